@@ -1,0 +1,117 @@
+"""beamish: an OTP-style runtime that keeps teams of LLM agents alive and honest."""
+
+import contextlib
+
+from beamish._clock import SYSTEM_CLOCK, Clock, SystemClock
+from beamish._exceptions import (
+    ActorError,
+    ActorExited,
+    AlreadyPresent,
+    AlreadyStarted,
+    BeamishError,
+    CallTimeout,
+    ConfigError,
+    ConsultCycle,
+    ConsultDeadline,
+    ConsultError,
+    CorruptStore,
+    Divergence,
+    Fenced,
+    IsolationError,
+    MemoryGraphError,
+    ModelError,
+    ModelUnavailable,
+    NameTaken,
+    NotFound,
+    PricingError,
+    RateLimited,
+    Restarting,
+    RunError,
+    Running,
+    RunNotFound,
+    ScheduleError,
+    SimpleOneForOneError,
+    SpecError,
+    StartFailed,
+    StoreError,
+    StoreVersionError,
+    SupervisorError,
+    ToolError,
+)
+from beamish._exits import (
+    Crashed,
+    ExitReason,
+    Hung,
+    Killed,
+    Looping,
+    MemoryExceeded,
+    Normal,
+    OverBudget,
+    Shutdown,
+    exit_from_json,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SYSTEM_CLOCK",
+    "ActorError",
+    "ActorExited",
+    "AlreadyPresent",
+    "AlreadyStarted",
+    "BeamishError",
+    "CallTimeout",
+    "Clock",
+    "ConfigError",
+    "ConsultCycle",
+    "ConsultDeadline",
+    "ConsultError",
+    "CorruptStore",
+    "Crashed",
+    "Divergence",
+    "ExitReason",
+    "Fenced",
+    "Hung",
+    "IsolationError",
+    "Killed",
+    "Looping",
+    "MemoryExceeded",
+    "MemoryGraphError",
+    "ModelError",
+    "ModelUnavailable",
+    "NameTaken",
+    "Normal",
+    "NotFound",
+    "OverBudget",
+    "PricingError",
+    "RateLimited",
+    "Restarting",
+    "RunError",
+    "RunNotFound",
+    "Running",
+    "ScheduleError",
+    "Shutdown",
+    "SimpleOneForOneError",
+    "SpecError",
+    "StartFailed",
+    "StoreError",
+    "StoreVersionError",
+    "SupervisorError",
+    "SystemClock",
+    "ToolError",
+    "__version__",
+    "exit_from_json",
+]
+
+
+def _claim_public_module() -> None:
+    """Exported classes and functions report ``beamish`` as their module (as httpx does)."""
+    namespace = globals()
+    for name in __all__:
+        obj = namespace[name]
+        if isinstance(obj, type) or callable(obj):
+            with contextlib.suppress(AttributeError, TypeError):
+                obj.__module__ = "beamish"
+
+
+_claim_public_module()

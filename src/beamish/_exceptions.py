@@ -1,0 +1,200 @@
+"""Every error beamish raises, under one root.
+
+The tree::
+
+    BeamishError
+    ├── SpecError (ValueError)            a ChildSpec / SupervisorSpec / AgentSpec / config value is invalid
+    │   └── ConfigError                   a config file is invalid (names file, key path, expectation)
+    ├── ActorError
+    │   ├── ActorExited                   the actor is dead (or died while a call was pending)
+    │   ├── CallTimeout (TimeoutError)    no reply within the call's timeout
+    │   └── NameTaken                     a registered name is already in use
+    ├── SupervisorError                   OTP's supervisor error tuples, as exceptions
+    │   ├── AlreadyPresent                a spec with this id exists (child not running)
+    │   ├── AlreadyStarted                a child with this id is running
+    │   ├── Running                       the child is running (delete/restart refused)
+    │   ├── Restarting                    the child is being restarted
+    │   ├── NotFound                      no child with this id
+    │   ├── SimpleOneForOneError          a call simple_one_for_one supervisors refuse
+    │   └── StartFailed                   a child's start failed (carries the child id and cause)
+    ├── IsolationError                    a process child could not be started or spoke garbage
+    ├── StoreError                        the journal store failed (driver errors translated here)
+    │   ├── StoreVersionError             the store was written by a newer beamish
+    │   ├── CorruptStore                  the file is not a beamish store or is damaged
+    │   └── Fenced                        a write carried a stale lease epoch; nothing was written
+    ├── RunError
+    │   ├── RunNotFound                   no such run
+    │   └── Divergence                    a replayed request differs from the journal (informational)
+    ├── ToolError                         a tool failed or is not allowed (the model sees the text)
+    ├── ConsultError
+    │   ├── ConsultCycle                  the consult chain would revisit an agent (A→B→A)
+    │   └── ConsultDeadline (TimeoutError) no answer before the deadline
+    ├── ModelError                        a model provider failed
+    │   ├── RateLimited                   HTTP 429: back-pressure, carries retry_after_s
+    │   └── ModelUnavailable              5xx / timeouts after bounded retries
+    ├── PricingError                      a model has no known price and none is configured
+    ├── ScheduleError                     a cron expression, zone or policy is invalid
+    └── MemoryGraphError                  the knowledge-graph memory refused an operation
+
+Control flow that must not be swallowed by ``except Exception`` derives from ``BaseException``
+(see :class:`StopActor`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BeamishError(Exception):
+    """Root of every error beamish raises."""
+
+
+class SpecError(BeamishError, ValueError):
+    """A spec is invalid; the message names the key and the bad value."""
+
+
+class ConfigError(SpecError):
+    """A config file is invalid; the message names the file, the key path and what was expected."""
+
+
+class ActorError(BeamishError):
+    """An actor could not serve a request."""
+
+
+class ActorExited(ActorError):
+    """The actor is not alive: its exit reason is in ``reason``."""
+
+    def __init__(self, reason: Any, name: str | None = None) -> None:
+        self.reason = reason
+        self.name = name
+        who = f"actor {name!r}" if name else "actor"
+        super().__init__(f"{who} exited: {reason!r}")
+
+
+class CallTimeout(ActorError, TimeoutError):
+    """A call got no reply within its timeout."""
+
+
+class NameTaken(ActorError):
+    """A registered name is already used by a live actor."""
+
+
+class SupervisorError(BeamishError):
+    """A supervisor refused a request (OTP's ``{error, Reason}``)."""
+
+
+class AlreadyPresent(SupervisorError):
+    """A child spec with this id exists, but the child is not running."""
+
+
+class AlreadyStarted(SupervisorError):
+    """A child with this id is already running."""
+
+
+class Running(SupervisorError):
+    """The child is running, so it cannot be deleted or restarted."""
+
+
+class Restarting(SupervisorError):
+    """The child is being restarted."""
+
+
+class NotFound(SupervisorError):
+    """No child with this id."""
+
+
+class SimpleOneForOneError(SupervisorError):
+    """A call that simple_one_for_one supervisors refuse (OTP: ``{error, simple_one_for_one}``)."""
+
+
+class StartFailed(SupervisorError):
+    """A child failed to start; ``child_id`` names it and ``__cause__`` says why."""
+
+    def __init__(self, child_id: Any, reason: Any) -> None:
+        self.child_id = child_id
+        self.reason = reason
+        super().__init__(f"child {child_id!r} failed to start: {reason!r}")
+
+
+class IsolationError(BeamishError):
+    """A process-isolated child could not be started or broke the wire protocol."""
+
+
+class StoreError(BeamishError):
+    """The journal store failed."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer beamish; it is left untouched."""
+
+
+class CorruptStore(StoreError):
+    """The file is not a beamish store, or it is damaged; it is left untouched."""
+
+
+class Fenced(StoreError):
+    """A write carried a stale lease epoch; nothing was written."""
+
+
+class RunError(BeamishError):
+    """A run could not be found or continued."""
+
+
+class RunNotFound(RunError):
+    """No run with this id."""
+
+
+class Divergence(RunError):
+    """A replayed request differs from the one recorded at that step."""
+
+
+class ToolError(BeamishError):
+    """A tool failed, or the agent is not allowed to call it. The model sees the message."""
+
+
+class ConsultError(BeamishError):
+    """A consult between agents failed."""
+
+
+class ConsultCycle(ConsultError):
+    """The consult chain would visit an agent already on it."""
+
+
+class ConsultDeadline(ConsultError, TimeoutError):
+    """The consulted agent did not answer before the deadline."""
+
+
+class ModelError(BeamishError):
+    """A model provider failed."""
+
+
+class RateLimited(ModelError):
+    """The provider said 429: back-pressure, not a crash."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class ModelUnavailable(ModelError):
+    """5xx or timeouts persisted past the retry bound."""
+
+
+class PricingError(BeamishError):
+    """A model has no known price and none is configured: fail closed."""
+
+
+class ScheduleError(BeamishError, ValueError):
+    """A schedule's cron expression, time zone or policy is invalid."""
+
+
+class MemoryGraphError(BeamishError):
+    """The knowledge-graph memory refused an operation."""
+
+
+class StopActor(BaseException):
+    """Control flow: unwinds an actor's callback when it is being stopped. Never caught by agent code."""
+
+    def __init__(self, reason: Any) -> None:
+        self.reason = reason
+        super().__init__(reason)
