@@ -1,0 +1,233 @@
+"""Load ``beamish.toml``: parse, validate, resolve paths and tools, check cross-references.
+
+Everything that can be known from the file is checked here, before anything starts, so a bad
+config starts nothing. Every problem is reported at once, each line naming the file, the key path
+and what was expected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
+from pydantic import ValidationError
+
+from beamish._exceptions import ConfigError
+from beamish.company._errors import describe
+from beamish.company._schema import AgentSection, ConfigFile
+
+#: Tools every agent may name without an import path.
+BUILTIN_TOOLS = frozenset({"memory", "consult"})
+MODEL_PROVIDERS = ("anthropic", "openai", "scripted")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """One agent, resolved: its tools imported, its scripted model file made absolute."""
+
+    name: str
+    section: AgentSection
+    model: str
+    tools: tuple[Any, ...]
+    group: str | None
+
+
+@dataclass(frozen=True)
+class CompanyConfig:
+    """A validated company: what :func:`load_config` returns and the tree builder consumes."""
+
+    path: Path
+    file: ConfigFile
+    store_url: str
+    memory_file: Path
+    agents: dict[str, AgentConfig] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def group_of(self, agent: str) -> str | None:
+        return self.agents[agent].group
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> CompanyConfig:
+    """Read and validate a company config; raise :class:`ConfigError` listing every problem.
+
+    ``overrides`` replaces top-level tables after parsing (the demo points the store and memory
+    file into a temporary folder this way).
+    """
+    source = Path(path).expanduser().resolve()
+    shown = str(path)
+    try:
+        raw_text = source.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{shown}: cannot read the file ({exc})") from exc
+    try:
+        data = tomllib.loads(raw_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{shown}: invalid TOML: {exc}") from exc
+    return load_config_data(data, source, shown=shown, overrides=overrides)
+
+
+def load_config_data(
+    data: dict[str, Any],
+    source: Path,
+    *,
+    shown: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> CompanyConfig:
+    """Validate already-parsed TOML ``data`` as if read from ``source`` (paths resolve beside it)."""
+    shown = shown or str(source)
+    if overrides:
+        data = {**data}
+        for key, table in overrides.items():
+            data[key] = {**data.get(key, {}), **table}
+    try:
+        file = ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        _fail(shown, describe(exc, ConfigFile))
+    problems: list[tuple[str, str]] = []
+    base = source.parent
+    store_url = _store_url(file.store.url, base, problems)
+    memory_file = _path(file.memory.file, base)
+    groups = _group_membership(file, problems)
+    agents: dict[str, AgentConfig] = {}
+    for name, section in file.agents.items():
+        _check_agent(name, section, file, problems)
+        model = _model(name, section.model, base, problems)
+        tools = tuple(_tool(name, i, t, file, base, problems) for i, t in enumerate(section.tools))
+        agents[name] = AgentConfig(name, section, model, tools, groups.get(name))
+    _check_zone("company.timezone", file.company.timezone, problems)
+    if file.budget.timezone is not None:
+        _check_zone("budget.timezone", file.budget.timezone, problems)
+    if file.telemetry.otel and importlib.util.find_spec("opentelemetry.sdk") is None:
+        problems.append(("telemetry.otel", "needs the 'otel' extra: pip install 'beamish[otel]'"))
+    if file.telemetry.sentry_dsn and importlib.util.find_spec("sentry_sdk") is None:
+        problems.append(("telemetry.sentry_dsn", "needs the 'sentry' extra: pip install 'beamish[sentry]'"))
+    if problems:
+        _fail(shown, problems)
+    return CompanyConfig(source, file, store_url, memory_file, agents)
+
+
+def _fail(shown: str, problems: list[tuple[str, str]]) -> NoReturn:
+    lines = [f"{shown}: {where}: {what}" for where, what in problems]
+    raise ConfigError("\n".join(lines))
+
+
+def _path(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _store_url(url: str, base: Path, problems: list[tuple[str, str]]) -> str:
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + str(_path(url.removeprefix("sqlite:///"), base))
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    problems.append(("store.url", f"expected sqlite:///PATH or postgresql://…, got {url!r}"))
+    return url
+
+
+def _group_membership(file: ConfigFile, problems: list[tuple[str, str]]) -> dict[str, str]:
+    member: dict[str, str] = {}
+    for group, section in file.tree.groups.items():
+        if group in file.agents:
+            problems.append((f"tree.groups.{group}", "a group cannot have the name of an agent"))
+        if not section.agents:
+            problems.append((f"tree.groups.{group}.agents", "expected at least one agent"))
+        for i, agent in enumerate(section.agents):
+            where = f"tree.groups.{group}.agents[{i}]"
+            if agent not in file.agents:
+                problems.append((where, f"unknown agent {agent!r} (agents: {', '.join(file.agents)})"))
+            elif agent in member:
+                problems.append((where, f"agent {agent!r} is already in group {member[agent]!r}"))
+            else:
+                member[agent] = group
+    return member
+
+
+def _check_agent(name: str, section: AgentSection, file: ConfigFile, problems: list[tuple[str, str]]) -> None:
+    where = f"agents.{name}"
+    if not _NAME.match(name):
+        problems.append((where, "expected a lowercase name (a-z, 0-9, _ or -, starting with a letter)"))
+    if not section.instructions.strip():
+        problems.append((f"{where}.instructions", "expected non-empty instructions"))
+    if section.budget.timezone is not None:
+        _check_zone(f"{where}.budget.timezone", section.budget.timezone, problems)
+    seen: set[str] = set()
+    for i, sched in enumerate(section.schedules):
+        at = f"{where}.schedules[{i}]"
+        if not croniter.is_valid(sched.cron):
+            problems.append((f"{at}.cron", f"expected a cron expression (5 fields), got {sched.cron!r}"))
+        _check_zone(f"{at}.tz", sched.tz, problems)
+        sid = sched.id or f"{name}-{i}"
+        if sid in seen:
+            problems.append((f"{at}.id", f"duplicate schedule id {sid!r}"))
+        seen.add(sid)
+    if "consult" in section.tools and len(file.agents) < 2:
+        problems.append((f"{where}.tools", "'consult' needs at least one other agent"))
+
+
+def _check_zone(where: str, zone: str, problems: list[tuple[str, str]]) -> None:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append((where, f"expected an IANA time zone such as 'UTC' or 'Europe/Lisbon', got {zone!r}"))
+
+
+def _model(agent: str, model: str, base: Path, problems: list[tuple[str, str]]) -> str:
+    where = f"agents.{agent}.model"
+    provider, sep, rest = model.partition(":")
+    if not sep or provider not in MODEL_PROVIDERS or not rest:
+        expected = "expected 'anthropic:MODEL', 'openai:MODEL' or 'scripted:FILE'"
+        problems.append((where, f"{expected}, got {model!r}"))
+        return model
+    if provider == "scripted":
+        script = _path(rest, base)
+        if not script.is_file():
+            problems.append((where, f"scripted model file not found: {script}"))
+        return f"scripted:{script}"
+    return model
+
+
+def _tool(
+    agent: str, index: int, ref: str, file: ConfigFile, base: Path, problems: list[tuple[str, str]]
+) -> Any:
+    where = f"agents.{agent}.tools[{index}]"
+    if ref in BUILTIN_TOOLS:
+        if ref == "memory" and not file.memory.enabled:
+            problems.append((where, "'memory' needs [memory] enabled = true"))
+        return ref
+    module_name, sep, attr = ref.partition(":")
+    if not sep:
+        module_name, _, attr = ref.rpartition(".")
+    if not module_name or not attr:
+        expected = "expected 'memory', 'consult' or an import path 'module:function'"
+        problems.append((where, f"{expected}, got {ref!r}"))
+        return ref
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        problems.append((where, f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"))
+        return ref
+    obj = getattr(module, attr, None)
+    if obj is None:
+        problems.append((where, f"module {module_name!r} has no attribute {attr!r}"))
+        return ref
+    if not callable(obj):
+        problems.append((where, f"{ref!r} is not a tool (not callable)"))
+    return obj

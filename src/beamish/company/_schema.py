@@ -1,0 +1,162 @@
+"""The shape of ``beamish.toml``: one pydantic model per table, unknown keys refused.
+
+The schema states defaults once, here. Values that need the file's location (paths, import paths of
+tools) or the whole file (group membership, consult targets) are checked by the loader after this
+layer has validated types and ranges.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+RestartType = Literal["permanent", "transient", "temporary"]
+Isolation = Literal["task", "process"]
+ReasonAction = Literal["restart", "pause", "stop", "escalate"]
+Misfire = Literal["skip", "once", "all"]
+
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+
+
+class _Table(BaseModel):
+    """Every table refuses keys it does not know: a typo must not silently mean "default"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CompanySection(_Table):
+    name: str = "company"
+    timezone: str = "UTC"
+
+
+class StoreSection(_Table):
+    """Where the journal lives: ``sqlite:///path`` (relative to the config file) or ``postgresql://…``."""
+
+    url: str = "sqlite:///beamish.db"
+
+
+class MemorySection(_Table):
+    """The shared knowledge-graph memory server, a supervised child of the node."""
+
+    enabled: bool = True
+    file: str = "memory.jsonl"
+    transport: Literal["http", "stdio"] = "http"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+
+
+class BudgetSection(_Table):
+    """Spending caps in USD; ``None`` means no cap for that window."""
+
+    per_run_usd: NonNegative | None = None
+    per_day_usd: NonNegative | None = None
+    per_month_usd: NonNegative | None = None
+    total_usd: NonNegative | None = None
+    timezone: str | None = None
+
+
+class WatchdogSection(_Table):
+    hang_after_s: Positive = 120.0
+    max_steps: Annotated[int, Field(ge=1)] = 50
+    max_wall_s: Positive | None = None
+    first_chunk_s: Positive | None = None
+    next_chunk_s: Positive | None = None
+
+
+class PolicySection(_Table):
+    """What to do per exit reason (DESIGN §4): the defaults are the documented escalation."""
+
+    on_crash: ReasonAction = "restart"
+    on_hang: ReasonAction = "restart"
+    on_loop: ReasonAction = "pause"
+    on_budget: ReasonAction = "pause"
+
+
+class BackoffSection(_Table):
+    min_s: NonNegative = 0.5
+    max_s: NonNegative = 30.0
+    jitter: Annotated[float, Field(ge=0, le=1)] = 0.2
+    reset_after_s: NonNegative = 60.0
+
+
+class ScheduleSection(_Table):
+    """A cron schedule that submits ``task`` to the agent; each fire is exactly one run."""
+
+    id: str | None = None
+    cron: str
+    task: str
+    tz: str = "UTC"
+    misfire: Misfire = "once"
+    grace_s: NonNegative = 3600.0
+    jitter_s: NonNegative = 0.0
+
+
+class PriceSection(_Table):
+    """A price for a model genai-prices does not know (USD per million tokens)."""
+
+    input_per_mtok: NonNegative
+    output_per_mtok: NonNegative
+
+
+class AgentSection(_Table):
+    instructions: str
+    model: str
+    tools: list[str] = Field(default_factory=list)
+    isolation: Isolation = "process"
+    restart: RestartType = "permanent"
+    max_memory_mb: Positive | None = None
+    max_tokens: Annotated[int, Field(ge=1)] = 1024
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    watchdog: WatchdogSection = Field(default_factory=WatchdogSection)
+    policy: PolicySection = Field(default_factory=PolicySection)
+    backoff: BackoffSection | None = None
+    schedules: list[ScheduleSection] = Field(default_factory=list)
+    price: PriceSection | None = None
+
+
+class GroupSection(_Table):
+    """A supervisor over some agents, e.g. finance as ``rest_for_one`` (the CFO first)."""
+
+    strategy: Strategy = "one_for_one"
+    agents: list[str]
+    intensity: Annotated[int, Field(ge=0)] = 3
+    period: Positive = 5.0
+
+
+class TreeSection(_Table):
+    """The root supervisor and its groups; agents in no group hang directly off the root."""
+
+    strategy: Strategy = "one_for_one"
+    intensity: Annotated[int, Field(ge=0)] = 10
+    period: Positive = 10.0
+    groups: dict[str, GroupSection] = Field(default_factory=dict)
+
+
+class TelemetrySection(_Table):
+    otel: bool = False
+    service_name: str = "beamish"
+    capture_content: bool = False
+    sentry_dsn: str | None = None
+    sentry_environment: str | None = None
+
+
+class DashboardSection(_Table):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8765
+    token_env: str = "BEAMISH_DASHBOARD_TOKEN"
+
+
+class ConfigFile(_Table):
+    """The whole file, as written (before paths are resolved and cross-references checked)."""
+
+    company: CompanySection = Field(default_factory=CompanySection)
+    store: StoreSection = Field(default_factory=StoreSection)
+    memory: MemorySection = Field(default_factory=MemorySection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    tree: TreeSection = Field(default_factory=TreeSection)
+    agents: dict[str, AgentSection]
+    telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
+    dashboard: DashboardSection = Field(default_factory=DashboardSection)

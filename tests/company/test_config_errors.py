@@ -1,0 +1,220 @@
+# ruff: noqa: E501  (exact messages are the point of this table; they are kept whole)
+"""A bad config starts nothing and says exactly what is wrong: file, key path, expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from beamish import ConfigError
+from beamish.company import load_config, load_config_data
+
+pytestmark = pytest.mark.timeout(20)
+
+GOOD_AGENT = {"instructions": "Run the company.", "model": "anthropic:claude-sonnet-4-5"}
+
+
+def config(**tables: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"agents": {"ceo": dict(GOOD_AGENT), "cfo": dict(GOOD_AGENT)}}
+    for key, value in tables.items():
+        data[key] = value
+    return data
+
+
+def agent(**fields: Any) -> dict[str, Any]:
+    return {"agents": {"ceo": {**GOOD_AGENT, **fields}, "cfo": dict(GOOD_AGENT)}}
+
+
+BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
+    ("no agents table", {}, "agents: required key is missing"),
+    (
+        "an agent without a model",
+        {"agents": {"ceo": {"instructions": "x"}}},
+        "agents.ceo.model: required key is missing",
+    ),
+    (
+        "an unknown top-level table",
+        {**config(), "stores": {}},
+        "stores: unknown key (expected one of: company, store, memory, budget, tree, agents, telemetry, dashboard)",
+    ),
+    (
+        "a typo in a budget key",
+        agent(budget={"per_dya_usd": 3}),
+        "agents.ceo.budget.per_dya_usd: unknown key (expected one of: per_run_usd, per_day_usd, per_month_usd, "
+        "total_usd, timezone)",
+    ),
+    (
+        "a negative budget",
+        agent(budget={"per_day_usd": -1}),
+        "agents.ceo.budget.per_day_usd: expected a number ≥ 0, got -1",
+    ),
+    (
+        "a budget given as text",
+        agent(budget={"per_run_usd": "lots"}),
+        "agents.ceo.budget.per_run_usd: expected a number, got 'lots'",
+    ),
+    (
+        "an unknown isolation",
+        agent(isolation="thread"),
+        "agents.ceo.isolation: expected one of 'task' or 'process', got 'thread'",
+    ),
+    (
+        "an unknown restart type",
+        agent(restart="always"),
+        "agents.ceo.restart: expected one of 'permanent', 'transient' or 'temporary', got 'always'",
+    ),
+    (
+        "an unknown per-reason action",
+        agent(policy={"on_loop": "retry"}),
+        "agents.ceo.policy.on_loop: expected one of 'restart', 'pause', 'stop' or 'escalate', got 'retry'",
+    ),
+    (
+        "a zero hang timeout",
+        agent(watchdog={"hang_after_s": 0}),
+        "agents.ceo.watchdog.hang_after_s: expected a number > 0, got 0",
+    ),
+    ("tools given as a string", agent(tools="memory"), "agents.ceo.tools: expected a list, got 'memory'"),
+    (
+        "a model without a provider",
+        agent(model="gpt-4o"),
+        "agents.ceo.model: expected 'anthropic:MODEL', 'openai:MODEL' or 'scripted:FILE', got 'gpt-4o'",
+    ),
+    (
+        "an unknown model provider",
+        agent(model="gemini:pro"),
+        "agents.ceo.model: expected 'anthropic:MODEL', 'openai:MODEL' or 'scripted:FILE', got 'gemini:pro'",
+    ),
+    (
+        "a bad cron expression",
+        agent(schedules=[{"cron": "every day", "task": "t"}]),
+        "agents.ceo.schedules[0].cron: expected a cron expression (5 fields), got 'every day'",
+    ),
+    (
+        "a schedule without a task",
+        agent(schedules=[{"cron": "0 14 * * *"}]),
+        "agents.ceo.schedules[0].task: required key is missing",
+    ),
+    (
+        "an unknown time zone",
+        agent(schedules=[{"cron": "0 14 * * *", "task": "t", "tz": "Mars/Olympus"}]),
+        "agents.ceo.schedules[0].tz: expected an IANA time zone such as 'UTC' or 'Europe/Lisbon', got 'Mars/Olympus'",
+    ),
+    (
+        "an unknown misfire policy",
+        agent(schedules=[{"cron": "0 14 * * *", "task": "t", "misfire": "twice"}]),
+        "agents.ceo.schedules[0].misfire: expected one of 'skip', 'once' or 'all', got 'twice'",
+    ),
+    (
+        "an unknown group strategy",
+        config(tree={"groups": {"finance": {"agents": ["cfo"], "strategy": "rest_for_two"}}}),
+        "tree.groups.finance.strategy: expected one of 'one_for_one', 'one_for_all' or 'rest_for_one', got 'rest_for_two'",
+    ),
+    (
+        "a group naming an unknown agent",
+        config(tree={"groups": {"finance": {"agents": ["cfo", "accountant"]}}}),
+        "tree.groups.finance.agents[1]: unknown agent 'accountant' (agents: ceo, cfo)",
+    ),
+    (
+        "an agent in two groups",
+        config(tree={"groups": {"finance": {"agents": ["cfo"]}, "ops": {"agents": ["cfo"]}}}),
+        "tree.groups.ops.agents[0]: agent 'cfo' is already in group 'finance'",
+    ),
+    (
+        "a group named like an agent",
+        config(tree={"groups": {"cfo": {"agents": ["ceo"]}}}),
+        "tree.groups.cfo: a group cannot have the name of an agent",
+    ),
+    (
+        "a store that is neither SQLite nor PostgreSQL",
+        config(store={"url": "mysql://db"}),
+        "store.url: expected sqlite:///PATH or postgresql://…, got 'mysql://db'",
+    ),
+    (
+        "a tool module that does not exist",
+        agent(tools=["no_such_module_xyz:post"]),
+        "agents.ceo.tools[0]: cannot import module 'no_such_module_xyz': ModuleNotFoundError: No module named "
+        "'no_such_module_xyz'",
+    ),
+    (
+        "a tool function that does not exist",
+        agent(tools=["json:no_such_function"]),
+        "agents.ceo.tools[0]: module 'json' has no attribute 'no_such_function'",
+    ),
+    (
+        "a tool that is not callable",
+        agent(tools=["json:__doc__"]),
+        "agents.ceo.tools[0]: 'json:__doc__' is not a tool (not callable)",
+    ),
+    (
+        "a bare tool name that is not built in",
+        agent(tools=["twitter"]),
+        "agents.ceo.tools[0]: expected 'memory', 'consult' or an import path 'module:function', got 'twitter'",
+    ),
+    (
+        "the memory tool with memory off",
+        {**agent(tools=["memory"]), "memory": {"enabled": False}},
+        "agents.ceo.tools[0]: 'memory' needs [memory] enabled = true",
+    ),
+    (
+        "an agent name with capitals",
+        {"agents": {"CEO": GOOD_AGENT, "cfo": GOOD_AGENT}},
+        "agents.CEO: expected a lowercase name (a-z, 0-9, _ or -, starting with a letter)",
+    ),
+    (
+        "a port out of range",
+        config(dashboard={"port": 70000}),
+        "dashboard.port: expected a number ≤ 65535, got 70000",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "message"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_each_bad_config_is_refused_with_its_exact_message(
+    case: str, data: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "beamish.toml"
+    with pytest.raises(ConfigError) as info:
+        load_config_data(data, source, shown="beamish.toml")
+    assert str(info.value) == f"beamish.toml: {message}"
+
+
+def test_a_scripted_model_file_that_does_not_exist_is_named_with_its_resolved_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_data(
+            agent(model="scripted:models/ceo.jsonl"), tmp_path / "beamish.toml", shown="beamish.toml"
+        )
+    assert (
+        str(info.value)
+        == f"beamish.toml: agents.ceo.model: scripted model file not found: {tmp_path}/models/ceo.jsonl"
+    )
+
+
+def test_every_problem_is_reported_at_once_one_line_each(tmp_path: Path) -> None:
+    data = config(store={"url": "mysql://db"}, tree={"groups": {"finance": {"agents": ["nobody"]}}})
+    with pytest.raises(ConfigError) as info:
+        load_config_data(data, tmp_path / "beamish.toml", shown="beamish.toml")
+    assert str(info.value).splitlines() == [
+        "beamish.toml: store.url: expected sqlite:///PATH or postgresql://…, got 'mysql://db'",
+        "beamish.toml: tree.groups.finance.agents[0]: unknown agent 'nobody' (agents: ceo, cfo)",
+    ]
+
+
+def test_invalid_toml_names_the_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "beamish.toml"
+    path.write_text('[agents.ceo]\ninstructions = "unterminated\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: invalid TOML: ")
+    assert "line 2" in str(info.value)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nowhere\.toml: no such file$"):
+        load_config(tmp_path / "nowhere.toml")
+
+
+def test_a_config_error_is_a_spec_error_and_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        load_config_data({}, tmp_path / "beamish.toml")
