@@ -1,0 +1,61 @@
+"""Secrets never leave the node: API keys, bearer tokens and password-like fields are masked.
+
+Applied to everything telemetry exports (span attributes, Sentry events) and to what the CLI and
+dashboard show. Two nets: known secret shapes (``sk-…``, ``Bearer …``, ``AKIA…``) and the values of
+secret-named environment variables currently set, so a key of an unknown shape is caught too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "[redacted]"
+
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|authorization|password|passwd|secret|token|dsn|cookie|credential)", re.I
+)
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"sk-(?:ant-)?[A-Za-z0-9_\-]{16,}"), MASK),  # Anthropic / OpenAI style keys
+    (re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-~+/]{8,}=*"), "Bearer " + MASK),
+    (re.compile(r"AKIA[0-9A-Z]{16}"), MASK),
+    (re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"), MASK),
+    (re.compile(r"xox[abpr]-[A-Za-z0-9-]{10,}"), MASK),
+    (re.compile(r"(?i)\b(api[_-]?key|password|secret|token)(\s*[=:]\s*)([^\s&,;\"'\[]{4,})"), r"\1\2" + MASK),
+    (re.compile(r"(?i)(https?://[^:/\s@]+:)([^@/\s]+)(@)"), r"\1" + MASK + r"\3"),  # credentials in URLs
+]
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|DSN)$")
+
+
+def _env_secrets() -> list[str]:
+    """Values of secret-named environment variables (long enough not to mask ordinary words)."""
+    return sorted(
+        (v for k, v in os.environ.items() if _SECRET_ENV.search(k.upper()) and len(v) >= 8),
+        key=len,
+        reverse=True,
+    )
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret-looking part replaced by ``[redacted]``."""
+    for value in _env_secrets():
+        text = text.replace(value, MASK)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` (str, mapping, list, scalar) with secrets masked, secret-named keys too."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
