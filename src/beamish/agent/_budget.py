@@ -1,0 +1,543 @@
+"""Budgets that pause instead of crash: caps, windows, reservations and the keeper that enforces them.
+
+Before each model call the keeper *reserves* the call's worst case against every cap that applies
+(the run, the agent's day / month / total, the company's), atomically, inside one ledger
+transaction; after the call it *settles* the reservation to the real cost. So twenty concurrent runs
+of one agent can never spend past a cap together: the twenty-first reservation that would not fit
+is refused before any money is spent. A refused reservation pauses (the run for a per-run cap, the
+agent or the whole company otherwise) with an :class:`~beamish.OverBudget` reason and an event; it
+never crashes, so a supervisor sees no restart loop. A pause ends by ``resume``, by a raised cap, or
+when its window rolls over in the budget's time zone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from beamish._clock import Clock
+from beamish._events import Event
+from beamish._exceptions import SpecError
+from beamish._exits import OverBudget
+from beamish.agent._pricing import ModelRates, nano_to_usd, usd_to_nano
+
+COMPANY = "*"  #: the ledger's name for the company-wide scope
+LIMITS = ("per_run_usd", "per_day_usd", "per_month_usd", "total_usd")
+
+Emit = Callable[[Event], None]
+
+
+# -- the ledger: where spend, reservations and pauses live ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """One cap's slice of the ledger: ``agent`` (None: every agent), ``run_id`` (None: every run),
+    ``[start, end)`` epoch seconds (None: unbounded), and the ``cap`` in nano-USD."""
+
+    agent: str | None
+    run_id: str | None
+    start: float | None
+    end: float | None
+    cap: int
+    limit: str
+    warn_at: float
+
+    def holds(self, agent: str, run_id: str, at: float) -> bool:
+        return (
+            (self.agent is None or self.agent == agent)
+            and (self.run_id is None or self.run_id == run_id)
+            and (self.start is None or at >= self.start)
+            and (self.end is None or at < self.end)
+        )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Money held for a model call in flight; it stops counting at ``expires_at`` (a crashed holder
+    cannot block a budget forever)."""
+
+    id: str
+    agent: str
+    run_id: str
+    amount: int
+    at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Money spent: one settled model call. ``id`` is unique, so settling twice charges once."""
+
+    id: str
+    agent: str
+    run_id: str
+    amount: int
+    at: float
+
+
+@dataclass(frozen=True)
+class PauseRecord:
+    """Why ``subject`` (an agent, ``"*"`` for the company, or ``"run:<id>"``) is paused.
+
+    ``cause`` is ``budget`` or ``loop``; ``reason`` the exit reason as JSON. A budget pause keeps the
+    ``limit``, the ``cap`` it hit and when its window ends, so it can lift itself.
+    """
+
+    subject: str
+    cause: str
+    reason: dict[str, Any]
+    limit: str = ""
+    cap: int | None = None
+    window_end: float | None = None
+    agent: str | None = None
+    at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "subject": self.subject,
+            "cause": self.cause,
+            "reason": self.reason,
+            "limit": self.limit,
+            "cap": self.cap,
+            "window_end": self.window_end,
+            "agent": self.agent,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PauseRecord:
+        if data.get("v") != 1:
+            raise ValueError(f"unsupported pause record version {data.get('v')!r}")
+        fields = {k: v for k, v in data.items() if k != "v"}
+        return cls(**fields)
+
+
+class LedgerTx(Protocol):
+    """What the keeper does inside one atomic ledger transaction."""
+
+    async def held(self, window: Window, now: float) -> int:
+        """Live (unexpired) reservations in ``window``, nano-USD."""
+        ...
+
+    async def spent(self, window: Window) -> int: ...
+    async def add_reservation(self, reservation: Reservation) -> None: ...
+    async def settle(self, reservation_id: str, spend: Spend) -> None: ...
+    async def release(self, reservation_id: str) -> None: ...
+    async def get_pause(self, subject: str) -> PauseRecord | None: ...
+    async def set_pause(self, record: PauseRecord) -> None: ...
+    async def clear_pause(self, subject: str) -> None: ...
+
+
+class Ledger(Protocol):
+    """Spend, reservations and pauses, changed only inside :meth:`transaction` (serialised)."""
+
+    def transaction(self) -> Any:
+        """An async context manager yielding a :class:`LedgerTx`; all or nothing."""
+        ...
+
+
+class MemoryLedger:
+    """The ledger in this process's memory: for tests, the benchmark, and nodes without a store.
+
+    Transactions are serialised by one lock; window sums are cached and kept current on each
+    settle, so a check costs a dictionary lookup however long the history.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._spends: list[Spend] = []
+        self._spend_ids: set[str] = set()
+        self._reservations: dict[str, Reservation] = {}
+        self._pauses: dict[str, PauseRecord] = {}
+        self._sums: dict[tuple[str | None, str | None, float | None, float | None], int] = {}
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_MemoryTx]:
+        async with self._lock:
+            yield _MemoryTx(self)
+
+
+class _MemoryTx:
+    def __init__(self, ledger: MemoryLedger) -> None:
+        self._l = ledger
+
+    async def held(self, window: Window, now: float) -> int:
+        return sum(
+            r.amount
+            for r in self._l._reservations.values()
+            if r.expires_at > now and window.holds(r.agent, r.run_id, r.at)
+        )
+
+    async def spent(self, window: Window) -> int:
+        key = (window.agent, window.run_id, window.start, window.end)
+        total = self._l._sums.get(key)
+        if total is None:
+            total = sum(s.amount for s in self._l._spends if window.holds(s.agent, s.run_id, s.at))
+            if len(self._l._sums) > 256:
+                self._l._sums.clear()
+            self._l._sums[key] = total
+        return total
+
+    async def add_reservation(self, reservation: Reservation) -> None:
+        self._l._reservations[reservation.id] = reservation
+
+    async def settle(self, reservation_id: str, spend: Spend) -> None:
+        self._l._reservations.pop(reservation_id, None)
+        if spend.id in self._l._spend_ids:
+            return
+        self._l._spend_ids.add(spend.id)
+        self._l._spends.append(spend)
+        for key in self._l._sums:
+            agent, run_id, start, end = key
+            if Window(agent, run_id, start, end, 0, "", 1.0).holds(spend.agent, spend.run_id, spend.at):
+                self._l._sums[key] += spend.amount
+
+    async def release(self, reservation_id: str) -> None:
+        self._l._reservations.pop(reservation_id, None)
+
+    async def get_pause(self, subject: str) -> PauseRecord | None:
+        return self._l._pauses.get(subject)
+
+    async def set_pause(self, record: PauseRecord) -> None:
+        self._l._pauses[record.subject] = record
+
+    async def clear_pause(self, subject: str) -> None:
+        self._l._pauses.pop(subject, None)
+
+
+def _check_cap(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(f"Budget {name} must be an amount in USD or None, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise SpecError(f"Budget {name} must be > 0 (None for no cap), got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Spending caps in USD; ``None`` means no cap. ``per_day_usd`` and ``per_month_usd`` windows start
+    at midnight in ``tz``; an event warns once a window passes ``warn_at`` of its cap."""
+
+    per_run_usd: float | None = None
+    per_day_usd: float | None = None
+    per_month_usd: float | None = None
+    total_usd: float | None = None
+    tz: str = "UTC"
+    warn_at: float = 0.8
+
+    def __post_init__(self) -> None:
+        for name in LIMITS:
+            object.__setattr__(self, name, _check_cap(name, getattr(self, name)))
+        if not isinstance(self.tz, str):
+            raise SpecError(f"Budget tz must be an IANA zone name such as 'Europe/Paris', got {self.tz!r}")
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SpecError(f"Budget tz {self.tz!r} is not a known IANA time zone") from exc
+        warn = self.warn_at
+        if isinstance(warn, bool) or not isinstance(warn, int | float) or not 0 < warn <= 1:
+            raise SpecError(f"Budget warn_at must be a fraction in (0, 1], got {warn!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "budget") -> Budget:
+        """Build from config, naming any unknown key."""
+        known = {*LIMITS, "tz", "warn_at"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"{where}: unknown key {unknown[0]!r}; expected one of {sorted(known)}")
+        return cls(**dict(data))
+
+    def caps(self) -> dict[str, int]:
+        """The caps that are set, in nano-dollars."""
+        return {name: usd_to_nano(v) for name in LIMITS if (v := getattr(self, name)) is not None}
+
+
+def window_bounds(limit: str, tz: str, at: float) -> tuple[float | None, float | None]:
+    """The ``[start, end)`` epoch seconds of the ``limit``'s window holding ``at`` (None: unbounded).
+
+    Days and months begin at local midnight in ``tz``, so a 23- or 25-hour DST day is one window.
+    """
+    if limit not in ("per_day_usd", "per_month_usd"):
+        return None, None
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(at, zone)
+    if limit == "per_day_usd":
+        start = datetime(local.year, local.month, local.day, tzinfo=zone)
+        nxt = start.date() + timedelta(days=1)
+        end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    else:
+        start = datetime(local.year, local.month, 1, tzinfo=zone)
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        end = datetime(year, month, 1, tzinfo=zone)
+    return start.timestamp(), end.timestamp()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a reservation did not fit: which cap, of which scope, and the money involved (nano-USD)."""
+
+    scope: str  # "run", "agent" or "company"
+    subject: str
+    limit: str
+    cap: int
+    spent: int
+    needed: int
+    window_end: float | None
+
+    def reason(self) -> OverBudget:
+        return OverBudget(
+            limit=f"{self.scope}.{self.limit}", spent=nano_to_usd(self.spent), cap=nano_to_usd(self.cap)
+        )
+
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "limit": self.limit,
+            "cap_usd": nano_to_usd(self.cap),
+            "spent_usd": nano_to_usd(self.spent),
+            "needed_usd": nano_to_usd(self.needed),
+            "window_end": self.window_end,
+        }
+
+
+class BudgetExceeded(Exception):
+    """A reservation was refused; the keeper has already paused and emitted the event."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        super().__init__(f"{refusal.scope} {refusal.subject!r} is over its {refusal.limit} budget")
+
+
+class Paused(Exception):
+    """The agent (or the company) is paused: no model call may start."""
+
+    def __init__(self, record: PauseRecord) -> None:
+        self.record = record
+        super().__init__(f"{record.subject!r} is paused: {record.reason.get('kind')} ({record.limit})")
+
+
+@dataclass
+class BudgetKeeper:
+    """Enforces the agents' and the company's budgets over one ledger, on an injected clock.
+
+    ``emit`` receives every decision as an :class:`~beamish._events.Event` (``budget.warning``,
+    ``budget.exceeded``, ``agent.paused``, ``agent.resumed``, ``run.paused``).
+    """
+
+    ledger: Ledger
+    clock: Clock
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    company: Budget | None = None
+    emit: Emit = field(default=lambda event: None)
+    reservation_ttl_s: float = 900.0
+    #: how often a call blocked only by others' reservations re-checks (reservations held by other
+    #: processes settle without waking this one)
+    poll_s: float = 0.05
+    _warned: set[tuple[str, str, float | None]] = field(default_factory=set)
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def set_budget(self, agent: str, budget: Budget | None) -> None:
+        """Change an agent's caps (a raised cap lifts its budget pause at the next check)."""
+        if budget is None:
+            self.budgets.pop(agent, None)
+        else:
+            self.budgets[agent] = budget
+
+    # -- the windows that apply to one call ------------------------------------------------------
+
+    def _windows(self, agent: str, run_id: str, now: float) -> list[tuple[str, str, Window]]:
+        out: list[tuple[str, str, Window]] = []
+        for scope, subject, budget in (
+            ("agent", agent, self.budgets.get(agent)),
+            ("company", COMPANY, self.company),
+        ):
+            if budget is None:
+                continue
+            for limit, cap in budget.caps().items():
+                start, end = window_bounds(limit, budget.tz, now)
+                window = Window(
+                    agent=None if scope == "company" else agent,
+                    run_id=run_id if limit == "per_run_usd" else None,
+                    start=start,
+                    end=end,
+                    cap=cap,
+                    limit=limit,
+                    warn_at=budget.warn_at,
+                )
+                out.append(("run" if limit == "per_run_usd" else scope, subject, window))
+        return out
+
+    # -- pause state ----------------------------------------------------------------------------
+
+    async def _live_pause(self, tx: LedgerTx, subject: str, now: float) -> PauseRecord | None:
+        """The subject's pause if it still holds; lifts one whose window rolled over or cap rose."""
+        record = await tx.get_pause(subject)
+        if record is None or record.cause != "budget":
+            return record
+        rolled = record.window_end is not None and now >= record.window_end
+        budget = self.company if subject == COMPANY else self.budgets.get(subject.removeprefix("run:"))
+        if subject.startswith("run:"):
+            budget = self.budgets.get(record.agent or "")
+        cap_now = None if budget is None else budget.caps().get(record.limit)
+        raised = cap_now is None or (record.cap is not None and cap_now > record.cap)
+        if not (rolled or raised):
+            return record
+        await tx.clear_pause(subject)
+        why = "window rolled over" if rolled else "cap raised"
+        kind = "run.resumed" if subject.startswith("run:") else "agent.resumed"
+        self.emit(Event(kind, subject, {"cause": "budget", "why": why, "limit": record.limit}, at=now))
+        return None
+
+    async def paused(self, agent: str, run_id: str | None = None) -> PauseRecord | None:
+        """The pause that keeps ``agent`` (or its ``run_id``) from calling its model, if any."""
+        now = self.clock.time()
+        async with self.ledger.transaction() as tx:
+            for subject in (COMPANY, agent, *((f"run:{run_id}",) if run_id else ())):
+                record = await self._live_pause(tx, subject, now)
+                if record is not None:
+                    return record
+        return None
+
+    async def resume(self, subject: str) -> bool:
+        """Lift a pause (``agent``, ``"*"`` for the company, or ``"run:<id>"``); True if one was lifted."""
+        async with self.ledger.transaction() as tx:
+            record = await tx.get_pause(subject)
+            if record is None:
+                return False
+            await tx.clear_pause(subject)
+        kind = "run.resumed" if subject.startswith("run:") else "agent.resumed"
+        self.emit(Event(kind, subject, {"cause": record.cause, "why": "resumed"}, at=self.clock.time()))
+        return True
+
+    async def pause(self, record: PauseRecord) -> None:
+        """Record a pause (any cause: the loop detector pauses runs through here too)."""
+        async with self.ledger.transaction() as tx:
+            await tx.set_pause(record)
+
+    # -- reserve and settle ---------------------------------------------------------------------
+
+    async def reserve(self, agent: str, run_id: str, amount: int) -> Reservation:
+        """Hold ``amount`` nano-USD against every cap of ``agent`` and the company, or refuse.
+
+        When only other calls' reservations are in the way, waits for them to settle (bounded by
+        their expiry): they may well cost less than their worst case. When the money already
+        *spent* leaves no room, pauses and raises :class:`BudgetExceeded` (after emitting
+        ``budget.exceeded``). Raises :class:`Paused` when a pause holds.
+        """
+        while True:
+            outcome = await self._try_reserve(agent, run_id, amount)
+            if isinstance(outcome, Reservation):
+                return outcome
+            if outcome is not None:
+                raise BudgetExceeded(outcome)
+            self._settled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), self.poll_s)
+
+    async def _try_reserve(self, agent: str, run_id: str, amount: int) -> Reservation | Refusal | None:
+        """A reservation, a (hard) refusal after pausing, or None: wait for reservations to settle."""
+        now = self.clock.time()
+        refusal: Refusal | None = None
+        async with self.ledger.transaction() as tx:
+            for subject in (COMPANY, agent, f"run:{run_id}"):
+                record = await self._live_pause(tx, subject, now)
+                if record is not None:
+                    raise Paused(record)
+            blocked = False
+            for scope, subject, window in self._windows(agent, run_id, now):
+                spent = await tx.spent(window)
+                if spent + amount > window.cap:
+                    refusal = Refusal(scope, subject, window.limit, window.cap, spent, amount, window.end)
+                    break
+                if spent + await tx.held(window, now) + amount > window.cap:
+                    blocked = True
+            if refusal is None:
+                if blocked:
+                    return None
+                reservation = Reservation(
+                    uuid.uuid4().hex, agent, run_id, amount, now, now + self.reservation_ttl_s
+                )
+                await tx.add_reservation(reservation)
+                return reservation
+            pause_subject = {"run": f"run:{run_id}", "agent": agent, "company": COMPANY}[refusal.scope]
+            record = PauseRecord(
+                subject=pause_subject,
+                cause="budget",
+                reason=refusal.reason().to_json(),
+                limit=refusal.limit,
+                cap=refusal.cap,
+                window_end=refusal.window_end,
+                agent=agent,
+                at=now,
+            )
+            await tx.set_pause(record)
+        data = {**refusal.evidence(), "agent": agent, "run_id": run_id, "paused": pause_subject}
+        self.emit(Event("budget.exceeded", pause_subject, data, at=now))
+        kind = "run.paused" if refusal.scope == "run" else "agent.paused"
+        self.emit(Event(kind, pause_subject, data, at=now))
+        return refusal
+
+    async def settle(self, reservation: Reservation, cost: int, entry_id: str | None = None) -> None:
+        """Replace the reservation by the real ``cost``; warn once per window past ``warn_at``.
+
+        ``entry_id`` (e.g. ``run_id:seq``) makes settling idempotent: a step settled twice is
+        charged once.
+        """
+        now = self.clock.time()
+        spend = Spend(entry_id or reservation.id, reservation.agent, reservation.run_id, cost, now)
+        warnings: list[tuple[str, str, Window, int]] = []
+        async with self.ledger.transaction() as tx:
+            await tx.settle(reservation.id, spend)
+            self._settled.set()
+            for scope, subject, window in self._windows(reservation.agent, reservation.run_id, now):
+                key = (subject if scope != "run" else reservation.run_id, window.limit, window.start)
+                if key in self._warned:
+                    continue
+                spent = await tx.spent(window)
+                if spent >= window.cap * window.warn_at:
+                    self._warned.add(key)
+                    warnings.append((scope, subject, window, spent))
+        for scope, subject, window, spent in warnings:
+            data = {
+                "scope": scope,
+                "limit": window.limit,
+                "cap_usd": nano_to_usd(window.cap),
+                "spent_usd": nano_to_usd(spent),
+                "fraction": spent / window.cap,
+                "agent": reservation.agent,
+                "run_id": reservation.run_id,
+            }
+            self.emit(Event("budget.warning", subject, data, at=now))
+
+    async def release(self, reservation: Reservation) -> None:
+        """Drop a reservation whose call never happened (it failed before any usage)."""
+        async with self.ledger.transaction() as tx:
+            await tx.release(reservation.id)
+        self._settled.set()
+
+    async def spent_usd(
+        self, agent: str | None = None, run_id: str | None = None, limit: str = "total_usd"
+    ) -> float:
+        """What was spent (settled only) by ``agent`` (None: the company) in its current ``limit`` window."""
+        budget = (self.budgets.get(agent) if agent else self.company) or Budget()
+        start, end = window_bounds(limit, budget.tz, self.clock.time())
+        window = Window(agent=agent, run_id=run_id, start=start, end=end, cap=0, limit=limit, warn_at=1.0)
+        async with self.ledger.transaction() as tx:
+            return nano_to_usd(await tx.spent(window))
+
+
+def worst_case(rates: ModelRates, input_tokens: int, max_tokens: int) -> int:
+    """The reservation for one call, in nano-USD."""
+    return rates.worst_case_nano(input_tokens, max_tokens)
