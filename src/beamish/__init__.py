@@ -20,6 +20,8 @@ from beamish._exceptions import (
     IsolationError,
     MemoryGraphError,
     ModelError,
+    ModelServerError,
+    ModelTimeout,
     ModelUnavailable,
     NameTaken,
     NotFound,
@@ -37,6 +39,7 @@ from beamish._exceptions import (
     StoreVersionError,
     SupervisorError,
     ToolError,
+    UnknownOutcome,
 )
 from beamish._exits import (
     Crashed,
@@ -78,6 +81,8 @@ __all__ = [
     "MemoryExceeded",
     "MemoryGraphError",
     "ModelError",
+    "ModelServerError",
+    "ModelTimeout",
     "ModelUnavailable",
     "NameTaken",
     "Normal",
@@ -99,6 +104,7 @@ __all__ = [
     "SupervisorError",
     "SystemClock",
     "ToolError",
+    "UnknownOutcome",
     "__version__",
     "exit_from_json",
 ]

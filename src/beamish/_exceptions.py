@@ -24,13 +24,16 @@ The tree::
     │   └── Fenced                        a write carried a stale lease epoch; nothing was written
     ├── RunError
     │   ├── RunNotFound                   no such run
-    │   └── Divergence                    a replayed request differs from the journal (informational)
+    │   ├── Divergence                    a replayed request differs from the journal (informational)
+    │   └── UnknownOutcome                a once tool's effect may or may not have happened: needs attention
     ├── ToolError                         a tool failed or is not allowed (the model sees the text)
     ├── ConsultError
     │   ├── ConsultCycle                  the consult chain would revisit an agent (A→B→A)
     │   └── ConsultDeadline (TimeoutError) no answer before the deadline
     ├── ModelError                        a model provider failed
     │   ├── RateLimited                   HTTP 429: back-pressure, carries retry_after_s
+    │   ├── ModelServerError              a 5xx or a dropped connection (retried with backoff)
+    │   ├── ModelTimeout (TimeoutError)   no answer, or a stream stalled past its chunk timeout (retried)
     │   └── ModelUnavailable              5xx / timeouts after bounded retries
     ├── PricingError                      a model has no known price and none is configured
     ├── ScheduleError                     a cron expression, zone or policy is invalid
@@ -148,6 +151,13 @@ class Divergence(RunError):
     """A replayed request differs from the one recorded at that step."""
 
 
+class UnknownOutcome(RunError):
+    """A ``once`` tool recorded its intent but not its outcome, and nothing could settle it.
+
+    The run is parked as ``needs_attention``: running the tool again could do the effect twice.
+    """
+
+
 class ToolError(BeamishError):
     """A tool failed, or the agent is not allowed to call it. The model sees the message."""
 
@@ -174,6 +184,18 @@ class RateLimited(ModelError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+
+class ModelServerError(ModelError):
+    """The provider answered 5xx or dropped the connection; ``status`` is the HTTP status if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ModelTimeout(ModelError, TimeoutError):
+    """The provider did not answer in time, or its stream stalled before the first or next chunk."""
 
 
 class ModelUnavailable(ModelError):

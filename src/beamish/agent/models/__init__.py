@@ -1,0 +1,1 @@
+"""Model adapters behind one small protocol: anthropic, openai (and compatible servers), scripted."""

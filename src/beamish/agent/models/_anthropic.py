@@ -1,0 +1,225 @@
+"""``anthropic:<model>``: Claude through the official ``anthropic`` SDK's Messages API, with tool use.
+
+The SDK's own retries are off (``max_retries=0``): retries belong to :mod:`._retry`, which knows a
+429 from an outage. ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` are honoured by the SDK itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beamish._clock import SYSTEM_CLOCK, Clock
+from beamish._exceptions import ModelError, SpecError
+from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
+from beamish.agent.models._errors import translate_sdk_error, translate_transport_error
+from beamish.agent.models._protocol import (
+    DEFAULT_FIRST_CHUNK_TIMEOUT_S,
+    DEFAULT_NEXT_CHUNK_TIMEOUT_S,
+    ChunkCallback,
+    guard_stream,
+)
+
+
+def to_anthropic_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Provider-neutral turns → Messages API turns; consecutive tool results share one user turn."""
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        if msg.role == "user":
+            out.append({"role": "user", "content": msg.text})
+        elif msg.role == "assistant":
+            blocks: list[dict[str, Any]] = []
+            if msg.text:
+                blocks.append({"type": "text", "text": msg.text})
+            for call in msg.tool_calls:
+                blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
+            out.append({"role": "assistant", "content": blocks or [{"type": "text", "text": ""}]})
+        else:
+            block = {
+                "type": "tool_result",
+                "tool_use_id": msg.tool_call_id,
+                "content": msg.text,
+                "is_error": msg.is_error,
+            }
+            last = out[-1] if out else None
+            if last and last["role"] == "user" and isinstance(last["content"], list):
+                last["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+    return out
+
+
+def _usage(data: Any) -> Usage:
+    return Usage(
+        input_tokens=int(getattr(data, "input_tokens", 0) or 0),
+        output_tokens=int(getattr(data, "output_tokens", 0) or 0),
+        cache_read_tokens=int(getattr(data, "cache_read_input_tokens", 0) or 0),
+        cache_write_tokens=int(getattr(data, "cache_creation_input_tokens", 0) or 0),
+    )
+
+
+class AnthropicModel:
+    """A Claude model. ``stream=True`` (the default) makes every chunk a watchdog heartbeat."""
+
+    provider = "anthropic"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        stream: bool = True,
+        request_timeout_s: float = 600.0,
+        first_chunk_timeout_s: float | None = DEFAULT_FIRST_CHUNK_TIMEOUT_S,
+        next_chunk_timeout_s: float | None = DEFAULT_NEXT_CHUNK_TIMEOUT_S,
+        clock: Clock = SYSTEM_CLOCK,
+        client: Any = None,
+    ) -> None:
+        if not model:
+            raise SpecError("anthropic model name is empty (expected e.g. 'anthropic:claude-sonnet-4-5')")
+        self.model = model
+        self.name = f"anthropic:{model}"
+        self.stream = stream
+        self.first_chunk_timeout_s = first_chunk_timeout_s
+        self.next_chunk_timeout_s = next_chunk_timeout_s
+        self._clock = clock
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout = request_timeout_s
+        self._client = client
+
+    def _sdk(self) -> Any:
+        try:
+            import anthropic
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelError(
+                "the 'anthropic' extra is not installed: pip install 'beamish[anthropic]'"
+            ) from exc
+        return anthropic
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            sdk = self._sdk()
+            self._client = sdk.AsyncAnthropic(
+                api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout
+            )
+        return self._client
+
+    def _params(self, request: ModelRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "messages": to_anthropic_messages(request.messages),
+        }
+        if request.system:
+            params["system"] = request.system
+        if request.tools:
+            params["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
+            ]
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        return params
+
+    async def complete(
+        self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
+    ) -> ModelResponse:
+        sdk = self._sdk()
+        client = self._get_client()
+        params = self._params(request)
+        try:
+            if not self.stream:
+                message = await client.messages.create(**params)
+                if on_chunk is not None:
+                    on_chunk()
+                return self._from_message(message)
+            return await self._complete_streaming(client, params, on_chunk)
+        except ModelError:
+            raise
+        except sdk.APIError as exc:
+            raise translate_sdk_error(exc, sdk, self.name) from exc
+        except Exception as exc:
+            mapped = translate_transport_error(exc, self.name)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def _from_message(self, message: Any) -> ModelResponse:
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for block in message.content:
+            if block.type == "text":
+                texts.append(block.text)
+            elif block.type == "tool_use":
+                if isinstance(block.input, dict):
+                    calls.append(ToolCall(id=block.id, name=block.name, arguments=dict(block.input)))
+                else:
+                    calls.append(
+                        ToolCall(
+                            id=block.id, name=block.name, arguments_error="tool input is not a JSON object"
+                        )
+                    )
+        return ModelResponse(
+            text="".join(texts),
+            tool_calls=tuple(calls),
+            usage=_usage(message.usage),
+            stop_reason=str(message.stop_reason or "end_turn"),
+            model=self.name,
+        )
+
+    async def _complete_streaming(
+        self, client: Any, params: dict[str, Any], on_chunk: ChunkCallback | None
+    ) -> ModelResponse:
+        stream = await client.messages.create(**params, stream=True)
+        texts: list[str] = []
+        blocks: dict[int, dict[str, Any]] = {}
+        usage = Usage()
+        stop_reason = "end_turn"
+        try:
+            async for event in guard_stream(
+                stream,
+                first_chunk_timeout_s=self.first_chunk_timeout_s,
+                next_chunk_timeout_s=self.next_chunk_timeout_s,
+                on_chunk=on_chunk,
+                clock=self._clock,
+                what=f"{self.name} stream",
+            ):
+                kind = event.type
+                if kind == "message_start":
+                    usage = _usage(event.message.usage)
+                elif kind == "content_block_start":
+                    block = event.content_block
+                    if block.type == "tool_use":
+                        blocks[event.index] = {"id": block.id, "name": block.name, "json": []}
+                    elif block.type == "text" and block.text:
+                        texts.append(block.text)
+                elif kind == "content_block_delta":
+                    delta = event.delta
+                    if delta.type == "text_delta":
+                        texts.append(delta.text)
+                    elif delta.type == "input_json_delta" and event.index in blocks:
+                        blocks[event.index]["json"].append(delta.partial_json)
+                elif kind == "message_delta":
+                    if event.delta.stop_reason:
+                        stop_reason = str(event.delta.stop_reason)
+                    late = _usage(event.usage)
+                    usage = Usage(
+                        input_tokens=late.input_tokens or usage.input_tokens,
+                        output_tokens=late.output_tokens or usage.output_tokens,
+                        cache_read_tokens=late.cache_read_tokens or usage.cache_read_tokens,
+                        cache_write_tokens=late.cache_write_tokens or usage.cache_write_tokens,
+                    )
+        finally:
+            await stream.close()
+        calls = tuple(
+            ToolCall.parse(b["id"], b["name"], "".join(b["json"])) for _, b in sorted(blocks.items())
+        )
+        return ModelResponse(
+            text="".join(texts), tool_calls=calls, usage=usage, stop_reason=stop_reason, model=self.name
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -1,0 +1,221 @@
+"""``scripted:<file>``: a deterministic model that plays a file of responses.
+
+For tests and the offline demo — it is named "scripted" wherever it shows (its ``name``, its
+responses' ``model``), so nobody mistakes its answers for a real model's.
+
+The answer to a request is chosen by the request alone, never by how many calls this process made:
+turn ``n`` (the number of assistant turns already in the conversation) plays ``turns[n]`` of the
+script whose ``when`` occurs in the task (the first user message), or of the script without ``when``.
+So a restarted agent that replays six calls from its journal gets turn seven live, as it should.
+
+A turn may list ``faults`` that fire, in order, on its first attempts in this process, before the
+response is given: ``{"fault": "rate_limit", "retry_after_s": 2}``, ``{"fault": "server_error",
+"status": 500}``, ``{"fault": "timeout"}``, ``{"fault": "hang"}`` (no first chunk, ever) and
+``{"fault": "stall"}`` (some chunks, then silence). A tool call with ``raw_arguments`` instead of
+``arguments`` sends that text verbatim: a malformed tool call. ``{task}`` in a text is the task.
+
+File formats, by suffix: ``.json`` (a list of turns, ``{"turns": [...]}`` or
+``{"scripts": [{"when": ..., "turns": [...]}, ...]}``), ``.jsonl`` (one turn per line) and
+``.toml`` (``[[turns]]`` or ``[[scripts]]`` with ``[[scripts.turns]]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tomllib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beamish._clock import SYSTEM_CLOCK, Clock
+from beamish._exceptions import ModelError, ModelServerError, ModelTimeout, RateLimited, SpecError
+from beamish.agent._messages import ModelRequest, ModelResponse, ToolCall, Usage
+from beamish.agent.models._protocol import ChunkCallback, guard_stream
+
+_FAULTS = frozenset({"rate_limit", "server_error", "timeout", "hang", "stall"})
+_TURN_KEYS = frozenset({"text", "tool_calls", "usage", "faults", "stop_reason", "delay_s"})
+_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class _Turn:
+    text: str
+    tool_calls: tuple[dict[str, Any], ...]
+    usage: dict[str, int] | None
+    faults: tuple[dict[str, Any], ...]
+    stop_reason: str | None
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class _Script:
+    when: str | None
+    turns: tuple[_Turn, ...] = field(default_factory=tuple)
+
+
+def _turn(data: Any, where: str) -> _Turn:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: a turn must be a table/object, got {type(data).__name__}")
+    unknown = set(data) - _TURN_KEYS
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TURN_KEYS)}")
+    calls = data.get("tool_calls", [])
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict) or "name" not in call:
+            raise SpecError(f"{where}.tool_calls[{i}]: needs a 'name'")
+    faults = data.get("faults", [])
+    for i, fault in enumerate(faults):
+        if not isinstance(fault, dict) or fault.get("fault") not in _FAULTS:
+            raise SpecError(f"{where}.faults[{i}]: 'fault' must be one of {sorted(_FAULTS)}, got {fault!r}")
+    return _Turn(
+        text=str(data.get("text", "")),
+        tool_calls=tuple(calls),
+        usage=data.get("usage"),
+        faults=tuple(faults),
+        stop_reason=data.get("stop_reason"),
+        delay_s=float(data.get("delay_s", 0.0)),
+    )
+
+
+def load_script(path: str | Path) -> tuple[_Script, ...]:
+    """Read and validate a script file; a bad file is a ``SpecError`` naming the file and the key."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"scripted model: cannot read {p}: {exc.strerror}") from exc
+    try:
+        if p.suffix == ".jsonl":
+            data: Any = {"turns": [json.loads(line) for line in text.splitlines() if line.strip()]}
+        elif p.suffix == ".json":
+            data = json.loads(text)
+        elif p.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise SpecError(f"scripted model: {p} must end in .json, .jsonl or .toml")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"scripted model: {p} is not valid {p.suffix[1:]}: {exc}") from exc
+    if isinstance(data, list):
+        data = {"turns": data}
+    if not isinstance(data, dict) or not ({"turns", "scripts"} & set(data)):
+        raise SpecError(f"scripted model: {p} needs 'turns' or 'scripts'")
+    raw = data["scripts"] if "scripts" in data else [{"turns": data["turns"]}]
+    scripts = []
+    for i, s in enumerate(raw):
+        where = f"{p}: scripts[{i}]" if "scripts" in data else f"{p}"
+        turns = tuple(_turn(t, f"{where}.turns[{j}]") for j, t in enumerate(s.get("turns", [])))
+        if not turns:
+            raise SpecError(f"{where}: has no turns")
+        scripts.append(_Script(when=s.get("when"), turns=turns))
+    return tuple(scripts)
+
+
+class ScriptedModel:
+    """Plays a script file; see the module docstring for the format. Deterministic by construction."""
+
+    provider = "scripted"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        first_chunk_timeout_s: float | None = None,
+        next_chunk_timeout_s: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.path = Path(path)
+        self.model = str(path)
+        self.name = f"scripted:{path}"
+        self.scripts = load_script(self.path)
+        self.first_chunk_timeout_s = first_chunk_timeout_s
+        self.next_chunk_timeout_s = next_chunk_timeout_s
+        self._clock = clock
+        self._attempts: dict[tuple[int, int], int] = {}
+        #: Calls answered by this instance (faults included): what a test counts as "made live".
+        self.calls = 0
+
+    def _script_for(self, task: str) -> int:
+        lowered = task.lower()
+        for i, script in enumerate(self.scripts):
+            if script.when is not None and script.when.lower() in lowered:
+                return i
+        for i, script in enumerate(self.scripts):
+            if script.when is None:
+                return i
+        raise ModelError(f"{self.name}: no script matches the task {task[:80]!r} and none is the default")
+
+    async def complete(
+        self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
+    ) -> ModelResponse:
+        self.calls += 1
+        task = next((m.text for m in request.messages if m.role == "user"), "")
+        index = self._script_for(task)
+        script = self.scripts[index]
+        n = request.turn
+        if n >= len(script.turns):
+            raise ModelError(f"{self.name}: the script has {len(script.turns)} turns; turn {n} was asked for")
+        turn = script.turns[n]
+        attempt = self._attempts.get((index, n), 0)
+        self._attempts[(index, n)] = attempt + 1
+        fault = turn.faults[attempt] if attempt < len(turn.faults) else None
+        if fault is not None:
+            kind = fault["fault"]
+            if kind == "rate_limit":
+                raise RateLimited(f"{self.name}: scripted 429", retry_after_s=fault.get("retry_after_s"))
+            if kind == "server_error":
+                status = int(fault.get("status", 500))
+                raise ModelServerError(f"{self.name}: scripted {status}", status=status)
+            if kind == "timeout":
+                raise ModelTimeout(f"{self.name}: scripted timeout")
+        text = turn.text.replace("{task}", task)
+        if turn.delay_s:
+            await self._clock.sleep(turn.delay_s)
+        pieces: list[str] = []
+        async for piece in guard_stream(
+            self._chunks(text, fault["fault"] if fault else None),
+            first_chunk_timeout_s=self.first_chunk_timeout_s,
+            next_chunk_timeout_s=self.next_chunk_timeout_s,
+            on_chunk=on_chunk,
+            clock=self._clock,
+            what=f"{self.name} stream",
+        ):
+            pieces.append(piece)
+        calls = tuple(self._call(n, i, c) for i, c in enumerate(turn.tool_calls))
+        return ModelResponse(
+            text="".join(pieces),
+            tool_calls=calls,
+            usage=self._usage(request, text, turn),
+            stop_reason=turn.stop_reason or ("tool_use" if calls else "end_turn"),
+            model=self.name,
+        )
+
+    async def _chunks(self, text: str, fault: str | None) -> AsyncIterator[str]:
+        if fault == "hang":
+            await asyncio.Event().wait()
+        parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+        for i, part in enumerate(parts):
+            if fault == "stall" and i == max(1, len(parts) // 2):
+                await asyncio.Event().wait()
+            yield part
+        if fault == "stall" and len(parts) == 1:
+            await asyncio.Event().wait()
+
+    @staticmethod
+    def _call(turn: int, i: int, spec: dict[str, Any]) -> ToolCall:
+        call_id = str(spec.get("id") or f"call_{turn}_{i}")
+        if "raw_arguments" in spec:
+            return ToolCall.parse(call_id, str(spec["name"]), str(spec["raw_arguments"]))
+        return ToolCall(id=call_id, name=str(spec["name"]), arguments=dict(spec.get("arguments", {})))
+
+    @staticmethod
+    def _usage(request: ModelRequest, text: str, turn: _Turn) -> Usage:
+        if turn.usage is not None:
+            return Usage.from_json(turn.usage)
+        prompt = len(json.dumps(request.to_json()))
+        produced = len(text) + sum(len(json.dumps(c)) for c in turn.tool_calls)
+        return Usage(input_tokens=max(1, prompt // 4), output_tokens=max(1, produced // 4))
+
+    async def aclose(self) -> None:
+        return None
