@@ -1,0 +1,129 @@
+# ruff: noqa: E501, RUF001  (an embedded HTML/JS document, not Python)
+"""The dashboard page: one self-contained HTML document (no external assets, works offline)."""
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>beamish</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d1d1f; background: #fafafa; }
+  h1 { font-size: 1.3rem; margin: 0 0 1rem; }
+  h2 { font-size: 1rem; margin: 1.2rem 0 .4rem; }
+  main { display: grid; grid-template-columns: minmax(22rem, 1fr) minmax(22rem, 1fr); gap: 1.5rem; }
+  ul.tree, ul.tree ul { list-style: none; padding-left: 1.1rem; margin: 0; }
+  ul.tree { padding-left: 0; }
+  .node { padding: .15rem 0; }
+  .state { display: inline-block; min-width: 6.5rem; font-size: .8rem; padding: 0 .35rem; border-radius: 3px;
+           margin-right: .4rem; text-align: center; }
+  .running { background: #d9f2dd; } .restarting { background: #fff1c2; } .paused, .over_budget { background: #ffd9c2; }
+  .looping { background: #f7c8e0; } .stopped { background: #e4e4e4; }
+  .meta { color: #666; font-size: .85rem; margin-left: .4rem; }
+  table { border-collapse: collapse; width: 100%; }
+  td, th { text-align: left; padding: .2rem .5rem; border-bottom: 1px solid #e5e5e5; }
+  #events { max-height: 32rem; overflow: auto; font: 12px/1.4 ui-monospace, monospace; background: #fff;
+            border: 1px solid #e5e5e5; padding: .4rem; }
+  #events div { white-space: nowrap; }
+  button { cursor: pointer; }
+  #status { color: #666; font-size: .85rem; }
+</style>
+</head>
+<body>
+<h1>beamish <span id="status" data-testid="status">connecting…</span></h1>
+<main>
+  <section>
+    <h2>Supervision tree</h2>
+    <ul class="tree" id="tree" data-testid="tree"></ul>
+    <h2>Paused or looping agents</h2>
+    <table id="paused" data-testid="paused"><tbody></tbody></table>
+    <h2>Spend per agent</h2>
+    <table id="spend" data-testid="spend"><thead><tr><th>agent</th><th>spent</th><th>cap</th></tr></thead>
+    <tbody></tbody></table>
+  </section>
+  <section>
+    <h2>Live events</h2>
+    <div id="events" data-testid="events"></div>
+  </section>
+</main>
+<script>
+"use strict";
+const params = new URLSearchParams(location.search);
+const token = params.get("token");
+const q = token ? "?token=" + encodeURIComponent(token) : "";
+const headers = token ? {"Authorization": "Bearer " + token} : {};
+const HELD = new Set(["paused", "looping", "over_budget"]);
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else if (k.startsWith("data-")) e.setAttribute(k, v); else e[k] = v;
+  }
+  for (const k of kids) e.append(k);
+  return e;
+}
+function money(x) { return x === null || x === undefined ? "–" : "$" + Number(x).toFixed(4); }
+
+function renderNode(n) {
+  const meta = [];
+  if (n.strategy) meta.push(n.strategy);
+  if (n.restarts) meta.push(n.restarts + " restarts");
+  if (n.last_exit) meta.push("last exit: " + n.last_exit);
+  if (n.spent_usd !== null && n.spent_usd !== undefined) meta.push(money(n.spent_usd) + (n.cap_usd ? " / " + money(n.cap_usd) : ""));
+  if (n.next_schedule) meta.push("next: " + n.next_schedule);
+  const li = el("li", {"class": "node", "data-testid": "node-" + n.id, "data-state": n.state},
+    el("span", {"class": "state " + n.state}, n.state), el("b", {}, n.id), el("span", {"class": "meta"}, meta.join(" · ")));
+  if (n.children && n.children.length) {
+    const ul = el("ul", {});
+    for (const c of n.children) ul.append(renderNode(c));
+    li.append(ul);
+  }
+  return li;
+}
+
+function walk(n, out) { out.push(n); for (const c of n.children || []) walk(c, out); return out; }
+
+async function resume(agent) {
+  const r = await fetch("/api/agents/" + encodeURIComponent(agent) + "/resume" + q, {method: "POST", headers});
+  if (!r.ok) alert("resume failed: " + r.status);
+  await refresh();
+}
+
+async function refresh() {
+  const r = await fetch("/api/tree" + q, {headers});
+  if (!r.ok) { document.getElementById("status").textContent = "error " + r.status; return; }
+  const root = await r.json();
+  const tree = document.getElementById("tree");
+  tree.replaceChildren(renderNode(root));
+  const nodes = walk(root, []);
+  const paused = document.querySelector("#paused tbody");
+  paused.replaceChildren(...nodes.filter(n => HELD.has(n.state)).map(n =>
+    el("tr", {"data-testid": "held-" + n.id}, el("td", {}, n.id), el("td", {}, n.state),
+       el("td", {}, el("button", {"data-testid": "resume-" + n.id, onclick: () => resume(n.id)}, "resume")))));
+  const spend = document.querySelector("#spend tbody");
+  spend.replaceChildren(...nodes.filter(n => n.spent_usd !== null && n.spent_usd !== undefined).map(n =>
+    el("tr", {"data-testid": "spend-" + n.id}, el("td", {}, n.id), el("td", {}, money(n.spent_usd)), el("td", {}, money(n.cap_usd)))));
+}
+
+let pending = null;
+function soon() { if (!pending) pending = setTimeout(() => { pending = null; refresh(); }, 150); }
+
+const box = document.getElementById("events");
+const source = new EventSource("/api/events" + q);
+source.onopen = () => { document.getElementById("status").textContent = "live"; };
+source.onerror = () => { document.getElementById("status").textContent = "reconnecting…"; };
+source.addEventListener("beamish", (m) => {
+  const ev = JSON.parse(m.data);
+  const t = new Date(ev.at * 1000).toISOString().slice(11, 19);
+  const line = el("div", {"data-testid": "event", "data-kind": ev.kind}, t + "  " + ev.kind + "  " + ev.subject +
+    (ev.data && Object.keys(ev.data).length ? "  " + JSON.stringify(ev.data) : ""));
+  box.prepend(line);
+  while (box.childElementCount > 500) box.lastElementChild.remove();
+  soon();
+});
+refresh();
+setInterval(refresh, 5000);
+</script>
+</body>
+</html>
+"""
