@@ -1,0 +1,146 @@
+"""A watchdog thread for the node's own event loop: who blocked it, and where.
+
+Every actor of a node shares one asyncio loop, so one callback that calls ``time.sleep`` or spins on
+the CPU stalls them all — heartbeats, timeouts and supervisors included. The loop cannot see that
+about itself, so a thread watches: the loop stamps a tick every ``interval_s``; when the thread finds
+the stamp older than ``threshold_s`` it takes the loop thread's stack at that moment
+(``sys._current_frames``), finds the actor whose callback is on it, and reports a
+``node.loop_blocked`` :class:`~beamish._events.Event` with the actor's name, how long the loop had
+been blocked and the stack. The event is handed to the loop with ``call_soon_threadsafe`` (so
+consumers need no locks) and is delivered as soon as the loop runs again; a warning is logged from
+the thread at once, so a loop that never comes back is still visible. One report per stall.
+
+Cost: one tick callback every ``interval_s`` on the loop (≈1 µs) and a thread that sleeps between
+checks; the thread only holds the GIL for the check itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from beamish._events import Event
+
+log = logging.getLogger("beamish.runtime")
+
+
+def actor_on_stack(frame: FrameType | None, actor_type: type | None) -> str | None:
+    """The name of the innermost actor whose method is on the stack (``self`` an ``actor_type``)."""
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if candidate is not None and (
+            (actor_type is not None and isinstance(candidate, actor_type))
+            or (actor_type is None and hasattr(candidate, "handle_call"))
+        ):
+            return _name_of(candidate)
+        frame = frame.f_back
+    return None
+
+
+def _name_of(actor: Any) -> str:
+    for attr in ("name", "ref"):
+        value = getattr(actor, attr, None)
+        if isinstance(value, str):
+            return value
+        name = getattr(value, "name", None)
+        if isinstance(name, str):
+            return name
+    return type(actor).__qualname__
+
+
+class LoopWatchdog:
+    """Watches ``loop`` from a daemon thread; reports stalls longer than ``threshold_s`` to ``emit``."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        emit: Callable[[Event], None],
+        *,
+        threshold_s: float = 0.25,
+        subject: str = "node",
+        actor_type: type | None = None,
+    ) -> None:
+        if threshold_s <= 0:
+            raise ValueError(f"threshold_s must be > 0, got {threshold_s!r}")
+        self.loop = loop
+        self.emit = emit
+        self.threshold_s = threshold_s
+        self.interval_s = threshold_s / 4
+        self.subject = subject
+        self.actor_type = actor_type
+        self.reports = 0
+        self._last_tick = time.monotonic()
+        self._loop_thread: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Start watching; call from the loop's own thread."""
+        if self._thread is not None:
+            return
+        self._loop_thread = threading.get_ident()
+        self._last_tick = time.monotonic()
+        self._tick()
+        self._thread = threading.Thread(target=self._watch, name="beamish-loop-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and the ticks; idempotent."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self._thread = None
+
+    def _tick(self) -> None:
+        self._last_tick = time.monotonic()
+        if not self._stop.is_set():
+            self._timer = self.loop.call_later(self.interval_s, self._tick)
+
+    def _watch(self) -> None:
+        reported_for: float | None = None
+        while not self._stop.wait(self.interval_s):
+            last = self._last_tick
+            blocked_for = time.monotonic() - last
+            if blocked_for <= self.threshold_s or reported_for == last:
+                continue
+            reported_for = last
+            self._report(blocked_for)
+
+    def _report(self, blocked_for: float) -> None:
+        assert self._loop_thread is not None
+        frame = sys._current_frames().get(self._loop_thread)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
+        actor = actor_on_stack(frame, self.actor_type)
+        del frame
+        event = Event(
+            "node.loop_blocked",
+            self.subject,
+            {
+                "actor": actor,
+                "blocked_for_s": round(blocked_for, 3),
+                "threshold_s": self.threshold_s,
+                "stack": stack,
+            },
+        )
+        self.reports += 1
+        log.warning(
+            "the event loop of %s has been blocked for %.3fs by %s:\n%s",
+            self.subject,
+            blocked_for,
+            actor or "code outside any actor",
+            stack,
+        )
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self.loop.call_soon_threadsafe(self.emit, event)

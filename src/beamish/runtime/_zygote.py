@@ -1,0 +1,185 @@
+"""The zygote: a pre-warmed template process that forks process children on request.
+
+Why not a fresh interpreter per child: starting Python and importing beamish costs ~100 ms, and
+``multiprocessing``'s forkserver still pays ~30 ms per child for its own bootstrap. The zygote is
+started once per node (``python -m beamish.runtime._zygote``), imports beamish, the child host and
+the user's preload modules, freezes the heap (``gc.freeze``, so a child's collector never writes to —
+and so never copies — the template's pages), and then forks a child in well under a millisecond.
+Each actor module is imported in the zygote the first time a child needs it, so every *restart*
+forks from a template that already has it.
+
+It runs single-threaded (forking a threaded process is unsafe) and speaks the control protocol with
+the node over a ``SOCK_SEQPACKET`` socket, one JSON object per datagram:
+
+* node → zygote: ``{"t": "spawn", "id", "actor": "module:qualname", ...}`` with one file descriptor
+  attached (``SCM_RIGHTS``): the child's end of its own stream socket to the node;
+  ``{"t": "stop"}``.
+* zygote → node: ``{"t": "ready", "pid"}``, ``{"t": "spawned", "id", "pid"}``,
+  ``{"t": "failed", "error"}`` (a preload module could not be imported),
+  ``{"t": "spawn_failed", "id", "error"}`` (the module could not be imported; traceback text), and
+  ``{"t": "exited", "pid", "code" | "signal"}`` for every child it reaps — the node learns from it that
+  a child died of SIGKILL rather than by itself.
+
+No orphans: the zygote asks the kernel for SIGKILL when the node dies (``PR_SET_PDEATHSIG``) and exits
+when its control socket reaches EOF; each child does the same towards the zygote and watches its own
+socket to the node. Children therefore die with the node by any route, SIGKILL included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+from beamish.runtime._wire import decode_body, encode_body
+
+PR_SET_PDEATHSIG = 1
+_MAX_CONTROL = 1 << 20
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """Ask for SIGKILL when our parent dies; exit now if it already did (the race prctl cannot close)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != expected_parent:
+        os._exit(0)
+
+
+def resolve(path: str) -> Any:
+    """``"package.module:Outer.Inner"`` → the object, importing the module."""
+    module_name, _, qualname = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class _Zygote:
+    def __init__(self, ctl: socket.socket) -> None:
+        self.ctl = ctl
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        self.children: set[int] = set()
+        self.imported: set[str] = set()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.ctl.send(encode_body(message))
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.send({"t": "ready", "pid": os.getpid()})
+        while True:
+            readable, _, _ = select.select([self.ctl.fileno(), self.wake_r], [], [])
+            if self.wake_r in readable:
+                os.read(self.wake_r, 4096)
+                self.reap()
+            if self.ctl.fileno() in readable:
+                data, fds, _, _ = socket.recv_fds(self.ctl, _MAX_CONTROL, 4)
+                if not data:
+                    return  # the node is gone: exiting takes the children with us (PDEATHSIG)
+                message = decode_body(data)
+                if message["t"] == "stop":
+                    return
+                if message["t"] == "spawn":
+                    self.spawn(message, fds)
+                else:
+                    for fd in fds:
+                        os.close(fd)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            if os.WIFSIGNALED(status):
+                self.send({"t": "exited", "pid": pid, "signal": os.WTERMSIG(status)})
+            else:
+                self.send({"t": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def spawn(self, message: dict[str, Any], fds: list[int]) -> None:
+        request_id = message["id"]
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            self.send({"t": "spawn_failed", "id": request_id, "error": "spawn needs exactly one socket"})
+            return
+        module = str(message["actor"]).partition(":")[0]
+        if module not in self.imported:
+            try:
+                resolve(message["actor"])
+            except BaseException:
+                os.close(fds[0])
+                self.send({"t": "spawn_failed", "id": request_id, "error": traceback.format_exc()})
+                return
+            self.imported.add(module)
+            gc.collect()
+            gc.freeze()
+        pid = os.fork()
+        if pid == 0:
+            self.become_child(fds[0], message)
+        os.close(fds[0])
+        self.children.add(pid)
+        self.send({"t": "spawned", "id": request_id, "pid": pid})
+
+    def become_child(self, fd: int, message: dict[str, Any]) -> None:
+        """In the forked child: drop the zygote's state and run the child host; never returns."""
+        code = 70
+        try:
+            zygote_pid = os.getppid()
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self.ctl.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            die_with_parent(zygote_pid)
+            from beamish.runtime._process_child import run_child
+
+            code = run_child(fd, message)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: ``python -m beamish.runtime._zygote FD NODE_PID SYS_PATH_JSON PRELOAD_JSON``."""
+    fd, node_pid = int(argv[0]), int(argv[1])
+    die_with_parent(node_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides when children stop
+    sys.path[:] = json.loads(argv[2])
+    ctl = socket.socket(fileno=fd)
+    ctl.setblocking(True)
+    zygote = _Zygote(ctl)
+    try:
+        importlib.import_module("beamish.runtime._process_child")
+        for module in json.loads(argv[3]):
+            importlib.import_module(module)
+            zygote.imported.add(module)
+    except BaseException:
+        zygote.send({"t": "failed", "error": traceback.format_exc()})
+        return
+    gc.collect()
+    gc.freeze()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        zygote.serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,190 @@
+"""The node's side of the zygote: start it once, ask it for children, hear how they ended.
+
+One :class:`ZygoteClient` per node. It starts the zygote as a fresh interpreter once (the only
+interpreter start process isolation ever pays), then each :meth:`spawn` hands the zygote one end of a
+new stream socket and gets back the child's pid. The zygote also reports every child's exit status,
+which is how a SIGKILLed child is told apart from one that exited by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+
+from beamish._exceptions import IsolationError
+from beamish.runtime._wire import decode_body, encode_body
+
+_MAX_CONTROL = 1 << 20
+
+
+class ZygoteClient:
+    """Talks to one zygote process over a ``SOCK_SEQPACKET`` control socket."""
+
+    def __init__(self, preload: tuple[str, ...] = ()) -> None:
+        self.preload = preload
+        self.pid: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ctl: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ids = itertools.count(1)
+        self._ready: asyncio.Future[None] | None = None
+        self._spawning: dict[int, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._starting: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        return self._ctl is not None and not self._closed
+
+    async def ensure_started(self, timeout: float = 60.0) -> None:
+        """Start the zygote if it is not running; concurrent callers share one start."""
+        if self.running and self._ready is not None and self._ready.done() and not self._ready.exception():
+            return
+        if self._starting is None or self._starting.done():
+            if self._closed:
+                raise IsolationError("the zygote was closed")
+            self._starting = asyncio.ensure_future(self._start(timeout))
+        await asyncio.shield(self._starting)
+
+    async def _start(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [
+            sys.executable,
+            "-m",
+            "beamish.runtime._zygote",
+            str(theirs.fileno()),
+            str(os.getpid()),
+            json.dumps(sys.path),
+            json.dumps(list(self.preload)),
+        ]
+        try:
+            self._proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), start_new_session=True)
+        finally:
+            theirs.close()
+        self._ctl = ours
+        self._ready = loop.create_future()
+        loop.add_reader(ours.fileno(), self._on_readable)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except TimeoutError:
+            self.close()
+            raise IsolationError(f"the zygote did not start within {timeout}s") from None
+
+    def _on_readable(self) -> None:
+        assert self._ctl is not None
+        try:
+            data = self._ctl.recv(_MAX_CONTROL)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost("the zygote exited")
+            return
+        message = decode_body(data)
+        kind = message["t"]
+        if kind == "ready":
+            self.pid = int(message["pid"])
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        elif kind == "failed":
+            self._lost(f"the zygote could not preload its modules:\n{message['error']}")
+        elif kind == "spawned":
+            future = self._spawning.pop(int(message["id"]), None)
+            if future is not None and not future.done():
+                future.set_result(int(message["pid"]))
+        elif kind == "spawn_failed":
+            future = self._spawning.pop(int(message["id"]), None)
+            if future is not None and not future.done():
+                future.set_exception(
+                    IsolationError(f"the zygote could not start the child:\n{message['error']}")
+                )
+        elif kind == "exited":
+            self._exit_future(int(message["pid"])).set_result(message)
+
+    def _exit_future(self, pid: int) -> asyncio.Future[dict[str, Any]]:
+        future = self._exits.get(pid)
+        if future is None or future.done():
+            assert self._loop is not None
+            future = self._loop.create_future()
+            self._exits[pid] = future
+        return future
+
+    def _lost(self, why: str) -> None:
+        error = IsolationError(why)
+        self.close()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+        for spawning in self._spawning.values():
+            if not spawning.done():
+                spawning.set_exception(error)
+        self._spawning.clear()
+        for exiting in self._exits.values():
+            if not exiting.done():
+                exiting.set_result({"t": "exited", "unknown": why})
+
+    async def spawn(self, request: dict[str, Any], timeout: float = 30.0) -> tuple[int, socket.socket]:
+        """Fork a child from the zygote; returns its pid and the node's end of its socket."""
+        await self.ensure_started()
+        assert self._ctl is not None and self._loop is not None
+        request_id = next(self._ids)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._spawning[request_id] = future
+        try:
+            socket.send_fds(
+                self._ctl, [encode_body({**request, "t": "spawn", "id": request_id})], [theirs.fileno()]
+            )
+        except OSError as exc:
+            self._spawning.pop(request_id, None)
+            ours.close()
+            raise IsolationError(f"the zygote is not reachable: {exc}") from exc
+        finally:
+            theirs.close()
+        try:
+            pid = await asyncio.wait_for(future, timeout)
+        except BaseException:
+            ours.close()
+            raise
+        self._exit_future(pid)
+        return pid, ours
+
+    async def exit_status(self, pid: int, timeout: float = 2.0) -> dict[str, Any]:
+        """How child ``pid`` ended: ``{"code": n}``, ``{"signal": n}``, or ``{"unknown": why}``."""
+        future = self._exit_future(pid) if pid not in self._exits else self._exits[pid]
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            return {"unknown": f"no exit status for pid {pid} within {timeout}s"}
+        finally:
+            if future.done():
+                self._exits.pop(pid, None)
+
+    def close(self) -> None:
+        """Stop the zygote; its children die with it (they hold PR_SET_PDEATHSIG towards it)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._ctl is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(self._ctl.fileno())
+            with contextlib.suppress(OSError):
+                self._ctl.send(encode_body({"t": "stop"}))
+            self._ctl.close()
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
