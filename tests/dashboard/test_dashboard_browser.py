@@ -1,0 +1,89 @@
+"""The dashboard in a real headless Chromium: the tree renders, events arrive live, resume works."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from _dashboard_company import CompanySource
+
+from beamish._events import Event
+from beamish.dashboard import DashboardServer
+
+pytestmark = pytest.mark.timeout(60)
+
+CHROMIUM = os.environ.get("BEAMISH_CHROMIUM", "/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("BEAMISH_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{CHROMIUM} is required in CI (Debian package 'chromium') but absent")
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def test_the_tree_renders_events_appear_live_and_resume_works(browser: object) -> None:
+    from playwright.async_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    source = CompanySource()
+    async with DashboardServer(source, port=0) as server:
+        page = await browser.new_page()
+        await page.goto(server.url + "/")
+        await expect(page.get_by_test_id("status")).to_have_text("live")
+        # the tree, with the finance group and its paused CFO
+        await expect(page.get_by_test_id("node-finance")).to_contain_text("rest_for_one")
+        await expect(page.get_by_test_id("node-accountant")).to_contain_text("2 restarts")
+        await expect(page.get_by_test_id("node-cfo")).to_have_attribute("data-state", "paused")
+        await expect(page.get_by_test_id("spend-ceo")).to_contain_text("$0.1200")
+        # an event published now shows up without reloading
+        source.hub.publish(Event("child.exited", "accountant", {"reason": {"v": 1, "kind": "killed"}}))
+        await expect(page.locator('[data-testid="event"][data-kind="child.exited"]')).to_contain_text(
+            "accountant"
+        )
+        # resume the paused CFO from the page
+        await page.get_by_test_id("resume-cfo").click()
+        await expect(page.get_by_test_id("node-cfo")).to_have_attribute("data-state", "running")
+        await expect(page.get_by_test_id("held-cfo")).to_have_count(0)
+        await expect(page.locator('[data-testid="event"][data-kind="agent.resumed"]')).to_contain_text("cfo")
+        assert source.resumed == ["cfo"]
+
+
+async def test_with_a_token_the_page_works_when_opened_with_it_and_not_without(browser: object) -> None:
+    from playwright.async_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    source = CompanySource()
+    async with DashboardServer(source, port=0, token="tok-123456") as server:
+        page = await browser.new_page()
+        response = await page.goto(server.url + "/")
+        assert response is not None and response.status == 401
+        await page.goto(server.url + "/?token=tok-123456")
+        await expect(page.get_by_test_id("status")).to_have_text("live")
+        await expect(page.get_by_test_id("node-cfo")).to_be_visible()
+
+
+def test_a_non_loopback_bind_without_a_token_is_refused_before_any_browser_can_reach_it() -> None:
+    from beamish import SpecError
+
+    with pytest.raises(SpecError):
+        DashboardServer(CompanySource(), host="0.0.0.0", port=0)
