@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from beamish._clock import Clock
@@ -33,6 +34,7 @@ COMPANY = "*"  #: the ledger's name for the company-wide scope
 LIMITS = ("per_run_usd", "per_day_usd", "per_month_usd", "total_usd")
 
 Emit = Callable[[Event], None]
+T = TypeVar("T")
 
 
 # -- the ledger: where spend, reservations and pauses live ---------------------------------------
@@ -123,26 +125,30 @@ class PauseRecord:
 
 
 class LedgerTx(Protocol):
-    """What the keeper does inside one atomic ledger transaction."""
+    """What the keeper does inside one atomic ledger transaction (synchronous: the store runs the
+    whole unit of work on its worker thread, in one hop)."""
 
-    async def held(self, window: Window, now: float) -> int:
+    def held(self, window: Window, now: float) -> int:
         """Live (unexpired) reservations in ``window``, nano-USD."""
         ...
 
-    async def spent(self, window: Window) -> int: ...
-    async def add_reservation(self, reservation: Reservation) -> None: ...
-    async def settle(self, reservation_id: str, spend: Spend) -> None: ...
-    async def release(self, reservation_id: str) -> None: ...
-    async def get_pause(self, subject: str) -> PauseRecord | None: ...
-    async def set_pause(self, record: PauseRecord) -> None: ...
-    async def clear_pause(self, subject: str) -> None: ...
+    def spent(self, window: Window) -> int:
+        """Settled spend in ``window``, nano-USD."""
+        ...
+
+    def add_reservation(self, reservation: Reservation) -> None: ...
+    def settle(self, reservation_id: str, spend: Spend) -> None: ...
+    def release(self, reservation_id: str) -> None: ...
+    def get_pause(self, subject: str) -> PauseRecord | None: ...
+    def set_pause(self, record: PauseRecord) -> None: ...
+    def clear_pause(self, subject: str) -> None: ...
 
 
 class Ledger(Protocol):
-    """Spend, reservations and pauses, changed only inside :meth:`transaction` (serialised)."""
+    """Spend, reservations and pauses, changed only inside :meth:`run`: one serialised transaction."""
 
-    def transaction(self) -> Any:
-        """An async context manager yielding a :class:`LedgerTx`; all or nothing."""
+    async def run(self, fn: Callable[[LedgerTx], T]) -> T:
+        """Run ``fn(tx)`` atomically: every other transaction sees all of it or none."""
         ...
 
 
@@ -154,31 +160,31 @@ class MemoryLedger:
     """
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
         self._spends: list[Spend] = []
         self._spend_ids: set[str] = set()
         self._reservations: dict[str, Reservation] = {}
         self._pauses: dict[str, PauseRecord] = {}
         self._sums: dict[tuple[str | None, str | None, float | None, float | None], int] = {}
+        self._tx = _MemoryTx(self)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_MemoryTx]:
-        async with self._lock:
-            yield _MemoryTx(self)
+    async def run(self, fn: Callable[[LedgerTx], T]) -> T:
+        with self._lock:
+            return fn(self._tx)
 
 
 class _MemoryTx:
     def __init__(self, ledger: MemoryLedger) -> None:
         self._l = ledger
 
-    async def held(self, window: Window, now: float) -> int:
+    def held(self, window: Window, now: float) -> int:
         return sum(
             r.amount
             for r in self._l._reservations.values()
             if r.expires_at > now and window.holds(r.agent, r.run_id, r.at)
         )
 
-    async def spent(self, window: Window) -> int:
+    def spent(self, window: Window) -> int:
         key = (window.agent, window.run_id, window.start, window.end)
         total = self._l._sums.get(key)
         if total is None:
@@ -188,10 +194,10 @@ class _MemoryTx:
             self._l._sums[key] = total
         return total
 
-    async def add_reservation(self, reservation: Reservation) -> None:
+    def add_reservation(self, reservation: Reservation) -> None:
         self._l._reservations[reservation.id] = reservation
 
-    async def settle(self, reservation_id: str, spend: Spend) -> None:
+    def settle(self, reservation_id: str, spend: Spend) -> None:
         self._l._reservations.pop(reservation_id, None)
         if spend.id in self._l._spend_ids:
             return
@@ -202,16 +208,16 @@ class _MemoryTx:
             if Window(agent, run_id, start, end, 0, "", 1.0).holds(spend.agent, spend.run_id, spend.at):
                 self._l._sums[key] += spend.amount
 
-    async def release(self, reservation_id: str) -> None:
+    def release(self, reservation_id: str) -> None:
         self._l._reservations.pop(reservation_id, None)
 
-    async def get_pause(self, subject: str) -> PauseRecord | None:
+    def get_pause(self, subject: str) -> PauseRecord | None:
         return self._l._pauses.get(subject)
 
-    async def set_pause(self, record: PauseRecord) -> None:
+    def set_pause(self, record: PauseRecord) -> None:
         self._l._pauses[record.subject] = record
 
-    async def clear_pause(self, subject: str) -> None:
+    def clear_pause(self, subject: str) -> None:
         self._l._pauses.pop(subject, None)
 
 
@@ -381,50 +387,67 @@ class BudgetKeeper:
 
     # -- pause state ----------------------------------------------------------------------------
 
-    async def _live_pause(self, tx: LedgerTx, subject: str, now: float) -> PauseRecord | None:
+    def _live_pause(self, tx: LedgerTx, subject: str, now: float, out: list[Event]) -> PauseRecord | None:
         """The subject's pause if it still holds; lifts one whose window rolled over or cap rose."""
-        record = await tx.get_pause(subject)
+        record = tx.get_pause(subject)
         if record is None or record.cause != "budget":
             return record
         rolled = record.window_end is not None and now >= record.window_end
-        budget = self.company if subject == COMPANY else self.budgets.get(subject.removeprefix("run:"))
-        if subject.startswith("run:"):
-            budget = self.budgets.get(record.agent or "")
+        budget = self.company if subject == COMPANY else self.budgets.get(record.agent or subject)
         cap_now = None if budget is None else budget.caps().get(record.limit)
         raised = cap_now is None or (record.cap is not None and cap_now > record.cap)
         if not (rolled or raised):
             return record
-        await tx.clear_pause(subject)
+        tx.clear_pause(subject)
         why = "window rolled over" if rolled else "cap raised"
         kind = "run.resumed" if subject.startswith("run:") else "agent.resumed"
-        self.emit(Event(kind, subject, {"cause": "budget", "why": why, "limit": record.limit}, at=now))
+        out.append(Event(kind, subject, {"cause": "budget", "why": why, "limit": record.limit}, at=now))
         return None
+
+    def _emit_all(self, events: list[Event]) -> None:
+        for event in events:
+            self.emit(event)
 
     async def paused(self, agent: str, run_id: str | None = None) -> PauseRecord | None:
-        """The pause that keeps ``agent`` (or its ``run_id``) from calling its model, if any."""
+        """The pause that keeps ``agent`` (or its ``run_id``) from calling its model, if any.
+
+        Lifts budget pauses whose window rolled over or whose cap was raised, as it reads them.
+        """
         now = self.clock.time()
-        async with self.ledger.transaction() as tx:
-            for subject in (COMPANY, agent, *((f"run:{run_id}",) if run_id else ())):
-                record = await self._live_pause(tx, subject, now)
+        events: list[Event] = []
+        subjects = (COMPANY, agent, *((f"run:{run_id}",) if run_id else ()))
+
+        def check(tx: LedgerTx) -> PauseRecord | None:
+            for subject in subjects:
+                record = self._live_pause(tx, subject, now, events)
                 if record is not None:
                     return record
-        return None
+            return None
+
+        found = await self.ledger.run(check)
+        self._emit_all(events)
+        return found
 
     async def resume(self, subject: str) -> bool:
-        """Lift a pause (``agent``, ``"*"`` for the company, or ``"run:<id>"``); True if one was lifted."""
-        async with self.ledger.transaction() as tx:
-            record = await tx.get_pause(subject)
-            if record is None:
-                return False
-            await tx.clear_pause(subject)
+        """Lift a pause (an agent, ``"*"`` for the company, or ``"run:<id>"``); True if one was lifted."""
+
+        def lift(tx: LedgerTx) -> PauseRecord | None:
+            record = tx.get_pause(subject)
+            if record is not None:
+                tx.clear_pause(subject)
+            return record
+
+        record = await self.ledger.run(lift)
+        if record is None:
+            return False
         kind = "run.resumed" if subject.startswith("run:") else "agent.resumed"
         self.emit(Event(kind, subject, {"cause": record.cause, "why": "resumed"}, at=self.clock.time()))
+        self._settled.set()
         return True
 
     async def pause(self, record: PauseRecord) -> None:
-        """Record a pause (any cause: the loop detector pauses runs through here too)."""
-        async with self.ledger.transaction() as tx:
-            await tx.set_pause(record)
+        """Record a pause of any cause (the loop detector pauses runs through here too)."""
+        await self.ledger.run(lambda tx: tx.set_pause(record))
 
     # -- reserve and settle ---------------------------------------------------------------------
 
@@ -437,56 +460,64 @@ class BudgetKeeper:
         ``budget.exceeded``). Raises :class:`Paused` when a pause holds.
         """
         while True:
-            outcome = await self._try_reserve(agent, run_id, amount)
+            events: list[Event] = []
+            now = self.clock.time()
+            attempt = functools.partial(
+                self._try_reserve, agent=agent, run_id=run_id, amount=amount, now=now, events=events
+            )
+            outcome = await self.ledger.run(attempt)
+            self._emit_all(events)
             if isinstance(outcome, Reservation):
                 return outcome
+            if isinstance(outcome, PauseRecord):
+                raise Paused(outcome)
             if outcome is not None:
                 raise BudgetExceeded(outcome)
             self._settled.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), self.poll_s)
 
-    async def _try_reserve(self, agent: str, run_id: str, amount: int) -> Reservation | Refusal | None:
-        """A reservation, a (hard) refusal after pausing, or None: wait for reservations to settle."""
-        now = self.clock.time()
-        refusal: Refusal | None = None
-        async with self.ledger.transaction() as tx:
-            for subject in (COMPANY, agent, f"run:{run_id}"):
-                record = await self._live_pause(tx, subject, now)
-                if record is not None:
-                    raise Paused(record)
-            blocked = False
-            for scope, subject, window in self._windows(agent, run_id, now):
-                spent = await tx.spent(window)
-                if spent + amount > window.cap:
-                    refusal = Refusal(scope, subject, window.limit, window.cap, spent, amount, window.end)
-                    break
-                if spent + await tx.held(window, now) + amount > window.cap:
-                    blocked = True
-            if refusal is None:
-                if blocked:
-                    return None
-                reservation = Reservation(
-                    uuid.uuid4().hex, agent, run_id, amount, now, now + self.reservation_ttl_s
-                )
-                await tx.add_reservation(reservation)
-                return reservation
-            pause_subject = {"run": f"run:{run_id}", "agent": agent, "company": COMPANY}[refusal.scope]
-            record = PauseRecord(
-                subject=pause_subject,
-                cause="budget",
-                reason=refusal.reason().to_json(),
-                limit=refusal.limit,
-                cap=refusal.cap,
-                window_end=refusal.window_end,
-                agent=agent,
-                at=now,
-            )
-            await tx.set_pause(record)
+    def _try_reserve(
+        self, tx: LedgerTx, agent: str, run_id: str, amount: int, now: float, events: list[Event]
+    ) -> Reservation | Refusal | PauseRecord | None:
+        """A reservation; a pause that holds; a refusal (after pausing); None: wait for others."""
+        for subject in (COMPANY, agent, f"run:{run_id}"):
+            record = self._live_pause(tx, subject, now, events)
+            if record is not None:
+                return record
+        blocked = False
+        for scope, subject, window in self._windows(agent, run_id, now):
+            spent = tx.spent(window)
+            if spent + amount > window.cap:
+                refusal = Refusal(scope, subject, window.limit, window.cap, spent, amount, window.end)
+                return self._refuse(tx, refusal, agent, run_id, now, events)
+            if spent + tx.held(window, now) + amount > window.cap:
+                blocked = True
+        if blocked:
+            return None
+        reservation = Reservation(uuid.uuid4().hex, agent, run_id, amount, now, now + self.reservation_ttl_s)
+        tx.add_reservation(reservation)
+        return reservation
+
+    def _refuse(
+        self, tx: LedgerTx, refusal: Refusal, agent: str, run_id: str, now: float, events: list[Event]
+    ) -> Refusal:
+        pause_subject = {"run": f"run:{run_id}", "agent": refusal.subject, "company": COMPANY}[refusal.scope]
+        record = PauseRecord(
+            subject=pause_subject,
+            cause="budget",
+            reason=refusal.reason().to_json(),
+            limit=refusal.limit,
+            cap=refusal.cap,
+            window_end=refusal.window_end,
+            agent=None if refusal.scope == "company" else agent,
+            at=now,
+        )
+        tx.set_pause(record)
         data = {**refusal.evidence(), "agent": agent, "run_id": run_id, "paused": pause_subject}
-        self.emit(Event("budget.exceeded", pause_subject, data, at=now))
+        events.append(Event("budget.exceeded", pause_subject, data, at=now))
         kind = "run.paused" if refusal.scope == "run" else "agent.paused"
-        self.emit(Event(kind, pause_subject, data, at=now))
+        events.append(Event(kind, pause_subject, data, at=now))
         return refusal
 
     async def settle(self, reservation: Reservation, cost: int, entry_id: str | None = None) -> None:
@@ -497,19 +528,24 @@ class BudgetKeeper:
         """
         now = self.clock.time()
         spend = Spend(entry_id or reservation.id, reservation.agent, reservation.run_id, cost, now)
-        warnings: list[tuple[str, str, Window, int]] = []
-        async with self.ledger.transaction() as tx:
-            await tx.settle(reservation.id, spend)
-            self._settled.set()
-            for scope, subject, window in self._windows(reservation.agent, reservation.run_id, now):
+        windows = self._windows(reservation.agent, reservation.run_id, now)
+
+        def apply(tx: LedgerTx) -> list[tuple[str, str, Window, int]]:
+            tx.settle(reservation.id, spend)
+            crossed = []
+            for scope, subject, window in windows:
                 key = (subject if scope != "run" else reservation.run_id, window.limit, window.start)
                 if key in self._warned:
                     continue
-                spent = await tx.spent(window)
+                spent = tx.spent(window)
                 if spent >= window.cap * window.warn_at:
                     self._warned.add(key)
-                    warnings.append((scope, subject, window, spent))
-        for scope, subject, window, spent in warnings:
+                    crossed.append((scope, subject, window, spent))
+            return crossed
+
+        crossed = await self.ledger.run(apply)
+        self._settled.set()
+        for scope, subject, window, spent in crossed:
             data = {
                 "scope": scope,
                 "limit": window.limit,
@@ -523,19 +559,17 @@ class BudgetKeeper:
 
     async def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call never happened (it failed before any usage)."""
-        async with self.ledger.transaction() as tx:
-            await tx.release(reservation.id)
+        await self.ledger.run(lambda tx: tx.release(reservation.id))
         self._settled.set()
 
     async def spent_usd(
         self, agent: str | None = None, run_id: str | None = None, limit: str = "total_usd"
     ) -> float:
-        """What was spent (settled only) by ``agent`` (None: the company) in its current ``limit`` window."""
+        """Settled spend of ``agent`` (None: the company) or ``run_id`` in the current ``limit`` window."""
         budget = (self.budgets.get(agent) if agent else self.company) or Budget()
         start, end = window_bounds(limit, budget.tz, self.clock.time())
         window = Window(agent=agent, run_id=run_id, start=start, end=end, cap=0, limit=limit, warn_at=1.0)
-        async with self.ledger.transaction() as tx:
-            return nano_to_usd(await tx.spent(window))
+        return nano_to_usd(await self.ledger.run(lambda tx: tx.spent(window)))
 
 
 def worst_case(rates: ModelRates, input_tokens: int, max_tokens: int) -> int:
