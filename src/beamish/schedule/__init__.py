@@ -2,5 +2,20 @@
 policies, and a store-backed scheduler that turns each tick into one run across crashes and nodes."""
 
 from beamish.schedule._cron import MISFIRE_POLICIES, Misfire, Schedule
+from beamish.schedule._history import FireRecord, SuccessRate
+from beamish.schedule._misfire import Decision, decide
+from beamish.schedule._scheduler import PassReport, Scheduler, Submit, run_id_for
 
-__all__ = ["MISFIRE_POLICIES", "Misfire", "Schedule"]
+__all__ = [
+    "MISFIRE_POLICIES",
+    "Decision",
+    "FireRecord",
+    "Misfire",
+    "PassReport",
+    "Schedule",
+    "Scheduler",
+    "Submit",
+    "SuccessRate",
+    "decide",
+    "run_id_for",
+]

@@ -1,0 +1,345 @@
+"""The store-backed scheduler: each due tick becomes exactly one run, across crashes and nodes.
+
+A pass has two steps, so a crash at any point loses nothing and repeats nothing:
+
+1. *Claim* (one transaction): for each schedule whose next tick is due, decide every pending tick
+   under the misfire policy and insert one ``schedule_fires`` row per tick. ``UNIQUE(schedule_id,
+   nominal_fire_time)`` means one node wins each tick; the schedule's cursor moves past the decided
+   ticks, and the ``schedule.fired`` / ``schedule.missed`` events are written in the same transaction.
+2. *Dispatch*: for each fire claimed, create the run ``schedule:<id>:<nominal UTC time>`` (idempotent on
+   run_id), hand it to the agent layer through :class:`Submit` (idempotent on run_id too), and mark the
+   fire dispatched. A fire left ``claimed`` longer than ``dispatch_lease_s`` (its claimer died between
+   the two steps) is re-claimed and dispatched by any scheduler: the same run_id, so still one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from beamish._clock import SYSTEM_CLOCK, Clock
+from beamish._events import Event
+from beamish._exceptions import ScheduleError, SpecError
+from beamish.journal._eventlog import insert_event
+from beamish.journal._sql import Row, SyncTx, for_update_skip_locked
+from beamish.schedule._cron import Schedule
+from beamish.schedule._history import FireRecord, SuccessRate, fire_history, success_rate
+from beamish.schedule._misfire import decide
+
+if TYPE_CHECKING:
+    from beamish.journal import Store
+
+log = logging.getLogger("beamish.schedule")
+
+_MAX_ALL_PER_PASS = 1000  # policy "all" after a long outage: catch up in bounded passes
+
+
+class Submit(Protocol):
+    """How a fired tick reaches an agent: ``node.submit`` fits (idempotent on ``run_id``)."""
+
+    async def __call__(self, agent: str, input: Any, *, run_id: str) -> object: ...
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A tick claimed by this scheduler, to be dispatched as the run ``run_id``."""
+
+    schedule_id: str
+    nominal_fire_time: str
+    run_id: str
+    agent: str
+    input: Any
+    due_at: float
+
+
+@dataclass
+class PassReport:
+    """What one scheduler pass did (for tests, logs and the benchmark)."""
+
+    fired: list[str] = field(default_factory=list)
+    missed: int = 0
+    redispatched: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def run_id_for(schedule_id: str, nominal: datetime) -> str:
+    """The deterministic run_id of a tick: ``schedule:<id>:<nominal UTC time, ISO 8601>``."""
+    return f"schedule:{schedule_id}:{nominal_key(nominal)}"
+
+
+def nominal_key(nominal: datetime) -> str:
+    return nominal.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Scheduler:
+    """Fires the schedules stored in ``store``; run one per node (or several: ticks still fire once).
+
+    ``events`` receives each ``schedule.fired`` / ``schedule.missed`` Event this scheduler decided
+    (e.g. ``pubsub.publish`` or the node's event stream); the store's events table gets them too.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        submit: Submit,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        owner: str | None = None,
+        poll_s: float = 1.0,
+        dispatch_lease_s: float = 30.0,
+        events: Callable[[Event], object] | None = None,
+    ) -> None:
+        if poll_s <= 0 or dispatch_lease_s <= 0:
+            raise SpecError(f"poll_s and dispatch_lease_s must be > 0, got {poll_s!r}, {dispatch_lease_s!r}")
+        self.store = store
+        self.submit = submit
+        self.clock = clock
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.poll_s = poll_s
+        self.dispatch_lease_s = dispatch_lease_s
+        self._events = events
+        self._kick = asyncio.Event()
+
+    # --- managing schedules -------------------------------------------------------------------------
+
+    async def add(self, schedule_id: str, schedule: Schedule, agent: str, input: Any) -> None:
+        """Store (or update) a schedule. A new one fires from now on; an updated one keeps its cursor,
+        so changing a cron expression never replays past ticks."""
+        if not schedule_id or ":" in schedule_id or len(schedule_id) > 200:
+            raise ScheduleError(f"schedule id: expected a non-empty name without ':', got {schedule_id!r}")
+        if not agent:
+            raise ScheduleError(f"schedule {schedule_id!r}: expected an agent name")
+        spec = json.dumps(schedule.to_json(), sort_keys=True)
+        body = _encode(input, f"schedule {schedule_id!r} input")
+        now = self.clock.time()
+
+        def work(tx: SyncTx) -> None:
+            row = tx.fetchone("SELECT cursor_at FROM schedules WHERE schedule_id = ?", (schedule_id,))
+            cursor = float(row["cursor_at"]) if row else now
+            nxt = schedule.next_fire(datetime.fromtimestamp(cursor, UTC))
+            due = schedule.due_time(schedule_id, nxt).timestamp()
+            tx.execute(
+                "INSERT INTO schedules (schedule_id, agent, input, spec, enabled, cursor_at, next_due_at, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (schedule_id) DO "
+                "UPDATE SET agent = excluded.agent, input = excluded.input, spec = excluded.spec, "
+                "enabled = 1, next_due_at = excluded.next_due_at, updated_at = excluded.updated_at",
+                (schedule_id, agent, body, spec, cursor, due, now, now),
+            )
+
+        await self.store.run(work)
+        self._kick.set()
+
+    async def remove(self, schedule_id: str) -> bool:
+        """Stop a schedule (its history stays). Returns False if there was no such schedule."""
+        n = await self.store.run(
+            lambda tx: tx.execute(
+                "UPDATE schedules SET enabled = 0, next_due_at = NULL, updated_at = ? WHERE schedule_id = ?",
+                (self.clock.time(), schedule_id),
+            )
+        )
+        return n > 0
+
+    async def history(self, schedule_id: str, limit: int = 50) -> list[FireRecord]:
+        """The latest ticks of a schedule, newest first: due, fired or missed, late by, run outcome."""
+        return await self.store.read(lambda tx: fire_history(tx, schedule_id, limit))
+
+    async def success_rate(self, schedule_id: str, since: float | None = None) -> SuccessRate:
+        """Succeeded runs over decided ticks (a missed tick counts against it)."""
+        return await self.store.read(lambda tx: success_rate(tx, schedule_id, since))
+
+    # --- running ------------------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Pass after pass; sleeps until the next tick is due (at most ``poll_s``). Cancel to stop."""
+        while True:
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store hiccupped: try again next pass, never spin
+                log.exception("scheduler pass failed; retrying in %.1fs", self.poll_s)
+            await self._wait(await self._seconds_to_next_due())
+
+    async def run_pass(self) -> PassReport:
+        """Claim every due tick, dispatch what this scheduler claimed, and rescue stale claims."""
+        report = PassReport()
+        now = self.clock.time()
+        fired, events = await self.store.run(lambda tx: self._claim(tx, now))
+        report.missed = sum(1 for e in events if e.kind == "schedule.missed")
+        for event in events:
+            self._emit(event)
+        for fire in fired:
+            if await self._dispatch(fire):
+                report.fired.append(fire.run_id)
+            else:
+                report.failed.append(fire.run_id)
+        stale = await self.store.run(lambda tx: self._reclaim_stale(tx, self.clock.time()))
+        for fire in stale:
+            if await self._dispatch(fire):
+                report.redispatched.append(fire.run_id)
+            else:
+                report.failed.append(fire.run_id)
+        return report
+
+    async def _seconds_to_next_due(self) -> float:
+        row = await self.store.read(
+            lambda tx: tx.fetchone("SELECT MIN(next_due_at) AS t FROM schedules WHERE enabled = 1")
+        )
+        if row is None or row["t"] is None:
+            return self.poll_s
+        return min(self.poll_s, max(0.0, float(row["t"]) - self.clock.time()))
+
+    async def _wait(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        kicked = asyncio.ensure_future(self._kick.wait())
+        try:
+            await asyncio.wait({sleeper, kicked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            kicked.cancel()
+            self._kick.clear()
+
+    def _emit(self, event: Event) -> None:
+        if self._events is not None:
+            try:
+                self._events(event)
+            except Exception:
+                log.exception("schedule event sink failed for %s", event.kind)
+
+    # --- the two transactions -----------------------------------------------------------------------
+
+    def _claim(self, tx: SyncTx, now_ts: float) -> tuple[list[Fired], list[Event]]:
+        now = datetime.fromtimestamp(now_ts, UTC)
+        rows = tx.fetchall(
+            "SELECT schedule_id, agent, input, spec, cursor_at FROM schedules "
+            "WHERE enabled = 1 AND next_due_at <= ? ORDER BY next_due_at"
+            + for_update_skip_locked(tx.dialect),
+            (now_ts,),
+        )
+        fired: list[Fired] = []
+        events: list[Event] = []
+        for row in rows:
+            self._claim_one(tx, row, now, fired, events)
+        return fired, events
+
+    def _claim_one(
+        self, tx: SyncTx, row: Row, now: datetime, fired: list[Fired], events: list[Event]
+    ) -> None:
+        sid = str(row["schedule_id"])
+        schedule = Schedule.from_json(json.loads(row["spec"]))
+        cursor = datetime.fromtimestamp(float(row["cursor_at"]), UTC)
+        pending: list[datetime] = []
+        for nominal in schedule.iter_fires(cursor):
+            if nominal > now or schedule.due_time(sid, nominal) > now:
+                break
+            pending.append(nominal)
+            if schedule.misfire == "all" and len(pending) >= _MAX_ALL_PER_PASS:
+                break
+        now_ts = now.timestamp()
+        for d in decide(schedule, sid, pending, now):
+            key = nominal_key(d.nominal)
+            rid = run_id_for(sid, d.nominal) if d.action == "fire" else None
+            status = "claimed" if d.action == "fire" else "missed"
+            won = tx.execute(
+                "INSERT INTO schedule_fires (schedule_id, nominal_fire_time, nominal_at, due_at, action, "
+                "status, run_id, agent, input, reason, claimed_by, claimed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (schedule_id, nominal_fire_time) DO NOTHING",
+                (sid, key, d.nominal.timestamp(), d.due.timestamp(), d.action, status, rid,
+                 row["agent"], row["input"], d.reason, self.owner, now_ts),
+            )  # fmt: skip
+            if won != 1:
+                continue  # another scheduler decided this tick
+            data = {
+                "nominal": key,
+                "due_at": d.due.timestamp(),
+                "late_s": round(d.late_s, 6),
+                "reason": d.reason,
+            }
+            if rid is not None:
+                fire = Fired(sid, key, rid, str(row["agent"]), _decode(row["input"]), d.due.timestamp())
+                fired.append(fire)
+                event = Event("schedule.fired", sid, {**data, "run_id": rid, "agent": fire.agent}, now_ts)
+            else:
+                event = Event("schedule.missed", sid, data, now_ts)
+            insert_event(tx, event)
+            events.append(event)
+        last = pending[-1] if pending else cursor
+        nxt = schedule.next_fire(last)
+        tx.execute(
+            "UPDATE schedules SET cursor_at = ?, next_due_at = ?, updated_at = ? WHERE schedule_id = ?",
+            (last.timestamp(), schedule.due_time(sid, nxt).timestamp(), now_ts, sid),
+        )
+
+    def _reclaim_stale(self, tx: SyncTx, now_ts: float) -> list[Fired]:
+        rows = tx.fetchall(
+            "SELECT schedule_id, nominal_fire_time, run_id, agent, input, due_at FROM schedule_fires "
+            "WHERE status = 'claimed' AND claimed_at < ? ORDER BY claimed_at LIMIT 500"
+            + for_update_skip_locked(tx.dialect),
+            (now_ts - self.dispatch_lease_s,),
+        )
+        out: list[Fired] = []
+        for r in rows:
+            tx.execute(
+                "UPDATE schedule_fires SET claimed_by = ?, claimed_at = ? "
+                "WHERE schedule_id = ? AND nominal_fire_time = ?",
+                (self.owner, now_ts, r["schedule_id"], r["nominal_fire_time"]),
+            )
+            out.append(
+                Fired(
+                    str(r["schedule_id"]),
+                    str(r["nominal_fire_time"]),
+                    str(r["run_id"]),
+                    str(r["agent"]),
+                    _decode(r["input"]),
+                    float(r["due_at"]),
+                )
+            )
+        return out
+
+    async def _dispatch(self, fire: Fired) -> bool:
+        """Create the run (idempotent), hand it over (idempotent), mark the fire dispatched."""
+        meta = {"schedule_id": fire.schedule_id, "nominal": fire.nominal_fire_time, "due_at": fire.due_at}
+        try:
+            await self.store.create_run(fire.agent, fire.input, run_id=fire.run_id, meta=meta)
+            await self.submit(fire.agent, fire.input, run_id=fire.run_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Left 'claimed': after dispatch_lease_s some scheduler re-dispatches the same run_id.
+            log.exception("dispatching %s failed; it will be retried", fire.run_id)
+            return False
+        now = self.clock.time()
+        await self.store.run(
+            lambda tx: tx.execute(
+                "UPDATE schedule_fires SET status = 'dispatched', dispatched_at = ? "
+                "WHERE schedule_id = ? AND nominal_fire_time = ? AND status = 'claimed'",
+                (now, fire.schedule_id, fire.nominal_fire_time),
+            )
+        )
+        return True
+
+
+def _encode(value: Any, what: str) -> str:
+    try:
+        return json.dumps({"v": 1, "data": value}, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ScheduleError(f"{what}: expected JSON-safe data ({exc})") from exc
+
+
+def _decode(text: str) -> Any:
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("v") != 1:
+        raise ScheduleError(f"unsupported schedule input record {text[:60]!r}")
+    return data["data"]
