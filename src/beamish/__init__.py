@@ -53,6 +53,7 @@ from beamish._exits import (
     Shutdown,
     exit_from_json,
 )
+from beamish.agent._tools import ToolContext, tool
 
 __version__ = "0.1.0"
 
@@ -103,10 +104,12 @@ __all__ = [
     "StoreVersionError",
     "SupervisorError",
     "SystemClock",
+    "ToolContext",
     "ToolError",
     "UnknownOutcome",
     "__version__",
     "exit_from_json",
+    "tool",
 ]
 
 
