@@ -1,0 +1,45 @@
+"""A scheduler in its own process, stepping a fake wall clock minute by minute over a shared store.
+
+Usage: python _sched_worker.py URL OWNER T0 STEPS [kill]
+With ``kill`` the process SIGKILLs itself inside its first hand-over: after the tick was claimed in
+the store and before any agent saw it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+from _sched_agents import RecordingAgents
+
+from beamish.journal import open_store
+from beamish.schedule import Scheduler
+from beamish.testing import FakeClock
+
+
+async def main(url: str, owner: str, t0: float, steps: int, kill: bool) -> None:
+    clock = FakeClock()
+    clock.set_wall(t0)
+    store = await open_store(url, clock=clock)
+    agents = RecordingAgents(store)
+
+    async def submit(agent: str, input: Any, *, run_id: str) -> object:
+        if kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return await agents(agent, input, run_id=run_id)
+
+    sched = Scheduler(store, submit, clock=clock, owner=owner, dispatch_lease_s=3600)
+    try:
+        for step in range(1, steps + 1):
+            clock.set_wall(t0 + 60 * step + 1)
+            await sched.run_pass()
+    finally:
+        await store.close()
+
+
+if __name__ == "__main__":
+    url, owner, t0, steps = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    asyncio.run(main(url, owner, t0, steps, kill=len(sys.argv) > 5 and sys.argv[5] == "kill"))
