@@ -32,6 +32,9 @@ async def main(url: str, owner: str, t0: float, steps: int, kill: bool) -> None:
         return await agents(agent, input, run_id=run_id)
 
     sched = Scheduler(store, submit, clock=clock, owner=owner, dispatch_lease_s=3600)
+    # A start barrier, so racing workers really race: say ready, wait for the parent's go.
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     try:
         for step in range(1, steps + 1):
             clock.set_wall(t0 + 60 * step + 1)

@@ -49,7 +49,20 @@ async def spawn(url: str, owner: str, *extra: str) -> asyncio.subprocess.Process
         str(STEPS),
         *extra,
         cwd=str(Path(WORKER).parent),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
+
+
+async def start(*procs: asyncio.subprocess.Process) -> None:
+    """Wait until every worker is ready, then release them together."""
+    for p in procs:
+        assert p.stdout is not None
+        assert (await asyncio.wait_for(p.stdout.readline(), 30)).strip() == b"ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write(b"go\n")
+        await p.stdin.drain()
 
 
 def expected_run_ids() -> set[str]:
@@ -80,12 +93,12 @@ async def check_each_tick_ran_once(url: str) -> dict[str, int]:
 async def race_two_schedulers(url: str) -> None:
     await prepare(url)
     procs = [await spawn(url, "node-a"), await spawn(url, "node-b")]
+    await start(*procs)
     codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 60)
     assert codes == [0, 0]
     owners = await check_each_tick_ran_once(url)
     assert len(expected_run_ids()) > 150
     assert sum(owners.values()) == len(expected_run_ids())
-    print("claims per scheduler:", owners)
 
 
 @pytest.mark.timeout(90)
@@ -104,6 +117,7 @@ async def test_a_scheduler_killed_between_claiming_and_running_a_tick_still_runs
 ) -> None:
     await prepare(store_url)
     victim = await spawn(store_url, "victim", "kill")
+    await start(victim)
     assert await asyncio.wait_for(victim.wait(), 30) == -signal.SIGKILL
     clock = FakeClock()
     clock.set_wall((T0 + timedelta(minutes=1, seconds=1)).timestamp())
