@@ -1,0 +1,24 @@
+"""The durable journal: runs, steps, events, leases and the ledger, on SQLite or PostgreSQL.
+
+``open_store(url)`` gives a :class:`Store`; :class:`RunJournal` is what the agent loop calls to
+journal (and, after a restart, replay) each model and tool step.
+"""
+
+from beamish.journal._records import Lease, LedgerEntry, PruneReport, Run, Step
+from beamish.journal._replay import RunJournal, StepResult
+from beamish.journal._sql import AsyncTx, SyncTx
+from beamish.journal._store import Store, open_store
+
+__all__ = [
+    "AsyncTx",
+    "Lease",
+    "LedgerEntry",
+    "PruneReport",
+    "Run",
+    "RunJournal",
+    "Step",
+    "StepResult",
+    "Store",
+    "SyncTx",
+    "open_store",
+]

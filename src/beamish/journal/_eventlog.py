@@ -1,0 +1,200 @@
+"""Events (every lifecycle fact, readable since an id and followable) and the spend ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from beamish._events import Event
+from beamish._exceptions import SpecError
+from beamish.journal._base import StoreBase
+from beamish.journal._payload import canonical, finite
+from beamish.journal._records import LedgerEntry
+from beamish.journal._sql import SyncTx
+
+
+def insert_event(tx: SyncTx, event: Event) -> int:
+    """Append ``event`` inside a transaction; returns its id (ids only grow)."""
+    if not isinstance(event, Event):
+        raise SpecError(f"expected an Event, got {type(event).__name__}")
+    body = canonical(event.to_json(), f"event {event.kind!r} data")
+    row = tx.fetchone(
+        "INSERT INTO events (at, kind, subject, body) VALUES (?, ?, ?, ?) RETURNING id",
+        (event.at, event.kind, event.subject, body),
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+def insert_ledger(
+    tx: SyncTx,
+    *,
+    at: float,
+    agent: str,
+    amount_usd: float,
+    kind: str = "spend",
+    run_id: str | None = None,
+    seq: int | None = None,
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    model: str | None = None,
+    note: str | None = None,
+) -> int:
+    row = tx.fetchone(
+        "INSERT INTO ledger (at, agent, run_id, seq, kind, amount_usd, tokens_in, tokens_out, model, note) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (at, agent, run_id, seq, kind, amount_usd, tokens_in, tokens_out, model, note),
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+class EventsMixin(StoreBase):
+    """The events table and the ledger."""
+
+    async def append_event(self, event: Event) -> int:
+        """Store one event; returns its id."""
+        return await self.run(lambda tx: insert_event(tx, event))
+
+    async def events(
+        self,
+        since: int = 0,
+        *,
+        limit: int = 1000,
+        kinds: Iterable[str] | None = None,
+        subject: str | None = None,
+    ) -> list[tuple[int, Event]]:
+        """Events with an id greater than ``since``, oldest first, as ``(id, event)``."""
+        sql = "SELECT id, body FROM events WHERE id > ?"
+        params: list[Any] = [since]
+        if kinds is not None:
+            wanted = list(kinds)
+            sql += f" AND kind IN ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        if subject is not None:
+            sql += " AND subject = ?"
+            params.append(subject)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        rows = await self.read(lambda tx: tx.fetchall(sql, params))
+        return [(int(r["id"]), Event.from_json(json.loads(r["body"]))) for r in rows]
+
+    async def follow(
+        self, since: int = 0, *, poll_s: float = 0.5, kinds: Iterable[str] | None = None
+    ) -> AsyncIterator[tuple[int, Event]]:
+        """Every event after ``since``, then new ones as they are stored (polls the store's clock)."""
+        wanted = None if kinds is None else list(kinds)
+        while True:
+            batch = await self.events(since, kinds=wanted)
+            for eid, event in batch:
+                since = eid
+                yield eid, event
+            if not batch:
+                await self.clock.sleep(poll_s)
+            else:
+                await asyncio.sleep(0)
+
+    async def add_ledger(
+        self,
+        agent: str,
+        amount_usd: float,
+        *,
+        kind: str = "spend",
+        run_id: str | None = None,
+        seq: int | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        model: str | None = None,
+        note: str | None = None,
+        at: float | None = None,
+    ) -> int:
+        """Record money moving for ``agent`` (``kind``: spend, reserve, release, … — caller's choice).
+
+        Journaled ``done`` steps with a cost add their own ``spend`` entry; call this for anything else.
+        """
+        if kind != "release":
+            finite(amount_usd, "amount_usd")
+        when = self.clock.time() if at is None else at
+        return await self.run(
+            lambda tx: insert_ledger(
+                tx,
+                at=when,
+                agent=agent,
+                amount_usd=amount_usd,
+                kind=kind,
+                run_id=run_id,
+                seq=seq,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                model=model,
+                note=note,
+            )
+        )
+
+    async def spend(
+        self,
+        agent: str | None = None,
+        *,
+        run_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        kind: str = "spend",
+    ) -> float:
+        """Sum of ledger amounts of ``kind`` in ``[since, until)``, for one agent, one run or all."""
+        sql, params = self._ledger_where(agent, run_id, since, until, kind)
+        row = await self.read(
+            lambda tx: tx.fetchone(f"SELECT SUM(amount_usd) AS total FROM ledger{sql}", params)
+        )
+        return float(row["total"] or 0.0) if row else 0.0
+
+    async def ledger(
+        self,
+        agent: str | None = None,
+        *,
+        run_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        kind: str | None = None,
+        limit: int = 1000,
+    ) -> list[LedgerEntry]:
+        """Ledger entries, oldest first."""
+        sql, params = self._ledger_where(agent, run_id, since, until, kind)
+        rows = await self.read(
+            lambda tx: tx.fetchall(f"SELECT * FROM ledger{sql} ORDER BY id LIMIT ?", [*params, limit])
+        )
+        return [
+            LedgerEntry(
+                id=int(r["id"]),
+                at=float(r["at"]),
+                agent=str(r["agent"]),
+                kind=str(r["kind"]),
+                amount_usd=float(r["amount_usd"]),
+                run_id=r["run_id"],
+                seq=None if r["seq"] is None else int(r["seq"]),
+                tokens_in=int(r["tokens_in"]),
+                tokens_out=int(r["tokens_out"]),
+                model=r["model"],
+                note=r["note"],
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _ledger_where(
+        agent: str | None, run_id: str | None, since: float | None, until: float | None, kind: str | None
+    ) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, op, value in (
+            ("agent", "=", agent),
+            ("run_id", "=", run_id),
+            ("at", ">=", since),
+            ("at", "<", until),
+            ("kind", "=", kind),
+        ):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                params.append(value)
+        return (" WHERE " + " AND ".join(where) if where else ""), params

@@ -1,0 +1,109 @@
+"""Payloads as versioned JSON (never pickle); large ones stored once, by content hash.
+
+A column holds an envelope: ``{"v": 1, "data": …}`` inline, or ``{"v": 1, "ref": "<sha256>",
+"size": n}`` when the canonical JSON passes the store's threshold. The body then lives once in
+``payloads`` (shared by every step and run that carries the same bytes, e.g. a long system prompt),
+and ``payload_refs`` records which runs use it so pruning can drop orphans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+from beamish._exceptions import CorruptStore, SpecError
+from beamish.journal._sql import SyncTx
+
+VERSION = 1
+DEFAULT_THRESHOLD = 16 * 1024
+
+
+def _reject(obj: Any) -> Any:
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def canonical(obj: Any, what: str = "payload") -> str:
+    """Deterministic JSON: sorted keys, no spaces, no NaN. Raises SpecError naming the bad value."""
+    try:
+        return json.dumps(
+            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_reject
+        )
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{what} must be JSON-safe (dict, list, str, int, float, bool, None): {exc}") from exc
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def request_hash(obj: Any) -> str:
+    """The hash of a request's canonical JSON: two requests match iff their hashes do."""
+    return digest(canonical(obj, "request"))
+
+
+def encode(tx: SyncTx, run_id: str, obj: Any, threshold: int, now: float, what: str = "payload") -> str:
+    """Envelope for ``obj``; a large body is written to ``payloads`` once (in the caller's tx)."""
+    body = canonical(obj, what)
+    if len(body) <= threshold:
+        return f'{{"v":{VERSION},"data":{body}}}'
+    h = digest(body)
+    tx.execute(
+        "INSERT INTO payloads (hash, body, size, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (hash) DO NOTHING",
+        (h, body, len(body), now),
+    )
+    tx.execute("INSERT INTO payload_refs (run_id, hash) VALUES (?, ?) ON CONFLICT DO NOTHING", (run_id, h))
+    return f'{{"v":{VERSION},"ref":"{h}","size":{len(body)}}}'
+
+
+def envelope_ref(text: str | None) -> str | None:
+    """The content hash an envelope points to, if it is stored by reference."""
+    if text is None or '"ref"' not in text:
+        return None
+    ref = json.loads(text).get("ref")
+    return str(ref) if ref is not None else None
+
+
+def decode(text: str | None, bodies: dict[str, str] | None = None, tx: SyncTx | None = None) -> Any:
+    """The value of an envelope; a reference is resolved from ``bodies`` or looked up with ``tx``."""
+    if text is None:
+        return None
+    try:
+        env = json.loads(text)
+    except ValueError as exc:
+        raise CorruptStore(f"a journal payload is not valid JSON: {text[:60]!r}") from exc
+    if not isinstance(env, dict) or env.get("v") != VERSION:
+        got = env.get("v") if isinstance(env, dict) else type(env).__name__
+        raise CorruptStore(f"unsupported payload version {got!r} (this beamish reads {VERSION})")
+    if "data" in env:
+        return env["data"]
+    ref = str(env["ref"])
+    body = bodies.get(ref) if bodies is not None else None
+    if body is None and tx is not None:
+        row = tx.fetchone("SELECT body FROM payloads WHERE hash = ?", (ref,))
+        body = None if row is None else str(row["body"])
+    if body is None:
+        raise CorruptStore(f"payload {ref[:12]}… is referenced but missing from the payloads table")
+    if digest(body) != ref:
+        raise CorruptStore(f"payload {ref[:12]}… does not match its content hash")
+    return json.loads(body)
+
+
+def load_bodies(tx: SyncTx, refs: set[str]) -> dict[str, str]:
+    """Fetch several referenced bodies in one query per 500 hashes."""
+    out: dict[str, str] = {}
+    items = sorted(refs)
+    for i in range(0, len(items), 500):
+        chunk = items[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in tx.fetchall(f"SELECT hash, body FROM payloads WHERE hash IN ({marks})", chunk):
+            out[str(row["hash"])] = str(row["body"])
+    return out
+
+
+def finite(value: float, what: str) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise SpecError(f"{what} must be a finite number ≥ 0, got {value!r}")
+    return float(value)

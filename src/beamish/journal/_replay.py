@@ -1,0 +1,387 @@
+"""The run journal the agent loop calls: replay what is recorded, perform and record what is not.
+
+``RunJournal.open(store, run_id, epoch)`` loads the run's steps once (replay then costs no query per
+step). For step ``seq``:
+
+- :meth:`RunJournal.model_step` — one phase. A recorded ``done`` step with the same request hash is
+  returned without calling the model (``replayed_calls``); otherwise ``perform()`` runs and its result
+  is recorded (``model_calls``).
+- :meth:`RunJournal.effect_step` — two phases for tools with side effects: ``intent`` (idempotency
+  key ``run_id:seq``) is committed before ``perform(key)``, ``done`` after. An ``intent`` left by a
+  crash is resolved by the tool's effect class: ``read`` re-runs, ``idempotent`` re-runs with the same
+  key, ``once`` asks ``reconcile(key)`` (``None``: it did not happen, so run it) and otherwise parks
+  the run as ``needs_attention`` (:class:`~beamish.UnknownOutcome`).
+
+A request whose hash differs from the recorded one at step N is a *divergence*: a ``step.divergence``
+event names the run, the step and what differs (both requests summarised), then the recorded steps
+from N on are **discarded** (their spend stays on the run) and the run continues live from N. Replayed
+steps are counted, and one ``step.replayed`` event (count and range) is stored with the first live
+write, so a 1,000-step replay costs no writes.
+
+The message history is kept as each step's delta (``StepResult.messages``); every ``snapshot_every``
+steps the whole list is stored too, so :meth:`RunJournal.open` with ``replay=False`` rebuilds it from
+the latest snapshot plus a bounded number of deltas.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from beamish._events import Event
+from beamish._exceptions import SpecError, ToolError, UnknownOutcome
+from beamish.journal._payload import canonical, digest, request_hash
+from beamish.journal._records import EFFECTS, Step
+from beamish.journal._sql import SyncTx
+from beamish.journal._steps import load_steps
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step produced: a JSON-safe ``value``, the ``messages`` it adds to the conversation,
+    usage and cost; ``replayed`` is True when it came from the journal instead of being performed."""
+
+    value: Any = None
+    messages: list[Any] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    model: str | None = None
+    replayed: bool = False
+
+
+Perform = Callable[[], Awaitable[Any]]
+PerformEffect = Callable[[str], Awaitable[Any]]
+Reconcile = Callable[[str], Any]
+
+
+def summarize(request: Any) -> Any:
+    """A bounded digest of a request: small scalars kept, big values and list items as short hashes.
+
+    Stored instead of a model request (which repeats the whole conversation each turn) and used to
+    say *what* differs on a divergence.
+    """
+    if isinstance(request, dict):
+        return {str(k): _summary_value(v) for k, v in request.items()}
+    return _summary_value(request)
+
+
+def _short(value: Any) -> str:
+    return digest(canonical(value))[:16]
+
+
+def _summary_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return {"len": len(value), "items": [_short(v) for v in value]}
+    if isinstance(value, (dict, str)) and len(canonical(value)) > 200:
+        return {"len": len(canonical(value)), "sha": _short(value)}
+    return value
+
+
+def differences(recorded: Any, live: Any) -> list[str]:
+    """Human-readable differences between two summaries (which keys, which list items)."""
+    if not (isinstance(recorded, dict) and isinstance(live, dict)):
+        return [] if recorded == live else [f"request: {_clip(recorded)} → {_clip(live)}"]
+    out: list[str] = []
+    for key in sorted(set(recorded) | set(live)):
+        a, b = recorded.get(key, "<absent>"), live.get(key, "<absent>")
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and "items" in a and "items" in b:
+            first = next(
+                (i for i, (x, y) in enumerate(zip(a["items"], b["items"], strict=False)) if x != y),
+                min(len(a["items"]), len(b["items"])),
+            )
+            out.append(f"{key}: {a['len']} → {b['len']} items, first difference at index {first}")
+        else:
+            out.append(f"{key}: {_clip(a)} → {_clip(b)}")
+    return out
+
+
+def _clip(value: Any, width: int = 120) -> str:
+    text = canonical(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _as_result(value: Any) -> StepResult:
+    return value if isinstance(value, StepResult) else StepResult(value=value)
+
+
+class RunJournal:
+    """Journal (and replay) one run's steps as the writer holding fencing ``epoch``."""
+
+    def __init__(self, store: Any, run_id: str, epoch: int, *, snapshot_every: int = 25) -> None:
+        if snapshot_every < 1:
+            raise SpecError(f"snapshot_every must be ≥ 1, got {snapshot_every}")
+        self.store = store
+        self.run_id = run_id
+        self.epoch = epoch
+        self.snapshot_every = snapshot_every
+        #: Model steps performed live / served from the journal, for RunResult.
+        self.model_calls = 0
+        self.replayed_calls = 0
+        #: Every divergence seen: ``{"seq", "differs", "recorded", "live"}``.
+        self.divergences: list[dict[str, Any]] = []
+        self._recorded: dict[int, Step] = {}
+        self._base_seq = -1
+        self._base_messages: list[Any] = []
+        self.messages: list[Any] = []
+        self._replayed: list[int] = []
+
+    @classmethod
+    async def open(
+        cls, store: Any, run_id: str, epoch: int, *, snapshot_every: int = 25, replay: bool = True
+    ) -> RunJournal:
+        """Load the run's journal. ``replay=True``: every step, for a loop that re-executes from step
+        0; ``replay=False``: the latest snapshot and the steps after it, for a loop that continues
+        from :attr:`next_seq` with :attr:`messages`."""
+        journal = cls(store, run_id, epoch, snapshot_every=snapshot_every)
+
+        def work(tx: SyncTx) -> tuple[int, list[Any], list[Step]]:
+            from beamish.journal._payload import decode
+
+            base_seq, base_messages = -1, []
+            if not replay:
+                snap = tx.fetchone(
+                    "SELECT seq, messages FROM snapshots WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+                    (run_id,),
+                )
+                if snap is not None:
+                    base_seq, base_messages = int(snap["seq"]), list(decode(snap["messages"], tx=tx))
+            return base_seq, base_messages, load_steps(tx, run_id, base_seq)
+
+        journal._base_seq, journal._base_messages, steps = await store.read(work)
+        journal._recorded = {s.seq: s for s in steps}
+        journal._rebuild_messages(upto=None)
+        return journal
+
+    @property
+    def next_seq(self) -> int:
+        """The first step number with no finished record (where a resuming loop continues)."""
+        done = [s for s, st in self._recorded.items() if st.phase in ("done", "error")]
+        return max(done, default=self._base_seq) + 1
+
+    def recorded(self, seq: int) -> Step | None:
+        """The recorded step ``seq`` (as loaded), if any."""
+        return self._recorded.get(seq)
+
+    def _rebuild_messages(self, upto: int | None) -> None:
+        messages = list(self._base_messages)
+        for seq in sorted(self._recorded):
+            step = self._recorded[seq]
+            if upto is not None and seq >= upto:
+                break
+            if step.phase in ("done", "error") and step.messages:
+                messages.extend(step.messages)
+        self.messages = messages
+
+    async def model_step(
+        self, seq: int, request: Any, perform: Perform, *, kind: str = "llm", name: str = ""
+    ) -> StepResult:
+        """Step ``seq``: the recorded response for this request, or ``await perform()`` recorded."""
+        rhash = request_hash(request)
+        step = await self._check(seq, rhash, request)
+        if step is not None and step.phase == "done":
+            return self._replay(step)
+        result = _as_result(await perform())
+        await self._finish(seq, kind, name, None, summarize(request), rhash, "done", result)
+        self.model_calls += 1
+        return result
+
+    async def effect_step(
+        self,
+        seq: int,
+        name: str,
+        args: Any,
+        effect: str,
+        perform: PerformEffect,
+        reconcile: Reconcile | None = None,
+        *,
+        kind: str = "tool",
+    ) -> StepResult:
+        """Step ``seq``, a tool call with a side effect: intent → ``perform(key)`` → done.
+
+        ``perform`` and ``reconcile`` may return a :class:`StepResult` or a plain JSON-safe value;
+        ``reconcile(key)`` returns the outcome if the effect happened, ``None`` if it did not, and
+        raises when it cannot tell. An exception from ``perform`` is recorded as an ``error`` step
+        (replayed as :class:`~beamish.ToolError`) and re-raised.
+        """
+        if effect not in EFFECTS:
+            raise SpecError(f"effect {effect!r} is not one of {sorted(EFFECTS)}")
+        request = {"name": name, "args": args}
+        rhash = request_hash(request)
+        key = f"{self.run_id}:{seq}"
+        step = await self._check(seq, rhash, request)
+        if step is not None and step.phase == "done":
+            return self._replay(step)
+        if step is not None and step.phase == "error":
+            self._replay(step)
+            err = step.error or {}
+            raise ToolError(f"{err.get('type', 'Error')}: {err.get('message', '')} (replayed)")
+        if step is None:
+            await self._write(seq, kind, name, effect, request, rhash, "intent", StepResult())
+        elif effect == "once":
+            outcome = await self._reconcile(seq, kind, name, request, rhash, key, reconcile)
+            if outcome is not None:
+                await self._finish(seq, kind, name, effect, request, rhash, "done", outcome)
+                return outcome
+        try:
+            result = _as_result(await perform(key))
+        except Exception as exc:
+            error = {"type": type(exc).__name__, "message": str(exc)}
+            await self._finish(seq, kind, name, effect, request, rhash, "error", StepResult(), error)
+            raise
+        await self._finish(seq, kind, name, effect, request, rhash, "done", result)
+        return result
+
+    async def _reconcile(
+        self, seq: int, kind: str, name: str, request: Any, rhash: str, key: str, reconcile: Reconcile | None
+    ) -> StepResult | None:
+        """A ``once`` effect whose outcome is unknown: settle it, or park the run."""
+        why = "the tool has no reconcile()"
+        if reconcile is not None:
+            try:
+                outcome = reconcile(key)
+                if inspect.isawaitable(outcome):
+                    outcome = await outcome
+            except Exception as exc:
+                why = f"reconcile({key!r}) could not tell: {type(exc).__name__}: {exc}"
+            else:
+                return None if outcome is None else _as_result(outcome)
+        event = Event(
+            "run.needs_attention", self.run_id, {"run_id": self.run_id, "seq": seq, "tool": name, "why": why}
+        )
+        await self.store.record_step(
+            self.run_id,
+            seq,
+            self.epoch,
+            kind=kind,
+            phase="unknown",
+            request=request,
+            request_hash=rhash,
+            name=name,
+            effect="once",
+            events=[event],
+        )
+        await self.store.update_run(self.run_id, status="needs_attention", epoch=self.epoch)
+        raise UnknownOutcome(
+            f"run {self.run_id!r} step {seq}: tool {name!r} (effect once) may or may not have run "
+            f"(key {key!r}); {why}. The run is parked as needs_attention"
+        )
+
+    async def _check(self, seq: int, rhash: str, request: Any) -> Step | None:
+        """The recorded step for ``seq`` if it matches this request; a divergence discards it."""
+        if seq < 0:
+            raise SpecError(f"step seq must be ≥ 0, got {seq}")
+        if seq <= self._base_seq:
+            raise SpecError(
+                f"run {self.run_id!r}: step {seq} is before the snapshot this journal resumed from "
+                f"({self._base_seq}); open it with replay=True to re-execute from the start"
+            )
+        step = self._recorded.get(seq)
+        if step is None or step.request_hash == rhash:
+            return step
+        live = summarize(request)
+        # model steps store the summary already; tool steps store the full request
+        recorded = step.request if step.effect is None else summarize(step.request)
+        info = {
+            "run_id": self.run_id,
+            "seq": seq,
+            "differs": differences(recorded, live),
+            "recorded": _clip(recorded, 600),
+            "live": _clip(live, 600),
+            "discarded_from": seq,
+        }
+        self.divergences.append(info)
+        event = Event("step.divergence", self.run_id, info)
+        await self.store.supersede(self.run_id, seq, self.epoch, event=event)
+        for later in [s for s in self._recorded if s >= seq]:
+            del self._recorded[later]
+        self._rebuild_messages(upto=seq)
+        return None
+
+    def _replay(self, step: Step) -> StepResult:
+        self._replayed.append(step.seq)
+        if step.kind == "llm":
+            self.replayed_calls += 1
+        return StepResult(
+            value=step.response,
+            messages=list(step.messages or []),
+            tokens_in=step.tokens_in,
+            tokens_out=step.tokens_out,
+            cost_usd=step.cost_usd,
+            replayed=True,
+        )
+
+    def _pending_events(self) -> list[Event]:
+        if not self._replayed:
+            return []
+        seqs, self._replayed = self._replayed, []
+        return [
+            Event(
+                "step.replayed",
+                self.run_id,
+                {"run_id": self.run_id, "count": len(seqs), "from_seq": min(seqs), "to_seq": max(seqs)},
+            )
+        ]
+
+    async def flush(self) -> None:
+        """Store the pending ``step.replayed`` summary now (a run that ended while still replaying)."""
+        events = self._pending_events()
+        if events:
+            await self.store.append_event(events[0])
+
+    async def _finish(
+        self,
+        seq: int,
+        kind: str,
+        name: str,
+        effect: str | None,
+        request: Any,
+        rhash: str,
+        phase: str,
+        result: StepResult,
+        error: Any = None,
+    ) -> None:
+        snapshot = None
+        messages = self.messages + list(result.messages)
+        if (seq + 1) % self.snapshot_every == 0:
+            snapshot = messages
+        await self._write(seq, kind, name, effect, request, rhash, phase, result, error, snapshot)
+        self.messages = messages
+
+    async def _write(
+        self,
+        seq: int,
+        kind: str,
+        name: str,
+        effect: str | None,
+        request: Any,
+        rhash: str,
+        phase: str,
+        result: StepResult,
+        error: Any = None,
+        snapshot: list[Any] | None = None,
+    ) -> None:
+        await self.store.record_step(
+            self.run_id,
+            seq,
+            self.epoch,
+            kind=kind,
+            phase=phase,
+            request=request,
+            request_hash=rhash,
+            name=name,
+            effect=effect,
+            response=result.value if phase == "done" else None,
+            error=error,
+            messages=list(result.messages) if phase != "intent" else None,
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            cost_usd=result.cost_usd if phase == "done" else 0.0,
+            model=result.model,
+            snapshot=snapshot,
+            events=self._pending_events(),
+        )

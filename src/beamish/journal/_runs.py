@@ -1,0 +1,188 @@
+"""Runs: create (idempotent on run_id), read, list, update, claim (a new fencing epoch)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from beamish._exceptions import RunNotFound, SpecError
+from beamish._exits import ExitReason, exit_from_json
+from beamish.journal._base import StoreBase, check_epoch
+from beamish.journal._payload import canonical, decode
+from beamish.journal._records import RUN_STATUSES, Run
+from beamish.journal._sql import Row, SyncTx
+
+_UNSET: Any = object()
+_RUN_COLS = (
+    "run_id, agent, input, status, output, reason, meta, lease_owner, epoch, created_at, updated_at, "
+    "superseded_spend + COALESCE((SELECT SUM(s.cost_usd) FROM steps s WHERE s.run_id = runs.run_id "
+    "AND s.phase = 'done'), 0) AS spend_usd"
+)
+
+
+def _check_status(status: str) -> str:
+    if status not in RUN_STATUSES:
+        raise SpecError(f"run status {status!r} is not one of {sorted(RUN_STATUSES)}")
+    return status
+
+
+def _envelope(obj: Any, what: str) -> str:
+    return f'{{"v":1,"data":{canonical(obj, what)}}}'
+
+
+def run_from_row(row: Row) -> Run:
+    reason = None
+    if row["reason"] is not None:
+        reason = exit_from_json(json.loads(row["reason"]))
+    return Run(
+        run_id=str(row["run_id"]),
+        agent=str(row["agent"]),
+        input=decode(row["input"]),
+        status=str(row["status"]),
+        output=decode(row["output"]),
+        reason=reason,
+        meta=dict(json.loads(row["meta"])),
+        lease_owner=row["lease_owner"],
+        epoch=int(row["epoch"]),
+        spend_usd=float(row["spend_usd"]),
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+    )
+
+
+def fetch_run(tx: SyncTx, run_id: str) -> Run:
+    row = tx.fetchone(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?", (run_id,))
+    if row is None:
+        raise RunNotFound(f"no run {run_id!r}")
+    return run_from_row(row)
+
+
+class RunsMixin(StoreBase):
+    """Run rows. Statuses: queued, running, succeeded, failed, paused, needs_attention."""
+
+    async def create_run(
+        self,
+        agent: str,
+        input: Any,
+        *,
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        status: str = "queued",
+    ) -> tuple[Run, bool]:
+        """Create a run, or return the existing one when ``run_id`` (the idempotency key) is taken.
+
+        Returns ``(run, created)``; ``created`` is False when the run already existed (its stored
+        agent and input win: a retried submission must not rewrite a run).
+        """
+        if not agent:
+            raise SpecError("a run needs an agent name")
+        rid = run_id if run_id is not None else uuid.uuid4().hex
+        if not rid or len(rid) > 400:
+            raise SpecError(f"run_id must be a non-empty string of at most 400 characters, got {rid!r}")
+        _check_status(status)
+        input_env = _envelope(input, "run input")
+        meta_json = canonical(meta or {}, "run meta")
+        now = self.clock.time()
+
+        def work(tx: SyncTx) -> tuple[Run, bool]:
+            n = tx.execute(
+                "INSERT INTO runs (run_id, agent, input, status, meta, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                (rid, agent, input_env, status, meta_json, now, now),
+            )
+            return fetch_run(tx, rid), n == 1
+
+        return await self.run(work)
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run, or :class:`~beamish.RunNotFound`."""
+        return await self.read(lambda tx: fetch_run(tx, run_id))
+
+    async def list_runs(
+        self,
+        *,
+        agent: str | None = None,
+        status: str | Iterable[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs, newest first, filtered by agent and status (one or several)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if agent is not None:
+            where.append("agent = ?")
+            params.append(agent)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            for s in statuses:
+                _check_status(s)
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            params.extend(statuses)
+        sql = f"SELECT {_RUN_COLS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id LIMIT ? OFFSET ?"
+        params.extend([limit, offset])
+        rows = await self.read(lambda tx: tx.fetchall(sql, params))
+        return [run_from_row(r) for r in rows]
+
+    async def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        output: Any = _UNSET,
+        reason: ExitReason | None = _UNSET,
+        meta: dict[str, Any] | None = None,
+        epoch: int | None = None,
+    ) -> Run:
+        """Change a run's status, output, exit reason or meta (merged). With ``epoch``, fenced."""
+        sets: list[str] = ["updated_at = ?"]
+        params: list[Any] = [self.clock.time()]
+        if status is not None:
+            sets.append("status = ?")
+            params.append(_check_status(status))
+        if output is not _UNSET:
+            sets.append("output = ?")
+            params.append(_envelope(output, "run output"))
+        if reason is not _UNSET:
+            if reason is not None and not isinstance(reason, ExitReason):
+                raise SpecError(f"a run's reason must be an ExitReason or None, got {reason!r}")
+            sets.append("reason = ?")
+            params.append(None if reason is None else canonical(reason.to_json(), "exit reason"))
+
+        def work(tx: SyncTx) -> Run:
+            if epoch is not None:
+                check_epoch(tx, run_id, epoch)
+            all_sets, all_params = list(sets), list(params)
+            if meta:
+                row = tx.fetchone("SELECT meta FROM runs WHERE run_id = ?", (run_id,))
+                if row is None:
+                    raise RunNotFound(f"no run {run_id!r}")
+                merged = {**json.loads(row["meta"]), **meta}
+                all_sets.append("meta = ?")
+                all_params.append(canonical(merged, "run meta"))
+            n = tx.execute(f"UPDATE runs SET {', '.join(all_sets)} WHERE run_id = ?", (*all_params, run_id))
+            if n == 0:
+                raise RunNotFound(f"no run {run_id!r}")
+            return fetch_run(tx, run_id)
+
+        return await self.run(work)
+
+    async def claim_run(self, run_id: str, owner: str) -> int:
+        """Take a run over: a new fencing epoch, returned. Writes with an older epoch are then Fenced."""
+
+        def work(tx: SyncTx) -> int:
+            n = tx.execute(
+                "UPDATE runs SET epoch = epoch + 1, lease_owner = ?, updated_at = ? WHERE run_id = ?",
+                (owner, self.clock.time(), run_id),
+            )
+            if n == 0:
+                raise RunNotFound(f"no run {run_id!r}")
+            row = tx.fetchone("SELECT epoch FROM runs WHERE run_id = ?", (run_id,))
+            assert row is not None
+            return int(row["epoch"])
+
+        return await self.run(work)

@@ -1,0 +1,266 @@
+"""SQLite backend: the embedded default. WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``, busy timeout.
+
+Every write runs on one dedicated writer thread with its own connection (SQLite allows one writer
+anyway), reads on a small pool of reader threads, one connection per thread, so the event loop never
+blocks on disk. An existing file is inspected read-only first: a file that is not a beamish store, or
+is damaged, is refused before anything could write to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from beamish._exceptions import CorruptStore, StoreError
+from beamish.journal._sql import AsyncTx, Dialect, Params, Row, SyncTx
+
+T = TypeVar("T")
+
+#: ``PRAGMA application_id`` of a beamish store ("bmsh"): tells our files from foreign SQLite files.
+APPLICATION_ID = 0x626D7368
+_HEADER = b"SQLite format 3\x00"
+_BUSY_TIMEOUT_MS = 10_000
+
+
+def _translate(exc: sqlite3.Error, path: str) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "malformed" in text or "not a database" in text or "file is encrypted" in text
+    ):
+        return CorruptStore(f"{path}: the SQLite file is damaged ({text}); it was left untouched")
+    return StoreError(f"{path}: SQLite error: {text}")
+
+
+class SqliteTx:
+    """A transaction on one SQLite connection (used only on the thread that owns it)."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self._path = path
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        try:
+            return self._conn.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise _translate(exc, self._path) from exc
+
+    def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        try:
+            cur = self._conn.execute(sql, params)
+            row = cur.fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self._path) from exc
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        try:
+            cur = self._conn.execute(sql, params)
+            rows = cur.fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self._path) from exc
+        names = [d[0] for d in cur.description] if cur.description else []
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def executescript(self, script: str) -> None:
+        """Run a migration file statement by statement, inside the current transaction."""
+        buf = ""
+        for line in script.splitlines(keepends=True):
+            buf += line
+            if sqlite3.complete_statement(buf):
+                self.execute(buf)
+                buf = ""
+        if buf.strip() and not all(
+            part.strip().startswith("--") or not part.strip() for part in buf.splitlines()
+        ):
+            raise StoreError(f"incomplete SQL statement at the end of a migration: {buf.strip()[:80]!r}")
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel.db`` → ``rel.db``; ``sqlite:////abs/x.db`` or ``sqlite:///`` + ``/abs`` → absolute."""
+    rest = url[len("sqlite:///") :]
+    if not rest or rest.startswith(":memory:"):
+        raise StoreError(f"{url!r}: a journal needs a file path (sqlite:///path/to/journal.db)")
+    return rest.split("?", 1)[0]
+
+
+def inspect_file(path: str) -> dict[str, int] | None:
+    """Read-only look at an existing file: None for a new store, else its component versions.
+
+    Raises CorruptStore for a file that is not SQLite, is damaged, or belongs to another program.
+    Nothing is written: the file is opened with ``mode=ro``.
+    """
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    with open(path, "rb") as fh:
+        header = fh.read(len(_HEADER))
+    if header != _HEADER:
+        raise CorruptStore(f"{path}: not a SQLite database (bad header); it was left untouched")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise _translate(exc, path) from exc
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables and app_id == 0:
+            return None
+        if app_id != APPLICATION_ID or "beamish_meta" not in tables:
+            raise CorruptStore(
+                f"{path}: a SQLite database of another program (application_id {app_id:#x}, "
+                f"tables {sorted(tables)[:5]}), not a beamish journal; it was left untouched"
+            )
+        return {str(c): int(v) for c, v in conn.execute("SELECT component, version FROM beamish_meta")}
+    except sqlite3.Error as exc:
+        raise _translate(exc, path) from exc
+    finally:
+        conn.close()
+
+
+class SqliteBackend:
+    """Thread-confined SQLite connections behind an async interface."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: str, readers: int = 2) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(1, "beamish-sqlite-writer", initializer=self._connect)
+        self._readers = ThreadPoolExecutor(readers, "beamish-sqlite-reader", initializer=self._connect)
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+
+    @staticmethod
+    def create_file(path: str) -> None:
+        """Create the database file 0600 (journals hold prompts and outputs)."""
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise StoreError(f"{path}: directory {directory} does not exist")
+        if not os.path.exists(path):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                return
+            os.close(fd)
+
+    def _connect(self) -> None:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        self._local.conn = conn
+        with self._conns_lock:
+            self._conns.append(conn)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = self._local.conn
+        return conn
+
+    def _enable_wal(self) -> None:
+        try:
+            mode = self._conn().execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch to WAL journal mode (got {mode!r})")
+
+    async def enable_wal(self) -> None:
+        """Switch the file to WAL (persistent; outside any transaction, on the writer thread)."""
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._enable_wal)
+
+    def _in_tx(self, fn: Callable[[SyncTx], T]) -> T:
+        conn = self._conn()
+        tx = SqliteTx(conn, self.path)
+        tx.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(tx)
+        except BaseException:
+            self._rollback()
+            raise
+        tx.execute("COMMIT")
+        return result
+
+    def _read(self, fn: Callable[[SyncTx], T]) -> T:
+        conn = self._conn()
+        tx = SqliteTx(conn, self.path)
+        tx.execute("BEGIN")
+        try:
+            return fn(tx)
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+
+    async def run(self, fn: Callable[[SyncTx], T]) -> T:
+        """Run ``fn`` in one write transaction on the writer thread."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        async with self._write_lock:
+            return await loop.run_in_executor(self._writer, self._in_tx, fn)
+
+    async def read(self, fn: Callable[[SyncTx], T]) -> T:
+        """Run ``fn`` in a read transaction (a consistent snapshot) on a reader thread."""
+        self._check_open()
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, fn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncTx]:
+        """A write transaction spanning several awaits; holds the writer until it ends."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+
+        def call(fn: Callable[[], Any]) -> Awaitable[Any]:
+            return loop.run_in_executor(self._writer, fn)
+
+        def begin() -> SqliteTx:
+            tx = SqliteTx(self._conn(), self.path)
+            tx.execute("BEGIN IMMEDIATE")
+            return tx
+
+        async with self._write_lock:
+            tx = await loop.run_in_executor(self._writer, begin)
+            try:
+                yield AsyncTx(tx, call)
+            except BaseException:
+                # FIFO executor: the rollback runs before any later job, even if we are cancelled.
+                await asyncio.shield(loop.run_in_executor(self._writer, self._rollback))
+                raise
+            await loop.run_in_executor(self._writer, tx.execute, "COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._conn()
+        if conn.in_transaction:
+            conn.rollback()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.path}: the store is closed")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._conns_lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
