@@ -41,6 +41,7 @@ KINDS = frozenset(
         "loop.nudged",
         "loop.detected",
         "watchdog.hung",
+        "watchdog.cap_reached",
         "model.rate_limited",
         # schedules, memory, cluster, upgrades
         "schedule.fired",

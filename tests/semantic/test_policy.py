@@ -1,0 +1,59 @@
+"""Per-reason policies: validated up front, each reason mapped to its own action."""
+
+from __future__ import annotations
+
+import pytest
+
+from beamish import Crashed, Hung, Looping, Normal, OverBudget, SpecError
+from beamish.agent._policy import Intervention, Policy
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def test_defaults_restart_process_failures_and_pause_run_failures() -> None:
+    policy = Policy()
+    assert policy.action_for(Crashed(ValueError("x"))) == "restart"
+    assert policy.action_for(Hung(5.0)) == "restart"
+    assert policy.action_for(Looping("alternation")) == "pause"
+    assert policy.action_for(OverBudget("agent.per_day_usd", 3.0, 3.0)) == "pause"
+    assert policy.action_for(Normal()) is None
+
+
+def test_each_reason_takes_its_own_configured_action() -> None:
+    policy = Policy(on_crash="escalate", on_hang="stop", on_loop="stop", on_budget="escalate")
+    assert policy.action_for(Crashed("boom")) == "escalate"
+    assert policy.action_for(Hung(1.0)) == "stop"
+    assert policy.action_for(Looping()) == "stop"
+    assert policy.action_for(OverBudget()) == "escalate"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"on_crash": "reboot"}, "on_crash='reboot'"),
+        ({"on_hang": None}, "on_hang=None"),
+        ({"on_loop": "restart"}, "replays the journal"),
+        ({"on_budget": "restart"}, "spends no less"),
+    ],
+)
+def test_a_bad_policy_is_refused_naming_key_and_value(kwargs: dict[str, object], named: str) -> None:
+    with pytest.raises(SpecError, match=named.replace("(", r"\(")):
+        Policy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_policy_from_config_names_an_unknown_key() -> None:
+    with pytest.raises(SpecError, match="on_timeout"):
+        Policy.from_mapping({"on_timeout": "stop"})
+    assert Policy.from_mapping({"on_loop": "stop"}).on_loop == "stop"
+
+
+def test_an_intervention_is_not_swallowed_by_except_exception() -> None:
+    caught = None
+    try:
+        try:
+            raise Intervention(Looping("monologue"), "pause", {"steps": [1, 2, 3]})
+        except Exception:  # what careless agent code does
+            pytest.fail("an Intervention was swallowed by except Exception")
+    except Intervention as exc:
+        caught = exc
+    assert caught is not None and caught.action == "pause" and caught.evidence == {"steps": [1, 2, 3]}
