@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from beamish._exceptions import CorruptStore, StoreError
 from beamish.journal._sql import AsyncTx, Dialect, Params, Row, SyncTx
@@ -106,7 +107,10 @@ def inspect_file(path: str) -> dict[str, int] | None:
     if header != _HEADER:
         raise CorruptStore(f"{path}: not a SQLite database (bad header); it was left untouched")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_MS / 1000)
+        # Without a WAL to read, open it immutable: not even -wal/-shm side files get created.
+        live = os.path.exists(path + "-wal") or os.path.exists(path + "-shm")
+        flags = "mode=ro" if live else "mode=ro&immutable=1"
+        conn = sqlite3.connect(f"file:{quote(path)}?{flags}", uri=True, timeout=_BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as exc:
         raise _translate(exc, path) from exc
     try:

@@ -1,0 +1,208 @@
+"""RunJournal on every backend: replay without re-paying, divergence, two-phase effects, fencing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from beamish import Fenced, ToolError, UnknownOutcome
+from beamish.journal import RunJournal, StepResult, Store
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeModel:
+    """Counts calls; answers with the turn number and a cost."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> StepResult:
+        self.calls += 1
+        text = f"answer {self.calls}"
+        return StepResult(
+            value={"text": text},
+            messages=[{"role": "assistant", "content": text}],
+            tokens_in=100,
+            tokens_out=20,
+            cost_usd=0.01,
+        )
+
+
+async def _run(store: Store, run_id: str, turns: int, model: FakeModel, *, prompt: str = "go") -> RunJournal:
+    epoch = await store.claim_run(run_id, "node")
+    j = await RunJournal.open(store, run_id, epoch, snapshot_every=4)
+    messages: list[Any] = [{"role": "user", "content": prompt}]
+    for seq in range(turns):
+        result = await j.model_step(seq, {"model": "m", "messages": messages}, model)
+        messages = messages + result.messages
+    await j.flush()
+    return j
+
+
+async def test_a_restarted_run_replays_model_calls_without_calling_the_model(store: Store) -> None:
+    await store.create_run("ceo", "go", run_id="r")
+    model = FakeModel()
+    first = await _run(store, "r", 5, model)
+    assert (first.model_calls, first.replayed_calls, model.calls) == (5, 0, 5)
+    second = await _run(store, "r", 7, model)
+    assert (second.model_calls, second.replayed_calls, model.calls) == (2, 5, 7)
+    run = await store.get_run("r")
+    assert run.spend_usd == pytest.approx(0.07)
+    replayed = [e.data for _, e in await store.events(kinds=["step.replayed"])]
+    assert replayed == [{"run_id": "r", "count": 5, "from_seq": 0, "to_seq": 4}]
+
+
+async def test_history_resumes_from_the_latest_snapshot(store: Store) -> None:
+    await store.create_run("ceo", "go", run_id="r")
+    j = await _run(store, "r", 10, FakeModel())
+    resumed = await RunJournal.open(store, "r", j.epoch, replay=False, snapshot_every=4)
+    assert resumed.next_seq == 10
+    assert resumed.messages == j.messages
+    assert len(resumed.messages) == 10
+    assert resumed.recorded(3) is None and resumed.recorded(8) is not None  # snapshot at step 7
+
+
+async def test_a_changed_request_is_reported_as_divergence_and_the_run_goes_live(store: Store) -> None:
+    await store.create_run("ceo", "go", run_id="r")
+    model = FakeModel()
+    await _run(store, "r", 4, model)
+    again = await _run(store, "r", 4, model, prompt="something else")
+    assert (again.replayed_calls, again.model_calls) == (0, 4)
+    [(_, event)] = await store.events(kinds=["step.divergence"])
+    assert event.subject == "r" and event.data["seq"] == 0
+    assert event.data["differs"] == ["messages: 1 → 1 items, first difference at index 0"]
+    assert event.data["discarded_from"] == 0
+    steps = await store.steps("r")
+    assert [s.seq for s in steps] == [0, 1, 2, 3]
+    assert (await store.get_run("r")).spend_usd == pytest.approx(0.08)  # paid twice, counted twice
+
+
+class Effects:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[str] = []
+        self.fail = fail
+
+    async def __call__(self, key: str) -> StepResult:
+        self.calls.append(key)
+        if self.fail:
+            raise RuntimeError("api down")
+        return StepResult(value=f"posted {key}", messages=[{"role": "tool", "content": "ok"}])
+
+
+async def _crash_after_intent(store: Store, effect: str) -> int:
+    """A worker that committed the intent of step 0 and died before the effect's outcome."""
+    await store.create_run("mkt", "post", run_id="r")
+    epoch = await store.claim_run("r", "dead-node")
+    await store.record_step(
+        "r",
+        0,
+        epoch,
+        kind="tool",
+        phase="intent",
+        name="post",
+        request={"name": "post", "args": {"text": "hi"}},
+        effect=effect,
+    )
+    return await store.claim_run("r", "new-node")
+
+
+async def test_an_effect_commits_intent_before_and_done_after(store: Store) -> None:
+    await store.create_run("mkt", "post", run_id="r")
+    epoch = await store.claim_run("r", "n")
+    j = await RunJournal.open(store, "r", epoch)
+    phases: list[str] = []
+
+    async def perform(key: str) -> str:
+        phases.append((await store.steps("r"))[0].phase)
+        return "posted"
+
+    result = await j.effect_step(0, "post", {"text": "hi"}, "once", perform)
+    assert result.value == "posted" and phases == ["intent"]
+    [step] = await store.steps("r")
+    assert (step.phase, step.idempotency_key, step.response) == ("done", "r:0", "posted")
+    replay = await RunJournal.open(store, "r", epoch)
+    again = await replay.effect_step(0, "post", {"text": "hi"}, "once", perform)
+    assert again.replayed and phases == ["intent"]
+
+
+@pytest.mark.parametrize("effect", ["read", "idempotent"])
+async def test_an_unfinished_read_or_idempotent_effect_runs_again_with_the_same_key(
+    store: Store, effect: str
+) -> None:
+    epoch = await _crash_after_intent(store, effect)
+    tool = Effects()
+    j = await RunJournal.open(store, "r", epoch)
+    result = await j.effect_step(0, "post", {"text": "hi"}, effect, tool)
+    assert tool.calls == ["r:0"] and result.value == "posted r:0"
+    assert (await store.steps("r"))[0].phase == "done"
+
+
+async def test_an_unfinished_once_effect_is_settled_by_reconcile(store: Store) -> None:
+    epoch = await _crash_after_intent(store, "once")
+    tool = Effects()
+    j = await RunJournal.open(store, "r", epoch)
+    result = await j.effect_step(
+        0, "post", {"text": "hi"}, "once", tool, reconcile=lambda key: f"found {key}"
+    )
+    assert tool.calls == [] and result.value == "found r:0"
+    assert (await store.steps("r"))[0].phase == "done"
+
+
+async def test_a_once_effect_that_reconcile_says_did_not_happen_runs_now(store: Store) -> None:
+    epoch = await _crash_after_intent(store, "once")
+    tool = Effects()
+
+    async def nothing(key: str) -> None:
+        return None
+
+    j = await RunJournal.open(store, "r", epoch)
+    await j.effect_step(0, "post", {"text": "hi"}, "once", tool, reconcile=nothing)
+    assert tool.calls == ["r:0"]
+
+
+async def test_an_unsettled_once_effect_parks_the_run_as_needs_attention(store: Store) -> None:
+    epoch = await _crash_after_intent(store, "once")
+    tool = Effects()
+    j = await RunJournal.open(store, "r", epoch)
+    with pytest.raises(UnknownOutcome, match="needs_attention"):
+        await j.effect_step(0, "post", {"text": "hi"}, "once", tool)
+    assert tool.calls == []
+    assert (await store.get_run("r")).status == "needs_attention"
+    assert (await store.steps("r"))[0].phase == "unknown"
+    [(_, event)] = await store.events(kinds=["run.needs_attention"])
+    assert event.data["tool"] == "post"
+
+
+async def test_a_failed_effect_is_recorded_and_replayed_as_a_tool_error(store: Store) -> None:
+    await store.create_run("mkt", "post", run_id="r")
+    epoch = await store.claim_run("r", "n")
+    j = await RunJournal.open(store, "r", epoch)
+    with pytest.raises(RuntimeError, match="api down"):
+        await j.effect_step(0, "post", {}, "idempotent", Effects(fail=True))
+    again = await RunJournal.open(store, "r", epoch)
+    tool = Effects()
+    with pytest.raises(ToolError, match="api down"):
+        await again.effect_step(0, "post", {}, "idempotent", tool)
+    assert tool.calls == []
+
+
+async def test_the_older_of_two_writers_is_fenced_and_writes_nothing(store: Store) -> None:
+    await store.create_run("ceo", "go", run_id="r")
+    old_epoch = await store.claim_run("r", "node-a")
+    old = await RunJournal.open(store, "r", old_epoch)
+    await old.model_step(0, {"q": 0}, FakeModel())
+    new_epoch = await store.claim_run("r", "node-b")
+    new = await RunJournal.open(store, "r", new_epoch)
+    assert (await new.model_step(0, {"q": 0}, FakeModel())).replayed
+    with pytest.raises(Fenced, match=f"epoch {old_epoch} refused"):
+        await old.model_step(1, {"q": 1}, FakeModel())
+    with pytest.raises(Fenced):
+        await old.effect_step(1, "post", {}, "once", Effects())
+    with pytest.raises(Fenced):
+        await store.update_run("r", status="succeeded", epoch=old_epoch)
+    assert [s.seq for s in await store.steps("r")] == [0]
+    await new.model_step(1, {"q": 1}, FakeModel())
+    assert [(s.seq, s.epoch) for s in await store.steps("r")] == [(0, old_epoch), (1, new_epoch)]
+    assert (await store.get_run("r")).status == "queued"
