@@ -171,8 +171,8 @@ async def test_settling_the_same_step_twice_charges_once() -> None:
     clock, events = FakeClock(), []
     k = keeper(clock, events, a=Budget(total_usd=1.0))
     r = await k.reserve("a", "r", 5 * CENT)
-    await k.settle(r, 4 * CENT, entry_id="r:3")
-    await k.settle(r, 4 * CENT, entry_id="r:3")
+    await k.settle(r, 4 * CENT, seq=3)
+    await k.settle(r, 4 * CENT, seq=3)
     assert await k.spent_usd("a") == pytest.approx(0.04)
 
 

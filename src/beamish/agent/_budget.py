@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import math
 import threading
 import uuid
@@ -77,13 +78,15 @@ class Reservation:
 
 @dataclass(frozen=True)
 class Spend:
-    """Money spent: one settled model call. ``id`` is unique, so settling twice charges once."""
+    """Money spent: one settled model call. ``id`` is unique (``run_id:seq`` for a journaled step),
+    so settling twice charges once."""
 
     id: str
     agent: str
     run_id: str
     amount: int
     at: float
+    seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,110 @@ class _MemoryTx:
 
     def clear_pause(self, subject: str) -> None:
         self._l._pauses.pop(subject, None)
+
+
+class StoreLedger:
+    """The ledger in the journal's store (SQLite or PostgreSQL): shared by every process and node.
+
+    Spend is the journal's ``ledger`` table (``kind = 'spend'``), which a journaled ``done`` step
+    already writes in its own transaction; settling a journaled step therefore only drops its
+    reservation, and writes the spend itself only for a call that was not journaled. Reservations
+    and pauses live in the ``budget_*`` tables. On PostgreSQL every ledger transaction first locks
+    one row, so check-then-reserve is atomic across nodes; SQLite's ``BEGIN IMMEDIATE`` already
+    serialises writers.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def run(self, fn: Callable[[LedgerTx], T]) -> T:
+        def unit(tx: Any) -> T:
+            if tx.dialect == "postgresql":
+                tx.execute("UPDATE budget_lock SET n = n + 1 WHERE id = 1")
+            return fn(_StoreTx(tx))
+
+        result: T = await self.store.run(unit)
+        return result
+
+
+def _where(window: Window, prefix: str = "") -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value, op in (
+        ("agent", window.agent, "="),
+        ("run_id", window.run_id, "="),
+        ("at", window.start, ">="),
+        ("at", window.end, "<"),
+    ):
+        if value is not None:
+            clauses.append(f"{prefix}{column} {op} ?")
+            params.append(value)
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+class _StoreTx:
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+
+    def held(self, window: Window, now: float) -> int:
+        where, params = _where(window)
+        row = self._tx.fetchone(
+            "SELECT COALESCE(SUM(amount_nano), 0) AS s FROM budget_reservations WHERE expires_at > ?" + where,
+            [now, *params],
+        )
+        return int(row["s"]) if row else 0
+
+    def spent(self, window: Window) -> int:
+        where, params = _where(window)
+        row = self._tx.fetchone(
+            "SELECT COALESCE(SUM(amount_usd), 0) AS s FROM ledger WHERE kind = 'spend'" + where, params
+        )
+        return usd_to_nano(float(row["s"])) if row else 0
+
+    def add_reservation(self, r: Reservation) -> None:
+        self._tx.execute("DELETE FROM budget_reservations WHERE expires_at <= ?", (r.at,))
+        self._tx.execute(
+            "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (r.id, r.agent, r.run_id, r.amount, r.at, r.expires_at),
+        )
+
+    def settle(self, reservation_id: str, spend: Spend) -> None:
+        self.release(reservation_id)
+        if spend.seq is not None:
+            seen = self._tx.fetchone(
+                "SELECT 1 AS x FROM ledger WHERE kind = 'spend' AND run_id = ? AND seq = ?",
+                (spend.run_id, spend.seq),
+            )
+        else:
+            seen = self._tx.fetchone(
+                "SELECT 1 AS x FROM ledger WHERE kind = 'spend' AND run_id = ? AND note = ?",
+                (spend.run_id, spend.id),
+            )
+        if seen is None and spend.amount > 0:
+            self._tx.execute(
+                "INSERT INTO ledger (at, agent, run_id, seq, kind, amount_usd, note) "
+                "VALUES (?, ?, ?, ?, 'spend', ?, ?)",
+                (spend.at, spend.agent, spend.run_id, spend.seq, nano_to_usd(spend.amount), spend.id),
+            )
+
+    def release(self, reservation_id: str) -> None:
+        self._tx.execute("DELETE FROM budget_reservations WHERE id = ?", (reservation_id,))
+
+    def get_pause(self, subject: str) -> PauseRecord | None:
+        row = self._tx.fetchone("SELECT body FROM budget_pauses WHERE subject = ?", (subject,))
+        return None if row is None else PauseRecord.from_json(json.loads(row["body"]))
+
+    def set_pause(self, record: PauseRecord) -> None:
+        body = json.dumps(record.to_json(), sort_keys=True)
+        self._tx.execute(
+            "INSERT INTO budget_pauses (subject, body, at) VALUES (?, ?, ?) "
+            "ON CONFLICT (subject) DO UPDATE SET body = excluded.body, at = excluded.at",
+            (record.subject, body, record.at),
+        )
+
+    def clear_pause(self, subject: str) -> None:
+        self._tx.execute("DELETE FROM budget_pauses WHERE subject = ?", (subject,))
 
 
 def _check_cap(name: str, value: object) -> float | None:
@@ -520,14 +627,15 @@ class BudgetKeeper:
         events.append(Event(kind, pause_subject, data, at=now))
         return refusal
 
-    async def settle(self, reservation: Reservation, cost: int, entry_id: str | None = None) -> None:
+    async def settle(self, reservation: Reservation, cost: int, seq: int | None = None) -> None:
         """Replace the reservation by the real ``cost``; warn once per window past ``warn_at``.
 
-        ``entry_id`` (e.g. ``run_id:seq``) makes settling idempotent: a step settled twice is
-        charged once.
+        ``seq``, the journal step of the call, makes settling idempotent: a step settled twice (or
+        already charged by the journal) is charged once.
         """
         now = self.clock.time()
-        spend = Spend(entry_id or reservation.id, reservation.agent, reservation.run_id, cost, now)
+        entry = reservation.id if seq is None else f"{reservation.run_id}:{seq}"
+        spend = Spend(entry, reservation.agent, reservation.run_id, cost, now, seq)
         windows = self._windows(reservation.agent, reservation.run_id, now)
 
         def apply(tx: LedgerTx) -> list[tuple[str, str, Window, int]]:

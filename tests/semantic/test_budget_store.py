@@ -1,0 +1,131 @@
+"""Budgets over the journal's store, on SQLite and PostgreSQL: pauses that survive a restart,
+resume, windows in their time zone, and reservations that hold across concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from beamish._events import Event
+from beamish.agent._budget import Budget, BudgetExceeded, BudgetKeeper, Paused, StoreLedger
+from beamish.agent._pricing import usd_to_nano
+from beamish.journal import open_store
+from beamish.testing import FakeClock
+
+pytestmark = pytest.mark.timeout(45)
+
+CENT = usd_to_nano(0.01)
+
+
+async def test_pause_survives_a_restart_and_resume_lifts_it(store_url: str) -> None:
+    clock, events = FakeClock(), []
+    store = await open_store(store_url, clock=clock)
+    k = BudgetKeeper(StoreLedger(store), clock, {"cfo": Budget(per_day_usd=0.10)}, None, events.append)
+    await k.settle(await k.reserve("cfo", "r1", 9 * CENT), 9 * CENT)
+    with pytest.raises(BudgetExceeded):
+        await k.reserve("cfo", "r1", 2 * CENT)
+    await store.close()
+
+    # the node restarts: a fresh store connection and a fresh keeper know the agent is paused
+    store = await open_store(store_url, clock=clock)
+    try:
+        k2 = BudgetKeeper(StoreLedger(store), clock, {"cfo": Budget(per_day_usd=0.10)}, None, events.append)
+        record = await k2.paused("cfo")
+        assert record is not None and record.cause == "budget"
+        assert record.reason["kind"] == "over_budget"
+        assert record.reason["spent"] == pytest.approx(0.09)
+        with pytest.raises(Paused):
+            await k2.reserve("cfo", "r2", 1 * CENT)
+        assert await k2.resume("cfo")
+        assert await k2.paused("cfo") is None
+        reservation = await k2.reserve("cfo", "r2", 1 * CENT)
+        await k2.settle(reservation, 1 * CENT)
+        assert await k2.spent_usd("cfo", limit="per_day_usd") == pytest.approx(0.10)
+    finally:
+        await store.close()
+
+
+async def test_day_window_rolls_over_in_its_time_zone_on_the_store(store_url: str) -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    clock = FakeClock()
+    clock.set_wall(datetime(2026, 5, 1, 23, 0, tzinfo=tokyo).timestamp())
+    async with await open_store(store_url, clock=clock) as store:
+        k = BudgetKeeper(StoreLedger(store), clock, {"a": Budget(per_day_usd=0.05, tz="Asia/Tokyo")})
+        await k.settle(await k.reserve("a", "r", 5 * CENT), 5 * CENT)
+        with pytest.raises(BudgetExceeded):
+            await k.reserve("a", "r", 1)
+        clock.advance(59 * 60)  # 23:59 in Tokyo
+        assert await k.paused("a") is not None
+        clock.advance(61)  # 00:00:01 in Tokyo, 15:00 UTC the day before: a new Tokyo day
+        assert await k.paused("a") is None
+        assert await k.spent_usd("a", limit="per_day_usd") == 0.0
+        assert await k.spent_usd("a", limit="total_usd") == pytest.approx(0.05)
+
+
+async def test_journaled_step_spend_is_counted_once(store_url: str) -> None:
+    clock = FakeClock()
+    async with await open_store(store_url, clock=clock) as store:
+        run, _ = await store.create_run("a", "task", run_id="run-1")
+        epoch = await store.claim_run("run-1", "node-1")
+        k = BudgetKeeper(StoreLedger(store), clock, {"a": Budget(total_usd=1.0)})
+        reservation = await k.reserve("a", "run-1", 10 * CENT)
+        await store.record_step(
+            "run-1", 0, epoch, kind="llm", phase="done", request={"q": 1}, response={"a": 1}, cost_usd=0.04
+        )
+        await k.settle(reservation, 4 * CENT, seq=0)
+        await k.settle(reservation, 4 * CENT, seq=0)
+        assert await k.spent_usd("a") == pytest.approx(0.04)
+        assert run.run_id == "run-1"
+
+
+async def test_twenty_concurrent_runs_on_two_nodes_never_spend_past_the_cap(store_url: str) -> None:
+    clock = FakeClock()
+    cap = Budget(per_day_usd=0.50)
+    stores = [await open_store(store_url, clock=clock, pool_size=4) for _ in range(2)]
+    try:
+        keepers = [BudgetKeeper(StoreLedger(s), clock, {"writer": cap}, poll_s=0.01) for s in stores]
+        rng = random.Random(3)
+        calls = 0
+
+        async def run(n: int) -> None:
+            nonlocal calls
+            k = keepers[n % 2]  # ten runs on each node
+            while True:
+                try:
+                    r = await k.reserve("writer", f"run-{n}", 3 * CENT)
+                except (BudgetExceeded, Paused):
+                    return
+                calls += 1
+                await asyncio.sleep(0)
+                await k.settle(r, rng.randint(CENT, 3 * CENT))
+
+        await asyncio.wait_for(asyncio.gather(*(run(n) for n in range(20))), 40)
+        spent = await keepers[0].spent_usd("writer", limit="per_day_usd")
+        assert spent <= 0.50
+        assert spent > 0.40  # it really spent up to the cap, one worst case short at most
+        assert calls >= 17
+        assert await keepers[1].paused("writer") is not None
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_company_pause_is_seen_by_every_agent_after_a_restart(store_url: str) -> None:
+    clock = FakeClock()
+    budgets = {"a": Budget(total_usd=5.0), "b": Budget(total_usd=5.0)}
+    async with await open_store(store_url, clock=clock) as store:
+        k = BudgetKeeper(StoreLedger(store), clock, budgets, Budget(per_month_usd=0.10))
+        await k.settle(await k.reserve("a", "ra", 8 * CENT), 8 * CENT)
+        with pytest.raises(BudgetExceeded) as info:
+            await k.reserve("b", "rb", 5 * CENT)
+        assert info.value.refusal.scope == "company"
+    async with await open_store(store_url, clock=clock) as store:
+        events: list[Event] = []
+        k = BudgetKeeper(StoreLedger(store), clock, budgets, Budget(per_month_usd=0.20), events.append)
+        # the company cap was raised in the new config: the pause lifts by itself
+        assert await k.paused("a") is None
+        assert [e.data["why"] for e in events] == ["cap raised"]
