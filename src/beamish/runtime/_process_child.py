@@ -1,15 +1,17 @@
 """The child side of process isolation: one actor, its own asyncio loop, one socket to the node.
 
 Forked from the zygote (:mod:`beamish.runtime._zygote`), the child resolves its actor class by import
-path (``"module:qualname"`` — the class must be importable, not defined inside a function or in
-``__main__``), runs ``init`` and then serves frames one at a time, exactly as a task actor serves its
-mailbox. Frames (see :mod:`beamish.runtime._wire` for the encoding):
+path (``"module:qualname"``: the class must live at module level, not inside a function; a class of
+the main script is found by loading the script's file under another name, as ``multiprocessing``
+does, so its ``if __name__ == "__main__":`` block does not run again). The actor's ``init`` args
+cross as JSON. It then serves frames exactly as a task actor serves its mailbox — in fact under a
+node of its own. Frames (see :mod:`beamish.runtime._wire` for the encoding):
 
 * node → child: ``call {id, req}``, ``cast {msg}``, ``info {msg}``, ``stop {reason}``.
-* child → node: ``ready {v, pid}`` once ``init`` returned; ``reply {id, value}`` (or ``{id, error}``
-  when the reply cannot be encoded); ``hb`` every ``hb_s`` seconds from the loop — a loop that stops
-  beating is a hung child; ``exit {reason}`` as the last frame, the reason in its journal JSON
-  (a ``Crashed`` carries the formatted remote traceback).
+* child → node: ``ready {v, pid}`` once ``init`` returned (``ignore`` if it raised ``Ignore``);
+  ``reply {id, value}`` (or ``{id, error}`` when the reply cannot be encoded); ``hb`` every
+  ``hb_s`` seconds from the loop — a loop that stops beating is a hung child; ``exit {reason}`` as
+  the last frame, the reason in its journal JSON (a ``Crashed`` carries the remote traceback).
 
 The child ends when its actor ends, when the node asks it to stop, or when its socket reaches EOF
 (the node is gone). ``max_memory_mb`` is enforced here with ``RLIMIT_AS`` (a backstop: an allocation
@@ -19,15 +21,21 @@ past it raises ``MemoryError``, reported as ``MemoryExceeded``) and in the node 
 from __future__ import annotations
 
 import asyncio
-import collections
+import functools
 import os
 import resource
 import socket
 from typing import Any
 
-from beamish._exits import Crashed, ExitReason, MemoryExceeded, Normal, Shutdown, exit_from_json
+from beamish._exceptions import IsolationError, StartFailed
+from beamish._exits import Crashed, ExitReason, MemoryExceeded, Shutdown, exit_from_json
+from beamish.runtime._node import Node
+from beamish.runtime._ref import CALL, CAST, INFO, ActorRef
 from beamish.runtime._wire import WIRE_VERSION, FrameProtocol
 from beamish.runtime._zygote import resolve
+
+#: After the node's socket closes, how long the actor's ``terminate`` may take before a kill.
+NODE_GONE_GRACE_S = 1.0
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -43,41 +51,59 @@ def _vm_size_bytes() -> int:
         return int(f.read().split()[0]) * _PAGE
 
 
-class _StopHost(BaseException):
-    """Unwinds the serving loop with an exit reason."""
-
-    def __init__(self, reason: ExitReason) -> None:
-        self.reason = reason
-
-
 class ChildHost:
-    """Runs one actor in this process and speaks frames with the node."""
+    """Runs one actor under a node of its own in this process and speaks frames with the node.
+
+    The actor is spawned by a real :class:`~beamish.runtime._node.Node` inside the child, so every
+    callback rule holds as for a task actor (one message at a time, ``self.stop``, ``exit_now``,
+    ``terminate``, crashes); this class only turns frames into mailbox deliveries and back.
+    """
 
     def __init__(self, sock: socket.socket, request: dict[str, Any]) -> None:
         self.sock = sock
         self.request = request
         self.limit_mb: float | None = request.get("max_memory_mb")
         self.hb_s: float | None = request.get("hb_s")
-        self.inbox: collections.deque[dict[str, Any]] = collections.deque()
-        self.wakeup: asyncio.Future[None] | None = None
         self.protocol: FrameProtocol | None = None
         self.closed: asyncio.Future[None] | None = None
-        self.stop_reason: ExitReason | None = None
-        self.actor: Any = None
+        self.node = Node(name=f"process:{request.get('name', '?')}")
+        self.ref: ActorRef | None = None
+        self.early: list[dict[str, Any]] = []  # frames that arrived while init ran
 
     # -- wire ---------------------------------------------------------------------------------------
     def on_message(self, message: dict[str, Any]) -> None:
-        if message["t"] == "stop" and self.stop_reason is None:
-            self.stop_reason = exit_from_json(message["reason"])
-        self.inbox.append(message)
-        if self.wakeup is not None and not self.wakeup.done():
-            self.wakeup.set_result(None)
+        ref = self.ref
+        if ref is None:
+            self.early.append(message)
+            return
+        kind = message["t"]
+        if kind == "call":
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(functools.partial(self.reply, message["id"]))
+            ref._deliver(CALL, message["req"], future)
+        elif kind == "cast":
+            ref._deliver(CAST, message["msg"], None)
+        elif kind == "info":
+            ref._deliver(INFO, message["msg"], None)
+        elif kind == "stop":
+            ref._request_stop(exit_from_json(message["reason"]))
+
+    def reply(self, call_id: int, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return  # the actor died with the call pending: its exit frame says why
+        try:
+            self.send({"t": "reply", "id": call_id, "value": future.result()})
+        except IsolationError as exc:  # the reply cannot cross the wire: tell the caller, live on
+            self.send({"t": "reply", "id": call_id, "error": str(exc)})
 
     def on_close(self, exc: BaseException | None) -> None:
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
-        # The node is gone: stop as if it had asked, so terminate() still runs.
-        self.on_message({"t": "stop", "reason": Shutdown("node connection closed").to_json()})
+        ref = self.ref
+        if ref is not None and ref.alive:
+            # The node is gone: stop politely (terminate runs), and soon by force.
+            ref._request_stop(Shutdown("node connection closed"))
+            asyncio.get_running_loop().call_later(NODE_GONE_GRACE_S, ref.kill)
 
     def send(self, message: dict[str, Any]) -> None:
         assert self.protocol is not None
@@ -86,40 +112,21 @@ class ChildHost:
     def beat(self) -> None:
         assert self.hb_s is not None
         if self.protocol is not None and self.protocol.transport is not None:
+            if self.protocol.transport.is_closing():
+                return
             self.send({"t": "hb"})
             asyncio.get_running_loop().call_later(self.hb_s, self.beat)
 
     # -- actor --------------------------------------------------------------------------------------
-    def exit_reason_for(self, exc: BaseException) -> ExitReason:
-        if isinstance(exc, MemoryError) and self.limit_mb is not None:
+    def reason_for(self, reason: ExitReason) -> ExitReason:
+        """``MemoryExceeded`` for a crash by ``MemoryError`` under a memory limit, else ``reason``."""
+        if (
+            isinstance(reason, Crashed)
+            and isinstance(reason.error, MemoryError)
+            and self.limit_mb is not None
+        ):
             return MemoryExceeded(limit_mb=self.limit_mb, used_mb=round(rss_mb(), 1))
-        return Crashed(exc)
-
-    async def next_message(self) -> dict[str, Any]:
-        while not self.inbox:
-            self.wakeup = asyncio.get_running_loop().create_future()
-            await self.wakeup
-        return self.inbox.popleft()
-
-    async def serve(self) -> ExitReason:
-        while True:
-            message = await self.next_message()
-            kind = message["t"]
-            if kind == "stop":
-                return self.stop_reason or Shutdown()
-            if kind == "call":
-                value = await self.actor.handle_call(message["req"])
-                try:
-                    self.send({"t": "reply", "id": message["id"], "value": value})
-                except Exception as exc:  # the reply cannot cross the wire: tell the caller, live on
-                    self.send({"t": "reply", "id": message["id"], "error": str(exc)})
-            elif kind == "cast":
-                await self.actor.handle_cast(message["msg"])
-            elif kind == "info":
-                await self.actor.handle_info(message["msg"])
-            requested = _requested_stop(self.actor)
-            if requested is not None:
-                return requested
+        return reason
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -129,45 +136,38 @@ class ChildHost:
         )
         assert isinstance(protocol, FrameProtocol)
         self.protocol = protocol
-        reason: ExitReason
-        try:
-            cls = resolve(self.request["actor"])
-            self.actor = cls()
-            await self.actor.init(*self.request.get("args", ()), **self.request.get("kwargs", {}))
-        except BaseException as exc:
-            self.finish(self.exit_reason_for(exc))
-            await self.flushed()
-            return
-        self.send({"t": "ready", "v": WIRE_VERSION, "pid": os.getpid()})
-        if self.hb_s:
+        if self.hb_s:  # beat from the start, so an init that blocks the loop is a hung child too
             loop.call_later(self.hb_s, self.beat)
         try:
-            reason = await self.serve()
+            cls = resolve(self.request["actor"], self.request.get("main"))
+            self.ref = await self.node.spawn(
+                cls, *self.request.get("args", ()), name=None, **self.request.get("kwargs", {})
+            )
+        except StartFailed as exc:
+            if exc.reason != "ignore":
+                raise
+            self.send({"t": "ignore"})
+            await self.close()
+            return
         except BaseException as exc:
-            reason = self.exit_reason_for(exc)
-        try:
-            await self.actor.terminate(reason)
-        except BaseException as exc:
-            if isinstance(reason, Normal | Shutdown):
-                reason = self.exit_reason_for(exc)
-        self.finish(reason)
-        await self.flushed()
+            self.send({"t": "exit", "reason": self.reason_for(Crashed(exc)).to_json()})
+            await self.close()
+            return
+        self.send({"t": "ready", "v": WIRE_VERSION, "pid": os.getpid()})
+        early, self.early = self.early, []
+        for message in early:
+            self.on_message(message)
+        reason = self.reason_for(await self.ref.wait())
+        if not self.closed.done():
+            self.send({"t": "exit", "reason": reason.to_json()})
+        await self.close()
 
-    def finish(self, reason: ExitReason) -> None:
-        assert self.protocol is not None
-        self.send({"t": "exit", "reason": reason.to_json()})
+    async def close(self) -> None:
+        """Flush what is buffered, close the socket and wait (bounded) until it is closed."""
+        assert self.protocol is not None and self.closed is not None
         if self.protocol.transport is not None:
-            self.protocol.transport.close()  # flushes what is buffered, then closes
-
-    async def flushed(self) -> None:
-        assert self.closed is not None
+            self.protocol.transport.close()
         await asyncio.wait_for(self.closed, 5.0)
-
-
-def _requested_stop(actor: Any) -> ExitReason | None:
-    """The reason an actor gave to ``self.stop(reason)`` during the last callback, if any."""
-    reason = getattr(actor, "_beamish_stop_reason", None)
-    return reason if isinstance(reason, ExitReason) else None
 
 
 def run_child(fd: int, request: dict[str, Any]) -> int:

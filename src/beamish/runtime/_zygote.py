@@ -2,7 +2,7 @@
 
 Why not a fresh interpreter per child: starting Python and importing beamish costs ~100 ms, and
 ``multiprocessing``'s forkserver still pays ~30 ms per child for its own bootstrap. The zygote is
-started once per node (``python -m beamish.runtime._zygote``), imports beamish, the child host and
+started once per node (a fresh ``python`` calling :func:`main`), imports beamish, the child host and
 the user's preload modules, freezes the heap (``gc.freeze``, so a child's collector never writes to —
 and so never copies — the template's pages), and then forks a child in well under a millisecond.
 Each actor module is imported in the zygote the first time a child needs it, so every *restart*
@@ -31,6 +31,7 @@ import contextlib
 import ctypes
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import select
@@ -55,10 +56,34 @@ def die_with_parent(expected_parent: int) -> None:
         os._exit(0)
 
 
-def resolve(path: str) -> Any:
-    """``"package.module:Outer.Inner"`` → the object, importing the module."""
+#: The name the main script is loaded under in the zygote (its ``__main__`` guard stays false).
+MAIN_ALIAS = "__beamish_main__"
+
+
+def resolve(path: str, main_file: str | None = None) -> Any:
+    """``"package.module:Outer.Inner"`` → the object, importing the module.
+
+    ``"__main__:Name"`` loads ``main_file`` (the node's main script) as :data:`MAIN_ALIAS` once.
+    """
     module_name, _, qualname = path.partition(":")
-    obj: Any = importlib.import_module(module_name)
+    obj: Any
+    if module_name == "__main__":
+        obj = sys.modules.get(MAIN_ALIAS)
+        if obj is None:
+            if not main_file:
+                raise ImportError(f"{path}: the node's main script has no file to load it from")
+            spec = importlib.util.spec_from_file_location(MAIN_ALIAS, main_file)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{path}: cannot load the main script {main_file!r}")
+            obj = importlib.util.module_from_spec(spec)
+            sys.modules[MAIN_ALIAS] = obj
+            try:
+                spec.loader.exec_module(obj)
+            except BaseException:
+                del sys.modules[MAIN_ALIAS]
+                raise
+    else:
+        obj = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
@@ -121,7 +146,7 @@ class _Zygote:
         module = str(message["actor"]).partition(":")[0]
         if module not in self.imported:
             try:
-                resolve(message["actor"])
+                resolve(message["actor"], message.get("main"))
             except BaseException:
                 os.close(fds[0])
                 self.send({"t": "spawn_failed", "id": request_id, "error": traceback.format_exc()})
@@ -159,7 +184,7 @@ class _Zygote:
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: ``python -m beamish.runtime._zygote FD NODE_PID SYS_PATH_JSON PRELOAD_JSON``."""
+    """Entry point, with ``argv`` = ``FD NODE_PID SYS_PATH_JSON PRELOAD_JSON``."""
     fd, node_pid = int(argv[0]), int(argv[1])
     die_with_parent(node_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides when children stop
@@ -179,7 +204,3 @@ def main(argv: list[str]) -> None:
     gc.freeze()
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         zygote.serve()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

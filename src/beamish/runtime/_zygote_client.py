@@ -60,8 +60,8 @@ class ZygoteClient:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = [
             sys.executable,
-            "-m",
-            "beamish.runtime._zygote",
+            "-c",
+            "import sys; from beamish.runtime._zygote import main; main(sys.argv[1:])",
             str(theirs.fileno()),
             str(os.getpid()),
             json.dumps(sys.path),

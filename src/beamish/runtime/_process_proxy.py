@@ -1,0 +1,272 @@
+"""The proxy actor: how a supervisor sees a child that lives in another OS process.
+
+The proxy is an ordinary :class:`~beamish.Actor` in the node. Its ``init`` forks the child from the
+node's zygote and waits for the child's ``ready``; ``handle_call``/``handle_cast``/``handle_info``
+forward to the child over the wire; ``terminate`` asks the child to stop and waits for it to go (the
+supervisor's shutdown timeout bounds the wait, and a kill of the proxy SIGKILLs the child in
+``on_exit``). When the child's socket closes, the proxy ends at once with the child's reason —
+``exit`` frame if it sent one, otherwise ``Killed`` for SIGKILL or ``Crashed`` naming the signal or
+exit code — so pending calls fail immediately with ``ActorExited`` and the supervisor restarts it.
+
+The node also polices the child from here: no heartbeat for ``hang_after_s`` means SIGKILL and exit
+``Hung``; RSS over ``max_memory_mb`` (polled from ``/proc``) means SIGKILL and ``MemoryExceeded``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from beamish._exceptions import IsolationError
+from beamish._exits import Crashed, ExitReason, Hung, Killed, MemoryExceeded, exit_from_json
+from beamish.runtime._actor import Actor, Ignore
+from beamish.runtime._process_child import rss_mb
+from beamish.runtime._wire import FrameProtocol
+
+if TYPE_CHECKING:
+    from beamish.runtime._zygote_client import ZygoteClient
+
+logger = logging.getLogger("beamish.runtime")
+
+#: How often the node reads a child's RSS when it has a memory limit.
+MEMORY_POLL_S = 0.05
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class ProcessProxy(Actor):
+    """Stands in the node for an actor running in its own OS process."""
+
+    pid: int = 0
+    _pidfd: int = -1
+    _on_gone: Callable[[], None] | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _protocol: FrameProtocol | None = None
+
+    async def init(
+        self,
+        client: ZygoteClient,
+        request: dict[str, Any],
+        hang_after_s: float | None = None,
+        max_memory_mb: float | None = None,
+        on_gone: Callable[[], None] | None = None,
+    ) -> None:
+        self._on_gone = on_gone
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._client = client
+        self._hang_after_s = hang_after_s
+        self._max_memory_mb = max_memory_mb
+        self._ids = itertools.count(1)
+        self._replies: dict[int, asyncio.Future[Any]] = {}
+        self._said: ExitReason | None = None  # the reason in the child's exit frame
+        self._forced: ExitReason | None = None  # Hung / MemoryExceeded, decided here
+        self._stopping = False
+        self._closed: asyncio.Future[None] = loop.create_future()
+        self._ready: asyncio.Future[None] = loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._protocol: FrameProtocol | None = None
+        self._last_beat = time.monotonic()
+        self.pid, sock = await client.spawn(request)
+        # A pidfd, not the pid, is what we signal: a pid can be reused once the zygote reaps it.
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            self._pidfd = -1
+        try:
+            _, protocol = await loop.connect_accepted_socket(
+                lambda: FrameProtocol(self._on_message, self._on_close), sock
+            )
+        except BaseException:
+            sock.close()
+            self._kill()
+            self._release()
+            raise
+        assert isinstance(protocol, FrameProtocol)
+        self._protocol = protocol
+        if hang_after_s is not None or max_memory_mb is not None:
+            self._schedule_check()
+        try:
+            await self._ready
+        except BaseException:
+            self._kill()
+            self._release()
+            self._cancel_check()
+            raise
+
+    # -- forwarding ---------------------------------------------------------------------------------
+    async def handle_call(self, request: Any) -> Any:
+        call_id = next(self._ids)
+        try:
+            self._send({"t": "call", "id": call_id, "req": request})
+        except IsolationError as exc:
+            self._fail_caller(exc)  # the caller's mistake: the child lives on
+            return None
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._replies[call_id] = future
+        try:
+            return await future
+        except IsolationError as exc:
+            self._fail_caller(exc)
+            return None
+        finally:
+            self._replies.pop(call_id, None)
+
+    async def handle_cast(self, message: Any) -> None:
+        try:
+            self._send({"t": "cast", "msg": message})
+        except IsolationError as exc:
+            logger.warning("dropped a cast to process child %r: %s", self.ref.name, exc)
+
+    async def handle_info(self, message: Any) -> None:
+        try:
+            self._send({"t": "info", "msg": message})
+        except IsolationError as exc:
+            logger.warning("dropped a message to process child %r: %s", self.ref.name, exc)
+
+    async def terminate(self, reason: ExitReason) -> None:
+        self._stopping = True
+        if not self._closed.done():
+            with contextlib.suppress(IsolationError):
+                self._send({"t": "stop", "reason": reason.to_json()})
+            await self._closed
+
+    def on_exit(self, reason: ExitReason) -> None:
+        on_gone, self._on_gone = self._on_gone, None
+        if on_gone is not None:
+            on_gone()
+        self._cancel_check()
+        self._kill()  # harmless if it is gone already: the pidfd cannot name another process
+        self._release()
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.abort()
+
+    # -- the wire -----------------------------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._protocol is not None
+        self._protocol.send(message)
+
+    def _fail_caller(self, exc: BaseException) -> None:
+        """Fail the pending call's future with ``exc`` (the proxy itself goes on serving)."""
+        current = self.ref._current
+        if current is not None and not current.done():
+            current.set_exception(exc)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        self._last_beat = time.monotonic()
+        kind = message["t"]
+        if kind == "reply":
+            future = self._replies.get(int(message["id"]))
+            if future is not None and not future.done():
+                if "error" in message:
+                    future.set_exception(
+                        IsolationError(f"the child's reply cannot cross the wire: {message['error']}")
+                    )
+                else:
+                    future.set_result(message.get("value"))
+        elif kind == "ready":
+            if not self._ready.done():
+                self._ready.set_result(None)
+        elif kind == "exit":
+            self._said = exit_from_json(message["reason"])
+        elif kind == "ignore" and not self._ready.done():
+            self._ready.set_exception(Ignore())
+
+    def _on_close(self, exc: BaseException | None) -> None:
+        if self._closed.done():
+            return
+        self._closed.set_result(None)
+        self._cancel_check()
+        reason = self._forced or self._said
+        if reason is not None:
+            self._child_gone(reason)
+        else:
+            self._loop.create_task(self._classify_death())
+
+    async def _classify_death(self) -> None:
+        """No exit frame: ask the zygote how the child died."""
+        status = await self._client.exit_status(self.pid)
+        reason: ExitReason
+        if self._forced is not None:
+            reason = self._forced
+        elif status.get("signal") == signal.SIGKILL:
+            reason = Killed()
+        elif "signal" in status:
+            reason = Crashed(f"ProcessDied: the child process died of {_signal_name(int(status['signal']))}")
+        elif "code" in status:
+            reason = Crashed(
+                f"ProcessDied: the child process exited with code {status['code']} without a reason"
+            )
+        else:
+            reason = Crashed(f"ProcessDied: {status.get('unknown', 'the child process is gone')}")
+        self._child_gone(reason)
+
+    def _child_gone(self, reason: ExitReason) -> None:
+        if not self._ready.done():
+            self._ready.set_exception(_start_error(reason))
+            return
+        if self._ready.exception() is not None or self._stopping:
+            return  # terminate() is waiting on _closed; the proxy exits with the reason it was given
+        if self.ref.alive:
+            self.ref._finish(reason)
+
+    # -- policing -----------------------------------------------------------------------------------
+    def _schedule_check(self) -> None:
+        interval = MEMORY_POLL_S if self._max_memory_mb is not None else 1.0
+        if self._hang_after_s is not None:
+            interval = min(interval, self._hang_after_s / 4)
+        self._timer = self._loop.call_later(interval, self._check)
+
+    def _cancel_check(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._closed.done() or self._forced is not None:
+            return
+        silent_for = time.monotonic() - self._last_beat
+        if self._hang_after_s is not None and silent_for > self._hang_after_s:
+            self._forced = Hung(silent_for_s=round(silent_for, 3))
+            self._kill()
+            return
+        if self._max_memory_mb is not None:
+            try:
+                used = rss_mb(self.pid)
+            except (FileNotFoundError, ProcessLookupError):
+                used = 0.0
+            if used > self._max_memory_mb:
+                self._forced = MemoryExceeded(limit_mb=self._max_memory_mb, used_mb=round(used, 1))
+                self._kill()
+                return
+        self._schedule_check()
+
+    def _kill(self) -> None:
+        if self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def _release(self) -> None:
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+
+def _start_error(reason: ExitReason) -> BaseException:
+    """The exception a failed child start raises in the node, carrying the child's traceback."""
+    if isinstance(reason, Crashed) and reason.traceback:
+        return IsolationError(f"the process child failed in init: {reason.message}\n\n{reason.traceback}")
+    return IsolationError(f"the process child exited before it was ready: {reason!r}")

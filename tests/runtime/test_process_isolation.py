@@ -1,0 +1,291 @@
+"""isolation="process": each child in its own OS process, behind a proxy actor, restarted in milliseconds.
+
+These tests use real processes and short real timeouts where no fake clock can reach (a child's
+heartbeat is real time), and wait on events with bounded timeouts, never on a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from beamish import (
+    Actor,
+    ActorExited,
+    ActorRef,
+    ChildSpec,
+    Crashed,
+    Hung,
+    IsolationError,
+    Killed,
+    MemoryExceeded,
+    Node,
+    Normal,
+    Shutdown,
+    SpecError,
+    StartFailed,
+    SupervisorSpec,
+)
+from beamish.runtime._events import EventStream
+from beamish.runtime._process import zygote_of
+
+from .test_process_support import Echo, FailsInit
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    async with Node() as node:
+        yield node
+
+
+def process_child(child_id: str, **options: Any) -> ChildSpec:
+    args = options.pop("args", (child_id,))
+    return ChildSpec(child_id, Echo, args=args, isolation="process", **options)
+
+
+async def only_child(sup: Any) -> ActorRef:
+    (info,) = await sup.which_children()
+    assert info.ref is not None
+    ref: ActorRef = info.ref
+    return ref
+
+
+async def next_start(events: EventStream, child_id: str) -> None:
+    while True:
+        event = await asyncio.wait_for(events.next("child.started"), 10)
+        if event.data["id"] == child_id:
+            return
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie counts as gone: it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_a_process_child_serves_calls_casts_and_messages_from_its_own_process(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a")]))
+    ref = await only_child(sup)
+    assert await ref.call("hello") == ["a", "hello"]
+    child_pid = await ref.call("pid")
+    assert child_pid != os.getpid()
+    ref.cast({"n": 1})
+    ref.send("ping")
+    assert await ref.call("casts") == [{"n": 1}, {"info": "ping"}]
+
+
+async def test_a_sigkilled_child_exits_killed_and_its_supervisor_restarts_it(node: Node) -> None:
+    async with node.events() as events:
+        sup = await node.start_supervisor(SupervisorSpec([process_child("a")], intensity=5))
+        ref = await only_child(sup)
+        pid = await ref.call("pid")
+        os.kill(pid, signal.SIGKILL)
+        assert await asyncio.wait_for(ref.wait(), 5) == Killed()
+        await next_start(events, "a")
+        await next_start(events, "a")
+    again = await only_child(sup)
+    assert again != ref
+    assert await again.call("again") == ["a", "again"]
+    assert await again.call("pid") != pid
+
+
+async def test_a_raising_child_crashes_with_the_remote_traceback(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a", restart="temporary")]))
+    ref = await only_child(sup)
+    with pytest.raises(ActorExited) as caught:
+        await ref.call("boom")
+    reason = caught.value.reason
+    assert isinstance(reason, Crashed)
+    assert reason.message == "ValueError: boom from the child"
+    assert 'raise ValueError("boom from the child")' in reason.traceback
+    assert "test_process_support.py" in reason.traceback
+    assert await ref.wait() == reason
+
+
+async def test_a_child_blocking_its_loop_is_killed_as_hung(node: Node) -> None:
+    sup = await node.start_supervisor(
+        SupervisorSpec([process_child("a", hang_after_s=0.3, restart="temporary")])
+    )
+    ref = await only_child(sup)
+    assert await ref.call("fine") == ["a", "fine"]  # a healthy child keeps beating
+    pid = await ref.call("pid")
+    with pytest.raises(ActorExited) as caught:
+        await ref.call("block", timeout=10)
+    reason = caught.value.reason
+    assert isinstance(reason, Hung) and reason.silent_for_s >= 0.3
+    await wait_gone(pid)
+
+
+async def test_a_child_allocating_without_bound_is_stopped_by_its_memory_limit(node: Node) -> None:
+    sup = await node.start_supervisor(
+        SupervisorSpec([process_child("a", max_memory_mb=200, restart="temporary")])
+    )
+    ref = await only_child(sup)
+    with pytest.raises(ActorExited) as caught:
+        await ref.call("hog", timeout=20)
+    reason = caught.value.reason
+    assert isinstance(reason, MemoryExceeded)
+    assert reason.limit_mb == 200
+
+
+async def test_pending_calls_fail_at_once_when_the_child_dies(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a", restart="temporary")]))
+    ref = await only_child(sup)
+    pid = await ref.call("pid")
+    pending = asyncio.ensure_future(ref.call("block", timeout=30))
+    queued = asyncio.ensure_future(ref.call("after", timeout=30))
+    await asyncio.sleep(0)  # both calls are now in the proxy's hands
+    os.kill(pid, signal.SIGKILL)
+    for call in (pending, queued):
+        with pytest.raises(ActorExited) as caught:
+            await asyncio.wait_for(call, 2)
+        assert caught.value.reason == Killed()
+
+
+async def test_one_for_all_over_process_children_restarts_all_of_them_in_order(
+    node: Node, tmp_path: Path
+) -> None:
+    log = tmp_path / "starts.log"
+    children = [process_child(c, args=(c, str(log))) for c in ("a", "b", "c")]
+    async with node.events() as events:
+        sup = await node.start_supervisor(SupervisorSpec(children, strategy="one_for_all", intensity=5))
+        before = {info.id: info.ref for info in await sup.which_children()}
+        assert before["b"] is not None
+        os.kill(await before["b"].call("pid"), signal.SIGKILL)
+        for _ in range(2):
+            for child_id in ("a", "b", "c"):
+                await next_start(events, child_id)
+    started = [line.split()[0] for line in log.read_text().splitlines()]
+    assert started == ["a", "b", "c", "a", "b", "c"]
+    after = await sup.which_children()
+    assert [info.id for info in after] == ["a", "b", "c"]
+    for info in after:
+        assert info.ref is not None and info.ref != before[info.id]
+        assert await info.ref.call("x") == [info.id, "x"]
+
+
+async def test_stopping_a_process_child_runs_its_terminate_in_the_child(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "terminate.log"
+    monkeypatch.setenv("BEAMISH_TEST_TERMINATE_LOG", str(log))  # the node's zygote starts after this
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a")]))
+    ref = await only_child(sup)
+    pid = await ref.call("pid")
+    await sup.terminate_child("a")
+    assert ref.reason == Shutdown()
+    assert log.read_text() == "a shutdown\n"
+    await wait_gone(pid)
+
+
+async def test_a_child_that_stops_itself_exits_normal_and_a_transient_one_stays_down(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a", restart="transient")]))
+    ref = await only_child(sup)
+    assert await ref.call("stop") == "stopping"
+    assert await asyncio.wait_for(ref.wait(), 5) == Normal()
+    (info,) = await sup.which_children()
+    assert info.ref is None
+
+
+async def test_a_child_failing_its_init_fails_the_start_with_the_remote_traceback(node: Node) -> None:
+    spec = SupervisorSpec([ChildSpec("bad", FailsInit, isolation="process")])
+    with pytest.raises(StartFailed) as caught:
+        await node.start_supervisor(spec)
+    text = f"{caught.value!r} {caught.value.__cause__!r}"
+    assert "cannot start in the child" in text
+    assert 'raise RuntimeError("cannot start in the child")' in text
+
+
+async def test_a_reply_or_request_that_cannot_cross_the_wire_fails_the_call_and_not_the_child(
+    node: Node,
+) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a")]))
+    ref = await only_child(sup)
+    with pytest.raises(IsolationError, match="JSON"):
+        await ref.call("set")
+    with pytest.raises(IsolationError, match="JSON"):
+        await ref.call(object())
+    assert await ref.call("still here") == ["a", "still here"]
+
+
+async def test_specs_that_cannot_reach_a_child_are_refused_with_a_clear_error(node: Node) -> None:
+    class Local(Actor):
+        pass
+
+    with pytest.raises(SpecError, match="module level"):
+        await node.start_supervisor(SupervisorSpec([ChildSpec("l", Local, isolation="process")]))
+    with pytest.raises(SpecError, match="JSON-safe"):
+        await node.start_supervisor(SupervisorSpec([process_child("j", args=({1},))]))
+
+
+async def test_closing_the_node_stops_its_children_and_its_zygote() -> None:
+    async with Node() as node:
+        sup = await node.start_supervisor(SupervisorSpec([process_child("a"), process_child("b")]))
+        pids = [await info.ref.call("pid") for info in await sup.which_children() if info.ref]
+        client = zygote_of(node)
+        assert client is not None and client.pid is not None
+        zygote = client.pid
+    for pid in (*pids, zygote):
+        await wait_gone(pid)
+    assert zygote_of(node) is None
+
+
+NODE_SCRIPT = """
+import asyncio, json, os, sys
+from beamish import ChildSpec, Node, SupervisorSpec
+from beamish.runtime._process import zygote_of
+from runtime.test_process_support import Echo
+
+async def main():
+    node = Node()
+    children = [ChildSpec(c, Echo, args=(c,), isolation="process") for c in ("a", "b", "c")]
+    sup = await node.start_supervisor(SupervisorSpec(children))
+    pids = [await info.ref.call("pid") for info in await sup.which_children()]
+    print(json.dumps({"zygote": zygote_of(node).pid, "children": pids}), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_no_child_process_outlives_a_sigkilled_node() -> None:
+    tests_dir = Path(__file__).resolve().parent.parent
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", NODE_SCRIPT, cwd=tests_dir, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        started = json.loads(line)
+        pids = [started["zygote"], *started["children"]]
+        assert all(alive(pid) for pid in pids)
+        proc.kill()  # SIGKILL: the node gets no chance to clean up
+        await proc.wait()
+        for pid in pids:
+            await wait_gone(pid)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def wait_gone(pid: int, timeout: float = 5.0) -> None:
+    """Wait (bounded) until ``pid`` no longer runs; the process is reaped by its parent."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while alive(pid):
+        assert loop.time() < deadline, f"process {pid} still alive after {timeout}s"
+        await asyncio.sleep(0.005)
