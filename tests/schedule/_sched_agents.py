@@ -33,9 +33,9 @@ class RecordingAgents:
             "UPDATE runs SET status = 'running' WHERE run_id = ? AND status = 'queued'", (run_id,)
         )
         if started:
-            self.executed.append(run_id)
             status = "failed" if agent in self.fail else "succeeded"
             await self.store.update_run(run_id, status=status, output=f"{agent} did {input}")
+            self.executed.append(run_id)
         return run_id
 
 

@@ -1,6 +1,7 @@
 """Schedules that fire exactly once per tick: cron with time zones (Debian cron's DST rules), missed-run
 policies, and a store-backed scheduler that turns each tick into one run across crashes and nodes."""
 
+from beamish.schedule._actor import SchedulerActor
 from beamish.schedule._cron import MISFIRE_POLICIES, Misfire, Schedule
 from beamish.schedule._history import FireRecord, SuccessRate
 from beamish.schedule._misfire import Decision, decide
@@ -14,6 +15,7 @@ __all__ = [
     "PassReport",
     "Schedule",
     "Scheduler",
+    "SchedulerActor",
     "Submit",
     "SuccessRate",
     "decide",

@@ -21,7 +21,7 @@ class FireRecord:
 
     ``action`` is ``"fire"`` or ``"missed"``; ``late_s`` is dispatch time minus due time (None until
     dispatched, or for a missed tick); ``outcome`` is the run's status (``"succeeded"``, ``"failed"``,
-    ``"running"`` …), ``"missed"`` for a missed tick, or ``"claimed"`` while not yet handed over.
+    ``"running"`` …), ``"missed"`` for a missed tick, or ``"claimed"`` before its run was created.
     """
 
     schedule_id: str
@@ -61,7 +61,7 @@ def _record(row: Row) -> FireRecord:
     dispatched = row["dispatched_at"]
     if row["action"] == "missed":
         outcome = "missed"
-    elif row["status"] == "claimed" or row["run_status"] is None:
+    elif row["run_status"] is None:
         outcome = "claimed"
     else:
         outcome = str(row["run_status"])
