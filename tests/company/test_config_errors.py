@@ -43,7 +43,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "a typo in a budget key",
         agent(budget={"per_dya_usd": 3}),
         "agents.ceo.budget.per_dya_usd: unknown key (expected one of: per_run_usd, per_day_usd, per_month_usd, "
-        "total_usd, timezone)",
+        "total_usd, tz, warn_at)",
     ),
     (
         "a negative budget",
@@ -69,6 +69,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "an unknown per-reason action",
         agent(policy={"on_loop": "retry"}),
         "agents.ceo.policy.on_loop: expected one of 'restart', 'pause', 'stop' or 'escalate', got 'retry'",
+    ),
+    (
+        "a restart policy for loops, which replay would walk straight back into",
+        agent(policy={"on_loop": "restart"}),
+        "agents.ceo.policy: Policy on_loop='restart' is not allowed (a restart replays the journal straight back "
+        "into the loop); expected one of ['pause', 'stop', 'escalate']",
     ),
     (
         "a zero hang timeout",
@@ -141,6 +147,11 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "a tool function that does not exist",
         agent(tools=["json:no_such_function"]),
         "agents.ceo.tools[0]: module 'json' has no attribute 'no_such_function'",
+    ),
+    (
+        "a plain function that is not a beamish tool",
+        agent(tools=["json:dumps"]),
+        "agents.ceo.tools[0]: 'json:dumps' is not a beamish tool (decorate it with @beamish.tool)",
     ),
     (
         "a tool that is not callable",
@@ -218,3 +229,19 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_a_config_error_is_a_spec_error_and_a_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         load_config_data({}, tmp_path / "beamish.toml")
+
+
+def test_the_solo_company_loads_with_its_groups_tools_and_paths_resolved() -> None:
+    from beamish.company._examples import solo_company_dir
+
+    base = solo_company_dir()
+    cfg = load_config(base / "beamish.toml")
+    assert list(cfg.agents) == ["ceo", "coo", "cfo", "accountant", "marketing", "lawyer", "cto", "improver"]
+    assert cfg.file.tree.groups["finance"].strategy == "rest_for_one"
+    assert cfg.file.tree.groups["finance"].agents == ["cfo", "accountant"]
+    assert cfg.group_of("accountant") == "finance"
+    assert cfg.store_url == f"sqlite:///{base / 'state' / 'beamish.db'}"
+    assert cfg.memory_file == base / "state" / "memory.jsonl"
+    names = [getattr(t, "name", t) for t in cfg.agents["marketing"].tools]
+    assert names == ["memory", "consult", "post_update"]
+    assert cfg.agents["marketing"].section.schedules[0].cron == "0 14 * * *"

@@ -15,5 +15,11 @@ def version() -> None:
     typer.echo(__version__)
 
 
+from beamish.cli import _company, _journal  # noqa: E402  (command modules register after the app exists)
+
+_company.register(app)
+app.add_typer(_journal.journal_app)
+
+
 def main() -> None:
     app()

@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
 from pydantic import ValidationError
 
-from beamish._exceptions import ConfigError
+from beamish._exceptions import ConfigError, SpecError
+from beamish.agent._policy import Policy
+from beamish.agent._tools import Tool
 from beamish.company._errors import describe
 from beamish.company._schema import AgentSection, ConfigFile
 
@@ -110,8 +112,8 @@ def load_config_data(
         tools = tuple(_tool(name, i, t, file, base, problems) for i, t in enumerate(section.tools))
         agents[name] = AgentConfig(name, section, model, tools, groups.get(name))
     _check_zone("company.timezone", file.company.timezone, problems)
-    if file.budget.timezone is not None:
-        _check_zone("budget.timezone", file.budget.timezone, problems)
+    if file.budget.tz is not None:
+        _check_zone("budget.tz", file.budget.tz, problems)
     if file.telemetry.otel and importlib.util.find_spec("opentelemetry.sdk") is None:
         problems.append(("telemetry.otel", "needs the 'otel' extra: pip install 'beamish[otel]'"))
     if file.telemetry.sentry_dsn and importlib.util.find_spec("sentry_sdk") is None:
@@ -164,8 +166,12 @@ def _check_agent(name: str, section: AgentSection, file: ConfigFile, problems: l
         problems.append((where, "expected a lowercase name (a-z, 0-9, _ or -, starting with a letter)"))
     if not section.instructions.strip():
         problems.append((f"{where}.instructions", "expected non-empty instructions"))
-    if section.budget.timezone is not None:
-        _check_zone(f"{where}.budget.timezone", section.budget.timezone, problems)
+    if section.budget.tz is not None:
+        _check_zone(f"{where}.budget.tz", section.budget.tz, problems)
+    try:
+        Policy(**section.policy.model_dump())
+    except SpecError as exc:
+        problems.append((f"{where}.policy", str(exc)))
     seen: set[str] = set()
     for i, sched in enumerate(section.schedules):
         at = f"{where}.schedules[{i}]"
@@ -230,4 +236,6 @@ def _tool(
         return ref
     if not callable(obj):
         problems.append((where, f"{ref!r} is not a tool (not callable)"))
+    elif not isinstance(obj, Tool):
+        problems.append((where, f"{ref!r} is not a beamish tool (decorate it with @beamish.tool)"))
     return obj

@@ -55,7 +55,8 @@ class BudgetSection(_Table):
     per_day_usd: NonNegative | None = None
     per_month_usd: NonNegative | None = None
     total_usd: NonNegative | None = None
-    timezone: str | None = None
+    tz: str | None = None
+    warn_at: Annotated[float, Field(gt=0, le=1)] = 0.8
 
 
 class WatchdogSection(_Table):

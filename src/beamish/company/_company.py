@@ -1,0 +1,232 @@
+"""A running company: the node, its supervision tree, events kept, the control channel, the dashboard.
+
+:class:`Company` is what ``beamish run`` and ``beamish demo`` start. It also answers the control
+channel and the dashboard (tree, events, pause, resume), so both see the same live company.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from beamish._clock import Clock
+from beamish._events import Event
+from beamish.company._config import CompanyConfig
+from beamish.company._control import ControlServer, control_path
+from beamish.company._tree import CompanyParts, build_tree
+from beamish.company._view import _day_start, apply_event, skeleton
+from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
+
+logger = logging.getLogger("beamish.company")
+
+
+class Company:
+    """The company described by ``config``, started by :meth:`start` and stopped by :meth:`stop`."""
+
+    def __init__(
+        self,
+        config: CompanyConfig,
+        *,
+        clock: Clock | None = None,
+        parts: CompanyParts | None = None,
+        sinks: Sequence[Callable[[Event], None]] = (),
+        control: bool = True,
+        node_name: str = "node",
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.parts = parts or CompanyParts()
+        self.hub = EventHub(keep=500)
+        self.node: Any = None
+        self.store: Any = None
+        self.root: Any = None
+        self._sinks = list(sinks)
+        self._control = (
+            ControlServer(self, control_path(config.store_url, config.base_dir)) if control else None
+        )
+        self._node_name = node_name
+        self._facts = skeleton(config, services=self.parts.service_names())
+        self._persist: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._telemetry: list[Any] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store, start the node and the tree; nothing is left running if any step fails."""
+        from beamish.journal import open_store
+        from beamish.runtime import Node
+
+        if self.config.store_url.startswith("sqlite:///"):
+            Path(self.config.store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.store = await open_store(self.config.store_url)
+        try:
+            self._telemetry = _telemetry_sinks(self.config)
+            self.node = Node(self.config.store_url, self.clock, name=self._node_name)
+            await self.node.__aenter__()
+            self.node.add_event_sink(self._on_event)
+            self._writer = asyncio.create_task(self._write_events(), name="beamish-company-events")
+            await self.parts.before_start(self)
+            spec = build_tree(self.config, self.parts)
+            self.root = await self.node.start_supervisor(spec, name="root")
+            await self.parts.after_start(self)
+            if self._control is not None:
+                await self._control.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop in reverse order: control channel, tree (agents stop politely), event writer, store."""
+        if self._control is not None:
+            await self._control.stop()
+        with contextlib.suppress(Exception):
+            await self.parts.before_stop(self)
+        if self.node is not None:
+            await self.node.close()
+            self.node = None
+        if self._writer is not None:
+            self._persist.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._writer, 10)
+            self._writer = None
+        for sink in self._telemetry:
+            close = getattr(sink, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    async def __aenter__(self) -> Company:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- events -------------------------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        apply_event(self._facts, event)
+        self.hub.publish(event)
+        self._persist.put_nowait(event)
+        for sink in (*self._sinks, *(getattr(t, "on_event", None) for t in self._telemetry)):
+            if sink is None:
+                continue
+            try:
+                sink(event)
+            except Exception as exc:
+                logger.warning("event sink %r raised %s: %s", sink, type(exc).__name__, exc)
+
+    async def _write_events(self) -> None:
+        """Every event into the store's ``events`` table, in order, off the node's hot path."""
+        while True:
+            event = await self._persist.get()
+            if event is None:
+                return
+            try:
+                await self.store.append_event(event)
+            except Exception as exc:
+                logger.warning("could not store event %s: %s", event.kind, exc)
+
+    # -- the control target / dashboard source ------------------------------------------------------
+    async def tree(self) -> TreeNode:
+        root = copy.deepcopy(self._facts)
+        if self.root is not None and self.root.alive:
+            with contextlib.suppress(Exception):
+                await _overlay(root, self.root)
+        if self.store is not None:
+            since = _day_start(self.config)
+            for node in root.walk():
+                if node.type == "agent":
+                    with contextlib.suppress(Exception):
+                        node.spent_usd = await self.store.spend(node.id, since=since)
+        return root
+
+    def events(self, *, replay: int = 50) -> AsyncIterator[Event]:
+        return self.hub.subscribe(replay)
+
+    async def pause(self, agent: str) -> None:
+        self._known(agent)
+        await self.node.pause(agent)
+
+    async def resume(self, agent: str) -> None:
+        self._known(agent)
+        await self.node.resume(agent)
+
+    def _known(self, agent: str) -> None:
+        if agent not in self.config.agents:
+            raise UnknownAgent(agent)
+        if self.node is None:
+            raise RuntimeError("the company is not running")
+
+
+async def _overlay(node: TreeNode, sup: Any) -> None:
+    """Mark each child running or restarting from the live supervisor, recursing into groups."""
+    by_id = {c.id: c for c in node.children}
+    for info in await sup.which_children():
+        child = by_id.get(str(info.id))
+        if child is None:
+            continue
+        child.restarts = max(child.restarts, int(getattr(info, "restarts", 0)))
+        held = child.state in ("paused", "looping", "over_budget")
+        if info.ref is None or getattr(info, "restarting", False):
+            child.state = "restarting" if not held else child.state
+        elif not held:
+            child.state = "running"
+        if child.type == "supervisor" and info.ref is not None and hasattr(info.ref, "which_children"):
+            await _overlay(child, info.ref)
+
+
+def _telemetry_sinks(config: CompanyConfig) -> list[Any]:
+    section = config.file.telemetry
+    sinks: list[Any] = []
+    if section.otel:
+        from beamish.telemetry import Telemetry
+
+        sinks.append(Telemetry(capture_content=section.capture_content))
+    if section.sentry_dsn:
+        from beamish.telemetry import SentryReporter
+
+        sinks.append(
+            SentryReporter(
+                section.sentry_dsn,
+                environment=section.sentry_environment,
+                capture_content=section.capture_content,
+            )
+        )
+    return sinks
+
+
+async def run_company(config: CompanyConfig, *, dashboard_port: int | None = None) -> None:
+    """``beamish run``: start the company, serve until SIGINT/SIGTERM, stop it in order."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Company(config) as company:
+        server = None
+        if dashboard_port is not None:
+            from beamish.dashboard import DashboardServer
+
+            server = DashboardServer(company, host=config.file.dashboard.host, port=dashboard_port)
+            console.print(f"dashboard at {await server.start()}")
+        console.print(
+            f"company {config.file.company.name!r} running: {len(config.agents)} agents, "
+            f"store {config.store_url}; Ctrl-C stops it"
+        )
+        try:
+            await stop.wait()
+        finally:
+            console.print("stopping…")
+            if server is not None:
+                await server.stop()

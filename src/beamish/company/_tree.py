@@ -1,0 +1,118 @@
+"""Config → supervision tree: root → side services, then one supervisor per group, then loose agents.
+
+Services (the shared memory server, the scheduler) start first so agents find them running, and
+stop last. Each group is a supervisor with its own strategy, e.g. finance as ``rest_for_one``: when
+the CFO restarts, the accountant (started after it) restarts too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from beamish.company._config import AgentConfig, CompanyConfig
+
+if TYPE_CHECKING:
+    from beamish.runtime import ChildSpec, SupervisorSpec
+
+
+@dataclass
+class CompanyParts:
+    """What a company adds around its agents; the demo and ``beamish run`` fill it in.
+
+    ``services`` are child specs started before any agent. ``builtin_tools`` map a tool name the
+    config may use (``"memory"``) to what the agent gets (an MCP server spec). The hooks run at start
+    and stop, with the :class:`~beamish.company.Company`.
+    """
+
+    services: list[ChildSpec] = field(default_factory=list)
+    builtin_tools: dict[str, Callable[[AgentConfig], Any]] = field(default_factory=dict)
+    agent_overrides: dict[str, Any] = field(default_factory=dict)
+    on_start: list[Callable[[Any], Any]] = field(default_factory=list)
+    on_started: list[Callable[[Any], Any]] = field(default_factory=list)
+    on_stop: list[Callable[[Any], Any]] = field(default_factory=list)
+
+    def service_names(self) -> tuple[str, ...]:
+        return tuple(str(s.id) for s in self.services)
+
+    async def before_start(self, company: Any) -> None:
+        for hook in self.on_start:
+            await _maybe_await(hook(company))
+
+    async def after_start(self, company: Any) -> None:
+        for hook in self.on_started:
+            await _maybe_await(hook(company))
+
+    async def before_stop(self, company: Any) -> None:
+        for hook in reversed(self.on_stop):
+            await _maybe_await(hook(company))
+
+
+async def _maybe_await(value: Any) -> None:
+    if hasattr(value, "__await__"):
+        await value
+
+
+def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -> Any:
+    """The :class:`~beamish.AgentSpec` for one configured agent."""
+    from beamish.agent._budget import Budget
+    from beamish.agent._spec import AgentSpec
+    from beamish.agent._watchdog import Watchdog
+    from beamish.runtime import Backoff
+
+    section = agent.section
+    tools: list[Any] = []
+    for t in agent.tools:
+        if isinstance(t, str) and t in parts.builtin_tools:
+            tools.append(parts.builtin_tools[t](agent))
+        else:
+            tools.append(t)
+    budget_fields = section.budget.model_dump(exclude_none=True)
+    budget_fields.setdefault("tz", config.file.budget.tz or config.file.company.timezone)
+    wd = section.watchdog
+    options: dict[str, Any] = {
+        "name": agent.name,
+        "instructions": section.instructions,
+        "model": agent.model,
+        "tools": tools,
+        "budget": Budget(**budget_fields),
+        "watchdog": Watchdog(
+            hang_after_s=wd.hang_after_s,
+            max_steps=wd.max_steps,
+            max_wall_s=wd.max_wall_s,
+            first_chunk_s=wd.first_chunk_s if wd.first_chunk_s is not None else 60.0,
+            next_chunk_s=wd.next_chunk_s if wd.next_chunk_s is not None else 30.0,
+        ),
+        "isolation": section.isolation,
+        "restart": section.restart,
+        "max_tokens": section.max_tokens,
+        "max_memory_mb": section.max_memory_mb,
+        "hang_after_s": wd.hang_after_s if section.isolation == "process" else None,
+    }
+    if section.backoff is not None:
+        options["backoff"] = Backoff(**section.backoff.model_dump())
+    options.update(parts.agent_overrides.get(agent.name, {}))
+    return AgentSpec(**options)
+
+
+def build_tree(config: CompanyConfig, parts: CompanyParts) -> SupervisorSpec:
+    """The root :class:`~beamish.SupervisorSpec` of the company."""
+    from beamish.runtime import ChildSpec, SupervisorSpec
+
+    def child(name: str) -> ChildSpec:
+        spec = agent_spec(config.agents[name], config, parts)
+        return spec.child_spec()  # type: ignore[no-any-return]
+
+    tree = config.file.tree
+    children: list[ChildSpec] = list(parts.services)
+    placed: set[str] = set()
+    for group, section in tree.groups.items():
+        members = [child(a) for a in section.agents]
+        placed.update(section.agents)
+        spec = SupervisorSpec(
+            members, strategy=section.strategy, intensity=section.intensity, period=section.period
+        )
+        children.append(ChildSpec(group, spec))
+    children.extend(child(a) for a in config.agents if a not in placed)
+    return SupervisorSpec(children, strategy=tree.strategy, intensity=tree.intensity, period=tree.period)

@@ -1,0 +1,154 @@
+"""The company as ``status`` and the dashboard show it, from the config and the journal.
+
+The shape (groups, strategies, agents, caps, next fire) comes from the config; the facts (restarts,
+last exit reason, paused, spend) come from events and the ledger in the store. A running node
+overlays what only it knows (running or not this instant) on the same shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from beamish._events import Event
+from beamish.company._config import CompanyConfig
+from beamish.dashboard._source import State, TreeNode, UnknownAgent
+
+_HELD = {"agent.paused": "paused", "loop.detected": "looping", "budget.exceeded": "over_budget"}
+
+
+def skeleton(config: CompanyConfig, *, services: tuple[str, ...] = ()) -> TreeNode:
+    """The tree the config describes: root → services, groups (with their agents), loose agents."""
+    tree = config.file.tree
+    root = TreeNode("root", "supervisor", strategy=tree.strategy)
+    for name in services:
+        root.children.append(TreeNode(name, "service"))
+    placed: set[str] = set()
+    for group, section in tree.groups.items():
+        node = TreeNode(group, "supervisor", strategy=section.strategy)
+        for agent in section.agents:
+            node.children.append(_agent_node(config, agent))
+            placed.add(agent)
+        root.children.append(node)
+    for agent in config.agents:
+        if agent not in placed:
+            root.children.append(_agent_node(config, agent))
+    return root
+
+
+def _agent_node(config: CompanyConfig, agent: str) -> TreeNode:
+    section = config.agents[agent].section
+    cap = section.budget.per_day_usd
+    return TreeNode(agent, "agent", state="stopped", cap_usd=cap, next_schedule=next_fire(config, agent))
+
+
+def next_fire(config: CompanyConfig, agent: str, now: float | None = None) -> str | None:
+    """The agent's next scheduled fire as ``YYYY-MM-DD HH:MM ZONE``, or None without schedules."""
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
+
+    best: datetime | None = None
+    label = ""
+    for sched in config.agents[agent].section.schedules:
+        zone = ZoneInfo(sched.tz)
+        start = datetime.fromtimestamp(time.time() if now is None else now, UTC).astimezone(zone)
+        fire: datetime = croniter(sched.cron, start).get_next(datetime)
+        if best is None or fire.astimezone(UTC) < best.astimezone(UTC):
+            best, label = fire, sched.tz
+    return None if best is None else f"{best:%Y-%m-%d %H:%M} {label}"
+
+
+def apply_event(root: TreeNode, event: Event) -> None:
+    """Fold one lifecycle event into the tree's facts (restarts, last exit, held states)."""
+    node = next((n for n in root.walk() if n.id == event.subject), None)
+    if node is None:
+        return
+    if event.kind == "child.exited":
+        reason = event.data.get("reason")
+        node.last_exit = str(reason.get("kind")) if isinstance(reason, dict) else str(reason)
+        if node.state == "running":
+            node.state = "restarting"
+    elif event.kind == "child.restarted":
+        node.restarts += 1
+        node.state = "running"
+    elif event.kind in ("child.started", "actor.started"):
+        if node.state in ("stopped", "restarting"):
+            node.state = "running"
+    elif event.kind in _HELD:
+        node.state = _state(_HELD[event.kind])
+    elif event.kind == "agent.resumed":
+        node.state = "running"
+
+
+def _state(value: str) -> State:
+    states: dict[str, State] = {
+        "paused": "paused",
+        "looping": "looping",
+        "over_budget": "over_budget",
+        "running": "running",
+    }
+    return states.get(value, "stopped")
+
+
+class StoreView:
+    """A read-only :class:`~beamish.dashboard.DashboardSource` over the store, for a stopped node."""
+
+    def __init__(self, config: CompanyConfig, store: Any, *, services: tuple[str, ...] = ()) -> None:
+        self.config = config
+        self.store = store
+        self.services = services
+
+    async def tree(self) -> TreeNode:
+        root = skeleton(self.config, services=self.services)
+        since = 0
+        while True:
+            batch = await self.store.events(since, limit=5000)
+            for _eid, event in batch:
+                apply_event(root, event)
+            since = batch[-1][0] if batch else since
+            if len(batch) < 5000:
+                break
+        day_start = _day_start(self.config)
+        for node in root.walk():
+            if node.type == "agent":
+                node.spent_usd = await self.store.spend(node.id, since=day_start)
+                if node.state in ("running", "restarting"):
+                    node.state = "stopped"  # no node is running: whatever ran has stopped
+        return root
+
+    async def events(self, *, replay: int = 50) -> AsyncIterator[Event]:
+        recent = await self._recent(replay)
+        since = 0
+        for eid, event in recent:
+            since = eid
+            yield event
+        if not recent:
+            last = await self._recent(1)
+            since = last[-1][0] if last else 0
+        async for _eid, event in self.store.follow(since):
+            yield event
+
+    async def _recent(self, n: int) -> list[tuple[int, Event]]:
+        if n <= 0:
+            return []
+        row = await self.store.fetchone("SELECT MAX(id) AS m FROM events")
+        top = int(row["m"] or 0) if row else 0
+        result: list[tuple[int, Event]] = await self.store.events(max(0, top - n), limit=n)
+        return result
+
+    async def resume(self, agent: str) -> None:
+        if agent not in self.config.agents:
+            raise UnknownAgent(agent)
+        raise RuntimeError("no node is running this company: start it with `beamish run`, then resume")
+
+
+def _day_start(config: CompanyConfig) -> float:
+    """The start of today in the company's budget time zone (the per-day window)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(config.file.budget.tz or config.file.company.timezone)
+    now = datetime.now(zone)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()

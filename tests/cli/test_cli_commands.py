@@ -1,0 +1,143 @@
+"""The CLI on a company that is not running: scaffolding, config errors, store fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from beamish._events import Event
+from beamish.cli import app
+from beamish.company import load_config
+from beamish.company._control import ControlServer, control_path
+from beamish.dashboard import EventHub, TreeNode
+
+pytestmark = pytest.mark.timeout(30)
+runner = CliRunner()
+
+
+@pytest.fixture
+def company(tmp_path: Path) -> Path:
+    result = runner.invoke(app, ["init", str(tmp_path / "co")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "co" / "beamish.toml"
+
+
+def test_init_scaffolds_the_eight_agent_company_that_loads(company: Path) -> None:
+    cfg = load_config(company)
+    assert sorted(cfg.agents) == sorted(
+        ["ceo", "cfo", "coo", "marketing", "accountant", "lawyer", "cto", "improver"]
+    )
+    assert all(a.model.startswith("anthropic:") for a in cfg.agents.values())
+    assert (company.parent / "solo_tools.py").is_file()
+
+
+def test_init_refuses_to_overwrite_an_existing_company(company: Path) -> None:
+    result = runner.invoke(app, ["init", str(company.parent)])
+    assert result.exit_code == 1
+    assert "exists; pass --force" in result.output
+
+
+def test_a_bad_config_exits_2_naming_the_key(company: Path) -> None:
+    company.write_text(company.read_text().replace('strategy = "rest_for_one"', 'strategy = "rest_for_two"'))
+    result = runner.invoke(app, ["status", "-c", str(company)])
+    assert result.exit_code == 2
+    assert "tree.groups.finance.strategy: expected one of" in result.output
+
+
+def test_status_without_a_node_reads_the_store(company: Path) -> None:
+    result = runner.invoke(app, ["status", "-c", str(company)])
+    assert result.exit_code == 0, result.output
+    for name in ("finance", "rest_for_one", "accountant", "improver", "next "):
+        assert name in result.output
+    assert "no node is running" in result.output
+
+
+def test_pause_without_a_node_says_none_is_running(company: Path) -> None:
+    result = runner.invoke(app, ["pause", "cfo", "-c", str(company)])
+    assert result.exit_code == 1
+    assert "no node is running this company" in result.output
+
+
+def test_commands_naming_an_unknown_agent_list_the_known_ones(company: Path) -> None:
+    result = runner.invoke(app, ["resume", "cmo", "-c", str(company)])
+    assert result.exit_code == 1
+    assert "no agent named 'cmo' (agents: ceo, coo, cfo" in result.output
+
+
+def test_runs_and_budget_and_events_work_on_an_empty_store(company: Path) -> None:
+    for args in (["runs"], ["budget"], ["events"]):
+        result = runner.invoke(app, [*args, "-c", str(company)])
+        assert result.exit_code == 0, (args, result.output)
+    assert "(company)" in runner.invoke(app, ["budget", "-c", str(company)]).output
+
+
+def test_journal_prune_reports_what_it_deleted_and_refuses_a_bad_duration(company: Path) -> None:
+    result = runner.invoke(app, ["journal", "prune", "--older-than", "7d", "-c", str(company)])
+    assert result.exit_code == 0, result.output
+    assert "pruned 0 runs" in result.output
+    bad = runner.invoke(app, ["journal", "prune", "--older-than", "a week", "-c", str(company)])
+    assert bad.exit_code != 0
+    assert "expected a duration such as 30d" in bad.output
+
+
+class _Node:
+    """A control server on its own loop in a thread, standing in for a running node."""
+
+    def __init__(self, path: Path) -> None:
+        self.hub = EventHub()
+        self.root = TreeNode(
+            "root", "supervisor", children=[TreeNode("cfo", "agent", state="paused", restarts=3)]
+        )
+        self.path = path
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, daemon=True)
+
+    async def tree(self) -> TreeNode:
+        return self.root
+
+    def events(self, *, replay: int = 50) -> AsyncIterator[Event]:
+        return self.hub.subscribe(replay)
+
+    async def pause(self, agent: str) -> None:
+        self.root.children[0].state = "paused"
+
+    async def resume(self, agent: str) -> None:
+        self.root.children[0].state = "running"
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.server = ControlServer(self, self.path)
+        self.loop.run_until_complete(self.server.start())
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.server.stop())
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def node(company: Path) -> Iterator[_Node]:
+    cfg = load_config(company)
+    n = _Node(control_path(cfg.store_url, cfg.base_dir))
+    n.thread.start()
+    assert n.ready.wait(5)
+    yield n
+    n.stop()
+
+
+def test_status_and_resume_talk_to_a_running_node(company: Path, node: _Node) -> None:
+    result = runner.invoke(app, ["status", "-c", str(company)])
+    assert result.exit_code == 0, result.output
+    assert "paused" in result.output and "restarts 3" in result.output
+    assert "no node is running" not in result.output
+    result = runner.invoke(app, ["resume", "cfo", "-c", str(company)])
+    assert result.exit_code == 0, result.output
+    assert node.root.children[0].state == "running"
