@@ -193,8 +193,12 @@ def run_checks(target: str, ctx: ToolContext) -> str:
     Args:
         target: Which system, e.g. "website" or "billing".
     """
-    if target == "legacy-batch":
-        # Stands for a call into a system that never answers: the watchdog must notice.
+    marker = effect_log().parent / "legacy-batch.hung"
+    if target == "legacy-batch" and not marker.exists():
+        # The legacy batch system stops answering once (the first call ever): the watchdog must
+        # notice, kill the agent's process and let the run resume from its journal.
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
         time.sleep(3600)
     return f"{target}: all checks passed"
 
