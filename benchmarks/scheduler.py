@@ -34,6 +34,7 @@ N_SCHEDULES = 1000
 ROUNDS = 3
 N_MESSAGES = 500
 N_RPC = 100
+RUN = os.urandom(4).hex()  # keys unique per run: a reused store must not answer from old replies
 
 
 class OffsetClock(SystemClock):
@@ -117,7 +118,7 @@ async def mailbox_rate(store: Store) -> tuple[float, float]:
     boxes = Mailboxes(store, owner="bench")
     t = time.perf_counter()
     for i in range(N_MESSAGES):
-        await boxes.put("bench", {"i": i}, key=f"m{i}")
+        await boxes.put("bench", {"i": i}, key=f"{RUN}-m{i}")
         msg = await boxes.claim("bench")
         assert msg is not None
         await boxes.ack(msg)
@@ -154,7 +155,7 @@ async def rpc_in_node(store: Store) -> tuple[list[float], list[float]]:
     ours: list[float] = []
     for i in range(N_RPC):
         t = time.perf_counter()
-        assert await asker.request("rpc", i, key=f"q{i}", deadline_s=10) == i
+        assert await asker.request("rpc", i, key=f"{RUN}-q{i}", deadline_s=10) == i
         ours.append(time.perf_counter() - t)
     await server
     await asker.close()
@@ -203,11 +204,11 @@ async def rpc_across_processes(url: str) -> tuple[list[float], list[float]]:
     await asker.start()
     proc = ctx.Process(target=_replier, args=(url, N_RPC + 1))
     proc.start()
-    await asker.request("rpc-x", -1, key="warm", deadline_s=30)  # the replier is up
+    await asker.request("rpc-x", -1, key=f"{RUN}-warm", deadline_s=30)  # the replier is up
     ours: list[float] = []
     for i in range(N_RPC):
         t = time.perf_counter()
-        assert await asker.request("rpc-x", i, key=f"x{i}", deadline_s=10) == i
+        assert await asker.request("rpc-x", i, key=f"{RUN}-x{i}", deadline_s=10) == i
         ours.append(time.perf_counter() - t)
     proc.join(30)
     await asker.close()
