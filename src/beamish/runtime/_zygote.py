@@ -47,10 +47,12 @@ PR_SET_PDEATHSIG = 1
 _MAX_CONTROL = 1 << 20
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
 def die_with_parent(expected_parent: int) -> None:
     """Ask for SIGKILL when our parent dies; exit now if it already did (the race prctl cannot close)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != expected_parent:
         os._exit(0)
@@ -96,6 +98,10 @@ class _Zygote:
         os.set_blocking(self.wake_w, False)
         self.children: set[int] = set()
         self.imported: set[str] = set()
+        #: A child forked ahead of need that waits, loop made, for its assignment (pid, socket).
+        self.spare: tuple[int, socket.socket] | None = None
+        #: Spares never assigned: nobody waits for their exit status.
+        self.unassigned: set[int] = set()
 
     def send(self, message: dict[str, Any]) -> None:
         self.ctl.send(encode_body(message))
@@ -131,7 +137,12 @@ class _Zygote:
             if pid == 0:
                 return
             self.children.discard(pid)
-            if os.WIFSIGNALED(status):
+            if pid in self.unassigned:
+                self.unassigned.discard(pid)
+                if self.spare is not None and self.spare[0] == pid:
+                    self.spare[1].close()
+                    self.spare = None
+            elif os.WIFSIGNALED(status):
                 self.send({"t": "exited", "pid": pid, "signal": os.WTERMSIG(status)})
             else:
                 self.send({"t": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
@@ -154,33 +165,92 @@ class _Zygote:
             self.imported.add(module)
             gc.collect()
             gc.freeze()
+            self.drop_spare()  # it was forked before this module was here
+        pid = self.assign_spare(message, fds[0])
+        if pid is None:
+            pid = os.fork()
+            if pid == 0:
+                self.become_child(fds[0], message)
+            self.children.add(pid)
+        os.close(fds[0])
+        self.send({"t": "spawned", "id": request_id, "pid": pid})
+        self.make_spare()  # off the critical path: the node is already talking to its child
+
+    # -- spares: fork and make the event loop before anyone needs them -------------------------------
+    def assign_spare(self, message: dict[str, Any], fd: int) -> int | None:
+        if self.spare is None:
+            return None
+        pid, sock = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(sock, [encode_body(message)], [fd])
+        except OSError:
+            return None  # it died meanwhile; fork afresh
+        finally:
+            sock.close()
+        self.unassigned.discard(pid)
+        return pid
+
+    def make_spare(self) -> None:
+        if self.spare is not None:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
-            self.become_child(fds[0], message)
-        os.close(fds[0])
+            ours.close()
+            self.leave_zygote()
+            code = 70
+            try:
+                from beamish.runtime._process_child import run_spare
+
+                code = run_spare(theirs)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                _exit(code)
+        theirs.close()
         self.children.add(pid)
-        self.send({"t": "spawned", "id": request_id, "pid": pid})
+        self.unassigned.add(pid)
+        self.spare = (pid, ours)
+
+    def drop_spare(self) -> None:
+        if self.spare is not None:
+            pid, sock = self.spare
+            sock.close()  # EOF: the spare exits by itself; reap() forgets it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self.spare = None
+
+    def leave_zygote(self) -> None:
+        """In a forked process: drop the zygote's state and tie our life to the zygote's."""
+        zygote_pid = os.getppid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.ctl.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        if self.spare is not None:
+            self.spare[1].close()
+        die_with_parent(zygote_pid)
 
     def become_child(self, fd: int, message: dict[str, Any]) -> None:
-        """In the forked child: drop the zygote's state and run the child host; never returns."""
+        """In the forked child: run the child host; never returns."""
         code = 70
         try:
-            zygote_pid = os.getppid()
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            self.ctl.close()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
-            die_with_parent(zygote_pid)
+            self.leave_zygote()
             from beamish.runtime._process_child import run_child
 
             code = run_child(fd, message)
         except BaseException:
             traceback.print_exc()
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+            _exit(code)
+
+
+def _exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str]) -> None:
@@ -193,7 +263,7 @@ def main(argv: list[str]) -> None:
     ctl.setblocking(True)
     zygote = _Zygote(ctl)
     try:
-        importlib.import_module("beamish.runtime._process_child")
+        importlib.import_module("beamish.runtime._process_child").warm_up()
         for module in json.loads(argv[3]):
             importlib.import_module(module)
             zygote.imported.add(module)
