@@ -53,6 +53,7 @@ from beamish._exits import (
     Shutdown,
     exit_from_json,
 )
+from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import ToolContext, tool
 
 __version__ = "0.1.0"
@@ -61,6 +62,7 @@ __all__ = [
     "SYSTEM_CLOCK",
     "ActorError",
     "ActorExited",
+    "AgentSpec",
     "AlreadyPresent",
     "AlreadyStarted",
     "BeamishError",

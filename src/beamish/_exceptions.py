@@ -40,7 +40,7 @@ The tree::
     └── MemoryGraphError                  the knowledge-graph memory refused an operation
 
 Control flow that must not be swallowed by ``except Exception`` derives from ``BaseException``
-(see :class:`StopActor`).
+(see :class:`StopActor`, :class:`PauseRun`, :class:`AbortRun`).
 """
 
 from __future__ import annotations
@@ -216,6 +216,25 @@ class MemoryGraphError(BeamishError):
 
 class StopActor(BaseException):
     """Control flow: unwinds an actor's callback when it is being stopped. Never caught by agent code."""
+
+    def __init__(self, reason: Any) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class PauseRun(BaseException):
+    """Control flow: a hook (budget, loop detector) parks the current run as ``paused`` with ``reason``.
+
+    The agent keeps its state and takes its next run; ``node.resume(agent)`` continues the run.
+    """
+
+    def __init__(self, reason: Any) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class AbortRun(BaseException):
+    """Control flow: a hook ends the current run as ``failed`` with ``reason``; the agent lives on."""
 
     def __init__(self, reason: Any) -> None:
         self.reason = reason

@@ -16,13 +16,16 @@ response is given: ``{"fault": "rate_limit", "retry_after_s": 2}``, ``{"fault": 
 
 File formats, by suffix: ``.json`` (a list of turns, ``{"turns": [...]}`` or
 ``{"scripts": [{"when": ..., "turns": [...]}, ...]}``), ``.jsonl`` (one turn per line) and
-``.toml`` (``[[turns]]`` or ``[[scripts]]`` with ``[[scripts.turns]]``).
+``.toml`` (``[[turns]]`` or ``[[scripts]]`` with ``[[scripts.turns]]``). A top-level ``call_log``
+(a file path) gets one JSON line per call — attempts included — so a test can count the calls made
+across processes and restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -79,8 +82,11 @@ def _turn(data: Any, where: str) -> _Turn:
     )
 
 
-def load_script(path: str | Path) -> tuple[_Script, ...]:
-    """Read and validate a script file; a bad file is a ``SpecError`` naming the file and the key."""
+def load_script(path: str | Path) -> tuple[tuple[_Script, ...], str | None]:
+    """Read and validate a script file: its scripts and its ``call_log`` path (or None).
+
+    A bad file is a ``SpecError`` naming the file and the key.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -109,7 +115,10 @@ def load_script(path: str | Path) -> tuple[_Script, ...]:
         if not turns:
             raise SpecError(f"{where}: has no turns")
         scripts.append(_Script(when=s.get("when"), turns=turns))
-    return tuple(scripts)
+    call_log = data.get("call_log")
+    if call_log is not None and not isinstance(call_log, str):
+        raise SpecError(f"scripted model: {p}: call_log must be a file path")
+    return tuple(scripts), call_log
 
 
 class ScriptedModel:
@@ -128,7 +137,7 @@ class ScriptedModel:
         self.path = Path(path)
         self.model = str(path)
         self.name = f"scripted:{path}"
-        self.scripts = load_script(self.path)
+        self.scripts, self.call_log = load_script(self.path)
         self.first_chunk_timeout_s = first_chunk_timeout_s
         self.next_chunk_timeout_s = next_chunk_timeout_s
         self._clock = clock
@@ -157,6 +166,9 @@ class ScriptedModel:
         if n >= len(script.turns):
             raise ModelError(f"{self.name}: the script has {len(script.turns)} turns; turn {n} was asked for")
         turn = script.turns[n]
+        if self.call_log is not None:
+            with open(self.call_log, "a", encoding="utf-8") as log:
+                log.write(json.dumps({"script": index, "turn": n, "pid": os.getpid()}) + "\n")
         attempt = self._attempts.get((index, n), 0)
         self._attempts[(index, n)] = attempt + 1
         fault = turn.faults[attempt] if attempt < len(turn.faults) else None

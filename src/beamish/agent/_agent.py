@@ -1,0 +1,159 @@
+"""The agent actor: one per agent, serving its runs one at a time from the journal.
+
+It holds no run state of its own — runs live in the store — so a restart loses nothing: the new
+incarnation finds the runs that were queued or running and continues each from its journal. A
+``("wake",)`` cast makes it look for work; it looks once when it starts, too (its starter sends the
+first wake). It runs as a task in the node or, with ``isolation="process"``, in its own process,
+where it rebuilds its spec, model and tools from JSON (so its class is importable by path).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import Any
+
+from beamish._clock import SYSTEM_CLOCK, Clock
+from beamish._events import Event
+from beamish._exceptions import SpecError
+from beamish._exits import ExitReason, Shutdown
+from beamish.agent._consult import Consulter, ConsultTool, Wake
+from beamish.agent._hooks import resolve_hooks, stream_timeouts
+from beamish.agent._loop import RunLoop
+from beamish.agent._spec import AgentSpec
+from beamish.agent._tools import Tool, ToolSet
+from beamish.agent.models._registry import make_model
+from beamish.journal import Run, open_store
+from beamish.runtime import Actor
+
+logger = logging.getLogger("beamish.agent")
+
+#: How many pending runs one look at the store fetches.
+_BATCH = 20
+_PENDING = (
+    "SELECT run_id FROM runs WHERE agent = ? AND status IN ('queued', 'running') "
+    "ORDER BY created_at, run_id LIMIT ?"
+)
+
+
+class AgentActor(Actor):
+    """Runs one agent's runs. ``init(spec, store_url)``: ``spec`` an ``AgentSpec`` or its JSON."""
+
+    async def init(
+        self,
+        spec: AgentSpec | dict[str, Any],
+        store_url: str,
+        clock: Clock | None = None,
+        wake: Wake | None = None,
+    ) -> None:
+        self.spec = spec if isinstance(spec, AgentSpec) else AgentSpec.from_json(spec)
+        self.clock = clock or SYSTEM_CLOCK
+        self.owner = f"{self.spec.name}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.store = await open_store(store_url, clock=self.clock)
+        self.sources: list[Any] = []
+        try:
+            options = {**stream_timeouts(self.spec.watchdog), **self.spec.model_options}
+            self.model = (
+                make_model(self.spec.model, **options)
+                if isinstance(self.spec.model, str)
+                else self.spec.model
+            )
+            tools = ToolSet(self.spec.name)
+            consulter = None
+            for entry in self.spec.tools:
+                if isinstance(entry, Tool):
+                    tools.add(entry)
+                elif entry == "consult":
+                    tools.add(ConsultTool(self.spec.consult_deadline_s))
+                    consulter = Consulter(self.store, self.clock, wake=wake)
+                else:
+                    source = await entry.open(self.spec.name)
+                    self.sources.append(source)
+                    for t in source.tools():
+                        tools.add(t)
+            self.hooks = resolve_hooks(self.spec, self.store, self.clock)
+            self.loop = RunLoop(
+                spec=self.spec,
+                model=self.model,
+                tools=tools,
+                hooks=self.hooks,
+                store=self.store,
+                clock=self.clock,
+                owner=self.owner,
+                consulter=consulter,
+            )
+        except BaseException:
+            await self._close()
+            raise
+        self.served = 0
+
+    async def handle_cast(self, message: Any) -> None:
+        kind = message[0] if isinstance(message, list | tuple) and message else message
+        if kind == "wake":
+            await self.drain()
+        elif kind == "resume":
+            resume = getattr(self.hooks, "resume", None)
+            if callable(resume):
+                await resume(self.spec.name)
+            await self.drain()
+        else:
+            logger.warning("agent %s ignored the cast %r", self.spec.name, message)
+
+    async def handle_call(self, request: Any) -> Any:
+        kind = request[0] if isinstance(request, list | tuple) and request else request
+        if kind == "status":
+            return {
+                "agent": self.spec.name,
+                "owner": self.owner,
+                "served": self.served,
+                "model": self.model.name,
+            }
+        if kind == "drain":
+            await self.drain()
+            return self.served
+        raise SpecError(f"agent {self.spec.name!r} does not answer {request!r}")
+
+    async def drain(self) -> None:
+        """Serve every run that is queued or was running when the agent last stopped, oldest first."""
+        while True:
+            runs = await self.store.list_runs(
+                agent=self.spec.name, status=["queued", "running"], limit=_BATCH
+            )
+            if not runs:
+                return
+            for run in sorted(runs, key=lambda r: (r.created_at, r.run_id)):
+                if await self._expired(run):
+                    continue
+                await self.loop.execute(run)
+                self.served += 1
+
+    async def _expired(self, run: Run) -> bool:
+        """A consult whose asker's deadline passed before it began is dropped, not paid for."""
+        deadline = run.meta.get("deadline_at")
+        if run.status != "queued" or not isinstance(deadline, int | float) or self.clock.time() < deadline:
+            return False
+        reason = Shutdown("the consult deadline passed before the run started")
+        await self.store.update_run(run.run_id, status="failed", reason=reason)
+        await self.store.append_event(
+            Event(
+                "run.finished",
+                run.run_id,
+                {"run_id": run.run_id, "status": "failed", "reason": reason.to_json()},
+            )
+        )
+        return True
+
+    async def terminate(self, reason: ExitReason) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        for source in self.sources:
+            try:
+                await source.close()
+            except Exception as exc:
+                logger.warning("agent %s: closing a tool source failed: %s", self.spec.name, exc)
+        model = getattr(self, "model", None)
+        if model is not None:
+            await model.aclose()
+        await self.store.close()

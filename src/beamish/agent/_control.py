@@ -1,0 +1,214 @@
+"""The node's side of agents: start them under supervisors, submit runs, wait for results, resume.
+
+One :class:`AgentRegistry` per node keeps the journal store, the agents started on the node and a
+poller. ``node.submit`` writes the run to the store (idempotent on ``run_id``) and wakes the agent;
+an agent in another process that asks a consult writes the consulted run to the store, which the
+poller notices and wakes the agent it is for. The registry's store and poller live as long as a
+small keeper actor, a top-level actor of the node, so ``node.close()`` releases them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from beamish._events import Event
+from beamish._exceptions import CallTimeout, SpecError
+from beamish._exits import ExitReason
+from beamish.agent._results import FINAL_STATUSES, RunResult
+from beamish.journal import Store, open_store
+from beamish.runtime import Actor, ActorRef, ChildSpec, Node
+
+if TYPE_CHECKING:
+    from beamish.agent._spec import AgentSpec
+
+_REGISTRIES: weakref.WeakKeyDictionary[Node, AgentRegistry] = weakref.WeakKeyDictionary()
+#: How often the poller looks for runs queued for this node's agents (consults from other processes).
+POLL_S = 0.1
+#: The poller wakes one agent at most this often (a busy agent need not collect a pile of wakes).
+WAKE_EVERY_S = 0.5
+
+
+class _Keeper(Actor):
+    """Owns the registry's poller and store for the node's lifetime."""
+
+    async def init(self, registry: AgentRegistry) -> None:
+        self.registry = registry
+        registry._poller = asyncio.ensure_future(registry._poll())
+
+    async def terminate(self, reason: ExitReason) -> None:
+        await self.registry.close()
+
+
+class AgentRegistry:
+    """Per node: its store, its agents (by name, the live ref of each) and the poller."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.specs: dict[str, AgentSpec] = {}
+        self.refs: dict[str, ActorRef] = {}
+        self._store: Store | None = None
+        self._opening: asyncio.Lock = asyncio.Lock()
+        self._poller: asyncio.Future[None] | None = None
+        self._keeper: ActorRef | None = None
+        self._last_wake: dict[str, float] = {}
+
+    @property
+    def store_url(self) -> str:
+        url = self.node.store_url
+        if not url:
+            raise SpecError(
+                "agents need a journal: create the node as Node(store='sqlite:///…' or 'postgresql://…')"
+            )
+        return url
+
+    async def store(self) -> Store:
+        async with self._opening:
+            if self._store is None:
+                self._store = await open_store(self.store_url)
+            if self._keeper is None or not self._keeper.alive:
+                self._keeper = await self.node.spawn(_Keeper, self)
+            return self._store
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(BaseException):
+                await self._poller
+            self._poller = None
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+    # -- agents -------------------------------------------------------------------------------------
+    def wake(self, agent: str) -> None:
+        """Tell ``agent`` (if it runs on this node) to look for work."""
+        ref = self.refs.get(agent)
+        if ref is not None and ref.alive:
+            self._last_wake[agent] = asyncio.get_running_loop().time()
+            ref.cast(("wake",))
+
+    async def _poll(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(POLL_S)
+            if not self.refs or self._store is None:
+                continue
+            try:
+                rows = await self._store.fetchall("SELECT DISTINCT agent FROM runs WHERE status = 'queued'")
+            except Exception:
+                continue  # the store is closing, or briefly unreachable: look again next time
+            for row in rows:
+                agent = str(row["agent"])
+                if agent in self.refs and loop.time() - self._last_wake.get(agent, 0.0) >= WAKE_EVERY_S:
+                    self.wake(agent)
+
+    async def start(self, spec: AgentSpec, child: ChildSpec) -> ActorRef:
+        from beamish.agent._agent import AgentActor
+
+        await self.store()
+        if spec.isolation == "task":
+            kwargs = {"clock": self.node.clock, "wake": self.wake}
+            ref = await self.node._start_actor(AgentActor, (spec, self.store_url), kwargs, None, None, False)
+        else:
+            starter = self.node._isolation.get("process") or Node._class_isolation.get("process")
+            if starter is None:
+                raise SpecError(
+                    f"agent {spec.name!r} has isolation='process' but this node has no process starter; "
+                    "use isolation='task' or register one with Node.register_isolation('process', …)"
+                )
+            _path, args, kwargs = spec.process_target(self.store_url)
+            target = ChildSpec(
+                id=child.id,
+                start=AgentActor,
+                args=args,
+                kwargs=kwargs,
+                restart=child.restart,
+                shutdown=child.shutdown,
+                isolation="process",
+                max_memory_mb=spec.max_memory_mb,
+                hang_after_s=spec.hang_after_s,
+            )
+            ref = await starter(self.node, target)
+        self.specs[spec.name] = spec
+        self.refs[spec.name] = ref
+        ref.cast(("wake",))  # serve what was queued or interrupted before this incarnation
+        return ref
+
+    # -- runs ---------------------------------------------------------------------------------------
+    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
+        if agent not in self.specs:
+            known = ", ".join(sorted(self.specs)) or "none"
+            raise SpecError(f"no agent named {agent!r} was started on this node (known: {known})")
+        store = await self.store()
+        run, created = await store.create_run(agent, task, run_id=run_id)
+        if created:
+            event = Event("run.submitted", run.run_id, {"run_id": run.run_id, "agent": agent})
+            await store.append_event(event)
+            self.node.emit(event)
+        self.wake(agent)
+        return run.run_id
+
+    async def result(self, run_id: str, timeout: float | None = None) -> RunResult:
+        store = await self.store()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.005
+        while True:
+            run = await store.get_run(run_id)
+            if run.status in FINAL_STATUSES:
+                return RunResult(
+                    run_id=run.run_id,
+                    agent=run.agent,
+                    status=run.status,  # type: ignore[arg-type]
+                    output=run.output,
+                    reason=run.reason,
+                    model_calls=int(run.meta.get("model_calls", 0)),
+                    replayed_calls=int(run.meta.get("replayed_calls", 0)),
+                    cost_usd=run.spend_usd,
+                )
+            if deadline is not None and loop.time() >= deadline:
+                raise CallTimeout(f"run {run_id!r} is still {run.status} after {timeout}s")
+            wait = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, 0.1)
+
+    async def resume(self, agent: str) -> int:
+        """Queue the agent's paused runs again and tell it; returns how many runs were resumed."""
+        store = await self.store()
+        paused = await store.list_runs(agent=agent, status="paused", limit=10_000)
+        for run in paused:
+            await store.update_run(run.run_id, status="queued", reason=None)
+        event = Event("agent.resumed", agent, {"agent": agent, "runs": [r.run_id for r in paused]})
+        await store.append_event(event)
+        self.node.emit(event)
+        ref = self.refs.get(agent)
+        if ref is not None and ref.alive:
+            ref.cast(("resume",))
+        return len(paused)
+
+
+def registry(node: Node) -> AgentRegistry:
+    """The node's agent registry (made on first use)."""
+    found = _REGISTRIES.get(node)
+    if found is None:
+        found = _REGISTRIES[node] = AgentRegistry(node)
+    return found
+
+
+async def start_agent(node: Node, spec: AgentSpec, child: ChildSpec) -> ActorRef:
+    return await registry(node).start(spec, child)
+
+
+async def submit(node: Node, agent: str, task: Any, run_id: str | None = None) -> str:
+    return await registry(node).submit(agent, task, run_id)
+
+
+async def result(node: Node, run_id: str, timeout: float | None = None) -> RunResult:
+    return await registry(node).result(run_id, timeout)
+
+
+async def resume(node: Node, agent: str) -> int:
+    return await registry(node).resume(agent)

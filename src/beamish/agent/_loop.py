@@ -1,0 +1,330 @@
+"""The journaled LLM loop: messages → model call → tool calls → … → final answer.
+
+Every model call and every tool call is a step of the run's journal (:class:`RunJournal`), numbered
+in order, so a restarted agent re-executes the loop from the start and each step it has already
+taken comes back from the journal instead of being paid for again: the model is not called, a
+``once`` tool is not run twice. The first step with no record is where the run continues live.
+
+Refused calls (malformed arguments, a tool the agent was not given, bad arguments) are steps too:
+the model sees the error as the tool's result and may correct itself, and the numbering of later
+steps stays the same on replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from beamish._clock import Clock
+from beamish._events import Event
+from beamish._exceptions import (
+    AbortRun,
+    Fenced,
+    ModelError,
+    ModelUnavailable,
+    PauseRun,
+    ToolError,
+    UnknownOutcome,
+)
+from beamish._exits import Crashed, ExitReason, Looping
+from beamish.agent._hooks import AgentHooks, RunInfo
+from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall
+from beamish.agent._spec import AgentSpec
+from beamish.agent._tools import Tool, ToolContext, ToolSet
+from beamish.agent.models._protocol import Model
+from beamish.agent.models._retry import RetryPolicy, WaitKind, complete_with_retries
+from beamish.journal import Run
+from beamish.journal._replay import RunJournal, StepResult
+
+logger = logging.getLogger("beamish.agent")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one execution of a run ended (``status`` as stored in the run row)."""
+
+    status: str
+    output: Any = None
+    reason: ExitReason | None = None
+
+
+class RunLoop:
+    """Runs one agent's runs, one at a time, each to its end (or its pause)."""
+
+    def __init__(
+        self,
+        *,
+        spec: AgentSpec,
+        model: Model,
+        tools: ToolSet,
+        hooks: AgentHooks,
+        store: Any,
+        clock: Clock,
+        owner: str,
+        consulter: Any = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self.tools = tools
+        self.hooks = hooks
+        self.store = store
+        self.clock = clock
+        self.owner = owner
+        self.consulter = consulter
+        self.retry = retry or RetryPolicy()
+        self._schemas = tools.schemas()
+
+    async def execute(self, run: Run) -> Outcome:
+        """Claim ``run`` (a new fencing epoch), replay its journal, finish it live, store the outcome."""
+        epoch = await self.store.claim_run(run.run_id, self.owner)
+        await self.store.update_run(run.run_id, status="running", epoch=epoch)
+        await self.store.append_event(
+            Event("run.started", run.run_id, {"run_id": run.run_id, "agent": run.agent, "epoch": epoch})
+        )
+        journal = await RunJournal.open(self.store, run.run_id, epoch)
+        info = RunInfo(agent=self.spec.name, run_id=run.run_id, seq=0, model=self.model.name)
+        outcome: Outcome
+        try:
+            await self.hooks.before_run(info)
+            output = await self._loop(run, journal)
+            outcome = Outcome("succeeded", output=output)
+        except PauseRun as signal:
+            outcome = Outcome("paused", reason=_reason(signal.reason))
+        except AbortRun as signal:
+            outcome = Outcome("failed", reason=_reason(signal.reason))
+        except UnknownOutcome as exc:
+            # the journal parked the run as needs_attention and stored the event
+            outcome = Outcome("needs_attention", reason=Crashed(exc))
+        except Fenced:
+            logger.warning("run %s was taken over by another owner; leaving it", run.run_id)
+            return Outcome("fenced")
+        except ModelUnavailable:
+            raise  # an outage: the agent crashes, its supervisor backs off; the run resumes later
+        except ModelError as exc:
+            outcome = Outcome("failed", reason=Crashed(exc))
+        await journal.flush()
+        await self._store_outcome(run, epoch, journal, outcome)
+        await self.hooks.after_run(info, outcome.status)
+        return outcome
+
+    async def _store_outcome(self, run: Run, epoch: int, journal: RunJournal, outcome: Outcome) -> None:
+        steps = await self.store.steps(run.run_id)
+        live = sum(1 for s in steps if s.kind == "llm" and s.phase == "done")
+        meta = {"model_calls": live, "replayed_calls": journal.replayed_calls}
+        data: dict[str, Any] = {"run_id": run.run_id, "agent": run.agent, "status": outcome.status, **meta}
+        if outcome.reason is not None:
+            data["reason"] = outcome.reason.to_json()
+        kind = {"paused": "run.paused", "needs_attention": "run.needs_attention"}.get(
+            outcome.status, "run.finished"
+        )
+        if outcome.status == "needs_attention":
+            await self.store.update_run(run.run_id, reason=outcome.reason, meta=meta, epoch=epoch)
+        else:
+            await self.store.update_run(
+                run.run_id,
+                status=outcome.status,
+                output=outcome.output,
+                reason=outcome.reason,
+                meta=meta,
+                epoch=epoch,
+            )
+        if kind != "run.needs_attention":
+            await self.store.append_event(Event(kind, run.run_id, data))
+
+    # -- the loop -----------------------------------------------------------------------------------
+    async def _loop(self, run: Run, journal: RunJournal) -> str:
+        messages: list[Message] = [Message(role="user", text=_task_text(run.input))]
+        seq = 0
+        nudge: str | None = None
+        for _turn in range(self.spec.max_turns):
+            seq, nudge = await self._maybe_nudge(run, journal, seq, messages, nudge)
+            request = ModelRequest(
+                system=self.spec.instructions,
+                messages=tuple(messages),
+                tools=self._schemas,
+                max_tokens=self.spec.max_tokens,
+            )
+            info = self._info(run, journal, seq)
+            result = await journal.model_step(
+                seq,
+                request.to_json(),
+                functools.partial(self._call_model, info, request),
+                name=self.model.name,
+            )
+            response = ModelResponse.from_json(result.value)
+            messages.append(response.as_message())
+            nudge = await self.hooks.after_step(info, "llm", self.model.name, response.text, False)
+            seq += 1
+            if not response.tool_calls:
+                return response.text
+            for call in response.tool_calls:
+                info = self._info(run, journal, seq)
+                reply = await self._tool_step(run, journal, seq, call)
+                messages.append(reply)
+                nudge = (
+                    await self.hooks.after_step(info, "tool", call.name, reply.text, reply.is_error) or nudge
+                )
+                seq += 1
+        raise AbortRun(
+            Looping(pattern="max_turns", detail=f"{self.spec.max_turns} model calls without a final answer")
+        )
+
+    def _info(self, run: Run, journal: RunJournal, seq: int) -> RunInfo:
+        return RunInfo(self.spec.name, run.run_id, seq, self.model.name, journal.recorded(seq) is not None)
+
+    async def _maybe_nudge(
+        self, run: Run, journal: RunJournal, seq: int, messages: list[Message], nudge: str | None
+    ) -> tuple[int, None]:
+        """A recorded nudge is replayed; a new one (live only) is journaled as a ``signal`` step."""
+        recorded = journal.recorded(seq)
+        if recorded is not None and recorded.kind == "signal":
+            text = str(recorded.response)
+        elif nudge is not None and recorded is None:
+            text = nudge
+        else:
+            return seq, None
+        message = Message(role="user", text=text)
+
+        async def give() -> StepResult:
+            return StepResult(value=text, messages=[message.to_json()])
+
+        await journal.model_step(seq, {"nudge": text}, give, kind="signal", name="nudge")
+        messages.append(message)
+        return seq + 1, None
+
+    async def _call_model(self, info: RunInfo, request: ModelRequest) -> StepResult:
+        token = await self.hooks.before_model_call(info, request)
+        try:
+            response = await complete_with_retries(
+                self.model,
+                request,
+                policy=self.retry,
+                clock=self.clock,
+                on_chunk=lambda: self.hooks.heartbeat("chunk"),
+                on_wait=lambda kind, seconds, error: self._on_wait(info, kind, seconds, error),
+            )
+        except BaseException as exc:
+            await self.hooks.model_call_failed(info, request, token, exc)
+            raise
+        cost = await self.hooks.after_model_call(info, request, response, token)
+        usage = response.usage
+        return StepResult(
+            value=response.to_json(),
+            messages=[response.as_message().to_json()],
+            tokens_in=usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+            tokens_out=usage.output_tokens,
+            cost_usd=float(cost or 0.0),
+            model=self.model.name,
+        )
+
+    async def _on_wait(self, info: RunInfo, kind: WaitKind, seconds: float, error: ModelError) -> None:
+        if kind == "rate_limited":
+            self.hooks.rate_limited(seconds)
+            await self.store.append_event(
+                Event(
+                    "model.rate_limited",
+                    info.run_id,
+                    {"run_id": info.run_id, "seq": info.seq, "model": info.model, "wait_s": seconds},
+                )
+            )
+        else:
+            self.hooks.extend(seconds)
+            logger.info("run %s step %d: %s; retrying in %.1fs", info.run_id, info.seq, error, seconds)
+
+    # -- tools --------------------------------------------------------------------------------------
+    async def _tool_step(self, run: Run, journal: RunJournal, seq: int, call: ToolCall) -> Message:
+        def reply(text: str, is_error: bool) -> StepResult:
+            message = Message(role="tool", text=text, tool_call_id=call.id, is_error=is_error)
+            return StepResult(value={"text": text, "is_error": is_error}, messages=[message.to_json()])
+
+        problem: str | None = None
+        target: Any = None
+        if call.arguments_error is not None:
+            problem = f"malformed call of tool {call.name!r}: {call.arguments_error}"
+        else:
+            try:
+                target = self.tools.get(call.name)
+                if isinstance(target, Tool):
+                    target.validate(call.arguments)
+            except ToolError as exc:
+                problem = str(exc)
+        if problem is not None:
+            refused = reply(problem, True)
+
+            async def refuse() -> StepResult:
+                return refused
+
+            request = {"refused": call.name, "args": call.arguments, "why": problem}
+            result = await journal.model_step(seq, request, refuse, kind="tool", name=call.name)
+            return Message.from_json(result.messages[0])
+        if self.consulter is not None and call.name == "consult":
+            result = await self.consulter.step(self, run, journal, seq, call, reply)
+            return Message.from_json(result.messages[0])
+
+        async def perform(key: str | None = None) -> StepResult:
+            text, is_error = await self._invoke(run, seq, call, target)
+            return reply(text, is_error)
+
+        effect = getattr(target, "effect", "read")
+        if effect == "read":
+            request = {"tool": call.name, "args": call.arguments}
+            result = await journal.model_step(seq, request, perform, kind="tool", name=call.name)
+        else:
+            reconcile = None
+            if getattr(target, "reconcile_fn", None) is not None:
+
+                async def reconcile(key: str) -> StepResult | None:
+                    text = await target.run_reconcile(key)
+                    await self.store.append_event(
+                        Event(
+                            "step.replayed",
+                            run.run_id,
+                            {
+                                "run_id": run.run_id,
+                                "seq": seq,
+                                "tool": call.name,
+                                "reconciled": text is not None,
+                            },
+                        )
+                    )
+                    return None if text is None else reply(text, False)
+
+            result = await journal.effect_step(seq, call.name, call.arguments, effect, perform, reconcile)
+        return Message.from_json(result.messages[0])
+
+    async def _invoke(self, run: Run, seq: int, call: ToolCall, target: Any) -> tuple[str, bool]:
+        """Run a tool; any exception it raises is its result, as an error the model reads."""
+        ctx = ToolContext(
+            run_id=run.run_id,
+            agent=self.spec.name,
+            tool=call.name,
+            seq=seq,
+            _on_progress=lambda note: self.hooks.heartbeat("tool"),
+            _on_extend=self.hooks.extend,
+            _loop=asyncio.get_running_loop(),
+            _loop_thread=threading.get_ident(),
+        )
+        try:
+            return await target.invoke(call.arguments, ctx), False
+        except ToolError as exc:
+            return str(exc), True
+        except Exception as exc:
+            return f"tool {call.name!r} failed: {type(exc).__name__}: {exc}", True
+
+
+def _task_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("task"), str):
+        return str(value["task"])
+    return json.dumps(value, sort_keys=True)
+
+
+def _reason(value: Any) -> ExitReason:
+    return value if isinstance(value, ExitReason) else Crashed(str(value))

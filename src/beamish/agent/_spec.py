@@ -1,0 +1,249 @@
+"""``AgentSpec``: everything that defines an agent, validated up front, and a valid ``ChildSpec.start``.
+
+A spec crosses a process boundary as JSON (``to_json`` / ``from_json``): the model is a registry
+string, tools are import paths of module-level ``@beamish.tool`` objects (or the built-in names
+``"consult"`` and MCP server specs), and hooks a factory path. So a process-isolated agent re-creates
+its spec, model and tools in its own process. ``budget`` and ``watchdog`` are typed loosely (any
+object the hooks understand); they travel by their ``to_json``/``from_mapping`` if they have them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from beamish._exceptions import SpecError
+from beamish.agent._hooks import import_path
+from beamish.agent._tools import Tool
+from beamish.agent.models._registry import parse_model_string
+
+if TYPE_CHECKING:
+    from beamish.runtime import ActorRef, ChildSpec, Node
+
+_VERSION = 1
+BUILTIN_TOOLS = ("consult",)
+_ISOLATIONS = ("task", "process")
+_RESTARTS = ("permanent", "transient", "temporary")
+
+
+def tool_path(tool: Tool) -> str:
+    """The import path a process-isolated agent finds ``tool`` by; refuses tools defined in functions."""
+    module = getattr(tool.fn, "__module__", None)
+    for attr in (tool.fn.__name__, tool.name):
+        if module and module != "__main__":
+            try:
+                if getattr(importlib.import_module(module), attr, None) is tool:
+                    return f"{module}:{attr}"
+            except ImportError:
+                break
+    raise SpecError(
+        f"tool {tool.name!r} must be a module-level @beamish.tool in an importable module (not __main__ "
+        "or a function body) for its agent to run with isolation='process'"
+    )
+
+
+def _positive(owner: str, key: str, value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise SpecError(f"{owner}: {key}={value!r} is invalid: expected a number > 0")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """An agent: its name, instructions, model, tools and limits.
+
+    ``model``: ``"anthropic:<model>"``, ``"openai:<model>"`` or ``"scripted:<file>"`` (or a ``Model``
+    object, for task isolation only); ``model_options`` are passed to it (``base_url``, timeouts).
+    ``tools``: ``@beamish.tool`` functions, ``"consult"``, MCP servers (``McpServer``).
+    ``isolation``: ``"process"`` (default: its own OS process) or ``"task"``.
+    ``restart``: the supervisor's restart type for it. ``max_turns`` is a hard backstop on model calls
+    per run, whatever the watchdog says.
+    """
+
+    name: str
+    instructions: str
+    model: Any
+    tools: Sequence[Any] = ()
+    budget: Any = None
+    watchdog: Any = None
+    isolation: Literal["task", "process"] = "process"
+    restart: Literal["permanent", "transient", "temporary"] = "permanent"
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    max_tokens: int = 4096
+    max_turns: int = 200
+    consult_deadline_s: float = 120.0
+    hooks: Any = None
+    shutdown: float = 5.0
+    backoff: Any = None
+    max_memory_mb: float | None = None
+    hang_after_s: float | None = None
+
+    #: Reported as the child's type in ``which_children``.
+    child_type = "worker"
+
+    def __post_init__(self) -> None:
+        owner = f"AgentSpec {self.name!r}"
+        if not isinstance(self.name, str) or not self.name or not self.name.replace("-", "_").isidentifier():
+            raise SpecError(f"AgentSpec: name={self.name!r} is invalid: expected a word like 'marketing'")
+        if isinstance(self.model, str):
+            parse_model_string(self.model)
+        elif not callable(getattr(self.model, "complete", None)):
+            raise SpecError(f"{owner}: model={self.model!r} is invalid: expected 'provider:model' or a Model")
+        if isinstance(self.tools, str | bytes) or not isinstance(self.tools, Sequence):
+            raise SpecError(f"{owner}: tools={self.tools!r} is invalid: expected a list")
+        object.__setattr__(self, "tools", tuple(self.tools))
+        names: set[str] = set()
+        for t in self.tools:
+            name = _tool_name(owner, t)
+            if name in names:
+                raise SpecError(f"{owner}: tools lists {name!r} twice")
+            names.add(name)
+        if self.isolation not in _ISOLATIONS:
+            raise SpecError(f"{owner}: isolation={self.isolation!r} is invalid: expected 'task' or 'process'")
+        if self.restart not in _RESTARTS:
+            raise SpecError(
+                f"{owner}: restart={self.restart!r} is invalid: expected one of {list(_RESTARTS)}"
+            )
+        for key in ("max_tokens", "max_turns"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpecError(f"{owner}: {key}={value!r} is invalid: expected a whole number >= 1")
+        _positive(owner, "consult_deadline_s", self.consult_deadline_s)
+        _positive(owner, "shutdown", self.shutdown)
+        for key in ("max_memory_mb", "hang_after_s"):
+            if getattr(self, key) is not None:
+                _positive(owner, key, getattr(self, key))
+        if not isinstance(self.model_options, Mapping):
+            raise SpecError(f"{owner}: model_options={self.model_options!r} is invalid: expected a mapping")
+        object.__setattr__(self, "model_options", dict(self.model_options))
+        if self.isolation == "process" and not isinstance(self.model, str):
+            raise SpecError(f"{owner}: a process-isolated agent needs its model as a 'provider:model' string")
+
+    # -- supervision --------------------------------------------------------------------------------
+    def child_spec(self, **overrides: Any) -> ChildSpec:
+        """A ``ChildSpec`` for this agent: id = the agent's name, its restart, shutdown and backoff."""
+        from beamish.runtime import ChildSpec
+
+        values: dict[str, Any] = {
+            "id": self.name,
+            "start": self,
+            "restart": self.restart,
+            "shutdown": self.shutdown,
+            "backoff": self.backoff,
+        }
+        values.update(overrides)
+        return ChildSpec(**values)
+
+    async def start_child(self, node: Node, spec: ChildSpec) -> ActorRef:
+        """Start this agent for a supervisor (the runtime's ``ChildStarter`` protocol)."""
+        from beamish.agent._control import start_agent
+
+        return await start_agent(node, self, spec)
+
+    def process_target(self, store_url: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """``(actor import path, args, kwargs)`` to run this agent in another process."""
+        return "beamish.agent._agent:AgentActor", (self.to_json(), store_url), {}
+
+    def process_start(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """Refused: the agent needs its node's store, which only ``start_child`` knows."""
+        raise SpecError(
+            f"AgentSpec {self.name!r}: leave ChildSpec.isolation at its default and set "
+            "AgentSpec.isolation instead ('process' is the default); the agent starts its own process"
+        )
+
+    # -- JSON ---------------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The spec as JSON, for a process-isolated agent to rebuild (``from_json``)."""
+        if not isinstance(self.model, str):
+            raise SpecError(f"AgentSpec {self.name!r}: a Model object cannot cross a process; use a string")
+        data: dict[str, Any] = {"v": _VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "tools":
+                value = [_tool_to_json(t) for t in value]
+            elif f.name in ("budget", "watchdog", "backoff"):
+                value = _object_to_json(self.name, f.name, value)
+            elif f.name == "hooks" and value is not None and not isinstance(value, str):
+                raise SpecError(f"AgentSpec {self.name!r}: hooks must be an import path to cross a process")
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AgentSpec:
+        if data.get("v") != _VERSION:
+            raise SpecError(f"AgentSpec JSON has version {data.get('v')!r}; this beamish reads {_VERSION}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known - {"v"}
+        if unknown:
+            raise SpecError(f"AgentSpec JSON has unknown keys {sorted(unknown)}")
+        values = {k: v for k, v in data.items() if k != "v"}
+        values["tools"] = [_tool_from_json(t) for t in values.get("tools", ())]
+        for key in ("budget", "watchdog", "backoff"):
+            values[key] = _object_from_json(values.get(key))
+        return cls(**values)
+
+
+def _tool_name(owner: str, t: Any) -> str:
+    if isinstance(t, Tool):
+        return t.name
+    if isinstance(t, str):
+        if t in BUILTIN_TOOLS:
+            return t
+        raise SpecError(f"{owner}: tool {t!r} is unknown; built-in tools are {list(BUILTIN_TOOLS)}")
+    name = getattr(t, "source_name", None)
+    if isinstance(name, str) and callable(getattr(t, "open", None)):
+        return f"mcp:{name}"
+    raise SpecError(f"{owner}: tool {t!r} is not a @beamish.tool, 'consult' or an McpServer")
+
+
+def _tool_to_json(t: Any) -> Any:
+    if isinstance(t, Tool):
+        return {"tool": tool_path(t)}
+    if isinstance(t, str):
+        return t
+    return {"mcp": t.to_json()}
+
+
+def _tool_from_json(data: Any) -> Any:
+    if isinstance(data, str):
+        return data
+    if "tool" in data:
+        found = import_path(data["tool"], "tool")
+        if not isinstance(found, Tool):
+            raise SpecError(f"tool path {data['tool']!r} does not name a @beamish.tool")
+        return found
+    from beamish.agent._mcp_tools import McpServer
+
+    return McpServer.from_json(data["mcp"])
+
+
+def _object_to_json(agent: str, key: str, value: Any) -> Any:
+    """A budget/watchdog/backoff as ``{"type": path, "data": ...}`` (frozen dataclasses of floats)."""
+    if value is None:
+        return None
+    cls = type(value)
+    data = value.to_json() if callable(getattr(value, "to_json", None)) else None
+    if data is None:
+        try:
+            data = {f.name: getattr(value, f.name) for f in fields(value)}
+        except TypeError:
+            raise SpecError(f"AgentSpec {agent!r}: {key}={value!r} cannot be sent to a process") from None
+    return {"type": f"{cls.__module__}:{cls.__qualname__}", "data": data}
+
+
+def _object_from_json(data: Any) -> Any:
+    if data is None:
+        return None
+    cls = import_path(data["type"], "spec field type")
+    payload = data["data"]
+    maker = getattr(cls, "from_mapping", None) or getattr(cls, "from_json", None)
+    if callable(maker):
+        return maker(payload)
+    return cls(**payload)
