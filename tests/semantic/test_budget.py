@@ -232,3 +232,17 @@ def test_a_bad_budget_is_refused_naming_the_key(kwargs: dict[str, object], named
 def test_budget_from_config_names_an_unknown_key() -> None:
     with pytest.raises(SpecError, match="per_week_usd"):
         Budget.from_mapping({"per_week_usd": 3.0})
+
+
+def test_budget_round_trips_through_json_prices_included() -> None:
+    from beamish.agent._pricing import Price
+
+    budget = Budget(per_day_usd=3.0, tz="Europe/Paris", prices={"scripted:*": Price.free()})
+    again = Budget.from_mapping(budget.to_json())
+    assert again == budget
+    assert again.prices["scripted:*"] == Price.free()
+
+
+def test_a_bad_price_inside_a_budget_is_named() -> None:
+    with pytest.raises(SpecError, match="output_per_mtok"):
+        Budget(prices={"openai:llama3": {"input_per_mtok": 1.0, "output_per_mtok": -2}})

@@ -129,3 +129,8 @@ def test_watchdog_from_config_names_an_unknown_key() -> None:
 def test_extend_refuses_nonsense() -> None:
     with pytest.raises(SpecError, match="extend"):
         RunWatch(Watchdog(), FakeClock()).extend(float("nan"))
+
+
+def test_watchdog_round_trips_through_json() -> None:
+    spec = Watchdog(hang_after_s=30, max_steps=7, max_wall_s=600)
+    assert Watchdog.from_mapping(spec.to_json()) == spec

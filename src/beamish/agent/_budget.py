@@ -29,7 +29,7 @@ from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish._exits import OverBudget
-from beamish.agent._pricing import ModelRates, nano_to_usd, usd_to_nano
+from beamish.agent._pricing import ModelRates, Price, PriceBook, nano_to_usd, usd_to_nano
 
 COMPANY = "*"  #: the ledger's name for the company-wide scope
 LIMITS = ("per_run_usd", "per_day_usd", "per_month_usd", "total_usd")
@@ -341,7 +341,11 @@ def _check_cap(name: str, value: object) -> float | None:
 @dataclass(frozen=True)
 class Budget:
     """Spending caps in USD; ``None`` means no cap. ``per_day_usd`` and ``per_month_usd`` windows start
-    at midnight in ``tz``; an event warns once a window passes ``warn_at`` of its cap."""
+    at midnight in ``tz``; an event warns once a window passes ``warn_at`` of its cap.
+
+    ``prices`` gives a :class:`~beamish.Price` per model name or glob (``"scripted:*"``), for models
+    the offline catalogue does not know or to override it.
+    """
 
     per_run_usd: float | None = None
     per_day_usd: float | None = None
@@ -349,10 +353,26 @@ class Budget:
     total_usd: float | None = None
     tz: str = "UTC"
     warn_at: float = 0.8
+    prices: Mapping[str, Price] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         for name in LIMITS:
             object.__setattr__(self, name, _check_cap(name, getattr(self, name)))
+        if not isinstance(self.prices, Mapping):
+            raise SpecError(f"Budget prices must map model names to beamish.Price, got {self.prices!r}")
+        prices = {}
+        for model, price in self.prices.items():
+            if isinstance(price, Mapping):
+                try:
+                    price = Price(**price)
+                except TypeError as exc:
+                    raise SpecError(f"Budget prices[{model!r}]: {exc}") from exc
+            prices[model] = price
+        PriceBook(prices)  # validates names and values, naming the bad one
+        object.__setattr__(self, "prices", prices)
+        object.__setattr__(
+            self, "_caps", {n: usd_to_nano(v) for n in LIMITS if (v := getattr(self, n)) is not None}
+        )
         if not isinstance(self.tz, str):
             raise SpecError(f"Budget tz must be an IANA zone name such as 'Europe/Paris', got {self.tz!r}")
         try:
@@ -366,15 +386,22 @@ class Budget:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "budget") -> Budget:
         """Build from config, naming any unknown key."""
-        known = {*LIMITS, "tz", "warn_at"}
-        unknown = sorted(set(data) - known)
+        known = {*LIMITS, "tz", "warn_at", "prices"}
+        unknown = sorted(set(data) - known - {"v"})
         if unknown:
             raise SpecError(f"{where}: unknown key {unknown[0]!r}; expected one of {sorted(known)}")
-        return cls(**dict(data))
+        return cls(**{k: v for k, v in data.items() if k != "v"})
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"v": 1, **{name: getattr(self, name) for name in LIMITS}}
+        data.update(tz=self.tz, warn_at=self.warn_at)
+        data["prices"] = {model: price.to_json() for model, price in self.prices.items()}
+        return data
 
     def caps(self) -> dict[str, int]:
         """The caps that are set, in nano-dollars."""
-        return {name: usd_to_nano(v) for name in LIMITS if (v := getattr(self, name)) is not None}
+        caps: dict[str, int] = self.__dict__["_caps"]
+        return caps
 
 
 def window_bounds(limit: str, tz: str, at: float) -> tuple[float | None, float | None]:

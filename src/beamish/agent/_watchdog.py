@@ -63,10 +63,13 @@ class Watchdog:
     def from_mapping(cls, data: Mapping[str, Any], where: str = "watchdog") -> Watchdog:
         """Build from config, naming any unknown key."""
         known = {*_SECONDS, "max_steps"}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known - {"v"})
         if unknown:
             raise SpecError(f"{where}: unknown key {unknown[0]!r}; expected one of {sorted(known)}")
-        return cls(**dict(data))
+        return cls(**{k: v for k, v in data.items() if k != "v"})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": 1, "max_steps": self.max_steps, **{name: getattr(self, name) for name in _SECONDS}}
 
 
 @dataclass(frozen=True)
