@@ -1,0 +1,140 @@
+"""The demo's fault plan, and the accelerated clock its schedules run on.
+
+The faults the scripts cannot play themselves are injected from outside, as the world would:
+SIGKILL of a random agent's process every few seconds, and a corrupt line written into the shared
+memory file. (The scripts play the rest: 429s and 500s from the model, a looping agent, a costly
+agent that hits its cap, a tool that hangs.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+class AcceleratedClock:
+    """Wall time that runs ``speed`` times faster from ``start_wall``; sleeps shrink to match.
+
+    Only the demo's scheduler reads it: a day of schedules fits in a minute, while restarts, leases
+    and timeouts keep real time.
+    """
+
+    def __init__(self, speed: float, start_wall: float) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.speed = speed
+        self._t0 = time.monotonic()
+        self._wall0 = start_wall
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return self._wall0 + (time.monotonic() - self._t0) * self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+def agent_processes(root: Any) -> Callable[[], Any]:
+    """An async function listing ``(agent, pid)`` of every running process-isolated agent under ``root``."""
+
+    async def collect() -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
+        stack = [root]
+        while stack:
+            sup = stack.pop()
+            with contextlib.suppress(Exception):
+                for info in await sup.which_children():
+                    if info.ref is None:
+                        continue
+                    if hasattr(info.ref, "which_children"):
+                        stack.append(info.ref)
+                        continue
+                    # the process proxy standing for the agent knows its OS pid
+                    pid = int(getattr(getattr(info.ref, "_actor", None), "pid", 0) or 0)
+                    if pid > 0 and str(info.id) not in ("memory", "scheduler"):
+                        found.append((str(info.id), pid))
+        return found
+
+    return collect
+
+
+class FaultPlan:
+    """Runs the injected faults on a timetable and counts what it did."""
+
+    def __init__(
+        self,
+        *,
+        processes: Callable[[], Any],
+        memory_file: Path | None,
+        kill_every_s: float = 3.0,
+        corrupt_at_s: float | None = 5.0,
+        seed: int | None = None,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.processes = processes
+        self.memory_file = memory_file
+        self.kill_every_s = kill_every_s
+        self.corrupt_at_s = corrupt_at_s
+        self.random = random.Random(seed)
+        self.injected: Counter[str] = Counter()
+        self.log = log
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="beamish-demo-faults")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        started = time.monotonic()
+        next_kill = started + self.kill_every_s
+        corrupted = self.corrupt_at_s is None or self.memory_file is None
+        while True:
+            now = time.monotonic()
+            if not corrupted and self.corrupt_at_s is not None and now - started >= self.corrupt_at_s:
+                corrupted = self.corrupt_memory_file()
+            if now >= next_kill:
+                await self.kill_random_agent()
+                next_kill = now + self.kill_every_s * self.random.uniform(0.7, 1.3)
+            await asyncio.sleep(0.1)
+
+    async def kill_random_agent(self) -> str | None:
+        running: list[tuple[str, int]] = await self.processes()
+        if not running:
+            return None
+        agent, pid = self.random.choice(running)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return None
+        self.injected["sigkill"] += 1
+        self.log(f"fault: SIGKILL {agent} (pid {pid})")
+        return agent
+
+    def corrupt_memory_file(self) -> bool:
+        """Append a torn, non-JSON line to the memory file, as a crashed foreign writer would leave."""
+        assert self.memory_file is not None
+        if not self.memory_file.exists():
+            return False
+        with open(self.memory_file, "ab") as f:
+            f.write(b'{"type":"entity","name":"half-written\n')
+            f.flush()
+            os.fsync(f.fileno())
+        self.injected["corrupt_memory_line"] += 1
+        self.log(f"fault: corrupt line appended to {self.memory_file.name}")
+        return True

@@ -1,0 +1,57 @@
+"""The company's side services as supervised children: the scheduler and the shared memory server.
+
+They start before any agent and stop after them all. Both are built from the config; what they
+need of the running node (``submit``) is bound when the company starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beamish._clock import Clock
+from beamish.company._config import CompanyConfig
+from beamish.company._tree import CompanyParts
+
+
+class LateSubmit:
+    """``node.submit`` for a node that does not exist yet when the tree is specified."""
+
+    def __init__(self) -> None:
+        self.company: Any = None
+
+    def bind(self, company: Any) -> None:
+        self.company = company
+
+    async def __call__(self, agent: str, input: Any, *, run_id: str) -> object:
+        if self.company is None or self.company.node is None:
+            raise RuntimeError("the company is not running")
+        return await self.company.node.submit(agent, input, run_id=run_id)
+
+
+def company_parts(
+    config: CompanyConfig, *, schedule_clock: Clock | None = None, poll_s: float = 30.0
+) -> CompanyParts:
+    """The services ``beamish run`` and the demo start around the agents."""
+    from beamish.company._demo import schedule_entries
+    from beamish.runtime import ChildSpec
+    from beamish.schedule import SchedulerActor
+
+    parts = CompanyParts()
+    submit = LateSubmit()
+    parts.on_start.append(submit.bind)
+    entries = schedule_entries(config)
+    if entries:
+        parts.services.append(
+            ChildSpec(
+                "scheduler",
+                SchedulerActor,
+                kwargs={
+                    "store": config.store_url,
+                    "submit": submit,
+                    "schedules": entries,
+                    "clock": schedule_clock,
+                    "poll_s": poll_s,
+                },
+            )
+        )
+    return parts
