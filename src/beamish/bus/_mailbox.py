@@ -159,13 +159,14 @@ class Mailboxes:
         self.waker.start()
         deadline = None if timeout is None else self.clock.time() + timeout
         while True:
+            seen = self.waker.generation
             msg = await self.claim(box, lease_s=lease_s)
             if msg is not None:
                 return msg
             wait = self.poll_s if deadline is None else min(self.poll_s, deadline - self.clock.time())
             if wait <= 0:
                 raise TimeoutError(f"no message in mailbox {box!r} within {timeout}s")
-            await self.waker.wait(wait)
+            await self.waker.wait(wait, since=seen)
 
     async def ack(self, message: Message) -> bool:
         """Mark the message handled. False if this consumer's lease was lost to another claimer."""
@@ -213,9 +214,8 @@ class Mailboxes:
         self.waker.start()
         mid = await self.put(box, payload, key=key, deadline_at=self.clock.time() + deadline_s)
         while True:
-            row = await self.store.fetchone(
-                "SELECT status, reply, deadline_at FROM mailbox WHERE id = ?", (mid,)
-            )
+            seen = self.waker.generation
+            row = await self.store.fetchone(_REQUEST_STATE, (mid,))
             if row is None:
                 raise StoreError(f"request {mid} to {box!r} vanished from the store")
             if row["status"] == "replied":
@@ -225,7 +225,7 @@ class Mailboxes:
                 if await self._expire(mid):
                     raise ConsultDeadline(f"no reply from {box!r} within {deadline_s}s (request {key!r})")
                 continue  # a reply landed just before the deadline: read it
-            await self.waker.wait(min(self.poll_s, deadline - self.clock.time()))
+            await self.waker.wait(min(self.poll_s, deadline - self.clock.time()), since=seen)
 
     async def _expire(self, mid: int) -> bool:
         now = self.clock.time()

@@ -34,6 +34,9 @@ class Waker:
         self._probe: str | None = None
         self._probed = asyncio.Event()
         self.notifications = 0
+        #: Grows with every wake-up; a waiter that read it before looking at the store passes it to
+        #: ``wait`` so a wake-up that landed in between is not lost.
+        self.generation = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -66,14 +69,18 @@ class Waker:
 
     def wake(self) -> None:
         """Wake every waiter of this process now."""
+        self.generation += 1
         waiters, self._waiters = self._waiters, set()
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
 
-    async def wait(self, seconds: float) -> None:
-        """Return on the next wake-up, or after ``seconds`` on the clock (the polling fallback)."""
-        if seconds <= 0:
+    async def wait(self, seconds: float, since: int | None = None) -> None:
+        """Return on the next wake-up, or after ``seconds`` on the clock (the polling fallback).
+
+        With ``since`` (a :attr:`generation` read earlier), return at once if a wake-up came since.
+        """
+        if seconds <= 0 or (since is not None and since != self.generation):
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
