@@ -52,7 +52,10 @@ async def _hold_if_asked(run_id: str, when: str) -> None:
     hold = hold_file(run_id)
     if hold.exists() and hold.read_text().strip() == when:
         hold.unlink()
-        holding_file(run_id).write_text(str(os.getpid()))
+        marker = holding_file(run_id)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(str(os.getpid()))
+        tmp.rename(marker)  # atomic: a reader sees the pid or nothing
         await asyncio.Event().wait()
 
 
@@ -63,7 +66,7 @@ async def lookup(topic: str, ctx: beamish.ToolContext) -> str:
     Args:
         topic: What to look up.
     """
-    await _hold_if_asked(ctx.run_id, "lookup")
+    await _hold_if_asked(ctx.run_id, f"lookup:{topic}")
     return f"fact about {topic}"
 
 
