@@ -2,8 +2,8 @@
 
 Effects are appended to a log file per run under one shared directory, so a test counts executions
 across processes and restarts. A ``.hold`` file for a run makes the next tool that honours it write a
-``.holding`` marker (with its pid) and block — once: the hold file is removed first — so a test can
-kill the agent at a known point: ``before`` or ``after`` the effect.
+``.holding`` marker (with its pid) and block until a ``.release`` file appears — once: the hold file
+is removed first — so a test can kill the agent at a known point (``before`` or ``after`` the effect).
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ def holding_file(run_id: str) -> Path:
     return effect_log(run_id).with_suffix(".holding")
 
 
+def release_file(run_id: str) -> Path:
+    return effect_log(run_id).with_suffix(".release")
+
+
 def effects(run_id: str) -> list[str]:
     path = effect_log(run_id)
     return path.read_text().splitlines() if path.exists() else []
@@ -56,7 +60,8 @@ async def _hold_if_asked(run_id: str, when: str) -> None:
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(str(os.getpid()))
         tmp.rename(marker)  # atomic: a reader sees the pid or nothing
-        await asyncio.Event().wait()
+        while not release_file(run_id).exists():  # held until the test releases it (or kills us)
+            await asyncio.sleep(0.01)
 
 
 @beamish.tool

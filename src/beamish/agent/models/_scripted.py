@@ -12,7 +12,8 @@ A turn may list ``faults`` that fire, in order, on its first attempts in this pr
 response is given: ``{"fault": "rate_limit", "retry_after_s": 2}``, ``{"fault": "server_error",
 "status": 500}``, ``{"fault": "timeout"}``, ``{"fault": "hang"}`` (no first chunk, ever) and
 ``{"fault": "stall"}`` (some chunks, then silence). A tool call with ``raw_arguments`` instead of
-``arguments`` sends that text verbatim: a malformed tool call. ``{task}`` in a text is the task.
+``arguments`` sends that text verbatim: a malformed tool call. In a text, ``{task}`` is the task and
+``{last_tool}`` the latest tool result.
 
 File formats, by suffix: ``.json`` (a list of turns, ``{"turns": [...]}`` or
 ``{"scripts": [{"when": ..., "turns": [...]}, ...]}``), ``.jsonl`` (one turn per line) and
@@ -181,7 +182,8 @@ class ScriptedModel:
                 raise ModelServerError(f"{self.name}: scripted {status}", status=status)
             if kind == "timeout":
                 raise ModelTimeout(f"{self.name}: scripted timeout")
-        text = turn.text.replace("{task}", task)
+        last_tool = next((m.text for m in reversed(request.messages) if m.role == "tool"), "")
+        text = turn.text.replace("{task}", task).replace("{last_tool}", last_tool)
         if turn.delay_s:
             await self._clock.sleep(turn.delay_s)
         pieces: list[str] = []
