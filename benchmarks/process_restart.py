@@ -101,7 +101,9 @@ def bare_fork(rounds: int) -> tuple[list[float], list[dict[str, int]]]:
 
 
 # -- beamish ----------------------------------------------------------------------------------------
-async def beamish_restarts(rounds: int) -> tuple[list[float], list[dict[str, int]], dict[str, int]]:
+async def beamish_restarts(
+    rounds: int,
+) -> tuple[list[float], list[dict[str, int]], dict[str, int], dict[str, list[float]]]:
     async with Node() as node:
         spec = SupervisorSpec(
             [ChildSpec("echo", Echo, isolation="process")], intensity=rounds * 10, period=1.0
@@ -123,6 +125,7 @@ async def beamish_restarts(rounds: int) -> tuple[list[float], list[dict[str, int
                 assert ref is not None
                 assert await ref.call("ping") == "ping"
                 samples.append(time.perf_counter() - t0)
+        calls = {"process": await call_times(ref), "task": await call_times(await node.spawn(Echo))}
         idle_spec = SupervisorSpec(
             [ChildSpec(f"idle{i}", Echo, isolation="process") for i in range(IDLE_CHILDREN)]
         )
@@ -133,7 +136,17 @@ async def beamish_restarts(rounds: int) -> tuple[list[float], list[dict[str, int
         client = zygote_of(node)
         assert client is not None and client.pid is not None
         zygote = smaps(client.pid)
-    return samples, memory, zygote
+    return samples, memory, zygote, calls
+
+
+async def call_times(ref: Any, n: int = 2000) -> list[float]:
+    """Round trips of ``ref.call`` (the cost of the wire, beside a task actor's in-loop call)."""
+    samples = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        await ref.call(i)
+        samples.append(time.perf_counter() - t0)
+    return samples
 
 
 def main() -> None:
@@ -142,7 +155,8 @@ def main() -> None:
     rounds = parser.parse_args().rounds
 
     bare, bare_memory = bare_fork(rounds)
-    ours, our_memory, zygote = asyncio.run(beamish_restarts(rounds))
+    ours, our_memory, zygote, calls = asyncio.run(beamish_restarts(rounds))
+    pc, tc = quantiles(calls["process"]), quantiles(calls["task"])
 
     b, o = quantiles(bare), quantiles(ours)
     ratio = round(o["median_ms"] / b["median_ms"], 2)
@@ -154,6 +168,13 @@ def main() -> None:
     print(f"  beamish process child : median {o['median_ms']:7.3f} ms   p99 {o['p99_ms']:7.3f} ms")
     print(f"  bare mp fork+respawn  : median {b['median_ms']:7.3f} ms   p99 {b['p99_ms']:7.3f} ms")
     print(f"  ratio (median)        : {ratio}x   (target <= 3x and <= 10 ms)")
+    print("call round trip, 2000 calls")
+    print(
+        f"  process child         : median {pc['median_ms'] * 1e3:7.1f} us   p99 {pc['p99_ms'] * 1e3:7.1f} us"
+    )
+    print(
+        f"  task actor            : median {tc['median_ms'] * 1e3:7.1f} us   p99 {tc['p99_ms'] * 1e3:7.1f} us"
+    )
     print(f"idle memory per child, median of {IDLE_CHILDREN}")
     print(f"  beamish process child : USS {uss:5.2f} MB   PSS {pss:5.2f} MB   (target USS <= 3 MB)")
     print(f"  bare mp fork child    : USS {bare_uss:5.2f} MB   PSS {bare_pss:5.2f} MB")
@@ -167,6 +188,8 @@ def main() -> None:
         "bare_fork_median_ms": b["median_ms"],
         "bare_fork_p99_ms": b["p99_ms"],
         "ratio_vs_bare_fork": ratio,
+        "call_process_median_us": round(pc["median_ms"] * 1e3, 1),
+        "call_task_median_us": round(tc["median_ms"] * 1e3, 1),
         "child_uss_mb": round(uss, 2),
         "child_pss_mb": round(pss, 2),
         "bare_child_uss_mb": round(bare_uss, 2),

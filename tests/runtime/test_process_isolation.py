@@ -289,3 +289,55 @@ async def wait_gone(pid: int, timeout: float = 5.0) -> None:
     while alive(pid):
         assert loop.time() < deadline, f"process {pid} still alive after {timeout}s"
         await asyncio.sleep(0.005)
+
+
+async def test_children_of_a_killed_zygote_die_with_it_and_restart_from_a_new_one(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a")], intensity=5))
+    ref = await only_child(sup)
+    pid = await ref.call("pid")
+    client = zygote_of(node)
+    assert client is not None and client.pid is not None
+    old_zygote = client.pid
+    async with node.events() as events:
+        os.kill(old_zygote, signal.SIGKILL)
+        reason = await asyncio.wait_for(ref.wait(), 5)
+        assert isinstance(reason, Killed | Crashed)
+        await next_start(events, "a")
+    await wait_gone(pid)
+    again = await only_child(sup)
+    assert await again.call("x") == ["a", "x"]
+    new_client = zygote_of(node)
+    assert new_client is not None and new_client.pid not in (None, old_zygote)
+
+
+async def test_children_of_different_actor_modules_share_one_zygote(node: Node) -> None:
+    from .test_process_loopwatch import Blocker  # a second module, imported by the zygote on demand
+
+    spec = SupervisorSpec([process_child("a"), ChildSpec("b", Blocker, isolation="process")])
+    sup = await node.start_supervisor(spec)
+    a, b = (info.ref for info in await sup.which_children())
+    assert a is not None and b is not None
+    assert await b.call(0) == "done"
+    assert await a.call("x") == ["a", "x"]
+
+
+async def test_a_brutal_kill_of_a_process_child_kills_its_os_process(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a", shutdown="brutal_kill")]))
+    ref = await only_child(sup)
+    pid = await ref.call("pid")
+    await sup.terminate_child("a")
+    assert ref.reason == Killed()
+    await wait_gone(pid)
+
+
+async def test_a_child_that_will_not_stop_is_killed_after_its_shutdown_timeout(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a", shutdown=0.2)]))
+    ref = await only_child(sup)
+    pid = await ref.call("pid")
+    busy = asyncio.ensure_future(ref.call("block", timeout=30))  # its loop is stuck: no polite stop
+    await asyncio.sleep(0)
+    await asyncio.wait_for(sup.terminate_child("a"), 5)
+    assert ref.reason == Killed()
+    await wait_gone(pid)
+    with pytest.raises(ActorExited):
+        await busy

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from beamish import Actor, Node
 from beamish._events import Event
-from beamish.runtime._loopwatch import LoopWatchdog
+from beamish.runtime._loopwatch import LoopWatchdog, watch_loop
 
 
 class Sleeper:
@@ -64,3 +65,37 @@ def test_a_threshold_that_is_not_positive_is_refused() -> None:
             LoopWatchdog(loop, print, threshold_s=0)
     finally:
         loop.close()
+
+
+class Blocker(Actor):
+    async def handle_call(self, request: float) -> str:
+        time.sleep(request)  # blocks every actor of the node
+        return "done"
+
+
+@pytest.mark.timeout(10)
+async def test_a_node_reports_the_actor_that_blocked_its_loop_as_an_event() -> None:
+    async with Node() as node, node.events() as events:
+        watchdog = watch_loop(node, threshold_s=0.05)
+        try:
+            ref = await node.spawn(Blocker, name="blocker")
+            assert await ref.call(0.3) == "done"
+            event = await asyncio.wait_for(events.next("node.loop_blocked"), 5)
+        finally:
+            watchdog.stop()
+    assert event.subject == node.name
+    assert event.data["actor"] == "blocker"
+    assert "in handle_call" in event.data["stack"]
+
+
+def test_the_watchdog_thread_ends_by_itself_when_its_loop_closes() -> None:
+    loop = asyncio.new_event_loop()
+    watchdog = LoopWatchdog(loop, print, threshold_s=0.02)
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.call_soon(watchdog.start)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    thread = watchdog._thread
+    assert thread is not None and thread.is_alive()
+    loop.close()
+    thread.join(timeout=2)
+    assert not thread.is_alive() and watchdog.reports == 0

@@ -25,9 +25,12 @@ import time
 import traceback
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
+
+if TYPE_CHECKING:
+    from beamish.runtime._node import Node
 
 log = logging.getLogger("beamish.runtime")
 
@@ -105,12 +108,17 @@ class LoopWatchdog:
 
     def _tick(self) -> None:
         self._last_tick = time.monotonic()
-        if not self._stop.is_set():
+        if not self._stop.is_set() and not self.loop.is_closed():
             self._timer = self.loop.call_later(self.interval_s, self._tick)
 
     def _watch(self) -> None:
         reported_for: float | None = None
         while not self._stop.wait(self.interval_s):
+            if self.loop.is_closed():
+                return
+            if not self.loop.is_running():
+                self._last_tick = time.monotonic()  # stopped between run_until_complete calls: not blocked
+                continue
             last = self._last_tick
             blocked_for = time.monotonic() - last
             if blocked_for <= self.threshold_s or reported_for == last:
@@ -144,3 +152,18 @@ class LoopWatchdog:
         )
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             self.loop.call_soon_threadsafe(self.emit, event)
+
+
+def watch_loop(node: Node, threshold_s: float = 0.25) -> LoopWatchdog:
+    """Watch ``node``'s event loop: stalls over ``threshold_s`` become ``node.loop_blocked`` events.
+
+    Call from inside the node's loop (e.g. right after ``async with Node() as node``). The thread
+    ends by itself when the loop closes; ``stop()`` ends it sooner.
+    """
+    from beamish.runtime._actor import Actor
+
+    watchdog = LoopWatchdog(
+        asyncio.get_running_loop(), node.emit, threshold_s=threshold_s, subject=node.name, actor_type=Actor
+    )
+    watchdog.start()
+    return watchdog

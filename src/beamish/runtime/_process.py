@@ -121,6 +121,8 @@ async def start_process_child(node: Node, spec: ChildSpec) -> ActorRef:
     entry = _ZYGOTES.get(node)
     if entry is None:
         entry = _ZYGOTES[node] = _NodeProcesses(node)
+    elif entry.client.closed:  # the zygote died (it was killed): start a new one
+        entry.client = ZygoteClient(preload=entry.client.preload)
     entry.live += 1
     try:
         ref = await node._start_actor(

@@ -54,6 +54,7 @@ class ProcessProxy(Actor):
     _on_gone: Callable[[], None] | None = None
     _timer: asyncio.TimerHandle | None = None
     _protocol: FrameProtocol | None = None
+    _classifying: asyncio.Task[None] | None = None
 
     async def init(
         self,
@@ -150,6 +151,8 @@ class ProcessProxy(Actor):
         self._cancel_check()
         self._kill()  # harmless if it is gone already: the pidfd cannot name another process
         self._release()
+        if self._classifying is None and self.pid:
+            self._client.forget(self.pid)
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.abort()
 
@@ -193,7 +196,7 @@ class ProcessProxy(Actor):
         if reason is not None:
             self._child_gone(reason)
         else:
-            self._loop.create_task(self._classify_death())
+            self._classifying = self._loop.create_task(self._classify_death())
 
     async def _classify_death(self) -> None:
         """No exit frame: ask the zygote how the child died."""

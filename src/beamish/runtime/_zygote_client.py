@@ -41,6 +41,11 @@ class ZygoteClient:
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        """True once the zygote was stopped or was found dead; a closed client never restarts."""
+        return self._closed
+
+    @property
     def running(self) -> bool:
         return self._ctl is not None and not self._closed
 
@@ -110,15 +115,9 @@ class ZygoteClient:
                     IsolationError(f"the zygote could not start the child:\n{message['error']}")
                 )
         elif kind == "exited":
-            self._exit_future(int(message["pid"])).set_result(message)
-
-    def _exit_future(self, pid: int) -> asyncio.Future[dict[str, Any]]:
-        future = self._exits.get(pid)
-        if future is None or future.done():
-            assert self._loop is not None
-            future = self._loop.create_future()
-            self._exits[pid] = future
-        return future
+            exiting = self._exits.get(int(message["pid"]))
+            if exiting is not None and not exiting.done():
+                exiting.set_result(message)
 
     def _lost(self, why: str) -> None:
         error = IsolationError(why)
@@ -156,19 +155,26 @@ class ZygoteClient:
         except BaseException:
             ours.close()
             raise
-        self._exit_future(pid)
+        self._exits[pid] = self._loop.create_future()
         return pid, ours
 
     async def exit_status(self, pid: int, timeout: float = 2.0) -> dict[str, Any]:
         """How child ``pid`` ended: ``{"code": n}``, ``{"signal": n}``, or ``{"unknown": why}``."""
-        future = self._exit_future(pid) if pid not in self._exits else self._exits[pid]
+        future = self._exits.get(pid)
+        if future is None:
+            return {"unknown": f"pid {pid} is not a child of this zygote (or was asked about already)"}
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             return {"unknown": f"no exit status for pid {pid} within {timeout}s"}
         finally:
-            if future.done():
-                self._exits.pop(pid, None)
+            self._exits.pop(pid, None)
+
+    def forget(self, pid: int) -> None:
+        """Nobody will ask how ``pid`` ended (its exit frame said so): drop what waits for it."""
+        future = self._exits.pop(pid, None)
+        if future is not None and not future.done():
+            future.cancel()
 
     def close(self) -> None:
         """Stop the zygote; its children die with it (they hold PR_SET_PDEATHSIG towards it)."""
