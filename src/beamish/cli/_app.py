@@ -19,6 +19,7 @@ from beamish.cli import _company, _journal  # noqa: E402  (command modules regis
 
 _company.register(app)
 app.add_typer(_journal.journal_app)
+app.add_typer(__import__("beamish.cli._memory", fromlist=["app"]).app)
 
 
 def main() -> None:

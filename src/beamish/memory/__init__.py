@@ -1,0 +1,32 @@
+"""The knowledge-graph memory: a drop-in replacement for the reference MCP memory server.
+
+Same nine tools, same file format, same answers; underneath, no lost writes (one writer per file
+across threads and processes, grouped durable commits), a cached indexed graph, and loading that
+repairs instead of losing lines. Use it in-process as :class:`KnowledgeGraph`, or serve it over
+stdio / streamable HTTP with :func:`serve_stdio` / :func:`serve_http`.
+"""
+
+from beamish.memory._check import CheckReport, check_file, repair_file
+from beamish.memory._graph import Entity, GraphDict, ObservationResult, Relation
+from beamish.memory._jsonl import Repair, quarantine_path, resolve_memory_path
+from beamish.memory._server import RESOURCE_URI, build_server, http_app, serve_http, serve_stdio
+from beamish.memory._store import KnowledgeGraph
+
+__all__ = [
+    "RESOURCE_URI",
+    "CheckReport",
+    "Entity",
+    "GraphDict",
+    "KnowledgeGraph",
+    "ObservationResult",
+    "Relation",
+    "Repair",
+    "build_server",
+    "check_file",
+    "http_app",
+    "quarantine_path",
+    "repair_file",
+    "resolve_memory_path",
+    "serve_http",
+    "serve_stdio",
+]

@@ -1,0 +1,287 @@
+"""The memory file: the reference's JSONL format, read so that nothing is lost, written durably.
+
+Reading repairs instead of failing: a line that is not a valid entity or relation goes to a
+quarantine file next to the memory file (never dropped), duplicate entities are merged with their
+observations united, duplicate relations collapsed. Each repair becomes a :class:`Repair` record
+that is printed on stderr and can be raised as a ``memory.repaired`` event. Writing is atomic and
+durable: a temp file in the same directory, fsync, rename over the target, fsync of the directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from beamish._events import Event
+from beamish.memory._graph import Graph
+
+RepairKind = Literal["corrupt_line", "invalid_item", "duplicate_entity", "duplicate_relation"]
+
+#: Identity of a file version: device, inode, size, mtime. Our saves always rename a new inode
+#: into place, so any write by any process changes it.
+FileIdentity = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One thing loading changed to make the file usable, with where it was (1-based line)."""
+
+    kind: RepairKind
+    line: int
+    detail: str
+
+    def describe(self) -> str:
+        return f"line {self.line}: {self.kind.replace('_', ' ')}: {self.detail}"
+
+    def to_event(self, path: str | os.PathLike[str]) -> Event:
+        """The ``memory.repaired`` event the runtime records for this repair."""
+        return Event(
+            kind="memory.repaired",
+            subject=str(path),
+            data={"kind": self.kind, "line": self.line, "detail": self.detail},
+        )
+
+
+@dataclass
+class Loaded:
+    """A parsed file: the graph, what was repaired, and the lines to quarantine."""
+
+    graph: Graph
+    repairs: list[Repair] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    dangling: list[tuple[int, str]] = field(default_factory=list)
+
+
+def quarantine_path(path: Path) -> Path:
+    """Where the unusable lines of ``path`` are kept: next to it, ``<name>.quarantine``."""
+    return path.with_name(path.name + ".quarantine")
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _invalid_reason(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return f"a JSON {type(item).__name__}, not an object"
+    kind = item.get("type")
+    if kind == "entity":
+        if not isinstance(item.get("name"), str):
+            return "entity without a string name"
+        if not isinstance(item.get("entityType"), str):
+            return "entity without a string entityType"
+        if not _is_str_list(item.get("observations")):
+            return "entity whose observations are not a list of strings"
+        return None
+    if kind == "relation":
+        for key in ("from", "to", "relationType"):
+            if not isinstance(item.get(key), str):
+                return f"relation without a string {key!r}"
+        return None
+    return f"unknown item type {kind!r}"
+
+
+def _quarantine_record(number: int, raw: bytes, reason: str) -> dict[str, Any]:
+    record: dict[str, Any] = {"v": 1, "at": time.time(), "line": number, "reason": reason}
+    try:
+        record["raw"] = raw.decode()
+    except UnicodeDecodeError:
+        record["raw_base64"] = base64.b64encode(raw).decode()
+    return record
+
+
+def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
+    """Parse a memory file's bytes into a graph, repairing what the reference would choke on."""
+    graph = Graph()
+    loaded = Loaded(graph)
+    entities: dict[str, tuple[int, str, list[str], set[str], int]] = {}
+    entity_order: list[str] = []
+    relations: dict[tuple[str, str, str], int] = {}
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            reason = "not valid UTF-8"
+            loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
+            loaded.quarantine.append(_quarantine_record(number, raw, reason))
+            continue
+        if not text.strip():
+            continue
+        try:
+            item = json.loads(text)
+        except ValueError as exc:
+            reason = f"not JSON ({exc})"
+            loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
+            loaded.quarantine.append(_quarantine_record(number, raw, reason))
+            continue
+        reason_or_none = _invalid_reason(item)
+        if reason_or_none is not None:
+            loaded.repairs.append(Repair("invalid_item", number, f"{reason_or_none}; moved to quarantine"))
+            loaded.quarantine.append(_quarantine_record(number, raw, reason_or_none))
+            continue
+        if item["type"] == "entity":
+            name = item["name"]
+            known = entities.get(name)
+            if known is None:
+                observations = list(item["observations"])
+                entities[name] = (number, item["entityType"], observations, set(observations), 0)
+                entity_order.append(name)
+                continue
+            first_line, first_type, observations, present, merged = known
+            added = 0
+            for o in item["observations"]:
+                if o not in present:
+                    present.add(o)
+                    observations.append(o)
+                    added += 1
+            entities[name] = (first_line, first_type, observations, present, merged + 1)
+            detail = f"entity {name!r} repeats line {first_line}; merged, {added} observation(s) added"
+            if item["entityType"] != first_type:
+                reason = f"duplicate of entity {name!r} with entityType {item['entityType']!r}"
+                detail += f"; its entityType {item['entityType']!r} differs, line kept in quarantine"
+                loaded.quarantine.append(_quarantine_record(number, raw, reason))
+            loaded.repairs.append(Repair("duplicate_entity", number, detail))
+        else:
+            triple = (item["from"], item["to"], item["relationType"])
+            if triple in relations:
+                loaded.repairs.append(
+                    Repair(
+                        "duplicate_relation", number, f"relation {triple!r} repeats line {relations[triple]}"
+                    )
+                )
+                continue
+            relations[triple] = number
+    for name in entity_order:
+        _, entity_type, observations, _, _ = entities[name]
+        graph.load_entity(name, entity_type, observations, None)
+    for source, target, relation_type in relations:
+        graph.load_relation(source, target, relation_type, None)
+    if find_dangling:
+        for (source, target, relation_type), number in relations.items():
+            missing = [end for end in (source, target) if end not in entities]
+            if missing:
+                loaded.dangling.append(
+                    (
+                        number,
+                        f"relation {(source, target, relation_type)!r} names no entity {', '.join(missing)}",
+                    )
+                )
+    return loaded
+
+
+def identity(st: os.stat_result) -> FileIdentity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def read_file(path: Path) -> tuple[bytes, FileIdentity | None]:
+    """The file's bytes and identity, or empty bytes and None when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            return f.read(), identity(st)
+    except FileNotFoundError:
+        return b"", None
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> FileIdentity:
+    """Replace ``path`` with ``data`` atomically and durably; returns the new file's identity.
+
+    The temp file is named as the reference names its own (``<name>.<hex>.tmp``) and never
+    left behind on an error. Only after the directory's fsync does the caller acknowledge.
+    """
+    directory = path.parent
+    tmp = directory / f"{path.name}.{secrets.token_hex(16)}.tmp"
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(directory)
+    return identity(st)
+
+
+def append_quarantine(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append quarantined lines (as JSON records) to the quarantine file, durably."""
+    if not records:
+        return
+    target = quarantine_path(path)
+    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(target.parent)
+
+
+def report(path: Path, repairs: list[Repair]) -> None:
+    """Say on stderr what loading repaired (stdout may be the MCP channel)."""
+    for repair in repairs:
+        print(f"beamish memory: repaired {path}: {repair.describe()}", file=sys.stderr, flush=True)
+
+
+def resolve_memory_path(
+    file: str | os.PathLike[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Where the memory lives, decided as the reference decides it.
+
+    An explicit ``file`` wins. Otherwise ``MEMORY_FILE_PATH``: absolute as given, relative joined
+    to the base directory. Otherwise ``<base>/memory.jsonl``, after renaming a legacy
+    ``<base>/memory.json`` to it when only the legacy file exists. The reference's base is its
+    install folder; ours is ``base_dir``, by default the working directory.
+    """
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    if file is not None:
+        return Path(file).absolute()
+    environ = os.environ if env is None else env
+    custom = environ.get("MEMORY_FILE_PATH")
+    if custom:
+        custom_path = Path(custom)
+        return custom_path if custom_path.is_absolute() else base / custom_path
+    old, new = base / "memory.json", base / "memory.jsonl"
+    if old.exists() and not new.exists():
+        print(
+            "DETECTED: Found legacy memory.json file, migrating to memory.jsonl for JSONL format"
+            " compatibility",
+            file=sys.stderr,
+        )
+        os.rename(old, new)
+        print("COMPLETED: Successfully migrated memory.json to memory.jsonl", file=sys.stderr)
+    return new

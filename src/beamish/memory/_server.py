@@ -1,0 +1,246 @@
+"""The MCP server: the reference's surface on the official SDK's low-level ``Server``.
+
+Tools, resource and error texts are the reference's; what differs is underneath (the
+:class:`KnowledgeGraph` store). One server process can serve many clients over streamable HTTP
+(loopback by default, Host and Origin checked), or one over stdio.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import weakref
+from typing import Any
+
+import anyio
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    CallToolRequestParams,
+    EmptyResult,
+    PaginatedRequestParams,
+    ReadResourceRequestParams,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
+
+from beamish._exceptions import MemoryGraphError
+from beamish.memory._graph import js_json
+from beamish.memory._schema import MUTATING, tool_definitions
+from beamish.memory._store import KnowledgeGraph
+
+RESOURCE_URI = "memory://knowledge-graph"
+SERVER_NAME = "memory-server"
+SERVER_VERSION = "0.6.3"
+
+_RESOURCE = {
+    "uri": RESOURCE_URI,
+    "name": "knowledge-graph",
+    "title": "Knowledge Graph",
+    "description": "The full knowledge graph with all entities and relations",
+    "mimeType": "application/json",
+}
+_DELETE_MESSAGES = {
+    "delete_entities": "Entities deleted successfully",
+    "delete_observations": "Observations deleted successfully",
+    "delete_relations": "Relations deleted successfully",
+}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_SUBSCRIPTIONS = "beamish.memory.subscriptions"
+
+
+def _text(tool: str, structured: dict[str, Any]) -> str:
+    """The text content the reference sends beside the structured result."""
+    if tool in _DELETE_MESSAGES:
+        return _DELETE_MESSAGES[tool]
+    if tool in ("create_entities", "create_relations", "add_observations"):
+        (payload,) = structured.values()
+        return js_json(payload, indent=2)
+    return js_json(structured, indent=2)
+
+
+def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
+    # The low-level context hands out a per-request session; the per-client connection behind
+    # it is where subscriptions live (it has a ``state`` dict for exactly this).
+    connection = getattr(ctx.session, "_connection", None)
+    return connection if isinstance(connection, Connection) else None
+
+
+def _zod_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "undefined")
+
+
+async def _reference_param_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Malformed ``tools/call`` params get the reference's answer: JSON-RPC -32603 whose message is
+    the zod issue list (the SDK's own answer would be -32602 "Invalid request parameters")."""
+    if ctx.method == "tools/call" and isinstance(ctx.params, dict):
+        issues = []
+        name = ctx.params.get("name", _ABSENT)
+        if not isinstance(name, str):
+            got = "undefined" if name is _ABSENT else _zod_type(name)
+            issues.append(("string", ["params", "name"], got))
+        arguments = ctx.params.get("arguments", _ABSENT)
+        if arguments is not _ABSENT and not isinstance(arguments, dict):
+            issues.append(("record", ["params", "arguments"], _zod_type(arguments)))
+        if issues:
+            listed = [
+                {
+                    "expected": expected,
+                    "code": "invalid_type",
+                    "path": path,
+                    "message": f"Invalid input: expected {expected}, received {got}",
+                }
+                for expected, path, got in issues
+            ]
+            raise MCPError(code=-32603, message=js_json(listed, indent=2))
+    return await call_next(ctx)
+
+
+_ABSENT = object()
+
+
+def build_server(graph: KnowledgeGraph) -> Server[Any]:
+    """A low-level MCP ``Server`` answering as the reference memory server does, over ``graph``."""
+    subscribed: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+    async def notify_updated() -> None:
+        for connection in list(subscribed):
+            if RESOURCE_URI in connection.state.get(_SUBSCRIPTIONS, ()):
+                await connection.send_resource_updated(RESOURCE_URI)
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None) -> Any:
+        return {"tools": tool_definitions()}
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams) -> Any:
+        try:
+            structured = await graph.call(params.name, params.arguments)
+        except MemoryGraphError as exc:
+            return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
+        if params.name in MUTATING:
+            await notify_updated()
+        return {
+            "content": [{"type": "text", "text": _text(params.name, structured)}],
+            "structuredContent": structured,
+        }
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
+    ) -> Any:
+        return {"resources": [dict(_RESOURCE)]}
+
+    async def list_templates(
+        ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
+    ) -> Any:
+        return {"resourceTemplates": []}
+
+    async def read_resource(ctx: ServerRequestContext[Any, Any], params: ReadResourceRequestParams) -> Any:
+        uri = str(params.uri)
+        if not _URL.match(uri):
+            raise MCPError(code=-32603, message="Invalid URL")
+        if uri != RESOURCE_URI:
+            raise MCPError(code=-32602, message=f"MCP error -32602: Resource {uri} not found")
+        text = js_json(await graph.read_graph(), indent=2)
+        return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
+
+    async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        connection = _connection_of(ctx)
+        if connection is not None:
+            connection.state.setdefault(_SUBSCRIPTIONS, set()).add(str(params.uri))
+            subscribed.add(connection)
+        return EmptyResult()
+
+    async def unsubscribe(
+        ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
+    ) -> EmptyResult:
+        connection = _connection_of(ctx)
+        if connection is not None:
+            connection.state.get(_SUBSCRIPTIONS, set()).discard(str(params.uri))
+        return EmptyResult()
+
+    server: Server[Any] = Server(
+        SERVER_NAME,
+        version=SERVER_VERSION,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_subscribe_resource=subscribe,
+        on_unsubscribe_resource=unsubscribe,
+    )
+    server.middleware.append(_reference_param_errors)
+    return server
+
+
+def _init_options(server: Server[Any]) -> Any:
+    return server.create_initialization_options(
+        NotificationOptions(resources_changed=True, tools_changed=True)
+    )
+
+
+async def serve_stdio(graph: KnowledgeGraph) -> None:
+    """Serve ``graph`` to one MCP client on this process's stdin/stdout until stdin closes."""
+    server = build_server(graph)
+    async with stdio_server() as (read_stream, write_stream):
+        print("Knowledge Graph MCP Server running on stdio", file=sys.stderr, flush=True)
+        await server.run(read_stream, write_stream, _init_options(server))
+
+
+def http_app(
+    graph: KnowledgeGraph,
+    *,
+    host: str = "127.0.0.1",
+    path: str = "/mcp",
+    allowed_origins: list[str] | None = None,
+) -> Any:
+    """The streamable HTTP app (Starlette). Host and Origin headers are checked: on loopback the
+    loopback origins are allowed; any other host must name its allowed origins."""
+    server = build_server(graph)
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    origins = list(allowed_origins or [])
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"] if loopback else [f"{host}:*"]
+    if loopback:
+        origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+    return server.streamable_http_app(streamable_http_path=path, host=host, transport_security=security)
+
+
+async def serve_http(
+    graph: KnowledgeGraph,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    path: str = "/mcp",
+    *,
+    allowed_origins: list[str] | None = None,
+    started: anyio.Event | None = None,
+) -> None:
+    """Serve ``graph`` over streamable HTTP until cancelled, so many agents share one process.
+
+    ``started`` is set once the socket listens (a supervisor can wait on it).
+    """
+    import uvicorn
+
+    app = http_app(graph, host=host, path=path, allowed_origins=allowed_origins)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    if started is None:
+        await server.serve()
+        return
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        while not server.started:
+            await anyio.sleep(0.01)
+        started.set()
