@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from beamish._exceptions import CorruptStore, SpecError
@@ -18,6 +19,7 @@ from beamish.journal._sql import SyncTx
 
 VERSION = 1
 DEFAULT_THRESHOLD = 16 * 1024
+_INLINE = f'{{"v":{VERSION},"data":'
 
 
 def _reject(obj: Any) -> Any:
@@ -45,17 +47,42 @@ def request_hash(obj: Any) -> str:
 
 def encode(tx: SyncTx, run_id: str, obj: Any, threshold: int, now: float, what: str = "payload") -> str:
     """Envelope for ``obj``; a large body is written to ``payloads`` once (in the caller's tx)."""
+    prepared = prepare(obj, threshold, what)
+    if prepared.body is not None:
+        store_body(tx, run_id, prepared, now)
+    return prepared.envelope
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A value ready to store: its column ``envelope``, and the ``body`` to keep by hash if large."""
+
+    envelope: str
+    body: str | None = None
+    hash: str | None = None
+
+
+def prepare(obj: Any, threshold: int, what: str = "payload") -> Prepared:
+    """Encode ``obj`` outside any transaction; :func:`store_body` writes a large body inside one."""
     body = canonical(obj, what)
     if len(body) <= threshold:
-        return f'{{"v":{VERSION},"data":{body}}}'
+        return Prepared(f'{{"v":{VERSION},"data":{body}}}')
     h = digest(body)
+    return Prepared(f'{{"v":{VERSION},"ref":"{h}","size":{len(body)}}}', body, h)
+
+
+def store_body(tx: SyncTx, run_id: str, prepared: Prepared, now: float) -> None:
+    """Keep a large body once (shared by every run that carries it) and note that ``run_id`` uses it."""
+    assert prepared.body is not None and prepared.hash is not None
     tx.execute(
         "INSERT INTO payloads (hash, body, size, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (hash) DO NOTHING",
-        (h, body, len(body), now),
+        (prepared.hash, prepared.body, len(prepared.body), now),
     )
-    tx.execute("INSERT INTO payload_refs (run_id, hash) VALUES (?, ?) ON CONFLICT DO NOTHING", (run_id, h))
-    return f'{{"v":{VERSION},"ref":"{h}","size":{len(body)}}}'
+    tx.execute(
+        "INSERT INTO payload_refs (run_id, hash) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (run_id, prepared.hash),
+    )
 
 
 def envelope_ref(text: str | None) -> str | None:
@@ -70,6 +97,11 @@ def decode(text: str | None, bodies: dict[str, str] | None = None, tx: SyncTx | 
     """The value of an envelope; a reference is resolved from ``bodies`` or looked up with ``tx``."""
     if text is None:
         return None
+    if text.startswith(_INLINE) and text.endswith("}"):  # the common case, without a wrapper dict
+        try:
+            return json.loads(text[len(_INLINE) : -1])
+        except ValueError:
+            pass  # reported below, with the whole envelope
     try:
         env = json.loads(text)
     except ValueError as exc:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from beamish._exceptions import SpecError, StoreError
 from beamish.journal._sql import AsyncTx, Dialect, Params, Row, SyncTx, to_pyformat
+from beamish.journal._worker import WorkerPool
 
 if TYPE_CHECKING:
     import psycopg
@@ -96,7 +96,7 @@ class PostgresBackend:
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}, name="beamish"
         )
-        self._exec = ThreadPoolExecutor(pool_size, "beamish-pg")
+        self._exec = WorkerPool(pool_size, "beamish-pg")
         self._closed = False
 
     def open_blocking(self, timeout: float = 10.0) -> None:
@@ -109,7 +109,7 @@ class PostgresBackend:
             raise StoreError(f"{self.where}: cannot connect to PostgreSQL within {timeout}s") from exc
 
     async def open(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._exec, self.open_blocking)
+        await self._exec.call(self.open_blocking)
 
     def _in_tx(self, fn: Callable[[SyncTx], T]) -> T:
         import psycopg
@@ -123,7 +123,21 @@ class PostgresBackend:
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn`` in one transaction on a worker thread."""
         self._check_open()
-        return await asyncio.get_running_loop().run_in_executor(self._exec, self._in_tx, fn)
+        return await self._exec.call(self._in_tx, fn)
+
+    def _single(self, fn: Callable[[SyncTx], T]) -> T:
+        import psycopg
+
+        try:
+            with self._pool.connection() as conn:
+                return fn(PgTx(conn, self.where))
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: PostgreSQL error: {exc}") from exc
+
+    async def run_single(self, fn: Callable[[SyncTx], T]) -> T:
+        """Run ``fn``, which issues one statement (atomic by itself), without BEGIN/COMMIT round trips."""
+        self._check_open()
+        return await self._exec.call(self._single, fn)
 
     read = run
 
@@ -133,10 +147,9 @@ class PostgresBackend:
         import psycopg
 
         self._check_open()
-        loop = asyncio.get_running_loop()
 
         def call(fn: Callable[[], Any]) -> Awaitable[Any]:
-            return loop.run_in_executor(self._exec, fn)
+            return self._exec.call(fn)
 
         def begin() -> psycopg.Connection[Any]:
             conn: psycopg.Connection[Any] = self._pool.getconn()
@@ -155,13 +168,13 @@ class PostgresBackend:
             finally:
                 self._pool.putconn(conn)
 
-        conn = await loop.run_in_executor(self._exec, begin)
+        conn = await self._exec.call(begin)
         try:
             yield AsyncTx(PgTx(conn, self.where), call)
         except BaseException:
-            await asyncio.shield(loop.run_in_executor(self._exec, end, conn, "ROLLBACK"))
+            await asyncio.shield(self._exec.call(end, conn, "ROLLBACK"))
             raise
-        await loop.run_in_executor(self._exec, end, conn, "COMMIT")
+        await self._exec.call(end, conn, "COMMIT")
 
     async def listen(self, channel: str) -> AsyncIterator[str]:
         """Yield each payload NOTIFY'd on ``channel`` (own connection, closed when the loop ends)."""
@@ -193,5 +206,5 @@ class PostgresBackend:
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
 
     def _shutdown(self) -> None:
-        self._exec.shutdown(wait=True)
+        self._exec.shutdown()
         self._pool.close()

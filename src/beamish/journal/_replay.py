@@ -150,7 +150,7 @@ class RunJournal:
                 )
                 if snap is not None:
                     base_seq, base_messages = int(snap["seq"]), list(decode(snap["messages"], tx=tx))
-            return base_seq, base_messages, load_steps(tx, run_id, base_seq)
+            return base_seq, base_messages, load_steps(tx, run_id, base_seq, requests=False)
 
         journal._base_seq, journal._base_messages, steps = await store.read(work)
         journal._recorded = {s.seq: s for s in steps}
@@ -164,7 +164,7 @@ class RunJournal:
         return max(done, default=self._base_seq) + 1
 
     def recorded(self, seq: int) -> Step | None:
-        """The recorded step ``seq`` (as loaded), if any."""
+        """The recorded step ``seq`` as loaded for replay (``request`` not loaded: None), if any."""
         return self._recorded.get(seq)
 
     def _rebuild_messages(self, upto: int | None) -> None:
@@ -284,8 +284,10 @@ class RunJournal:
         if step is None or step.request_hash == rhash:
             return step
         live = summarize(request)
+        full = await self.store.step(self.run_id, seq)  # the request was not loaded for replay
+        stored = None if full is None else full.request
         # model steps store the summary already; tool steps store the full request
-        recorded = step.request if step.effect is None else summarize(step.request)
+        recorded = stored if step.effect is None else summarize(stored)
         info = {
             "run_id": self.run_id,
             "seq": seq,

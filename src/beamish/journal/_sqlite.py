@@ -13,13 +13,13 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from beamish._exceptions import CorruptStore, StoreError
 from beamish.journal._sql import AsyncTx, Dialect, Params, Row, SyncTx
+from beamish.journal._worker import WorkerPool
 
 T = TypeVar("T")
 
@@ -140,8 +140,8 @@ class SqliteBackend:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._writer = ThreadPoolExecutor(1, "beamish-sqlite-writer", initializer=self._connect)
-        self._readers = ThreadPoolExecutor(readers, "beamish-sqlite-reader", initializer=self._connect)
+        self._writer = WorkerPool(1, "beamish-sqlite-writer", initializer=self._connect)
+        self._readers = WorkerPool(readers, "beamish-sqlite-reader", initializer=self._connect)
         self._write_lock = asyncio.Lock()
         self._closed = False
 
@@ -185,7 +185,7 @@ class SqliteBackend:
 
     async def enable_wal(self) -> None:
         """Switch the file to WAL (persistent; outside any transaction, on the writer thread)."""
-        await asyncio.get_running_loop().run_in_executor(self._writer, self._enable_wal)
+        await self._writer.call(self._enable_wal)
 
     def _in_tx(self, fn: Callable[[SyncTx], T]) -> T:
         conn = self._conn()
@@ -212,23 +212,23 @@ class SqliteBackend:
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn`` in one write transaction on the writer thread."""
         self._check_open()
-        loop = asyncio.get_running_loop()
         async with self._write_lock:
-            return await loop.run_in_executor(self._writer, self._in_tx, fn)
+            return await self._writer.call(self._in_tx, fn)
+
+    run_single = run
 
     async def read(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn`` in a read transaction (a consistent snapshot) on a reader thread."""
         self._check_open()
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, fn)
+        return await self._readers.call(self._read, fn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTx]:
         """A write transaction spanning several awaits; holds the writer until it ends."""
         self._check_open()
-        loop = asyncio.get_running_loop()
 
         def call(fn: Callable[[], Any]) -> Awaitable[Any]:
-            return loop.run_in_executor(self._writer, fn)
+            return self._writer.call(fn)
 
         def begin() -> SqliteTx:
             tx = SqliteTx(self._conn(), self.path)
@@ -236,14 +236,14 @@ class SqliteBackend:
             return tx
 
         async with self._write_lock:
-            tx = await loop.run_in_executor(self._writer, begin)
+            tx = await self._writer.call(begin)
             try:
                 yield AsyncTx(tx, call)
             except BaseException:
                 # FIFO executor: the rollback runs before any later job, even if we are cancelled.
-                await asyncio.shield(loop.run_in_executor(self._writer, self._rollback))
+                await asyncio.shield(self._writer.call(self._rollback))
                 raise
-            await loop.run_in_executor(self._writer, tx.execute, "COMMIT")
+            await self._writer.call(tx.execute, "COMMIT")
 
     def _rollback(self) -> None:
         conn = self._conn()
@@ -262,8 +262,8 @@ class SqliteBackend:
         await loop.run_in_executor(None, self._shutdown)
 
     def _shutdown(self) -> None:
-        self._writer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
+        self._writer.shutdown()
+        self._readers.shutdown()
         with self._conns_lock:
             for conn in self._conns:
                 conn.close()
