@@ -9,6 +9,7 @@ where it rebuilds its spec, model and tools from JSON (so its class is importabl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -73,6 +74,8 @@ class AgentActor(Actor):
                     for t in source.tools():
                         tools.add(t)
             self.hooks = resolve_hooks(self.spec, self.store, self.clock)
+            if hasattr(self.hooks, "on_process_failure"):
+                self.hooks.on_process_failure = self._die
             self.loop = RunLoop(
                 spec=self.spec,
                 model=self.model,
@@ -82,6 +85,7 @@ class AgentActor(Actor):
                 clock=self.clock,
                 owner=self.owner,
                 consulter=consulter,
+                retry=self.spec.retry,
             )
         except BaseException:
             await self._close()
@@ -143,6 +147,14 @@ class AgentActor(Actor):
             )
         )
         return True
+
+    def _die(self, reason: ExitReason) -> None:
+        """The watchdog saw no progress for too long: a process-level failure. Exit now with
+        ``reason`` (``Hung``), without waiting for the stuck run, so the supervisor restarts the
+        agent and the run resumes from its journal. Its store and tool sources are released
+        afterwards, since ``terminate`` does not run for an actor that dies this way."""
+        self.ref._finish(reason)
+        self._closing = asyncio.ensure_future(self._close())
 
     async def terminate(self, reason: ExitReason) -> None:
         await self._close()

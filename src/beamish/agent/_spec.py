@@ -19,6 +19,7 @@ from beamish._exceptions import SpecError
 from beamish.agent._hooks import import_path
 from beamish.agent._tools import Tool
 from beamish.agent.models._registry import parse_model_string
+from beamish.agent.models._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from beamish.runtime import ActorRef, ChildSpec, Node
@@ -64,7 +65,8 @@ class AgentSpec:
     ``tools``: ``@beamish.tool`` functions, ``"consult"``, MCP servers (``McpServer``).
     ``isolation``: ``"process"`` (default: its own OS process) or ``"task"``.
     ``restart``: the supervisor's restart type for it. ``max_turns`` is a hard backstop on model calls
-    per run, whatever the watchdog says.
+    per run, whatever the watchdog says. ``retry``: a ``RetryPolicy`` for model calls (429s, 5xx,
+    timeouts). ``hooks``: an ``AgentHooks`` factory (or its import path), see ``_hooks``.
     """
 
     name: str
@@ -80,6 +82,7 @@ class AgentSpec:
     max_turns: int = 200
     consult_deadline_s: float = 120.0
     hooks: Any = None
+    retry: Any = None
     shutdown: float = 5.0
     backoff: Any = None
     max_memory_mb: float | None = None
@@ -123,6 +126,8 @@ class AgentSpec:
         if not isinstance(self.model_options, Mapping):
             raise SpecError(f"{owner}: model_options={self.model_options!r} is invalid: expected a mapping")
         object.__setattr__(self, "model_options", dict(self.model_options))
+        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
+            raise SpecError(f"{owner}: retry={self.retry!r} is invalid: expected a RetryPolicy or None")
         if self.isolation == "process" and not isinstance(self.model, str):
             raise SpecError(f"{owner}: a process-isolated agent needs its model as a 'provider:model' string")
 
@@ -168,7 +173,7 @@ class AgentSpec:
             value = getattr(self, f.name)
             if f.name == "tools":
                 value = [_tool_to_json(t) for t in value]
-            elif f.name in ("budget", "watchdog", "backoff"):
+            elif f.name in ("budget", "watchdog", "backoff", "retry"):
                 value = _object_to_json(self.name, f.name, value)
             elif f.name == "hooks" and value is not None and not isinstance(value, str):
                 raise SpecError(f"AgentSpec {self.name!r}: hooks must be an import path to cross a process")
@@ -185,7 +190,7 @@ class AgentSpec:
             raise SpecError(f"AgentSpec JSON has unknown keys {sorted(unknown)}")
         values = {k: v for k, v in data.items() if k != "v"}
         values["tools"] = [_tool_from_json(t) for t in values.get("tools", ())]
-        for key in ("budget", "watchdog", "backoff"):
+        for key in ("budget", "watchdog", "backoff", "retry"):
             values[key] = _object_from_json(values.get(key))
         return cls(**values)
 
