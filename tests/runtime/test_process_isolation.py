@@ -35,7 +35,7 @@ from beamish import (
     SupervisorSpec,
 )
 from beamish.runtime._events import EventStream
-from beamish.runtime._process import zygote_of
+from beamish.runtime._process import preload, zygote_of
 
 from .test_process_support import Echo, FailsInit
 
@@ -117,7 +117,7 @@ async def test_a_raising_child_crashes_with_the_remote_traceback(node: Node) -> 
 
 async def test_a_child_blocking_its_loop_is_killed_as_hung(node: Node) -> None:
     sup = await node.start_supervisor(
-        SupervisorSpec([process_child("a", hang_after_s=0.3, restart="temporary")])
+        SupervisorSpec([process_child("a", hang_after_s=0.5, restart="temporary")])
     )
     ref = await only_child(sup)
     assert await ref.call("fine") == ["a", "fine"]  # a healthy child keeps beating
@@ -125,7 +125,7 @@ async def test_a_child_blocking_its_loop_is_killed_as_hung(node: Node) -> None:
     with pytest.raises(ActorExited) as caught:
         await ref.call("block", timeout=10)
     reason = caught.value.reason
-    assert isinstance(reason, Hung) and reason.silent_for_s >= 0.3
+    assert isinstance(reason, Hung) and reason.silent_for_s >= 0.5
     await wait_gone(pid)
 
 
@@ -341,3 +341,15 @@ async def test_a_child_that_will_not_stop_is_killed_after_its_shutdown_timeout(n
     await wait_gone(pid)
     with pytest.raises(ActorExited):
         await busy
+
+
+async def test_modules_preloaded_into_a_running_zygote_are_there_before_the_next_fork(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a")], intensity=5))
+    ref = await only_child(sup)
+    assert await ref.call({"module_loaded": "json.tool"}) is False
+    preload(node, "json.tool")
+    async with node.events() as events:
+        os.kill(await ref.call("pid"), signal.SIGKILL)
+        await next_start(events, "a")
+    again = await only_child(sup)
+    assert await again.call({"module_loaded": "json.tool"}) is True

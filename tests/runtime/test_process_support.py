@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -35,6 +36,8 @@ class Echo(Actor):
         if request == "stop":
             self.stop()
             return "stopping"
+        if isinstance(request, dict) and "module_loaded" in request:
+            return request["module_loaded"] in sys.modules
         if request == "set":
             return {1, 2}  # cannot cross the wire
         return [self.tag, request]

@@ -52,8 +52,15 @@ _PRELOAD: weakref.WeakKeyDictionary[Node, tuple[str, ...]] = weakref.WeakKeyDict
 
 
 def preload(node: Node, *modules: str) -> None:
-    """Import ``modules`` in ``node``'s zygote when it starts, so even first starts fork warm."""
+    """Import ``modules`` in ``node``'s zygote, so even first starts fork warm.
+
+    Before the zygote runs they are imported as it starts (a failing import fails the first process
+    start with its traceback); once it runs, it imports them before the next fork.
+    """
     _PRELOAD[node] = (*_PRELOAD.get(node, ()), *modules)
+    entry = _ZYGOTES.get(node)
+    if entry is not None:
+        entry.client.add_preload(modules)
 
 
 def zygote_of(node: Node) -> ZygoteClient | None:

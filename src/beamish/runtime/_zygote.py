@@ -13,7 +13,7 @@ the node over a ``SOCK_SEQPACKET`` socket, one JSON object per datagram:
 
 * node → zygote: ``{"t": "spawn", "id", "actor": "module:qualname", ...}`` with one file descriptor
   attached (``SCM_RIGHTS``): the child's end of its own stream socket to the node;
-  ``{"t": "stop"}``.
+  ``{"t": "preload", "modules"}``; ``{"t": "stop"}``.
 * zygote → node: ``{"t": "ready", "pid"}``, ``{"t": "spawned", "id", "pid"}``,
   ``{"t": "failed", "error"}`` (a preload module could not be imported),
   ``{"t": "spawn_failed", "id", "error"}`` (the module could not be imported; traceback text), and
@@ -124,6 +124,8 @@ class _Zygote:
                     return
                 if message["t"] == "spawn":
                     self.spawn(message, fds)
+                elif message["t"] == "preload":
+                    self.preload(message["modules"])
                 else:
                     for fd in fds:
                         os.close(fd)
@@ -175,6 +177,21 @@ class _Zygote:
         os.close(fds[0])
         self.send({"t": "spawned", "id": request_id, "pid": pid})
         self.make_spare()  # off the critical path: the node is already talking to its child
+
+    def preload(self, modules: list[str]) -> None:
+        """Import more modules into the template (a failure is printed to the node's stderr)."""
+        for module in modules:
+            if module in self.imported:
+                continue
+            try:
+                importlib.import_module(module)
+            except BaseException:
+                traceback.print_exc()
+                continue
+            self.imported.add(module)
+        gc.collect()
+        gc.freeze()
+        self.drop_spare()
 
     # -- spares: fork and make the event loop before anyone needs them -------------------------------
     def assign_spare(self, message: dict[str, Any], fd: int) -> int | None:

@@ -170,6 +170,14 @@ class ZygoteClient:
         finally:
             self._exits.pop(pid, None)
 
+    def add_preload(self, modules: tuple[str, ...]) -> None:
+        """Have the zygote import ``modules`` too (before its next fork, if it is running)."""
+        self.preload = (*self.preload, *modules)
+        if self.running:
+            with contextlib.suppress(OSError):
+                assert self._ctl is not None
+                self._ctl.send(encode_body({"t": "preload", "modules": list(modules)}))
+
     def forget(self, pid: int) -> None:
         """Nobody will ask how ``pid`` ended (its exit frame said so): drop what waits for it."""
         future = self._exits.pop(pid, None)
