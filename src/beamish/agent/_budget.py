@@ -228,8 +228,10 @@ class StoreLedger:
     """The ledger in the journal's store (SQLite or PostgreSQL): shared by every process and node.
 
     Spend is the journal's ``ledger`` table (``kind = 'spend'``), which a journaled ``done`` step
-    already writes in its own transaction; settling a journaled step therefore only drops its
-    reservation, and writes the spend itself only for a call that was not journaled. Reservations
+    writes in its own transaction. Settling a journaled step therefore sets its reservation to the
+    real cost, and the reservation counts until the journal's row exists (then it is dropped):
+    the money is counted exactly once at every moment. A call that is not journaled gets its spend
+    row written here. Reservations
     and pauses live in the ``budget_*`` tables. On PostgreSQL every ledger transaction first locks
     one row, so check-then-reserve is atomic across nodes; SQLite's ``BEGIN IMMEDIATE`` already
     serialises writers.
@@ -246,6 +248,10 @@ class StoreLedger:
 
         result: T = await self.store.run(unit)
         return result
+
+
+#: The journal has written the spend row of reservation ``r``'s step.
+_JOURNALED = "SELECT 1 FROM ledger l WHERE l.kind = 'spend' AND l.run_id = r.run_id AND l.seq = r.seq"
 
 
 def _where(window: Window, prefix: str = "") -> tuple[str, list[Any]]:
@@ -268,22 +274,36 @@ class _StoreTx:
         self._tx = tx
 
     def held(self, window: Window, now: float) -> int:
-        where, params = _where(window)
+        where, params = _where(window, "r.")
         row = self._tx.fetchone(
-            "SELECT COALESCE(SUM(amount_nano), 0) AS s FROM budget_reservations WHERE expires_at > ?" + where,
+            "SELECT COALESCE(SUM(r.amount_nano), 0) AS s FROM budget_reservations r "
+            "WHERE r.seq IS NULL AND r.expires_at > ?" + where,
             [now, *params],
         )
         return int(row["s"]) if row else 0
 
     def spent(self, window: Window) -> int:
+        """The journal's spend rows, plus calls settled but not yet journaled (their reservation
+        holds the real cost until the journal's row appears)."""
         where, params = _where(window)
         row = self._tx.fetchone(
             "SELECT COALESCE(SUM(amount_usd), 0) AS s FROM ledger WHERE kind = 'spend'" + where, params
         )
-        return usd_to_nano(float(row["s"])) if row else 0
+        r_where, r_params = _where(window, "r.")
+        pending = self._tx.fetchone(
+            "SELECT COALESCE(SUM(r.amount_nano), 0) AS s FROM budget_reservations r "
+            "WHERE r.seq IS NOT NULL AND NOT EXISTS (" + _JOURNALED + ")" + r_where,
+            r_params,
+        )
+        settled = usd_to_nano(float(row["s"])) if row else 0
+        return settled + (int(pending["s"]) if pending else 0)
 
     def add_reservation(self, r: Reservation) -> None:
-        self._tx.execute("DELETE FROM budget_reservations WHERE expires_at <= ?", (r.at,))
+        self._tx.execute(
+            "DELETE FROM budget_reservations WHERE expires_at <= ? OR id IN (SELECT r.id FROM "
+            "budget_reservations r WHERE r.seq IS NOT NULL AND EXISTS (" + _JOURNALED + "))",
+            (r.at,),
+        )
         self._tx.execute(
             "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -291,17 +311,33 @@ class _StoreTx:
         )
 
     def settle(self, reservation_id: str, spend: Spend) -> None:
-        self.release(reservation_id)
         if spend.seq is not None:
-            seen = self._tx.fetchone(
-                "SELECT 1 AS x FROM ledger WHERE kind = 'spend' AND run_id = ? AND seq = ?",
-                (spend.run_id, spend.seq),
+            # A journaled step: the journal writes its spend row when it records the step. Until
+            # then the reservation stands in for it, at the real cost.
+            changed = self._tx.execute(
+                "UPDATE budget_reservations SET amount_nano = ?, seq = ? WHERE id = ?",
+                (spend.amount, spend.seq, reservation_id),
             )
-        else:
-            seen = self._tx.fetchone(
-                "SELECT 1 AS x FROM ledger WHERE kind = 'spend' AND run_id = ? AND note = ?",
-                (spend.run_id, spend.id),
-            )
+            if changed == 0:
+                self._tx.execute(
+                    "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at, seq) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        reservation_id,
+                        spend.agent,
+                        spend.run_id,
+                        spend.amount,
+                        spend.at,
+                        spend.at + 900,
+                        spend.seq,
+                    ),
+                )
+            return
+        self.release(reservation_id)
+        seen = self._tx.fetchone(
+            "SELECT 1 AS x FROM ledger WHERE kind = 'spend' AND run_id = ? AND note = ?",
+            (spend.run_id, spend.id),
+        )
         if seen is None and spend.amount > 0:
             self._tx.execute(
                 "INSERT INTO ledger (at, agent, run_id, seq, kind, amount_usd, note) "

@@ -6,7 +6,7 @@ The loop calls the hooks at fixed points and knows nothing of what they enforce.
 
 Which hooks an agent gets: ``AgentSpec.hooks`` (an ``AgentHooks`` factory, or its import path as
 ``"module:function"`` so a process-isolated agent can rebuild it), else, when the spec has a
-``budget`` or a ``watchdog``, ``beamish.agent._semantic.make_hooks`` if that module exists, else
+``budget`` or a ``watchdog``, ``beamish.agent._policy.make_hooks`` if that module exists, else
 :class:`NullHooks`. A factory is called as ``factory(spec, store, clock)``.
 """
 
@@ -134,7 +134,7 @@ def resolve_hooks(spec: AgentSpec, store: Any, clock: Clock) -> AgentHooks:
         factory = import_path(factory, f"agent {spec.name!r}: hooks")
     if factory is None and (spec.budget is not None or spec.watchdog is not None):
         try:
-            semantic = importlib.import_module("beamish.agent._semantic")
+            semantic = importlib.import_module("beamish.agent._policy")
         except ImportError:
             semantic = None
         factory = getattr(semantic, "make_hooks", None)

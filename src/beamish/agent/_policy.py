@@ -12,12 +12,32 @@ nor a budget (it spends nothing less), so those two refuse ``restart`` up front.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+import asyncio
+import json
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn
 
-from beamish._exceptions import SpecError
-from beamish._exits import Crashed, ExitReason, Hung, Looping, OverBudget
+from beamish._clock import Clock
+from beamish._events import Event
+from beamish._exceptions import AbortRun, PauseRun, PricingError, SpecError
+from beamish._exits import Crashed, ExitReason, Hung, Looping, OverBudget, exit_from_json
+from beamish.agent._budget import (
+    Budget,
+    BudgetExceeded,
+    BudgetKeeper,
+    Ledger,
+    MemoryLedger,
+    Paused,
+    Reservation,
+    StoreLedger,
+)
+from beamish.agent._hooks import RunInfo
+from beamish.agent._loops import Detection, LoopDetector
+from beamish.agent._messages import ModelRequest, ModelResponse
+from beamish.agent._pricing import ModelRates, PriceBook, nano_to_usd
+from beamish.agent._watchdog import RunWatch, Verdict, Watchdog
 
 Action = Literal["restart", "pause", "stop", "escalate"]
 ACTIONS: tuple[Action, ...] = ("restart", "pause", "stop", "escalate")
@@ -72,17 +92,309 @@ class Policy:
             return self.on_budget
         return None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"v": 1, **{key: getattr(self, key) for key in _ALLOWED}}
 
-class Intervention(BaseException):
-    """Control flow: semantic supervision ends or suspends a run with ``reason`` and ``action``.
 
-    A ``BaseException`` so an agent's ``except Exception`` cannot swallow it (like ``StopActor``).
-    The agent loop catches it at the run boundary and applies ``action``; ``evidence`` holds what
-    was seen (steps, spend) for the run's record and the event.
+# -- the guard: budget + watchdog + loop detector behind the agent loop's hooks ----------------------
+
+
+@dataclass
+class _RunState:
+    """What the guard keeps for the run in progress."""
+
+    run_id: str
+    watch: RunWatch
+    loops: LoopDetector
+    rates: ModelRates
+    task: asyncio.Task[Any] | None
+    watcher: asyncio.Task[Any] | None = None
+    calls: deque[tuple[str, Any]] = field(default_factory=deque)
+    recorded: dict[int, Any] | None = None
+    capped: Verdict | None = None  # a cap the watcher saw: the run ends at its next hook
+
+
+class SemanticGuard:
+    """Semantic supervision for one agent: it implements the agent loop's hooks.
+
+    Before each live model call it reserves the call's worst case (pausing the run or the agent when
+    a cap does not allow it); after, it settles the real cost, which it also returns for the journal.
+    Every step is a heartbeat for the run's watchdog and an observation for its loop detector; a loop
+    climbs the ladder nudge → pause → stop. A hang is a process-level failure: the guard calls
+    :attr:`on_process_failure` (the agent actor binds it to exit with :class:`~beamish.Hung`, so its
+    supervisor restarts it and the run resumes from the journal), or, when nothing is bound, cancels
+    the stuck run. Every decision is an event.
     """
 
-    def __init__(self, reason: ExitReason, action: Action, evidence: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        agent: str,
+        keeper: BudgetKeeper,
+        prices: PriceBook,
+        watchdog: Watchdog | None,
+        policy: Policy,
+        clock: Clock,
+        store: Any = None,
+    ) -> None:
+        self.agent = agent
+        self.keeper = keeper
+        self.prices = prices
+        self.watchdog = watchdog or Watchdog()
+        self.policy = policy
+        self.clock = clock
+        self.store = store
+        self.on_process_failure: Callable[[ExitReason], None] | None = None
+        self._state: _RunState | None = None
+        self._pending: list[Event] = []
+        self._budgeted = agent in keeper.budgets or keeper.company is not None
+        keeper.emit = self._pending.append
+        self.verdicts: list[Verdict] = []
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        events, self._pending[:] = list(self._pending), []
+        for event in events:
+            if self.store is not None:
+                await self.store.append_event(event)
+
+    def _event(self, kind: str, subject: str, data: dict[str, Any]) -> None:
+        self._pending.append(Event(kind, subject, {"agent": self.agent, **data}, at=self.clock.time()))
+
+    def drain_events(self) -> list[Event]:
+        """Events not yet written (when the guard has no store, the caller takes them from here)."""
+        events, self._pending[:] = list(self._pending), []
+        return events
+
+    # -- the hooks ------------------------------------------------------------------------------
+
+    async def before_run(self, run: RunInfo) -> None:
+        try:
+            rates = self.prices.rates(run.model)
+        except PricingError as exc:
+            self._event("run.refused", run.run_id, {"run_id": run.run_id, "error": str(exc)})
+            await self._flush()
+            raise AbortRun(Crashed(exc)) from None
+        record = await self.keeper.paused(self.agent, run.run_id)
+        await self._flush()
+        if record is not None:
+            raise PauseRun(exit_from_json(record.reason))
+        state = _RunState(run.run_id, RunWatch(self.watchdog, self.clock), LoopDetector(), rates, _current())
+        state.loops.on_input()
+        self._state = state
+        state.watcher = asyncio.ensure_future(self._watch(state))
+
+    async def before_model_call(self, run: RunInfo, request: ModelRequest) -> Any:
+        state = self._run(run)
+        state.watch.beat("model call")
+        if state.capped is not None:
+            raise AbortRun(state.capped.reason)
+        if not self._budgeted:
+            return None
+        amount = state.rates.worst_case_nano(request_tokens_bound(request), request.max_tokens)
+        try:
+            return await self.keeper.reserve(self.agent, run.run_id, amount)
+        except BudgetExceeded as exc:
+            await self._flush()
+            self._act(self.policy.on_budget, exc.refusal.reason())
+        except Paused as exc:
+            await self._flush()
+            raise PauseRun(exit_from_json(exc.record.reason)) from None
+
+    async def after_model_call(
+        self, run: RunInfo, request: ModelRequest, response: ModelResponse, token: Any
+    ) -> float:
+        state = self._run(run)
+        state.watch.beat("model answer")
+        state.calls.extend((c.name, c.arguments) for c in response.tool_calls)
+        cost = state.rates.cost_nano(response.usage)
+        if isinstance(token, Reservation):
+            await self.keeper.settle(token, cost, seq=run.seq)
+            await self._flush()
+        return nano_to_usd(cost)
+
+    async def model_call_failed(
+        self, run: RunInfo, request: ModelRequest, token: Any, error: BaseException
+    ) -> None:
+        if isinstance(token, Reservation):
+            await self.keeper.release(token)
+
+    async def after_step(self, run: RunInfo, kind: str, name: str, result: str, is_error: bool) -> str | None:
+        state = self._run(run)
+        if state.capped is not None:
+            raise AbortRun(state.capped.reason)
+        verdict = state.watch.step(kind)
+        if verdict is not None:
+            self.verdicts.append(verdict)
+            self._pending.append(verdict.event(run.run_id, self.clock.time()))
+            await self._flush()
+            raise AbortRun(verdict.reason)
+        if kind == "llm":
+            if run.replaying:
+                await self._recorded_calls(state, run.seq)
+            found = state.loops.on_reply(run.seq, result, len(state.calls) or (1 if run.replaying else 0))
+        else:
+            tool, args = state.calls.popleft() if state.calls else (name, None)
+            found = state.loops.on_tool(run.seq, tool if tool == name else name, args, result, is_error)
+        if found is None:
+            return None
+        return await self._climb(state, run, found)
+
+    async def after_run(self, run: RunInfo, status: str) -> None:
+        state, self._state = self._state, None
+        if state is not None:
+            state.watch.stop()
+            if state.watcher is not None:
+                state.watcher.cancel()
+        await self._flush()
+
+    def heartbeat(self, what: str) -> None:
+        if self._state is not None:
+            if what == "chunk":
+                self._state.watch.chunk()
+            else:
+                self._state.watch.beat(what)
+
+    def extend(self, seconds: float) -> None:
+        if self._state is not None:
+            self._state.watch.extend(seconds)
+
+    def rate_limited(self, seconds: float) -> None:
+        """Waiting out a 429 is back-pressure, not silence."""
+        self.extend(seconds)
+
+    async def resume(self, subject: str) -> bool:
+        """Lift a budget pause (the agent's name, ``"*"`` for the company, or ``"run:<id>"``)."""
+        lifted = await self.keeper.resume(subject)
+        await self._flush()
+        return lifted
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def _run(self, run: RunInfo) -> _RunState:
+        state = self._state
+        if state is None or state.run_id != run.run_id:
+            raise RuntimeError(f"hooks called for run {run.run_id!r} outside before_run/after_run")
+        return state
+
+    async def _recorded_calls(self, state: _RunState, seq: int) -> None:
+        """On replay the model is not called: its tool calls come from the journal."""
+        if state.recorded is None:
+            steps = await self.store.steps(state.run_id) if self.store is not None else []
+            state.recorded = {s.seq: s.response for s in steps if s.kind == "llm"}
+        response = state.recorded.get(seq)
+        if isinstance(response, dict):
+            state.calls.extend((c["name"], c.get("arguments")) for c in response.get("tool_calls", ()))
+
+    async def _climb(self, state: _RunState, run: RunInfo, found: Detection) -> str | None:
+        rung = state.loops.climb()
+        if run.replaying:
+            # the journal already holds what was decided here (its nudge is replayed from there):
+            # the ladder is rebuilt, not climbed again, and nothing is announced twice
+            if rung == "nudge":
+                state.loops.on_nudge(run.seq + 1)
+                return found.nudge_text()
+            return None
+        kind = "loop.nudged" if rung == "nudge" else "loop.detected"
+        self._pending.append(found.event(kind, run.run_id, rung, self.clock.time()))
+        await self._flush()
+        if rung == "nudge":
+            state.loops.on_nudge(run.seq + 1)
+            return found.nudge_text()
+        self._act("stop" if rung == "stop" else self.policy.on_loop, found.reason())
+        return None
+
+    def _act(self, action: Action, reason: ExitReason) -> NoReturn:
+        """Apply a run-level decision: park the run, end it, or hand it to the supervisor."""
+        if action == "pause":
+            raise PauseRun(reason)
+        if action == "escalate":
+            raise Escalated(reason)
+        raise AbortRun(reason)
+
+    async def _watch(self, state: _RunState) -> None:
+        """Beside the run: when the watchdog fires, write the event first, then end the process (a
+        hang) or mark the run to end at its next step (the wall-clock cap)."""
+        verdict = await state.watch.watch(self.verdicts.append)
+        if verdict is None:
+            return
+        self._pending.append(verdict.event(state.run_id, self.clock.time()))
+        await self._flush()
+        if not verdict.process_level:
+            state.capped = verdict  # the run is making progress: it ends at its next step
+        elif self.on_process_failure is not None:
+            self.on_process_failure(verdict.reason)
+        elif state.task is not None and not state.task.done():
+            state.task.cancel(f"watchdog: {verdict.kind}")
+
+
+class Escalated(Exception):
+    """A run-level failure whose policy is ``escalate``: it leaves the run loop as an error, so the
+    agent exits ``Crashed`` with it and its supervisor's strategy decides."""
+
+    def __init__(self, reason: ExitReason) -> None:
         self.reason = reason
-        self.action = action
-        self.evidence = evidence or {}
-        super().__init__(f"{action}: {reason!r}")
+        super().__init__(f"escalated: {reason!r}")
+
+
+def request_tokens_bound(request: ModelRequest) -> int:
+    """An upper bound on the prompt tokens of ``request``: its UTF-8 bytes (no byte-level BPE
+    token is shorter than a byte) plus margins for the provider's framing of each message and the
+    preamble it adds for tool use (a few hundred tokens)."""
+    size = len(request.system.encode()) + 1024
+    for message in request.messages:
+        size += len(message.text.encode()) + 16
+        for call in message.tool_calls:
+            size += len(call.name) + len(json.dumps(call.arguments)) + 16
+    for tool in request.tools:
+        size += len(tool.name) + len(tool.description.encode()) + len(json.dumps(tool.parameters)) + 16
+    return size
+
+
+def _current() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def make_hooks(
+    spec: Any,
+    store: Any,
+    clock: Clock,
+    *,
+    company: Budget | None = None,
+    ledger: Ledger | None = None,
+) -> SemanticGuard:
+    """The hooks factory the agent loop resolves for a spec with a budget or a watchdog.
+
+    ``spec.budget`` and ``spec.watchdog`` may be the objects or their JSON; ``spec.policy`` (if the
+    spec has one) likewise. The ledger is the store's (shared by every process and node), or one
+    in memory when there is no store.
+    """
+    budget = _coerce(spec.budget, Budget, "budget")
+    watchdog = _coerce(spec.watchdog, Watchdog, "watchdog")
+    policy = _coerce(getattr(spec, "policy", None), Policy, "policy") or Policy()
+    if ledger is None:
+        ledger = StoreLedger(store) if store is not None else MemoryLedger()
+    budgets = {spec.name: budget} if budget is not None else {}
+    keeper = BudgetKeeper(ledger, clock, budgets, company)
+    prices = PriceBook({**(company.prices if company else {}), **(budget.prices if budget else {})})
+    return SemanticGuard(
+        agent=spec.name,
+        keeper=keeper,
+        prices=prices,
+        watchdog=watchdog,
+        policy=policy,
+        clock=clock,
+        store=store,
+    )
+
+
+def _coerce(value: Any, cls: Any, what: str) -> Any:
+    if value is None or isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return cls.from_mapping(value, what)
+    raise SpecError(f"{what} must be a beamish.{cls.__name__} (or its mapping), got {value!r}")

@@ -1,0 +1,224 @@
+"""Semantic supervision inside real agents on the scripted model: loops, budgets, hangs, pricing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import beamish
+from beamish import AgentSpec, Hung, Looping, OverBudget
+from beamish.agent import _control
+from beamish.agent._budget import Budget
+from beamish.agent._pricing import Price
+from beamish.agent._watchdog import Watchdog
+from beamish.journal import open_store
+from beamish.runtime import Node, SupervisorSpec
+from beamish.testing import FakeClock, wait_for
+
+pytestmark = pytest.mark.timeout(30)
+
+HOLD = asyncio.Event()  # a tool that waits on this never comes back (until a test sets it)
+HUNG_ONCE: set[str] = set()
+
+
+@beamish.tool
+async def search(query: str) -> str:
+    """Search the web (always finds nothing here)."""
+    return f"no results for {query}"
+
+
+@beamish.tool
+async def fetch(url: str) -> str:
+    """Fetch a page."""
+    return f"page {url}"
+
+
+@beamish.tool
+async def slow_report(ctx: beamish.ToolContext) -> str:
+    """Compile a report; the first time per run it hangs without a word."""
+    if ctx.run_id not in HUNG_ONCE:
+        HUNG_ONCE.add(ctx.run_id)
+        await HOLD.wait()
+    return "report ready"
+
+
+def call(name: str, **arguments: Any) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments}
+
+
+def script(tmp: Path, name: str, turns: list[dict[str, Any]] | None = None, **extra: Any) -> Path:
+    path = tmp / f"{name}.json"
+    data: dict[str, Any] = {"call_log": str(tmp / f"{name}.calls.jsonl"), **extra}
+    if turns is not None:
+        data["turns"] = turns
+    path.write_text(json.dumps(data))
+    return path
+
+
+def calls_made(path: Path) -> int:
+    log = path.with_name(path.stem + ".calls.jsonl")
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def agent(path: Path, name: str = "scout", **kw: Any) -> AgentSpec:
+    kw.setdefault("budget", Budget(prices={"scripted:*": Price.free()}))
+    return AgentSpec(
+        name=name,
+        instructions="You research.",
+        model=f"scripted:{path}",
+        tools=kw.pop("tools", [search, fetch, slow_report]),
+        isolation="task",
+        **kw,
+    )
+
+
+async def events_of(store_url: str, kind: str) -> list[dict[str, Any]]:
+    async with await open_store(store_url) as store:
+        rows = await store.fetchall("SELECT body FROM events WHERE kind = ? ORDER BY id", (kind,))
+    return [json.loads(r["body"])["data"] for r in rows]
+
+
+async def test_an_unknown_model_without_a_price_refuses_to_run(tmp_path: Path) -> None:
+    path = script(tmp_path, "unpriced", [{"text": "hello"}])
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with Node(store=url) as node:
+        spec = agent(path, budget=Budget(per_day_usd=1.0))  # caps, but no price for the scripted model
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        run_id = await _control.submit(node, "scout", "go")
+        result = await _control.result(node, run_id, timeout=10)
+    assert result.status == "failed"
+    assert "no price" in result.reason.message  # type: ignore[union-attr]
+    assert calls_made(path) == 0
+    refused = await events_of(url, "run.refused")
+    assert refused and "scripted" in refused[0]["error"]
+
+
+LOOPING_TURNS = [{"text": "Searching.", "tool_calls": [call("search", query="beamish pricing")]}] * 6 + [
+    {"text": "done"}
+]
+
+
+async def test_a_loop_is_nudged_then_paused_and_the_agent_serves_its_next_run(tmp_path: Path) -> None:
+    path = script(
+        tmp_path,
+        "loop",
+        scripts=[
+            {"when": "research", "turns": LOOPING_TURNS},
+            {"turns": [{"text": "Second task done."}]},
+        ],
+    )
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([agent(path).child_spec()]))
+        looping = await _control.submit(node, "scout", "research beamish")
+        result = await _control.result(node, looping, timeout=10)
+        assert result.status == "paused"
+        assert isinstance(result.reason, Looping)
+        assert result.reason.pattern == "same_action_same_result"
+        # the loop was a run-level failure: the same agent serves its next run
+        nxt = await _control.submit(node, "scout", "something else")
+        assert (await _control.result(node, nxt, timeout=10)).output == "Second task done."
+        async with await open_store(url) as store:
+            steps = await store.steps(looping)
+    nudges = [s for s in steps if s.kind == "signal"]
+    assert len(nudges) == 1 and "stuck" in str(nudges[0].response)
+    nudged = await events_of(url, "loop.nudged")
+    detected = await events_of(url, "loop.detected")
+    assert [e["pattern"] for e in nudged] == ["same_action_same_result"]
+    assert detected[0]["action"] == "pause"
+    assert detected[0]["repeated"] == ['search({"query":"beamish pricing"})'] * 4
+    # a nudge after the 4th identical result, a pause after one more: 5 calls, then 1 for the next run
+    assert calls_made(path) == 5 + 1
+
+
+async def test_a_run_resumed_after_a_loop_pause_stops_when_it_loops_again(tmp_path: Path) -> None:
+    turns = [{"text": "Searching.", "tool_calls": [call("search", query="x")]}] * 8 + [{"text": "done"}]
+    path = script(tmp_path, "loop2", turns)
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([agent(path).child_spec()]))
+        run_id = await _control.submit(node, "scout", "go")
+        assert (await _control.result(node, run_id, timeout=10)).status == "paused"
+        assert await _control.resume(node, "scout") == 1
+        await wait_for(lambda: calls_made(path) >= 6, what="the resumed run to call the model")
+        result = await _control.result(node, run_id, timeout=10)
+    assert result.status == "failed"
+    assert isinstance(result.reason, Looping)
+    assert result.replayed_calls == 5
+    # resuming replayed the five calls from the journal and made one more live: looping again stops it
+    assert calls_made(path) == 6
+    actions = [e["action"] for e in await events_of(url, "loop.detected")]
+    assert actions == ["pause", "stop"]
+    assert len(await events_of(url, "loop.nudged")) == 1  # the replayed nudge is not announced again
+
+
+async def test_over_budget_pauses_the_agent_with_limit_and_spend(tmp_path: Path) -> None:
+    usage = {"input_tokens": 50, "output_tokens": 4000}  # within max_tokens, as a provider's would be
+    turns = [
+        {"text": "Fetching.", "tool_calls": [call("fetch", url=f"u{i}")], "usage": usage} for i in range(5)
+    ]
+    path = script(tmp_path, "costly", [*turns, {"text": "done", "usage": usage}])
+    price = Price(input_per_mtok=1.0, output_per_mtok=10.0)  # $0.04005 a call, worst case ~$0.042
+    url = f"sqlite:///{tmp_path}/j.db"
+    clock = FakeClock()
+    budget = Budget(per_day_usd=0.10, prices={"scripted:*": price})
+    async with Node(store=url, clock=clock) as node:
+        await node.start_supervisor(SupervisorSpec([agent(path, budget=budget).child_spec()]))
+        run_id = await _control.submit(node, "scout", "go")
+        result = await _control.result(node, run_id, timeout=10)
+        assert result.status == "paused"
+        assert isinstance(result.reason, OverBudget)
+        assert result.reason.limit == "agent.per_day_usd"
+        assert result.reason.cap == pytest.approx(0.10)
+        assert result.reason.spent == pytest.approx(0.0801)
+        assert result.cost_usd == pytest.approx(0.0801)
+        assert calls_made(path) == 2  # the third call's worst case did not fit: it was never made
+        exceeded = await events_of(url, "budget.exceeded")
+        assert exceeded[0]["spent_usd"] == pytest.approx(0.0801)
+        assert exceeded[0]["needed_usd"] > 0.02
+        assert [e["limit"] for e in await events_of(url, "budget.warning")] == ["per_day_usd"]
+        # the agent as a whole is paused: its next run waits too
+        other = await _control.submit(node, "scout", "another task")
+        assert (await _control.result(node, other, timeout=10)).status == "paused"
+        # a new day in the budget's zone: resuming continues both runs, until the new day's cap
+        clock.advance(86_400)
+        assert await _control.resume(node, "scout") == 2
+        await wait_for(lambda: calls_made(path) >= 4, what="the resumed runs")
+        again = await _control.result(node, run_id, timeout=10)
+        assert again.status == "paused"
+        assert again.cost_usd == pytest.approx(0.0801 * 2)
+    assert calls_made(path) == 4
+
+
+async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journal(tmp_path: Path) -> None:
+    turns = [
+        {"text": "Looking.", "tool_calls": [call("fetch", url="a")]},
+        {"text": "Compiling.", "tool_calls": [call("slow_report")]},
+        {"text": "All done."},
+    ]
+    path = script(tmp_path, "hang", turns)
+    url = f"sqlite:///{tmp_path}/j.db"
+    clock = FakeClock()
+    spec = agent(path, watchdog=Watchdog(hang_after_s=60))
+    async with Node(store=url, clock=clock) as node:
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        run_id = await _control.submit(node, "scout", f"go {uuid.uuid4().hex}")
+        await wait_for(lambda: calls_made(path) == 2 and bool(HUNG_ONCE), what="the tool to hang")
+        await wait_for(lambda: clock.sleepers > 0, what="the watchdog to wait")
+        clock.advance(59)
+        await asyncio.sleep(0)
+        assert not (await events_of(url, "watchdog.hung"))
+        clock.advance(2)
+        result = await _control.result(node, run_id, timeout=10)
+    assert result.status == "succeeded"
+    assert result.output == "All done."
+    hung = await events_of(url, "watchdog.hung")
+    assert len(hung) == 1 and hung[0]["reason"]["kind"] == Hung.kind
+    assert hung[0]["silent_for_s"] == pytest.approx(61)
+    # the restarted agent replayed both model calls from the journal and made only the third live
+    assert calls_made(path) == 3
