@@ -53,8 +53,12 @@ from beamish._exits import (
     Shutdown,
     exit_from_json,
 )
+from beamish.agent._budget import Budget
+from beamish.agent._policy import Policy
+from beamish.agent._pricing import Price
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import ToolContext, tool
+from beamish.agent._watchdog import Watchdog
 
 __version__ = "0.1.0"
 
@@ -66,6 +70,7 @@ __all__ = [
     "AlreadyPresent",
     "AlreadyStarted",
     "BeamishError",
+    "Budget",
     "CallTimeout",
     "Clock",
     "ConfigError",
@@ -91,6 +96,8 @@ __all__ = [
     "Normal",
     "NotFound",
     "OverBudget",
+    "Policy",
+    "Price",
     "PricingError",
     "RateLimited",
     "Restarting",
@@ -109,6 +116,7 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "UnknownOutcome",
+    "Watchdog",
     "__version__",
     "exit_from_json",
     "tool",
