@@ -151,6 +151,8 @@ class _Zygote:
 
     def spawn(self, message: dict[str, Any], fds: list[int]) -> None:
         request_id = message["id"]
+        if "path" in message:  # the node's sys.path changed since we started
+            sys.path[:] = message["path"]
         if len(fds) != 1:
             for fd in fds:
                 os.close(fd)
@@ -291,3 +293,5 @@ def main(argv: list[str]) -> None:
     gc.freeze()
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         zygote.serve()
+    zygote.drop_spare()
+    _exit(0)  # no interpreter teardown: the node may be waiting for us to go

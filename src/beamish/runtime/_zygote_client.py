@@ -39,6 +39,7 @@ class ZygoteClient:
         self._exits: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
+        self._sent_path: list[str] = []
 
     @property
     def closed(self) -> bool:
@@ -63,13 +64,14 @@ class ZygoteClient:
         loop = asyncio.get_running_loop()
         self._loop = loop
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._sent_path = list(sys.path)
         argv = [
             sys.executable,
             "-c",
             "import sys; from beamish.runtime._zygote import main; main(sys.argv[1:])",
             str(theirs.fileno()),
             str(os.getpid()),
-            json.dumps(sys.path),
+            json.dumps(self._sent_path),
             json.dumps(list(self.preload)),
         ]
         try:
@@ -137,6 +139,9 @@ class ZygoteClient:
         await self.ensure_started()
         assert self._ctl is not None and self._loop is not None
         request_id = next(self._ids)
+        if sys.path != self._sent_path:
+            request = {**request, "path": list(sys.path)}
+            self._sent_path = list(sys.path)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         future: asyncio.Future[int] = self._loop.create_future()
         self._spawning[request_id] = future
