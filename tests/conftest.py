@@ -6,21 +6,15 @@ A test that needs a service skips only when the service is truly absent; under C
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
 
-PG_DSN = os.environ.get("BEAMISH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from _services import PG_DSN, service_missing
 
-
-def service_missing(what: str) -> None:
-    """Skip (locally) or fail (CI) because ``what`` is absent."""
-    if os.environ.get("BEAMISH_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} is required in CI but absent")
-    pytest.skip(f"{what} is absent on this machine")
+__all__ = ["PG_DSN", "service_missing"]
 
 
 @pytest.fixture(scope="session")
