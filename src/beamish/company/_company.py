@@ -25,6 +25,9 @@ from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
 
 logger = logging.getLogger("beamish.company")
 
+#: Event kinds only the node emits (the runtime's, and the memory service's): the company stores them.
+_RUNTIME_KINDS = ("child.", "actor.", "supervisor.", "node.", "memory.")
+
 
 class Company:
     """The company described by ``config``, started by :meth:`start` and stopped by :meth:`stop`."""
@@ -54,6 +57,7 @@ class Company:
         self._facts = skeleton(config, services=self.parts.service_names())
         self._persist: asyncio.Queue[Event | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._tail: asyncio.Task[None] | None = None
         self._telemetry: list[Any] = []
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -69,8 +73,13 @@ class Company:
             self._telemetry = _telemetry_sinks(self.config)
             self.node = Node(self.config.store_url, self.clock, name=self._node_name)
             await self.node.__aenter__()
+            _preload(self.node, self.config)
+            await _warm_process_template(self.node, self.config)
             self.node.add_event_sink(self._on_event)
             self._writer = asyncio.create_task(self._write_events(), name="beamish-company-events")
+            last = await self.store.fetchone("SELECT MAX(id) AS m FROM events")
+            since = int(last["m"] or 0) if last else 0
+            self._tail = asyncio.create_task(self._tail_store(since), name="beamish-company-tail")
             await self.parts.before_start(self)
             spec = build_tree(self.config, self.parts)
             self.root = await self.node.start_supervisor(spec, name="root")
@@ -90,6 +99,11 @@ class Company:
         if self.node is not None:
             await self.node.close()
             self.node = None
+        if self._tail is not None:
+            self._tail.cancel()
+            with contextlib.suppress(BaseException):
+                await self._tail
+            self._tail = None
         if self._writer is not None:
             self._persist.put_nowait(None)
             with contextlib.suppress(Exception):
@@ -113,9 +127,15 @@ class Company:
 
     # -- events -------------------------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
+        """Node sink. Runtime events are stored here; other layers store their own (their agents may
+        live in other processes), so those reach the hub from the store's tail instead: one copy each."""
+        if event.kind.startswith(_RUNTIME_KINDS):
+            self._persist.put_nowait(event)
+            self._publish(event)
+
+    def _publish(self, event: Event) -> None:
         apply_event(self._facts, event)
         self.hub.publish(event)
-        self._persist.put_nowait(event)
         for sink in (*self._sinks, *(getattr(t, "on_event", None) for t in self._telemetry)):
             if sink is None:
                 continue
@@ -125,7 +145,7 @@ class Company:
                 logger.warning("event sink %r raised %s: %s", sink, type(exc).__name__, exc)
 
     async def _write_events(self) -> None:
-        """Every event into the store's ``events`` table, in order, off the node's hot path."""
+        """Runtime events into the store's ``events`` table, in order, off the node's hot path."""
         while True:
             event = await self._persist.get()
             if event is None:
@@ -134,6 +154,12 @@ class Company:
                 await self.store.append_event(event)
             except Exception as exc:
                 logger.warning("could not store event %s: %s", event.kind, exc)
+
+    async def _tail_store(self, since: int) -> None:
+        """Publish what other layers and agent processes store, as it is stored."""
+        async for _eid, event in self.store.follow(since, poll_s=0.2):
+            if not event.kind.startswith(_RUNTIME_KINDS):
+                self._publish(event)
 
     # -- the control target / dashboard source ------------------------------------------------------
     async def tree(self) -> TreeNode:
@@ -154,11 +180,16 @@ class Company:
 
     async def pause(self, agent: str) -> None:
         self._known(agent)
-        await self.node.pause(agent)
+        pause = getattr(self.node, "pause", None)
+        if pause is None:
+            raise RuntimeError("pausing an agent by hand is not supported by this node yet")
+        await pause(agent)
 
     async def resume(self, agent: str) -> None:
         self._known(agent)
-        await self.node.resume(agent)
+        from beamish.agent._control import resume
+
+        await resume(self.node, agent)
 
     def _known(self, agent: str) -> None:
         if agent not in self.config.agents:
@@ -182,6 +213,37 @@ async def _overlay(node: TreeNode, sup: Any) -> None:
             child.state = "running"
         if child.type == "supervisor" and info.ref is not None and hasattr(info.ref, "which_children"):
             await _overlay(child, info.ref)
+
+
+def _preload(node: Any, config: CompanyConfig) -> None:
+    """Import what agents need in the process template once, so every agent process forks warm
+    (a cold import of the MCP client alone blocks a new process's loop for seconds)."""
+    from beamish.runtime._process import preload
+
+    modules = {"beamish.agent._agent", "beamish.agent._loop", "beamish.agent.models._scripted"}
+    for agent in config.agents.values():
+        provider = agent.model.partition(":")[0]
+        if provider in ("anthropic", "openai"):
+            modules.add(f"beamish.agent.models._{provider}")
+        for tool in agent.tools:
+            module = getattr(getattr(tool, "fn", None), "__module__", None)
+            if module:
+                modules.add(module)
+        if "memory" in agent.tools:
+            modules.update({"beamish.agent._mcp_tools", "mcp", "mcp.client.streamable_http"})
+    preload(node, *sorted(modules))
+
+
+async def _warm_process_template(node: Any, config: CompanyConfig) -> None:
+    """Start the node's process template (and its imports) before any agent's hang timer runs."""
+    if not any(a.section.isolation == "process" for a in config.agents.values()):
+        return
+    from beamish.runtime import _process
+
+    entry = _process._ZYGOTES.get(node)
+    if entry is None:
+        entry = _process._ZYGOTES[node] = _process._NodeProcesses(node)
+    await entry.client.ensure_started()
 
 
 def _telemetry_sinks(config: CompanyConfig) -> list[Any]:

@@ -69,6 +69,28 @@ def demo_config(workdir: Path, settings: DemoSettings, example: Path | None = No
     return load_config_data(data, example / "beamish.toml")
 
 
+#: What the company's memory knows before the demo starts (the reference server's JSONL format).
+SEED_ENTITIES = [
+    ("priorities", "plan", ["Keep spend under the monthly budget"]),
+    ("budget", "finance", ["Monthly cap: $300"]),
+    ("incidents", "log", []),
+    ("marketing", "team", ["Posts go out at 14:00 UTC"]),
+    ("legal", "team", []),
+]
+
+
+def seed_memory(path: Path) -> None:
+    """Write the demo's starting knowledge graph (entities the agents add observations to)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps({"type": "entity", "name": n, "entityType": t, "observations": o}, separators=(",", ":"))
+        for n, t, o in SEED_ENTITIES
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _simulated_start() -> float:
     """Today at 08:55 UTC: the demo's accelerated clock starts just before the first schedule."""
     return datetime.now(UTC).replace(hour=8, minute=55, second=0, microsecond=0).timestamp()
@@ -115,13 +137,15 @@ async def run_demo(
     effect_log = workdir / "effects.jsonl"
     os.environ["BEAMISH_EFFECT_LOG"] = str(effect_log)  # inherited by every agent process
     config = demo_config(workdir, settings)
+    seed_memory(config.memory_file)
     clock = AcceleratedClock(SIMULATED_S / settings.duration_s, _simulated_start())
     parts = parts_factory(config, clock, workdir)
     company = Company(config, parts=parts)
-    started = time.monotonic()
     faults: FaultPlan | None = None
+    started = time.monotonic()
     try:
         await company.start()
+        started = time.monotonic()  # the demo's duration counts from a running company
         faults = FaultPlan(
             processes=agent_processes(company.root),
             memory_file=config.memory_file,
@@ -152,9 +176,22 @@ async def run_demo(
             duration_s=elapsed,
             faults_injected=dict(faults.injected) if faults else {},
             scheduled=scheduled,
+            logged_tools=logged_tools(config),
         )
     finally:
         await store.close()
+
+
+def logged_tools(config: CompanyConfig) -> set[str]:
+    """The side-effect tools of the company's own modules: the ones that keep the effect log."""
+    from beamish.agent._tools import Tool
+
+    return {
+        t.name
+        for agent in config.agents.values()
+        for t in agent.tools
+        if isinstance(t, Tool) and t.effect in ("once", "idempotent")
+    }
 
 
 async def _all_events(store: Any) -> list[Event]:

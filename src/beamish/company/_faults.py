@@ -24,21 +24,25 @@ class AcceleratedClock:
     """Wall time that runs ``speed`` times faster from ``start_wall``; sleeps shrink to match.
 
     Only the demo's scheduler reads it: a day of schedules fits in a minute, while restarts, leases
-    and timeouts keep real time.
+    and timeouts keep real time. The clock starts when first read (when the scheduler starts), so
+    the company's start-up does not eat into the simulated day.
     """
 
     def __init__(self, speed: float, start_wall: float) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self.speed = speed
-        self._t0 = time.monotonic()
+        self._t0: float | None = None
         self._wall0 = start_wall
 
     def monotonic(self) -> float:
         return time.monotonic()
 
     def time(self) -> float:
-        return self._wall0 + (time.monotonic() - self._t0) * self.speed
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        return self._wall0 + (now - self._t0) * self.speed
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
@@ -109,7 +113,10 @@ class FaultPlan:
             if not corrupted and self.corrupt_at_s is not None and now - started >= self.corrupt_at_s:
                 corrupted = self.corrupt_memory_file()
             if now >= next_kill:
-                await self.kill_random_agent()
+                try:
+                    await self.kill_random_agent()
+                except Exception as exc:  # the plan goes on; the summary shows what was injected
+                    self.log(f"fault plan: could not kill an agent: {type(exc).__name__}: {exc}")
                 next_kill = now + self.kill_every_s * self.random.uniform(0.7, 1.3)
             await asyncio.sleep(0.1)
 

@@ -25,7 +25,9 @@ class LateSubmit:
     async def __call__(self, agent: str, input: Any, *, run_id: str) -> object:
         if self.company is None or self.company.node is None:
             raise RuntimeError("the company is not running")
-        return await self.company.node.submit(agent, input, run_id=run_id)
+        from beamish.agent._control import submit
+
+        return await submit(self.company.node, agent, input, run_id=run_id)
 
 
 def company_parts(
@@ -37,11 +39,27 @@ def company_parts(
     from beamish.schedule import SchedulerActor
 
     parts = CompanyParts()
+    if config.file.memory.enabled:
+        from beamish.agent._mcp_tools import McpServer
+        from beamish.company._memory_service import MemoryService, free_port
+
+        memory = config.file.memory
+        port = memory.port or free_port(memory.host)
+        url = f"http://{memory.host}:{port}/mcp"
+        parts.services.append(
+            ChildSpec(
+                "memory",
+                MemoryService,
+                kwargs={"file": str(config.memory_file), "host": memory.host, "port": port},
+            )
+        )
+        server = McpServer(name="memory", url=url, effect="idempotent")
+        parts.builtin_tools["memory"] = lambda _agent: server
     submit = LateSubmit()
     parts.on_start.append(submit.bind)
     entries = schedule_entries(config)
     if entries:
-        parts.services.append(
+        parts.last.append(
             ChildSpec(
                 "scheduler",
                 SchedulerActor,

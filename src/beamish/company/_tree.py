@@ -1,8 +1,9 @@
-"""Config → supervision tree: root → side services, then one supervisor per group, then loose agents.
+"""Config → supervision tree: root → memory server, one supervisor per group, loose agents, scheduler.
 
-Services (the shared memory server, the scheduler) start first so agents find them running, and
-stop last. Each group is a supervisor with its own strategy, e.g. finance as ``rest_for_one``: when
-the CFO restarts, the accountant (started after it) restarts too.
+The shared memory server starts first so agents find it running, and stops last; the scheduler
+starts after every agent (it submits to them) and stops first. Each group is a supervisor with its
+own strategy, e.g. finance as ``rest_for_one``: when the CFO restarts, the accountant (started after
+it) restarts too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class CompanyParts:
     """
 
     services: list[ChildSpec] = field(default_factory=list)
+    #: Started after every agent (and stopped before them): e.g. the scheduler, which submits to agents.
+    last: list[ChildSpec] = field(default_factory=list)
     builtin_tools: dict[str, Callable[[AgentConfig], Any]] = field(default_factory=dict)
     agent_overrides: dict[str, Any] = field(default_factory=dict)
     on_start: list[Callable[[Any], Any]] = field(default_factory=list)
@@ -34,7 +37,7 @@ class CompanyParts:
     on_stop: list[Callable[[Any], Any]] = field(default_factory=list)
 
     def service_names(self) -> tuple[str, ...]:
-        return tuple(str(s.id) for s in self.services)
+        return tuple(str(s.id) for s in (*self.services, *self.last))
 
     async def before_start(self, company: Any) -> None:
         for hook in self.on_start:
@@ -68,8 +71,12 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
             tools.append(parts.builtin_tools[t](agent))
         else:
             tools.append(t)
+    from beamish.agent._pricing import Price
+
     budget_fields = section.budget.model_dump(exclude_none=True)
     budget_fields.setdefault("tz", config.file.budget.tz or config.file.company.timezone)
+    if section.price is not None:
+        budget_fields["prices"] = {agent.model: Price(**section.price.model_dump())}
     wd = section.watchdog
     options: dict[str, Any] = {
         "name": agent.name,
@@ -115,4 +122,5 @@ def build_tree(config: CompanyConfig, parts: CompanyParts) -> SupervisorSpec:
         )
         children.append(ChildSpec(group, spec))
     children.extend(child(a) for a in config.agents if a not in placed)
+    children.extend(parts.last)
     return SupervisorSpec(children, strategy=tree.strategy, intensity=tree.intensity, period=tree.period)

@@ -24,7 +24,8 @@ def skeleton(config: CompanyConfig, *, services: tuple[str, ...] = ()) -> TreeNo
     tree = config.file.tree
     root = TreeNode("root", "supervisor", strategy=tree.strategy)
     for name in services:
-        root.children.append(TreeNode(name, "service"))
+        if name != "scheduler":
+            root.children.append(TreeNode(name, "service"))
     placed: set[str] = set()
     for group, section in tree.groups.items():
         node = TreeNode(group, "supervisor", strategy=section.strategy)
@@ -35,6 +36,8 @@ def skeleton(config: CompanyConfig, *, services: tuple[str, ...] = ()) -> TreeNo
     for agent in config.agents:
         if agent not in placed:
             root.children.append(_agent_node(config, agent))
+    if "scheduler" in services:
+        root.children.append(TreeNode("scheduler", "service"))
     return root
 
 

@@ -1,0 +1,73 @@
+"""The shared knowledge-graph memory as a supervised child: one HTTP MCP server for every agent.
+
+Agents in their own processes reach it over streamable HTTP on loopback (Origin and Host checked by
+the memory server). A repair made while loading (a corrupt line quarantined, duplicates merged)
+becomes a ``memory.repaired`` event of the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from pathlib import Path
+from typing import Any
+
+from beamish._exits import ExitReason
+from beamish.runtime import Actor
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now on ``host`` (the memory server's URL must be known before agents start)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class MemoryService(Actor):
+    """``ChildSpec("memory", MemoryService, kwargs={"file": …, "host": …, "port": …})``."""
+
+    async def init(self, file: str, host: str = "127.0.0.1", port: int = 0, path: str = "/mcp") -> None:
+        import uvicorn
+
+        from beamish.dashboard._server import _EmbeddedServer
+        from beamish.memory import KnowledgeGraph, http_app
+
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        node = self.node
+        self.graph = KnowledgeGraph(
+            file, on_repair=lambda repair: node.emit(repair.to_event(file)), report_repairs=False
+        )
+        app = http_app(self.graph, host=host, path=path)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+        )
+        self.server = _EmbeddedServer(config)
+        self.task = asyncio.create_task(self.server.serve(), name="beamish-memory-http")
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+                raise RuntimeError(f"the memory server on {host}:{port} stopped while starting")
+            await asyncio.sleep(0.01)
+        me = self.ref
+        self.task.add_done_callback(lambda _t: me.cast(("server-exited",)))
+
+    async def handle_cast(self, message: Any) -> None:
+        if message == ("server-exited",):
+            raise RuntimeError("the memory server stopped serving")
+
+    async def handle_call(self, request: Any) -> Any:
+        if request == ("url",):
+            sockets = [s for srv in self.server.servers for s in srv.sockets]
+            host, port = sockets[0].getsockname()[:2]
+            return f"http://{host}:{port}/mcp"
+        raise ValueError(f"memory service: unknown request {request!r}")
+
+    async def terminate(self, reason: ExitReason) -> None:
+        self.server.should_exit = True  # politely first: the MCP session manager's lifespan ends cleanly
+        done, _ = await asyncio.wait({self.task}, timeout=3)
+        if not done:
+            self.server.force_exit = True
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self.task, 3)
+        await self.graph.aclose()
