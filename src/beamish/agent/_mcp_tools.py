@@ -114,7 +114,7 @@ class McpTool:
         return ToolSchema(name=self.name, description=self.description, parameters=self.parameters)
 
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> str:
-        return await self.source.call(self.name, arguments)
+        return await self.source.call(self.name, arguments, retry_if_dead=self.effect != "once")
 
 
 class McpToolSource:
@@ -214,27 +214,32 @@ class McpToolSource:
         await self.close()
         await self.start()
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> str:
-        async with self._lock:
-            if not self.alive:
-                await self._revive()
-        session = self.session
-        try:
-            result = await asyncio.wait_for(session.call_tool(name, arguments), self.server.call_timeout_s)
-        except TimeoutError:
-            raise ToolError(
-                f"MCP tool {name!r} gave no answer within {self.server.call_timeout_s}s"
-            ) from None
-        except Exception as exc:
-            raise ToolError(f"MCP tool {name!r} failed: {type(exc).__name__}: {exc}") from exc
-        texts = [c.text for c in (getattr(result, "content", None) or []) if getattr(c, "type", "") == "text"]
-        text = "\n".join(texts)
-        structured = getattr(result, "structured_content", None)
-        if not text and structured is not None:
-            text = json.dumps(structured, ensure_ascii=False)
-        if getattr(result, "is_error", False):
-            raise ToolError(text or f"MCP tool {name!r} reported an error")
-        return text
+    async def call(self, name: str, arguments: dict[str, Any], *, retry_if_dead: bool = True) -> str:
+        """Call tool ``name``. A server found dead is started again (within the bound); the call is
+        repeated on the new server only when ``retry_if_dead`` (not for ``once`` tools)."""
+        for attempt in (1, 2):
+            async with self._lock:
+                if not self.alive:
+                    await self._revive()
+            try:
+                result = await asyncio.wait_for(
+                    self.session.call_tool(name, arguments), self.server.call_timeout_s
+                )
+            except TimeoutError:
+                limit = self.server.call_timeout_s
+                raise ToolError(f"MCP tool {name!r} gave no answer within {limit}s") from None
+            except Exception as exc:
+                if _connection_lost(exc):
+                    await self._mark_dead()
+                    if retry_if_dead and attempt == 1:
+                        continue
+                raise ToolError(f"MCP tool {name!r} failed: {type(exc).__name__}: {exc}") from exc
+            return _render(name, result)
+        raise AssertionError("unreachable")
+
+    async def _mark_dead(self) -> None:
+        self.session = None
+        await self.close()
 
     async def close(self) -> None:
         if self._stop is not None:
@@ -244,3 +249,21 @@ class McpToolSource:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, 10)
         self.session = None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"ClosedResourceError", "BrokenResourceError", "EndOfStream", "BrokenPipeError"}:
+        return True
+    return "connection closed" in str(exc).lower()
+
+
+def _render(name: str, result: Any) -> str:
+    texts = [c.text for c in (getattr(result, "content", None) or []) if getattr(c, "type", "") == "text"]
+    text = "\n".join(texts)
+    structured = getattr(result, "structured_content", None)
+    if not text and structured is not None:
+        text = json.dumps(structured, ensure_ascii=False)
+    if getattr(result, "is_error", False):
+        raise ToolError(text or f"MCP tool {name!r} reported an error")
+    return text
