@@ -6,11 +6,27 @@ repairs instead of losing lines. Use it in-process as :class:`KnowledgeGraph`, o
 stdio / streamable HTTP with :func:`serve_stdio` / :func:`serve_http`.
 """
 
+from typing import Any
+
 from beamish.memory._check import CheckReport, check_file, repair_file
 from beamish.memory._graph import Entity, GraphDict, ObservationResult, Relation
 from beamish.memory._jsonl import Repair, quarantine_path, resolve_memory_path
-from beamish.memory._server import RESOURCE_URI, build_server, http_app, serve_http, serve_stdio
 from beamish.memory._store import KnowledgeGraph
+
+RESOURCE_URI = "memory://knowledge-graph"
+
+_SERVER_NAMES = frozenset({"build_server", "http_app", "serve_http", "serve_stdio"})
+
+
+def __getattr__(name: str) -> Any:
+    # The MCP SDK takes a second to import; agents that only use KnowledgeGraph in-process
+    # (and crash-test writers) should not pay for it.
+    if name in _SERVER_NAMES:
+        from beamish.memory import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module 'beamish.memory' has no attribute {name!r}")
+
 
 __all__ = [
     "RESOURCE_URI",

@@ -104,7 +104,11 @@ async def _reference_param_errors(ctx: ServerRequestContext[Any, Any], call_next
                 for expected, path, got in issues
             ]
             raise MCPError(code=-32603, message=js_json(listed, indent=2))
-    return await call_next(ctx)
+    result = await call_next(ctx)
+    if ctx.method == "tools/list" and isinstance(result, dict) and "tools" in result:
+        # The SDK's result models re-order schema keys; send the tools exactly as written.
+        return {**result, "tools": tool_definitions()}
+    return result
 
 
 _ABSENT = object()
