@@ -353,3 +353,48 @@ async def test_modules_preloaded_into_a_running_zygote_are_there_before_the_next
         await next_start(events, "a")
     again = await only_child(sup)
     assert await again.call({"module_loaded": "json.tool"}) is True
+
+
+async def test_a_child_whose_node_end_closes_stops_by_itself_with_terminate(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "terminate.log"
+    monkeypatch.setenv("BEAMISH_TEST_TERMINATE_LOG", str(log))  # the node's zygote starts after this
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a", restart="temporary")]))
+    ref = await only_child(sup)
+    pid = await ref.call("pid")
+    proxy = ref._actor
+    assert proxy is not None and proxy._protocol is not None and proxy._protocol.transport is not None
+    proxy._protocol.transport.abort()  # the node's end of the socket closes, as when a node dies
+    await wait_gone(pid)
+    assert log.read_text() == "a shutdown\n"
+
+
+MAIN_SCRIPT = """
+import asyncio, os
+from beamish import Actor, ChildSpec, Node, SupervisorSpec
+
+class Greeter(Actor):
+    async def handle_call(self, request):
+        return f"hello {request} from {__name__}"
+
+async def main():
+    async with Node() as node:
+        sup = await node.start_supervisor(SupervisorSpec([ChildSpec("g", Greeter, isolation="process")]))
+        (info,) = await sup.which_children()
+        print(await info.ref.call("world"), flush=True)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+async def test_an_actor_defined_in_the_main_script_runs_without_rerunning_the_script(tmp_path: Path) -> None:
+    script = tmp_path / "company.py"
+    script.write_text(MAIN_SCRIPT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode() == "hello world from __beamish_main__\n"

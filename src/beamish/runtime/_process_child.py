@@ -98,6 +98,7 @@ class ChildHost:
             self.send({"t": "reply", "id": call_id, "error": str(exc)})
 
     def on_close(self, exc: BaseException | None) -> None:
+        """The socket closed: the node is gone (or dropped us). Called again after init if need be."""
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
         ref = self.ref
@@ -144,16 +145,15 @@ class ChildHost:
             self.ref = await self.node.spawn(
                 cls, *self.request.get("args", ()), name=None, **self.request.get("kwargs", {})
             )
-        except StartFailed as exc:
-            if exc.reason != "ignore":
-                raise
-            self.send({"t": "ignore"})
-            await self.close()
-            return
         except BaseException as exc:
-            self.send({"t": "exit", "reason": self.reason_for(Crashed(exc)).to_json()})
+            if isinstance(exc, StartFailed) and exc.reason == "ignore":
+                self.send({"t": "ignore"})
+            else:
+                self.send({"t": "exit", "reason": self.reason_for(Crashed(exc)).to_json()})
             await self.close()
             return
+        if self.closed.done():  # the node went away while init ran
+            self.on_close(None)
         self.send({"t": "ready", "v": WIRE_VERSION, "pid": os.getpid()})
         early, self.early = self.early, []
         for message in early:
