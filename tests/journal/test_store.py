@@ -285,3 +285,37 @@ async def test_bad_urls_are_refused_with_a_clear_message() -> None:
         await open_store("sqlite:///")
     with pytest.raises(StoreError, match="does not exist"):
         await open_store("sqlite:////no/such/dir/j.db")
+
+
+async def test_a_write_inside_an_open_transaction_is_refused_instead_of_deadlocking(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.execute("INSERT INTO leases (name, owner, epoch, expires_at) VALUES ('a', 'o', 1, 0)")
+        with pytest.raises(StoreError, match="inside an open store"):
+            await store.create_run("ceo", None, run_id="r")
+        with pytest.raises(StoreError, match="inside an open store"):
+            async with store.transaction():
+                pass
+    assert await store.fetchall("SELECT name FROM leases") == [{"name": "a"}]
+
+
+async def test_concurrent_appends_from_many_tasks_are_all_kept(store: Store) -> None:
+    for r in range(4):
+        await store.create_run("ceo", None, run_id=f"r{r}")
+    epochs = {f"r{r}": await store.claim_run(f"r{r}", "n") for r in range(4)}
+
+    async def writer(rid: str) -> None:
+        for seq in range(15):
+            await store.record_step(
+                rid, seq, epochs[rid], kind="llm", phase="done", request={"s": seq}, cost_usd=0.01
+            )
+
+    async def transactor() -> None:
+        for i in range(5):
+            async with store.transaction() as tx:
+                await tx.execute("INSERT INTO leases (name, epoch) VALUES (?, ?)", (f"l{i}", i))
+
+    await asyncio.gather(*(writer(rid) for rid in epochs), transactor())
+    for rid in epochs:
+        assert [s.seq for s in await store.steps(rid)] == list(range(15))
+    assert await store.spend("ceo") == pytest.approx(0.6)
+    assert len(await store.fetchall("SELECT name FROM leases")) == 5

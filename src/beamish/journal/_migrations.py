@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from beamish._exceptions import StoreError, StoreVersionError
 from beamish.journal._sql import Dialect, SyncTx
@@ -41,9 +42,10 @@ class Migration:
     sql: str
 
 
-def available(dialect: Dialect) -> dict[str, list[Migration]]:
-    """Every migration shipped with this beamish, per component, in version order."""
-    root = resources.files("beamish.journal").joinpath("migrations")
+def available(dialect: Dialect, root: Traversable | None = None) -> dict[str, list[Migration]]:
+    """Every migration shipped with this beamish (or under ``root``), per component, in order."""
+    if root is None:
+        root = resources.files("beamish.journal").joinpath("migrations")
     found: dict[str, list[Migration]] = {}
     for comp_dir in root.iterdir():
         if not comp_dir.is_dir() or not _COMPONENT.match(comp_dir.name):

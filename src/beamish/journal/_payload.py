@@ -20,6 +20,7 @@ from beamish.journal._sql import SyncTx
 VERSION = 1
 DEFAULT_THRESHOLD = 16 * 1024
 _INLINE = f'{{"v":{VERSION},"data":'
+_REF = f'{{"v":{VERSION},"ref":'
 
 
 def _reject(obj: Any) -> Any:
@@ -87,7 +88,7 @@ def store_body(tx: SyncTx, run_id: str, prepared: Prepared, now: float) -> None:
 
 def envelope_ref(text: str | None) -> str | None:
     """The content hash an envelope points to, if it is stored by reference."""
-    if text is None or '"ref"' not in text:
+    if text is None or not text.startswith(_REF):
         return None
     ref = json.loads(text).get("ref")
     return str(ref) if ref is not None else None

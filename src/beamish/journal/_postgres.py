@@ -15,7 +15,16 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from beamish._exceptions import SpecError, StoreError
-from beamish.journal._sql import AsyncTx, Dialect, Params, Row, SyncTx, to_pyformat
+from beamish.journal._sql import (
+    IN_TRANSACTION,
+    AsyncTx,
+    Dialect,
+    Params,
+    Row,
+    SyncTx,
+    refuse_nested,
+    to_pyformat,
+)
 from beamish.journal._worker import WorkerPool
 
 if TYPE_CHECKING:
@@ -97,6 +106,9 @@ class PostgresBackend:
             url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}, name="beamish"
         )
         self._exec = WorkerPool(pool_size, "beamish-pg")
+        # A slot per pooled connection, taken before the hop: no worker thread ever blocks waiting for
+        # a connection that an open multi-await transaction holds (which would need a worker to end).
+        self._slots = asyncio.Semaphore(pool_size)
         self._closed = False
 
     def open_blocking(self, timeout: float = 10.0) -> None:
@@ -123,7 +135,9 @@ class PostgresBackend:
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn`` in one transaction on a worker thread."""
         self._check_open()
-        return await self._exec.call(self._in_tx, fn)
+        refuse_nested(self.where)
+        async with self._slots:
+            return await self._exec.call(self._in_tx, fn)
 
     def _single(self, fn: Callable[[SyncTx], T]) -> T:
         import psycopg
@@ -137,9 +151,15 @@ class PostgresBackend:
     async def run_single(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn``, which issues one statement (atomic by itself), without BEGIN/COMMIT round trips."""
         self._check_open()
-        return await self._exec.call(self._single, fn)
+        refuse_nested(self.where)
+        async with self._slots:
+            return await self._exec.call(self._single, fn)
 
-    read = run
+    async def read(self, fn: Callable[[SyncTx], T]) -> T:
+        """Run ``fn`` in a transaction (reads may happen inside an open ``transaction()``)."""
+        self._check_open()
+        async with self._slots:
+            return await self._exec.call(self._in_tx, fn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTx]:
@@ -147,6 +167,7 @@ class PostgresBackend:
         import psycopg
 
         self._check_open()
+        refuse_nested(self.where)
 
         def call(fn: Callable[[], Any]) -> Awaitable[Any]:
             return self._exec.call(fn)
@@ -168,13 +189,17 @@ class PostgresBackend:
             finally:
                 self._pool.putconn(conn)
 
-        conn = await self._exec.call(begin)
-        try:
-            yield AsyncTx(PgTx(conn, self.where), call)
-        except BaseException:
-            await asyncio.shield(self._exec.call(end, conn, "ROLLBACK"))
-            raise
-        await self._exec.call(end, conn, "COMMIT")
+        async with self._slots:
+            conn = await self._exec.call(begin)
+            token = IN_TRANSACTION.set(True)
+            try:
+                yield AsyncTx(PgTx(conn, self.where), call)
+            except BaseException:
+                await asyncio.shield(self._exec.call(end, conn, "ROLLBACK"))
+                raise
+            finally:
+                IN_TRANSACTION.reset(token)
+            await self._exec.call(end, conn, "COMMIT")
 
     async def listen(self, channel: str) -> AsyncIterator[str]:
         """Yield each payload NOTIFY'd on ``channel`` (own connection, closed when the loop ends)."""

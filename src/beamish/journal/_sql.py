@@ -8,6 +8,7 @@ errors to :class:`~beamish.StoreError` at the boundary.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
@@ -36,6 +37,21 @@ class SyncTx(Protocol):
     def executescript(self, script: str) -> None:
         """Run several parameterless statements (a migration file) inside this transaction."""
         ...
+
+
+#: Set while this task is inside ``store.transaction()``: another write from it would wait on itself.
+IN_TRANSACTION: ContextVar[bool] = ContextVar("beamish_store_in_transaction", default=False)
+
+
+def refuse_nested(where: str) -> None:
+    """Fail loudly instead of deadlocking when a task writes outside the transaction it holds."""
+    if IN_TRANSACTION.get():
+        from beamish._exceptions import StoreError
+
+        raise StoreError(
+            f"{where}: a store write (or a second transaction) inside an open store.transaction() "
+            "would wait for itself; use the transaction's tx instead"
+        )
 
 
 @lru_cache(maxsize=1024)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from beamish._exceptions import CorruptStore, StoreError
-from beamish.journal._sql import AsyncTx, Dialect, Params, Row, SyncTx
+from beamish.journal._sql import IN_TRANSACTION, AsyncTx, Dialect, Params, Row, SyncTx, refuse_nested
 from beamish.journal._worker import WorkerPool
 
 T = TypeVar("T")
@@ -212,6 +212,7 @@ class SqliteBackend:
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn`` in one write transaction on the writer thread."""
         self._check_open()
+        refuse_nested(self.path)
         async with self._write_lock:
             return await self._writer.call(self._in_tx, fn)
 
@@ -226,6 +227,7 @@ class SqliteBackend:
     async def transaction(self) -> AsyncIterator[AsyncTx]:
         """A write transaction spanning several awaits; holds the writer until it ends."""
         self._check_open()
+        refuse_nested(self.path)
 
         def call(fn: Callable[[], Any]) -> Awaitable[Any]:
             return self._writer.call(fn)
@@ -237,12 +239,15 @@ class SqliteBackend:
 
         async with self._write_lock:
             tx = await self._writer.call(begin)
+            token = IN_TRANSACTION.set(True)
             try:
                 yield AsyncTx(tx, call)
             except BaseException:
                 # FIFO executor: the rollback runs before any later job, even if we are cancelled.
                 await asyncio.shield(self._writer.call(self._rollback))
                 raise
+            finally:
+                IN_TRANSACTION.reset(token)
             await self._writer.call(tx.execute, "COMMIT")
 
     def _rollback(self) -> None:
