@@ -129,3 +129,23 @@ async def test_company_pause_is_seen_by_every_agent_after_a_restart(store_url: s
         # the company cap was raised in the new config: the pause lifts by itself
         assert await k.paused("a") is None
         assert [e.data["why"] for e in events] == ["cap raised"]
+
+
+async def test_a_journaled_call_needs_no_settling_write(store_url: str) -> None:
+    clock = FakeClock()
+    async with await open_store(store_url, clock=clock) as store:
+        await store.create_run("a", "task", run_id="run-1")
+        epoch = await store.claim_run("run-1", "node-1")
+        k = BudgetKeeper(StoreLedger(store), clock, {"a": Budget(total_usd=0.12)}, poll_s=0.01)
+        held = await k.reserve("a", "run-1", 10 * CENT, seq=0)
+        blocked = asyncio.create_task(k.reserve("a", "run-2", 5 * CENT))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()  # 10 cents held for the call in flight
+        # the journal records the step with its real cost; settling it writes nothing
+        await store.record_step("run-1", 0, epoch, kind="llm", phase="done", request={}, cost_usd=0.04)
+        await k.settle(held, 4 * CENT, seq=0)
+        second = await asyncio.wait_for(blocked, 5)
+        assert await k.spent_usd("a") == pytest.approx(0.04)
+        rows = await store.fetchall("SELECT amount_nano, seq FROM budget_reservations")
+        assert [(r["amount_nano"], r["seq"]) for r in rows] == [(5 * CENT, None)]
+        assert second.amount == 5 * CENT

@@ -74,6 +74,7 @@ class Reservation:
     amount: int
     at: float
     expires_at: float
+    seq: int | None = None  #: the journal step the call will be recorded as, when it is journaled
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,13 @@ class LedgerTx(Protocol):
 
 
 class Ledger(Protocol):
-    """Spend, reservations and pauses, changed only inside :meth:`run`: one serialised transaction."""
+    """Spend, reservations and pauses, changed only inside :meth:`run`: one serialised transaction.
+
+    ``charged_by_journal``: spend rows are written by the journal when it records a step, so a
+    journaled call's reservation needs no settling write.
+    """
+
+    charged_by_journal: bool
 
     async def run(self, fn: Callable[[LedgerTx], T]) -> T:
         """Run ``fn(tx)`` atomically: every other transaction sees all of it or none."""
@@ -161,6 +168,8 @@ class MemoryLedger:
     Transactions are serialised by one lock; window sums are cached and kept current on each
     settle, so a check costs a dictionary lookup however long the history.
     """
+
+    charged_by_journal = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -237,6 +246,8 @@ class StoreLedger:
     serialises writers.
     """
 
+    charged_by_journal = True
+
     def __init__(self, store: Any) -> None:
         self.store = store
 
@@ -277,26 +288,17 @@ class _StoreTx:
         where, params = _where(window, "r.")
         row = self._tx.fetchone(
             "SELECT COALESCE(SUM(r.amount_nano), 0) AS s FROM budget_reservations r "
-            "WHERE r.seq IS NULL AND r.expires_at > ?" + where,
+            "WHERE r.expires_at > ? AND NOT EXISTS (" + _JOURNALED + ")" + where,
             [now, *params],
         )
         return int(row["s"]) if row else 0
 
     def spent(self, window: Window) -> int:
-        """The journal's spend rows, plus calls settled but not yet journaled (their reservation
-        holds the real cost until the journal's row appears)."""
         where, params = _where(window)
         row = self._tx.fetchone(
             "SELECT COALESCE(SUM(amount_usd), 0) AS s FROM ledger WHERE kind = 'spend'" + where, params
         )
-        r_where, r_params = _where(window, "r.")
-        pending = self._tx.fetchone(
-            "SELECT COALESCE(SUM(r.amount_nano), 0) AS s FROM budget_reservations r "
-            "WHERE r.seq IS NOT NULL AND NOT EXISTS (" + _JOURNALED + ")" + r_where,
-            r_params,
-        )
-        settled = usd_to_nano(float(row["s"])) if row else 0
-        return settled + (int(pending["s"]) if pending else 0)
+        return usd_to_nano(float(row["s"])) if row else 0
 
     def add_reservation(self, r: Reservation) -> None:
         self._tx.execute(
@@ -305,15 +307,18 @@ class _StoreTx:
             (r.at,),
         )
         self._tx.execute(
-            "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (r.id, r.agent, r.run_id, r.amount, r.at, r.expires_at),
+            "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (r.id, r.agent, r.run_id, r.amount, r.at, r.expires_at, r.seq),
         )
 
     def settle(self, reservation_id: str, spend: Spend) -> None:
         if spend.seq is not None:
             # A journaled step: the journal writes its spend row when it records the step. Until
-            # then the reservation stands in for it, at the real cost.
+            # then the reservation stands in for it, at the real cost; then it stops counting.
+            if spend.amount <= 0:
+                self.release(reservation_id)
+                return
             changed = self._tx.execute(
                 "UPDATE budget_reservations SET amount_nano = ?, seq = ? WHERE id = ?",
                 (spend.amount, spend.seq, reservation_id),
@@ -321,16 +326,8 @@ class _StoreTx:
             if changed == 0:
                 self._tx.execute(
                     "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at, seq) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        reservation_id,
-                        spend.agent,
-                        spend.run_id,
-                        spend.amount,
-                        spend.at,
-                        spend.at + 900,
-                        spend.seq,
-                    ),
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    (spend.id, spend.agent, spend.run_id, spend.amount, spend.at, spend.at + 900, spend.seq),
                 )
             return
         self.release(reservation_id)
@@ -621,19 +618,26 @@ class BudgetKeeper:
 
     # -- reserve and settle ---------------------------------------------------------------------
 
-    async def reserve(self, agent: str, run_id: str, amount: int) -> Reservation:
+    async def reserve(self, agent: str, run_id: str, amount: int, seq: int | None = None) -> Reservation:
         """Hold ``amount`` nano-USD against every cap of ``agent`` and the company, or refuse.
 
         When only other calls' reservations are in the way, waits for them to settle (bounded by
         their expiry): they may well cost less than their worst case. When the money already
         *spent* leaves no room, pauses and raises :class:`BudgetExceeded` (after emitting
         ``budget.exceeded``). Raises :class:`Paused` when a pause holds.
+
+        ``seq`` names the journal step the call will be recorded as: with a store ledger, the
+        reservation then stops counting by itself once the journal's spend row for that step exists,
+        so settling a journaled call costs no second write.
         """
+        if amount <= 0:
+            await self._check_pauses(agent, run_id)
+            return Reservation("", agent, run_id, 0, 0.0, 0.0, seq)  # a free call holds nothing
         while True:
             events: list[Event] = []
             now = self.clock.time()
             attempt = functools.partial(
-                self._try_reserve, agent=agent, run_id=run_id, amount=amount, now=now, events=events
+                self._try_reserve, agent=agent, run_id=run_id, amount=amount, seq=seq, now=now, events=events
             )
             outcome = await self.ledger.run(attempt)
             self._emit_all(events)
@@ -647,8 +651,20 @@ class BudgetKeeper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), self.poll_s)
 
+    async def _check_pauses(self, agent: str, run_id: str) -> None:
+        record = await self.paused(agent, run_id)
+        if record is not None:
+            raise Paused(record)
+
     def _try_reserve(
-        self, tx: LedgerTx, agent: str, run_id: str, amount: int, now: float, events: list[Event]
+        self,
+        tx: LedgerTx,
+        agent: str,
+        run_id: str,
+        amount: int,
+        seq: int | None,
+        now: float,
+        events: list[Event],
     ) -> Reservation | Refusal | PauseRecord | None:
         """A reservation; a pause that holds; a refusal (after pausing); None: wait for others."""
         for subject in (COMPANY, agent, f"run:{run_id}"):
@@ -658,6 +674,7 @@ class BudgetKeeper:
         blocked = False
         for scope, subject, window in self._windows(agent, run_id, now):
             spent = tx.spent(window)
+            self._warn(scope, subject, window, spent, agent, run_id, now, events)
             if spent + amount > window.cap:
                 refusal = Refusal(scope, subject, window.limit, window.cap, spent, amount, window.end)
                 return self._refuse(tx, refusal, agent, run_id, now, events)
@@ -665,9 +682,39 @@ class BudgetKeeper:
                 blocked = True
         if blocked:
             return None
-        reservation = Reservation(uuid.uuid4().hex, agent, run_id, amount, now, now + self.reservation_ttl_s)
+        expires = now + self.reservation_ttl_s
+        reservation = Reservation(uuid.uuid4().hex, agent, run_id, amount, now, expires, seq)
         tx.add_reservation(reservation)
         return reservation
+
+    def _warn(
+        self,
+        scope: str,
+        subject: str,
+        window: Window,
+        spent: int,
+        agent: str,
+        run_id: str,
+        now: float,
+        events: list[Event],
+    ) -> None:
+        """Once per window: ``budget.warning`` when spend passes ``warn_at`` of the cap."""
+        if spent < window.cap * window.warn_at:
+            return
+        key = (subject if scope != "run" else run_id, window.limit, window.start)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        data = {
+            "scope": scope,
+            "limit": window.limit,
+            "cap_usd": nano_to_usd(window.cap),
+            "spent_usd": nano_to_usd(spent),
+            "fraction": spent / window.cap,
+            "agent": agent,
+            "run_id": run_id,
+        }
+        events.append(Event("budget.warning", subject, data, at=now))
 
     def _refuse(
         self, tx: LedgerTx, refusal: Refusal, agent: str, run_id: str, now: float, events: list[Event]
@@ -694,39 +741,31 @@ class BudgetKeeper:
         """Replace the reservation by the real ``cost``; warn once per window past ``warn_at``.
 
         ``seq``, the journal step of the call, makes settling idempotent: a step settled twice (or
-        already charged by the journal) is charged once.
+        already charged by the journal) is charged once. When the ledger's spend is the journal's
+        own (a store ledger) and the call is journaled at a cost, there is nothing to write: the
+        journal's row replaces the reservation when it lands.
         """
+        seq = reservation.seq if seq is None else seq
+        if not reservation.id and cost <= 0:
+            return
+        if self.ledger.charged_by_journal and seq is not None and cost > 0 and reservation.seq == seq:
+            self._settled.set()
+            return
         now = self.clock.time()
         entry = reservation.id if seq is None else f"{reservation.run_id}:{seq}"
         spend = Spend(entry, reservation.agent, reservation.run_id, cost, now, seq)
         windows = self._windows(reservation.agent, reservation.run_id, now)
+        events: list[Event] = []
 
-        def apply(tx: LedgerTx) -> list[tuple[str, str, Window, int]]:
+        def apply(tx: LedgerTx) -> None:
             tx.settle(reservation.id, spend)
-            crossed = []
             for scope, subject, window in windows:
-                key = (subject if scope != "run" else reservation.run_id, window.limit, window.start)
-                if key in self._warned:
-                    continue
                 spent = tx.spent(window)
-                if spent >= window.cap * window.warn_at:
-                    self._warned.add(key)
-                    crossed.append((scope, subject, window, spent))
-            return crossed
+                self._warn(scope, subject, window, spent, reservation.agent, reservation.run_id, now, events)
 
-        crossed = await self.ledger.run(apply)
+        await self.ledger.run(apply)
         self._settled.set()
-        for scope, subject, window, spent in crossed:
-            data = {
-                "scope": scope,
-                "limit": window.limit,
-                "cap_usd": nano_to_usd(window.cap),
-                "spent_usd": nano_to_usd(spent),
-                "fraction": spent / window.cap,
-                "agent": reservation.agent,
-                "run_id": reservation.run_id,
-            }
-            self.emit(Event("budget.warning", subject, data, at=now))
+        self._emit_all(events)
 
     async def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call never happened (it failed before any usage)."""

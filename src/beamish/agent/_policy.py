@@ -194,7 +194,7 @@ class SemanticGuard:
             return None
         amount = state.rates.worst_case_nano(request_tokens_bound(request), request.max_tokens)
         try:
-            return await self.keeper.reserve(self.agent, run.run_id, amount)
+            return await self.keeper.reserve(self.agent, run.run_id, amount, seq=run.seq)
         except BudgetExceeded as exc:
             await self._flush()
             self._act(self.policy.on_budget, exc.refusal.reason())
