@@ -110,6 +110,9 @@ class NullHooks:
         return None
 
 
+#: Where the budget / watchdog / loop-detector hooks are made (imported only when a spec needs them).
+SEMANTIC_HOOKS = "beamish.agent._policy:make_hooks"
+
 HooksFactory = Callable[["AgentSpec", Any, Clock], AgentHooks]
 
 

@@ -5,6 +5,8 @@ string, tools are import paths of module-level ``@beamish.tool`` objects (or the
 ``"consult"`` and MCP server specs), and hooks a factory path. So a process-isolated agent re-creates
 its spec, model and tools in its own process. ``budget`` and ``watchdog`` are typed loosely (any
 object the hooks understand); they travel by their ``to_json``/``from_mapping`` if they have them.
+Positional order as the design fixes it: ``AgentSpec(name, instructions, model, tools, budget,
+watchdog)``.
 """
 
 from __future__ import annotations
@@ -64,9 +66,11 @@ class AgentSpec:
     object, for task isolation only); ``model_options`` are passed to it (``base_url``, timeouts).
     ``tools``: ``@beamish.tool`` functions, ``"consult"``, MCP servers (``McpServer``).
     ``isolation``: ``"process"`` (default: its own OS process) or ``"task"``.
-    ``restart``: the supervisor's restart type for it. ``max_turns`` is a hard backstop on model calls
-    per run, whatever the watchdog says. ``retry``: a ``RetryPolicy`` for model calls (429s, 5xx,
-    timeouts). ``hooks``: an ``AgentHooks`` factory (or its import path), see ``_hooks``.
+    ``budget``, ``watchdog``, ``policy``: semantic supervision (``beamish.Budget``, ``beamish.Watchdog``,
+    ``beamish.Policy``), enforced through the loop's hooks. ``restart``: the supervisor's restart
+    type. ``max_turns`` is a hard backstop on model calls per run, whatever the watchdog says.
+    ``retry``: a ``RetryPolicy`` for model calls (429s, 5xx, timeouts). ``hooks``: an ``AgentHooks``
+    factory (or its import path), see ``_hooks``.
     """
 
     name: str
@@ -75,6 +79,7 @@ class AgentSpec:
     tools: Sequence[Any] = ()
     budget: Any = None
     watchdog: Any = None
+    policy: Any = None
     isolation: Literal["task", "process"] = "process"
     restart: Literal["permanent", "transient", "temporary"] = "permanent"
     model_options: Mapping[str, Any] = field(default_factory=dict)
@@ -173,7 +178,7 @@ class AgentSpec:
             value = getattr(self, f.name)
             if f.name == "tools":
                 value = [_tool_to_json(t) for t in value]
-            elif f.name in ("budget", "watchdog", "backoff", "retry"):
+            elif f.name in ("budget", "watchdog", "policy", "backoff", "retry"):
                 value = _object_to_json(self.name, f.name, value)
             elif f.name == "hooks" and value is not None and not isinstance(value, str):
                 raise SpecError(f"AgentSpec {self.name!r}: hooks must be an import path to cross a process")
@@ -190,7 +195,7 @@ class AgentSpec:
             raise SpecError(f"AgentSpec JSON has unknown keys {sorted(unknown)}")
         values = {k: v for k, v in data.items() if k != "v"}
         values["tools"] = [_tool_from_json(t) for t in values.get("tools", ())]
-        for key in ("budget", "watchdog", "backoff", "retry"):
+        for key in ("budget", "watchdog", "policy", "backoff", "retry"):
             values[key] = _object_from_json(values.get(key))
         return cls(**values)
 
