@@ -15,6 +15,7 @@ and this module maps each wall-clock time to real instants as Debian cron does:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import heapq
 from collections.abc import Generator, Iterator
@@ -63,6 +64,7 @@ class Schedule:
     _expr: str = field(init=False, repr=False, compare=False)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     _fixed: bool = field(init=False, repr=False, compare=False)
+    _template: croniter = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         expr = _ALIASES.get(self.cron.strip().lower(), self.cron.strip())
@@ -70,7 +72,7 @@ class Schedule:
         if len(fields) != 5:
             raise ScheduleError(f"cron: expected 5 fields (minute hour day month weekday), got {self.cron!r}")
         try:
-            croniter(expr, datetime(2000, 1, 1, tzinfo=_WALL))
+            template = croniter(expr, datetime(2000, 1, 1, tzinfo=_WALL))
         except (CroniterError, ValueError, KeyError) as exc:
             raise ScheduleError(f"cron: invalid expression {self.cron!r}: {exc}") from exc
         try:
@@ -88,6 +90,7 @@ class Schedule:
         if not (isinstance(self.jitter_s, int | float) and self.jitter_s >= 0):
             raise ScheduleError(f"jitter_s: expected a number of seconds >= 0, got {self.jitter_s!r}")
         object.__setattr__(self, "_expr", expr)
+        object.__setattr__(self, "_template", template)
         object.__setattr__(self, "_zone", zone)
         object.__setattr__(self, "_fixed", not (fields[0].startswith("*") or fields[1].startswith("*")))
         if next(self._wall_times(datetime(2000, 1, 1)), None) is None:
@@ -186,7 +189,9 @@ class Schedule:
 
     def _wall_times(self, wall_start: datetime) -> Iterator[datetime]:
         """Naive local wall-clock times matching the expression, strictly after ``wall_start``."""
-        it = croniter(self._expr, wall_start.replace(tzinfo=_WALL))
+        # A copy of the parsed template: parsing an expression costs more than iterating it.
+        it = copy.copy(self._template)
+        it.set_current(wall_start.replace(tzinfo=_WALL), force=True)
         while True:
             try:
                 wall = it.get_next(datetime)

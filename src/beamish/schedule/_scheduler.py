@@ -4,17 +4,19 @@ A pass has two steps, so a crash at any point loses nothing and repeats nothing:
 
 1. *Claim* (one transaction): for each schedule whose next tick is due, decide every pending tick
    under the misfire policy and insert one ``schedule_fires`` row per tick. ``UNIQUE(schedule_id,
-   nominal_fire_time)`` means one node wins each tick; the schedule's cursor moves past the decided
-   ticks, and the ``schedule.fired`` / ``schedule.missed`` events are written in the same transaction.
-2. *Dispatch*: for each fire claimed, create the run ``schedule:<id>:<nominal UTC time>`` (idempotent on
-   run_id), hand it to the agent layer through :class:`Submit` (idempotent on run_id too), and mark the
-   fire dispatched. A fire left ``claimed`` longer than ``dispatch_lease_s`` (its claimer died between
-   the two steps) is re-claimed and dispatched by any scheduler: the same run_id, so still one run.
+   nominal_fire_time)`` means one node wins each tick. In the same transaction the schedule's cursor
+   moves past the decided ticks, each fired tick's run ``schedule:<id>:<nominal UTC time>`` is created
+   (an existing run_id wins), and the ``schedule.fired`` / ``schedule.missed`` events are written.
+2. *Dispatch*: hand each claimed run to the agent layer through :class:`Submit` (idempotent on run_id),
+   then mark the fires dispatched. A fire left ``claimed`` longer than ``dispatch_lease_s`` (its
+   claimer died between the two steps) is re-claimed and dispatched by any scheduler: the same run_id,
+   so still one run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -29,6 +31,7 @@ from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._events import Event
 from beamish._exceptions import ScheduleError, SpecError
 from beamish.journal._eventlog import insert_event
+from beamish.journal._payload import canonical, encode
 from beamish.journal._sql import Row, SyncTx, for_update_skip_locked
 from beamish.schedule._cron import Schedule
 from beamish.schedule._history import FireRecord, SuccessRate, fire_history, success_rate
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("beamish.schedule")
 
 _DISPATCH_CONCURRENCY = 32
+_CLAIM_CHUNK = 50  # schedules per claim transaction (also bounds how long SQLite's writer is held)
+_MAX_CHUNKS_PER_PASS = 200
 _MAX_ALL_PER_PASS = 1000  # policy "all" after a long outage: catch up in bounded passes
 
 
@@ -129,10 +134,13 @@ class Scheduler:
             due = schedule.due_time(schedule_id, nxt).timestamp()
             tx.execute(
                 "INSERT INTO schedules (schedule_id, agent, input, spec, enabled, cursor_at, next_due_at, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (schedule_id) DO "
+                "next_nominal_at, following_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 1, ?, ?, ?, NULL, ?, ?) ON CONFLICT (schedule_id) DO "
                 "UPDATE SET agent = excluded.agent, input = excluded.input, spec = excluded.spec, "
-                "enabled = 1, next_due_at = excluded.next_due_at, updated_at = excluded.updated_at",
-                (schedule_id, agent, body, spec, cursor, due, now, now),
+                "enabled = 1, next_due_at = excluded.next_due_at, "
+                "next_nominal_at = excluded.next_nominal_at, following_at = NULL, "
+                "updated_at = excluded.updated_at",
+                (schedule_id, agent, body, spec, cursor, due, nxt.timestamp(), now, now),
             )
 
         await self.store.run(work)
@@ -173,26 +181,83 @@ class Scheduler:
         """Claim every due tick, dispatch what this scheduler claimed, and rescue stale claims."""
         report = PassReport()
         now = self.clock.time()
-        fired, events = await self.store.run(lambda tx: self._claim(tx, now))
-        report.missed = sum(1 for e in events if e.kind == "schedule.missed")
-        for event in events:
-            self._emit(event)
-        for fire, ok in zip(fired, await self._dispatch_all(fired), strict=True):
-            (report.fired if ok else report.failed).append(fire.run_id)
+        # In chunks, each handed over as soon as it is claimed: the first of 1,000 ticks due at
+        # 14:00 need not wait for the last one's claim.
+        for _ in range(_MAX_CHUNKS_PER_PASS):
+            fired, events, rows = await self.store.run(lambda tx: self._claim(tx, now, _CLAIM_CHUNK))
+            report.missed += sum(1 for e in events if e.kind == "schedule.missed")
+            for event in events:
+                self._emit(event)
+            for fire, ok in zip(fired, await self._dispatch_all(fired), strict=True):
+                (report.fired if ok else report.failed).append(fire.run_id)
+            if rows < _CLAIM_CHUNK:
+                break
+        await self._precompute()
         stale = await self.store.run(lambda tx: self._reclaim_stale(tx, self.clock.time()))
         for fire, ok in zip(stale, await self._dispatch_all(stale), strict=True):
             (report.redispatched if ok else report.failed).append(fire.run_id)
         return report
 
     async def _dispatch_all(self, fires: list[Fired]) -> list[bool]:
-        """Hand fires over concurrently (bounded), so 1,000 ticks at 14:00 are not served in line."""
+        """Hand fires over concurrently (bounded), so 1,000 ticks at 14:00 are not served in line;
+        then record every successful hand-over in one transaction."""
+        if not fires:
+            return []
         gate = asyncio.Semaphore(_DISPATCH_CONCURRENCY)
 
-        async def one(fire: Fired) -> bool:
+        async def one(fire: Fired) -> float | None:
             async with gate:
                 return await self._dispatch(fire)
 
-        return list(await asyncio.gather(*(one(f) for f in fires)))
+        times = list(await asyncio.gather(*(one(f) for f in fires)))
+        done = [
+            (t, f.schedule_id, f.nominal_fire_time)
+            for f, t in zip(fires, times, strict=True)
+            if t is not None
+        ]
+
+        def mark(tx: SyncTx) -> None:
+            for row in done:
+                tx.execute(
+                    "UPDATE schedule_fires SET status = 'dispatched', dispatched_at = ? "
+                    "WHERE schedule_id = ? AND nominal_fire_time = ? AND status = 'claimed'",
+                    row,
+                )
+
+        if done:
+            await self.store.run(mark)
+        return [t is not None for t in times]
+
+    async def _precompute(self) -> None:
+        """Work out each schedule's tick after next, off the claim path (and outside any lock)."""
+        rows = await self.store.read(
+            lambda tx: tx.fetchall(
+                "SELECT schedule_id, spec, next_nominal_at FROM schedules WHERE enabled = 1 "
+                "AND following_at IS NULL AND next_nominal_at IS NOT NULL LIMIT 5000"
+            )
+        )
+        if not rows:
+            return
+
+        def compute() -> list[tuple[float, str, float]]:
+            out = []
+            for r in rows:
+                nominal = float(r["next_nominal_at"])
+                following = _schedule(str(r["spec"])).next_fire(_utc(nominal))
+                out.append((following.timestamp(), str(r["schedule_id"]), nominal))
+            return out
+
+        updates = await asyncio.to_thread(compute)
+
+        def store(tx: SyncTx) -> None:
+            for update in updates:  # only where no claim moved the schedule on meanwhile
+                tx.execute(
+                    "UPDATE schedules SET following_at = ? WHERE schedule_id = ? AND next_nominal_at = ? "
+                    "AND following_at IS NULL",
+                    update,
+                )
+
+        await self.store.run(store)
 
     async def _seconds_to_next_due(self) -> float:
         row = await self.store.read(
@@ -224,33 +289,49 @@ class Scheduler:
 
     # --- the two transactions -----------------------------------------------------------------------
 
-    def _claim(self, tx: SyncTx, now_ts: float) -> tuple[list[Fired], list[Event]]:
+    def _claim(self, tx: SyncTx, now_ts: float, limit: int) -> tuple[list[Fired], list[Event], int]:
         now = datetime.fromtimestamp(now_ts, UTC)
         rows = tx.fetchall(
-            "SELECT schedule_id, agent, input, spec, cursor_at FROM schedules "
-            "WHERE enabled = 1 AND next_due_at <= ? ORDER BY next_due_at"
+            "SELECT schedule_id, agent, input, spec, cursor_at, next_nominal_at, following_at FROM schedules "
+            "WHERE enabled = 1 AND next_due_at <= ? ORDER BY next_due_at LIMIT ?"
             + for_update_skip_locked(tx.dialect),
-            (now_ts,),
+            (now_ts, limit),
         )
         fired: list[Fired] = []
         events: list[Event] = []
         for row in rows:
             self._claim_one(tx, row, now, fired, events)
-        return fired, events
+        return fired, events, len(rows)
 
     def _claim_one(
         self, tx: SyncTx, row: Row, now: datetime, fired: list[Fired], events: list[Event]
     ) -> None:
         sid = str(row["schedule_id"])
-        schedule = Schedule.from_json(json.loads(row["spec"]))
+        schedule = _schedule(str(row["spec"]))
         cursor = datetime.fromtimestamp(float(row["cursor_at"]), UTC)
         pending: list[datetime] = []
-        for nominal in schedule.iter_fires(cursor):
-            if nominal > now or schedule.due_time(sid, nominal) > now:
-                break
-            pending.append(nominal)
-            if schedule.misfire == "all" and len(pending) >= _MAX_ALL_PER_PASS:
-                break
+        upcoming: datetime | None = None  # the first tick not yet due: it sets next_due_at
+        following: datetime | None = None  # the tick after it, when known
+        stored_next, stored_following = row["next_nominal_at"], row["following_at"]
+        if (
+            stored_next is not None
+            and stored_following is not None
+            and float(stored_next) > float(row["cursor_at"])
+            and schedule.due_time(sid, _utc(stored_following)) > now
+        ):
+            # The usual case, precomputed by the last pass: exactly one tick is due.
+            pending.append(_utc(stored_next))
+            upcoming = _utc(stored_following)
+        else:
+            ticks = schedule.iter_fires(cursor)
+            for nominal in ticks:
+                if nominal > now or schedule.due_time(sid, nominal) > now:
+                    upcoming = nominal
+                    following = next(ticks, None)
+                    break
+                pending.append(nominal)
+                if schedule.misfire == "all" and len(pending) >= _MAX_ALL_PER_PASS:
+                    break
         now_ts = now.timestamp()
         for d in decide(schedule, sid, pending, now):
             key = nominal_key(d.nominal)
@@ -274,6 +355,7 @@ class Scheduler:
             }
             if rid is not None:
                 fire = Fired(sid, key, rid, str(row["agent"]), _decode(row["input"]), d.due.timestamp())
+                _insert_run(tx, fire, self.store.payload_threshold, now_ts)
                 fired.append(fire)
                 event = Event("schedule.fired", sid, {**data, "run_id": rid, "agent": fire.agent}, now_ts)
             else:
@@ -281,11 +363,13 @@ class Scheduler:
             insert_event(tx, event)
             events.append(event)
         last = pending[-1] if pending else cursor
-        nxt = schedule.next_fire(last)
+        nxt = upcoming if upcoming is not None else schedule.next_fire(last)
         tx.execute(
-            "UPDATE schedules SET cursor_at = ?, next_due_at = ?, updated_at = ? WHERE schedule_id = ?",
-            (last.timestamp(), schedule.due_time(sid, nxt).timestamp(), now_ts, sid),
-        )
+            "UPDATE schedules SET cursor_at = ?, next_due_at = ?, next_nominal_at = ?, following_at = ?, "
+            "updated_at = ? WHERE schedule_id = ?",
+            (last.timestamp(), schedule.due_time(sid, nxt).timestamp(), nxt.timestamp(),
+             None if following is None else following.timestamp(), now_ts, sid),
+        )  # fmt: skip
 
     def _reclaim_stale(self, tx: SyncTx, now_ts: float) -> list[Fired]:
         rows = tx.fetchall(
@@ -313,27 +397,38 @@ class Scheduler:
             )
         return out
 
-    async def _dispatch(self, fire: Fired) -> bool:
-        """Create the run (idempotent), hand it over (idempotent), mark the fire dispatched."""
-        meta = {"schedule_id": fire.schedule_id, "nominal": fire.nominal_fire_time, "due_at": fire.due_at}
+    async def _dispatch(self, fire: Fired) -> float | None:
+        """Hand the run over (idempotent on run_id); returns when, or None if it failed."""
         try:
-            await self.store.create_run(fire.agent, fire.input, run_id=fire.run_id, meta=meta)
             await self.submit(fire.agent, fire.input, run_id=fire.run_id)
         except asyncio.CancelledError:
             raise
         except Exception:
             # Left 'claimed': after dispatch_lease_s some scheduler re-dispatches the same run_id.
             log.exception("dispatching %s failed; it will be retried", fire.run_id)
-            return False
-        now = self.clock.time()
-        await self.store.run(
-            lambda tx: tx.execute(
-                "UPDATE schedule_fires SET status = 'dispatched', dispatched_at = ? "
-                "WHERE schedule_id = ? AND nominal_fire_time = ? AND status = 'claimed'",
-                (now, fire.schedule_id, fire.nominal_fire_time),
-            )
-        )
-        return True
+            return None
+        return self.clock.time()
+
+
+def _insert_run(tx: SyncTx, fire: Fired, threshold: int, now: float) -> None:
+    """The tick's run, created with its claim (the journal's run row; an existing run_id wins)."""
+    meta = {"schedule_id": fire.schedule_id, "nominal": fire.nominal_fire_time, "due_at": fire.due_at}
+    body = encode(tx, fire.run_id, fire.input, threshold, now, f"schedule {fire.schedule_id!r} input")
+    tx.execute(
+        "INSERT INTO runs (run_id, agent, input, status, meta, created_at, updated_at) "
+        "VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+        (fire.run_id, fire.agent, body, canonical(meta, "run meta"), now, now),
+    )
+
+
+def _utc(ts: Any) -> datetime:
+    return datetime.fromtimestamp(float(ts), UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def _schedule(spec: str) -> Schedule:
+    """Parsed once per distinct spec: a thousand schedules at ``0 14 * * *`` share one Schedule."""
+    return Schedule.from_json(json.loads(spec))
 
 
 def _encode(value: Any, what: str) -> str:
