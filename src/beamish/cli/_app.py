@@ -15,9 +15,10 @@ def version() -> None:
     typer.echo(__version__)
 
 
-from beamish.cli import _company, _journal  # noqa: E402  (command modules register after the app exists)
+from beamish.cli import _company, _demo, _journal  # noqa: E402  (command modules register after the app exists)
 
 _company.register(app)
+_demo.register(app)
 app.add_typer(_journal.journal_app)
 app.add_typer(__import__("beamish.cli._memory", fromlist=["app"]).app)
 

@@ -60,7 +60,7 @@ def tree_view(root: TreeNode) -> Tree:
 
 def event_line(event: Event) -> Text:
     when = datetime.fromtimestamp(event.at).strftime("%H:%M:%S")
-    text = Text(f"{when}  ", style="dim")
+    text = Text(f"{when}  ", style="dim", no_wrap=True, overflow="ellipsis")
     style = "red" if event.kind in ("child.exited", "supervisor.escalated", "watchdog.hung") else ""
     text.append(f"{event.kind:<22}", style=style or "cyan")
     text.append(f" {event.subject}")

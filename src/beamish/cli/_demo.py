@@ -1,0 +1,154 @@
+"""``beamish demo``: the solo company, offline, under a fault plan; a live tree, then a checked summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from beamish.cli._company import console, err
+from beamish.cli._render import event_line, tree_view
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
+
+
+def demo(
+    duration: Annotated[float, typer.Option(help="Seconds to run before the summary.", min=5)] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of the fault plan's choices.")] = None,
+    keep: Annotated[
+        bool, typer.Option(help="Keep the temporary folder (store, memory, effect log).")
+    ] = False,
+    dashboard_port: Annotated[
+        int | None, typer.Option("--dashboard", help="Also serve the live dashboard on this port (loopback).")
+    ] = None,
+) -> None:
+    """Run the 8-agent solo company offline on the scripted model, with faults, and check the journal.
+
+    SQLite in a temporary folder, the shared memory server, schedules on an accelerated clock (a
+    working day in --duration seconds), and a fault plan: SIGKILL of a random agent process every
+    few seconds, a corrupt line in the memory file, a looping agent, an agent over its budget, a hung
+    tool, 429s and 500s from the model. Exit code 1 if a step was lost or an effect repeated.
+    """
+    from beamish.company._demo import DemoSettings, run_demo
+    from beamish.company._services import company_parts
+
+    recent: deque[Text] = deque(maxlen=10)
+    workdir = Path(__import__("tempfile").mkdtemp(prefix="beamish-demo-"))
+
+    def log(line: str) -> None:
+        recent.append(Text(line, style="bold yellow"))
+
+    settings = DemoSettings(duration_s=duration, seed=seed, workdir=workdir, log=log)
+
+    def parts_factory(config: Any, clock: Any, _workdir: Path) -> Any:
+        return company_parts(config, schedule_clock=clock, poll_s=60.0)
+
+    live: Live | None = None
+    subscribed: dict[str, Any] = {}
+    server: Any = None
+
+    async def on_tick(company: Any, elapsed: float) -> None:
+        nonlocal server
+        if "task" not in subscribed:
+            subscribed["task"] = asyncio.create_task(_collect(company, recent))
+            if dashboard_port is not None:
+                from beamish.dashboard import DashboardServer
+
+                server = DashboardServer(company, port=dashboard_port)
+                url = await server.start()
+                log(f"dashboard at {url}")
+        if live is not None:
+            live.update(_screen(await company.tree(), recent, elapsed, duration))
+
+    async def go() -> Any:
+        try:
+            return await run_demo(settings, parts_factory=parts_factory, on_tick=on_tick)
+        finally:
+            task = subscribed.get("task")
+            if task is not None:
+                task.cancel()
+            if server is not None:
+                await server.stop()
+
+    started = time.monotonic()
+    if not as_json:
+        console.print(
+            f"[bold]beamish demo[/]: the solo company on the [bold]scripted[/] model for {duration:.0f} s "
+            f"(working folder {workdir})"
+        )
+        live = Live(console=console, refresh_per_second=4, transient=False)
+        live.start()
+    try:
+        summary = asyncio.run(go())
+    finally:
+        if live is not None:
+            live.stop()
+    data = summary.to_json()
+    data["wall_s"] = round(time.monotonic() - started, 2)
+    data["workdir"] = str(workdir) if keep else None
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if as_json:
+        sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+    else:
+        _print_summary(data)
+    if summary.lost_steps or summary.duplicate_effects:
+        raise typer.Exit(1)
+
+
+async def _collect(company: Any, recent: deque[Text]) -> None:
+    async for event in company.events(replay=0):
+        recent.append(event_line(event))
+
+
+def _screen(tree: Any, recent: deque[Text], elapsed: float, duration: float) -> Group:
+    left = max(0.0, duration - elapsed)
+    header = Text(
+        f"running {elapsed:5.1f} s, {left:4.1f} s left   (scripted model; faults injected)", style="dim"
+    )
+    return Group(
+        header, Panel(tree_view(tree), title="supervision tree"), Panel(Group(*recent), title="events")
+    )
+
+
+def _print_summary(data: dict[str, Any]) -> None:
+    table = Table(title="beamish demo: summary", show_header=False, box=None)
+    ok = data["lost_steps"] == 0 and data["duplicate_effects"] == 0
+    rows = [
+        ("runs completed", f"{data['runs_completed']} of {data['runs_total']} ({data['runs_by_status']})"),
+        ("restarts", str(data["restarts"])),
+        ("exit reasons", ", ".join(f"{k} {v}" for k, v in data["exit_reasons"].items()) or "none"),
+        ("lost steps", str(data["lost_steps"])),
+        ("duplicate effects", f"{data['duplicate_effects']} (of {data['effects_applied']} effects)"),
+        (
+            "LLM calls",
+            f"{data['llm_calls_made']} made, {data['llm_calls_replayed']} replayed from the journal",
+        ),
+        ("spend", f"${data['spend_usd']:.4f} (scripted model at a demo price)"),
+        ("scheduled fires", f"{data['scheduled_fires']}, success rate {data['scheduled_success_rate']}"),
+        ("faults injected", ", ".join(f"{k} {v}" for k, v in data["faults_injected"].items()) or "none"),
+        ("faults seen", ", ".join(f"{k} {v}" for k, v in data["faults_seen"].items())),
+    ]
+    for name, value in rows:
+        table.add_row(Text(name, style="bold"), value)
+    console.print(table)
+    for problem in data["problems"]:
+        err.print(f"[red]problem:[/] {problem}")
+    console.print(
+        "[green]journal and effect log agree[/]" if ok else "[red]the journal lost or repeated effects[/]"
+    )

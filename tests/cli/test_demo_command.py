@@ -1,0 +1,88 @@
+"""`beamish demo --duration 20 --json`: the offline company under faults, checked against its effect log."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
+
+BEAMISH = Path(sys.executable).parent / "beamish"
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    cwd = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    done = subprocess.run(
+        [str(BEAMISH), "demo", "--duration", "20", "--json", "--seed", "7"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=140,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stdout  # --json prints exactly one JSON object
+    data: dict[str, object] = json.loads(lines[0])
+    return data
+
+
+def test_the_demo_completes_runs_and_restarts_crashed_agents(summary: dict[str, object]) -> None:
+    assert isinstance(summary["runs_completed"], int) and summary["runs_completed"] > 0
+    assert isinstance(summary["restarts"], int) and summary["restarts"] > 0
+
+
+def test_no_step_is_lost_and_no_effect_happens_twice(summary: dict[str, object]) -> None:
+    assert summary["lost_steps"] == 0, summary["problems"]
+    assert summary["duplicate_effects"] == 0, summary["problems"]
+    assert isinstance(summary["effects_applied"], int) and summary["effects_applied"] > 0
+
+
+def test_restarted_agents_replay_model_calls_from_the_journal(summary: dict[str, object]) -> None:
+    assert isinstance(summary["llm_calls_replayed"], int) and summary["llm_calls_replayed"] > 0
+    assert isinstance(summary["llm_calls_made"], int) and summary["llm_calls_made"] > 0
+
+
+def test_each_fault_kind_shows_up_as_its_own_exit_reason(summary: dict[str, object]) -> None:
+    reasons = summary["exit_reasons"]
+    assert isinstance(reasons, dict)
+    assert reasons.get("killed", 0) >= 1  # SIGKILL of agent processes
+    assert reasons.get("hung", 0) >= 1  # the hung tool, killed by the watchdog
+    assert reasons.get("run:looping", 0) >= 1  # the looping agent, paused
+    assert reasons.get("run:over_budget", 0) >= 1  # the costly agent, paused at its cap
+    seen = summary["faults_seen"]
+    assert isinstance(seen, dict)
+    assert seen["rate_limit_429"] >= 1  # back-pressure, no restart
+    assert seen["corrupt_memory_line"] >= 1  # the memory file repaired on load
+    injected = summary["faults_injected"]
+    assert isinstance(injected, dict)
+    assert (
+        1 <= reasons["killed"] <= injected["sigkill"]
+    )  # each kill is seen as Killed (a racing watchdog kill is Hung)
+
+
+def test_the_summary_has_every_documented_field(summary: dict[str, object]) -> None:
+    for key in (
+        "runs_completed",
+        "restarts",
+        "exit_reasons",
+        "lost_steps",
+        "duplicate_effects",
+        "llm_calls_made",
+        "llm_calls_replayed",
+        "spend_usd",
+        "scheduled_fires",
+        "scheduled_success_rate",
+    ):
+        assert key in summary, key
+    assert isinstance(summary["scheduled_fires"], int) and summary["scheduled_fires"] > 0
+    assert summary["scheduled_success_rate"] is not None
+    assert isinstance(summary["spend_usd"], float) and summary["spend_usd"] > 0
