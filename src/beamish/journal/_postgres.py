@@ -155,11 +155,24 @@ class PostgresBackend:
         async with self._slots:
             return await self._exec.call(self._single, fn)
 
+    def _read(self, fn: Callable[[SyncTx], T]) -> T:
+        import psycopg
+
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                try:
+                    return fn(PgTx(conn, self.where))
+                finally:
+                    conn.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: PostgreSQL error: {exc}") from exc
+
     async def read(self, fn: Callable[[SyncTx], T]) -> T:
-        """Run ``fn`` in a transaction (reads may happen inside an open ``transaction()``)."""
+        """Run ``fn`` in a read-only snapshot (allowed inside an open ``transaction()``)."""
         self._check_open()
         async with self._slots:
-            return await self._exec.call(self._in_tx, fn)
+            return await self._exec.call(self._read, fn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncTx]:

@@ -141,7 +141,7 @@ class SqliteBackend:
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._writer = WorkerPool(1, "beamish-sqlite-writer", initializer=self._connect)
-        self._readers = WorkerPool(readers, "beamish-sqlite-reader", initializer=self._connect)
+        self._readers = WorkerPool(readers, "beamish-sqlite-reader", initializer=self._connect_reader)
         self._write_lock = asyncio.Lock()
         self._closed = False
 
@@ -170,6 +170,11 @@ class SqliteBackend:
         self._local.conn = conn
         with self._conns_lock:
             self._conns.append(conn)
+
+    def _connect_reader(self) -> None:
+        """Reader connections refuse writes (a write there would be rolled back with the snapshot)."""
+        self._connect()
+        self._conn().execute("PRAGMA query_only = ON")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection = self._local.conn
