@@ -60,6 +60,7 @@ async def _maybe_await(value: Any) -> None:
 def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -> Any:
     """The :class:`~beamish.AgentSpec` for one configured agent."""
     from beamish.agent._budget import Budget
+    from beamish.agent._policy import Policy
     from beamish.agent._spec import AgentSpec
     from beamish.agent._watchdog import Watchdog
     from beamish.runtime import Backoff
@@ -84,6 +85,7 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         "model": agent.model,
         "tools": tools,
         "budget": Budget(**budget_fields),
+        "policy": Policy(**section.policy.model_dump()),
         "watchdog": Watchdog(
             hang_after_s=wd.hang_after_s,
             max_steps=wd.max_steps,
