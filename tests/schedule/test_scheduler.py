@@ -210,3 +210,56 @@ async def test_bad_schedule_ids_and_agents_are_refused(
             )
     finally:
         await store.close()
+
+
+async def test_the_scheduler_fires_exactly_the_ticks_of_fires_between_across_a_dst_change(
+    tmp_path: Path,
+) -> None:
+    start = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)  # midnight in New York, the autumn change
+    clock = FakeClock()
+    at(clock, start)
+    store = await open_with(f"sqlite:///{tmp_path}/j.db", clock)
+    try:
+        sched = Scheduler(store, RecordingAgents(store), clock=clock)
+        schedules = {
+            "ny-0130": Schedule("30 1 * * *", "America/New_York"),
+            "ny-15": Schedule("*/15 * * * *", "America/New_York"),
+            "lisbon-hourly": Schedule("0 * * * *", "Europe/Lisbon"),
+            "ny-0230-jitter": Schedule("30 2 * * *", "America/New_York", jitter_s=90),
+        }
+        for sid, s in schedules.items():
+            await sched.add(sid, s, "worker", sid)
+        fired: list[str] = []
+        for minute in range(1, 5 * 60):
+            at(clock, start + timedelta(minutes=minute, seconds=1))
+            fired += (await sched.run_pass()).fired
+        end = start + timedelta(minutes=5 * 60 - 1, seconds=1)
+        expected = {
+            run_id_for(sid, n)
+            for sid, s in schedules.items()
+            for n in s.fires_between(start, end)
+            if s.due_time(sid, n) <= end
+        }
+        assert sorted(fired) == sorted(expected)
+        assert len(fired) == len(set(fired))
+        assert sum(1 for rid in fired if rid.startswith("schedule:ny-0130:")) == 1
+    finally:
+        await store.close()
+
+
+async def test_changing_the_cron_expression_discards_the_precomputed_ticks(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await open_with(f"sqlite:///{tmp_path}/j.db", clock)
+    try:
+        sched = Scheduler(store, RecordingAgents(store), clock=clock)
+        await sched.add("s", Schedule("0 * * * *"), "a", "x")
+        at(clock, DAY0 + timedelta(hours=1, seconds=1))
+        assert len((await sched.run_pass()).fired) == 1  # also precomputes 15:00 and 16:00
+        await sched.add("s", Schedule("30 * * * *"), "a", "x")
+        at(clock, DAY0 + timedelta(hours=1, minutes=30, seconds=1))
+        assert (await sched.run_pass()).fired == [run_id_for("s", DAY0 + timedelta(hours=1, minutes=30))]
+        at(clock, DAY0 + timedelta(hours=2, seconds=1))
+        assert (await sched.run_pass()).fired == []
+    finally:
+        await store.close()
