@@ -54,11 +54,14 @@ from beamish._exits import (
     exit_from_json,
 )
 from beamish.agent._budget import Budget
+from beamish.agent._mcp_tools import McpServer
 from beamish.agent._policy import Policy
 from beamish.agent._pricing import Price
+from beamish.agent._results import RunResult
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import ToolContext, tool
 from beamish.agent._watchdog import Watchdog
+from beamish.agent.models._retry import RetryPolicy
 
 __version__ = "0.1.0"
 
@@ -86,6 +89,7 @@ __all__ = [
     "IsolationError",
     "Killed",
     "Looping",
+    "McpServer",
     "MemoryExceeded",
     "MemoryGraphError",
     "ModelError",
@@ -101,8 +105,10 @@ __all__ = [
     "PricingError",
     "RateLimited",
     "Restarting",
+    "RetryPolicy",
     "RunError",
     "RunNotFound",
+    "RunResult",
     "Running",
     "ScheduleError",
     "Shutdown",
