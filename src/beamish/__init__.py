@@ -62,6 +62,8 @@ from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import ToolContext, tool
 from beamish.agent._watchdog import Watchdog
 from beamish.agent.models._retry import RetryPolicy
+from beamish.bus import Mailboxes, PubSub
+from beamish.schedule import Schedule, SchedulerActor
 
 __version__ = "0.1.0"
 
@@ -89,6 +91,7 @@ __all__ = [
     "IsolationError",
     "Killed",
     "Looping",
+    "Mailboxes",
     "McpServer",
     "MemoryExceeded",
     "MemoryGraphError",
@@ -103,6 +106,7 @@ __all__ = [
     "Policy",
     "Price",
     "PricingError",
+    "PubSub",
     "RateLimited",
     "Restarting",
     "RetryPolicy",
@@ -110,7 +114,9 @@ __all__ = [
     "RunNotFound",
     "RunResult",
     "Running",
+    "Schedule",
     "ScheduleError",
+    "SchedulerActor",
     "Shutdown",
     "SimpleOneForOneError",
     "SpecError",
