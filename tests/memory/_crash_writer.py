@@ -1,0 +1,32 @@
+"""The writer the crash test kills: writes forever, acknowledging each durable write over a pipe."""
+
+from __future__ import annotations
+
+import asyncio
+from multiprocessing.connection import Connection
+
+from beamish.memory import KnowledgeGraph
+
+
+def write_forever(path: str, acks: Connection, prefix: str, width: int) -> None:
+    """Keep ``width`` writes in flight (creates and observations on one shared entity); send
+    ``(kind, name)`` for each only after the call returned, i.e. once it is durable."""
+
+    async def main() -> None:
+        graph = KnowledgeGraph(path, report_repairs=False)
+        counter = 0
+
+        async def one(n: int) -> None:
+            name = f"{prefix}-{n}"
+            if n % 2:
+                await graph.add_observations([{"entityName": "counter", "contents": [name]}])
+                acks.send(("observation", name))
+            else:
+                await graph.create_entities([{"name": name, "entityType": "crash", "observations": [name]}])
+                acks.send(("entity", name))
+
+        while True:
+            await asyncio.gather(*(one(counter + i) for i in range(width)))
+            counter += width
+
+    asyncio.run(main())
