@@ -22,3 +22,14 @@ __all__ = [
     "SyncTx",
     "open_store",
 ]
+
+
+def _claim_public_module() -> None:
+    """Exported names report ``beamish.journal`` as their module, not the private one."""
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) or callable(obj):
+            obj.__module__ = __name__
+
+
+_claim_public_module()
