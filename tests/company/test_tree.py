@@ -43,8 +43,22 @@ def test_each_agent_spec_carries_its_model_tools_budget_watchdog_and_policy() ->
     memory = spec.tools[0]
     assert memory.url is not None and memory.url.startswith("http://127.0.0.1:")
     assert (spec.budget.per_run_usd, spec.budget.per_day_usd, spec.budget.tz) == (0.2, 1.5, "UTC")
-    assert spec.policy.on_loop == "pause"
+    assert (
+        spec.policy is None
+    )  # the defaults (restart a crash or hang, pause a loop or budget) are the agent's own
     assert spec.watchdog.hang_after_s == 120
+
+
+def test_a_policy_that_differs_from_the_defaults_reaches_the_agent(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from beamish.company import load_config_data
+    from beamish.company._tree import CompanyParts
+
+    agent = {"instructions": "x", "model": "anthropic:claude-haiku-4-5", "policy": {"on_hang": "stop"}}
+    cfg = load_config_data({"agents": {"a": agent}}, Path(str(tmp_path)) / "beamish.toml")
+    spec = build_tree(cfg, CompanyParts()).children[0].start
+    assert (spec.policy.on_hang, spec.policy.on_loop) == ("stop", "pause")
 
 
 def test_agents_outside_any_group_hang_off_the_root_after_the_groups(tmp_path: object) -> None:

@@ -85,7 +85,6 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         "model": agent.model,
         "tools": tools,
         "budget": Budget(**budget_fields),
-        "policy": Policy(**section.policy.model_dump()),
         "watchdog": Watchdog(
             hang_after_s=wd.hang_after_s,
             max_steps=wd.max_steps,
@@ -99,6 +98,9 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         "max_memory_mb": section.max_memory_mb,
         "hang_after_s": wd.hang_after_s if section.isolation == "process" else None,
     }
+    policy = Policy(**section.policy.model_dump())
+    if policy != Policy():
+        options["policy"] = policy  # the defaults are the agent's own; only a change travels
     if section.backoff is not None:
         options["backoff"] = Backoff(**section.backoff.model_dump())
     options.update(parts.agent_overrides.get(agent.name, {}))
