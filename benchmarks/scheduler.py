@@ -349,9 +349,8 @@ async def main() -> None:
             print(f"  {label:38s} (not installed: pip install 'apscheduler<4' sqlalchemy)")
         else:
             print(f"  {label:38s} {pct(late, 0.5) * 1e3:9.1f} / {pct(late, 0.99) * 1e3:9.1f} ms")
-    print(
-        f"  asyncio call_at (floor, no store)      {pct(floor, 0.5) * 1e3:9.1f} / {pct(floor, 0.99) * 1e3:9.1f} ms"
-    )
+    f50, f99 = pct(floor, 0.5), pct(floor, 0.99)
+    print(f"  asyncio call_at (floor, no store)      {f50 * 1e3:9.1f} / {f99 * 1e3:9.1f} ms")
 
     ps, ps_peer = await pubsub_rate()
     print(
