@@ -66,6 +66,8 @@ class KnowledgeGraph:
         self.repairs: list[Repair] = []
         #: How many durable commits this instance made (a group commit counts once).
         self.commits = 0
+        #: How many times the file was (re)read: once at first use, then only when it changed.
+        self.loads = 0
 
     # -- the nine operations ----------------------------------------------------------------------
 
@@ -225,6 +227,7 @@ class KnowledgeGraph:
         if not self._stale():
             return
         data, ident = read_file(self.path)
+        self.loads += 1
         loaded = parse(data)
         self._graph = loaded.graph
         self._identity = ident
