@@ -33,6 +33,7 @@ KINDS = frozenset(
         "run.resumed",
         "run.needs_attention",
         "step.replayed",
+        "step.reconciled",
         "step.divergence",
         "agent.paused",
         "agent.resumed",

@@ -47,6 +47,7 @@ class AgentActor(Actor):
         store_url: str,
         clock: Clock | None = None,
         wake: Wake | None = None,
+        telemetry: Any = None,
     ) -> None:
         self.spec = spec if isinstance(spec, AgentSpec) else AgentSpec.from_json(spec)
         self.clock = clock or SYSTEM_CLOCK
@@ -86,6 +87,7 @@ class AgentActor(Actor):
                 owner=self.owner,
                 consulter=consulter,
                 retry=self.spec.retry,
+                telemetry=telemetry if telemetry is not None else _default_telemetry(self.spec),
             )
         except BaseException:
             await self._close()
@@ -169,3 +171,10 @@ class AgentActor(Actor):
         if model is not None:
             await model.aclose()
         await self.store.close()
+
+
+def _default_telemetry(spec: AgentSpec) -> Any:
+    """OpenTelemetry spans through the global providers when the ``otel`` extra is installed."""
+    from beamish.telemetry import Telemetry, otel_available
+
+    return Telemetry(capture_content=spec.capture_content) if otel_available() else None

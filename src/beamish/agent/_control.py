@@ -54,6 +54,8 @@ class AgentRegistry:
         self._poller: asyncio.Future[None] | None = None
         self._keeper: ActorRef | None = None
         self._last_wake: dict[str, float] = {}
+        #: A ``beamish.telemetry.Telemetry`` for task-isolated agents (process ones use the globals).
+        self.telemetry: Any = None
 
     @property
     def store_url(self) -> str:
@@ -110,7 +112,7 @@ class AgentRegistry:
 
         await self.store()
         if spec.isolation == "task":
-            kwargs = {"clock": self.node.clock, "wake": self.wake}
+            kwargs = {"clock": self.node.clock, "wake": self.wake, "telemetry": self.telemetry}
             ref = await self.node._start_actor(AgentActor, (spec, self.store_url), kwargs, None, None, False)
         else:
             starter = self.node._isolation.get("process") or Node._class_isolation.get("process")

@@ -13,10 +13,12 @@ steps stays the same on replay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,7 @@ from beamish.agent.models._protocol import Model
 from beamish.agent.models._retry import RetryPolicy, WaitKind, complete_with_retries
 from beamish.journal import Run
 from beamish.journal._replay import RunJournal, StepResult
+from beamish.telemetry._otel import ChatRecord, ToolRecord
 
 logger = logging.getLogger("beamish.agent")
 
@@ -68,6 +71,7 @@ class RunLoop:
         owner: str,
         consulter: Any = None,
         retry: RetryPolicy | None = None,
+        telemetry: Any = None,
     ) -> None:
         self.spec = spec
         self.model = model
@@ -79,6 +83,8 @@ class RunLoop:
         self.consulter = consulter
         self.retry = retry or RetryPolicy()
         self._schemas = tools.schemas()
+        #: ``beamish.telemetry.Telemetry`` (spans ``invoke_agent``/``chat``/``execute_tool``) or off.
+        self.telemetry: Any = telemetry if telemetry is not None else NoTelemetry()
 
     async def execute(self, run: Run) -> Outcome:
         """Claim ``run`` (a new fencing epoch), replay its journal, finish it live, store the outcome."""
@@ -90,9 +96,11 @@ class RunLoop:
         journal = await RunJournal.open(self.store, run.run_id, epoch)
         info = RunInfo(agent=self.spec.name, run_id=run.run_id, seq=0, model=self.model.name)
         outcome: Outcome
+        span = self.telemetry.invoke_agent(self.spec.name, run.run_id, model=self.model.name, task=run.input)
         try:
-            await self.hooks.before_run(info)
-            output = await self._loop(run, journal)
+            with span:
+                await self.hooks.before_run(info)
+                output = await self._loop(run, journal)
             outcome = Outcome("succeeded", output=output)
         except PauseRun as signal:
             outcome = Outcome("paused", reason=_reason(signal.reason))
@@ -151,13 +159,21 @@ class RunLoop:
                 max_tokens=self.spec.max_tokens,
             )
             info = self._info(run, journal, seq)
-            result = await journal.model_step(
-                seq,
-                request.to_json(),
-                functools.partial(self._call_model, info, request),
-                name=self.model.name,
-            )
-            response = ModelResponse.from_json(result.value)
+            wire = request.to_json()
+            with self.telemetry.chat(
+                self.model.name,
+                messages=wire["messages"],
+                max_tokens=request.max_tokens,
+                step=seq,
+            ) as record:
+                result = await journal.model_step(
+                    seq,
+                    wire,
+                    functools.partial(self._call_model, info, request),
+                    name=self.model.name,
+                )
+                response = ModelResponse.from_json(result.value)
+                _fill_chat(record, response, result)
             messages.append(response.as_message())
             nudge = await self.hooks.after_step(info, "llm", self.model.name, response.text, False)
             seq += 1
@@ -239,6 +255,19 @@ class RunLoop:
 
     # -- tools --------------------------------------------------------------------------------------
     async def _tool_step(self, run: Run, journal: RunJournal, seq: int, call: ToolCall) -> Message:
+        effect = getattr(self.tools.get(call.name), "effect", None) if call.name in self.tools else None
+        with self.telemetry.execute_tool(
+            call.name, call.id, arguments=call.arguments, effect=effect
+        ) as record:
+            result = await self._tool_step_journaled(run, journal, seq, call)
+            message = Message.from_json(result.messages[0])
+            record.result = message.text
+            record.replayed = result.replayed
+        return message
+
+    async def _tool_step_journaled(
+        self, run: Run, journal: RunJournal, seq: int, call: ToolCall
+    ) -> StepResult:
         def reply(text: str, is_error: bool) -> StepResult:
             message = Message(role="tool", text=text, tool_call_id=call.id, is_error=is_error)
             return StepResult(value={"text": text, "is_error": is_error}, messages=[message.to_json()])
@@ -261,11 +290,10 @@ class RunLoop:
                 return refused
 
             request = {"refused": call.name, "args": call.arguments, "why": problem}
-            result = await journal.model_step(seq, request, refuse, kind="tool", name=call.name)
-            return Message.from_json(result.messages[0])
+            return await journal.model_step(seq, request, refuse, kind="tool", name=call.name)
         if self.consulter is not None and call.name == "consult":
-            result = await self.consulter.step(self, run, journal, seq, call, reply)
-            return Message.from_json(result.messages[0])
+            result: StepResult = await self.consulter.step(self, run, journal, seq, call, reply)
+            return result
 
         async def perform(key: str | None = None) -> StepResult:
             text, is_error = await self._invoke(run, seq, call, target)
@@ -274,7 +302,7 @@ class RunLoop:
         effect = getattr(target, "effect", "read")
         if effect == "read":
             request = {"tool": call.name, "args": call.arguments}
-            result = await journal.model_step(seq, request, perform, kind="tool", name=call.name)
+            return await journal.model_step(seq, request, perform, kind="tool", name=call.name)
         else:
             reconcile = None
             if getattr(target, "reconcile_fn", None) is not None:
@@ -283,7 +311,7 @@ class RunLoop:
                     text = await target.run_reconcile(key)
                     await self.store.append_event(
                         Event(
-                            "step.replayed",
+                            "step.reconciled",
                             run.run_id,
                             {
                                 "run_id": run.run_id,
@@ -295,8 +323,7 @@ class RunLoop:
                     )
                     return None if text is None else reply(text, False)
 
-            result = await journal.effect_step(seq, call.name, call.arguments, effect, perform, reconcile)
-        return Message.from_json(result.messages[0])
+            return await journal.effect_step(seq, call.name, call.arguments, effect, perform, reconcile)
 
     async def _invoke(self, run: Run, seq: int, call: ToolCall, target: Any) -> tuple[str, bool]:
         """Run a tool; any exception it raises is its result, as an error the model reads."""
@@ -316,6 +343,35 @@ class RunLoop:
             return str(exc), True
         except Exception as exc:
             return f"tool {call.name!r} failed: {type(exc).__name__}: {exc}", True
+
+
+class NoTelemetry:
+    """Telemetry switched off: the same context managers, recording nothing."""
+
+    @contextlib.contextmanager
+    def invoke_agent(self, agent: str, run_id: str, **kw: Any) -> Iterator[None]:
+        yield None
+
+    @contextlib.contextmanager
+    def chat(self, model: str, **kw: Any) -> Iterator[ChatRecord]:
+        yield ChatRecord()
+
+    @contextlib.contextmanager
+    def execute_tool(self, tool: str, call_id: str, **kw: Any) -> Iterator[ToolRecord]:
+        yield ToolRecord()
+
+
+def _fill_chat(record: ChatRecord, response: ModelResponse, result: StepResult) -> None:
+    usage = response.usage
+    record.input_tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    record.output_tokens = usage.output_tokens
+    record.cache_read_tokens = usage.cache_read_tokens
+    record.cache_write_tokens = usage.cache_write_tokens
+    record.cost_usd = result.cost_usd
+    record.response_model = response.model
+    record.finish_reasons = [response.stop_reason]
+    record.output = response.as_message().to_json()
+    record.replayed = result.replayed
 
 
 def _task_text(value: Any) -> str:

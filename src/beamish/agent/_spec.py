@@ -70,7 +70,8 @@ class AgentSpec:
     ``beamish.Policy``), enforced through the loop's hooks. ``restart``: the supervisor's restart
     type. ``max_turns`` is a hard backstop on model calls per run, whatever the watchdog says.
     ``retry``: a ``RetryPolicy`` for model calls (429s, 5xx, timeouts). ``hooks``: an ``AgentHooks``
-    factory (or its import path), see ``_hooks``.
+    factory (or its import path), see ``_hooks``. ``capture_content``: put prompts, replies and tool
+    arguments (redacted) on the OpenTelemetry spans — off by default.
     """
 
     name: str
@@ -88,6 +89,7 @@ class AgentSpec:
     consult_deadline_s: float = 120.0
     hooks: Any = None
     retry: Any = None
+    capture_content: bool = False
     shutdown: float = 5.0
     backoff: Any = None
     max_memory_mb: float | None = None
