@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from beamish.journal import RunJournal, StepResult, open_store
+from beamish.journal._worker import WorkerPool
 
 PAYLOAD = "x" * 4096
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -42,27 +43,32 @@ def stats(samples: list[float]) -> dict[str, float]:
 
 
 async def interleaved(
-    a: Callable[[int], Awaitable[None]], b: Callable[[int], Awaitable[None]], n: int, rounds: int = 10
-) -> tuple[list[float], list[float]]:
-    """Time ``a`` and ``b`` alternately in small batches so background load hits both alike."""
-    ta: list[float] = []
-    tb: list[float] = []
+    fns: list[Callable[[int], Awaitable[None]]], n: int, rounds: int = 10
+) -> list[list[float]]:
+    """Time each of ``fns`` alternately in small batches so background load hits them alike."""
+    out: list[list[float]] = [[] for _ in fns]
     i = 0
     for _ in range(rounds):
-        for fn, out in ((a, ta), (b, tb)):
+        for fn, samples in zip(fns, out, strict=True):
             for _ in range(n // rounds):
                 t = time.perf_counter()
                 await fn(i)
-                out.append(time.perf_counter() - t)
+                samples.append(time.perf_counter() - t)
                 i += 1
-    return ta, tb
+    return out
+
+
+def _raw_commit(raw: sqlite3.Connection, i: int) -> None:
+    raw.execute("BEGIN IMMEDIATE")
+    raw.execute("INSERT INTO steps VALUES (?, ?, ?)", ("append", i, PAYLOAD))
+    raw.execute("COMMIT")
 
 
 async def bench_sqlite(n: int, workdir: str) -> dict[str, Any]:
     store = await open_store(f"sqlite:///{workdir}/journal.db")
     await store.create_run("bench", None, run_id="append")
     epoch = await store.claim_run("append", "bench")
-    raw = sqlite3.connect(f"{workdir}/raw.db", isolation_level=None)
+    raw = sqlite3.connect(f"{workdir}/raw.db", isolation_level=None, check_same_thread=False)
     raw.execute("PRAGMA journal_mode = WAL")
     raw.execute("PRAGMA synchronous = FULL")
     raw.execute("CREATE TABLE steps (run_id TEXT, seq INTEGER, payload TEXT, PRIMARY KEY (run_id, seq))")
@@ -73,15 +79,19 @@ async def bench_sqlite(n: int, workdir: str) -> dict[str, Any]:
         )
 
     async def peer(i: int) -> None:
-        raw.execute("BEGIN IMMEDIATE")
-        raw.execute("INSERT INTO steps VALUES (?, ?, ?)", ("append", i, PAYLOAD))
-        raw.execute("COMMIT")
+        _raw_commit(raw, i)
 
-    t_ours, t_raw = await interleaved(ours, peer, n)
+    hop = WorkerPool(1, "bench-raw")
+
+    async def peer_off_loop(i: int) -> None:
+        await hop.call(_raw_commit, raw, i)
+
+    t_ours, t_raw, t_hop = await interleaved([ours, peer, peer_off_loop], n)
+    hop.shutdown()
     replay = await bench_replay(store, raw, "sqlite")
     raw.close()
     await store.close()
-    return {"append": stats(t_ours), "raw": stats(t_raw), **replay}
+    return {"append": stats(t_ours), "raw": stats(t_raw), "raw_off_loop": stats(t_hop), **replay}
 
 
 async def bench_replay(store: Any, raw: Any, dialect: str, steps: int = 1000) -> dict[str, Any]:
@@ -170,11 +180,19 @@ async def bench_postgres(n: int, url: str) -> dict[str, Any]:
         async def peer(i: int) -> None:
             raw.execute("INSERT INTO raw_steps VALUES (%s, %s, %s)", ("append", i, PAYLOAD))
 
-        t_ours, t_raw = await interleaved(ours, peer, n)
+        hop = WorkerPool(1, "bench-raw")
+
+        async def peer_off_loop(i: int) -> None:
+            await hop.call(
+                raw.execute, "INSERT INTO raw_steps VALUES (%s, %s, %s)", ("append", i + n, PAYLOAD)
+            )
+
+        t_ours, t_raw, t_hop = await interleaved([ours, peer, peer_off_loop], n)
+        hop.shutdown()
         replay = await bench_replay(store, raw, "postgresql")
         raw.close()
         await store.close()
-        return {"append": stats(t_ours), "raw": stats(t_raw), **replay}
+        return {"append": stats(t_ours), "raw": stats(t_raw), "raw_off_loop": stats(t_hop), **replay}
     finally:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
@@ -245,6 +263,9 @@ def main() -> None:
         sq = asyncio.run(bench_sqlite(n, workdir))
         out["sqlite"] = sq
         out["sqlite_append_ratio"] = show("SQLite append, 4 KB step", sq["append"], "raw sqlite3", sq["raw"])
+        out["sqlite_append_ratio_off_loop"] = show(
+            "  same, peer also off the loop", sq["append"], "raw via thread", sq["raw_off_loop"]
+        )
         show("SQLite replay, 1,000 steps", sq["replay_1000"], "raw select+decode", sq["raw_replay_1000"])
         out["sqlite_replay_1000_ms"] = sq["replay_1000"]["median_ms"]
         dbos_sq = bench_dbos(f"sqlite:///{workdir}/dbos.sqlite", min(n, 300))
@@ -258,6 +279,9 @@ def main() -> None:
         out["postgres"] = pg
         out["postgres_append_ratio"] = show(
             "PostgreSQL append, 4 KB step", pg["append"], "raw psycopg", pg["raw"]
+        )
+        out["postgres_append_ratio_off_loop"] = show(
+            "  same, peer also off the loop", pg["append"], "raw via thread", pg["raw_off_loop"]
         )
         show("PostgreSQL replay, 1,000 steps", pg["replay_1000"], "raw select+decode", pg["raw_replay_1000"])
         out["postgres_replay_1000_ms"] = pg["replay_1000"]["median_ms"]
