@@ -69,6 +69,7 @@ def test_an_agent_spec_is_a_child_spec_start_with_its_name_as_id() -> None:
     child = spec.child_spec()
     assert isinstance(child, ChildSpec)
     assert (child.id, child.start, child.restart) == ("cfo", spec, "transient")
+    assert child.backoff == Backoff(), "agents restart with a backoff unless told otherwise"
     assert ChildSpec(id="x", start=spec).child_type == "worker"
     with pytest.raises(SpecError, match=r"set AgentSpec\.isolation instead"):
         spec.process_start()

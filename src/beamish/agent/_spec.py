@@ -140,15 +140,19 @@ class AgentSpec:
 
     # -- supervision --------------------------------------------------------------------------------
     def child_spec(self, **overrides: Any) -> ChildSpec:
-        """A ``ChildSpec`` for this agent: id = the agent's name, its restart, shutdown and backoff."""
-        from beamish.runtime import ChildSpec
+        """A ``ChildSpec`` for this agent: id = the agent's name, its restart, shutdown and backoff.
+
+        Agents restart with a ``Backoff`` by default: an agent that crashes because its provider is
+        down must not come back in a tight loop.
+        """
+        from beamish.runtime import Backoff, ChildSpec
 
         values: dict[str, Any] = {
             "id": self.name,
             "start": self,
             "restart": self.restart,
             "shutdown": self.shutdown,
-            "backoff": self.backoff,
+            "backoff": self.backoff if self.backoff is not None else Backoff(),
         }
         values.update(overrides)
         return ChildSpec(**values)
