@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from beamish import Fenced, ToolError, UnknownOutcome
 from beamish.journal import RunJournal, StepResult, Store
+from beamish.testing import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -206,3 +208,61 @@ async def test_the_older_of_two_writers_is_fenced_and_writes_nothing(store: Stor
     await new.model_step(1, {"q": 1}, FakeModel())
     assert [(s.seq, s.epoch) for s in await store.steps("r")] == [(0, old_epoch), (1, new_epoch)]
     assert (await store.get_run("r")).status == "queued"
+
+
+async def test_a_claim_racing_a_writer_on_another_node_is_a_clean_cut(store_url: str) -> None:
+    """Node A appends as fast as it can; node B (its own store, its own connections) claims the run
+    mid-stream. Every write A got acknowledged lies before B's first step; after it A only gets Fenced."""
+    from beamish.journal import open_store
+
+    node_a, node_b = await open_store(store_url), await open_store(store_url)
+    task: asyncio.Future[None] | None = None
+    try:
+        await node_a.create_run("ceo", "go", run_id="r")
+        epoch_a = await node_a.claim_run("r", "node-a")
+        acked: list[int] = []
+        fenced = asyncio.Event()
+
+        async def writer_a() -> None:
+            seq = 0
+            while True:
+                try:
+                    await node_a.record_step("r", seq, epoch_a, kind="llm", phase="done", request={"s": seq})
+                except Fenced:
+                    fenced.set()
+                    return
+                acked.append(seq)
+                seq += 1
+
+        task = asyncio.ensure_future(writer_a())
+        await wait_for(lambda: len(acked) >= 5, timeout=20, what="node A's first writes")
+        epoch_b = await node_b.claim_run("r", "node-b")
+        row = await node_b.fetchone("SELECT MAX(seq) AS m FROM steps WHERE run_id = ?", ["r"])
+        assert row is not None
+        first_b = int(row["m"]) + 1
+        await node_b.record_step("r", first_b, epoch_b, kind="llm", phase="done", request={"s": first_b})
+        await asyncio.wait_for(task, 20)
+        assert fenced.is_set() and max(acked) < first_b
+        steps = await node_b.steps("r")
+        assert [s.seq for s in steps] == list(range(first_b + 1))
+        assert {s.epoch for s in steps if s.seq < first_b} == {epoch_a}
+    finally:
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await node_a.close()
+        await node_b.close()
+
+
+async def test_a_tool_called_with_other_arguments_diverges_and_runs_live(store: Store) -> None:
+    await store.create_run("mkt", "post", run_id="r")
+    epoch = await store.claim_run("r", "n")
+    tool = Effects()
+    first = await RunJournal.open(store, "r", epoch)
+    await first.effect_step(0, "post", {"text": "hello"}, "idempotent", tool)
+    again = await RunJournal.open(store, "r", epoch)
+    result = await again.effect_step(0, "post", {"text": "goodbye"}, "idempotent", tool)
+    assert not result.replayed and tool.calls == ["r:0", "r:0"]
+    [info] = again.divergences
+    assert info["differs"] == ['args: {"text":"hello"} → {"text":"goodbye"}']
+    assert (await store.steps("r"))[0].request == {"name": "post", "args": {"text": "goodbye"}}
