@@ -21,6 +21,7 @@ _company.register(app)
 _demo.register(app)
 app.add_typer(_journal.journal_app)
 app.add_typer(__import__("beamish.cli._memory", fromlist=["app"]).app)
+app.add_typer(__import__("beamish.cli._schedules", fromlist=["schedules_app"]).schedules_app)
 
 
 def main() -> None:

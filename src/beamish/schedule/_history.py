@@ -6,6 +6,7 @@ survives restarts: the store is the only record.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from beamish.journal._sql import Row, SyncTx
@@ -21,7 +22,8 @@ class FireRecord:
 
     ``action`` is ``"fire"`` or ``"missed"``; ``late_s`` is dispatch time minus due time (None until
     dispatched, or for a missed tick); ``outcome`` is the run's status (``"succeeded"``, ``"failed"``,
-    ``"running"`` …), ``"missed"`` for a missed tick, or ``"claimed"`` before its run was created.
+    ``"running"`` …), ``"missed"`` for a missed tick, ``"claimed"`` before its run was created, or
+    ``"pruned"`` once the journal dropped its run.
     """
 
     schedule_id: str
@@ -62,7 +64,7 @@ def _record(row: Row) -> FireRecord:
     if row["action"] == "missed":
         outcome = "missed"
     elif row["run_status"] is None:
-        outcome = "claimed"
+        outcome = "claimed" if row["status"] == "claimed" else "pruned"
     else:
         outcome = str(row["run_status"])
     return FireRecord(
@@ -100,4 +102,45 @@ def success_rate(tx: SyncTx, schedule_id: str, since: float | None = None) -> Su
         failed=failed,
         missed=missed,
         pending=len(records) - succeeded - failed - missed,
+    )
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A stored schedule as ``beamish schedules list`` shows it."""
+
+    schedule_id: str
+    agent: str
+    spec: dict[str, object]
+    enabled: bool
+    next_due_at: float | None
+    rate: SuccessRate
+
+
+def list_schedules(tx: SyncTx) -> list[ScheduleInfo]:
+
+    rows = tx.fetchall(
+        "SELECT schedule_id, agent, spec, enabled, next_due_at FROM schedules ORDER BY schedule_id"
+    )
+    return [
+        ScheduleInfo(
+            schedule_id=str(r["schedule_id"]),
+            agent=str(r["agent"]),
+            spec=dict(json.loads(r["spec"])),
+            enabled=bool(r["enabled"]),
+            next_due_at=None if r["next_due_at"] is None else float(r["next_due_at"]),
+            rate=success_rate(tx, str(r["schedule_id"])),
+        )
+        for r in rows
+    ]
+
+
+def prune_fires(tx: SyncTx, before: float) -> int:
+    """Forget decided ticks due before ``before`` (epoch seconds): missed ones, and fired ones whose run
+    has finished or is gone. A tick still claimed, or whose run is live, is kept. Returns how many."""
+    return tx.execute(
+        "DELETE FROM schedule_fires WHERE due_at < ? AND (action = 'missed' OR (status = 'dispatched' AND "
+        "NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = schedule_fires.run_id AND r.status NOT IN "
+        "('succeeded', 'failed'))))",
+        (before,),
     )

@@ -1,0 +1,117 @@
+"""``beamish schedules …``: what the scheduler did — each schedule's record, a tick-by-tick history,
+and retention of that history. Read from the store, so it works whether or not a node is running."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from beamish.cli._company import ConfigOption, _open_store, console, err, load, run_async
+from beamish.cli._journal import parse_duration
+
+schedules_app = typer.Typer(
+    name="schedules", help="Schedules: record, history, retention.", no_args_is_help=True
+)
+
+
+def _table(*columns: str) -> Table:
+    """A table that wraps long values instead of cutting them (run ids must stay copyable)."""
+    table = Table()
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    return table
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@schedules_app.command("list")
+def list_(config: ConfigOption = Path("beamish.toml")) -> None:
+    """Every stored schedule: cron, zone, policy, next due time and success rate."""
+    from beamish.schedule._history import list_schedules
+
+    cfg = load(config)
+
+    async def go() -> Any:
+        store = await _open_store(cfg)
+        try:
+            return await store.read(list_schedules)
+        finally:
+            await store.close()
+
+    infos = run_async(go)
+    if not infos:
+        err.print("no schedules stored yet (they are stored when the company first runs)")
+        return
+    table = _table("schedule", "agent", "cron", "tz", "misfire", "next due", "fired", "missed", "success")
+    for info in infos:
+        rate = info.rate.rate
+        table.add_row(
+            info.schedule_id,
+            info.agent,
+            str(info.spec.get("cron")),
+            str(info.spec.get("tz")),
+            str(info.spec.get("misfire")),
+            _when(info.next_due_at) if info.enabled else "disabled",
+            str(info.rate.due - info.rate.missed),
+            str(info.rate.missed),
+            "-" if rate is None else f"{rate:.1%}",
+        )
+    console.print(table)
+
+
+@schedules_app.command()
+def history(
+    schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
+    config: ConfigOption = Path("beamish.toml"),
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+) -> None:
+    """The latest ticks of one schedule: due, fired or missed, late by, and how its run ended."""
+    from beamish.schedule._history import fire_history
+
+    cfg = load(config)
+
+    async def go() -> Any:
+        store = await _open_store(cfg)
+        try:
+            return await store.read(lambda tx: fire_history(tx, schedule_id, limit))
+        finally:
+            await store.close()
+
+    records = run_async(go)
+    if not records:
+        err.print(f"no ticks recorded for schedule {schedule_id!r}")
+        raise typer.Exit(1)
+    table = _table("nominal", "due", "action", "late by", "outcome", "run")
+    for r in records:
+        late = "-" if r.late_s is None else f"{r.late_s:.1f}s"
+        table.add_row(r.nominal_fire_time, _when(r.due_at), r.action, late, r.outcome, r.run_id or "-")
+    console.print(table)
+
+
+@schedules_app.command()
+def prune(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age, e.g. 90d, 12h.")] = "90d",
+    config: ConfigOption = Path("beamish.toml"),
+) -> None:
+    """Forget ticks due more than --older-than ago (live and undispatched ticks are kept)."""
+    from beamish.schedule._history import prune_fires
+
+    age = parse_duration(older_than)
+    cfg = load(config)
+
+    async def go() -> int:
+        store = await _open_store(cfg)
+        try:
+            before = store.clock.time() - age.total_seconds()
+            n: int = await store.run(lambda tx: prune_fires(tx, before))
+            return n
+        finally:
+            await store.close()
+
+    console.print(f"pruned {run_async(go)} schedule ticks")
