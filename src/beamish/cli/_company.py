@@ -62,7 +62,7 @@ async def _open_store(config: CompanyConfig) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``beamish`` app."""
-    for command in (init, run, status, events, runs, pause, resume, budget, dashboard):
+    for command in (init, run, status, events, runs, submit, pause, resume, budget, dashboard):
         app.command()(command)
 
 
@@ -202,6 +202,31 @@ def _control(config: Path, op: str, agent: str) -> None:
         err.print(f"{op} {agent}: {exc}")
         raise typer.Exit(1) from None
     console.print(f"{op}d {agent}")
+
+
+def submit(
+    agent: str,
+    task: str,
+    config: ConfigOption = Path("beamish.toml"),
+    run_id: Annotated[str | None, typer.Option(help="Idempotency key: the same id is the same run.")] = None,
+) -> None:
+    """Give an agent a task on the running node; prints the run id (`beamish runs` shows it)."""
+    cfg = load(config)
+    if agent not in cfg.agents:
+        err.print(f"no agent named {agent!r} (agents: {', '.join(cfg.agents)})")
+        raise typer.Exit(1)
+    path = control_path(cfg.store_url, cfg.base_dir)
+    try:
+        reply = asyncio.run(
+            control_request(path, {"op": "submit", "agent": agent, "task": task, "run_id": run_id})
+        )
+    except ControlUnavailable:
+        err.print(f"no node is running this company (nothing answers on {path}); start it with `beamish run`")
+        raise typer.Exit(1) from None
+    except RuntimeError as exc:
+        err.print(f"submit {agent}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(reply["run_id"])
 
 
 def pause(agent: str, config: ConfigOption = Path("beamish.toml")) -> None:

@@ -191,6 +191,13 @@ class Company:
 
         await resume(self.node, agent)
 
+    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
+        """Give ``agent`` a task; ``run_id`` is the idempotency key (the same id is the same run)."""
+        self._known(agent)
+        from beamish.agent._control import submit
+
+        return await submit(self.node, agent, task, run_id)
+
     def _known(self, agent: str) -> None:
         if agent not in self.config.agents:
             raise UnknownAgent(agent)
@@ -275,7 +282,9 @@ async def run_company(config: CompanyConfig, *, dashboard_port: int | None = Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Company(config) as company:
+    from beamish.company._services import company_parts
+
+    async with Company(config, parts=company_parts(config)) as company:
         server = None
         if dashboard_port is not None:
             from beamish.dashboard import DashboardServer

@@ -106,6 +106,12 @@ class ControlServer:
             return "pong"
         if op == "tree":
             return (await self.target.tree()).to_json()
+        if op == "submit":
+            submit = getattr(self.target, "submit", None)
+            if submit is None:
+                raise ValueError("this node does not take runs")
+            run_id = request.get("run_id")
+            return {"run_id": await submit(str(request.get("agent", "")), request.get("task"), run_id)}
         if op in ("pause", "resume"):
             agent = str(request.get("agent", ""))
             await (self.target.pause(agent) if op == "pause" else self.target.resume(agent))

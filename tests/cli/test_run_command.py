@@ -1,0 +1,130 @@
+"""`beamish run` serves a company until SIGTERM; the other commands reach it over the control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
+
+BEAMISH = str(Path(sys.executable).parent / "beamish")
+
+CONFIG = """
+[store]
+url = "sqlite:///state/beamish.db"
+
+[memory]
+file = "state/memory.jsonl"
+
+[tree.groups.finance]
+strategy = "rest_for_one"
+agents = ["cfo", "accountant"]
+
+[agents.cfo]
+instructions = "You approve spending."
+model = "scripted:cfo.json"
+tools = ["memory"]
+price = { input_per_mtok = 3.0, output_per_mtok = 15.0 }
+
+[agents.accountant]
+instructions = "You keep the books."
+model = "scripted:accountant.json"
+isolation = "task"
+price = { input_per_mtok = 1.0, output_per_mtok = 5.0 }
+"""
+
+CFO_SCRIPT = {
+    "turns": [
+        {
+            "tool_calls": [
+                {
+                    "name": "create_entities",
+                    "arguments": {
+                        "entities": [
+                            {"name": "budget", "entityType": "finance", "observations": ["approved: laptops"]}
+                        ]
+                    },
+                }
+            ]
+        },
+        {"text": "Approved."},
+    ]
+}
+ACCOUNTANT_SCRIPT = {"turns": [{"text": "Books balanced."}]}
+
+
+def beamish(*args: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [BEAMISH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+@pytest.fixture
+def company(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    (tmp_path / "beamish.toml").write_text(CONFIG)
+    (tmp_path / "cfo.json").write_text(json.dumps(CFO_SCRIPT))
+    (tmp_path / "accountant.json").write_text(json.dumps(ACCOUNTANT_SCRIPT))
+    proc = subprocess.Popen(
+        [BEAMISH, "run", "beamish.toml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    socket = tmp_path / "state" / "beamish.db.sock"
+    deadline = time.monotonic() + 30
+    while not socket.exists():  # the node creates its control socket once the tree is up
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "the company did not start within 30 s"
+        time.sleep(0.05)
+    yield tmp_path, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_running_company_answers_status_takes_runs_and_stops_cleanly_on_sigterm(
+    company: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    cwd, proc = company
+    status = beamish("status", cwd=cwd)
+    assert status.returncode == 0, status.stderr
+    assert "finance" in status.stdout and "rest_for_one" in status.stdout
+    assert "no node is running" not in status.stdout
+    assert "running" in status.stdout
+
+    submitted = beamish("submit", "cfo", "Approve the laptops", "--run-id", "laptops-1", cwd=cwd)
+    assert submitted.returncode == 0, submitted.stderr
+    assert submitted.stdout.strip() == "laptops-1"
+    deadline = time.monotonic() + 30
+    while "succeeded" not in (runs := beamish("runs", "cfo", cwd=cwd)).stdout:
+        assert time.monotonic() < deadline, runs.stdout + runs.stderr
+        time.sleep(0.2)
+    assert "laptops-1" in runs.stdout
+
+    again = beamish("submit", "cfo", "Approve the laptops", "--run-id", "laptops-1", cwd=cwd)
+    assert again.stdout.strip() == "laptops-1"  # the same id is the same run, not a second one
+    assert beamish("runs", "cfo", cwd=cwd).stdout.count("laptops-1") == 1
+
+    resumed = beamish("resume", "accountant", cwd=cwd)
+    assert resumed.returncode == 0, resumed.stderr
+    events = beamish("events", "-n", "200", cwd=cwd)
+    assert "child.started" in events.stdout and "run.finished" in events.stdout
+    assert "agent.resumed" in events.stdout
+
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert not (cwd / "state" / "beamish.db.sock").exists()
+    after = beamish("status", cwd=cwd)
+    assert "no node is running" in after.stdout
+    assert '"budget"' in (cwd / "state" / "memory.jsonl").read_text()
