@@ -1,0 +1,80 @@
+"""A running Company is the dashboard's source: the live tree, its events, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from beamish.company import CompanyConfig, load_config_data
+from beamish.company._company import Company
+from beamish.company._services import company_parts
+from beamish.dashboard import DashboardServer
+from beamish.testing import wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def config(tmp_path: Path) -> CompanyConfig:
+    (tmp_path / "ceo.json").write_text(json.dumps({"turns": [{"text": "Priorities set."}]}))
+    agent = {
+        "instructions": "Run the company.",
+        "model": "scripted:ceo.json",
+        "isolation": "task",
+        "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+    }
+    data = {
+        "store": {"url": "sqlite:///journal.db"},
+        "memory": {"enabled": False},
+        "tree": {"groups": {"leadership": {"agents": ["ceo", "coo"], "strategy": "one_for_all"}}},
+        "agents": {"ceo": agent, "coo": agent},
+    }
+    return load_config_data(data, tmp_path / "beamish.toml")
+
+
+async def test_the_live_tree_shows_groups_agents_running_and_spend(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    async with Company(cfg, parts=company_parts(cfg)) as company:
+        tree = await company.tree()
+        leadership = tree.children[0]
+        assert (leadership.id, leadership.strategy) == ("leadership", "one_for_all")
+        assert [(c.id, c.state) for c in leadership.children] == [("ceo", "running"), ("coo", "running")]
+        run_id = await company.submit("ceo", "Set today's priorities", "p-1")
+        from beamish.agent._control import result
+
+        done = await result(company.node, run_id, timeout=20)
+        assert done.status == "succeeded"
+        tree = await company.tree()
+        assert tree.children[0].children[0].spent_usd is not None
+        assert tree.children[0].children[0].spent_usd > 0
+
+
+async def test_the_dashboard_served_by_the_node_streams_its_events_and_resumes(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    async with (
+        Company(cfg, parts=company_parts(cfg)) as company,
+        DashboardServer(company, port=0) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        tree = (await client.get("/api/tree")).json()
+        assert tree["children"][0]["children"][1]["id"] == "coo"
+        seen: list[str] = []
+
+        async def read_events() -> None:
+            async with client.stream("GET", "/api/events?replay=100") as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        seen.append(json.loads(line[6:])["kind"])
+
+        reader = asyncio.create_task(read_events())
+        try:
+            await wait_for(lambda: "child.started" in seen, timeout=10, what="child.started over SSE")
+            r = await client.post("/api/agents/coo/resume")
+            assert r.json() == {"resumed": "coo"}
+            await wait_for(lambda: "agent.resumed" in seen, timeout=10, what="agent.resumed over SSE")
+            assert (await client.post("/api/agents/cmo/resume")).status_code == 404
+        finally:
+            reader.cancel()
