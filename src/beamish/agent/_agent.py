@@ -52,7 +52,8 @@ class AgentActor(Actor):
         self.spec = spec if isinstance(spec, AgentSpec) else AgentSpec.from_json(spec)
         self.clock = clock or SYSTEM_CLOCK
         self.owner = f"{self.spec.name}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.store = await open_store(store_url, clock=self.clock)
+        # one run at a time: a small pool keeps eight agents well inside PostgreSQL's connection limit
+        self.store = await open_store(store_url, clock=self.clock, pool_size=2)
         self.sources: list[Any] = []
         try:
             options = {**stream_timeouts(self.spec.watchdog), **self.spec.model_options}

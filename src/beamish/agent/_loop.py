@@ -295,8 +295,11 @@ class RunLoop:
             result: StepResult = await self.consulter.step(self, run, journal, seq, call, reply)
             return result
 
+        # an intent left by an earlier incarnation means this is a repeat with the same key
+        attempt = 1 if journal.recorded(seq) is None else 2
+
         async def perform(key: str | None = None) -> StepResult:
-            text, is_error = await self._invoke(run, seq, call, target)
+            text, is_error = await self._invoke(run, seq, call, target, attempt)
             return reply(text, is_error)
 
         effect = getattr(target, "effect", "read")
@@ -325,13 +328,16 @@ class RunLoop:
 
             return await journal.effect_step(seq, call.name, call.arguments, effect, perform, reconcile)
 
-    async def _invoke(self, run: Run, seq: int, call: ToolCall, target: Any) -> tuple[str, bool]:
+    async def _invoke(
+        self, run: Run, seq: int, call: ToolCall, target: Any, attempt: int
+    ) -> tuple[str, bool]:
         """Run a tool; any exception it raises is its result, as an error the model reads."""
         ctx = ToolContext(
             run_id=run.run_id,
             agent=self.spec.name,
             tool=call.name,
             seq=seq,
+            attempt=attempt,
             _on_progress=lambda note: self.hooks.heartbeat("tool"),
             _on_extend=self.hooks.extend,
             _loop=asyncio.get_running_loop(),

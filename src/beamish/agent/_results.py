@@ -18,9 +18,11 @@ class RunResult:
 
     ``status``: ``"succeeded"``, ``"failed"``, ``"paused"`` (budget, loop: ``node.resume`` continues
     it) or ``"needs_attention"`` (a ``once`` tool's outcome is unknown). ``output``: the final answer.
-    ``reason``: the exit reason when it did not succeed. ``model_calls``: model calls made live for
-    this run, over every incarnation of the agent; ``replayed_calls``: calls the incarnation that
-    finished it served from the journal instead. ``cost_usd``: spend summed from the journal.
+    ``reason``: the exit reason when it did not succeed. ``model_calls``: the model calls in the
+    run's journal — each made live once, by whichever incarnation of the agent (calls discarded after
+    a divergence are not counted); ``replayed_calls``: calls the incarnation that finished the run
+    served from the journal instead. ``cost_usd``: spend summed from the journal (discarded steps
+    included: their money was spent).
     """
 
     run_id: str

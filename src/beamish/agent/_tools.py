@@ -39,7 +39,8 @@ class ToolContext:
     ``idempotency_key`` is ``"<run_id>:<seq>"``: the same on every re-run of this call after a crash,
     so a service that deduplicates by key makes an ``idempotent`` tool safe. ``progress()`` is a
     heartbeat for the watchdog; ``extend(s)`` announces a known-long stretch of work. Both may be
-    called from the worker thread a synchronous tool runs in.
+    called from the worker thread a synchronous tool runs in. ``attempt`` is 2 when an earlier
+    incarnation of the agent started this very call (same key) and crashed before its outcome.
     """
 
     run_id: str
