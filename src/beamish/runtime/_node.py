@@ -1,0 +1,401 @@
+"""``Node``: the runtime host — spawning, names, links and monitors, isolation starters, events.
+
+Starting is synchronous as in OTP's ``start_link``: ``init`` runs inside the starter's own task (no
+extra loop hop), and the starter learns at once whether the actor started, failed or ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from beamish._clock import SYSTEM_CLOCK, Clock, SystemClock
+from beamish._events import Event
+from beamish._exceptions import ActorExited, NameTaken, SpecError, StartFailed
+from beamish._exits import Crashed, Killed, Shutdown
+from beamish.runtime._actor import Actor, Ignore
+from beamish.runtime._events import EventStream
+from beamish.runtime._messages import Down
+from beamish.runtime._ref import EXITED, INFO, ActorRef
+from beamish.runtime._specs import ChildSpec, SupervisorSpec
+
+logger = logging.getLogger("beamish.runtime")
+
+#: ``async def starter(node, spec) -> ActorRef``: starts a child in another isolation (a proxy's ref).
+Starter = Callable[["Node", ChildSpec], Awaitable[ActorRef]]
+
+
+def _resolve_none(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class _RegisterIsolation:
+    """``Node.register_isolation`` registers for every node; ``node.register_isolation`` for one."""
+
+    def __get__(self, node: Node | None, owner: type[Node]) -> Callable[[str, Starter], None]:
+        def register(kind: str, starter: Starter) -> None:
+            if kind == "task":
+                raise SpecError("isolation 'task' is built in and cannot be replaced")
+            if not callable(starter):
+                raise SpecError(f"register_isolation({kind!r}, ...): starter must be an async callable")
+            registry = owner._class_isolation if node is None else node._isolation
+            registry[kind] = starter
+
+        return register
+
+
+class Node:
+    """The runtime host: ``async with Node() as node`` … actors and supervisors live inside it.
+
+    ``store`` is kept as :attr:`store_url` for the journal; ``clock`` drives restart windows,
+    backoff and shutdown timeouts (a ``FakeClock`` in tests). Closing the node stops its top-level
+    actors and supervisors in reverse start order, killing what does not stop within
+    ``shutdown_timeout`` seconds.
+    """
+
+    _class_isolation: ClassVar[dict[str, Starter]] = {}
+    register_isolation = _RegisterIsolation()
+
+    def __init__(
+        self,
+        store: str | None = None,
+        clock: Clock | None = None,
+        *,
+        name: str = "node",
+        shutdown_timeout: float | None = 30.0,
+    ) -> None:
+        self.store_url = store
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self.name = name
+        self.shutdown_timeout = shutdown_timeout
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # bound on first use
+        self._system_clock = isinstance(self.clock, SystemClock)
+        self._names: dict[str, ActorRef] = {}
+        self._top: dict[ActorRef, None] = {}
+        self._isolation: dict[str, Starter] = {}
+        self._sinks: list[Callable[[Event], None]] = []
+        self._streams: set[EventStream] = set()
+        self._listening = False
+        self._pending: list[tuple[str, str, Any, float]] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._monitor_ids = itertools.count(1)
+        self._closing = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def __aenter__(self) -> Node:
+        self._bind()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _bind(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+
+    async def close(self) -> None:
+        """Stop every top-level actor and supervisor, newest first; then flush and end event streams."""
+        if self._closing:
+            return
+        self._closing = True
+        for ref in reversed(list(self._top)):
+            if ref.alive:
+                await ref.stop(Shutdown("node closing"), timeout=self.shutdown_timeout)
+        self._flush()
+        for stream in list(self._streams):
+            stream._close()
+
+    # -- starting -----------------------------------------------------------------------------------
+    async def spawn(
+        self, actor_cls: type[Actor], /, *args: Any, name: str | None = None, **kwargs: Any
+    ) -> ActorRef:
+        """Start an actor (not supervised): its ``init(*args, **kwargs)`` runs before this returns.
+
+        ``name`` registers it for :meth:`whereis` (``NameTaken`` if a live actor has it). An exception
+        from ``init`` propagates; ``Ignore`` becomes ``StartFailed(..., "ignore")``.
+        """
+        self._bind()
+        if not (isinstance(actor_cls, type) and issubclass(actor_cls, Actor)):
+            raise SpecError(f"spawn: {actor_cls!r} is not an Actor subclass")
+        try:
+            ref = await self._start_actor(actor_cls, args, kwargs, name, None, True)
+        except Ignore:
+            raise StartFailed(name or actor_cls.__name__, "ignore") from None
+        self._top[ref] = None
+        if self._listening:
+            self._event("actor.started", self._subject(ref), {"actor": actor_cls.__qualname__})
+        return ref
+
+    async def start_supervisor(self, spec: SupervisorSpec, name: str | None = "root") -> Any:
+        """Start a supervision tree; returns its ``SupervisorRef`` once every child has started.
+
+        A child failing to start stops the ones already started (in reverse order) and raises
+        ``StartFailed`` naming it.
+        """
+        from beamish.runtime._supervisor import Supervisor
+
+        if not isinstance(spec, SupervisorSpec):
+            raise SpecError(f"start_supervisor: expected a SupervisorSpec, got {spec!r}")
+        self._bind()
+        ref = await self._start_actor(Supervisor, (spec,), {}, name, None, True)
+        self._top[ref] = None
+        return ref
+
+    async def _start_actor(
+        self,
+        cls: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: Any,
+        name: str | None,
+        parent: ActorRef | None,
+        register: bool,
+    ) -> ActorRef:
+        actor = cls()
+        ref = cls._ref_class(self, actor, name)
+        actor._ref = ref
+        if register and name is not None:
+            current = self._names.get(name)
+            if current is not None and current.alive:
+                raise NameTaken(f"the name {name!r} is taken by {current!r}")
+            self._names[name] = ref
+        ref._parent = parent
+        try:
+            await actor.init(*args, **kwargs)
+        except asyncio.CancelledError:
+            ref._finish(Killed())
+            raise
+        except Ignore:
+            ref._finish(Shutdown("ignore"))
+            raise
+        except BaseException as exc:
+            ref._finish(Crashed(exc))
+            raise
+        if ref._state == EXITED:
+            raise ActorExited(ref._reason, name)  # killed while its init ran
+        if ref._stop_reason is not None:
+            ref._finish(ref._stop_reason)
+            raise ActorExited(ref._reason, name)
+        if parent is not None:
+            self.link(parent, ref)
+        ref._started()
+        return ref
+
+    async def _start_child(self, spec: ChildSpec, parent: ActorRef, name: str) -> ActorRef:
+        """Start one supervised child (linked to ``parent``), dispatching on ``start`` and isolation."""
+        from beamish.runtime._supervisor import Supervisor
+
+        start = spec.start
+        if spec.isolation == "task":
+            if isinstance(start, type):
+                return await self._start_actor(start, spec.args, spec.kwargs, name, parent, False)
+            if isinstance(start, SupervisorSpec):
+                return await self._start_actor(Supervisor, (start,), {}, name, parent, False)
+            ref = await start.start_child(self, spec)
+        else:
+            starter = self._isolation.get(spec.isolation) or Node._class_isolation.get(spec.isolation)
+            if starter is None:
+                raise SpecError(
+                    f"ChildSpec {spec.id!r}: isolation={spec.isolation!r} has no starter on this node "
+                    f"(register one with Node.register_isolation({spec.isolation!r}, starter))"
+                )
+            ref = await starter(self, spec)
+        if not isinstance(ref, ActorRef):
+            raise SpecError(f"ChildSpec {spec.id!r}: its start returned {ref!r}, not an ActorRef")
+        ref._parent = parent
+        self.link(parent, ref)
+        return ref
+
+    # -- runs: the agent layer's API, reached through the node as the design names it -------------------
+    # Imported on use, so the runtime itself never depends on the agent layer above it.
+    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
+        """Give ``agent`` a task; returns the run_id (the idempotency key: the same id runs once)."""
+        from beamish.agent._control import submit
+
+        return await submit(self, agent, task, run_id)
+
+    async def result(self, run_id: str, timeout: float | None = None) -> Any:
+        """Wait until run ``run_id`` ends: its ``RunResult`` (``CallTimeout`` after ``timeout`` s)."""
+        from beamish.agent._control import result
+
+        return await result(self, run_id, timeout)
+
+    async def resume(self, agent: str) -> int:
+        """Un-pause ``agent``: its paused runs continue from their journals; returns how many."""
+        from beamish.agent._control import resume
+
+        return await resume(self, agent)
+
+    # -- names --------------------------------------------------------------------------------------
+    def whereis(self, name: str) -> ActorRef | None:
+        """The live actor registered as ``name``, or ``None``."""
+        ref = self._names.get(name)
+        return ref if ref is not None and ref.alive else None
+
+    def _subject(self, ref: ActorRef) -> str:
+        return ref.name if ref.name is not None else f"actor#{ref.id}"
+
+    def _on_exit(self, ref: ActorRef) -> None:
+        name = ref.name
+        if name is not None and self._names.get(name) is ref:
+            del self._names[name]
+        if ref in self._top:
+            del self._top[ref]
+            if self._listening:
+                reason = ref._reason
+                assert reason is not None
+                self._event("actor.exited", self._subject(ref), lambda: {"reason": reason.to_json()})
+
+    # -- links and monitors -------------------------------------------------------------------------
+    def link(self, a: ActorRef, b: ActorRef) -> None:
+        """Link ``a`` and ``b`` (OTP ``link``): an abnormal exit of one is an exit signal to the other.
+
+        Linking to an actor that already exited delivers its exit at once.
+        """
+        if a is b:
+            return
+        if a._state == EXITED:
+            assert a._reason is not None
+            b._exit_signal(a, a._reason)
+            return
+        if b._state == EXITED:
+            assert b._reason is not None
+            a._exit_signal(b, b._reason)
+            return
+        if a._links is None:
+            a._links = set()
+        a._links.add(b)
+        if b._links is None:
+            b._links = set()
+        b._links.add(a)
+
+    def unlink(self, a: ActorRef, b: ActorRef) -> None:
+        """Remove the link between ``a`` and ``b`` (no-op if there is none)."""
+        if a._links:
+            a._links.discard(b)
+        if b._links:
+            b._links.discard(a)
+
+    def monitor(self, watcher: ActorRef, target: ActorRef) -> int:
+        """``watcher`` gets ``Down(target, reason, monitor_id)`` in ``handle_info`` when ``target`` exits.
+
+        Returns the monitor id; monitoring a dead actor delivers ``Down`` at once.
+        """
+        mid = next(self._monitor_ids)
+        if target._state == EXITED:
+            watcher._deliver(INFO, Down(target, target._reason or Killed(), mid), None)
+            return mid
+        if target._monitors is None:
+            target._monitors = {}
+        target._monitors[mid] = watcher
+        if watcher._watching is None:
+            watcher._watching = {}
+        watcher._watching[mid] = target
+        return mid
+
+    def demonitor(self, watcher: ActorRef, monitor_id: int) -> None:
+        """Cancel a monitor ``watcher`` holds; a ``Down`` already delivered stays in its mailbox."""
+        if watcher._watching:
+            target = watcher._watching.pop(monitor_id, None)
+            if target is not None and target._monitors:
+                target._monitors.pop(monitor_id, None)
+
+    # -- timing -------------------------------------------------------------------------------------
+    async def _wait_exit(self, ref: ActorRef, timeout: float | str | None) -> bool:
+        """Wait for ``ref`` to exit; ``False`` if ``timeout`` (seconds on the node's clock) passed first."""
+        if ref._state == EXITED:
+            return True
+        fut = ref._exit_future()
+        if timeout is None or timeout == "infinity" or (isinstance(timeout, float) and math.isinf(timeout)):
+            await fut
+            return True
+        assert isinstance(timeout, int | float)
+        timer = self._after(float(timeout), _resolve_none, fut)
+        try:
+            return (await fut) is not None
+        finally:
+            timer.cancel()
+
+    def _after(self, delay: float, callback: Callable[..., Any], *args: Any) -> Any:
+        """Call ``callback(*args)`` after ``delay`` seconds on the node's clock; ``.cancel()`` stops it."""
+        if self._system_clock:
+            return self._loop.call_later(delay, callback, *args)
+        call_later = getattr(self.clock, "call_later", None)
+        if call_later is not None:  # e.g. FakeClock: registers now, so a jump right after fires it
+            handle: Any = call_later(delay, callback, *args)
+            return handle
+
+        async def later() -> None:
+            await self.clock.sleep(delay)
+            callback(*args)
+
+        return self._loop.create_task(later())
+
+    # -- events -------------------------------------------------------------------------------------
+    def events(self) -> EventStream:
+        """An async iterator of every event from now on (close it, or use ``async with``)."""
+        self._bind()
+        return EventStream(self)
+
+    def add_event_sink(self, sink: Callable[[Event], None]) -> None:
+        """Call ``sink(event)`` for every event (e.g. the journal persisting them). Must not block."""
+        self._sinks.append(sink)
+        self._listening = True
+
+    def remove_event_sink(self, sink: Callable[[Event], None]) -> None:
+        """Stop calling ``sink``."""
+        with contextlib.suppress(ValueError):
+            self._sinks.remove(sink)
+        self._listening = bool(self._sinks or self._streams)
+
+    def emit(self, event: Event) -> None:
+        """Publish an event from any layer to every sink and stream, in order with the runtime's own."""
+        self._pending.append((event.kind, event.subject, event, event.at))
+        self._schedule_flush()
+
+    def _event(self, kind: str, subject: str, data: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """Queue a runtime event; ``data`` may be a function, evaluated off the restart path."""
+        self._pending.append((kind, subject, data, self.clock.time()))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            try:
+                loop = self._loop or asyncio.get_running_loop()
+            except RuntimeError:
+                self._flush()
+                return
+            self._flush_handle = loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        pending, self._pending = self._pending, []
+        for kind, subject, data, at in pending:
+            if isinstance(data, Event):
+                event = data
+            else:
+                try:
+                    payload = data() if callable(data) else data
+                except Exception as exc:  # a reason that cannot serialise must not lose the event
+                    payload = {"error": f"{type(exc).__name__}: {exc}"}
+                event = Event(kind, subject, payload, at)
+            for sink in list(self._sinks):
+                try:
+                    sink(event)
+                except Exception as exc:
+                    logger.warning("event sink %r raised %s: %s", sink, type(exc).__name__, exc)
+            for stream in list(self._streams):
+                stream._push(event)
+
+    def _stream_closed(self, stream: EventStream) -> None:
+        self._streams.discard(stream)
+        self._listening = bool(self._sinks or self._streams)
+
+    def _stream_opened(self, stream: EventStream) -> None:
+        self._streams.add(stream)
+        self._listening = True
