@@ -53,6 +53,12 @@ def js_json(value: Any, *, indent: int | None = None) -> str:
     return text
 
 
+def _append_line(blob: bytearray, line: bytes) -> None:
+    if blob:
+        blob += b"\n"
+    blob += line
+
+
 class _Entity:
     __slots__ = ("entity_type", "haystack", "line", "name", "observations")
 
@@ -138,6 +144,10 @@ class Graph:
         self._relations: dict[int, _Relation] = {}
         self._by_triple: dict[tuple[str, str, str], list[int]] = {}
         self._by_end: dict[str, set[int]] = {}
+        # The encoded sections of the file, kept while changes are appends (a create costs a
+        # concatenation, not a re-join of every line); None once something in the middle changed.
+        self._entities_blob: bytearray | None = None
+        self._relations_blob: bytearray | None = None
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -147,12 +157,16 @@ class Graph:
         entity.line = line
         self._entities[eid] = entity
         self._by_name.setdefault(name, []).append(eid)
+        if self._entities_blob is not None:
+            _append_line(self._entities_blob, entity.encoded())
 
     def _add_relation(self, source: str, target: str, relation_type: str, line: bytes | None) -> None:
         rid = next(self._ids)
         relation = _Relation(source, target, relation_type)
         relation.line = line
         self._relations[rid] = relation
+        if self._relations_blob is not None:
+            _append_line(self._relations_blob, relation.encoded())
         self._by_triple.setdefault(relation.triple, []).append(rid)
         self._by_end.setdefault(source, set()).add(rid)
         self._by_end.setdefault(target, set()).add(rid)
@@ -170,6 +184,7 @@ class Graph:
 
     def _remove_relation(self, rid: int) -> None:
         relation = self._relations.pop(rid)
+        self._relations_blob = None
         ids = self._by_triple[relation.triple]
         ids.remove(rid)
         if not ids:
@@ -211,6 +226,7 @@ class Graph:
             entity.observations.extend(added)
             if added:
                 entity.touched()
+                self._entities_blob = None
             results.append({"entityName": o["entityName"], "addedObservations": added})
         return results
 
@@ -218,6 +234,7 @@ class Graph:
         for name in set(names):
             for eid in self._by_name.pop(name, ()):
                 del self._entities[eid]
+                self._entities_blob = None
             for rid in sorted(self._by_end.get(name, ())):
                 if rid in self._relations:
                     self._remove_relation(rid)
@@ -232,6 +249,7 @@ class Graph:
             if len(kept) != len(entity.observations):
                 entity.observations = kept
                 entity.touched()
+                self._entities_blob = None
 
     def delete_relations(self, relations: Sequence[Relation]) -> None:
         for r in relations:
@@ -274,9 +292,13 @@ class Graph:
     def encode(self) -> bytes:
         """The whole file, byte for byte as the reference writes it: entities, then relations, one
         compact JSON object a line, joined by newlines, no trailing newline."""
-        lines = [e.encoded() for e in self._entities.values()]
-        lines.extend(r.encoded() for r in self._relations.values())
-        return b"\n".join(lines)
+        if self._entities_blob is None:
+            self._entities_blob = bytearray(b"\n".join([e.encoded() for e in self._entities.values()]))
+        if self._relations_blob is None:
+            self._relations_blob = bytearray(b"\n".join([r.encoded() for r in self._relations.values()]))
+        if self._entities_blob and self._relations_blob:
+            return bytes(self._entities_blob + b"\n" + self._relations_blob)
+        return bytes(self._entities_blob or self._relations_blob)
 
     @property
     def entity_count(self) -> int:
