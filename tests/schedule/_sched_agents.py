@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from beamish.journal import Store
+from beamish.journal import Store, SyncTx
 
 SUBMITS_DDL = (
     "CREATE TABLE IF NOT EXISTS test_submits (run_id TEXT NOT NULL, agent TEXT NOT NULL, pid INTEGER)"
 )
+EXECUTIONS_DDL = "CREATE TABLE IF NOT EXISTS test_executions (run_id TEXT NOT NULL, pid INTEGER)"
 
 
 class RecordingAgents:
@@ -29,14 +30,29 @@ class RecordingAgents:
         await self.store.execute(
             "INSERT INTO test_submits (run_id, agent, pid) VALUES (?, ?, ?)", (run_id, agent, os.getpid())
         )
-        started = await self.store.execute(
-            "UPDATE runs SET status = 'running' WHERE run_id = ? AND status = 'queued'", (run_id,)
-        )
+        started = await self.store.run(lambda tx: self._start(tx, run_id))
         if started:
             status = "failed" if agent in self.fail else "succeeded"
             await self.store.update_run(run_id, status=status, output=f"{agent} did {input}")
             self.executed.append(run_id)
         return run_id
+
+    @staticmethod
+    def _start(tx: SyncTx, run_id: str) -> bool:
+        """queued → running, recorded in the same transaction: a run starts at most once."""
+        if not tx.execute(
+            "UPDATE runs SET status = 'running' WHERE run_id = ? AND status = 'queued'", (run_id,)
+        ):
+            return False
+        tx.execute(EXECUTIONS_DDL)
+        tx.execute("INSERT INTO test_executions (run_id, pid) VALUES (?, ?)", (run_id, os.getpid()))
+        return True
+
+
+async def executions_per_run(store: Store) -> dict[str, int]:
+    await store.execute(EXECUTIONS_DDL)
+    rows = await store.fetchall("SELECT run_id, COUNT(*) AS n FROM test_executions GROUP BY run_id")
+    return {str(r["run_id"]): int(r["n"]) for r in rows}
 
 
 async def submits_per_run(store: Store) -> dict[str, int]:

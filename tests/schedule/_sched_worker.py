@@ -1,8 +1,8 @@
 """A scheduler in its own process, stepping a fake wall clock minute by minute over a shared store.
 
-Usage: python _sched_worker.py URL OWNER T0 STEPS [kill]
-With ``kill`` the process SIGKILLs itself inside its first hand-over: after the tick was claimed in
-the store and before any agent saw it.
+Usage: python _sched_worker.py URL OWNER T0 STEPS [KILL_AT]
+With ``KILL_AT`` = N the process SIGKILLs itself inside its N-th hand-over: after the tick was claimed
+in the store and before that tick's agent saw it (others of the same batch may be mid-hand-over).
 """
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ from beamish.schedule import Scheduler
 from beamish.testing import FakeClock
 
 
-async def main(url: str, owner: str, t0: float, steps: int, kill: bool) -> None:
+async def main(url: str, owner: str, t0: float, steps: int, kill_at: int) -> None:
     clock = FakeClock()
     clock.set_wall(t0)
     store = await open_store(url, clock=clock)
     agents = RecordingAgents(store)
 
+    handed_over = 0
+
     async def submit(agent: str, input: Any, *, run_id: str) -> object:
-        if kill:
+        nonlocal handed_over
+        handed_over += 1
+        if handed_over == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return await agents(agent, input, run_id=run_id)
 
@@ -45,4 +49,4 @@ async def main(url: str, owner: str, t0: float, steps: int, kill: bool) -> None:
 
 if __name__ == "__main__":
     url, owner, t0, steps = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-    asyncio.run(main(url, owner, t0, steps, kill=len(sys.argv) > 5 and sys.argv[5] == "kill"))
+    asyncio.run(main(url, owner, t0, steps, kill_at=int(sys.argv[5]) if len(sys.argv) > 5 else 0))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _sched_agents import SUBMITS_DDL, RecordingAgents, submits_per_run
+from _sched_agents import SUBMITS_DDL, RecordingAgents, executions_per_run, submits_per_run
 
 from beamish.journal import open_store
 from beamish.schedule import Schedule, Scheduler, run_id_for
@@ -116,7 +116,7 @@ async def test_a_scheduler_killed_between_claiming_and_running_a_tick_still_runs
     store_url: str,
 ) -> None:
     await prepare(store_url)
-    victim = await spawn(store_url, "victim", "kill")
+    victim = await spawn(store_url, "victim", "1")
     await start(victim)
     assert await asyncio.wait_for(victim.wait(), 30) == -signal.SIGKILL
     clock = FakeClock()
@@ -141,3 +141,29 @@ async def test_a_scheduler_killed_between_claiming_and_running_a_tick_still_runs
         assert await submits_per_run(store) == {orphan: 1}
     finally:
         await store.close()
+
+
+@pytest.mark.timeout(90)
+async def test_a_scheduler_killed_mid_race_leaves_every_tick_run_exactly_once(store_url: str) -> None:
+    """A races B and is SIGKILLed in its 25th hand-over; B re-dispatches A's orphaned claims (an hour
+    of scheduler time later) and each tick's run is executed once, even where a hand-over repeats."""
+    await prepare(store_url)
+    procs = [await spawn(store_url, "node-a", "25"), await spawn(store_url, "node-b")]
+    await start(*procs)
+    codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 60)
+    store = await open_store(store_url)
+    try:
+        executed = await executions_per_run(store)
+        submitted = await submits_per_run(store)
+        runs = await store.fetchall("SELECT status FROM runs")
+        left = await store.fetchall("SELECT run_id FROM schedule_fires WHERE status = 'claimed'")
+    finally:
+        await store.close()
+    if codes[0] == 0:
+        pytest.skip("node-a never reached 25 hand-overs (node-b claimed nearly everything)")
+    assert codes == [-signal.SIGKILL, 0]
+    assert set(executed) == expected_run_ids()
+    assert [rid for rid, n in executed.items() if n != 1] == []
+    assert {r["status"] for r in runs} == {"succeeded"}
+    assert left == []
+    assert set(submitted) == expected_run_ids()
