@@ -266,3 +266,20 @@ async def test_a_tool_called_with_other_arguments_diverges_and_runs_live(store: 
     [info] = again.divergences
     assert info["differs"] == ['args: {"text":"hello"} → {"text":"goodbye"}']
     assert (await store.steps("r"))[0].request == {"name": "post", "args": {"text": "goodbye"}}
+
+
+async def test_a_read_tool_is_recorded_in_one_phase(store: Store) -> None:
+    await store.create_run("ceo", "look", run_id="r")
+    epoch = await store.claim_run("r", "n")
+    j = await RunJournal.open(store, "r", epoch)
+    seen: list[int] = []
+
+    async def look(key: str) -> str:
+        seen.append(len(await store.steps("r")))
+        return "found"
+
+    await j.effect_step(0, "search", {"q": "x"}, "read", look)
+    assert seen == [0]
+    [step] = await store.steps("r")
+    assert (step.phase, step.effect, step.response) == ("done", "read", "found")
+    assert j.model_calls == 0  # tools are not model calls

@@ -119,7 +119,7 @@ class RunJournal:
         self.run_id = run_id
         self.epoch = epoch
         self.snapshot_every = snapshot_every
-        #: Model steps performed live / served from the journal, for RunResult.
+        #: ``llm`` steps performed live / served from the journal, for RunResult.
         self.model_calls = 0
         self.replayed_calls = 0
         #: Every divergence seen: ``{"seq", "differs", "recorded", "live"}``.
@@ -187,7 +187,8 @@ class RunJournal:
             return self._replay(step)
         result = _as_result(await perform())
         await self._finish(seq, kind, name, None, summarize(request), rhash, "done", result)
-        self.model_calls += 1
+        if kind == "llm":
+            self.model_calls += 1
         return result
 
     async def effect_step(
@@ -202,6 +203,8 @@ class RunJournal:
         kind: str = "tool",
     ) -> StepResult:
         """Step ``seq``, a tool call with a side effect: intent → ``perform(key)`` → done.
+
+        A ``read`` has nothing to lose, so it skips the intent (one write, re-run after a crash).
 
         ``perform`` and ``reconcile`` may return a :class:`StepResult` or a plain JSON-safe value;
         ``reconcile(key)`` returns the outcome if the effect happened, ``None`` if it did not, and
@@ -220,7 +223,7 @@ class RunJournal:
             self._replay(step)
             err = step.error or {}
             raise ToolError(f"{err.get('type', 'Error')}: {err.get('message', '')} (replayed)")
-        if step is None:
+        if step is None and effect != "read":  # a read has no effect to lose: re-run it after a crash
             await self._write(seq, kind, name, effect, request, rhash, "intent", StepResult())
         elif effect == "once":
             outcome = await self._reconcile(seq, kind, name, request, rhash, key, reconcile)
