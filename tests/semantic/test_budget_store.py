@@ -146,6 +146,52 @@ async def test_a_journaled_call_needs_no_settling_write(store_url: str) -> None:
         await k.settle(held, 4 * CENT, seq=0)
         second = await asyncio.wait_for(blocked, 5)
         assert await k.spent_usd("a") == pytest.approx(0.04)
-        rows = await store.fetchall("SELECT amount_nano, seq FROM budget_reservations")
-        assert [(r["amount_nano"], r["seq"]) for r in rows] == [(5 * CENT, None)]
+        rows = await store.fetchall(
+            "SELECT amount_nano, seq FROM budget_reservations r WHERE NOT EXISTS (SELECT 1 FROM ledger l "
+            "WHERE l.kind = 'spend' AND l.run_id = r.run_id AND l.seq = r.seq)"
+        )
+        assert [(r["amount_nano"], r["seq"]) for r in rows] == [(5 * CENT, None)]  # only run-2's counts
         assert second.amount == 5 * CENT
+
+
+async def test_local_reservations_hold_the_cap_for_twenty_concurrent_runs(store_url: str) -> None:
+    clock = FakeClock()
+    async with await open_store(store_url, clock=clock, pool_size=4) as store:
+        k = BudgetKeeper(StoreLedger(store, reservations="local"), clock, {"w": Budget(per_day_usd=0.30)})
+        rng = random.Random(5)
+
+        async def run(n: int) -> None:
+            while True:
+                try:
+                    r = await k.reserve("w", f"run-{n}", 3 * CENT)
+                except (BudgetExceeded, Paused):
+                    return
+                await asyncio.sleep(0)
+                await k.settle(r, rng.randint(CENT, 3 * CENT))
+
+        await asyncio.wait_for(asyncio.gather(*(run(n) for n in range(20))), 30)
+        assert 0.25 < await k.spent_usd("w", limit="per_day_usd") <= 0.30
+        assert await store.fetchone("SELECT 1 AS x FROM budget_reservations") is None  # none written
+
+
+async def test_local_reservation_of_a_journaled_call_stops_counting_when_journaled(store_url: str) -> None:
+    clock = FakeClock()
+    async with await open_store(store_url, clock=clock) as store:
+        await store.create_run("a", "task", run_id="run-1")
+        epoch = await store.claim_run("run-1", "node-1")
+        k = BudgetKeeper(StoreLedger(store, reservations="local"), clock, {"a": Budget(total_usd=0.12)})
+        held = await k.reserve("a", "run-1", 10 * CENT, seq=0)
+        with pytest.raises(BudgetExceeded):
+            await k.reserve("a", "run-2", 13 * CENT)  # more than the cap: refused outright
+        await k.resume("a")
+        await store.record_step("run-1", 0, epoch, kind="llm", phase="done", request={}, cost_usd=0.04)
+        await k.settle(held, 4 * CENT, seq=0)
+        await k.settle(await k.reserve("a", "run-2", 8 * CENT), 8 * CENT)
+        assert await k.spent_usd("a") == pytest.approx(0.12)
+
+
+def test_a_store_ledger_refuses_an_unknown_reservation_mode() -> None:
+    from beamish import SpecError
+
+    with pytest.raises(SpecError, match="reservations='disk'"):
+        StoreLedger(object(), reservations="disk")

@@ -214,7 +214,12 @@ async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journa
         await asyncio.sleep(0)
         assert not (await events_of(url, "watchdog.hung"))
         clock.advance(2)
-        result = await _control.result(node, run_id, timeout=10)
+        await wait_for(lambda: HUNG_ONCE and clock.sleepers > 0, what="the restart to be scheduled")
+        # the supervisor restarts the agent after a short backoff on the same (fake) clock: let the
+        # clock run on, a little at a time, until the run is done
+        waiting = asyncio.create_task(_control.result(node, run_id, timeout=10))
+        await wait_for(lambda: clock.advance(0.05) or waiting.done(), timeout=10, what="the resumed run")
+        result = await waiting
     assert result.status == "succeeded"
     assert result.output == "All done."
     hung = await events_of(url, "watchdog.hung")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import math
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -140,6 +141,18 @@ class LedgerTx(Protocol):
         """Settled spend in ``window``, nano-USD."""
         ...
 
+    def spent_all(self, windows: Sequence[Window]) -> list[int]:
+        """:meth:`spent` of each window, in one go."""
+        ...
+
+    def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        """:meth:`held` of each window, in one go."""
+        ...
+
+    def get_pauses(self, subjects: Sequence[str]) -> dict[str, PauseRecord]:
+        """The pauses of those ``subjects`` that have one."""
+        ...
+
     def add_reservation(self, reservation: Reservation) -> None: ...
     def settle(self, reservation_id: str, spend: Spend) -> None: ...
     def release(self, reservation_id: str) -> None: ...
@@ -189,6 +202,16 @@ class _MemoryTx:
     def __init__(self, ledger: MemoryLedger) -> None:
         self._l = ledger
 
+    def spent_all(self, windows: Sequence[Window]) -> list[int]:
+        return [self.spent(w) for w in windows]
+
+    def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        return [self.held(w, now) for w in windows]
+
+    def get_pauses(self, subjects: Sequence[str]) -> dict[str, PauseRecord]:
+        pauses = self._l._pauses
+        return {s: pauses[s] for s in subjects if s in pauses}
+
     def held(self, window: Window, now: float) -> int:
         return sum(
             r.amount
@@ -201,7 +224,7 @@ class _MemoryTx:
         total = self._l._sums.get(key)
         if total is None:
             total = sum(s.amount for s in self._l._spends if window.holds(s.agent, s.run_id, s.at))
-            if len(self._l._sums) > 256:
+            if len(self._l._sums) > 64:
                 self._l._sums.clear()
             self._l._sums[key] = total
         return total
@@ -215,10 +238,17 @@ class _MemoryTx:
             return
         self._l._spend_ids.add(spend.id)
         self._l._spends.append(spend)
-        for key in self._l._sums:
+        sums = self._l._sums
+        at = spend.at
+        for key in sums:
             agent, run_id, start, end = key
-            if Window(agent, run_id, start, end, 0, "", 1.0).holds(spend.agent, spend.run_id, spend.at):
-                self._l._sums[key] += spend.amount
+            if (
+                (agent is None or agent == spend.agent)
+                and (run_id is None or run_id == spend.run_id)
+                and (start is None or at >= start)
+                and (end is None or at < end)
+            ):
+                sums[key] += spend.amount
 
     def release(self, reservation_id: str) -> None:
         self._l._reservations.pop(reservation_id, None)
@@ -240,22 +270,34 @@ class StoreLedger:
     writes in its own transaction. Settling a journaled step therefore sets its reservation to the
     real cost, and the reservation counts until the journal's row exists (then it is dropped):
     the money is counted exactly once at every moment. A call that is not journaled gets its spend
-    row written here. Reservations
-    and pauses live in the ``budget_*`` tables. On PostgreSQL every ledger transaction first locks
-    one row, so check-then-reserve is atomic across nodes; SQLite's ``BEGIN IMMEDIATE`` already
-    serialises writers.
+    row written here. Pauses live in ``budget_pauses``. On PostgreSQL every ledger transaction
+    first locks one row, so check-then-reserve is atomic across nodes; SQLite's ``BEGIN IMMEDIATE``
+    already serialises writers.
+
+    ``reservations="store"`` (the default) keeps reservations in ``budget_reservations``, seen by
+    every process and node: caps hold exactly however many processes spend at once, for one
+    durable write per model call. ``reservations="local"`` keeps them in this process's memory:
+    no extra write, and caps hold exactly for the calls of this process; calls in flight in *other*
+    processes are seen only once the journal records them (at most one call each past a cap).
     """
 
     charged_by_journal = True
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, reservations: str = "store") -> None:
+        if reservations not in ("store", "local"):
+            raise SpecError(f"StoreLedger reservations={reservations!r}: expected 'store' or 'local'")
         self.store = store
+        self._local: dict[str, Reservation] | None = {} if reservations == "local" else None
+        self._local_lock = threading.Lock()
 
     async def run(self, fn: Callable[[LedgerTx], T]) -> T:
         def unit(tx: Any) -> T:
             if tx.dialect == "postgresql":
                 tx.execute("UPDATE budget_lock SET n = n + 1 WHERE id = 1")
-            return fn(_StoreTx(tx))
+            if self._local is None:
+                return fn(_StoreTx(tx))
+            with self._local_lock:
+                return fn(_LocalTx(tx, self._local))
 
         result: T = await self.store.run(unit)
         return result
@@ -263,6 +305,32 @@ class StoreLedger:
 
 #: The journal has written the spend row of reservation ``r``'s step.
 _JOURNALED = "SELECT 1 FROM ledger l WHERE l.kind = 'spend' AND l.run_id = r.run_id AND l.seq = r.seq"
+
+
+def _cond(window: Window, prefix: str) -> tuple[str, list[Any]]:
+    where, params = _where(window, prefix)
+    return ("1 = 1" + where), params
+
+
+def _sums_sql(windows: Sequence[Window], prefix: str, column: str = "amount_usd") -> tuple[str, list[Any]]:
+    """``SUM(CASE WHEN <window i> THEN column ELSE 0 END) AS s<i>`` for each window, and params."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, window in enumerate(windows):
+        cond, p = _cond(window, prefix)
+        parts.append(f"COALESCE(SUM(CASE WHEN {cond} THEN {column} ELSE 0 END), 0) AS s{i}")
+        params.extend(p)
+    return ", ".join(parts), params
+
+
+def _any(windows: Sequence[Window], prefix: str, params: list[Any]) -> str:
+    """``<window 1> OR <window 2> …``, appending its params to ``params``."""
+    conds: list[str] = []
+    for window in windows:
+        cond, p = _cond(window, prefix)
+        conds.append(cond)
+        params.extend(p)
+    return " OR ".join(conds)
 
 
 def _where(window: Window, prefix: str = "") -> tuple[str, list[Any]]:
@@ -284,6 +352,34 @@ class _StoreTx:
     def __init__(self, tx: Any) -> None:
         self._tx = tx
 
+    def spent_all(self, windows: Sequence[Window]) -> list[int]:
+        if not windows:
+            return []
+        sql, params = _sums_sql(windows, "")
+        row = self._tx.fetchone(
+            f"SELECT {sql} FROM ledger WHERE kind = 'spend' AND ({_any(windows, '', params)})", params
+        )
+        return [usd_to_nano(float((row or {}).get(f"s{i}") or 0)) for i in range(len(windows))]
+
+    def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        if not windows:
+            return []
+        sql, params = _sums_sql(windows, "r.", column="r.amount_nano")
+        params.append(now)
+        row = self._tx.fetchone(
+            f"SELECT {sql} FROM budget_reservations r WHERE r.expires_at > ? "
+            f"AND NOT EXISTS ({_JOURNALED}) AND ({_any(windows, 'r.', params)})",
+            params,
+        )
+        return [int((row or {}).get(f"s{i}") or 0) for i in range(len(windows))]
+
+    def get_pauses(self, subjects: Sequence[str]) -> dict[str, PauseRecord]:
+        marks = ", ".join("?" for _ in subjects)
+        rows = self._tx.fetchall(
+            f"SELECT subject, body FROM budget_pauses WHERE subject IN ({marks})", list(subjects)
+        )
+        return {r["subject"]: PauseRecord.from_json(json.loads(r["body"])) for r in rows}
+
     def held(self, window: Window, now: float) -> int:
         where, params = _where(window, "r.")
         row = self._tx.fetchone(
@@ -301,11 +397,12 @@ class _StoreTx:
         return usd_to_nano(float(row["s"])) if row else 0
 
     def add_reservation(self, r: Reservation) -> None:
-        self._tx.execute(
-            "DELETE FROM budget_reservations WHERE expires_at <= ? OR id IN (SELECT r.id FROM "
-            "budget_reservations r WHERE r.seq IS NOT NULL AND EXISTS (" + _JOURNALED + "))",
-            (r.at,),
-        )
+        if hash(r.id) % 16 == 0:  # now and then, sweep the rows that no longer count
+            self._tx.execute(
+                "DELETE FROM budget_reservations WHERE expires_at <= ? OR id IN (SELECT r.id FROM "
+                "budget_reservations r WHERE r.seq IS NOT NULL AND EXISTS (" + _JOURNALED + "))",
+                (r.at,),
+            )
         self._tx.execute(
             "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at, seq) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -359,6 +456,48 @@ class _StoreTx:
 
     def clear_pause(self, subject: str) -> None:
         self._tx.execute("DELETE FROM budget_pauses WHERE subject = ?", (subject,))
+
+
+class _LocalTx(_StoreTx):
+    """Spend and pauses in the store, reservations in this process's memory."""
+
+    def __init__(self, tx: Any, reservations: dict[str, Reservation]) -> None:
+        super().__init__(tx)
+        self._r = reservations
+
+    def _journaled(self, r: Reservation) -> bool:
+        if r.seq is None:
+            return False
+        row = self._tx.fetchone(
+            "SELECT 1 AS x FROM ledger WHERE kind = 'spend' AND run_id = ? AND seq = ?", (r.run_id, r.seq)
+        )
+        return row is not None
+
+    def held(self, window: Window, now: float) -> int:
+        total = 0
+        for key, r in list(self._r.items()):
+            if r.expires_at <= now or self._journaled(r):
+                del self._r[key]
+            elif window.holds(r.agent, r.run_id, r.at):
+                total += r.amount
+        return total
+
+    def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        return [self.held(w, now) for w in windows]
+
+    def add_reservation(self, r: Reservation) -> None:
+        self._r[r.id] = r
+
+    def release(self, reservation_id: str) -> None:
+        self._r.pop(reservation_id, None)
+
+    def settle(self, reservation_id: str, spend: Spend) -> None:
+        if spend.seq is None or spend.amount <= 0:
+            super().settle(reservation_id, spend)
+            return
+        held = self._r.get(reservation_id)
+        if held is not None:
+            self._r[reservation_id] = dataclasses.replace(held, amount=spend.amount, seq=spend.seq)
 
 
 def _check_cap(name: str, value: object) -> float | None:
@@ -520,6 +659,11 @@ class BudgetKeeper:
     poll_s: float = 0.05
     _warned: set[tuple[str, str, float | None]] = field(default_factory=set)
     _settled: asyncio.Event = field(default_factory=asyncio.Event)
+    #: windows per (agent, run) with the span of time they hold for: computing day and month
+    #: bounds in a time zone costs more than everything else in a check
+    _window_cache: dict[tuple[str, str], tuple[float, float, list[tuple[str, str, Window]]]] = field(
+        default_factory=dict
+    )
 
     def set_budget(self, agent: str, budget: Budget | None) -> None:
         """Change an agent's caps (a raised cap lifts its budget pause at the next check)."""
@@ -527,10 +671,32 @@ class BudgetKeeper:
             self.budgets.pop(agent, None)
         else:
             self.budgets[agent] = budget
+        self._window_cache.clear()
+
+    def set_company(self, budget: Budget | None) -> None:
+        """Change the company-wide caps."""
+        self.company = budget
+        self._window_cache.clear()
 
     # -- the windows that apply to one call ------------------------------------------------------
 
     def _windows(self, agent: str, run_id: str, now: float) -> list[tuple[str, str, Window]]:
+        cached = self._window_cache.get((agent, run_id))
+        if cached is not None and cached[0] <= now < cached[1]:
+            return cached[2]
+        windows = self._compute_windows(agent, run_id, now)
+        starts = [w.start for _, _, w in windows if w.start is not None]
+        ends = [w.end for _, _, w in windows if w.end is not None]
+        if len(self._window_cache) > 1024:
+            self._window_cache.clear()
+        self._window_cache[(agent, run_id)] = (
+            max(starts, default=-math.inf),
+            min(ends, default=math.inf),
+            windows,
+        )
+        return windows
+
+    def _compute_windows(self, agent: str, run_id: str, now: float) -> list[tuple[str, str, Window]]:
         out: list[tuple[str, str, Window]] = []
         for scope, subject, budget in (
             ("agent", agent, self.budgets.get(agent)),
@@ -554,9 +720,21 @@ class BudgetKeeper:
 
     # -- pause state ----------------------------------------------------------------------------
 
-    def _live_pause(self, tx: LedgerTx, subject: str, now: float, out: list[Event]) -> PauseRecord | None:
+    def _first_pause(
+        self, tx: LedgerTx, subjects: Sequence[str], now: float, out: list[Event]
+    ) -> PauseRecord | None:
+        """The first of ``subjects``' pauses that still holds (one read for all of them)."""
+        found = tx.get_pauses(subjects)
+        for subject in subjects:
+            record = self._live_pause(tx, subject, now, out, found.get(subject))
+            if record is not None:
+                return record
+        return None
+
+    def _live_pause(
+        self, tx: LedgerTx, subject: str, now: float, out: list[Event], record: PauseRecord | None
+    ) -> PauseRecord | None:
         """The subject's pause if it still holds; lifts one whose window rolled over or cap rose."""
-        record = tx.get_pause(subject)
         if record is None or record.cause != "budget":
             return record
         rolled = record.window_end is not None and now >= record.window_end
@@ -585,11 +763,7 @@ class BudgetKeeper:
         subjects = (COMPANY, agent, *((f"run:{run_id}",) if run_id else ()))
 
         def check(tx: LedgerTx) -> PauseRecord | None:
-            for subject in subjects:
-                record = self._live_pause(tx, subject, now, events)
-                if record is not None:
-                    return record
-            return None
+            return self._first_pause(tx, subjects, now, events)
 
         found = await self.ledger.run(check)
         self._emit_all(events)
@@ -667,20 +841,18 @@ class BudgetKeeper:
         events: list[Event],
     ) -> Reservation | Refusal | PauseRecord | None:
         """A reservation; a pause that holds; a refusal (after pausing); None: wait for others."""
-        for subject in (COMPANY, agent, f"run:{run_id}"):
-            record = self._live_pause(tx, subject, now, events)
-            if record is not None:
-                return record
-        blocked = False
-        for scope, subject, window in self._windows(agent, run_id, now):
-            spent = tx.spent(window)
+        record = self._first_pause(tx, (COMPANY, agent, f"run:{run_id}"), now, events)
+        if record is not None:
+            return record
+        windows = self._windows(agent, run_id, now)
+        spents = tx.spent_all([w for _, _, w in windows])
+        for (scope, subject, window), spent in zip(windows, spents, strict=True):
             self._warn(scope, subject, window, spent, agent, run_id, now, events)
             if spent + amount > window.cap:
                 refusal = Refusal(scope, subject, window.limit, window.cap, spent, amount, window.end)
                 return self._refuse(tx, refusal, agent, run_id, now, events)
-            if spent + tx.held(window, now) + amount > window.cap:
-                blocked = True
-        if blocked:
+        helds = tx.held_all([w for _, _, w in windows], now)
+        if any(s + h + amount > w.cap for (_, _, w), s, h in zip(windows, spents, helds, strict=True)):
             return None
         expires = now + self.reservation_ttl_s
         reservation = Reservation(uuid.uuid4().hex, agent, run_id, amount, now, expires, seq)
@@ -759,8 +931,8 @@ class BudgetKeeper:
 
         def apply(tx: LedgerTx) -> None:
             tx.settle(reservation.id, spend)
-            for scope, subject, window in windows:
-                spent = tx.spent(window)
+            spents = tx.spent_all([w for _, _, w in windows])
+            for (scope, subject, window), spent in zip(windows, spents, strict=True):
                 self._warn(scope, subject, window, spent, reservation.agent, reservation.run_id, now, events)
 
         await self.ledger.run(apply)

@@ -166,60 +166,81 @@ class LoopDetector:
 
     # -- the rules --------------------------------------------------------------------------------
 
+    # Each rule first looks at the newest step only and leaves at once when it cannot match, so a
+    # working run pays a few comparisons per step.
+
     def _failing(self) -> Detection | None:
-        tail = list(self._tools)[-FAILING_RUN:]
-        if len(tail) < FAILING_RUN or not all(o.error and o.action == tail[0].action for o in tail):
+        t = self._tools
+        if len(t) < FAILING_RUN or not t[-1].error:
             return None
+        last = t[-1]
+        for k in range(2, FAILING_RUN + 1):
+            if not (t[-k].error and t[-k].action == last.action):
+                return None
+        tail = list(t)[-FAILING_RUN:]
         return _detect(
-            "same_action_failing", f"{_short(tail[0].action)} failed {FAILING_RUN} times in a row", tail
+            "same_action_failing", f"{_short(last.action)} failed {FAILING_RUN} times in a row", tail
         )
 
     def _same_result(self) -> Detection | None:
-        tail = list(self._tools)[-SAME_RESULT_RUN:]
-        if len(tail) < SAME_RESULT_RUN:
+        t = self._tools
+        if len(t) < SAME_RESULT_RUN:
             return None
-        first = tail[0]
-        if not all(o.action == first.action and o.result == first.result for o in tail):
-            return None
-        detail = f"{_short(first.action)} returned the same result {SAME_RESULT_RUN} times in a row"
+        last = t[-1]
+        for k in range(2, SAME_RESULT_RUN + 1):
+            if t[-k].action != last.action or t[-k].result != last.result:
+                return None
+        tail = list(t)[-SAME_RESULT_RUN:]
+        detail = f"{_short(last.action)} returned the same result {SAME_RESULT_RUN} times in a row"
         return _detect("same_action_same_result", detail, tail)
 
     def _alternation(self) -> Detection | None:
-        tools = list(self._tools)
+        t = self._tools
+        n = len(t)
         for period in range(2, MAX_PERIOD + 1):
             span = period * CYCLES
-            if len(tools) < span:
+            if n < span:
                 continue
-            tail = tools[-span:]
+            if not all(
+                t[-i].action == t[-i - period].action and t[-i].result == t[-i - period].result
+                for i in range(1, span - period + 1)
+            ):
+                continue
+            tail = list(t)[-span:]
             pairs = [(o.action, o.result) for o in tail]
             if len(set(pairs[:period])) < 2:
                 continue
-            if all(pairs[i] == pairs[i - period] for i in range(period, span)):
-                names = " → ".join(_short(a, 40) for a, _ in pairs[:period])
-                detail = f"the cycle {names} repeated {CYCLES} times"
-                return _detect("alternation", detail, tail, period=period)
+            names = " → ".join(_short(a, 40) for a, _ in pairs[:period])
+            detail = f"the cycle {names} repeated {CYCLES} times"
+            return _detect("alternation", detail, tail, period=period)
         return None
 
     def _stagnation(self) -> Detection | None:
-        tail = list(self._tools)[-STAGNATION_STEPS:]
-        if len(tail) < STAGNATION_STEPS or any(o.new_result for o in tail):
+        t = self._tools
+        if len(t) < STAGNATION_STEPS:
             return None
-        new_actions = sum(o.new_action for o in tail)
+        new_actions = 0
+        for k in range(1, STAGNATION_STEPS + 1):
+            o = t[-k]
+            if o.new_result:
+                return None
+            new_actions += o.new_action
         if new_actions > STAGNATION_NEW_ACTIONS:
             return None
+        tail = list(t)[-STAGNATION_STEPS:]
         detail = f"{STAGNATION_STEPS} tool steps brought {new_actions} new actions and no new result"
         return _detect("stagnation", detail, tail, new_actions=new_actions)
 
     def _replies(self) -> Detection | None:
-        tail = list(self._obs)[-REPLY_RUN:]
-        if len(tail) < REPLY_RUN or any(o.kind != "reply" for o in tail):
+        o = self._obs
+        if len(o) < REPLY_RUN or any(o[-k].kind != "reply" for k in range(1, REPLY_RUN + 1)):
             return None
-        if all(o.empty for o in tail):
+        tail = list(o)[-REPLY_RUN:]
+        if all(x.empty for x in tail):
             return _detect("empty_replies", f"{REPLY_RUN} empty replies in a row", tail)
-        if all(o.monologue for o in tail):
-            return _detect(
-                "monologue", f"{REPLY_RUN} replies in a row without a tool call or new input", tail
-            )
+        if all(x.monologue for x in tail):
+            detail = f"{REPLY_RUN} replies in a row without a tool call or new input"
+            return _detect("monologue", detail, tail)
         return None
 
 

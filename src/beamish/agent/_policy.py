@@ -35,7 +35,7 @@ from beamish.agent._budget import (
 )
 from beamish.agent._hooks import RunInfo
 from beamish.agent._loops import Detection, LoopDetector
-from beamish.agent._messages import ModelRequest, ModelResponse
+from beamish.agent._messages import Message, ModelRequest, ModelResponse
 from beamish.agent._pricing import ModelRates, PriceBook, nano_to_usd
 from beamish.agent._watchdog import RunWatch, Verdict, Watchdog
 
@@ -112,6 +112,21 @@ class _RunState:
     calls: deque[tuple[str, Any]] = field(default_factory=deque)
     recorded: dict[int, Any] | None = None
     capped: Verdict | None = None  # a cap the watcher saw: the run ends at its next hook
+    _counted: int = 0  # messages of the conversation already measured, and their bytes
+    _counted_size: int = 0
+    _last: Any = None
+
+    def prompt_bound(self, request: ModelRequest) -> int:
+        """:func:`request_tokens_bound`, measuring only the messages added since the last call (a
+        run's conversation only grows)."""
+        messages = request.messages
+        n = self._counted
+        if n > len(messages) or (n and messages[n - 1] is not self._last):
+            n, self._counted_size = 0, 0
+        size = self._counted_size + sum(_message_size(m) for m in messages[n:])
+        self._counted, self._counted_size = len(messages), size
+        self._last = messages[-1] if messages else None
+        return size + _fixed_size(request)
 
 
 class SemanticGuard:
@@ -192,7 +207,7 @@ class SemanticGuard:
             raise AbortRun(state.capped.reason)
         if not self._budgeted:
             return None
-        amount = state.rates.worst_case_nano(request_tokens_bound(request), request.max_tokens)
+        amount = state.rates.worst_case_nano(state.prompt_bound(request), request.max_tokens)
         try:
             return await self.keeper.reserve(self.agent, run.run_id, amount, seq=run.seq)
         except BudgetExceeded as exc:
@@ -342,14 +357,30 @@ def request_tokens_bound(request: ModelRequest) -> int:
     """An upper bound on the prompt tokens of ``request``: its UTF-8 bytes (no byte-level BPE
     token is shorter than a byte) plus margins for the provider's framing of each message and the
     preamble it adds for tool use (a few hundred tokens)."""
-    size = len(request.system.encode()) + 1024
-    for message in request.messages:
-        size += len(message.text.encode()) + 16
-        for call in message.tool_calls:
-            size += len(call.name) + len(json.dumps(call.arguments)) + 16
-    for tool in request.tools:
-        size += len(tool.name) + len(tool.description.encode()) + len(json.dumps(tool.parameters)) + 16
+    return sum(_message_size(m) for m in request.messages) + _fixed_size(request)
+
+
+def _message_size(message: Message) -> int:
+    size = len(message.text.encode()) + 16
+    for call in message.tool_calls:
+        size += len(call.name) + len(json.dumps(call.arguments)) + 16
     return size
+
+
+_TOOLS_SIZE: dict[int, tuple[Any, int]] = {}
+
+
+def _fixed_size(request: ModelRequest) -> int:
+    tools = request.tools
+    cached = _TOOLS_SIZE.get(id(tools))
+    if cached is None or cached[0] is not tools:
+        size = sum(
+            len(t.name) + len(t.description.encode()) + len(json.dumps(t.parameters)) + 16 for t in tools
+        )
+        if len(_TOOLS_SIZE) > 64:
+            _TOOLS_SIZE.clear()
+        cached = _TOOLS_SIZE[id(tools)] = (tools, size)
+    return len(request.system.encode()) + 1024 + cached[1]
 
 
 def _current() -> asyncio.Task[Any] | None:
