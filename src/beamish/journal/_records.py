@@ -44,6 +44,9 @@ class Step:
     """One journaled step of a run: a model call, a tool call, a consult, a sleep or a signal.
 
     ``messages`` is the delta this step added to the conversation (not the whole conversation).
+    ``request`` is what the writer stored: :class:`~beamish.journal.RunJournal` keeps a bounded
+    summary of a model request (it repeats the conversation every turn) and a tool's full
+    ``{"name", "args"}``; ``request_hash`` always covers the whole request.
     """
 
     run_id: str
