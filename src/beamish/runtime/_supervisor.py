@@ -193,6 +193,9 @@ class Supervisor(Actor):
         if type(message) is Exit:
             await self._child_exited(message.ref, message.reason)
         elif type(message) is _TryAgain:
+            # Let the loop run first, so callers get their requests in between two attempts
+            # (OTP's scheduler would preempt the supervisor; asyncio needs the yield).
+            await asyncio.sleep(0)
             child = message.child
             if child.restarting and child in self.children:
                 await self._restart(child)
