@@ -54,6 +54,7 @@ class AgentRegistry:
         self._poller: asyncio.Future[None] | None = None
         self._keeper: ActorRef | None = None
         self._last_wake: dict[str, float] = {}
+        self._preloaded: set[str] = set()
         #: A ``beamish.telemetry.Telemetry`` for task-isolated agents (process ones use the globals).
         self.telemetry: Any = None
 
@@ -121,6 +122,7 @@ class AgentRegistry:
                     f"agent {spec.name!r} has isolation='process' but this node has no process starter; "
                     "use isolation='task' or register one with Node.register_isolation('process', …)"
                 )
+            self._preload(spec)
             _path, args, kwargs = spec.process_target(self.store_url)
             target = ChildSpec(
                 id=child.id,
@@ -138,6 +140,15 @@ class AgentRegistry:
         self.refs[spec.name] = ref
         ref.cast(("wake",))  # serve what was queued or interrupted before this incarnation
         return ref
+
+    def _preload(self, spec: AgentSpec) -> None:
+        """Have the node's process template import what this agent's process will: restarts fork warm."""
+        from beamish.runtime._process import preload
+
+        wanted = [m for m in spec.process_modules() if m not in self._preloaded]
+        if wanted:
+            self._preloaded.update(wanted)
+            preload(self.node, *wanted)
 
     # -- runs ---------------------------------------------------------------------------------------
     async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:

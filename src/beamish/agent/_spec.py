@@ -167,6 +167,28 @@ class AgentSpec:
         """``(actor import path, args, kwargs)`` to run this agent in another process."""
         return "beamish.agent._agent:AgentActor", (self.to_json(), store_url), {}
 
+    def process_modules(self) -> list[str]:
+        """The modules this agent's process imports (its tools', its model adapter's): worth loading
+        into the node's process template once rather than at every start."""
+        modules = ["beamish.agent._agent"]
+        provider = parse_model_string(self.model)[0] if isinstance(self.model, str) else None
+        modules += {
+            "anthropic": ["anthropic", "beamish.agent.models._anthropic"],
+            "openai": ["openai", "beamish.agent.models._openai"],
+            "scripted": ["beamish.agent.models._scripted"],
+        }.get(provider or "", [])
+        for t in self.tools:
+            if isinstance(t, Tool):
+                modules.append(tool_path(t).partition(":")[0])
+            elif not isinstance(t, str):
+                modules += [
+                    "beamish.agent._mcp_tools",
+                    "mcp",
+                    "mcp.client.stdio",
+                    "mcp.client.streamable_http",
+                ]
+        return list(dict.fromkeys(modules))
+
     def process_start(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         """Refused: the agent needs its node's store, which only ``start_child`` knows."""
         raise SpecError(
