@@ -263,3 +263,39 @@ async def test_changing_the_cron_expression_discards_the_precomputed_ticks(
         assert (await sched.run_pass()).fired == []
     finally:
         await store.close()
+
+
+async def test_a_hand_over_that_keeps_failing_is_parked_for_attention_not_retried_forever(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await open_with(f"sqlite:///{tmp_path}/j.db", clock)
+    try:
+        attempts: list[str] = []
+
+        async def unreachable(agent: str, input: object, *, run_id: str) -> object:
+            attempts.append(run_id)
+            raise ConnectionError("agent node unreachable")
+
+        events: list[Event] = []
+        sched = Scheduler(
+            store,
+            unreachable,
+            clock=clock,
+            dispatch_lease_s=30,
+            max_dispatch_attempts=3,
+            events=events.append,
+        )
+        await sched.add("post", Schedule("0 14 * * *"), "marketing", "post")
+        rid = run_id_for("post", DAY0 + timedelta(hours=1))
+        parked: list[str] = []
+        for minute in range(1, 10):
+            at(clock, DAY0 + timedelta(hours=1, minutes=minute))
+            parked += (await sched.run_pass()).abandoned
+        assert attempts == [rid] * 3
+        assert parked == [rid]
+        assert (await store.get_run(rid)).status == "needs_attention"
+        assert [e.kind for e in events] == ["schedule.fired", "run.needs_attention"]
+        assert (await sched.history("post"))[0].outcome == "needs_attention"
+        assert (await sched.success_rate("post")).rate == 0.0
+    finally:
+        await store.close()

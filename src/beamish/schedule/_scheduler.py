@@ -74,6 +74,7 @@ class PassReport:
     missed: int = 0
     redispatched: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
 
 
 def run_id_for(schedule_id: str, nominal: datetime) -> str:
@@ -90,6 +91,9 @@ class Scheduler:
 
     ``events`` receives each ``schedule.fired`` / ``schedule.missed`` Event this scheduler decided
     (e.g. ``pubsub.publish`` or the node's event stream); the store's events table gets them too.
+    A tick whose hand-over was attempted ``max_dispatch_attempts`` times (failing, or its dispatcher
+    dying) is not retried again: its run is parked as ``needs_attention`` with a ``run.needs_attention``
+    event — a bound and a way up, never an endless retry.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class Scheduler:
         owner: str | None = None,
         poll_s: float = 1.0,
         dispatch_lease_s: float = 30.0,
+        max_dispatch_attempts: int = 5,
         events: Callable[[Event], object] | None = None,
     ) -> None:
         if poll_s <= 0 or dispatch_lease_s <= 0:
@@ -111,6 +116,9 @@ class Scheduler:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.poll_s = poll_s
         self.dispatch_lease_s = dispatch_lease_s
+        if max_dispatch_attempts < 1:
+            raise SpecError(f"max_dispatch_attempts must be >= 1, got {max_dispatch_attempts!r}")
+        self.max_dispatch_attempts = max_dispatch_attempts
         self._events = events
         self._kick = asyncio.Event()
 
@@ -193,7 +201,10 @@ class Scheduler:
             if rows < _CLAIM_CHUNK:
                 break
         await self._precompute()
-        stale = await self.store.run(lambda tx: self._reclaim_stale(tx, self.clock.time()))
+        stale, parked = await self.store.run(lambda tx: self._reclaim_stale(tx, self.clock.time()))
+        for event in parked:
+            self._emit(event)
+        report.abandoned = [str(e.data["run_id"]) for e in parked]
         for fire, ok in zip(stale, await self._dispatch_all(stale), strict=True):
             (report.redispatched if ok else report.failed).append(fire.run_id)
         return report
@@ -371,19 +382,25 @@ class Scheduler:
              None if following is None else following.timestamp(), now_ts, sid),
         )  # fmt: skip
 
-    def _reclaim_stale(self, tx: SyncTx, now_ts: float) -> list[Fired]:
+    def _reclaim_stale(self, tx: SyncTx, now_ts: float) -> tuple[list[Fired], list[Event]]:
+        """Take over claims whose dispatcher is gone; park a tick after ``max_dispatch_attempts``."""
         rows = tx.fetchall(
-            "SELECT schedule_id, nominal_fire_time, run_id, agent, input, due_at FROM schedule_fires "
-            "WHERE status = 'claimed' AND claimed_at < ? ORDER BY claimed_at LIMIT 500"
+            "SELECT schedule_id, nominal_fire_time, run_id, agent, input, due_at, attempts "
+            "FROM schedule_fires WHERE status = 'claimed' AND claimed_at < ? ORDER BY claimed_at LIMIT 500"
             + for_update_skip_locked(tx.dialect),
             (now_ts - self.dispatch_lease_s,),
         )
         out: list[Fired] = []
+        events: list[Event] = []
         for r in rows:
+            key = (r["schedule_id"], r["nominal_fire_time"])
+            if int(r["attempts"]) >= self.max_dispatch_attempts:
+                events.append(_park(tx, r, now_ts))
+                continue
             tx.execute(
-                "UPDATE schedule_fires SET claimed_by = ?, claimed_at = ? "
+                "UPDATE schedule_fires SET claimed_by = ?, claimed_at = ?, attempts = attempts + 1 "
                 "WHERE schedule_id = ? AND nominal_fire_time = ?",
-                (self.owner, now_ts, r["schedule_id"], r["nominal_fire_time"]),
+                (self.owner, now_ts, *key),
             )
             out.append(
                 Fired(
@@ -395,7 +412,7 @@ class Scheduler:
                     float(r["due_at"]),
                 )
             )
-        return out
+        return out, events
 
     async def _dispatch(self, fire: Fired) -> float | None:
         """Hand the run over (idempotent on run_id); returns when, or None if it failed."""
@@ -408,6 +425,27 @@ class Scheduler:
             log.exception("dispatching %s failed; it will be retried", fire.run_id)
             return None
         return self.clock.time()
+
+
+def _park(tx: SyncTx, row: Row, now_ts: float) -> Event:
+    """Bounded re-dispatch: the tick is abandoned and its run waits for a person, not a loop."""
+    tx.execute(
+        "UPDATE schedule_fires SET status = 'abandoned' WHERE schedule_id = ? AND nominal_fire_time = ?",
+        (row["schedule_id"], row["nominal_fire_time"]),
+    )
+    tx.execute(
+        "UPDATE runs SET status = 'needs_attention', updated_at = ? WHERE run_id = ? AND status = 'queued'",
+        (now_ts, row["run_id"]),
+    )
+    data = {
+        "run_id": row["run_id"],
+        "schedule_id": row["schedule_id"],
+        "attempts": int(row["attempts"]),
+        "why": "its hand-over to the agent kept failing",
+    }
+    event = Event("run.needs_attention", str(row["run_id"]), data, now_ts)
+    insert_event(tx, event)
+    return event
 
 
 def _insert_run(tx: SyncTx, fire: Fired, threshold: int, now: float) -> None:
