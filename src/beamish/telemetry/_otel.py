@@ -244,6 +244,98 @@ class Telemetry:
                 if self.capture_content and record.result is not None:
                     span.set_attribute("gen_ai.tool.call.result", _content(record.result))
 
+    # -- spans by hand, for callers that cannot hold a ``with`` block open (the loop's hooks) ---------
+    def start_agent_span(self, agent: str, run_id: str, *, model: str | None = None) -> Span:
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent,
+            "gen_ai.agent.id": agent,
+            "gen_ai.conversation.id": run_id,
+            "beamish.run.id": run_id,
+        }
+        if model:
+            provider, name = _provider_of(model)
+            attrs["gen_ai.provider.name"] = provider
+            attrs["gen_ai.request.model"] = name
+        return self._tracer.start_span(f"invoke_agent {agent}", kind=SpanKind.INTERNAL, attributes=attrs)
+
+    def start_chat_span(
+        self,
+        model: str,
+        *,
+        parent: Span | None = None,
+        messages: Any = None,
+        max_tokens: int | None = None,
+        step: int | None = None,
+    ) -> Span:
+        provider, name = _provider_of(model)
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": name,
+        }
+        if max_tokens is not None:
+            attrs["gen_ai.request.max_tokens"] = max_tokens
+        if step is not None:
+            attrs["beamish.step.seq"] = step
+        if self.capture_content and messages is not None:
+            attrs["gen_ai.input.messages"] = _content(messages)
+        context = _trace.set_span_in_context(parent) if parent is not None else None
+        return self._tracer.start_span(
+            f"chat {name}", context=context, kind=SpanKind.CLIENT, attributes=attrs
+        )
+
+    def finish_chat_span(self, span: Span, record: ChatRecord, model: str, elapsed_s: float) -> None:
+        provider, name = _provider_of(model)
+        self._finish_chat(span, record, provider, name, elapsed_s, None)
+        span.end()
+
+    def record_tool_span(
+        self,
+        tool: str,
+        call_id: str,
+        *,
+        parent: Span | None,
+        start_ns: int,
+        result: Any = None,
+        is_error: bool = False,
+        replayed: bool = False,
+    ) -> None:
+        """An ``execute_tool`` span for a tool step that already ran (from ``start_ns`` to now)."""
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool,
+            "gen_ai.tool.call.id": call_id,
+            "gen_ai.tool.type": "function",
+            "beamish.replayed": replayed,
+        }
+        if self.capture_content and result is not None:
+            attrs["gen_ai.tool.call.result"] = _content(result)
+        context = _trace.set_span_in_context(parent) if parent is not None else None
+        span = self._tracer.start_span(
+            f"execute_tool {tool}",
+            context=context,
+            kind=SpanKind.INTERNAL,
+            attributes=attrs,
+            start_time=start_ns,
+        )
+        if is_error:
+            span.set_attribute("error.type", "tool_error")
+            span.set_status(Status(StatusCode.ERROR, "the tool reported an error"))
+        if replayed:
+            self._replayed.add(1, {"beamish.step.kind": "tool"})
+        span.end()
+
+    def end_span(
+        self, span: Span, *, error: BaseException | None = None, error_type: str | None = None
+    ) -> None:
+        if error is not None:
+            self._fail(span, error)
+        elif error_type is not None:
+            span.set_attribute("error.type", error_type)
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        span.end()
+
     def on_event(self, event: Event) -> None:
         """An event sink: supervisor and budget facts become metrics and span events."""
         attrs: dict[str, Any] = {"beamish.subject": event.subject}
