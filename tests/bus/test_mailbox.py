@@ -212,3 +212,29 @@ async def test_empty_box_or_key_is_refused(tmp_path: Path, box: str, key: str) -
             await Mailboxes(store).put("tasks", object(), key="k")
     finally:
         await store.close()
+
+
+async def test_a_message_that_keeps_killing_its_consumers_becomes_a_dead_letter(store_url: str) -> None:
+    clock = FakeClock(wall_start=time.time())
+    store = await opened(store_url, clock)
+    try:
+        boxes = Mailboxes(store, clock=clock, lease_s=10, max_attempts=3)
+        await boxes.put("tasks", "poison", key="p")
+        await boxes.put("tasks", "fine", key="f")
+        delivered = []
+        for _ in range(3):  # claimed, never acknowledged (the consumer died each time)
+            msg = await boxes.claim("tasks")
+            assert msg is not None
+            delivered.append(msg.key)
+            clock.advance(11)
+        assert delivered == ["p", "p", "p"]
+        nxt = await boxes.claim("tasks")
+        assert nxt is not None and nxt.key == "f"  # the poison message no longer blocks the box
+        dead = await boxes.dead_letters("tasks")
+        assert [(d.key, d.attempts) for d in dead] == [("p", 3)]
+        assert await boxes.retry(dead[0].id)
+        assert await boxes.dead_letters("tasks") == []
+        again = await boxes.claim("tasks")
+        assert again is not None and (again.key, again.attempts) == ("p", 1)
+    finally:
+        await store.close()

@@ -3,7 +3,9 @@
 A message is inserted once per ``(box, key)`` (the sender's idempotency key: a retried send is the
 same message), claimed under a lease by one consumer, and acknowledged when handled. A consumer that
 crashes leaves its lease to run out; the message is then claimed again (``attempts`` counts), and the
-handler makes its effects idempotent with ``message.key``, so it is *handled* once.
+handler makes its effects idempotent with ``message.key``, so it is *handled* once. A message that has
+been delivered ``max_attempts`` times without an ack is a dead letter: set aside (``dead_letters``),
+never handed out again until ``retry`` puts it back.
 
 ``request`` / ``reply`` is the consult shape: the request carries a deadline; a reply after it is
 dropped (``reply`` returns False) and the asker gets :class:`~beamish.ConsultDeadline`, never a late
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._exceptions import ConsultDeadline, SpecError, StoreError
 from beamish.bus._notify import CHANNEL, Waker
-from beamish.journal._sql import SyncTx, for_update_skip_locked
+from beamish.journal._sql import Row, SyncTx, for_update_skip_locked
 
 if TYPE_CHECKING:
     from beamish.journal import Store
@@ -55,9 +57,13 @@ class Mailboxes:
         owner: str | None = None,
         lease_s: float = 30.0,
         poll_s: float = 1.0,
+        max_attempts: int = 10,
     ) -> None:
         if lease_s <= 0 or poll_s <= 0:
             raise SpecError(f"lease_s and poll_s must be > 0, got {lease_s!r}, {poll_s!r}")
+        if max_attempts < 1:
+            raise SpecError(f"max_attempts must be >= 1, got {max_attempts!r}")
+        self.max_attempts = max_attempts
         self.store = store
         self.clock = clock
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -114,6 +120,12 @@ class Mailboxes:
         now = self.clock.time()
 
         def work(tx: SyncTx) -> Message | None:
+            # A message whose consumers keep dying with it is set aside, not handed out forever.
+            tx.execute(
+                "UPDATE mailbox SET status = 'dead', finished_at = ? WHERE box = ? AND status = 'claimed' "
+                "AND lease_until < ? AND attempts >= ?",
+                (now, box, now, self.max_attempts),
+            )
             tx.execute(
                 "UPDATE mailbox SET status = 'expired', finished_at = ? WHERE box = ? "
                 "AND status IN ('ready', 'claimed') AND deadline_at IS NOT NULL AND deadline_at < ?",
@@ -139,16 +151,7 @@ class Mailboxes:
                 (mid,),
             )
             assert got is not None
-            return Message(
-                id=mid,
-                box=str(got["box"]),
-                key=str(got["idem_key"]),
-                payload=_decode(got["payload"]),
-                attempts=int(got["attempts"]),
-                lease_owner=str(got["lease_owner"]),
-                lease_until=float(got["lease_until"]),
-                deadline_at=None if got["deadline_at"] is None else float(got["deadline_at"]),
-            )
+            return _message(got)
 
         return await self.store.run(work)
 
@@ -194,6 +197,28 @@ class Mailboxes:
                 (until, message.id, self.owner),
             )
         )
+        return n == 1
+
+    async def dead_letters(self, box: str, limit: int = 100) -> list[Message]:
+        """Messages set aside after ``max_attempts`` deliveries that were never acknowledged."""
+        rows = await self.store.fetchall(
+            "SELECT id, box, idem_key, payload, attempts, lease_owner, lease_until, deadline_at FROM mailbox "
+            "WHERE box = ? AND status = 'dead' ORDER BY id LIMIT ?",
+            (box, limit),
+        )
+        return [_message(r) for r in rows]
+
+    async def retry(self, message_id: int) -> bool:
+        """Put a dead letter back in its box with a fresh count (after fixing what killed it)."""
+        n = await self.store.run(
+            lambda tx: tx.execute(
+                "UPDATE mailbox SET status = 'ready', attempts = 0, lease_owner = NULL, lease_until = NULL, "
+                "finished_at = NULL WHERE id = ? AND status = 'dead'",
+                (message_id,),
+            )
+        )
+        if n:
+            await self._notify_after(message_id)
         return n == 1
 
     # --- request / reply (consults) -----------------------------------------------------------------
@@ -275,6 +300,19 @@ class Mailboxes:
         self.waker.wake()
         if self.store.dialect != "postgresql":
             await self.store.notify(CHANNEL, str(mid))
+
+
+def _message(row: Row) -> Message:
+    return Message(
+        id=int(row["id"]),
+        box=str(row["box"]),
+        key=str(row["idem_key"]),
+        payload=_decode(row["payload"]),
+        attempts=int(row["attempts"]),
+        lease_owner=str(row["lease_owner"] or ""),
+        lease_until=float(row["lease_until"] or 0.0),
+        deadline_at=None if row["deadline_at"] is None else float(row["deadline_at"]),
+    )
 
 
 def _check_name(what: str, value: str) -> None:
