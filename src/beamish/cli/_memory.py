@@ -33,6 +33,12 @@ def serve(
         str | None, typer.Option("--http", help="Serve streamable HTTP on HOST:PORT instead of stdio.")
     ] = None,
     path: Annotated[str, typer.Option("--path", help="The HTTP endpoint path.")] = "/mcp",
+    page_size: Annotated[
+        int | None,
+        typer.Option(
+            "--page-size", min=1, help="Page read_graph/search_nodes/open_nodes (off: as the reference)."
+        ),
+    ] = None,
     allow_origin: Annotated[
         list[str] | None, typer.Option("--allow-origin", help="An extra allowed Origin (repeatable).")
     ] = None,
@@ -49,10 +55,17 @@ def serve(
         graph = KnowledgeGraph(target)
         try:
             if address is None:
-                await serve_stdio(graph)
+                await serve_stdio(graph, page_size=page_size)
             else:
                 typer.echo(f"memory {target} on http://{address[0]}:{address[1]}{path}", err=True)
-                await serve_http(graph, address[0], address[1], path, allowed_origins=allow_origin or [])
+                await serve_http(
+                    graph,
+                    address[0],
+                    address[1],
+                    path,
+                    allowed_origins=allow_origin or [],
+                    page_size=page_size,
+                )
         finally:
             await graph.aclose()
 

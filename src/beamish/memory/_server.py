@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 from mcp.server.connection import Connection
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
@@ -28,8 +28,9 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from beamish._exceptions import MemoryGraphError
+from beamish._exceptions import MemoryGraphError, SpecError
 from beamish.memory._graph import js_json
+from beamish.memory._paging import PAGED_TOOLS, CursorError, page, paged_definitions, take_cursor
 from beamish.memory._schema import MUTATING, tool_definitions
 from beamish.memory._store import KnowledgeGraph
 
@@ -104,18 +105,32 @@ async def _reference_param_errors(ctx: ServerRequestContext[Any, Any], call_next
                 for expected, path, got in issues
             ]
             raise MCPError(code=-32603, message=js_json(listed, indent=2))
-    result = await call_next(ctx)
-    if ctx.method == "tools/list" and isinstance(result, dict) and "tools" in result:
-        # The SDK's result models re-order schema keys; send the tools exactly as written.
-        return {**result, "tools": tool_definitions()}
-    return result
+    return await call_next(ctx)
+
+
+def _exact_tool_list(tools: list[dict[str, Any]]) -> ServerMiddleware[Any]:
+    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "tools/list" and isinstance(result, dict) and "tools" in result:
+            # The SDK's result models re-order schema keys; send the tools exactly as written.
+            return {**result, "tools": tools}
+        return result
+
+    return middleware
 
 
 _ABSENT = object()
 
 
-def build_server(graph: KnowledgeGraph) -> Server[Any]:
-    """A low-level MCP ``Server`` answering as the reference memory server does, over ``graph``."""
+def build_server(graph: KnowledgeGraph, *, page_size: int | None = None) -> Server[Any]:
+    """A low-level MCP ``Server`` answering as the reference memory server does, over ``graph``.
+
+    ``page_size`` turns on paging of ``read_graph``/``search_nodes``/``open_nodes`` (see
+    ``_paging``); off by default, which keeps ``tools/list`` identical to the reference's.
+    """
+    if page_size is not None and page_size < 1:
+        raise SpecError(f"page_size must be a positive number of entities, got {page_size!r}")
+    tools = tool_definitions() if page_size is None else paged_definitions(tool_definitions())
     subscribed: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     async def notify_updated() -> None:
@@ -124,12 +139,17 @@ def build_server(graph: KnowledgeGraph) -> Server[Any]:
                 await connection.send_resource_updated(RESOURCE_URI)
 
     async def list_tools(ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None) -> Any:
-        return {"tools": tool_definitions()}
+        return {"tools": tools}
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams) -> Any:
+        arguments, offset = params.arguments, 0
         try:
-            structured = await graph.call(params.name, params.arguments)
-        except MemoryGraphError as exc:
+            if page_size is not None and params.name in PAGED_TOOLS:
+                arguments, offset = take_cursor(arguments)
+            structured = await graph.call(params.name, arguments)
+            if page_size is not None and params.name in PAGED_TOOLS:
+                structured = page(structured, offset, page_size)
+        except (MemoryGraphError, CursorError) as exc:
             return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
         if params.name in MUTATING:
             await notify_updated()
@@ -184,6 +204,7 @@ def build_server(graph: KnowledgeGraph) -> Server[Any]:
         on_unsubscribe_resource=unsubscribe,
     )
     server.middleware.append(_reference_param_errors)
+    server.middleware.append(_exact_tool_list(tools))
     return server
 
 
@@ -193,9 +214,9 @@ def _init_options(server: Server[Any]) -> Any:
     )
 
 
-async def serve_stdio(graph: KnowledgeGraph) -> None:
+async def serve_stdio(graph: KnowledgeGraph, *, page_size: int | None = None) -> None:
     """Serve ``graph`` to one MCP client on this process's stdin/stdout until stdin closes."""
-    server = build_server(graph)
+    server = build_server(graph, page_size=page_size)
     async with stdio_server() as (read_stream, write_stream):
         print("Knowledge Graph MCP Server running on stdio", file=sys.stderr, flush=True)
         await server.run(read_stream, write_stream, _init_options(server))
@@ -207,10 +228,11 @@ def http_app(
     host: str = "127.0.0.1",
     path: str = "/mcp",
     allowed_origins: list[str] | None = None,
+    page_size: int | None = None,
 ) -> Any:
     """The streamable HTTP app (Starlette). Host and Origin headers are checked: on loopback the
     loopback origins are allowed; any other host must name its allowed origins."""
-    server = build_server(graph)
+    server = build_server(graph, page_size=page_size)
     loopback = host in ("127.0.0.1", "localhost", "::1")
     origins = list(allowed_origins or [])
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"] if loopback else [f"{host}:*"]
@@ -230,6 +252,7 @@ async def serve_http(
     *,
     allowed_origins: list[str] | None = None,
     started: anyio.Event | None = None,
+    page_size: int | None = None,
 ) -> None:
     """Serve ``graph`` over streamable HTTP until cancelled, so many agents share one process.
 
@@ -237,7 +260,7 @@ async def serve_http(
     """
     import uvicorn
 
-    app = http_app(graph, host=host, path=path, allowed_origins=allowed_origins)
+    app = http_app(graph, host=host, path=path, allowed_origins=allowed_origins, page_size=page_size)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     if started is None:
