@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from beamish import CorruptStore, StoreVersionError
+from beamish import CorruptStore, StoreError, StoreVersionError
 from beamish.journal import open_store
 
 pytestmark = pytest.mark.timeout(30)
@@ -117,3 +117,11 @@ async def test_a_postgres_schema_with_foreign_tables_is_refused_untouched(pg_url
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
         ).fetchall()
     assert tables == [("runs",)]
+
+
+async def test_an_unreachable_postgres_is_a_clear_error_at_once(postgres_dsn: str) -> None:
+    with pytest.raises(StoreError, match="Connection refused"):
+        await open_store("postgresql://postgres@127.0.0.1:1/test")
+    base = postgres_dsn.rsplit("/", 1)[0]
+    with pytest.raises(StoreError, match='database "no_such_database" does not exist'):
+        await open_store(f"{base}/no_such_database")

@@ -112,8 +112,15 @@ class PostgresBackend:
         self._closed = False
 
     def open_blocking(self, timeout: float = 10.0) -> None:
+        import psycopg
         import psycopg_pool
 
+        try:  # one direct attempt first: a refused or misspelt server fails now, with libpq's reason
+            psycopg.connect(self.url, connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as exc:
+            self._pool.close()
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"{self.where}: cannot connect to PostgreSQL: {reason}") from exc
         try:
             self._pool.open(wait=True, timeout=timeout)
         except psycopg_pool.PoolTimeout as exc:

@@ -157,7 +157,11 @@ _PG_FOREIGN_CHECK = (
 
 async def _open_postgres(url: str, clock: Clock, threshold: int, pool_size: int) -> Store:
     backend = PostgresBackend(url, pool_size=pool_size)
-    await backend.open()
+    try:
+        await backend.open()
+    except BaseException:
+        await backend.close()
+        raise
     store = Store(backend, url, clock, threshold)
     shipped = _migrations.available("postgresql")
 
