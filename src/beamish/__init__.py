@@ -79,6 +79,7 @@ from beamish.runtime import (
     SupervisorRef,
     SupervisorSpec,
 )
+from beamish.runtime._loopwatch import watch_loop
 from beamish.schedule import Schedule, SchedulerActor
 
 __version__ = "0.1.0"
@@ -162,6 +163,7 @@ __all__ = [
     "__version__",
     "exit_from_json",
     "tool",
+    "watch_loop",
 ]
 
 

@@ -191,3 +191,17 @@ async def test_an_asker_killed_mid_consult_replays_it_and_the_other_agent_answer
     assert [c["turn"] for c in ceo_calls] == [0, 1], "the first model call was replayed, not repeated"
     assert ceo_calls[0]["pid"] == asker_pid and ceo_calls[1]["pid"] != asker_pid
     assert result.replayed_calls == 1 and result.model_calls == 2
+
+
+async def test_an_agent_may_consult_only_the_agents_it_was_given(tmp_path: Path) -> None:
+    ceo = write_script(
+        tmp_path,
+        "ceo",
+        [{"tool_calls": [call("consult", agent="lawyer", question="Can we?")]}, {"text": "{last_tool}"}],
+    )
+    spec = _spec("ceo", ceo, consults=["cfo"])
+    assert list(spec.to_json()["consults"]) == ["cfo"]
+    async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        result = await _control.result(node, await _control.submit(node, "ceo", "x"), timeout=10)
+    assert result.output == "agent 'ceo' may not consult 'lawyer' (allowed: cfo)"

@@ -33,6 +33,7 @@ def _spec(**kw: object) -> AgentSpec:
         ("max_turns", 0, "max_turns=0 is invalid"),
         ("consult_deadline_s", -1, "consult_deadline_s=-1 is invalid"),
         ("retry", {"max_attempts": 2}, "expected a RetryPolicy"),
+        ("consults", ["cfo"], "'consult' is not among its tools"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key(key: str, value: object, message: str) -> None:

@@ -68,7 +68,7 @@ class AgentActor(Actor):
                 if isinstance(entry, Tool):
                     tools.add(entry)
                 elif entry == "consult":
-                    tools.add(ConsultTool(self.spec.consult_deadline_s))
+                    tools.add(ConsultTool(self.spec.consult_deadline_s, self.spec.consults))
                     consulter = Consulter(self.store, self.clock, wake=wake)
                 else:
                     source = await entry.open(self.spec.name)

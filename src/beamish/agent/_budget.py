@@ -291,16 +291,55 @@ class StoreLedger:
         self._local_lock = threading.Lock()
 
     async def run(self, fn: Callable[[LedgerTx], T]) -> T:
-        def unit(tx: Any) -> T:
-            if tx.dialect == "postgresql":
-                tx.execute("UPDATE budget_lock SET n = n + 1 WHERE id = 1")
-            if self._local is None:
-                return fn(_StoreTx(tx))
-            with self._local_lock:
-                return fn(_LocalTx(tx, self._local))
+        local = self._local
+        if local is None:
 
-        result: T = await self.store.run(unit)
+            def unit(tx: Any) -> T:
+                if tx.dialect == "postgresql":
+                    tx.execute("UPDATE budget_lock SET n = n + 1 WHERE id = 1")
+                return fn(_StoreTx(tx))
+
+            result: T = await self.store.run(unit)
+            return result
+        # Reservations in memory: most transactions only read the store, so try a read snapshot
+        # first (no wait for the single writer, no commit) and write only if needed. Money leaves
+        # the local reservations only after the store has committed what replaces it.
+        released: list[str] = []
+
+        def local_unit(tx: Any) -> T:
+            released.clear()
+            with self._local_lock:
+                return fn(_LocalTx(tx, local, released))
+
+        try:
+            result = await self.store.read(lambda tx: local_unit(_ReadOnly(tx)))
+        except _NeedsWrite:
+            result = await self.store.run(local_unit)
+        with self._local_lock:
+            for reservation_id in released:
+                local.pop(reservation_id, None)
         return result
+
+
+class _NeedsWrite(Exception):
+    """A ledger transaction tried on a read snapshot has to write: it is run again as a write."""
+
+
+class _ReadOnly:
+    """A read transaction that refuses writes (so the unit of work is retried as a write)."""
+
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+        self.dialect = tx.dialect
+
+    def fetchone(self, sql: str, params: Any = ()) -> Any:
+        return self._tx.fetchone(sql, params)
+
+    def fetchall(self, sql: str, params: Any = ()) -> Any:
+        return self._tx.fetchall(sql, params)
+
+    def execute(self, sql: str, params: Any = ()) -> int:
+        raise _NeedsWrite(sql)
 
 
 #: The journal has written the spend row of reservation ``r``'s step.
@@ -461,9 +500,10 @@ class _StoreTx:
 class _LocalTx(_StoreTx):
     """Spend and pauses in the store, reservations in this process's memory."""
 
-    def __init__(self, tx: Any, reservations: dict[str, Reservation]) -> None:
+    def __init__(self, tx: Any, reservations: dict[str, Reservation], released: list[str]) -> None:
         super().__init__(tx)
         self._r = reservations
+        self._released = released
 
     def _journaled(self, r: Reservation) -> bool:
         if r.seq is None:
@@ -489,7 +529,7 @@ class _LocalTx(_StoreTx):
         self._r[r.id] = r
 
     def release(self, reservation_id: str) -> None:
-        self._r.pop(reservation_id, None)
+        self._released.append(reservation_id)  # dropped once the transaction has committed
 
     def settle(self, reservation_id: str, spend: Spend) -> None:
         if spend.seq is None or spend.amount <= 0:
@@ -845,13 +885,14 @@ class BudgetKeeper:
         if record is not None:
             return record
         windows = self._windows(agent, run_id, now)
+        # held before spent: a step journaled in between is then counted twice (safe), never missed
+        helds = tx.held_all([w for _, _, w in windows], now)
         spents = tx.spent_all([w for _, _, w in windows])
         for (scope, subject, window), spent in zip(windows, spents, strict=True):
             self._warn(scope, subject, window, spent, agent, run_id, now, events)
             if spent + amount > window.cap:
                 refusal = Refusal(scope, subject, window.limit, window.cap, spent, amount, window.end)
                 return self._refuse(tx, refusal, agent, run_id, now, events)
-        helds = tx.held_all([w for _, _, w in windows], now)
         if any(s + h + amount > w.cap for (_, _, w), s, h in zip(windows, spents, helds, strict=True)):
             return None
         expires = now + self.reservation_ttl_s

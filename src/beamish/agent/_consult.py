@@ -11,7 +11,7 @@ answer is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from beamish._clock import Clock
@@ -29,7 +29,10 @@ Reply = Callable[[str, bool], StepResult]
 Wake = Callable[[str], None]
 
 
-def consult_schema(default_deadline_s: float) -> ToolSchema:
+def consult_schema(default_deadline_s: float, allowed: Sequence[str] | None = None) -> ToolSchema:
+    agent: dict[str, Any] = {"type": "string", "description": "The agent to ask, by name."}
+    if allowed is not None:
+        agent["enum"] = list(allowed)
     return ToolSchema(
         name="consult",
         description=(
@@ -39,7 +42,7 @@ def consult_schema(default_deadline_s: float) -> ToolSchema:
         parameters={
             "type": "object",
             "properties": {
-                "agent": {"type": "string", "description": "The agent to ask, by name."},
+                "agent": agent,
                 "question": {"type": "string", "description": "The question, self-contained."},
                 "deadline_s": {
                     "type": "number",
@@ -58,11 +61,12 @@ class ConsultTool:
     name = "consult"
     effect = "idempotent"
 
-    def __init__(self, default_deadline_s: float) -> None:
+    def __init__(self, default_deadline_s: float, allowed: Sequence[str] | None = None) -> None:
         self.default_deadline_s = default_deadline_s
+        self.allowed = allowed
 
     def schema(self) -> ToolSchema:
-        return consult_schema(self.default_deadline_s)
+        return consult_schema(self.default_deadline_s, self.allowed)
 
 
 def consult_run_id(run_id: str, seq: int) -> str:
@@ -92,6 +96,9 @@ class Consulter:
             problem = "consult needs 'agent' (a name) and 'question' (text)"
         elif isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float) or deadline_s <= 0:
             problem = f"consult deadline_s must be a number > 0, got {deadline_s!r}"
+        elif loop.spec.consults is not None and target not in loop.spec.consults:
+            allowed = ", ".join(loop.spec.consults) or "none"
+            problem = f"agent {asker!r} may not consult {target!r} (allowed: {allowed})"
         elif target in path:
             chain = " → ".join([*path, target])
             problem = str(ConsultCycle(f"consult refused: {chain} would ask {target!r} again (a cycle)"))

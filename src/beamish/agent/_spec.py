@@ -69,9 +69,10 @@ class AgentSpec:
     ``budget``, ``watchdog``, ``policy``: semantic supervision (``beamish.Budget``, ``beamish.Watchdog``,
     ``beamish.Policy``), enforced through the loop's hooks. ``restart``: the supervisor's restart
     type. ``max_turns`` is a hard backstop on model calls per run, whatever the watchdog says.
-    ``retry``: a ``RetryPolicy`` for model calls (429s, 5xx, timeouts). ``hooks``: an ``AgentHooks``
-    factory (or its import path), see ``_hooks``. ``capture_content``: put prompts, replies and tool
-    arguments (redacted) on the OpenTelemetry spans — off by default.
+    ``consults``: the agents it may consult (None: any). ``retry``: a ``RetryPolicy`` for model calls
+    (429s, 5xx, timeouts). ``hooks``: an ``AgentHooks`` factory (or its import path), see ``_hooks``.
+    ``capture_content``: put prompts, replies and tool arguments (redacted) on the OpenTelemetry
+    spans — off by default.
     """
 
     name: str
@@ -87,6 +88,7 @@ class AgentSpec:
     max_tokens: int = 4096
     max_turns: int = 200
     consult_deadline_s: float = 120.0
+    consults: Sequence[str] | None = None
     hooks: Any = None
     retry: Any = None
     capture_content: bool = False
@@ -126,6 +128,14 @@ class AgentSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(f"{owner}: {key}={value!r} is invalid: expected a whole number >= 1")
         _positive(owner, "consult_deadline_s", self.consult_deadline_s)
+        if self.consults is not None:
+            if isinstance(self.consults, str) or not all(isinstance(c, str) and c for c in self.consults):
+                raise SpecError(
+                    f"{owner}: consults={self.consults!r} is invalid: expected a list of agent names"
+                )
+            if "consult" not in self.tools:
+                raise SpecError(f"{owner}: consults is set but 'consult' is not among its tools")
+            object.__setattr__(self, "consults", tuple(self.consults))
         _positive(owner, "shutdown", self.shutdown)
         for key in ("max_memory_mb", "hang_after_s"):
             if getattr(self, key) is not None:
