@@ -299,3 +299,21 @@ async def test_a_hand_over_that_keeps_failing_is_parked_for_attention_not_retrie
         assert (await sched.success_rate("post")).rate == 0.0
     finally:
         await store.close()
+
+
+async def test_sync_stops_a_schedule_deleted_from_the_config_and_keeps_its_history(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await open_with(f"sqlite:///{tmp_path}/j.db", clock)
+    try:
+        sched = Scheduler(store, RecordingAgents(store), clock=clock)
+        both = [("a", Schedule("0 * * * *"), "x", "a"), ("b", Schedule("0 * * * *"), "y", "b")]
+        assert await sched.sync(both) == []
+        at(clock, DAY0 + timedelta(hours=1, seconds=1))
+        assert len((await sched.run_pass()).fired) == 2
+        assert await sched.sync(both[:1]) == ["b"]  # "b" was deleted from the config
+        at(clock, DAY0 + timedelta(hours=2, seconds=1))
+        assert (await sched.run_pass()).fired == [run_id_for("a", DAY0 + timedelta(hours=2))]
+        assert len(await sched.history("b")) == 1
+    finally:
+        await store.close()

@@ -31,9 +31,10 @@ class SchedulerActor(Actor):
     """``ChildSpec(id="scheduler", start=SchedulerActor, kwargs={"store": …, "submit": node.submit})``.
 
     ``store`` is an open :class:`~beamish.journal.Store` (shared with the node) or a URL the actor
-    opens and closes itself. ``schedules`` are added (or updated) at start. Calls: ``("add", id,
-    schedule, agent, input)``, ``("remove", id)``, ``("history", id, limit)``, ``("success_rate", id)``,
-    ``("pass",)`` (run one pass now; returns its :class:`PassReport`).
+    opens and closes itself. ``schedules``, when given, are added (or updated) at start; with
+    ``exclusive`` (the default: the config is the truth) every other stored schedule is stopped.
+    Calls: ``("add", id, schedule, agent, input)``, ``("remove", id)``, ``("history", id, limit)``,
+    ``("success_rate", id)``, ``("pass",)`` (run one pass now; returns its :class:`PassReport`).
     """
 
     scheduler: Scheduler
@@ -45,11 +46,12 @@ class SchedulerActor(Actor):
         store: Store | str,
         submit: Submit,
         *,
-        schedules: Iterable[ScheduleEntry] = (),
+        schedules: Iterable[ScheduleEntry] | None = None,
         clock: Clock | None = None,
         poll_s: float = 1.0,
         dispatch_lease_s: float = 30.0,
         owner: str | None = None,
+        exclusive: bool = True,
     ) -> None:
         clock = clock if clock is not None else self.node.clock
         self._owned = None
@@ -65,8 +67,11 @@ class SchedulerActor(Actor):
             dispatch_lease_s=dispatch_lease_s,
             events=self.node.emit,
         )
-        for sid, schedule, agent, input in schedules:
-            await self.scheduler.add(sid, schedule, agent, input)
+        if schedules is not None and exclusive:
+            await self.scheduler.sync(schedules)
+        else:
+            for sid, schedule, agent, input in schedules or ():
+                await self.scheduler.add(sid, schedule, agent, input)
         self._loop_task = asyncio.create_task(self.scheduler.run_forever(), name="beamish-scheduler")
         me = self.ref
         self._loop_task.add_done_callback(lambda task: None if task.cancelled() else me.cast(("loop-died",)))

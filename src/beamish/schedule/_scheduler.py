@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -153,6 +153,20 @@ class Scheduler:
 
         await self.store.run(work)
         self._kick.set()
+
+    async def sync(self, entries: Iterable[tuple[str, Schedule, str, Any]]) -> list[str]:
+        """Make the store hold exactly ``entries`` ``(id, schedule, agent, input)``: add or update each,
+        and stop every other stored schedule (a schedule deleted from the config must not keep
+        firing). Returns the ids stopped; their history stays."""
+        wanted = list(entries)
+        for sid, schedule, agent, input in wanted:
+            await self.add(sid, schedule, agent, input)
+        keep = {sid for sid, *_ in wanted}
+        rows = await self.store.fetchall("SELECT schedule_id FROM schedules WHERE enabled = 1")
+        stopped = [str(r["schedule_id"]) for r in rows if str(r["schedule_id"]) not in keep]
+        for sid in stopped:
+            await self.remove(sid)
+        return stopped
 
     async def remove(self, schedule_id: str) -> bool:
         """Stop a schedule (its history stays). Returns False if there was no such schedule."""
