@@ -78,3 +78,18 @@ async def test_the_dashboard_served_by_the_node_streams_its_events_and_resumes(t
             assert (await client.post("/api/agents/cmo/resume")).status_code == 404
         finally:
             reader.cancel()
+
+
+async def test_pause_by_hand_parks_the_next_run_and_resume_lets_it_finish(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    async with Company(cfg, parts=company_parts(cfg)) as company:
+        from beamish.agent._control import result
+
+        await company.pause("ceo")
+        run_id = await company.submit("ceo", "Set today's priorities", "p-2")
+        parked = await result(company.node, run_id, timeout=20)
+        assert parked.status == "paused"
+        await company.resume("ceo")
+        done = await result(company.node, run_id, timeout=20)  # resume re-queued it: it runs to the end
+        assert done.status == "succeeded"
+        await wait_for(lambda: any(e.kind == "agent.paused" for e in company.hub.recent), timeout=5)

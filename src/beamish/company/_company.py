@@ -182,11 +182,17 @@ class Company:
         return self.hub.subscribe(replay)
 
     async def pause(self, agent: str) -> None:
+        """Pause ``agent`` by hand: a pause record in the store, which its hooks honour before each
+        run (runs in flight finish their current step and park); ``resume`` lifts it."""
         self._known(agent)
-        pause = getattr(self.node, "pause", None)
-        if pause is None:
-            raise RuntimeError("pausing an agent by hand is not supported by this node yet")
-        await pause(agent)
+        from beamish._exits import Shutdown
+        from beamish.agent._budget import BudgetKeeper, PauseRecord, StoreLedger
+
+        keeper = BudgetKeeper(StoreLedger(self.store), self.node.clock)
+        reason = Shutdown("paused by hand").to_json()
+        await keeper.pause(PauseRecord(agent, "manual", reason, agent=agent, at=self.node.clock.time()))
+        event = Event("agent.paused", agent, {"agent": agent, "cause": "manual"})
+        await self.store.append_event(event)
 
     async def resume(self, agent: str) -> None:
         self._known(agent)

@@ -122,6 +122,11 @@ class TelemetryHooks:
                 span.set_attribute("beamish.run.status", status)
                 self.telemetry.end_span(span, error_type=None if status == "succeeded" else status)
 
+    async def resume(self, subject: str) -> bool:
+        """Lift a pause through the semantic hooks (``beamish resume``), if they keep pauses."""
+        resume = getattr(self.inner, "resume", None)
+        return bool(await resume(subject)) if callable(resume) else False
+
     def heartbeat(self, what: str) -> None:
         self.inner.heartbeat(what)
 
