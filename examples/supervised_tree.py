@@ -112,7 +112,9 @@ async def main() -> None:
             print(f"  {info.id:8} {info.type:10} restarts={info.restarts} running={info.ref is not None}")
             if info.id == "storage" and info.ref is not None:
                 for sub in await storage.which_children():
-                    print(f"    {sub.id:6} {sub.type:10} restarts={sub.restarts} running={sub.ref is not None}")
+                    print(
+                        f"    {sub.id:6} {sub.type:10} restarts={sub.restarts} running={sub.ref is not None}"
+                    )
         await root.stop(Shutdown())
         print("stopped cleanly:", root.reason)
 

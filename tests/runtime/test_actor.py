@@ -276,3 +276,49 @@ async def test_closing_the_node_stops_its_actors_newest_first() -> None:
         await node.spawn(Worker, "first", journal)
         await node.spawn(Worker, "second", journal)
     assert journal.tags("terminate") == ["second", "first"]
+
+
+async def test_an_actor_calling_itself_gets_an_error_instead_of_a_deadlock(node: Node) -> None:
+    class Narcissus(Actor):
+        async def handle_call(self, request: object) -> object:
+            if request == "outer":
+                try:
+                    await self.ref.call("inner")
+                except ActorError as exc:
+                    return str(exc)
+            return "inner"
+
+    ref = await node.spawn(Narcissus)
+    assert "called itself" in await ref.call("outer")
+
+
+async def test_an_actor_feeding_itself_mail_does_not_starve_the_loop(node: Node) -> None:
+    class Spinner(Actor):
+        async def init(self) -> None:
+            self.spins = 0
+
+        async def handle_cast(self, message: object) -> None:
+            self.spins += 1
+            self.ref.cast(message)
+
+    spinner = await node.spawn(Spinner)
+    spinner.cast("spin")
+    other = await node.spawn(Worker, "other")
+    assert await other.call("still served") == ("other", "still served")
+    spinner.kill()
+
+
+async def test_a_trapping_child_ends_with_terminate_when_its_parent_exits(node: Node) -> None:
+    journal = Journal()
+
+    class TrappingWorker(Worker):
+        trap_exits = True
+
+    parent = await node.spawn(Worker, "parent")
+    child = await node.spawn(TrappingWorker, "child", journal)
+    child._parent = parent
+    node.link(parent, child)
+    with pytest.raises(ActorExited):
+        await parent.call(("crash", "down"))
+    assert await child.wait() == Crashed(RuntimeError("down"))
+    assert journal.tags("terminate") == ["child"]

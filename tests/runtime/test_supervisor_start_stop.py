@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from beamish import (
+    ActorExited,
     ChildSpec,
     Crashed,
     Killed,
@@ -159,3 +160,20 @@ async def test_a_process_child_without_a_registered_starter_is_a_spec_error(
     spec = SupervisorSpec([ChildSpec("p", Worker, isolation="process")])
     with pytest.raises(SpecError, match="no starter"):
         await node.start_supervisor(spec)
+
+
+async def test_a_child_being_stopped_is_killed_if_its_supervisor_dies_meanwhile(
+    node: Node, clock: FakeClock
+) -> None:
+    journal = Journal()
+    spec = SupervisorSpec([ChildSpec("stubborn", Stubborn, args=("s", journal), shutdown=60.0)])
+    sup = await node.start_supervisor(spec)
+    ref = (await sup.which_children())[0].ref
+    assert ref is not None
+    stopping = asyncio.ensure_future(sup.terminate_child("stubborn"))
+    await settle()
+    assert ref.alive
+    sup.kill()
+    assert await ref.wait() == Killed()
+    with pytest.raises(ActorExited):
+        await stopping

@@ -145,6 +145,10 @@ class Node:
         self._bind()
         ref = await self._start_actor(Supervisor, (spec,), {}, name, None, True)
         self._top[ref] = None
+        if self._listening:
+            self._event(
+                "actor.started", self._subject(ref), {"actor": "Supervisor", "strategy": spec.strategy}
+            )
         return ref
 
     async def _start_actor(

@@ -33,6 +33,9 @@ CALL, CAST, INFO, STOP = 0, 1, 2, 3
 
 _NORMAL = Normal()
 _ids = itertools.count(1)
+#: Messages served in a row before the serving loop yields to the event loop (fairness: asyncio
+#: does not preempt, so an actor feeding itself mail would otherwise starve every other task).
+_FAIR_BATCH = 64
 _base_terminate = Actor.terminate
 
 Message = tuple[int, Any, "asyncio.Future[Any] | None"]
@@ -111,6 +114,9 @@ class ActorRef:
         """
         if self._state == EXITED:
             raise ActorExited(self._reason, self.name)
+        task = self._task
+        if task is not None and task is asyncio.current_task():
+            raise ActorError(f"{self!r} called itself: it would wait for its own reply for ever")
         loop = self._node._loop
         fut: asyncio.Future[Any] = loop.create_future()
         self._deliver(CALL, request, fut)
@@ -231,6 +237,7 @@ class ActorRef:
     async def _run(self) -> None:
         actor = self._actor
         assert actor is not None
+        served = 0
         try:
             while True:
                 mailbox = self._mailbox
@@ -238,6 +245,12 @@ class ActorRef:
                     self._mailbox = None
                     self._task = None
                     return
+                served += 1
+                if served % _FAIR_BATCH == 0:
+                    await asyncio.sleep(0)
+                    if self._state != RUNNING:
+                        return
+                    continue
                 kind, payload, fut = mailbox.popleft()
                 if kind == CALL:
                     assert fut is not None

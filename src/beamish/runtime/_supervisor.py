@@ -82,6 +82,7 @@ class Supervisor(Actor):
         self.by_ref: dict[ActorRef, _Child] = {}
         self.restart_times: deque[float] = deque()
         self.timers: set[Any] = set()
+        self.stopping: set[ActorRef] = set()
         self.watchers: list[asyncio.Future[None]] = []
         self.rng = random.Random()
         if self.simple:
@@ -160,8 +161,12 @@ class Supervisor(Actor):
                 ref.kill()
             else:
                 ref._request_stop(Shutdown())
-                if ref.alive and not await node._wait_exit(ref, shutdown):
-                    ref.kill()
+                self.stopping.add(ref)  # unlinked now: if the supervisor dies meanwhile, on_exit kills it
+                try:
+                    if ref.alive and not await node._wait_exit(ref, shutdown):
+                        ref.kill()
+                finally:
+                    self.stopping.discard(ref)
         if node._listening:
             reason = ref.reason
             assert reason is not None
@@ -179,6 +184,8 @@ class Supervisor(Actor):
     def on_exit(self, reason: ExitReason) -> None:
         for timer in getattr(self, "timers", ()):
             timer.cancel()
+        for ref in list(getattr(self, "stopping", ())):
+            ref.kill()  # no orphans: a child we were stopping is no longer linked to us
         if hasattr(self, "watchers"):
             self._changed()  # wake beamish.testing waiters: the supervisor is gone
 
