@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from beamish import AgentSpec
-from beamish.agent import _control
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 
@@ -38,8 +37,8 @@ async def test_a_ten_step_run_succeeds_with_every_tool_effect_journaled(
     run_id = f"run-{uuid.uuid4().hex}"
     async with Node(store=store_url) as node:
         await node.start_supervisor(SupervisorSpec([_agent(script).child_spec()]))
-        assert await _control.submit(node, "marketing", "Q3 launch", run_id=run_id) == run_id
-        result = await _control.result(node, run_id, timeout=20)
+        assert await node.submit("marketing", "Q3 launch", run_id=run_id) == run_id
+        result = await node.result(run_id, timeout=20)
     assert result.status == "succeeded", result
     assert result.output == "Final report for: Q3 launch. Launch published once; notes saved."
     assert result.model_calls == 10
@@ -60,9 +59,9 @@ async def test_submitting_the_same_run_id_twice_runs_it_once(tmp_path: Path) -> 
     script = write_script(tmp_path, "one", [{"text": "hello"}])
     async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
         await node.start_supervisor(SupervisorSpec([_agent(script).child_spec()]))
-        first = await _control.submit(node, "marketing", "hi", run_id="same")
-        second = await _control.submit(node, "marketing", "hi", run_id="same")
-        result = await _control.result(node, "same", timeout=10)
+        first = await node.submit("marketing", "hi", run_id="same")
+        second = await node.submit("marketing", "hi", run_id="same")
+        result = await node.result("same", timeout=10)
     assert first == second == "same"
     assert result.output == "hello"
     assert len(calls_made(script)) == 1
@@ -81,8 +80,8 @@ async def test_refused_and_failing_tool_calls_are_errors_the_model_reads(tmp_pat
         await node.start_supervisor(
             SupervisorSpec([_agent(script, tools=[ft.lookup, ft.explode]).child_spec()])
         )
-        run_id = await _control.submit(node, "marketing", "try things")
-        result = await _control.result(node, run_id, timeout=10)
+        run_id = await node.submit("marketing", "try things")
+        result = await node.result(run_id, timeout=10)
         store = await open_store(f"sqlite:///{tmp_path}/j.db")
         steps = await store.steps(run_id)
         await store.close()
@@ -102,10 +101,10 @@ async def test_a_script_that_runs_out_fails_the_run_but_not_the_agent(tmp_path: 
     script = write_script(tmp_path, "short", [{"tool_calls": [call("lookup", topic="x")]}])
     async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
         await node.start_supervisor(SupervisorSpec([_agent(script).child_spec()]))
-        failed = await _control.submit(node, "marketing", "go")
-        result = await _control.result(node, failed, timeout=10)
+        failed = await node.submit("marketing", "go")
+        result = await node.result(failed, timeout=10)
         assert result.status == "failed"
         assert result.reason is not None and "the script has 1 turns" in result.reason.message  # type: ignore[attr-defined]
         # the agent lives on and serves the next run
-        second = await _control.submit(node, "marketing", "again")
-        assert (await _control.result(node, second, timeout=10)).status == "failed"
+        second = await node.submit("marketing", "again")
+        assert (await node.result(second, timeout=10)).status == "failed"

@@ -43,8 +43,8 @@ async def test_a_run_is_an_invoke_agent_span_with_chat_and_execute_tool_children
                     await store.update_run("r1", status="queued")
                 _control.registry(node).wake("ops")
             else:
-                await _control.submit(node, "ops", "go", run_id="r1")
-            assert (await _control.result(node, "r1", timeout=10)).status == "succeeded"
+                await node.submit("ops", "go", run_id="r1")
+            assert (await node.result("r1", timeout=10)).status == "succeeded"
     finished = spans.get_finished_spans()
     names = [s.name for s in finished]
     assert names.count("invoke_agent ops") == 2

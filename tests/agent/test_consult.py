@@ -13,7 +13,6 @@ from typing import Any, Literal
 import pytest
 
 from beamish import AgentSpec
-from beamish.agent import _control
 from beamish.agent._consult import consult_run_id
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
@@ -67,9 +66,9 @@ async def test_a_consult_returns_the_other_agents_answer(
     async with Node(store=url) as node:
         children = [_spec("ceo", ceo, isolation).child_spec(), _spec("cfo", cfo, isolation).child_spec()]
         await node.start_supervisor(SupervisorSpec(children))
-        run_id = await _control.submit(node, "ceo", "Plan Q3")
-        result = await _control.result(node, run_id, timeout=30)
-        asked = await _control.result(node, consult_run_id(run_id, 1), timeout=5)
+        run_id = await node.submit("ceo", "Plan Q3")
+        result = await node.result(run_id, timeout=30)
+        asked = await node.result(consult_run_id(run_id, 1), timeout=5)
     assert result.status == "succeeded"
     assert result.output == "Decision: go, because We can spend 10k on: How much can we spend on Q3?"
     assert asked.agent == "cfo" and asked.status == "succeeded"
@@ -91,8 +90,8 @@ async def test_a_consult_past_its_deadline_fails_the_step_not_the_agent(tmp_path
         sup = await node.start_supervisor(
             SupervisorSpec([_spec("ceo", ceo).child_spec(), _spec("cfo", cfo).child_spec()])
         )
-        run_id = await _control.submit(node, "ceo", "Plan Q3")
-        result = await _control.result(node, run_id, timeout=30)
+        run_id = await node.submit("ceo", "Plan Q3")
+        result = await node.result(run_id, timeout=30)
         children = await sup.which_children()
     assert result.status == "succeeded"
     assert result.output is not None and "did not answer 'ceo' within the consult deadline" in result.output
@@ -123,8 +122,8 @@ async def test_a_consult_cycle_is_refused_at_once(tmp_path: Path) -> None:
         await node.start_supervisor(
             SupervisorSpec([_spec("ceo", ceo).child_spec(), _spec("cfo", cfo).child_spec()])
         )
-        run_id = await _control.submit(node, "ceo", "Plan")
-        result = await _control.result(node, run_id, timeout=30)
+        run_id = await node.submit("ceo", "Plan")
+        result = await node.result(run_id, timeout=30)
     assert result.status == "succeeded"
     assert result.output is not None
     assert "consult refused: ceo → cfo → ceo would ask 'ceo' again (a cycle)" in result.output
@@ -141,7 +140,7 @@ async def test_an_agent_cannot_consult_itself(tmp_path: Path) -> None:
     )
     async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
         await node.start_supervisor(SupervisorSpec([_spec("solo", solo).child_spec()]))
-        result = await _control.result(node, await _control.submit(node, "solo", "x"), timeout=10)
+        result = await node.result(await node.submit("solo", "x"), timeout=10)
     assert "solo → solo" in str(result.output)
 
 
@@ -168,7 +167,7 @@ async def test_an_asker_killed_mid_consult_replays_it_and_the_other_agent_answer
     async with Node(store=url) as node:
         children = [_spec("ceo", ceo, "process").child_spec(), _spec("cfo", cfo).child_spec()]
         await node.start_supervisor(SupervisorSpec(children, intensity=3, period=30))
-        await _control.submit(node, "ceo", "Plan", run_id=run_id)
+        await node.submit("ceo", "Plan", run_id=run_id)
         await wait_for(ft.holding_file(asked).exists, timeout=30, what="the cfo to be working on the consult")
         store = await open_store(url)
         owner = (await store.get_run(run_id)).lease_owner
@@ -180,7 +179,7 @@ async def test_an_asker_killed_mid_consult_replays_it_and_the_other_agent_answer
         first_epoch = (await store.get_run(run_id)).epoch
         await _wait_until_claimed_again(store, run_id, first_epoch)
         ft.release_file(asked).write_text("go")
-        result = await _control.result(node, run_id, timeout=30)
+        result = await node.result(run_id, timeout=30)
         cfo_runs = await store.list_runs(agent="cfo")
         await store.close()
     assert result.status == "succeeded"
@@ -203,5 +202,5 @@ async def test_an_agent_may_consult_only_the_agents_it_was_given(tmp_path: Path)
     assert list(spec.to_json()["consults"]) == ["cfo"]
     async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        result = await _control.result(node, await _control.submit(node, "ceo", "x"), timeout=10)
+        result = await node.result(await node.submit("ceo", "x"), timeout=10)
     assert result.output == "agent 'ceo' may not consult 'lawyer' (allowed: cfo)"

@@ -28,12 +28,12 @@ async def test_a_replay_with_changed_instructions_is_reported_and_continues_live
         async with Node(store=url) as node:
             await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
             if instructions == "Version one.":
-                await _control.submit(node, "ops", "go", run_id="r1")
+                await node.submit("ops", "go", run_id="r1")
             else:
                 async with await open_store(url) as store:
                     await store.update_run("r1", status="queued")
                 _control.registry(node).wake("ops")
-            result = await _control.result(node, "r1", timeout=10)
+            result = await node.result("r1", timeout=10)
         assert result.status == "succeeded"
     async with await open_store(url) as store:
         (event,) = [e for _, e in await store.events(kinds=["step.divergence"], subject="r1")]
@@ -61,9 +61,7 @@ async def test_an_agent_on_the_openai_sdk_calls_tools_and_answers_through_a_loca
         )
         async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
             await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-            result = await _control.result(
-                node, await _control.submit(node, "analyst", "What rates?"), timeout=10
-            )
+            result = await _control.result(node, await node.submit("analyst", "What rates?"), timeout=10)
     assert result.status == "succeeded"
     assert result.output == "Rates are: fact about rates."
     second = server.requests[1].body

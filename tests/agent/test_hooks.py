@@ -9,7 +9,6 @@ import pytest
 
 from beamish import AgentSpec, Looping, OverBudget
 from beamish._exceptions import AbortRun, PauseRun
-from beamish.agent import _control
 from beamish.agent._hooks import NullHooks, RunInfo
 from beamish.agent._messages import ModelRequest
 from beamish.agent.models._retry import RetryPolicy
@@ -81,12 +80,12 @@ async def test_a_pausing_hook_parks_the_run_and_resume_continues_it_from_the_jou
     node, spec = _node_with(tmp_path, script, hooks)
     async with node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        run_id = await _control.submit(node, "ops", "check")
-        paused = await _control.result(node, run_id, timeout=10)
+        run_id = await node.submit("ops", "check")
+        paused = await node.result(run_id, timeout=10)
         assert paused.status == "paused"
         assert paused.reason == OverBudget(limit="per_run_usd", spent=0.5, cap=0.5)
-        assert await _control.resume(node, "ops") == 1
-        result = await _control.result(node, run_id, timeout=10)
+        assert await node.resume("ops") == 1
+        result = await node.result(run_id, timeout=10)
     assert result.status == "succeeded"
     assert result.output == "done: fact about a"
     assert result.model_calls == 2 and result.replayed_calls == 1
@@ -103,9 +102,9 @@ async def test_an_aborting_hook_fails_the_run_and_the_agent_takes_its_next_run(t
     node, spec = _node_with(tmp_path, script, hooks)
     async with node:
         sup = await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        first = await _control.result(node, await _control.submit(node, "ops", "one"), timeout=10)
+        first = await node.result(await node.submit("ops", "one"), timeout=10)
         hooks.abort_after = None
-        second = await _control.result(node, await _control.submit(node, "ops", "two"), timeout=10)
+        second = await node.result(await node.submit("ops", "two"), timeout=10)
         (child,) = await sup.which_children()
     assert first.status == "failed"
     assert isinstance(first.reason, Looping) and first.reason.pattern == "same_action_same_result"
@@ -121,8 +120,8 @@ async def test_a_nudge_is_journaled_and_replayed_without_divergence(tmp_path: Pa
     url = f"sqlite:///{tmp_path}/j.db"
     async with node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        run_id = await _control.submit(node, "ops", "check")
-        assert (await _control.result(node, run_id, timeout=10)).status == "succeeded"
+        run_id = await node.submit("ops", "check")
+        assert (await node.result(run_id, timeout=10)).status == "succeeded"
     async with await open_store(url) as store:
         steps = await store.steps(run_id)
         assert [s.kind for s in steps] == ["llm", "tool", "signal", "llm"]
@@ -132,7 +131,7 @@ async def test_a_nudge_is_journaled_and_replayed_without_divergence(tmp_path: Pa
     node, spec = _node_with(tmp_path, script, quiet)
     async with node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        again = await _control.result(node, run_id, timeout=10)
+        again = await node.result(run_id, timeout=10)
     async with await open_store(url) as store:
         diverged = await store.events(kinds=["step.divergence"])
     assert again.status == "succeeded" and again.replayed_calls == 2
@@ -149,8 +148,8 @@ async def test_a_429_is_waited_out_inside_the_agent_and_counts_no_restart(tmp_pa
     node, spec = _node_with(tmp_path, script, hooks)
     async with node:
         sup = await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        run_id = await _control.submit(node, "ops", "go")
-        result = await _control.result(node, run_id, timeout=10)
+        run_id = await node.submit("ops", "go")
+        result = await node.result(run_id, timeout=10)
         (child,) = await sup.which_children()
     assert result.status == "succeeded" and result.output == "after the wait"
     assert child.restarts == 0
@@ -169,7 +168,7 @@ async def test_server_errors_are_retried_with_backoff_inside_the_agent(tmp_path:
     node, spec = _node_with(tmp_path, script, Recorder(), retry=RetryPolicy(backoff_min_s=0.01, jitter=0))
     async with node:
         sup = await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        result = await _control.result(node, await _control.submit(node, "ops", "go"), timeout=10)
+        result = await node.result(await node.submit("ops", "go"), timeout=10)
         (child,) = await sup.which_children()
     assert result.output == "recovered"
     assert child.restarts == 0

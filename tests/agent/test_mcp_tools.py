@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from beamish import AgentSpec, SpecError, ToolError
-from beamish.agent import _control
 from beamish.agent._mcp_tools import McpServer
 from beamish.agent._tools import ToolContext
 from beamish.journal import open_store
@@ -80,7 +79,7 @@ async def test_an_agent_uses_mcp_tools_and_only_those_it_was_given(tmp_path: Pat
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        result = await _control.result(node, await _control.submit(node, "mathy", "sum"), timeout=30)
+        result = await node.result(await node.submit("mathy", "sum"), timeout=30)
     assert result.status == "succeeded"
     assert "tool 'die' is not available to agent 'mathy' (allowed: add)" in str(result.output)
     async with await open_store(url) as store:

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from beamish import AgentSpec
-from beamish.agent import _control
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 from beamish.testing import wait_for
@@ -43,7 +42,7 @@ async def _run_until_held(node: Node, script: Path, run_id: str, hold: str, task
     """Start the agent, submit the run, wait until the tool holding at ``hold`` blocks; its pid."""
     ft.hold_file(run_id).write_text(hold)
     await node.start_supervisor(SupervisorSpec([_agent(script).child_spec()], intensity=3, period=30))
-    await _control.submit(node, "marketing", task, run_id=run_id)
+    await node.submit("marketing", task, run_id=run_id)
     holding = ft.holding_file(run_id)
     await wait_for(holding.exists, timeout=30, what="the agent to reach the held tool")
     pid = int(holding.read_text())
@@ -59,8 +58,8 @@ async def test_a_sigkilled_agent_process_resumes_with_exactly_ten_model_calls(
     clean_id = f"clean-{uuid.uuid4().hex}"
     async with Node(store=f"sqlite:///{tmp_path}/clean.db") as node:
         await node.start_supervisor(SupervisorSpec([_agent(clean_script).child_spec()]))
-        await _control.submit(node, "marketing", "Q3 launch", run_id=clean_id)
-        clean = await _control.result(node, clean_id, timeout=30)
+        await node.submit("marketing", "Q3 launch", run_id=clean_id)
+        clean = await node.result(clean_id, timeout=30)
     assert clean.status == "succeeded"
 
     script = write_script(tmp_path, "killed", TEN_STEPS)
@@ -69,7 +68,7 @@ async def test_a_sigkilled_agent_process_resumes_with_exactly_ten_model_calls(
         pid = await _run_until_held(node, script, run_id, "lookup:hold-here")
         assert len(calls_made(script)) == 6  # the sixth model call asked for the held tool
         os.kill(pid, signal.SIGKILL)
-        result = await _control.result(node, run_id, timeout=30)
+        result = await node.result(run_id, timeout=30)
 
     assert result.status == "succeeded"
     assert result.output == clean.output
@@ -108,7 +107,7 @@ async def test_a_kill_between_intent_and_done_is_reconciled_never_repeated(tmp_p
             step = await store.step(run_id, 1)
         assert step is not None and step.phase == "intent"
         os.kill(pid, signal.SIGKILL)
-        result = await _control.result(node, run_id, timeout=30)
+        result = await node.result(run_id, timeout=30)
     assert result.status == "succeeded"
     publishes = [e for e in ft.effects(run_id) if e.startswith("publish")]
     assert publishes == [f"publish {run_id}:1 big news"], "exactly one execution"
@@ -126,7 +125,7 @@ async def test_a_once_tool_without_reconcile_parks_the_run_as_needs_attention(tm
     async with Node(store=url) as node:
         pid = await _run_until_held(node, script, run_id, "after")
         os.kill(pid, signal.SIGKILL)
-        result = await _control.result(node, run_id, timeout=30)
+        result = await node.result(run_id, timeout=30)
     assert result.status == "needs_attention"
     assert [e for e in ft.effects(run_id) if e.startswith("wire")] == [f"wire {run_id}:1 100"]
     assert len(calls_made(script)) == 1, "the run stopped before asking the model again"
