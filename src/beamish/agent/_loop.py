@@ -47,6 +47,10 @@ from beamish.telemetry._otel import ChatRecord, ToolRecord
 logger = logging.getLogger("beamish.agent")
 
 
+#: Model calls in a run's journal (each was made live once, by some incarnation of the agent).
+_LLM_STEPS = "SELECT COUNT(*) AS n FROM steps WHERE run_id = ? AND kind = 'llm' AND phase = 'done'"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one execution of a run ended (``status`` as stored in the run row)."""
@@ -122,9 +126,8 @@ class RunLoop:
         return outcome
 
     async def _store_outcome(self, run: Run, epoch: int, journal: RunJournal, outcome: Outcome) -> None:
-        steps = await self.store.steps(run.run_id)
-        live = sum(1 for s in steps if s.kind == "llm" and s.phase == "done")
-        meta = {"model_calls": live, "replayed_calls": journal.replayed_calls}
+        row = await self.store.fetchone(_LLM_STEPS, (run.run_id,))
+        meta = {"model_calls": int(row["n"]) if row else 0, "replayed_calls": journal.replayed_calls}
         data: dict[str, Any] = {"run_id": run.run_id, "agent": run.agent, "status": outcome.status, **meta}
         if outcome.reason is not None:
             data["reason"] = outcome.reason.to_json()
