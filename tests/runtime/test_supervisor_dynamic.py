@@ -276,8 +276,6 @@ async def test_simple_one_for_one_terminate_child_takes_a_ref_and_removes_the_ch
     await sup.terminate_child(ref)
     assert not ref.alive
     assert await sup.which_children() == []
-    with pytest.raises(NotFound):
-        await sup.terminate_child(ref)
 
 
 @pytest.mark.parametrize("call", ["terminate_child", "restart_child", "delete_child"])
@@ -314,3 +312,94 @@ async def test_wait_for_restart_returns_the_new_incarnation(node: Node) -> None:
     assert old is not None
     old.kill()
     assert (await wait_for_restart(sup, "a", old)) is not old
+
+
+# -- hanging restart loops (supervisor_SUITE: hanging_restart_loop, hanging_restart_loop_simple) ----
+
+
+async def test_a_child_stuck_in_a_restart_loop_can_be_inspected_terminated_and_restarted(node: Node) -> None:
+    from ._actors import FailsWhileFlagged
+
+    state: dict[str, Any] = {"fail": False}
+    spec = ChildSpec("child1", FailsWhileFlagged, args=(state,), shutdown="brutal_kill")
+    sup = await started(node, intensity=1_000_000)
+    first = await sup.start_child(spec)
+    assert first is not None
+    state["fail"] = True
+    first.kill()
+    with pytest.raises(AlreadyPresent):
+        await sup.start_child(spec)
+    with pytest.raises(Restarting):
+        await sup.restart_child("child1")
+    with pytest.raises(Restarting):
+        await sup.delete_child("child1")
+    info = (await sup.which_children())[0]
+    assert (info.id, info.ref, info.restarting) == ("child1", None, True)
+    counts = await sup.count_children()
+    assert (counts.specs, counts.active, counts.supervisors, counts.workers) == (1, 0, 0, 1)
+    await sup.terminate_child("child1")
+    info = (await sup.which_children())[0]
+    assert (info.ref, info.restarting) == (None, False)
+    state["fail"] = False
+    second = await sup.restart_child("child1")
+    assert second is not None
+    state["fail"] = True
+    second.kill()
+    await sup.count_children()
+    assert await sup.stop(Shutdown()) == Shutdown()  # the loop does not hang the shutdown
+
+
+async def test_a_simple_one_for_one_child_stuck_restarting_is_terminated_by_its_old_ref(node: Node) -> None:
+    from ._actors import FailsWhileFlagged
+
+    state: dict[str, Any] = {"fail": False}
+    template = ChildSpec("child1", FailsWhileFlagged, args=(state,), shutdown="brutal_kill")
+    sup = await node.start_supervisor(
+        SupervisorSpec([template], strategy="simple_one_for_one", intensity=10**6)
+    )
+    first = await sup.start_child([])
+    assert first is not None
+    state["fail"] = True
+    first.kill()
+    with pytest.raises(SimpleOneForOneError):
+        await sup.restart_child("child1")
+    info = (await sup.which_children())[0]
+    assert (info.id, info.ref, info.restarting) == (None, None, True)
+    counts = await sup.count_children()
+    assert (counts.specs, counts.active, counts.workers) == (1, 0, 1)
+    await sup.terminate_child(first)
+    assert await sup.which_children() == []
+    state["fail"] = False
+    second = await sup.start_child([])
+    assert second is not None
+    state["fail"] = True
+    second.kill()
+    await sup.count_children()
+    assert await sup.stop(Shutdown()) == Shutdown()
+
+
+async def test_simple_one_for_one_terminate_child_of_a_dead_ref_is_ok_but_of_a_stranger_is_not_found(
+    node: Node,
+) -> None:
+    journal = Journal()
+    sup = await node.start_supervisor(sofo(journal))
+    ref = await sup.start_child([])
+    assert ref is not None
+    await sup.terminate_child(ref)
+    await sup.terminate_child(ref)  # already gone: fine, as in OTP
+    stranger = await node.spawn(Worker, "stranger")
+    with pytest.raises(NotFound):
+        await sup.terminate_child(stranger)
+    assert stranger.alive
+
+
+@pytest.mark.parametrize("restart", ["temporary", "permanent"])
+async def test_simple_one_for_one_keeps_nothing_for_a_child_that_ignores(node: Node, restart: str) -> None:
+    journal = Journal()
+    template = ChildSpec("w", Worker, args=("w", journal), restart=restart)  # type: ignore[arg-type]
+    sup = await node.start_supervisor(SupervisorSpec([template], strategy="simple_one_for_one"))
+    assert await sup.start_child(["ignore"]) is None
+    kept = await sup.start_child([])
+    assert [(i.id, i.ref) for i in await sup.which_children()] == [(None, kept)]
+    counts = await sup.count_children()
+    assert (counts.specs, counts.active, counts.workers) == (1, 1, 1)

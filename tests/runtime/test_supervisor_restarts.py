@@ -436,3 +436,36 @@ async def test_an_exit_from_an_unknown_linked_actor_is_ignored(node: Node) -> No
     stranger.kill()
     await asyncio.sleep(0)
     assert (await sup.count_children()).active == 1
+
+
+async def test_rest_for_one_does_not_restart_an_earlier_child_again_when_a_later_one_fails_to_start(
+    node: Node,
+) -> None:
+    journal = Journal()
+    state: dict[str, Any] = {}
+    spec = SupervisorSpec(
+        [worker("a", journal), ChildSpec("b", FailsWhileFlagged, args=(state, "b"))],
+        strategy="rest_for_one",
+        intensity=1000,
+    )
+    sup = await node.start_supervisor(spec)
+    a = await ref_of(sup, "a")
+    state["fail"] = True
+    await crash(a)
+    new_a = await wait_for_restart(sup, "a", a)
+    await sup.count_children()
+    state["fail"] = False
+    await wait_for_child(sup, "b")
+    assert await ref_of(sup, "a") is new_a
+    assert journal.tags("init") == ["a", "a"]
+
+
+async def test_a_restart_counts_against_intensity_even_when_it_fails_to_start(node: Node) -> None:
+    state: dict[str, Any] = {"fail": False}
+    sup = await node.start_supervisor(
+        SupervisorSpec([ChildSpec("f", FailsWhileFlagged, args=(state,))], intensity=2, period=60.0)
+    )
+    state["fail"] = True
+    (await ref_of(sup, "f")).kill()
+    assert await sup.wait() == Shutdown("reached_max_restart_intensity")
+    assert state["starts"] == 1 + 2

@@ -37,7 +37,7 @@ from beamish.runtime._specs import ChildCounts, ChildInfo, ChildSpec, Supervisor
 class _Child:
     """The supervisor's record of one child: its spec, current ref and restart bookkeeping."""
 
-    __slots__ = ("attempts", "path", "ref", "restarting", "restarts", "spec", "started_at")
+    __slots__ = ("attempts", "last_ref", "path", "ref", "restarting", "restarts", "spec", "started_at")
 
     def __init__(self, spec: ChildSpec, path: str) -> None:
         self.spec = spec
@@ -47,6 +47,9 @@ class _Child:
         self.restarting = False
         self.attempts = 0  # consecutive failures, for the backoff
         self.started_at: float | None = None
+        # simple_one_for_one: the exited ref still names a child while it is being restarted (OTP's
+        # {restarting, Pid}), so terminate_child(old_ref) can stop the restart loop.
+        self.last_ref: ActorRef | None = None
 
 
 class _TryAgain:
@@ -104,7 +107,15 @@ class Supervisor(Actor):
         if not self.simple:
             self.by_id[child.spec.id] = child
 
+    def _forget_last_ref(self, child: _Child) -> None:
+        last = child.last_ref
+        if last is not None:
+            child.last_ref = None
+            if self.by_ref.get(last) is child:
+                del self.by_ref[last]
+
     def _remove(self, child: _Child) -> None:
+        self._forget_last_ref(child)
         self.children.pop(child, None)
         if not self.simple and self.by_id.get(child.spec.id) is child:
             del self.by_id[child.spec.id]
@@ -141,6 +152,7 @@ class Supervisor(Actor):
             raise StartFailed(spec.id, Crashed(exc)) from exc
         child.ref = ref
         self.by_ref[ref] = child
+        self._forget_last_ref(child)
         child.started_at = node.clock.monotonic()
         if node._listening:
             self._event("child.started", child, {"id": str(spec.id), "supervisor": self.path, "ref": ref.id})
@@ -217,6 +229,9 @@ class Supervisor(Actor):
             self._event("child.exited", child, lambda: {"id": str(child.spec.id), "reason": reason.to_json()})
         restart = child.spec.restart
         if restart == "permanent" or (restart == "transient" and not reason.normal):
+            if self.simple:
+                self.by_ref[ref] = child
+                child.last_ref = ref
             backoff = child.spec.backoff
             if backoff is not None:
                 now = node.clock.monotonic()
@@ -411,7 +426,10 @@ class Supervisor(Actor):
                 )
             found = self.by_ref.get(key)
             if found is None:
+                if not key.alive:
+                    return  # OTP: terminating a dead process is not an error
                 raise NotFound(f"{key!r} is not a child of this supervisor")
+            found.restarting = False
             await self._stop_child(found)
             self._remove(found)
             return
