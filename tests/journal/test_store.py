@@ -319,3 +319,23 @@ async def test_concurrent_appends_from_many_tasks_are_all_kept(store: Store) -> 
         assert [s.seq for s in await store.steps(rid)] == list(range(15))
     assert await store.spend("ceo") == pytest.approx(0.6)
     assert len(await store.fetchall("SELECT name FROM leases")) == 5
+
+
+async def test_follow_yields_an_event_committed_after_a_higher_id(store: Store) -> None:
+    """Concurrent writers on PostgreSQL can make id 3 visible before id 2: neither is lost."""
+    await store.append_event(Event("run.started", "a", at=1.0))
+    follower = store.follow(since=1, poll_s=0.01)
+    body = '{{"v":1,"kind":"{k}","subject":"s","data":{{}},"at":1.0}}'
+    await store.execute(
+        "INSERT INTO events (id, at, kind, subject, body) VALUES (3, 1, 'run.finished', 's', ?)",
+        [body.format(k="run.finished")],
+    )
+    first = await asyncio.wait_for(_drive(asyncio.ensure_future(follower.__anext__()), store), 5)
+    assert first[0] == 3
+    await store.execute(
+        "INSERT INTO events (id, at, kind, subject, body) VALUES (2, 1, 'run.paused', 's', ?)",
+        [body.format(k="run.paused")],
+    )
+    second = await asyncio.wait_for(_drive(asyncio.ensure_future(follower.__anext__()), store), 5)
+    assert second[0] == 2 and second[1].kind == "run.paused"
+    await follower.aclose()

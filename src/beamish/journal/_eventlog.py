@@ -14,6 +14,9 @@ from beamish.journal._payload import canonical, finite
 from beamish.journal._records import LedgerEntry
 from beamish.journal._sql import SyncTx
 
+#: A jump in event ids larger than this is history (pruned), not commits still in flight.
+_MAX_LATE = 256
+
 
 def insert_event(tx: SyncTx, event: Event) -> int:
     """Append ``event`` inside a transaction; returns its id (ids only grow)."""
@@ -82,19 +85,47 @@ class EventsMixin(StoreBase):
         return [(int(r["id"]), Event.from_json(json.loads(r["body"]))) for r in rows]
 
     async def follow(
-        self, since: int = 0, *, poll_s: float = 0.5, kinds: Iterable[str] | None = None
+        self,
+        since: int = 0,
+        *,
+        poll_s: float = 0.5,
+        kinds: Iterable[str] | None = None,
+        late_s: float = 10.0,
     ) -> AsyncIterator[tuple[int, Event]]:
-        """Every event after ``since``, then new ones as they are stored (polls the store's clock)."""
-        wanted = None if kinds is None else list(kinds)
+        """Every event after ``since``, then new ones as they are stored (polls the store's clock).
+
+        On PostgreSQL, concurrent writers may commit ids out of order (id 11 visible before 10), so
+        ids skipped over are re-checked for ``late_s`` seconds and yielded if they appear.
+        """
+        wanted = None if kinds is None else set(kinds)
+        high = since
+        late: dict[int, float] = {}  # ids skipped over → when first missed
         while True:
-            batch = await self.events(since, kinds=wanted)
+            batch = await self.events(high)
+            if late:
+                found = await self._events_by_id(sorted(late))
+                batch = sorted(found + batch, key=lambda pair: pair[0])
+            now = self.clock.monotonic()
             for eid, event in batch:
-                since = eid
-                yield eid, event
+                late.pop(eid, None)
+                if eid > high:
+                    if eid - high <= _MAX_LATE and (high > 0 or since > 0):
+                        late.update(dict.fromkeys(range(high + 1, eid), now))
+                    high = eid
+                if wanted is None or event.kind in wanted:
+                    yield eid, event
+            for eid in [e for e, first in late.items() if now - first >= late_s]:
+                del late[eid]
             if not batch:
                 await self.clock.sleep(poll_s)
             else:
                 await asyncio.sleep(0)
+
+    async def _events_by_id(self, ids: list[int]) -> list[tuple[int, Event]]:
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT id, body FROM events WHERE id IN ({marks})"
+        rows = await self.read(lambda tx: tx.fetchall(sql, ids))
+        return [(int(r["id"]), Event.from_json(json.loads(r["body"]))) for r in rows]
 
     async def add_ledger(
         self,
