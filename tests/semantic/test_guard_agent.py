@@ -22,7 +22,6 @@ from beamish.testing import FakeClock, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
-HOLD = asyncio.Event()  # a tool that waits on this never comes back (until a test sets it)
 HUNG_ONCE: set[str] = set()
 
 
@@ -43,7 +42,7 @@ async def slow_report(ctx: beamish.ToolContext) -> str:
     """Compile a report; the first time per run it hangs without a word."""
     if ctx.run_id not in HUNG_ONCE:
         HUNG_ONCE.add(ctx.run_id)
-        await HOLD.wait()
+        await asyncio.Event().wait()  # never set: silence until the watchdog acts
     return "report ready"
 
 
@@ -195,7 +194,10 @@ async def test_over_budget_pauses_the_agent_with_limit_and_spend(tmp_path: Path)
     assert calls_made(path) == 4
 
 
-async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hooks", [None, "beamish.telemetry._hooks:make_hooks"], ids=["plain", "telemetry"])
+async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journal(
+    tmp_path: Path, hooks: str | None
+) -> None:
     turns = [
         {"text": "Looking.", "tool_calls": [call("fetch", url="a")]},
         {"text": "Compiling.", "tool_calls": [call("slow_report")]},
@@ -204,17 +206,16 @@ async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journa
     path = script(tmp_path, "hang", turns)
     url = f"sqlite:///{tmp_path}/j.db"
     clock = FakeClock()
-    spec = agent(path, watchdog=Watchdog(hang_after_s=60))
+    spec = agent(path, watchdog=Watchdog(hang_after_s=60), hooks=hooks)
     async with Node(store=url, clock=clock) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
         run_id = await _control.submit(node, "scout", f"go {uuid.uuid4().hex}")
-        await wait_for(lambda: calls_made(path) == 2 and bool(HUNG_ONCE), what="the tool to hang")
+        await wait_for(lambda: run_id in HUNG_ONCE, what="the tool to hang")
         await wait_for(lambda: clock.sleepers > 0, what="the watchdog to wait")
         clock.advance(59)
         await asyncio.sleep(0)
         assert not (await events_of(url, "watchdog.hung"))
         clock.advance(2)
-        await wait_for(lambda: HUNG_ONCE and clock.sleepers > 0, what="the restart to be scheduled")
         # the supervisor restarts the agent after a short backoff on the same (fake) clock: let the
         # clock run on, a little at a time, until the run is done
         waiting = asyncio.create_task(_control.result(node, run_id, timeout=10))
@@ -224,6 +225,6 @@ async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journa
     assert result.output == "All done."
     hung = await events_of(url, "watchdog.hung")
     assert len(hung) == 1 and hung[0]["reason"]["kind"] == Hung.kind
-    assert hung[0]["silent_for_s"] == pytest.approx(61)
+    assert 61 <= hung[0]["silent_for_s"] < 62
     # the restarted agent replayed both model calls from the journal and made only the third live
     assert calls_made(path) == 3

@@ -76,8 +76,11 @@ class AgentActor(Actor):
                     for t in source.tools():
                         tools.add(t)
             self.hooks = resolve_hooks(self.spec, self.store, self.clock)
-            if hasattr(self.hooks, "on_process_failure"):
-                self.hooks.on_process_failure = self._die
+            hooks: Any = self.hooks  # the watchdog's hooks, perhaps wrapped (telemetry): bind them
+            while hooks is not None and not hasattr(hooks, "on_process_failure"):
+                hooks = getattr(hooks, "inner", None)
+            if hooks is not None:
+                hooks.on_process_failure = self._die
             self.loop = RunLoop(
                 spec=self.spec,
                 model=self.model,
@@ -122,18 +125,25 @@ class AgentActor(Actor):
         raise SpecError(f"agent {self.spec.name!r} does not answer {request!r}")
 
     async def drain(self) -> None:
-        """Serve every run that is queued or was running when the agent last stopped, oldest first."""
+        """Serve every run that is queued or was running when the agent last stopped, oldest first.
+
+        A run another owner took over (``fenced``) is skipped for the rest of this drain.
+        """
+        skipped: set[str] = set()
         while True:
-            runs = await self.store.list_runs(
-                agent=self.spec.name, status=["queued", "running"], limit=_BATCH
-            )
-            if not runs:
+            rows = await self.store.fetchall(_PENDING, (self.spec.name, _BATCH + len(skipped)))
+            pending = [str(r["run_id"]) for r in rows if str(r["run_id"]) not in skipped]
+            if not pending:
                 return
-            for run in sorted(runs, key=lambda r: (r.created_at, r.run_id)):
-                if await self._expired(run):
+            for run_id in pending:
+                run = await self.store.get_run(run_id)
+                if run.status not in ("queued", "running") or await self._expired(run):
                     continue
-                await self.loop.execute(run)
-                self.served += 1
+                outcome = await self.loop.execute(run)
+                if outcome.status == "fenced":
+                    skipped.add(run_id)
+                else:
+                    self.served += 1
 
     async def _expired(self, run: Run) -> bool:
         """A consult whose asker's deadline passed before it began is dropped, not paid for."""
