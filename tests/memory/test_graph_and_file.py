@@ -184,3 +184,12 @@ def test_memory_file_path_is_resolved_as_the_reference_does(
     assert resolve_memory_path(env={}, base_dir=tmp_path) == tmp_path / "memory.jsonl"
     assert (tmp_path / "memory.json").read_text() == "older"
     assert resolve_memory_path(tmp_path / "x.jsonl", env={"MEMORY_FILE_PATH": "/abs"}) == tmp_path / "x.jsonl"
+
+
+async def test_a_file_system_error_is_a_memory_graph_error_naming_the_file(tmp_path: Path) -> None:
+    memory = tmp_path / "no such dir" / "m.jsonl"
+    async with KnowledgeGraph(memory) as kg:
+        with pytest.raises(MemoryGraphError, match="no such dir"):
+            await kg.create_entities([_entity("a")])
+        # Reading a file that is not there is an empty graph, as in the reference.
+        assert await kg.read_graph() == {"entities": [], "relations": []}

@@ -147,9 +147,35 @@ class KnowledgeGraph:
     async def _read(self, op: Callable[[Graph], T]) -> T:
         async with self._busy:
             if self._stale():
-                await asyncio.to_thread(self._locked, None)
+                try:
+                    await asyncio.to_thread(self._reload_for_read)
+                except OSError as exc:
+                    raise self._translate(exc) from exc
                 self._flush_repairs()
             return op(self._graph)
+
+    def _reload_for_read(self) -> None:
+        """Re-read the file for a read. Renames are atomic, so no lock is needed unless the
+        file needs repair, which is then done (re-read and written back) under the lock."""
+        data, ident = read_file(self.path)
+        loaded = parse(data)
+        if loaded.repairs:
+            self._locked(None)
+            return
+        self.loads += 1
+        self._graph = loaded.graph
+        self._identity = ident
+
+    def _translate(self, exc: BaseException) -> Exception:
+        """File-system errors become :class:`MemoryGraphError` naming the file (nothing was
+        acknowledged); other errors pass through as they are."""
+        if isinstance(exc, OSError):
+            error = MemoryGraphError(f"memory file {self.path}: {exc.strerror or exc}")
+            error.__cause__ = exc
+            return error
+        if isinstance(exc, Exception):
+            return exc
+        return MemoryGraphError(f"commit interrupted: {exc!r}")
 
     def _stale(self) -> bool:
         if self._identity is _UNLOADED:
@@ -167,6 +193,9 @@ class KnowledgeGraph:
         self._pending.append((op, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_loop())
+        # A caller cancelled while waiting leaves the write to finish; its outcome is then read
+        # here so an error is not reported as never retrieved.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         return await asyncio.shield(future)
 
     async def _commit_loop(self) -> None:
@@ -177,11 +206,7 @@ class KnowledgeGraph:
                     outcomes = await asyncio.to_thread(self._locked, [op for op, _ in batch])
                 except BaseException as exc:
                     self._identity = _UNLOADED
-                    error = (
-                        exc
-                        if isinstance(exc, Exception)
-                        else MemoryGraphError(f"commit interrupted: {exc!r}")
-                    )
+                    error = self._translate(exc)
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(error)
