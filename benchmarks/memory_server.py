@@ -113,6 +113,11 @@ async def measure(
     rng = random.Random(n)
     async with session(command, memory) as s:
         await s.call_tool("open_nodes", {"names": ["entity-0"]})  # warm: first load of the file
+        pings = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            await s.send_ping()
+            pings.append(time.perf_counter() - start)
         create = await timed(
             reps,
             lambda i: s.call_tool(
@@ -125,7 +130,13 @@ async def measure(
         opened = await timed(reps, lambda i: s.call_tool("open_nodes", {"names": [f"entity-{picks[i]}"]}))
     names = {json.loads(line)["name"] for line in memory.read_text().splitlines() if '"entity"' in line}
     durable = all(f"new-{tag}-{i}" in names for i in range(reps))
-    return {"create": summary(create), "search": summary(search), "open": summary(opened), "durable": durable}
+    return {
+        "create": summary(create),
+        "search": summary(search),
+        "open": summary(opened),
+        "ping": summary(pings),
+        "durable": durable,
+    }
 
 
 async def lost_writes(command: list[str], workdir: Path, tag: str) -> int:
@@ -173,7 +184,11 @@ async def main(quick: bool) -> dict[str, Any]:
                         f"   {r['median_ms']:>10.2f} ms / {r['p99_ms']:>8.2f} ms   {row['ratio'][op]:>7.1f}x"
                     )
                 print(line, flush=True)
-            print(f"  durable on return: beamish {row['beamish']['durable']}")
+            floor = f"  MCP round trip (ping): beamish {row['beamish']['ping']['median_ms']:.2f} ms"
+            if theirs:
+                floor += f", reference {row['reference']['ping']['median_ms']:.2f} ms"
+            print(floor)
+            print(f"  creates durable on return (fsync of file + folder): {row['beamish']['durable']}")
         kept = {"beamish": await lost_writes(ours, workdir, "b")}
         if theirs:
             kept["reference"] = await lost_writes(theirs, workdir, "r")
