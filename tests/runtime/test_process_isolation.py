@@ -253,7 +253,12 @@ async def main():
     node = Node()
     children = [ChildSpec(c, Echo, args=(c,), isolation="process") for c in ("a", "b", "c")]
     sup = await node.start_supervisor(SupervisorSpec(children))
-    pids = [await info.ref.call("pid") for info in await sup.which_children()]
+    refs = [info.ref for info in await sup.which_children()]
+    pids = [await ref.call("pid") for ref in refs]
+    marker = sys.argv[1]
+    blocked = asyncio.ensure_future(refs[2].call({"block": marker}, timeout=None))
+    while not os.path.exists(marker):  # the child is now blocked: its loop cannot see EOF
+        await asyncio.sleep(0.005)
     print(json.dumps({"zygote": zygote_of(node).pid, "children": pids}), flush=True)
     await asyncio.Event().wait()
 
@@ -261,10 +266,12 @@ asyncio.run(main())
 """
 
 
-async def test_no_child_process_outlives_a_sigkilled_node() -> None:
+async def test_no_child_process_outlives_a_sigkilled_node(tmp_path: Path) -> None:
+    """Even a child whose loop is blocked (so it cannot notice EOF) dies: PR_SET_PDEATHSIG."""
     tests_dir = Path(__file__).resolve().parent.parent
+    marker = tmp_path / "blocked"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", NODE_SCRIPT, cwd=tests_dir, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", NODE_SCRIPT, str(marker), cwd=tests_dir, stdout=asyncio.subprocess.PIPE
     )
     try:
         assert proc.stdout is not None

@@ -29,6 +29,10 @@ class Echo(Actor):
             raise ValueError("boom from the child")
         if request == "block":
             time.sleep(60)  # blocks the child's loop: its heartbeats stop
+        if isinstance(request, dict) and "block" in request:
+            with open(request["block"], "w"):
+                pass  # tell the test we are about to block
+            time.sleep(60)
         if request == "hog":
             hoard = []
             while True:
