@@ -238,7 +238,7 @@ async def test_simple_one_for_one_starts_children_with_extra_args(node: Node) ->
     journal = Journal()
 
     class Tagged(Worker):
-        async def init(self, tag: str = "w", suffix: str = "", journal: Journal | None = None) -> None:
+        async def init(self, tag: str = "w", suffix: str = "", journal: Journal | None = None) -> None:  # type: ignore[override]
             await super().init(tag + suffix, journal)
 
     spec = SupervisorSpec(

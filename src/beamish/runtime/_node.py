@@ -12,7 +12,7 @@ import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from beamish._clock import SYSTEM_CLOCK, Clock, SystemClock
 from beamish._events import Event
@@ -23,6 +23,9 @@ from beamish.runtime._events import EventStream
 from beamish.runtime._messages import Down
 from beamish.runtime._ref import EXITED, INFO, ActorRef
 from beamish.runtime._specs import ChildSpec, SupervisorSpec
+
+if TYPE_CHECKING:
+    from beamish.runtime._supervisor import SupervisorRef
 
 logger = logging.getLogger("beamish.runtime")
 
@@ -132,18 +135,19 @@ class Node:
             self._event("actor.started", self._subject(ref), {"actor": actor_cls.__qualname__})
         return ref
 
-    async def start_supervisor(self, spec: SupervisorSpec, name: str | None = "root") -> Any:
+    async def start_supervisor(self, spec: SupervisorSpec, name: str | None = "root") -> SupervisorRef:
         """Start a supervision tree; returns its ``SupervisorRef`` once every child has started.
 
         A child failing to start stops the ones already started (in reverse order) and raises
         ``StartFailed`` naming it.
         """
-        from beamish.runtime._supervisor import Supervisor
+        from beamish.runtime._supervisor import Supervisor, SupervisorRef
 
         if not isinstance(spec, SupervisorSpec):
             raise SpecError(f"start_supervisor: expected a SupervisorSpec, got {spec!r}")
         self._bind()
         ref = await self._start_actor(Supervisor, (spec,), {}, name, None, True)
+        assert isinstance(ref, SupervisorRef)
         self._top[ref] = None
         if self._listening:
             self._event(
