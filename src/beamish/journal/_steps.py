@@ -21,8 +21,6 @@ from beamish.journal._payload import (
 from beamish.journal._records import EFFECTS, STEP_KINDS, STEP_PHASES, Step
 from beamish.journal._sql import Row, SyncTx
 
-_FINAL = ("done", "error")
-
 
 def _steps_from_rows(tx: SyncTx, rows: list[Row]) -> list[Step]:
     refs = {
@@ -287,4 +285,5 @@ class StepsMixin(StoreBase):
 
 
 def _hash(request: Any) -> str:
+    """``record_step``'s parameter of that name shadows :func:`request_hash`."""
     return request_hash(request)
