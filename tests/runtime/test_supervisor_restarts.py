@@ -68,7 +68,10 @@ REASONS: dict[str, ExitReason | None] = {"normal": Normal(), "shutdown": Shutdow
 @pytest.mark.parametrize(
     ("restart", "exit_kind", "restarted"),
     MATRIX,
-    ids=[f"a {r} child is {'' if x else 'not '}restarted after a {e} exit" for r, e, x in MATRIX],
+    ids=[
+        f"a {r} child is {'' if x else 'not '}restarted after {'an' if e == 'abnormal' else 'a'} {e} exit"
+        for r, e, x in MATRIX
+    ],
 )
 async def test_termination_matrix(
     node: Node, events: EventLog, restart: str, exit_kind: str, restarted: bool
@@ -469,3 +472,22 @@ async def test_a_restart_counts_against_intensity_even_when_it_fails_to_start(no
     (await ref_of(sup, "f")).kill()
     assert await sup.wait() == Shutdown("reached_max_restart_intensity")
     assert state["starts"] == 1 + 2
+
+
+async def test_auto_shutdown_of_a_significant_nested_supervisor_cascades_to_its_parent(node: Node) -> None:
+    journal = Journal()
+    inner = SupervisorSpec(
+        [worker("job", journal, restart="transient", significant=True)], auto_shutdown="any_significant"
+    )
+    root = await node.start_supervisor(
+        SupervisorSpec(
+            [ChildSpec("batch", inner, restart="transient", significant=True), worker("other", journal)],
+            auto_shutdown="any_significant",
+        )
+    )
+    batch = await ref_of(root, "batch")
+    assert isinstance(batch, SupervisorRef)
+    await crash(await ref_of(batch, "job"), Normal())
+    assert await batch.wait() == Shutdown("auto_shutdown")
+    assert await root.wait() == Shutdown("auto_shutdown")
+    assert journal.tags("terminate") == ["job", "other"]
