@@ -141,6 +141,21 @@ async def test_a_child_allocating_without_bound_is_stopped_by_its_memory_limit(n
     assert reason.limit_mb == 200
 
 
+async def test_a_child_growing_past_its_limit_between_calls_is_killed_by_the_nodes_rss_poll(
+    node: Node,
+) -> None:
+    child = process_child("a", max_memory_mb=60, restart="temporary")
+    sup = await node.start_supervisor(SupervisorSpec([child]))
+    ref = await only_child(sup)
+    with pytest.raises(ActorExited) as caught:
+        for _ in range(200):  # 1 MiB a call, paced so the 50 ms poll sees RSS cross the limit
+            await ref.call({"grow": 1})
+            await asyncio.sleep(0.01)
+    reason = caught.value.reason
+    assert isinstance(reason, MemoryExceeded)
+    assert reason.limit_mb == 60 and reason.used_mb > 60  # measured by the node, past the limit
+
+
 async def test_pending_calls_fail_at_once_when_the_child_dies(node: Node) -> None:
     sup = await node.start_supervisor(SupervisorSpec([process_child("a", restart="temporary")]))
     ref = await only_child(sup)

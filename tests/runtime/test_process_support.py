@@ -42,6 +42,9 @@ class Echo(Actor):
             return "stopping"
         if isinstance(request, dict) and "module_loaded" in request:
             return request["module_loaded"] in sys.modules
+        if isinstance(request, dict) and "grow" in request:  # keep request["grow"] MiB more
+            self.hoard = [*getattr(self, "hoard", []), bytearray(request["grow"] * 1024 * 1024)]
+            return len(self.hoard)
         if request == "set":
             return {1, 2}  # cannot cross the wire
         return [self.tag, request]
