@@ -16,6 +16,7 @@ import anyio
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
@@ -192,7 +193,7 @@ def build_server(graph: KnowledgeGraph, *, page_size: int | None = None) -> Serv
             connection.state.get(_SUBSCRIPTIONS, set()).discard(str(params.uri))
         return EmptyResult()
 
-    server: Server[Any] = Server(
+    server = _MemoryServer(
         SERVER_NAME,
         version=SERVER_VERSION,
         on_list_tools=list_tools,
@@ -208,10 +209,21 @@ def build_server(graph: KnowledgeGraph, *, page_size: int | None = None) -> Serv
     return server
 
 
-def _init_options(server: Server[Any]) -> Any:
-    return server.create_initialization_options(
-        NotificationOptions(resources_changed=True, tools_changed=True)
-    )
+class _MemoryServer(Server[Any]):
+    """Advertises what the reference advertises (``listChanged`` for tools and resources) on every
+    transport, including those that build the initialization options themselves (HTTP)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(resources_changed=True, tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
 
 
 async def serve_stdio(graph: KnowledgeGraph, *, page_size: int | None = None) -> None:
@@ -219,7 +231,7 @@ async def serve_stdio(graph: KnowledgeGraph, *, page_size: int | None = None) ->
     server = build_server(graph, page_size=page_size)
     async with stdio_server() as (read_stream, write_stream):
         print("Knowledge Graph MCP Server running on stdio", file=sys.stderr, flush=True)
-        await server.run(read_stream, write_stream, _init_options(server))
+        await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 def http_app(
