@@ -195,3 +195,16 @@ def test_a_store_ledger_refuses_an_unknown_reservation_mode() -> None:
 
     with pytest.raises(SpecError, match="reservations='disk'"):
         StoreLedger(object(), reservations="disk")
+
+
+async def test_company_budget_is_stored_for_every_process_to_read(store_url: str) -> None:
+    from beamish.agent._budget import load_company_budget, set_company_budget
+
+    async with await open_store(store_url) as store:
+        assert await load_company_budget(store) is None
+        await set_company_budget(store, Budget(per_month_usd=300.0, tz="Europe/Paris"))
+        await set_company_budget(store, Budget(per_month_usd=250.0, tz="Europe/Paris"))
+    async with await open_store(store_url) as store:
+        assert await load_company_budget(store) == Budget(per_month_usd=250.0, tz="Europe/Paris")
+        await set_company_budget(store, None)
+        assert await load_company_budget(store) is None

@@ -228,3 +228,34 @@ async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journa
     assert 61 <= hung[0]["silent_for_s"] < 62
     # the restarted agent replayed both model calls from the journal and made only the third live
     assert calls_made(path) == 3
+
+
+async def test_a_company_cap_in_the_store_pauses_every_agent(tmp_path: Path) -> None:
+    from beamish.agent._budget import set_company_budget
+
+    usage = {"input_tokens": 50, "output_tokens": 4000}
+    turns = [
+        {"text": "Fetching.", "tool_calls": [call("fetch", url=f"u{i}")], "usage": usage} for i in range(3)
+    ]
+    path = script(tmp_path, "company", [*turns, {"text": "done", "usage": usage}])
+    price = {"scripted:*": Price(input_per_mtok=1.0, output_per_mtok=10.0)}  # ~$0.04 a call
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with await open_store(url) as store:
+        await set_company_budget(store, Budget(per_month_usd=0.15))
+    roomy = Budget(per_day_usd=10.0, prices=price)
+    async with Node(store=url) as node:
+        specs = [agent(path, name=n, budget=roomy).child_spec() for n in ("cfo", "coo")]
+        await node.start_supervisor(SupervisorSpec(specs))
+        first = await _control.result(node, await _control.submit(node, "cfo", "go"), timeout=10)
+        # three calls ($0.12) fit the company's $0.15; the fourth's worst case does not
+        assert first.status == "paused"
+        assert calls_made(path) == 3
+        second = await _control.result(node, await _control.submit(node, "coo", "go"), timeout=10)
+    # the company as a whole is paused: the other agent makes no call at all
+    assert second.status == "paused"
+    assert isinstance(second.reason, OverBudget)
+    assert second.reason.limit == "company.per_month_usd"
+    assert calls_made(path) == 3
+    exceeded = await events_of(url, "budget.exceeded")
+    assert [e["scope"] for e in exceeded] == ["company"]
+    assert exceeded[0]["agent"] == "cfo"

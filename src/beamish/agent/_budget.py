@@ -998,3 +998,23 @@ class BudgetKeeper:
 def worst_case(rates: ModelRates, input_tokens: int, max_tokens: int) -> int:
     """The reservation for one call, in nano-USD."""
     return rates.worst_case_nano(input_tokens, max_tokens)
+
+
+async def set_company_budget(store: Any, budget: Budget | None) -> None:
+    """Store the company-wide caps where every agent, in any process or node, reads them at the
+    start of each run (None removes them)."""
+    if budget is None:
+        await store.execute("DELETE FROM budget_config WHERE name = 'company'")
+        return
+    body = json.dumps(budget.to_json(), sort_keys=True)
+    await store.execute(
+        "INSERT INTO budget_config (name, body, at) VALUES ('company', ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET body = excluded.body, at = excluded.at",
+        (body, store.clock.time()),
+    )
+
+
+async def load_company_budget(store: Any) -> Budget | None:
+    """The company-wide caps stored by :func:`set_company_budget`, if any."""
+    row = await store.fetchone("SELECT body FROM budget_config WHERE name = 'company'")
+    return None if row is None else Budget.from_mapping(json.loads(row["body"]), "company budget")

@@ -32,6 +32,7 @@ from beamish.agent._budget import (
     Paused,
     Reservation,
     StoreLedger,
+    load_company_budget,
 )
 from beamish.agent._hooks import RunInfo
 from beamish.agent._loops import Detection, LoopDetector
@@ -160,6 +161,8 @@ class SemanticGuard:
         self.clock = clock
         self.store = store
         self.on_process_failure: Callable[[ExitReason], None] | None = None
+        #: read the company-wide caps from the store at each run (unless they were given outright)
+        self.load_company = store is not None and keeper.company is None
         self._state: _RunState | None = None
         self._pending: list[Event] = []
         self._budgeted = agent in keeper.budgets or keeper.company is not None
@@ -191,6 +194,11 @@ class SemanticGuard:
             self._event("run.refused", run.run_id, {"run_id": run.run_id, "error": str(exc)})
             await self._flush()
             raise AbortRun(Crashed(exc)) from None
+        if self.load_company:
+            company = await load_company_budget(self.store)
+            if company != self.keeper.company:
+                self.keeper.set_company(company)
+                self._budgeted = self.agent in self.keeper.budgets or company is not None
         record = await self.keeper.paused(self.agent, run.run_id)
         await self._flush()
         if record is not None:
