@@ -95,3 +95,23 @@ def test_mcp_server_specs_are_validated_and_round_trip() -> None:
     http = McpServer(name="mem", url="http://127.0.0.1:8765/mcp", effect="read")
     assert McpServer.from_json(http.to_json()) == http
     assert McpServer.from_json(SERVER.to_json()) == SERVER
+
+
+async def test_an_http_mcp_server_is_reached_over_streamable_http(tmp_path: Path) -> None:
+    from beamish.company._memory_service import MemoryService, free_port
+
+    port = free_port()
+    async with Node() as node:
+        await node.spawn(MemoryService, str(tmp_path / "memory.jsonl"), port=port)
+        source = await McpServer(name="memory", url=f"http://127.0.0.1:{port}/mcp").open("cfo")
+        try:
+            tools = {t.name: t for t in source.tools()}
+            assert {"create_entities", "read_graph", "search_nodes"} <= set(tools)
+            assert tools["read_graph"].effect == "read", "readOnlyHint makes a tool a read"
+            assert tools["create_entities"].effect != "read"
+            entity = {"name": "Q3", "entityType": "quarter", "observations": ["revenue up"]}
+            await tools["create_entities"].invoke({"entities": [entity]}, _ctx())
+            found = await tools["search_nodes"].invoke({"query": "revenue"}, _ctx())
+        finally:
+            await source.close()
+    assert "Q3" in found
