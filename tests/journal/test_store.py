@@ -339,3 +339,22 @@ async def test_follow_yields_an_event_committed_after_a_higher_id(store: Store) 
     second = await asyncio.wait_for(_drive(asyncio.ensure_future(follower.__anext__()), store), 5)
     assert second[0] == 2 and second[1].kind == "run.paused"
     await follower.aclose()
+
+
+async def test_two_nodes_claiming_expired_leases_at_once_split_them(store_url: str, clock: FakeClock) -> None:
+    stores = [await open_store(store_url, clock=clock) for _ in range(2)]
+    try:
+        for i in range(12):
+            assert await stores[0].acquire_lease(f"agent:{i:02}", "dead-node", ttl_s=5)
+        clock.advance(6)
+        a, b = await asyncio.gather(
+            stores[0].claim_expired_leases("node-a", 30, prefix="agent:", limit=12),
+            stores[1].claim_expired_leases("node-b", 30, prefix="agent:", limit=12),
+        )
+        names_a, names_b = {x.name for x in a}, {x.name for x in b}
+        assert not names_a & names_b
+        assert names_a | names_b == {f"agent:{i:02}" for i in range(12)}
+        assert all(x.epoch == 2 for x in [*a, *b])
+    finally:
+        for s in stores:
+            await s.close()
