@@ -97,10 +97,12 @@ WIRE_THEN_DONE = [
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
-async def test_a_kill_between_intent_and_done_is_reconciled_never_repeated(tmp_path: Path, when: str) -> None:
+async def test_a_kill_between_intent_and_done_is_reconciled_never_repeated(
+    store_url: str, tmp_path: Path, when: str
+) -> None:
     script = write_script(tmp_path, "once", ONCE_THEN_DONE)
     run_id = f"once-{when}-{uuid.uuid4().hex}"
-    url = f"sqlite:///{tmp_path}/j.db"
+    url = store_url
     async with Node(store=url) as node:
         pid = await _run_until_held(node, script, run_id, when)
         async with await open_store(url) as store:
@@ -118,10 +120,12 @@ async def test_a_kill_between_intent_and_done_is_reconciled_never_repeated(tmp_p
     assert step.messages is not None and step.messages[0]["text"] == expected
 
 
-async def test_a_once_tool_without_reconcile_parks_the_run_as_needs_attention(tmp_path: Path) -> None:
+async def test_a_once_tool_without_reconcile_parks_the_run_as_needs_attention(
+    store_url: str, tmp_path: Path
+) -> None:
     script = write_script(tmp_path, "wire", WIRE_THEN_DONE)
     run_id = f"wire-{uuid.uuid4().hex}"
-    url = f"sqlite:///{tmp_path}/j.db"
+    url = store_url
     async with Node(store=url) as node:
         pid = await _run_until_held(node, script, run_id, "after")
         os.kill(pid, signal.SIGKILL)
