@@ -16,7 +16,7 @@ from beamish._events import Event
 if TYPE_CHECKING:
     from beamish.runtime._node import Node
     from beamish.runtime._ref import ActorRef
-    from beamish.runtime._supervisor import SupervisorRef
+    from beamish.runtime._supervisor_ref import SupervisorRef
 
 
 class FakeClock:

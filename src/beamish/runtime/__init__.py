@@ -9,7 +9,7 @@ from beamish.runtime._messages import Down, Exit
 from beamish.runtime._node import Node, Starter
 from beamish.runtime._ref import ActorRef
 from beamish.runtime._specs import Backoff, ChildCounts, ChildInfo, ChildSpec, ChildStarter, SupervisorSpec
-from beamish.runtime._supervisor import SupervisorRef
+from beamish.runtime._supervisor_ref import SupervisorRef
 
 __all__ = [
     "Actor",

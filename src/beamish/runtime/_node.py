@@ -25,7 +25,7 @@ from beamish.runtime._ref import EXITED, INFO, ActorRef
 from beamish.runtime._specs import ChildSpec, SupervisorSpec
 
 if TYPE_CHECKING:
-    from beamish.runtime._supervisor import SupervisorRef
+    from beamish.runtime._supervisor_ref import SupervisorRef
 
 logger = logging.getLogger("beamish.runtime")
 
@@ -141,7 +141,8 @@ class Node:
         A child failing to start stops the ones already started (in reverse order) and raises
         ``StartFailed`` naming it.
         """
-        from beamish.runtime._supervisor import Supervisor, SupervisorRef
+        from beamish.runtime._supervisor import Supervisor
+        from beamish.runtime._supervisor_ref import SupervisorRef
 
         if not isinstance(spec, SupervisorSpec):
             raise SpecError(f"start_supervisor: expected a SupervisorSpec, got {spec!r}")

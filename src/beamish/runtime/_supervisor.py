@@ -10,7 +10,6 @@ through the supervisor's own mailbox, so calls are answered between attempts. Be
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from collections import deque
 from collections.abc import Sequence
@@ -18,12 +17,6 @@ from typing import Any
 
 from beamish._exceptions import (
     ActorExited,
-    AlreadyPresent,
-    AlreadyStarted,
-    NotFound,
-    Restarting,
-    Running,
-    SimpleOneForOneError,
     SpecError,
     StartFailed,
 )
@@ -31,25 +24,9 @@ from beamish._exits import Crashed, ExitReason, Shutdown
 from beamish.runtime._actor import Actor, Ignore
 from beamish.runtime._messages import Exit
 from beamish.runtime._ref import ActorRef
-from beamish.runtime._specs import ChildCounts, ChildInfo, ChildSpec, SupervisorSpec
-
-
-class _Child:
-    """The supervisor's record of one child: its spec, current ref and restart bookkeeping."""
-
-    __slots__ = ("attempts", "last_ref", "path", "ref", "restarting", "restarts", "spec", "started_at")
-
-    def __init__(self, spec: ChildSpec, path: str) -> None:
-        self.spec = spec
-        self.path = path
-        self.ref: ActorRef | None = None
-        self.restarts = 0
-        self.restarting = False
-        self.attempts = 0  # consecutive failures, for the backoff
-        self.started_at: float | None = None
-        # simple_one_for_one: the exited ref still names a child while it is being restarted (OTP's
-        # {restarting, Pid}), so terminate_child(old_ref) can stop the restart loop.
-        self.last_ref: ActorRef | None = None
+from beamish.runtime._specs import SupervisorSpec
+from beamish.runtime._supervisor_api import Child, DynamicApi
+from beamish.runtime._supervisor_ref import SupervisorRef
 
 
 class _TryAgain:
@@ -57,20 +34,11 @@ class _TryAgain:
 
     __slots__ = ("child",)
 
-    def __init__(self, child: _Child) -> None:
+    def __init__(self, child: Child) -> None:
         self.child = child
 
 
-class _Failure:
-    """An error reply: the ref raises ``error`` in the caller."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class Supervisor(Actor):
+class Supervisor(DynamicApi, Actor):
     """The supervisor actor behind a :class:`SupervisorRef` (started with ``node.start_supervisor``)."""
 
     trap_exits = True
@@ -80,9 +48,9 @@ class Supervisor(Actor):
         self.spec = spec
         self.path = self.ref.name if self.ref.name is not None else f"supervisor#{self.ref.id}"
         self.simple = spec.strategy == "simple_one_for_one"
-        self.children: dict[_Child, None] = {}
-        self.by_id: dict[Any, _Child] = {}
-        self.by_ref: dict[ActorRef, _Child] = {}
+        self.children: dict[Child, None] = {}
+        self.by_id: dict[Any, Child] = {}
+        self.by_ref: dict[ActorRef, Child] = {}
         self.restart_times: deque[float] = deque()
         self.timers: set[Any] = set()
         self.stopping: set[ActorRef] = set()
@@ -91,7 +59,7 @@ class Supervisor(Actor):
         if self.simple:
             return
         for child_spec in spec.children:
-            child = _Child(child_spec, f"{self.path}/{child_spec.id}")
+            child = Child(child_spec, f"{self.path}/{child_spec.id}")
             try:
                 await self._start(child)
             except BaseException:
@@ -102,19 +70,19 @@ class Supervisor(Actor):
             self._add(child)
 
     # -- bookkeeping --------------------------------------------------------------------------------
-    def _add(self, child: _Child) -> None:
+    def _add(self, child: Child) -> None:
         self.children[child] = None
         if not self.simple:
             self.by_id[child.spec.id] = child
 
-    def _forget_last_ref(self, child: _Child) -> None:
+    def _forget_last_ref(self, child: Child) -> None:
         last = child.last_ref
         if last is not None:
             child.last_ref = None
             if self.by_ref.get(last) is child:
                 del self.by_ref[last]
 
-    def _remove(self, child: _Child) -> None:
+    def _remove(self, child: Child) -> None:
         self._forget_last_ref(child)
         self.children.pop(child, None)
         if not self.simple and self.by_id.get(child.spec.id) is child:
@@ -130,11 +98,11 @@ class Supervisor(Actor):
     def _listening(self) -> bool:
         return self.ref._node._listening
 
-    def _event(self, kind: str, child: _Child, data: Any) -> None:
+    def _event(self, kind: str, child: Child, data: Any) -> None:
         self.ref._node._event(kind, child.path, data)
 
     # -- starting and stopping one child ------------------------------------------------------------
-    async def _start(self, child: _Child) -> None:
+    async def _start(self, child: Child) -> None:
         """Start ``child``; ``child.ref`` stays ``None`` if it ignored. Raises ``StartFailed``."""
         spec = child.spec
         node = self.ref._node
@@ -158,7 +126,7 @@ class Supervisor(Actor):
             self._event("child.started", child, {"id": str(spec.id), "supervisor": self.path, "ref": ref.id})
         self._changed()
 
-    async def _stop_child(self, child: _Child) -> None:
+    async def _stop_child(self, child: Child) -> None:
         """Stop a running child as its ``shutdown`` says (reverse-order shutdowns call this in turn)."""
         ref = child.ref
         if ref is None:
@@ -185,7 +153,7 @@ class Supervisor(Actor):
             self._event("child.exited", child, lambda: {"id": str(child.spec.id), "reason": reason.to_json()})
         self._changed()
 
-    async def _stop_children(self, children: Sequence[_Child]) -> None:
+    async def _stop_children(self, children: Sequence[Child]) -> None:
         """Stop ``children`` in reverse order (all at once for simple_one_for_one, as OTP does)."""
         if self.simple:
             await asyncio.gather(*(self._stop_child(c) for c in children if c.ref is not None))
@@ -248,7 +216,7 @@ class Supervisor(Actor):
         if child.spec.significant:
             self._auto_shutdown()
 
-    def _delay_restart(self, child: _Child) -> bool:
+    def _delay_restart(self, child: Child) -> bool:
         """With a backoff, schedule the next attempt later; ``False`` if it should happen now."""
         backoff = child.spec.backoff
         child.restarting = True
@@ -284,7 +252,7 @@ class Supervisor(Actor):
             times.popleft()
         return len(times) <= self.spec.intensity
 
-    async def _restart(self, child: _Child) -> None:
+    async def _restart(self, child: Child) -> None:
         child.restarting = True
         if not self._add_restart():
             child.restarting = False
@@ -330,7 +298,7 @@ class Supervisor(Actor):
             elif member.spec.restart == "temporary" or self.simple:
                 self._remove(member)
 
-    def _retry(self, child: _Child) -> None:
+    def _retry(self, child: Child) -> None:
         """A restart failed: try again through the mailbox (after the backoff delay, if any)."""
         if not self._delay_restart(child):
             child.restarting = True
@@ -346,189 +314,6 @@ class Supervisor(Actor):
         if node._listening:
             node._event("supervisor.auto_shutdown", self.path, {"mode": mode})
         self.stop(Shutdown("auto_shutdown"))
-
-    # -- the dynamic API ----------------------------------------------------------------------------
-    async def handle_call(self, request: Any) -> Any:
-        op, *args = request
-        try:
-            return await getattr(self, "_op_" + op)(*args)
-        except (SpecError, NotFound, AlreadyPresent, AlreadyStarted, Running, Restarting) as exc:
-            return _Failure(exc)
-        except (SimpleOneForOneError, StartFailed) as exc:
-            return _Failure(exc)
-
-    async def _op_which_children(self) -> list[ChildInfo]:
-        return [
-            ChildInfo(
-                None if self.simple else c.spec.id,
-                c.ref,
-                c.spec.child_type,
-                c.spec.restart,
-                c.restarts,
-                c.restarting,
-            )
-            for c in self.children
-        ]
-
-    async def _op_count_children(self) -> ChildCounts:
-        active = sum(1 for c in self.children if c.ref is not None and c.ref.alive)
-        if self.simple:
-            template = self.spec.children[0]
-            size = len(self.children)
-            sups = size if template.child_type == "supervisor" else 0
-            return ChildCounts(specs=1, active=active, supervisors=sups, workers=size - sups)
-        sups = sum(1 for c in self.children if c.spec.child_type == "supervisor")
-        return ChildCounts(
-            specs=len(self.children), active=active, supervisors=sups, workers=len(self.children) - sups
-        )
-
-    async def _op_start_child(self, arg: Any, extra: dict[str, Any]) -> ActorRef | None:
-        if self.simple:
-            if isinstance(arg, ChildSpec) or not isinstance(arg, Sequence) or isinstance(arg, str):
-                raise SpecError(f"simple_one_for_one start_child takes a sequence of extra args, got {arg!r}")
-            template = self.spec.children[0]
-            spec = dataclasses.replace(
-                template, args=template.args + tuple(arg), kwargs={**template.kwargs, **extra}
-            )
-            child = _Child(spec, f"{self.path}/{template.id}")
-        else:
-            if not isinstance(arg, ChildSpec):
-                raise SpecError(f"start_child expects a ChildSpec, got {arg!r}")
-            if extra:
-                raise SpecError(f"start_child with a ChildSpec takes no extra kwargs, got {sorted(extra)}")
-            self.spec.check_child(arg)
-            existing = self.by_id.get(arg.id)
-            if existing is not None:
-                if existing.ref is not None:
-                    raise AlreadyStarted(f"child {arg.id!r} is already started: {existing.ref!r}")
-                raise AlreadyPresent(f"a child spec with id {arg.id!r} is already present")
-            child = _Child(arg, f"{self.path}/{arg.id}")
-        await self._start(child)
-        if child.ref is not None or (child.spec.restart != "temporary" and not self.simple):
-            self._add(child)
-        return child.ref
-
-    def _find(self, key: Any) -> _Child:
-        if self.simple:
-            raise SimpleOneForOneError(
-                "simple_one_for_one supervisors refuse this call (they have no child ids)"
-            )
-        child = self.by_id.get(key)
-        if child is None:
-            raise NotFound(f"no child with id {key!r}")
-        return child
-
-    async def _op_terminate_child(self, key: Any) -> None:
-        if self.simple:
-            if not isinstance(key, ActorRef):
-                raise SimpleOneForOneError(
-                    f"simple_one_for_one terminate_child takes a child's ref, got {key!r}"
-                )
-            found = self.by_ref.get(key)
-            if found is None:
-                if not key.alive:
-                    return  # OTP: terminating a dead process is not an error
-                raise NotFound(f"{key!r} is not a child of this supervisor")
-            found.restarting = False
-            await self._stop_child(found)
-            self._remove(found)
-            return
-        child = self._find(key)
-        child.restarting = False
-        await self._stop_child(child)
-        if child.spec.restart == "temporary":
-            self._remove(child)
-
-    async def _op_restart_child(self, key: Any) -> ActorRef | None:
-        child = self._find(key)
-        if child.restarting:
-            raise Restarting(f"child {key!r} is being restarted")
-        if child.ref is not None:
-            raise Running(f"child {key!r} is running")
-        await self._start(child)
-        return child.ref
-
-    async def _op_delete_child(self, key: Any) -> None:
-        child = self._find(key)
-        if child.restarting:
-            raise Restarting(f"child {key!r} is being restarted")
-        if child.ref is not None:
-            raise Running(f"child {key!r} is running")
-        self._remove(child)
-
-
-class SupervisorRef(ActorRef):
-    """A supervisor's ref: an ``ActorRef`` plus OTP's dynamic supervisor API.
-
-    Refusals raise the ``SupervisorError`` subclasses named after OTP's error tuples.
-    """
-
-    __slots__ = ()
-
-    async def _request(self, request: tuple[Any, ...], timeout: float | None) -> Any:
-        reply = await self.call(request, timeout=timeout)
-        if isinstance(reply, _Failure):
-            raise reply.error
-        return reply
-
-    async def which_children(self, timeout: float | None = 5.0) -> list[ChildInfo]:
-        """Every child in start order, with its ref (``None`` while not running) and restart count."""
-        result: list[ChildInfo] = await self._request(("which_children",), timeout)
-        return result
-
-    async def count_children(self, timeout: float | None = 5.0) -> ChildCounts:
-        """How many specs, running children, supervisors and workers."""
-        result: ChildCounts = await self._request(("count_children",), timeout)
-        return result
-
-    async def start_child(
-        self,
-        spec_or_extra_args: ChildSpec | Sequence[Any] = (),
-        timeout: float | None = None,
-        **extra_kwargs: Any,
-    ) -> ActorRef | None:
-        """Add and start a child (a ``ChildSpec``; for simple_one_for_one, extra args for the template).
-
-        Returns its ref, or ``None`` if it ignored. Raises ``AlreadyStarted`` / ``AlreadyPresent`` for
-        a taken id, ``StartFailed`` if it failed to start (nothing is added), ``SpecError`` for a bad spec.
-        """
-        result: ActorRef | None = await self._request(
-            ("start_child", spec_or_extra_args, extra_kwargs), timeout
-        )
-        return result
-
-    async def terminate_child(self, child_id: Any, timeout: float | None = None) -> None:
-        """Stop a child (its spec is kept unless temporary); for simple_one_for_one pass its ref."""
-        await self._request(("terminate_child", child_id), timeout)
-
-    async def restart_child(self, child_id: Any, timeout: float | None = None) -> ActorRef | None:
-        """Start a stopped child again from its kept spec (``Running`` / ``Restarting`` / ``NotFound``)."""
-        result: ActorRef | None = await self._request(("restart_child", child_id), timeout)
-        return result
-
-    async def delete_child(self, child_id: Any, timeout: float | None = None) -> None:
-        """Forget a stopped child's spec (``Running`` / ``Restarting`` / ``NotFound``)."""
-        await self._request(("delete_child", child_id), timeout)
-
-    # -- for beamish.testing: observe without a call --------------------------------------------------
-    def _child_ref(self, child_id: Any) -> tuple[bool, ActorRef | None]:
-        """(known, running ref) for ``child_id`` right now."""
-        sup = self._actor
-        if not isinstance(sup, Supervisor):
-            return False, None
-        child = sup.by_id.get(child_id)
-        if child is None:
-            return False, None
-        return True, child.ref
-
-    def _next_change(self) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = self._node._loop.create_future()
-        sup = self._actor
-        if isinstance(sup, Supervisor):
-            sup.watchers.append(fut)
-        else:
-            fut.set_result(None)
-        return fut
 
 
 Supervisor._ref_class = SupervisorRef
