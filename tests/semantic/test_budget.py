@@ -246,3 +246,15 @@ def test_budget_round_trips_through_json_prices_included() -> None:
 def test_a_bad_price_inside_a_budget_is_named() -> None:
     with pytest.raises(SpecError, match="output_per_mtok"):
         Budget(prices={"openai:llama3": {"input_per_mtok": 1.0, "output_per_mtok": -2}})
+
+
+async def test_resuming_an_agent_lifts_its_own_and_its_runs_pauses_only() -> None:
+    clock, events = FakeClock(), []
+    k = keeper(clock, events, a=Budget(per_run_usd=0.05), b=Budget(per_run_usd=0.05))
+    for agent, run in (("a", "a1"), ("a", "a2"), ("b", "b1")):
+        with pytest.raises(BudgetExceeded):
+            await k.reserve(agent, run, 6 * CENT)
+    assert await k.resume_agent("a") == 2
+    assert await k.paused("a", "a1") is None and await k.paused("a", "a2") is None
+    assert await k.paused("b", "b1") is not None
+    assert [e.subject for e in events if e.kind == "run.resumed"] == ["run:a1", "run:a2"]

@@ -208,3 +208,14 @@ async def test_company_budget_is_stored_for_every_process_to_read(store_url: str
         assert await load_company_budget(store) == Budget(per_month_usd=250.0, tz="Europe/Paris")
         await set_company_budget(store, None)
         assert await load_company_budget(store) is None
+
+
+async def test_resuming_an_agent_lifts_its_run_pauses_on_the_store(store_url: str) -> None:
+    clock = FakeClock()
+    async with await open_store(store_url, clock=clock) as store:
+        k = BudgetKeeper(StoreLedger(store), clock, {"a": Budget(per_run_usd=0.05)})
+        with pytest.raises(BudgetExceeded):
+            await k.reserve("a", "r1", 6 * CENT)
+        assert await k.paused("a", "r1") is not None
+        assert await k.resume_agent("a") == 1
+        assert await k.paused("a", "r1") is None

@@ -160,6 +160,10 @@ class LedgerTx(Protocol):
     def set_pause(self, record: PauseRecord) -> None: ...
     def clear_pause(self, subject: str) -> None: ...
 
+    def run_pauses(self) -> list[PauseRecord]:
+        """Every run-level pause (subjects ``run:<id>``)."""
+        ...
+
 
 class Ledger(Protocol):
     """Spend, reservations and pauses, changed only inside :meth:`run`: one serialised transaction.
@@ -261,6 +265,9 @@ class _MemoryTx:
 
     def clear_pause(self, subject: str) -> None:
         self._l._pauses.pop(subject, None)
+
+    def run_pauses(self) -> list[PauseRecord]:
+        return [r for s, r in self._l._pauses.items() if s.startswith("run:")]
 
 
 class StoreLedger:
@@ -495,6 +502,10 @@ class _StoreTx:
 
     def clear_pause(self, subject: str) -> None:
         self._tx.execute("DELETE FROM budget_pauses WHERE subject = ?", (subject,))
+
+    def run_pauses(self) -> list[PauseRecord]:
+        rows = self._tx.fetchall("SELECT body FROM budget_pauses WHERE subject LIKE 'run:%'")
+        return [PauseRecord.from_json(json.loads(r["body"])) for r in rows]
 
 
 class _LocalTx(_StoreTx):
@@ -825,6 +836,27 @@ class BudgetKeeper:
         self.emit(Event(kind, subject, {"cause": record.cause, "why": "resumed"}, at=self.clock.time()))
         self._settled.set()
         return True
+
+    async def resume_agent(self, agent: str) -> int:
+        """Lift the agent's pause and the pauses of its runs; returns how many were lifted."""
+
+        def lift(tx: LedgerTx) -> list[PauseRecord]:
+            found = [r for r in tx.run_pauses() if r.agent == agent]
+            own = tx.get_pause(agent)
+            if own is not None:
+                found.append(own)
+            for record in found:
+                tx.clear_pause(record.subject)
+            return found
+
+        lifted = await self.ledger.run(lift)
+        now = self.clock.time()
+        for record in lifted:
+            kind = "run.resumed" if record.subject.startswith("run:") else "agent.resumed"
+            self.emit(Event(kind, record.subject, {"cause": record.cause, "why": "resumed"}, at=now))
+        if lifted:
+            self._settled.set()
+        return len(lifted)
 
     async def pause(self, record: PauseRecord) -> None:
         """Record a pause of any cause (the loop detector pauses runs through here too)."""

@@ -288,8 +288,12 @@ class SemanticGuard:
         self.extend(seconds)
 
     async def resume(self, subject: str) -> bool:
-        """Lift a budget pause (the agent's name, ``"*"`` for the company, or ``"run:<id>"``)."""
-        lifted = await self.keeper.resume(subject)
+        """Lift budget pauses: this agent's own and its runs' (``subject`` the agent's name), the
+        company's (``"*"``) or one run's (``"run:<id>"``)."""
+        if subject == self.agent:
+            lifted = await self.keeper.resume_agent(subject) > 0
+        else:
+            lifted = await self.keeper.resume(subject)
         await self._flush()
         return lifted
 
