@@ -491,3 +491,85 @@ async def test_auto_shutdown_of_a_significant_nested_supervisor_cascades_to_its_
     assert await batch.wait() == Shutdown("auto_shutdown")
     assert await root.wait() == Shutdown("auto_shutdown")
     assert journal.tags("terminate") == ["job", "other"]
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    ["one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"],
+    ids=lambda s: f"a {s} supervisor escalates when its restart intensity is exceeded",
+)
+async def test_escalation_for_each_strategy(node: Node, strategy: str, events: EventLog) -> None:
+    journal = Journal()
+    if strategy == "simple_one_for_one":
+        spec = SupervisorSpec([worker("w", journal)], strategy="simple_one_for_one", intensity=2)
+        sup = await node.start_supervisor(spec)
+        ref = await sup.start_child([])
+        assert ref is not None
+        others = [await sup.start_child([]) for _ in range(2)]
+    else:
+        spec = SupervisorSpec([worker(t, journal) for t in "abc"], strategy=strategy, intensity=2)  # type: ignore[arg-type]
+        sup = await node.start_supervisor(spec)
+        ref = await ref_of(sup, "a")
+        others = [await ref_of(sup, "b"), await ref_of(sup, "c")]
+    for attempt in range(3):
+        ref.kill()
+        if attempt < 2:
+            infos = await sup.which_children()
+            ref = infos[0].ref  # type: ignore[assignment]
+            assert ref is not None
+    assert await sup.wait() == Shutdown("reached_max_restart_intensity")
+    assert all(o is not None and not o.alive for o in others)
+    assert (await events.wait_for("supervisor.escalated", "root")).data["intensity"] == 2
+
+
+SIGNIFICANT = [
+    ("any_significant", "transient", "normal", True),
+    ("any_significant", "transient", "abnormal", False),
+    ("any_significant", "temporary", "abnormal", True),
+    ("any_significant", "temporary", "shutdown", True),
+    ("all_significant", "transient", "normal", True),
+    ("all_significant", "temporary", "abnormal", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "restart", "exit_kind", "shuts_down"),
+    SIGNIFICANT,
+    ids=[
+        f"with {m} a significant {r} child exiting {e} {'shuts the supervisor down' if x else 'is restarted'}"
+        for m, r, e, x in SIGNIFICANT
+    ],
+)
+async def test_significant_matrix(
+    node: Node, mode: str, restart: str, exit_kind: str, shuts_down: bool
+) -> None:
+    journal = Journal()
+    spec = SupervisorSpec(
+        [worker("s", journal, restart=restart, significant=True)],
+        auto_shutdown=mode,  # type: ignore[arg-type]
+        intensity=5,
+    )
+    sup = await node.start_supervisor(spec)
+    s = await ref_of(sup, "s")
+    await crash(s, REASONS[exit_kind])
+    if shuts_down:
+        assert await sup.wait() == Shutdown("auto_shutdown")
+    else:
+        await wait_for_restart(sup, "s", s)
+        assert sup.alive
+
+
+async def test_a_thousand_simple_one_for_one_temporary_children_are_counted_and_terminated(
+    node: Node,
+) -> None:
+    journal = Journal()
+    spec = SupervisorSpec([worker("w", journal, restart="temporary")], strategy="simple_one_for_one")
+    sup = await node.start_supervisor(spec)
+    refs = [await sup.start_child([]) for _ in range(1000)]
+    counts = await sup.count_children()
+    assert (counts.specs, counts.active, counts.supervisors, counts.workers) == (1, 1000, 0, 1000)
+    assert len(await sup.which_children()) == 1000
+    for ref in refs:
+        await sup.terminate_child(ref)
+    counts = await sup.count_children()
+    assert (counts.specs, counts.active, counts.workers) == (1, 0, 0)
