@@ -420,3 +420,12 @@ async def test_an_actor_defined_in_the_main_script_runs_without_rerunning_the_sc
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err.decode()
     assert out.decode() == "hello world from __beamish_main__\n"
+
+
+async def test_a_preload_module_that_cannot_be_imported_fails_the_start_naming_it(node: Node) -> None:
+    preload(node, "no_such_module_for_beamish")
+    with pytest.raises(StartFailed) as caught:
+        await node.start_supervisor(SupervisorSpec([process_child("a")]))
+    cause = caught.value.__cause__
+    assert isinstance(cause, IsolationError)
+    assert "No module named 'no_such_module_for_beamish'" in str(cause)
