@@ -46,6 +46,18 @@ async def slow_report(ctx: beamish.ToolContext) -> str:
     return "report ready"
 
 
+@beamish.tool
+async def post(text: str) -> str:
+    """Post an update (the service is down)."""
+    raise RuntimeError("HTTP 503 from the social network")
+
+
+@beamish.tool
+async def read(f: str, rev: int = 1) -> str:
+    """Read a file."""
+    return f"body {f}" + (f" rev {rev}" if rev > 1 else "")
+
+
 def call(name: str, **arguments: Any) -> dict[str, Any]:
     return {"name": name, "arguments": arguments}
 
@@ -70,7 +82,7 @@ def agent(path: Path, name: str = "scout", **kw: Any) -> AgentSpec:
         name=name,
         instructions="You research.",
         model=f"scripted:{path}",
-        tools=kw.pop("tools", [search, fetch, slow_report]),
+        tools=kw.pop("tools", [search, fetch, slow_report, post, read]),
         isolation="task",
         **kw,
     )
@@ -259,3 +271,50 @@ async def test_a_company_cap_in_the_store_pauses_every_agent(tmp_path: Path) -> 
     exceeded = await events_of(url, "budget.exceeded")
     assert [e["scope"] for e in exceeded] == ["company"]
     assert exceeded[0]["agent"] == "cfo"
+
+
+def _turns(*calls: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"text": "", "tool_calls": [c]} for c in calls] + [{"text": "finished"}]
+
+
+_STAGNANT = [call("read", f=f) for f in "abc" + "acbbcaabcb" + "a"]
+_NEAR_STAGNANT = list(_STAGNANT)
+_NEAR_STAGNANT[11] = call("read", f="b", rev=2)  # one new result among the ten
+
+RULES = {
+    "same_action_same_result": (
+        _turns(*[call("search", query="x")] * 5),
+        _turns(*[call("search", query="x")] * 3, call("fetch", url="a"), call("search", query="x")),
+    ),
+    "same_action_failing": (
+        _turns(*[call("post", text="launch")] * 4),
+        _turns(*[call("post", text=f"launch v{i}") for i in range(4)]),
+    ),
+    "alternation": (
+        _turns(*[call("fetch", url="a"), call("fetch", url="b")] * 4),
+        _turns(
+            *[call("fetch", url="a"), call("fetch", url="b")] * 2,
+            call("fetch", url="a"),
+            call("fetch", url="c"),
+        ),
+    ),
+    "stagnation": (_turns(*_STAGNANT), _turns(*_NEAR_STAGNANT)),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+async def test_each_loop_rule_pauses_a_scripted_run_and_its_near_miss_finishes(
+    tmp_path: Path, rule: str
+) -> None:
+    looping, near_miss = RULES[rule]
+    path = script(tmp_path, rule, scripts=[{"when": "loop", "turns": looping}, {"turns": near_miss}])
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([agent(path).child_spec()]))
+        stuck = await _control.result(node, await _control.submit(node, "scout", "loop please"), timeout=10)
+        fine = await _control.result(node, await _control.submit(node, "scout", "work please"), timeout=10)
+    assert stuck.status == "paused"
+    assert isinstance(stuck.reason, Looping) and stuck.reason.pattern == rule
+    assert fine.status == "succeeded", fine.reason
+    assert fine.output == "finished"
+    assert [e["pattern"] for e in await events_of(url, "loop.nudged")] == [rule]
