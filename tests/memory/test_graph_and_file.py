@@ -193,3 +193,15 @@ async def test_a_file_system_error_is_a_memory_graph_error_naming_the_file(tmp_p
             await kg.create_entities([_entity("a")])
         # Reading a file that is not there is an empty graph, as in the reference.
         assert await kg.read_graph() == {"entities": [], "relations": []}
+
+
+async def test_a_rewrite_that_looks_identical_on_stat_is_still_noticed(tmp_path: Path) -> None:
+    """Two instances (as two processes would): a commit by one is seen by the other through the
+    lock file's commit counter even if inode, size and mtime were all the same."""
+    memory = tmp_path / "m.jsonl"
+    async with KnowledgeGraph(memory) as first, KnowledgeGraph(memory) as second:
+        await first.create_entities([_entity("a")])
+        assert [e["name"] for e in (await second.read_graph())["entities"]] == ["a"]
+        await first.add_observations([{"entityName": "a", "contents": ["x"]}])
+        second._identity = first._identity  # pretend stat cannot tell the versions apart
+        assert (await second.open_nodes(["a"]))["entities"] == [_entity("a", "x")]

@@ -82,6 +82,7 @@ def repair_file(path: str | os.PathLike[str]) -> CheckReport:
             if loaded.repairs:
                 append_quarantine(target, loaded.quarantine)
                 write_durably(target, loaded.graph.encode())
+                lock.bump_generation()
             strays = _stray_temps(target)
             for stray in strays:
                 stray.unlink(missing_ok=True)

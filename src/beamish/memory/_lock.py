@@ -26,11 +26,32 @@ class FileLock:
         self._fd: int | None = None
         self._held = False
 
-    def acquire(self) -> None:
+    def _open(self) -> int:
         if self._fd is None:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self._fd
+
+    def acquire(self) -> None:
+        fcntl.flock(self._open(), fcntl.LOCK_EX)
         self._held = True
+
+    def generation(self) -> int | None:
+        """The commit counter kept in the lock file (None if it cannot be read).
+
+        Every commit by a beamish writer bumps it under the lock, so a cache can tell that the
+        file changed even when a rewrite happens to reuse the inode number, size and mtime tick.
+        """
+        try:
+            raw = os.pread(self._open(), 8, 0)
+        except OSError:
+            return None
+        return int.from_bytes(raw.ljust(8, b"\0"), "little")
+
+    def bump_generation(self) -> int:
+        """Increment the commit counter; call only while holding the lock."""
+        value = ((self.generation() or 0) + 1) % (1 << 64)
+        os.pwrite(self._open(), value.to_bytes(8, "little"), 0)
+        return value
 
     def release(self) -> None:
         if self._fd is not None and self._held:

@@ -60,6 +60,7 @@ class KnowledgeGraph:
         self._lock = FileLock(self.path)
         self._graph = Graph()
         self._identity: FileIdentity | None = _UNLOADED
+        self._generation: int | None = None
         self._busy = asyncio.Lock()
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -157,6 +158,7 @@ class KnowledgeGraph:
     def _reload_for_read(self) -> None:
         """Re-read the file for a read. Renames are atomic, so no lock is needed unless the
         file needs repair, which is then done (re-read and written back) under the lock."""
+        generation = self._lock.generation()
         data, ident = read_file(self.path)
         loaded = parse(data)
         if loaded.repairs:
@@ -165,6 +167,7 @@ class KnowledgeGraph:
         self.loads += 1
         self._graph = loaded.graph
         self._identity = ident
+        self._generation = generation
 
     def _translate(self, exc: BaseException) -> Exception:
         """File-system errors become :class:`MemoryGraphError` naming the file (nothing was
@@ -184,7 +187,7 @@ class KnowledgeGraph:
             current: FileIdentity | None = identity(os.stat(self.path))
         except FileNotFoundError:
             current = None
-        return current != self._identity
+        return current != self._identity or self._lock.generation() != self._generation
 
     # -- writes: grouped, locked, durable ---------------------------------------------------------
 
@@ -242,6 +245,7 @@ class KnowledgeGraph:
                 except BaseException:
                     self._identity = _UNLOADED
                     raise
+                self._generation = self._lock.bump_generation()
                 self.commits += 1
             return outcomes
         finally:
@@ -256,9 +260,11 @@ class KnowledgeGraph:
         loaded = parse(data)
         self._graph = loaded.graph
         self._identity = ident
+        self._generation = self._lock.generation()
         if loaded.repairs:
             append_quarantine(self.path, loaded.quarantine)
             self._identity = write_durably(self.path, self._graph.encode())
+            self._generation = self._lock.bump_generation()
             self._new_repairs = loaded.repairs
 
     _new_repairs: list[Repair] | None = None
