@@ -12,7 +12,7 @@ import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from beamish._clock import SYSTEM_CLOCK, Clock, SystemClock
 from beamish._events import Event
@@ -23,9 +23,8 @@ from beamish.runtime._events import EventStream
 from beamish.runtime._messages import Down
 from beamish.runtime._ref import EXITED, INFO, ActorRef
 from beamish.runtime._specs import ChildSpec, SupervisorSpec
-
-if TYPE_CHECKING:
-    from beamish.runtime._supervisor_ref import SupervisorRef
+from beamish.runtime._supervisor import Supervisor
+from beamish.runtime._supervisor_ref import SupervisorRef
 
 logger = logging.getLogger("beamish.runtime")
 
@@ -141,9 +140,6 @@ class Node:
         A child failing to start stops the ones already started (in reverse order) and raises
         ``StartFailed`` naming it.
         """
-        from beamish.runtime._supervisor import Supervisor
-        from beamish.runtime._supervisor_ref import SupervisorRef
-
         if not isinstance(spec, SupervisorSpec):
             raise SpecError(f"start_supervisor: expected a SupervisorSpec, got {spec!r}")
         self._bind()
@@ -197,8 +193,6 @@ class Node:
 
     async def _start_child(self, spec: ChildSpec, parent: ActorRef, name: str) -> ActorRef:
         """Start one supervised child (linked to ``parent``), dispatching on ``start`` and isolation."""
-        from beamish.runtime._supervisor import Supervisor
-
         start = spec.start
         if spec.isolation == "task":
             if isinstance(start, type):

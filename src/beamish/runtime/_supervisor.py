@@ -90,6 +90,8 @@ class Supervisor(DynamicApi, Actor):
         self._changed()
 
     def _changed(self) -> None:
+        if not self.watchers:
+            return
         watchers, self.watchers = self.watchers, []
         for fut in watchers:
             if not fut.done():
