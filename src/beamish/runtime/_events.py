@@ -41,11 +41,14 @@ class EventStream:
         return self._queue.popleft()
 
     async def next(self, kind: str | None = None, subject: str | None = None) -> Event:
-        """The next event (of ``kind`` and about ``subject``, when given), skipping others."""
+        """The next event (of ``kind`` and about ``subject``, when given), skipping others.
+
+        Raises ``EOFError`` if the stream is closed first.
+        """
         async for event in self:
             if (kind is None or event.kind == kind) and (subject is None or event.subject == subject):
                 return event
-        raise StopAsyncIteration
+        raise EOFError("the event stream was closed")
 
     async def aclose(self) -> None:
         """Stop receiving events."""

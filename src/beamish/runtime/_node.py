@@ -58,7 +58,7 @@ class Node:
     ``store`` is kept as :attr:`store_url` for the journal; ``clock`` drives restart windows,
     backoff and shutdown timeouts (a ``FakeClock`` in tests). Closing the node stops its top-level
     actors and supervisors in reverse start order, killing what does not stop within
-    ``shutdown_timeout`` seconds.
+    ``shutdown_timeout`` seconds. A node belongs to one event loop: use it from that loop's thread.
     """
 
     _class_isolation: ClassVar[dict[str, Starter]] = {}
