@@ -429,3 +429,15 @@ async def test_a_preload_module_that_cannot_be_imported_fails_the_start_naming_i
     cause = caught.value.__cause__
     assert isinstance(cause, IsolationError)
     assert "No module named 'no_such_module_for_beamish'" in str(cause)
+
+
+async def test_a_child_that_breaks_the_wire_protocol_is_killed_and_crashes_naming_it(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a", restart="temporary")]))
+    ref = await only_child(sup)
+    pid = await ref.call("pid")
+    with pytest.raises(ActorExited) as caught:
+        await ref.call("garbage")
+    reason = caught.value.reason
+    assert isinstance(reason, Crashed)
+    assert "IsolationError" in reason.message and "not UTF-8 JSON" in reason.message
+    await wait_gone(pid)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
 from typing import Any
 
 from beamish import Actor, ExitReason
+from beamish.runtime._process_child import ChildHost
 
 
 class Echo(Actor):
@@ -45,6 +47,11 @@ class Echo(Actor):
         if isinstance(request, dict) and "grow" in request:  # keep request["grow"] MiB more
             self.hoard = [*getattr(self, "hoard", []), bytearray(request["grow"] * 1024 * 1024)]
             return len(self.hoard)
+        if request == "garbage":  # write a frame that is not JSON straight onto the wire
+            host = next(o for o in gc.get_objects() if isinstance(o, ChildHost))
+            assert host.protocol is not None and host.protocol.transport is not None
+            host.protocol.transport.write(b"\x00\x00\x00\x02\xff\xfe")
+            time.sleep(60)
         if request == "set":
             return {1, 2}  # cannot cross the wire
         return [self.tag, request]

@@ -190,6 +190,9 @@ class ProcessProxy(Actor):
     def _on_close(self, exc: BaseException | None) -> None:
         if self._closed.done():
             return
+        if isinstance(exc, IsolationError) and self._forced is None:  # it broke the protocol
+            self._forced = Crashed(exc)
+            self._kill()
         self._closed.set_result(None)
         self._cancel_check()
         reason = self._forced or self._said
