@@ -1,0 +1,35 @@
+"""Module-level tools for semantic-supervision tests (importable by path, so process-isolated agents
+find them). State lives in files, so it survives the agent process being killed and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import beamish
+
+STATE_DIR = Path(tempfile.gettempdir()) / "beamish-semantic-test-state"
+
+
+def marker(run_id: str, what: str) -> Path:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    return STATE_DIR / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}.{what}"
+
+
+@beamish.tool
+async def fetch(url: str) -> str:
+    """Fetch a page."""
+    return f"page {url}"
+
+
+@beamish.tool
+async def compile_report(ctx: beamish.ToolContext) -> str:
+    """Compile a report. The first time per run it goes silent (and writes its pid to a marker)."""
+    hung = marker(ctx.run_id, "hung")
+    if not hung.exists():
+        hung.write_text(str(os.getpid()))
+        await asyncio.Event().wait()
+    return "report ready"
