@@ -358,3 +358,19 @@ async def test_two_nodes_claiming_expired_leases_at_once_split_them(store_url: s
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_the_store_usable(store: Store) -> None:
+    async def never_used() -> None:
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO leases (name) VALUES ('never')")
+
+    for _ in range(6):  # more than the PostgreSQL pool holds: a leaked connection would show
+        task = asyncio.ensure_future(never_used())
+        await asyncio.sleep(0)  # the task is now waiting for its BEGIN
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        run, _ = await asyncio.wait_for(store.create_run("ceo", None), 10)
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO leases (name) VALUES (?)", [run.run_id])
+    assert await store.fetchall("SELECT name FROM leases WHERE name = 'never'") == []

@@ -209,8 +209,17 @@ class PostgresBackend:
             finally:
                 self._pool.putconn(conn)
 
-        async with self._slots:
-            conn = await self._exec.call(begin)
+        await self._slots.acquire()
+        slot_held = True
+        try:
+            started = self._exec.call(begin)
+            try:
+                conn = await asyncio.shield(started)
+            except asyncio.CancelledError:
+                # The BEGIN still happens on its thread: roll it back, then free the connection and slot.
+                started.add_done_callback(self._abandon)
+                slot_held = False
+                raise
             token = IN_TRANSACTION.set(True)
             try:
                 yield AsyncTx(PgTx(conn, self.where), call)
@@ -220,6 +229,23 @@ class PostgresBackend:
             finally:
                 IN_TRANSACTION.reset(token)
             await self._exec.call(end, conn, "COMMIT")
+        finally:
+            if slot_held:
+                self._slots.release()
+
+    def _abandon(self, started: asyncio.Future[Any]) -> None:
+        if started.cancelled() or started.exception() is not None:
+            self._slots.release()
+            return
+        conn = started.result()
+
+        def rollback() -> None:
+            try:
+                conn.execute("ROLLBACK")
+            finally:
+                self._pool.putconn(conn)
+
+        self._exec.call(rollback).add_done_callback(lambda _: self._slots.release())
 
     async def listen(self, channel: str) -> AsyncIterator[str]:
         """Yield each payload NOTIFY'd on ``channel`` (own connection, closed when the loop ends)."""

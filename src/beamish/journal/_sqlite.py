@@ -243,7 +243,11 @@ class SqliteBackend:
             return tx
 
         async with self._write_lock:
-            tx = await self._writer.call(begin)
+            try:
+                tx = await self._writer.call(begin)
+            except asyncio.CancelledError:
+                self._writer.call(self._rollback)  # runs after the BEGIN (one FIFO thread)
+                raise
             token = IN_TRANSACTION.set(True)
             try:
                 yield AsyncTx(tx, call)
