@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from beamish.agent._spec import AgentSpec
@@ -39,9 +41,19 @@ def test_each_agent_spec_carries_its_model_tools_budget_watchdog_and_policy() ->
     assert spec.model == "anthropic:claude-sonnet-4-5"
     assert spec.isolation == "process"
     names = [getattr(t, "name", t) for t in spec.tools]
-    assert names == ["memory", "consult", "post_update"]
-    memory = spec.tools[0]
-    assert memory.url is not None and memory.url.startswith("http://127.0.0.1:")
+    memory = [
+        "create_entities",
+        "create_relations",
+        "add_observations",
+        "delete_entities",
+        "delete_observations",
+        "delete_relations",
+        "read_graph",
+        "search_nodes",
+        "open_nodes",
+    ]
+    assert names == [*memory, "consult", "post_update"]  # "memory" is the shared server's nine tools
+    assert os.environ["BEAMISH_MEMORY_URL"].startswith("http://127.0.0.1:")
     assert (spec.budget.per_run_usd, spec.budget.per_day_usd, spec.budget.tz) == (0.2, 1.5, "UTC")
     assert (
         spec.policy is None

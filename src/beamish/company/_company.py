@@ -246,8 +246,18 @@ def _preload(node: Any, config: CompanyConfig) -> None:
             if module:
                 modules.add(module)
         if "memory" in agent.tools:
-            modules.update({"beamish.agent._mcp_tools", "mcp", "mcp.client.streamable_http"})
-    preload(node, *sorted(modules))
+            modules.add("beamish.company._memory_tools")
+    preload(node, *sorted(m for m in modules if _importable(m)))
+
+
+def _importable(module: str) -> bool:
+    """Preload only what exists: a missing module would stop the process template from starting."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 async def _warm_process_template(node: Any, config: CompanyConfig) -> None:

@@ -6,6 +6,7 @@ need of the running node (``submit``) is bound when the company starts.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from beamish._clock import Clock
@@ -40,12 +41,11 @@ def company_parts(
 
     parts = CompanyParts()
     if config.file.memory.enabled:
-        from beamish.agent._mcp_tools import McpServer
         from beamish.company._memory_service import MemoryService, free_port
+        from beamish.company._memory_tools import MEMORY_TOOLS, URL_ENV
 
         memory = config.file.memory
         port = memory.port or free_port(memory.host)
-        url = f"http://{memory.host}:{port}/mcp"
         parts.services.append(
             ChildSpec(
                 "memory",
@@ -53,8 +53,9 @@ def company_parts(
                 kwargs={"file": str(config.memory_file), "host": memory.host, "port": port},
             )
         )
-        server = McpServer(name="memory", url=url, effect="idempotent")
-        parts.builtin_tools["memory"] = lambda _agent: server
+        # agents (and their processes, forked later) find the shared server here
+        os.environ[URL_ENV] = f"http://{memory.host}:{port}/mcp"
+        parts.builtin_tools["memory"] = lambda _agent: MEMORY_TOOLS
     submit = LateSubmit()
     parts.on_start.append(submit.bind)
     entries = schedule_entries(config)

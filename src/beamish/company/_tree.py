@@ -69,7 +69,8 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
     tools: list[Any] = []
     for t in agent.tools:
         if isinstance(t, str) and t in parts.builtin_tools:
-            tools.append(parts.builtin_tools[t](agent))
+            given = parts.builtin_tools[t](agent)
+            tools.extend(given if isinstance(given, tuple | list) else [given])
         else:
             tools.append(t)
     from beamish.agent._pricing import Price
