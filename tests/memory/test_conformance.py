@@ -157,7 +157,9 @@ operations = st.one_of(
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=st.lists(operations, min_size=1, max_size=12))
 def test_random_operation_sequences_give_the_reference_results_and_file(
     pair: Pair, ops: list[tuple[str, Any]]
