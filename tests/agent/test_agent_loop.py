@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from beamish import AgentSpec
+from beamish import AgentSpec, CallTimeout, SpecError, StartFailed
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 
@@ -108,3 +108,19 @@ async def test_a_script_that_runs_out_fails_the_run_but_not_the_agent(tmp_path: 
         # the agent lives on and serves the next run
         second = await node.submit("marketing", "again")
         assert (await node.result(second, timeout=10)).status == "failed"
+
+
+async def test_agents_need_a_node_with_a_journal_and_runs_need_a_known_agent(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "one", [{"text": "hello"}])
+    async with Node() as node:
+        with pytest.raises((SpecError, StartFailed)) as caught:
+            await node.start_supervisor(SupervisorSpec([_agent(script).child_spec()]))
+    assert "agents need a journal" in repr(caught.value) + repr(caught.value.__cause__)
+    async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
+        await node.start_supervisor(SupervisorSpec([_agent(script).child_spec()]))
+        with pytest.raises(
+            SpecError, match=r"no agent named 'sales' was started on this node \(known: marketing\)"
+        ):
+            await node.submit("sales", "sell")
+        with pytest.raises(CallTimeout):
+            await node.result(await node.submit("marketing", "hi", run_id="slow"), timeout=0)
