@@ -43,7 +43,7 @@ class MemorySection(_Table):
 
     enabled: bool = True
     file: str = "memory.jsonl"
-    transport: Literal["http", "stdio"] = "http"
+    transport: Literal["http"] = "http"  # every agent shares one server process: HTTP on loopback
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
 
