@@ -318,3 +318,41 @@ async def test_each_loop_rule_pauses_a_scripted_run_and_its_near_miss_finishes(
     assert fine.status == "succeeded", fine.reason
     assert fine.output == "finished"
     assert [e["pattern"] for e in await events_of(url, "loop.nudged")] == [rule]
+
+
+@pytest.mark.parametrize("action", ["stop", "pause"])
+async def test_a_hang_with_policy_stop_or_pause_does_not_resume_by_itself(
+    tmp_path: Path, action: str
+) -> None:
+    from beamish.agent._policy import Policy
+
+    turns = [
+        {"text": "Compiling.", "tool_calls": [call("slow_report")]},
+        {"text": "All done."},
+    ]
+    path = script(
+        tmp_path, "hang", scripts=[{"when": "report", "turns": turns}, {"turns": [{"text": "next"}]}]
+    )
+    url = f"sqlite:///{tmp_path}/j.db"
+    clock = FakeClock()
+    spec = agent(path, watchdog=Watchdog(hang_after_s=60), policy=Policy(on_hang=action))  # type: ignore[arg-type]
+    async with Node(store=url, clock=clock) as node:
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        run_id = await _control.submit(node, "scout", f"report {uuid.uuid4().hex}")
+        await wait_for(lambda: run_id in HUNG_ONCE, what="the tool to hang")
+        await wait_for(lambda: clock.sleepers > 0, what="the watchdog to wait")
+        clock.advance(61)
+        waiting = asyncio.create_task(_control.result(node, run_id, timeout=10))
+        await wait_for(lambda: clock.advance(0.05) or waiting.done(), timeout=10, what="the run's end")
+        result = await waiting
+        assert result.status == ("failed" if action == "stop" else "paused")
+        assert isinstance(result.reason, Hung)
+        # the restarted agent serves its next run
+        nxt = asyncio.create_task(
+            _control.result(node, await _control.submit(node, "scout", "x"), timeout=10)
+        )
+        await wait_for(lambda: clock.advance(0.05) or nxt.done(), timeout=10, what="the next run")
+        assert (await nxt).output == "next"
+    assert calls_made(path) == 2
+    hung = await events_of(url, "watchdog.hung")
+    assert [e["action"] for e in hung] == [action]

@@ -342,15 +342,38 @@ class SemanticGuard:
 
     async def _watch(self, state: _RunState) -> None:
         """Beside the run: when the watchdog fires, write the event first, then end the process (a
-        hang) or mark the run to end at its next step (the wall-clock cap)."""
+        hang) or mark the run to end at its next step (the wall-clock cap).
+
+        A hang always ends the agent's process — the stuck call cannot be unwound from here. With
+        ``on_hang="restart"`` or ``"escalate"`` the supervisor's restart resumes the run from its
+        journal; with ``"stop"`` or ``"pause"`` the run is first marked failed or paused, so the
+        restarted agent does not take it up again (``resume`` does, for a paused one)."""
         verdict = await state.watch.watch(self.verdicts.append)
         if verdict is None:
             return
-        self._pending.append(verdict.event(state.run_id, self.clock.time()))
+        event = verdict.event(state.run_id, self.clock.time())
+        if verdict.process_level:
+            event.data["action"] = self.policy.on_hang
+        self._pending.append(event)
         await self._flush()
         if not verdict.process_level:
             state.capped = verdict  # the run is making progress: it ends at its next step
-        elif self.on_process_failure is not None:
+            return
+        if self.policy.on_hang in ("stop", "pause") and self.store is not None:
+            # the run must not simply resume after the restart: record its end (or its pause) first
+            status = "failed" if self.policy.on_hang == "stop" else "paused"
+            await self.store.update_run(state.run_id, status=status, reason=verdict.reason)
+            self._event(
+                f"run.{'finished' if status == 'failed' else 'paused'}",
+                state.run_id,
+                {
+                    "run_id": state.run_id,
+                    "status": status,
+                    "reason": verdict.reason.to_json(),
+                },
+            )
+            await self._flush()
+        if self.on_process_failure is not None:
             self.on_process_failure(verdict.reason)
         elif state.task is not None and not state.task.done():
             state.task.cancel(f"watchdog: {verdict.kind}")
