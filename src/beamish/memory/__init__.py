@@ -11,9 +11,8 @@ from typing import Any
 from beamish.memory._check import CheckReport, check_file, repair_file
 from beamish.memory._graph import Entity, GraphDict, ObservationResult, Relation
 from beamish.memory._jsonl import Repair, quarantine_path, resolve_memory_path
+from beamish.memory._schema import RESOURCE_URI
 from beamish.memory._store import KnowledgeGraph
-
-RESOURCE_URI = "memory://knowledge-graph"
 
 _SERVER_NAMES = frozenset({"build_server", "http_app", "serve_http", "serve_stdio"})
 

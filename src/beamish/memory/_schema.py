@@ -13,6 +13,9 @@ from typing import Any
 
 _SCHEMA = "http://json-schema.org/draft-07/schema#"
 
+#: The resource holding the whole graph, as the reference names it.
+RESOURCE_URI = "memory://knowledge-graph"
+
 # A tiny schema language: "string", ("array", item), ("object", ((key, spec, description), ...)).
 Spec = Any
 

@@ -32,10 +32,9 @@ from mcp_types import (
 from beamish._exceptions import MemoryGraphError, SpecError
 from beamish.memory._graph import js_json
 from beamish.memory._paging import PAGED_TOOLS, CursorError, page, paged_definitions, take_cursor
-from beamish.memory._schema import MUTATING, tool_definitions
+from beamish.memory._schema import MUTATING, RESOURCE_URI, tool_definitions
 from beamish.memory._store import KnowledgeGraph
 
-RESOURCE_URI = "memory://knowledge-graph"
 SERVER_NAME = "memory-server"
 SERVER_VERSION = "0.6.3"
 
