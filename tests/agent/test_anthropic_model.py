@@ -59,6 +59,7 @@ async def test_streamed_text_and_tool_call_come_back_with_cache_usage_and_a_hear
     assert auth.endswith("test-key")
     assert sent.body["stream"] is True
     assert sent.body["system"] == "You are terse."
+    assert sent.body["cache_control"] == {"type": "ephemeral"}, "the conversation prefix is cached"
     assert sent.body["tools"] == [
         {"name": "weather", "description": "Weather for a city.", "input_schema": WEATHER.parameters}
     ]

@@ -58,7 +58,8 @@ def _usage(data: Any) -> Usage:
 
 
 class AnthropicModel:
-    """A Claude model. ``stream=True`` (the default) makes every chunk a watchdog heartbeat."""
+    """A Claude model. ``stream=True`` (the default) makes every chunk a watchdog heartbeat;
+    ``prompt_cache=True`` (the default) asks the API to cache the conversation's prefix."""
 
     provider = "anthropic"
 
@@ -69,6 +70,7 @@ class AnthropicModel:
         api_key: str | None = None,
         base_url: str | None = None,
         stream: bool = True,
+        prompt_cache: bool = True,
         request_timeout_s: float = 600.0,
         first_chunk_timeout_s: float | None = DEFAULT_FIRST_CHUNK_TIMEOUT_S,
         next_chunk_timeout_s: float | None = DEFAULT_NEXT_CHUNK_TIMEOUT_S,
@@ -80,6 +82,7 @@ class AnthropicModel:
         self.model = model
         self.name = f"anthropic:{model}"
         self.stream = stream
+        self.prompt_cache = prompt_cache
         self.first_chunk_timeout_s = first_chunk_timeout_s
         self.next_chunk_timeout_s = next_chunk_timeout_s
         self._clock = clock
@@ -120,6 +123,10 @@ class AnthropicModel:
             ]
         if request.temperature is not None:
             params["temperature"] = request.temperature
+        if self.prompt_cache:
+            # an agent resends its whole conversation each turn: cache the prefix (the API marks the
+            # last cacheable block), so later turns pay cache-read prices for what was already sent
+            params["cache_control"] = {"type": "ephemeral"}
         return params
 
     async def complete(
