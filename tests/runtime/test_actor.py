@@ -322,3 +322,11 @@ async def test_a_trapping_child_ends_with_terminate_when_its_parent_exits(node: 
         await parent.call(("crash", "down"))
     assert await child.wait() == Crashed(RuntimeError("down"))
     assert journal.tags("terminate") == ["child"]
+
+
+async def test_kill_can_carry_the_reason_a_watchdog_killed_for(node: Node) -> None:
+    from beamish import Hung
+
+    ref = await node.spawn(Worker, "a")
+    ref.kill(Hung(silent_for_s=120.0))
+    assert await ref.wait() == Hung(silent_for_s=120.0)

@@ -152,9 +152,13 @@ class ActorRef:
         assert self._reason is not None
         return self._reason
 
-    def kill(self) -> None:
-        """Kill the actor at once (OTP's ``exit(Pid, kill)``): no ``terminate``, reason ``Killed``."""
-        self._finish(Killed())
+    def kill(self, reason: ExitReason | None = None) -> None:
+        """Kill the actor at once (OTP's ``exit(Pid, kill)``): no ``terminate``, reason ``Killed``.
+
+        A watchdog may pass the reason it killed for (e.g. ``Hung(...)``), so the supervisor and the
+        journal see why.
+        """
+        self._finish(reason if reason is not None else Killed())
 
     async def wait(self) -> ExitReason:
         """Wait for the actor to exit and return its exit reason."""
