@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -125,3 +126,23 @@ async def test_an_unreachable_postgres_is_a_clear_error_at_once(postgres_dsn: st
     base = postgres_dsn.rsplit("/", 1)[0]
     with pytest.raises(StoreError, match='database "no_such_database" does not exist'):
         await open_store(f"{base}/no_such_database")
+
+
+async def test_a_write_waiting_for_the_sqlite_lock_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    store = await open_store(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)  # another process's connection, say
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        write = asyncio.ensure_future(store.create_run("ceo", None, run_id="r"))
+        turns = 0
+        while turns < 200:  # the loop keeps turning while the write waits on the lock
+            await asyncio.sleep(0)
+            turns += 1
+        assert not write.done()
+        other.execute("COMMIT")
+        run, created = await asyncio.wait_for(write, 10)
+        assert created and run.run_id == "r"
+    finally:
+        other.close()
+        await store.close()
