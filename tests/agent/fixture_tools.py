@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import beamish
@@ -114,3 +115,17 @@ async def wire_money(amount: int, ctx: beamish.ToolContext) -> str:
 def explode(reason: str) -> str:
     """Always fails."""
     raise RuntimeError(f"boom: {reason}")
+
+
+def stall_file(run_id: str) -> Path:
+    return effect_log(run_id).with_suffix(".stall")
+
+
+@beamish.tool
+async def stall_loop(seconds: float, ctx: beamish.ToolContext) -> str:
+    """Block the event loop outright (a misbehaving tool) — once per run, if the test asked."""
+    marker = stall_file(ctx.run_id)
+    if marker.exists():
+        marker.unlink()
+        time.sleep(seconds)  # deliberately blocks the whole process, heartbeats included
+    return "ran without stalling"

@@ -136,3 +136,40 @@ async def test_a_once_tool_without_reconcile_parks_the_run_as_needs_attention(
     async with await open_store(url) as store:
         step = await store.step(run_id, 1)
     assert step is not None and step.phase == "unknown"
+
+
+async def test_a_process_agent_that_stops_beating_is_killed_as_hung_and_resumes(tmp_path: Path) -> None:
+    turns = [
+        {"tool_calls": [call("lookup", topic="a")]},
+        {"tool_calls": [call("stall_loop", seconds=30)]},
+        {"text": "finished after {last_tool}"},
+    ]
+    script = write_script(tmp_path, "stall", turns)
+    run_id = f"stall-{uuid.uuid4().hex}"
+    ft.stall_file(run_id).write_text("once")
+    spec = AgentSpec(
+        "ops",
+        "Operate.",
+        f"scripted:{script}",
+        [ft.lookup, ft.stall_loop],
+        isolation="process",
+        hang_after_s=1.0,
+    )
+    async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
+        events = node.events()
+        sup = await node.start_supervisor(SupervisorSpec([spec.child_spec()], intensity=3, period=30))
+        await node.submit("ops", "go", run_id=run_id)
+        result = await node.result(run_id, timeout=20)
+        (child,) = await sup.which_children()
+        exits = []
+        async for event in events:
+            if event.kind == "child.exited":
+                exits.append(event.data["reason"]["kind"])
+                break
+        await events.aclose()
+    assert result.status == "succeeded" and result.output == "finished after ran without stalling"
+    assert exits == ["hung"]
+    assert child.restarts == 1
+    calls = calls_made(script)
+    assert [c["turn"] for c in calls] == [0, 1, 2], "no model call was repeated after the kill"
+    assert calls[1]["pid"] != calls[2]["pid"]
