@@ -205,3 +205,17 @@ async def test_a_rewrite_that_looks_identical_on_stat_is_still_noticed(tmp_path:
         await first.add_observations([{"entityName": "a", "contents": ["x"]}])
         second._identity = first._identity  # pretend stat cannot tell the versions apart
         assert (await second.open_nodes(["a"]))["entities"] == [_entity("a", "x")]
+
+
+async def test_old_temp_files_of_killed_writers_are_swept_on_reload(tmp_path: Path) -> None:
+    memory = tmp_path / "m.jsonl"
+    memory.write_text('{"type":"entity","name":"a","entityType":"t","observations":[]}')
+    old = tmp_path / f"m.jsonl.{'a' * 32}.tmp"
+    fresh = tmp_path / f"m.jsonl.{'b' * 32}.tmp"
+    for stray in (old, fresh):
+        stray.write_text("half a graph")
+    os.utime(old, (1_000_000, 1_000_000))
+    async with KnowledgeGraph(memory) as kg:
+        await kg.create_entities([_entity("b")])
+    assert not old.exists()
+    assert fresh.exists()  # could be another program's save under way

@@ -8,11 +8,10 @@ killed writer left behind.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from beamish.memory._jsonl import Repair, append_quarantine, parse, read_file, write_durably
+from beamish.memory._jsonl import Repair, append_quarantine, parse, read_file, stray_temps, write_durably
 from beamish.memory._lock import FileLock
 
 
@@ -44,14 +43,6 @@ class CheckReport:
         return out
 
 
-def _stray_temps(path: Path) -> list[Path]:
-    pattern = re.compile(re.escape(path.name) + r"\.[0-9a-f]{32}\.tmp$")
-    try:
-        return sorted(p for p in path.parent.iterdir() if pattern.match(p.name))
-    except FileNotFoundError:
-        return []
-
-
 def check_file(path: str | os.PathLike[str]) -> CheckReport:
     """Read ``path`` and report everything that is not clean; changes nothing."""
     target = Path(path).absolute()
@@ -64,7 +55,7 @@ def check_file(path: str | os.PathLike[str]) -> CheckReport:
         relations=loaded.graph.relation_count,
         repairs=loaded.repairs,
         dangling=loaded.dangling,
-        stray_temp_files=_stray_temps(target),
+        stray_temp_files=stray_temps(target),
     )
 
 
@@ -83,7 +74,7 @@ def repair_file(path: str | os.PathLike[str]) -> CheckReport:
                 append_quarantine(target, loaded.quarantine)
                 write_durably(target, loaded.graph.encode())
                 lock.bump_generation()
-            strays = _stray_temps(target)
+            strays = stray_temps(target)
             for stray in strays:
                 stray.unlink(missing_ok=True)
     finally:

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -231,6 +232,25 @@ def write_durably(path: Path, data: bytes) -> FileIdentity:
         raise
     fsync_dir(directory)
     return identity(st)
+
+
+def stray_temps(path: Path, older_than_s: float = 0.0) -> list[Path]:
+    """Temp files a killed writer left next to ``path`` (never acknowledged data: a commit is
+    acknowledged only after its temp file was renamed into place)."""
+    pattern = re.compile(re.escape(path.name) + r"\.[0-9a-f]{32}\.tmp$")
+    cutoff = time.time() - older_than_s
+    found = []
+    try:
+        for entry in os.scandir(path.parent):
+            if pattern.match(entry.name):
+                try:
+                    if entry.stat().st_mtime <= cutoff:
+                        found.append(Path(entry.path))
+                except FileNotFoundError:
+                    continue
+    except FileNotFoundError:
+        return []
+    return sorted(found)
 
 
 def append_quarantine(path: Path, records: list[dict[str, Any]]) -> None:

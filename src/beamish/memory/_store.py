@@ -25,6 +25,7 @@ from beamish.memory._jsonl import (
     parse,
     read_file,
     report,
+    stray_temps,
     write_durably,
 )
 from beamish.memory._lock import FileLock
@@ -33,6 +34,10 @@ from beamish.memory._schema import ArgumentError, check_arguments
 T = TypeVar("T")
 
 _UNLOADED: Any = object()
+
+#: Temp files older than this are swept when the file is re-read under the lock (a killed writer's
+#: leftovers); the margin leaves alone a save of some other program that is under way.
+STRAY_TEMP_AGE_S = 60.0
 
 _Op = Callable[[Graph], Any]
 
@@ -261,6 +266,8 @@ class KnowledgeGraph:
         self._graph = loaded.graph
         self._identity = ident
         self._generation = self._lock.generation()
+        for stray in stray_temps(self.path, older_than_s=STRAY_TEMP_AGE_S):
+            stray.unlink(missing_ok=True)  # under the lock no writer of ours is mid-save
         if loaded.repairs:
             append_quarantine(self.path, loaded.quarantine)
             self._identity = write_durably(self.path, self._graph.encode())
