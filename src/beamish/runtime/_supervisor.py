@@ -97,9 +97,6 @@ class Supervisor(DynamicApi, Actor):
             if not fut.done():
                 fut.set_result(None)
 
-    def _listening(self) -> bool:
-        return self.ref._node._listening
-
     def _event(self, kind: str, child: Child, data: Any) -> None:
         self.ref._node._event(kind, child.path, data)
 
