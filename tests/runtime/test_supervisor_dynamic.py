@@ -50,8 +50,11 @@ async def test_start_child_starts_and_appends_a_child(node: Node) -> None:
 async def test_start_child_with_a_running_id_raises_already_started(node: Node) -> None:
     journal = Journal()
     sup = await started(node, worker("a", journal))
+    running = (await sup.which_children())[0].ref
     with pytest.raises(AlreadyStarted):
         await sup.start_child(worker("a", journal))
+    assert [(c.id, c.ref) for c in await sup.which_children()] == [("a", running)]
+    assert running is not None and running.alive and journal.tags("init") == ["a"]
 
 
 async def test_start_child_with_a_stopped_id_raises_already_present(node: Node) -> None:
