@@ -177,3 +177,28 @@ async def test_a_child_being_stopped_is_killed_if_its_supervisor_dies_meanwhile(
     assert await ref.wait() == Killed()
     with pytest.raises(ActorExited):
         await stopping
+
+
+async def test_simple_one_for_one_stops_its_children_in_parallel_killing_the_slow_after_the_timeout(
+    node: Node, clock: FakeClock
+) -> None:
+    journal = Journal()
+
+    class Mixed(Worker):
+        async def terminate(self, reason: object) -> None:
+            self.journal.add("terminate", self.tag, reason)
+            if self.tag == "slow":
+                await asyncio.Future()
+
+    template = ChildSpec("w", Mixed, kwargs={"journal": journal}, shutdown=2.0)
+    sup = await node.start_supervisor(SupervisorSpec([template], strategy="simple_one_for_one"))
+    refs = [await sup.start_child([tag]) for tag in ("a", "slow", "b", "c")]
+    stopping = asyncio.ensure_future(sup.stop(Shutdown(), timeout=None))
+    await settle()
+    assert sorted(journal.tags("terminate")) == ["a", "b", "c", "slow"]
+    assert not stopping.done()
+    await clock.jump(2.0)  # one timeout for all of them, not one per child
+    assert await stopping == Shutdown()
+    assert [ref.name for ref in refs if ref is not None] == ["root/w.1", "root/w.2", "root/w.3", "root/w.4"]
+    reasons = [type(ref.reason).__name__ for ref in refs if ref is not None]
+    assert reasons == ["Shutdown", "Killed", "Shutdown", "Shutdown"]

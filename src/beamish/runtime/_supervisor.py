@@ -56,6 +56,7 @@ class Supervisor(DynamicApi, Actor):
         self.stopping: set[ActorRef] = set()
         self.watchers: list[asyncio.Future[None]] = []
         self.rng = random.Random()
+        self.serial = 0
         if self.simple:
             return
         for child_spec in spec.children:

@@ -62,6 +62,7 @@ class DynamicApi:
         children: dict[Child, None]
         by_id: dict[Any, Child]
         by_ref: dict[ActorRef, Child]
+        serial: int
 
         async def _start(self, child: Child) -> None: ...
         async def _stop_child(self, child: Child) -> None: ...
@@ -110,7 +111,8 @@ class DynamicApi:
             spec = dataclasses.replace(
                 template, args=template.args + tuple(arg), kwargs={**template.kwargs, **extra}
             )
-            child = Child(spec, f"{self.path}/{template.id}")
+            self.serial += 1  # dynamic children share the template's id: number them for events
+            child = Child(spec, f"{self.path}/{template.id}.{self.serial}")
         else:
             if not isinstance(arg, ChildSpec):
                 raise SpecError(f"start_child expects a ChildSpec, got {arg!r}")
