@@ -12,10 +12,17 @@ from typing import Any
 
 from beamish.journal import Store, SyncTx
 
-SUBMITS_DDL = (
-    "CREATE TABLE IF NOT EXISTS test_submits (run_id TEXT NOT NULL, agent TEXT NOT NULL, pid INTEGER)"
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS test_submits (run_id TEXT NOT NULL, agent TEXT NOT NULL, pid INTEGER)",
+    "CREATE TABLE IF NOT EXISTS test_executions (run_id TEXT NOT NULL, pid INTEGER)",
 )
-EXECUTIONS_DDL = "CREATE TABLE IF NOT EXISTS test_executions (run_id TEXT NOT NULL, pid INTEGER)"
+
+
+async def create_tables(store: Store) -> None:
+    """The recording tables; made once by the test, before any worker runs (concurrent CREATE TABLE
+    IF NOT EXISTS can collide on PostgreSQL)."""
+    for ddl in _DDL:
+        await store.execute(ddl)
 
 
 class RecordingAgents:
@@ -44,13 +51,11 @@ class RecordingAgents:
             "UPDATE runs SET status = 'running' WHERE run_id = ? AND status = 'queued'", (run_id,)
         ):
             return False
-        tx.execute(EXECUTIONS_DDL)
         tx.execute("INSERT INTO test_executions (run_id, pid) VALUES (?, ?)", (run_id, os.getpid()))
         return True
 
 
 async def executions_per_run(store: Store) -> dict[str, int]:
-    await store.execute(EXECUTIONS_DDL)
     rows = await store.fetchall("SELECT run_id, COUNT(*) AS n FROM test_executions GROUP BY run_id")
     return {str(r["run_id"]): int(r["n"]) for r in rows}
 

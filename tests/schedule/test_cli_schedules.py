@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _sched_agents import SUBMITS_DDL, RecordingAgents
+from _sched_agents import RecordingAgents, create_tables
 from typer.testing import CliRunner
 
 from beamish.cli import app
@@ -34,7 +34,7 @@ def company(tmp_path: Path) -> Path:
         clock.set_wall(DAY0.timestamp())
         store = await open_store(url, clock=clock)
         try:
-            await store.execute(SUBMITS_DDL)
+            await create_tables(store)
             sched = Scheduler(store, RecordingAgents(store, fail={"cfo"}), clock=clock)
             await sched.add(
                 "daily-post", Schedule("0 14 * * *", misfire="once", grace_s=60), "marketing", "post"

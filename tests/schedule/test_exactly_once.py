@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _sched_agents import SUBMITS_DDL, RecordingAgents, executions_per_run, submits_per_run
+from _sched_agents import RecordingAgents, create_tables, executions_per_run, submits_per_run
 
-from beamish.journal import open_store
+from beamish.journal import Store, open_store
 from beamish.schedule import Schedule, Scheduler, run_id_for
 from beamish.testing import FakeClock
 
@@ -31,7 +31,7 @@ async def prepare(url: str) -> None:
     clock.set_wall(T0.timestamp())
     store = await open_store(url, clock=clock)
     try:
-        await store.execute(SUBMITS_DDL)
+        await create_tables(store)
         sched = Scheduler(store, RecordingAgents(store), clock=clock)
         for sid, schedule in SCHEDULES.items():
             await sched.add(sid, schedule, "worker", sid)
@@ -63,6 +63,15 @@ async def start(*procs: asyncio.subprocess.Process) -> None:
         assert p.stdin is not None
         p.stdin.write(b"go\n")
         await p.stdin.drain()
+
+
+async def wait_for_submits(store: Store, n: int, timeout: float = 30.0) -> None:
+    """Wait (bounded) until the workers have handed over ``n`` runs, reading the store."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while sum((await submits_per_run(store)).values()) < n:
+        assert loop.time() < deadline, f"fewer than {n} hand-overs after {timeout}s"
+        await asyncio.sleep(0.01)
 
 
 def expected_run_ids() -> set[str]:
@@ -145,11 +154,17 @@ async def test_a_scheduler_killed_between_claiming_and_running_a_tick_still_runs
 
 @pytest.mark.timeout(90)
 async def test_a_scheduler_killed_mid_race_leaves_every_tick_run_exactly_once(store_url: str) -> None:
-    """A races B and is SIGKILLed in its 25th hand-over; B re-dispatches A's orphaned claims (an hour
+    """A races B and is SIGKILLed in its 10th hand-over; B re-dispatches A's orphaned claims (an hour
     of scheduler time later) and each tick's run is executed once, even where a hand-over repeats."""
     await prepare(store_url)
-    procs = [await spawn(store_url, "node-a", "25"), await spawn(store_url, "node-b")]
-    await start(*procs)
+    procs = [await spawn(store_url, "node-a", "10"), await spawn(store_url, "node-b")]
+    await start(procs[0])  # node-a first, so it surely gets to its 10th hand-over …
+    watcher = await open_store(store_url)
+    try:
+        await wait_for_submits(watcher, 5)
+    finally:
+        await watcher.close()
+    await start(procs[1])  # … racing node-b by then
     codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 60)
     store = await open_store(store_url)
     try:
@@ -160,7 +175,7 @@ async def test_a_scheduler_killed_mid_race_leaves_every_tick_run_exactly_once(st
     finally:
         await store.close()
     if codes[0] == 0:
-        pytest.skip("node-a never reached 25 hand-overs (node-b claimed nearly everything)")
+        pytest.fail("node-a never reached its 10th hand-over")
     assert codes == [-signal.SIGKILL, 0]
     assert set(executed) == expected_run_ids()
     assert [rid for rid, n in executed.items() if n != 1] == []

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _sched_agents import SUBMITS_DDL, RecordingAgents, submits_per_run
+from _sched_agents import RecordingAgents, create_tables, submits_per_run
 
 from beamish import ScheduleError
 from beamish._events import Event
@@ -21,7 +21,7 @@ DAY0 = datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
 
 async def open_with(url: str, clock: FakeClock) -> Store:
     store = await open_store(url, clock=clock)
-    await store.execute(SUBMITS_DDL)
+    await create_tables(store)
     return store
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _sched_agents import SUBMITS_DDL, RecordingAgents, submits_per_run
+from _sched_agents import RecordingAgents, create_tables, submits_per_run
 
 from beamish.journal import open_store
 from beamish.runtime import ChildSpec, Node, SupervisorSpec
@@ -22,7 +22,7 @@ async def test_a_supervised_scheduler_fires_and_a_restart_repeats_nothing(tmp_pa
     clock = FakeClock()
     clock.set_wall(T0.timestamp())
     store = await open_store(f"sqlite:///{tmp_path}/j.db", clock=clock)
-    await store.execute(SUBMITS_DDL)
+    await create_tables(store)
     agents = RecordingAgents(store)
     entry = ("post", Schedule("* * * * *"), "marketing", "post an update")
     spec = ChildSpec(
