@@ -153,7 +153,7 @@ async def test_a_process_agent_that_stops_beating_is_killed_as_hung_and_resumes(
         f"scripted:{script}",
         [ft.lookup, ft.stall_loop],
         isolation="process",
-        hang_after_s=1.0,
+        hang_after_s=2.0,
     )
     async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
         events = node.events()
