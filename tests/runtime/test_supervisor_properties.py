@@ -76,3 +76,55 @@ def test_restart_counts_and_start_order_follow_the_strategy_for_any_sequence_of_
     strategy: str, victims: list[int]
 ) -> None:
     asyncio.run(run(strategy, victims))
+
+
+def escalation_index(intensity: int, period: float, times: list[float]) -> int | None:
+    """OTP's rule: keep restarts at or after now - period; escalate when more than intensity remain."""
+    window: list[float] = []
+    for index, now in enumerate(times):
+        window = [t for t in window if t >= now - period] + [now]
+        if len(window) > intensity:
+            return index
+    return None
+
+
+async def run_window(intensity: int, period: float, gaps: list[float]) -> None:
+    from beamish.testing import FakeClock
+
+    clock = FakeClock()
+    async with Node(clock=clock) as node:
+        sup = await node.start_supervisor(
+            SupervisorSpec([ChildSpec("w", Worker)], intensity=intensity, period=period)
+        )
+        times: list[float] = []
+        escalated_at = None
+        for index, gap in enumerate(gaps):
+            await clock.jump(gap)
+            times.append(clock.monotonic())
+            ref = (await sup.which_children())[0].ref
+            assert ref is not None
+            ref.kill()
+            try:
+                await sup.count_children()
+            except Exception:
+                escalated_at = index
+                break
+            if not sup.alive:
+                escalated_at = index
+                break
+        assert escalated_at == escalation_index(intensity, period, times)
+        if escalated_at is not None:
+            assert await sup.wait() == Shutdown("reached_max_restart_intensity")
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=60, deadline=None)
+@given(
+    intensity=st.integers(min_value=0, max_value=3),
+    period=st.sampled_from([1.0, 2.5, 5.0]),
+    gaps=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, 3.0]), min_size=1, max_size=10),
+)
+def test_escalation_happens_exactly_when_the_sliding_window_overflows(
+    intensity: int, period: float, gaps: list[float]
+) -> None:
+    asyncio.run(run_window(intensity, period, gaps))
