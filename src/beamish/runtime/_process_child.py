@@ -171,14 +171,31 @@ class ChildHost:
         await asyncio.wait_for(self.closed, 5.0)
 
 
-def run_spare(sock: socket.socket) -> int:
-    """Entry point of a spare: make the loop now, then wait for an assignment (request + socket)."""
+def run_spare(fd: int) -> int:
+    """Entry point of a spare: make the loop now, then wait on the socket for its start frame.
+
+    The node holds the other end already, so a restart costs the node one frame to a process that is
+    forked and warm: no zygote round trip, no ``fork()``, no loop to build.
+    """
     loop = asyncio.new_event_loop()
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
-    sock.close()
-    if not data or len(fds) != 1:
-        return 0  # dropped by the zygote before it was needed
-    return run_child(fds[0], decode_body(data), loop)
+    sock = socket.socket(fileno=fd)
+    header = _recv_exactly(sock, 4)
+    if header is None:
+        return 0  # dropped before it was needed
+    body = _recv_exactly(sock, int.from_bytes(header, "big"))
+    if body is None:
+        return 0
+    return run_child(sock.detach(), decode_body(body), loop)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
 
 
 def run_child(fd: int, request: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None) -> int:

@@ -81,6 +81,8 @@ class ProcessProxy(Actor):
         self._protocol: FrameProtocol | None = None
         self._last_beat = time.monotonic()
         self.pid, sock = await client.spawn(request)
+        stat = _proc_stat(self.pid)
+        self._starttime = stat[0] if stat is not None else -1
         # A pidfd, not the pid, is what we signal: a pid can be reused once the zygote reaps it.
         try:
             self._pidfd = os.pidfd_open(self.pid)
@@ -152,7 +154,7 @@ class ProcessProxy(Actor):
         self._kill()  # harmless if it is gone already: the pidfd cannot name another process
         self._release()
         if self._classifying is None and self.pid:
-            self._client.forget(self.pid)
+            self._client.forget(self.pid)  # nobody will ask the zygote how it ended
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.abort()
 
@@ -196,28 +198,18 @@ class ProcessProxy(Actor):
         self._closed.set_result(None)
         self._cancel_check()
         reason = self._forced or self._said
-        if reason is not None:
-            self._child_gone(reason)
-        else:
-            self._classifying = self._loop.create_task(self._classify_death())
+        if reason is None:
+            status = _exit_status_now(self.pid, self._starttime)
+            if status is None:  # not readable any more: the zygote will say
+                self._classifying = self._loop.create_task(self._classify_death())
+                return
+            reason = _reason_from_status(status)
+        self._child_gone(reason)
 
     async def _classify_death(self) -> None:
-        """No exit frame: ask the zygote how the child died."""
+        """No exit frame, and /proc no longer tells: ask the zygote how the child died."""
         status = await self._client.exit_status(self.pid)
-        reason: ExitReason
-        if self._forced is not None:
-            reason = self._forced
-        elif status.get("signal") == signal.SIGKILL:
-            reason = Killed()
-        elif "signal" in status:
-            reason = Crashed(f"ProcessDied: the child process died of {_signal_name(int(status['signal']))}")
-        elif "code" in status:
-            reason = Crashed(
-                f"ProcessDied: the child process exited with code {status['code']} without a reason"
-            )
-        else:
-            reason = Crashed(f"ProcessDied: {status.get('unknown', 'the child process is gone')}")
-        self._child_gone(reason)
+        self._child_gone(self._forced or _reason_from_status(status))
 
     def _child_gone(self, reason: ExitReason) -> None:
         if not self._ready.done():
@@ -276,3 +268,39 @@ def _start_error(reason: ExitReason) -> BaseException:
     if isinstance(reason, Crashed) and reason.traceback:
         return IsolationError(f"the process child failed in init: {reason.message}\n\n{reason.traceback}")
     return IsolationError(f"the process child exited before it was ready: {reason!r}")
+
+
+def _reason_from_status(status: dict[str, Any]) -> ExitReason:
+    """The exit reason of a child that sent no exit frame, from how its process ended."""
+    if status.get("signal") == signal.SIGKILL:
+        return Killed()
+    if "signal" in status:
+        return Crashed(f"ProcessDied: the child process died of {_signal_name(int(status['signal']))}")
+    if "code" in status:
+        return Crashed(f"ProcessDied: the child process exited with code {status['code']} without a reason")
+    return Crashed(f"ProcessDied: {status.get('unknown', 'the child process is gone')}")
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """``(starttime, exit_code)`` from ``/proc/PID/stat``; ``None`` once the process was reaped."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[19]), int(fields[49]) if len(fields) > 49 else 0
+
+
+def _exit_status_now(pid: int, starttime: int) -> dict[str, Any] | None:
+    """How an exiting child ended, read from /proc before its parent (the zygote) reaps it.
+
+    The kernel publishes the exit code when the process starts exiting, before its socket closes, so
+    this spares a round trip to the zygote on every restart. ``starttime`` guards against a reused pid.
+    """
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] != starttime or stat[1] == 0:
+        return None
+    code = stat[1]
+    if code & 0x7F:
+        return {"signal": code & 0x7F}
+    return {"code": code >> 8}

@@ -3,17 +3,20 @@
 Why not a fresh interpreter per child: starting Python and importing beamish costs ~100 ms, and
 ``multiprocessing``'s forkserver still pays ~30 ms per child for its own bootstrap. The zygote is
 started once per node (a fresh ``python`` calling :func:`main`), imports beamish, the child host and
-the user's preload modules, freezes the heap (``gc.freeze``, so a child's collector never writes to —
-and so never copies — the template's pages), and then forks a child in well under a millisecond.
-Each actor module is imported in the zygote the first time a child needs it, so every *restart*
-forks from a template that already has it.
+the user's preload modules, rehearses one whole child session (so lazily built caches exist before
+any fork), freezes the heap (``gc.freeze``, so a child's collector never writes to — and so never
+copies — the template's pages), and then forks a child in about a millisecond. Each actor module is
+imported in the zygote the first time a child needs it, so every *restart* forks from a template
+that already has it. The node also keeps one *spare* ahead: a child forked on a socket the node
+already holds, its loop made, waiting for its start frame — a restart then skips the zygote.
 
 It runs single-threaded (forking a threaded process is unsafe) and speaks the control protocol with
 the node over a ``SOCK_SEQPACKET`` socket, one JSON object per datagram:
 
 * node → zygote: ``{"t": "spawn", "id", "actor": "module:qualname", ...}`` with one file descriptor
   attached (``SCM_RIGHTS``): the child's end of its own stream socket to the node;
-  ``{"t": "preload", "modules"}``; ``{"t": "stop"}``.
+  ``{"t": "spare", "id"}`` likewise, for a spare that reads its request as the first frame on that
+  socket; ``{"t": "preload", "modules"}``; ``{"t": "stop"}``.
 * zygote → node: ``{"t": "ready", "pid"}``, ``{"t": "spawned", "id", "pid"}``,
   ``{"t": "failed", "error"}`` (a preload module could not be imported),
   ``{"t": "spawn_failed", "id", "error"}`` (the module could not be imported; traceback text), and
@@ -98,10 +101,6 @@ class _Zygote:
         os.set_blocking(self.wake_w, False)
         self.children: set[int] = set()
         self.imported: set[str] = set()
-        #: A child forked ahead of need that waits, loop made, for its assignment (pid, socket).
-        self.spare: tuple[int, socket.socket] | None = None
-        #: Spares never assigned: nobody waits for their exit status.
-        self.unassigned: set[int] = set()
 
     def send(self, message: dict[str, Any]) -> None:
         self.ctl.send(encode_body(message))
@@ -122,7 +121,7 @@ class _Zygote:
                 message = decode_body(data)
                 if message["t"] == "stop":
                     return
-                if message["t"] == "spawn":
+                if message["t"] in ("spawn", "spare"):
                     self.spawn(message, fds)
                 elif message["t"] == "preload":
                     self.preload(message["modules"])
@@ -139,17 +138,14 @@ class _Zygote:
             if pid == 0:
                 return
             self.children.discard(pid)
-            if pid in self.unassigned:
-                self.unassigned.discard(pid)
-                if self.spare is not None and self.spare[0] == pid:
-                    self.spare[1].close()
-                    self.spare = None
-            elif os.WIFSIGNALED(status):
+            if os.WIFSIGNALED(status):
                 self.send({"t": "exited", "pid": pid, "signal": os.WTERMSIG(status)})
             else:
                 self.send({"t": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
 
     def spawn(self, message: dict[str, Any], fds: list[int]) -> None:
+        """Fork a child on the socket passed along: one that starts at once (``spawn``), or a spare
+        that makes its loop and then waits on that socket for its start frame (``spare``)."""
         request_id = message["id"]
         if "path" in message:  # the node's sys.path changed since we started
             sys.path[:] = message["path"]
@@ -158,27 +154,24 @@ class _Zygote:
                 os.close(fd)
             self.send({"t": "spawn_failed", "id": request_id, "error": "spawn needs exactly one socket"})
             return
-        module = str(message["actor"]).partition(":")[0]
-        if module not in self.imported:
-            try:
-                resolve(message["actor"], message.get("main"))
-            except BaseException:
-                os.close(fds[0])
-                self.send({"t": "spawn_failed", "id": request_id, "error": traceback.format_exc()})
-                return
-            self.imported.add(module)
-            gc.collect()
-            gc.freeze()
-            self.drop_spare()  # it was forked before this module was here
-        pid = self.assign_spare(message, fds[0])
-        if pid is None:
-            pid = os.fork()
-            if pid == 0:
-                self.become_child(fds[0], message)
-            self.children.add(pid)
+        if message["t"] == "spawn":
+            module = str(message["actor"]).partition(":")[0]
+            if module not in self.imported:
+                try:
+                    resolve(message["actor"], message.get("main"))
+                except BaseException:
+                    os.close(fds[0])
+                    self.send({"t": "spawn_failed", "id": request_id, "error": traceback.format_exc()})
+                    return
+                self.imported.add(module)
+                gc.collect()
+                gc.freeze()
+        pid = os.fork()
+        if pid == 0:
+            self.become_child(fds[0], message)
         os.close(fds[0])
+        self.children.add(pid)
         self.send({"t": "spawned", "id": request_id, "pid": pid})
-        self.make_spare()  # off the critical path: the node is already talking to its child
 
     def preload(self, modules: list[str]) -> None:
         """Import more modules into the template (a failure is printed to the node's stderr)."""
@@ -193,73 +186,21 @@ class _Zygote:
             self.imported.add(module)
         gc.collect()
         gc.freeze()
-        self.drop_spare()
-
-    # -- spares: fork and make the event loop before anyone needs them -------------------------------
-    def assign_spare(self, message: dict[str, Any], fd: int) -> int | None:
-        if self.spare is None:
-            return None
-        pid, sock = self.spare
-        self.spare = None
-        try:
-            socket.send_fds(sock, [encode_body(message)], [fd])
-        except OSError:
-            return None  # it died meanwhile; fork afresh
-        finally:
-            sock.close()
-        self.unassigned.discard(pid)
-        return pid
-
-    def make_spare(self) -> None:
-        if self.spare is not None:
-            return
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = os.fork()
-        if pid == 0:
-            ours.close()
-            self.leave_zygote()
-            code = 70
-            try:
-                from beamish.runtime._process_child import run_spare
-
-                code = run_spare(theirs)
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                _exit(code)
-        theirs.close()
-        self.children.add(pid)
-        self.unassigned.add(pid)
-        self.spare = (pid, ours)
-
-    def drop_spare(self) -> None:
-        if self.spare is not None:
-            pid, sock = self.spare
-            sock.close()  # EOF: the spare exits by itself; reap() forgets it
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            self.spare = None
-
-    def leave_zygote(self) -> None:
-        """In a forked process: drop the zygote's state and tie our life to the zygote's."""
-        zygote_pid = os.getppid()
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        self.ctl.close()
-        os.close(self.wake_r)
-        os.close(self.wake_w)
-        if self.spare is not None:
-            self.spare[1].close()
-        die_with_parent(zygote_pid)
 
     def become_child(self, fd: int, message: dict[str, Any]) -> None:
-        """In the forked child: run the child host; never returns."""
+        """In the forked process: drop the zygote's state, tie our life to it, run; never returns."""
         code = 70
         try:
-            self.leave_zygote()
-            from beamish.runtime._process_child import run_child
+            zygote_pid = os.getppid()
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self.ctl.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            die_with_parent(zygote_pid)
+            from beamish.runtime._process_child import run_child, run_spare
 
-            code = run_child(fd, message)
+            code = run_spare(fd) if message["t"] == "spare" else run_child(fd, message)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -293,5 +234,4 @@ def main(argv: list[str]) -> None:
     gc.freeze()
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         zygote.serve()
-    zygote.drop_spare()
     _exit(0)  # no interpreter teardown: the node may be waiting for us to go

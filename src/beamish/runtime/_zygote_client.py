@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from beamish._exceptions import IsolationError
-from beamish.runtime._wire import decode_body, encode_body
+from beamish.runtime._wire import decode_body, encode, encode_body
 
 _MAX_CONTROL = 1 << 20
 
@@ -40,6 +40,10 @@ class ZygoteClient:
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
         self._sent_path: list[str] = []
+        self._imported: set[str] = set(preload)
+        self._generation = 0
+        self._spare: tuple[int, socket.socket, int] | None = None
+        self._refilling: asyncio.Task[None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -135,20 +139,46 @@ class ZygoteClient:
                 exiting.set_result({"t": "exited", "unknown": why})
 
     async def spawn(self, request: dict[str, Any], timeout: float = 30.0) -> tuple[int, socket.socket]:
-        """Fork a child from the zygote; returns its pid and the node's end of its socket."""
+        """Start a child; returns its pid and the node's end of its socket.
+
+        A restart takes the spare: a child the zygote forked ahead, already connected to us, that
+        only waits for this request. A first start of an actor module goes through the zygote, which
+        imports the module before it forks, so every later spare has it.
+        """
         await self.ensure_started()
+        assert self._loop is not None
+        module = str(request["actor"]).partition(":")[0]
+        spare = self._take_spare() if module in self._imported else None
+        if spare is not None:
+            pid, ours = spare
+            try:
+                ours.sendall(encode({**request, "t": "start"}))
+            except OSError:
+                ours.close()  # the spare died meanwhile: start one the long way
+            else:
+                self._exits[pid] = self._loop.create_future()
+                self._refill()
+                return pid, ours
+        pid, ours = await self._fork({**request, "t": "spawn"}, timeout)
+        self._exits[pid] = self._loop.create_future()
+        if module not in self._imported:
+            self._imported.add(module)
+            self._generation += 1  # spares forked before this import lack the module
+        self._refill()
+        return pid, ours
+
+    async def _fork(self, message: dict[str, Any], timeout: float) -> tuple[int, socket.socket]:
+        """Ask the zygote to fork a child (``spawn``) or a spare (``spare``) on a new socket."""
         assert self._ctl is not None and self._loop is not None
         request_id = next(self._ids)
         if sys.path != self._sent_path:
-            request = {**request, "path": list(sys.path)}
+            message = {**message, "path": list(sys.path)}
             self._sent_path = list(sys.path)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         future: asyncio.Future[int] = self._loop.create_future()
         self._spawning[request_id] = future
         try:
-            socket.send_fds(
-                self._ctl, [encode_body({**request, "t": "spawn", "id": request_id})], [theirs.fileno()]
-            )
+            socket.send_fds(self._ctl, [encode_body({**message, "id": request_id})], [theirs.fileno()])
         except OSError as exc:
             self._spawning.pop(request_id, None)
             ours.close()
@@ -160,8 +190,37 @@ class ZygoteClient:
         except BaseException:
             ours.close()
             raise
-        self._exits[pid] = self._loop.create_future()
         return pid, ours
+
+    # -- the spare: one child forked ahead, connected, waiting for its request -------------------------
+    def _take_spare(self) -> tuple[int, socket.socket] | None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        pid, sock, generation = spare
+        if generation != self._generation:
+            sock.close()  # forked before a module it may need was imported: EOF makes it exit
+            return None
+        return pid, sock
+
+    def _refill(self) -> None:
+        if self._spare is not None and self._spare[2] != self._generation:
+            self._spare[1].close()
+            self._spare = None
+        if self._spare is None and (self._refilling is None or self._refilling.done()) and not self._closed:
+            assert self._loop is not None
+            self._refilling = self._loop.create_task(self._make_spare())
+
+    async def _make_spare(self) -> None:
+        generation = self._generation
+        try:
+            pid, sock = await self._fork({"t": "spare"}, 30.0)
+        except (IsolationError, TimeoutError):
+            return  # no spare: the next start forks the long way
+        if self._closed or self._spare is not None or generation != self._generation:
+            sock.close()
+            return
+        self._spare = (pid, sock, generation)
 
     async def exit_status(self, pid: int, timeout: float = 2.0) -> dict[str, Any]:
         """How child ``pid`` ended: ``{"code": n}``, ``{"signal": n}``, or ``{"unknown": why}``."""
@@ -178,6 +237,8 @@ class ZygoteClient:
     def add_preload(self, modules: tuple[str, ...]) -> None:
         """Have the zygote import ``modules`` too (before its next fork, if it is running)."""
         self.preload = (*self.preload, *modules)
+        self._imported.update(modules)
+        self._generation += 1
         if self.running:
             with contextlib.suppress(OSError):
                 assert self._ctl is not None
@@ -194,6 +255,11 @@ class ZygoteClient:
         if self._closed:
             return
         self._closed = True
+        if self._spare is not None:
+            self._spare[1].close()
+            self._spare = None
+        if self._refilling is not None:
+            self._refilling.cancel()
         if self._ctl is not None:
             if self._loop is not None and not self._loop.is_closed():
                 with contextlib.suppress(Exception):
