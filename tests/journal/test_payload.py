@@ -69,3 +69,15 @@ def test_the_journal_namespace_exports_documented_public_names() -> None:
         assert obj.__doc__, name
         if inspect.isclass(obj):
             assert obj.__module__ == "beamish.journal", name
+
+
+async def test_damaged_events_and_exit_reasons_are_reported_as_corrupt(store: Store) -> None:
+    await store.execute(
+        "INSERT INTO events (at, kind, subject, body) VALUES (1, 'run.started', 'r', ?)", ['{"v":9}']
+    )
+    with pytest.raises(CorruptStore, match="stored event"):
+        await store.events()
+    await store.create_run("ceo", None, run_id="r")
+    await store.execute("UPDATE runs SET reason = ? WHERE run_id = 'r'", ['{"v":1,"kind":"martian"}'])
+    with pytest.raises(CorruptStore, match="exit reason"):
+        await store.get_run("r")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from beamish._events import Event
-from beamish._exceptions import SpecError
+from beamish._exceptions import CorruptStore, SpecError
 from beamish.journal._base import StoreBase
 from beamish.journal._payload import canonical, finite
 from beamish.journal._records import LedgerEntry
@@ -16,6 +16,13 @@ from beamish.journal._sql import SyncTx
 
 #: A jump in event ids larger than this is history (pruned), not commits still in flight.
 _MAX_LATE = 256
+
+
+def _event(body: str) -> Event:
+    try:
+        return Event.from_json(json.loads(body))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptStore(f"a stored event cannot be read ({exc}): {body[:80]!r}") from exc
 
 
 def insert_event(tx: SyncTx, event: Event) -> int:
@@ -82,7 +89,7 @@ class EventsMixin(StoreBase):
         sql += " ORDER BY id LIMIT ?"
         params.append(limit)
         rows = await self.read(lambda tx: tx.fetchall(sql, params))
-        return [(int(r["id"]), Event.from_json(json.loads(r["body"]))) for r in rows]
+        return [(int(r["id"]), _event(r["body"])) for r in rows]
 
     async def follow(
         self,
@@ -125,7 +132,7 @@ class EventsMixin(StoreBase):
         marks = ",".join("?" * len(ids))
         sql = f"SELECT id, body FROM events WHERE id IN ({marks})"
         rows = await self.read(lambda tx: tx.fetchall(sql, ids))
-        return [(int(r["id"]), Event.from_json(json.loads(r["body"]))) for r in rows]
+        return [(int(r["id"]), _event(r["body"])) for r in rows]
 
     async def add_ledger(
         self,

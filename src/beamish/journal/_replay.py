@@ -28,7 +28,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
 from beamish._exceptions import SpecError, ToolError, UnknownOutcome
@@ -36,6 +36,9 @@ from beamish.journal._payload import canonical, digest, request_hash
 from beamish.journal._records import EFFECTS, Step
 from beamish.journal._sql import SyncTx
 from beamish.journal._steps import load_steps
+
+if TYPE_CHECKING:
+    from beamish.journal._store import Store
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def _as_result(value: Any) -> StepResult:
 class RunJournal:
     """Journal (and replay) one run's steps as the writer holding fencing ``epoch``."""
 
-    def __init__(self, store: Any, run_id: str, epoch: int, *, snapshot_every: int = 25) -> None:
+    def __init__(self, store: Store, run_id: str, epoch: int, *, snapshot_every: int = 25) -> None:
         if snapshot_every < 1:
             raise SpecError(f"snapshot_every must be ≥ 1, got {snapshot_every}")
         self.store = store
@@ -132,7 +135,7 @@ class RunJournal:
 
     @classmethod
     async def open(
-        cls, store: Any, run_id: str, epoch: int, *, snapshot_every: int = 25, replay: bool = True
+        cls, store: Store, run_id: str, epoch: int, *, snapshot_every: int = 25, replay: bool = True
     ) -> RunJournal:
         """Load the run's journal. ``replay=True``: every step, for a loop that re-executes from step
         0; ``replay=False``: the latest snapshot and the steps after it, for a loop that continues

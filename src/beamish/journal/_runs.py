@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from beamish._exceptions import RunNotFound, SpecError
+from beamish._exceptions import CorruptStore, RunNotFound, SpecError
 from beamish._exits import ExitReason, exit_from_json
 from beamish.journal._base import StoreBase, check_epoch
 from beamish.journal._payload import canonical, decode
@@ -35,7 +35,10 @@ def _envelope(obj: Any, what: str) -> str:
 def run_from_row(row: Row) -> Run:
     reason = None
     if row["reason"] is not None:
-        reason = exit_from_json(json.loads(row["reason"]))
+        try:
+            reason = exit_from_json(json.loads(row["reason"]))
+        except (ValueError, TypeError) as exc:
+            raise CorruptStore(f"run {row['run_id']!r}: its exit reason cannot be read ({exc})") from exc
     return Run(
         run_id=str(row["run_id"]),
         agent=str(row["agent"]),
