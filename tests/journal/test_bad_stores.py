@@ -32,6 +32,8 @@ async def test_a_new_sqlite_store_is_created_private_and_in_wal_mode(tmp_path: P
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+    assert await store.run(lambda tx: tx.fetchone("PRAGMA synchronous")) == {"synchronous": 2}  # FULL
+    assert await store.run(lambda tx: tx.fetchone("PRAGMA busy_timeout")) == {"timeout": 10_000}
     await store.close()
 
 
