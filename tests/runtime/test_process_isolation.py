@@ -36,6 +36,7 @@ from beamish import (
 )
 from beamish.runtime._events import EventStream
 from beamish.runtime._process import preload, zygote_of
+from beamish.testing import wait_for
 
 from .test_process_support import Echo, FailsInit
 
@@ -441,3 +442,18 @@ async def test_a_child_that_breaks_the_wire_protocol_is_killed_and_crashes_namin
     assert isinstance(reason, Crashed)
     assert "IsolationError" in reason.message and "not UTF-8 JSON" in reason.message
     await wait_gone(pid)
+
+
+async def test_a_restart_is_served_by_the_spare_forked_ahead_of_need(node: Node) -> None:
+    sup = await node.start_supervisor(SupervisorSpec([process_child("a")], intensity=5))
+    ref = await only_child(sup)
+    client = zygote_of(node)
+    assert client is not None
+    await wait_for(lambda: client._spare is not None, 10, "a spare")
+    assert client._spare is not None
+    spare_pid = client._spare[0]
+    async with node.events() as events:
+        os.kill(await ref.call("pid"), signal.SIGKILL)
+        await next_start(events, "a")
+    again = await only_child(sup)
+    assert await again.call("pid") == spare_pid
