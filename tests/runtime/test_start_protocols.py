@@ -126,3 +126,11 @@ async def test_exit_now_unwinds_the_callback_and_runs_terminate(node: Node) -> N
         await ref.call("bye")
     assert info.value.reason == Normal()
     assert journal.of("terminate") == [("terminate", "q", Normal())]
+
+
+async def test_an_unknown_isolation_cannot_be_registered() -> None:
+    async def starter(node: Node, spec: ChildSpec) -> ActorRef:
+        raise AssertionError
+
+    with pytest.raises(SpecError, match="'thread'"):
+        Node().register_isolation("thread", starter)

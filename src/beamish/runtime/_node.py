@@ -22,7 +22,7 @@ from beamish.runtime._actor import Actor, Ignore
 from beamish.runtime._events import EventStream
 from beamish.runtime._messages import Down
 from beamish.runtime._ref import EXITED, INFO, ActorRef
-from beamish.runtime._specs import ChildSpec, SupervisorSpec
+from beamish.runtime._specs import ISOLATIONS, ChildSpec, SupervisorSpec
 from beamish.runtime._supervisor import Supervisor
 from beamish.runtime._supervisor_ref import SupervisorRef
 
@@ -44,6 +44,8 @@ class _RegisterIsolation:
         def register(kind: str, starter: Starter) -> None:
             if kind == "task":
                 raise SpecError("isolation 'task' is built in and cannot be replaced")
+            if kind not in ISOLATIONS:
+                raise SpecError(f"register_isolation({kind!r}, ...): isolation must be one of {ISOLATIONS}")
             if not callable(starter):
                 raise SpecError(f"register_isolation({kind!r}, ...): starter must be an async callable")
             registry = owner._class_isolation if node is None else node._isolation
