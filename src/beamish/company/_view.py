@@ -16,8 +16,6 @@ from beamish._events import Event
 from beamish.company._config import CompanyConfig
 from beamish.dashboard._source import State, TreeNode, UnknownAgent
 
-_HELD = {"agent.paused": "paused", "loop.detected": "looping", "budget.exceeded": "over_budget"}
-
 
 def skeleton(config: CompanyConfig, *, services: tuple[str, ...] = ()) -> TreeNode:
     """The tree the config describes: root → services, groups (with their agents), loose agents."""
@@ -64,36 +62,64 @@ def next_fire(config: CompanyConfig, agent: str, now: float | None = None) -> st
     return None if best is None else f"{best:%Y-%m-%d %H:%M} {label}"
 
 
+def _node_for(root: TreeNode, event: Event) -> TreeNode | None:
+    """The tree node an event is about: its subject (a name, or a path such as ``root/finance/cfo``),
+    else the agent a run event names in its data."""
+    names = [
+        event.subject.rsplit("/", 1)[-1],
+        str(event.data.get("id", "")),
+        str(event.data.get("agent", "")),
+    ]
+    nodes = {n.id: n for n in root.walk()}
+    for name in names:
+        if name in nodes:
+            return nodes[name]
+    return None
+
+
+def _reason_kind(value: object) -> str | None:
+    if isinstance(value, dict) and value.get("kind"):
+        return str(value["kind"])
+    return str(value) if isinstance(value, str) and value else None
+
+
 def apply_event(root: TreeNode, event: Event) -> None:
     """Fold one lifecycle event into the tree's facts (restarts, last exit, held states)."""
-    node = next((n for n in root.walk() if n.id == event.subject), None)
+    node = _node_for(root, event)
     if node is None:
         return
-    if event.kind == "child.exited":
-        reason = event.data.get("reason")
-        node.last_exit = str(reason.get("kind")) if isinstance(reason, dict) else str(reason)
+    kind = event.kind
+    if kind == "child.exited":
+        node.last_exit = _reason_kind(event.data.get("reason")) or node.last_exit
         if node.state == "running":
             node.state = "restarting"
-    elif event.kind == "child.restarted":
+    elif kind == "child.restarted":
         node.restarts += 1
         node.state = "running"
-    elif event.kind in ("child.started", "actor.started"):
+    elif kind in ("child.started", "actor.started"):
         if node.state in ("stopped", "restarting"):
             node.state = "running"
-    elif event.kind in _HELD:
-        node.state = _state(_HELD[event.kind])
-    elif event.kind == "agent.resumed":
+    elif kind == "run.paused" and node.type == "agent":
+        reason = _reason_kind(event.data.get("reason"))
+        node.state = (
+            "looping" if reason == "looping" else "over_budget" if reason == "over_budget" else "paused"
+        )
+        node.last_exit = reason or node.last_exit
+    elif kind == "agent.paused":
+        node.state = "over_budget" if event.data.get("limit") else "paused"
+    elif kind in ("agent.resumed", "run.resumed") and node.type == "agent":
         node.state = "running"
 
 
 def _state(value: str) -> State:
     states: dict[str, State] = {
         "paused": "paused",
+        "shutdown": "paused",
         "looping": "looping",
         "over_budget": "over_budget",
         "running": "running",
     }
-    return states.get(value, "stopped")
+    return states.get(value, "paused")
 
 
 class StoreView:
