@@ -356,3 +356,32 @@ async def test_a_hang_with_policy_stop_or_pause_does_not_resume_by_itself(
     assert calls_made(path) == 2
     hung = await events_of(url, "watchdog.hung")
     assert [e["action"] for e in hung] == [action]
+
+
+async def test_a_budget_pause_survives_a_node_restart_and_resume_lifts_it(tmp_path: Path) -> None:
+    usage = {"input_tokens": 50, "output_tokens": 4000}
+    turns = [{"text": "Go.", "tool_calls": [call("fetch", url=f"u{i}")], "usage": usage} for i in range(3)]
+    path = script(tmp_path, "restart", [*turns, {"text": "done", "usage": usage}])
+    price = {"scripted:*": Price(input_per_mtok=1.0, output_per_mtok=10.0)}
+    url = f"sqlite:///{tmp_path}/j.db"
+    tight = agent(path, budget=Budget(total_usd=0.05, prices=price))
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([tight.child_spec()]))
+        first = await _control.submit(node, "scout", "go")
+        assert (await _control.result(node, first, timeout=10)).status == "paused"
+    assert calls_made(path) == 1
+    exceeded = await events_of(url, "budget.exceeded")
+    assert exceeded[0]["step"] == 2 and exceeded[0]["limit"] == "total_usd"
+    # a new node on the same store: the agent is still paused, a new run makes no call
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([tight.child_spec()]))
+        second = await _control.submit(node, "scout", "again")
+        assert (await _control.result(node, second, timeout=10)).status == "paused"
+        assert calls_made(path) == 1
+    # a raised cap in the new config lifts the pause by itself: both runs finish
+    roomy = agent(path, budget=Budget(total_usd=1.0, prices=price))
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([roomy.child_spec()]))
+        assert await _control.resume(node, "scout") == 2
+        assert (await _control.result(node, first, timeout=10)).status == "succeeded"
+        assert (await _control.result(node, second, timeout=10)).status == "succeeded"

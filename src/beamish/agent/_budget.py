@@ -937,7 +937,7 @@ class BudgetKeeper:
             self._warn(scope, subject, window, spent, agent, run_id, now, events)
             if spent + amount > window.cap:
                 refusal = Refusal(scope, subject, window.limit, window.cap, spent, amount, window.end)
-                return self._refuse(tx, refusal, agent, run_id, now, events)
+                return self._refuse(tx, refusal, agent, run_id, seq, now, events)
         if any(s + h + amount > w.cap for (_, _, w), s, h in zip(windows, spents, helds, strict=True)):
             return None
         expires = now + self.reservation_ttl_s
@@ -975,7 +975,14 @@ class BudgetKeeper:
         events.append(Event("budget.warning", subject, data, at=now))
 
     def _refuse(
-        self, tx: LedgerTx, refusal: Refusal, agent: str, run_id: str, now: float, events: list[Event]
+        self,
+        tx: LedgerTx,
+        refusal: Refusal,
+        agent: str,
+        run_id: str,
+        seq: int | None,
+        now: float,
+        events: list[Event],
     ) -> Refusal:
         pause_subject = {"run": f"run:{run_id}", "agent": refusal.subject, "company": COMPANY}[refusal.scope]
         record = PauseRecord(
@@ -989,7 +996,7 @@ class BudgetKeeper:
             at=now,
         )
         tx.set_pause(record)
-        data = {**refusal.evidence(), "agent": agent, "run_id": run_id, "paused": pause_subject}
+        data = {**refusal.evidence(), "agent": agent, "run_id": run_id, "step": seq, "paused": pause_subject}
         events.append(Event("budget.exceeded", pause_subject, data, at=now))
         kind = "run.paused" if refusal.scope == "run" else "agent.paused"
         events.append(Event(kind, pause_subject, data, at=now))
