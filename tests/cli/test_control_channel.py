@@ -132,3 +132,26 @@ async def test_a_second_node_on_the_same_store_is_refused(tmp_path: Path) -> Non
             await ControlServer(Target(), tmp_path / "c.sock").start()
     finally:
         await first.stop()
+
+
+async def test_the_dashboard_can_show_a_node_it_reaches_only_through_the_socket(tmp_path: Path) -> None:
+    from beamish.company._remote import RemoteView
+
+    target = Target()
+    target.hub.publish(Event("child.started", "cfo", {}))
+    server = ControlServer(target, tmp_path / "c.sock")
+    await server.start()
+    try:
+        view = RemoteView(server.path)
+        assert (await view.tree()).children[0].id == "cfo"
+        events = view.events(replay=5)
+        assert (await asyncio.wait_for(anext(events), 5)).kind == "child.started"
+        await events.aclose()  # type: ignore[attr-defined]
+        await view.pause("cfo")
+        assert target.root.children[0].state == "paused"
+        await view.resume("cfo")
+        assert target.root.children[0].state == "running"
+        with pytest.raises(UnknownAgent):
+            await view.resume("nobody")
+    finally:
+        await server.stop()
