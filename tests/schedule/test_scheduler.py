@@ -317,3 +317,23 @@ async def test_sync_stops_a_schedule_deleted_from_the_config_and_keeps_its_histo
         assert len(await sched.history("b")) == 1
     finally:
         await store.close()
+
+
+async def test_the_run_loop_gives_up_after_repeated_store_failures_so_its_supervisor_decides(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    import asyncio
+
+    from beamish import StoreError
+    from beamish.testing import wait_for
+
+    store = await open_with(f"sqlite:///{tmp_path}/j.db", clock)
+    sched = Scheduler(store, RecordingAgents(store), clock=clock, poll_s=5)
+    await store.close()  # every pass now fails
+    task = asyncio.create_task(sched.run_forever(max_consecutive_failures=3))
+    for _ in range(2):
+        await wait_for(lambda: clock.sleepers > 0, what="the loop to wait before retrying")
+        assert not task.done()
+        clock.advance(5)
+    with pytest.raises(StoreError):
+        await asyncio.wait_for(task, 5)

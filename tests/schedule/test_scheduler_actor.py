@@ -56,3 +56,22 @@ async def test_a_supervised_scheduler_fires_and_a_restart_repeats_nothing(tmp_pa
         assert set(await submits_per_run(store)) == set(agents.executed)
     finally:
         await store.close()
+
+
+async def test_a_scheduler_whose_store_keeps_failing_crashes_for_its_supervisor(tmp_path: Path) -> None:
+    from beamish import Crashed
+
+    clock = FakeClock()
+    clock.set_wall(T0.timestamp())
+    store = await open_store(f"sqlite:///{tmp_path}/j.db", clock=clock)
+    await store.close()  # every pass fails from now on
+    async with Node(clock=clock) as node:
+        ref = await node.spawn(
+            SchedulerActor, store=store, submit=RecordingAgents(store), poll_s=1.0, max_consecutive_failures=3
+        )
+        for _ in range(2):
+            await wait_for(lambda: clock.sleepers > 0, what="the loop to wait before retrying")
+            clock.advance(1.0)
+        reason = await asyncio.wait_for(ref.wait(), 5)
+        assert isinstance(reason, Crashed)
+        assert "scheduler loop ended" in str(reason.error)

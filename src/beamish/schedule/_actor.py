@@ -52,6 +52,7 @@ class SchedulerActor(Actor):
         dispatch_lease_s: float = 30.0,
         owner: str | None = None,
         exclusive: bool = True,
+        max_consecutive_failures: int = 10,
     ) -> None:
         clock = clock if clock is not None else self.node.clock
         self._owned = None
@@ -72,7 +73,9 @@ class SchedulerActor(Actor):
         else:
             for sid, schedule, agent, input in schedules or ():
                 await self.scheduler.add(sid, schedule, agent, input)
-        self._loop_task = asyncio.create_task(self.scheduler.run_forever(), name="beamish-scheduler")
+        self._loop_task = asyncio.create_task(
+            self.scheduler.run_forever(max_consecutive_failures), name="beamish-scheduler"
+        )
         me = self.ref
         self._loop_task.add_done_callback(lambda task: None if task.cancelled() else me.cast(("loop-died",)))
 

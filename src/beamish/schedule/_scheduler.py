@@ -188,16 +188,28 @@ class Scheduler:
 
     # --- running ------------------------------------------------------------------------------------
 
-    async def run_forever(self) -> None:
-        """Pass after pass; sleeps until the next tick is due (at most ``poll_s``). Cancel to stop."""
+    async def run_forever(self, max_consecutive_failures: int = 10) -> None:
+        """Pass after pass; sleeps until the next tick is due (at most ``poll_s``). Cancel to stop.
+
+        A failing pass (the store hiccupped) is retried after ``poll_s``; after
+        ``max_consecutive_failures`` in a row the error is raised, so the scheduler's supervisor sees
+        it (restart, then escalation) instead of a loop that retries forever.
+        """
+        failures = 0
         while True:
             try:
                 await self.run_pass()
+                wait = await self._seconds_to_next_due()
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the store hiccupped: try again next pass, never spin
-                log.exception("scheduler pass failed; retrying in %.1fs", self.poll_s)
-            await self._wait(await self._seconds_to_next_due())
+            except Exception:
+                failures += 1
+                if failures >= max_consecutive_failures:
+                    raise
+                log.exception("scheduler pass failed (%d in a row); retrying in %.1fs", failures, self.poll_s)
+                wait = self.poll_s
+            await self._wait(wait)
 
     async def run_pass(self) -> PassReport:
         """Claim every due tick, dispatch what this scheduler claimed, and rescue stale claims."""
