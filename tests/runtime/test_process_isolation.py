@@ -7,6 +7,7 @@ heartbeat is real time), and wait on events with bounded timeouts, never on a fi
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -457,3 +458,17 @@ async def test_a_restart_is_served_by_the_spare_forked_ahead_of_need(node: Node)
         await next_start(events, "a")
     again = await only_child(sup)
     assert await again.call("pid") == spare_pid
+
+
+async def test_the_zygote_of_a_node_closed_with_no_process_child_alive_goes_with_the_node() -> None:
+    async with Node() as node:
+        sup = await node.start_supervisor(SupervisorSpec([process_child("a", restart="temporary")]))
+        ref = await only_child(sup)
+        with pytest.raises(ActorExited):
+            await ref.call("boom")
+        client = zygote_of(node)
+        assert client is not None and client.pid is not None
+        zygote = client.pid
+    del node, sup, ref, client
+    gc.collect()
+    await wait_gone(zygote)

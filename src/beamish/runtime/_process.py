@@ -37,6 +37,9 @@ class _NodeProcesses:
         self.node = weakref.ref(node)
         self.client = ZygoteClient(preload=tuple(_PRELOAD.get(node, ())))
         self.live = 0
+        # A node closed while no process child was alive never reaches proxy_exited's check: the
+        # zygote then goes when the node object does (it would also go when this process exits).
+        weakref.finalize(node, _close_quietly, self)
 
     def proxy_exited(self) -> None:
         self.live -= 1
@@ -45,6 +48,10 @@ class _NodeProcesses:
             self.client.close()
             if node is not None:
                 _ZYGOTES.pop(node, None)
+
+
+def _close_quietly(entry: _NodeProcesses) -> None:
+    entry.client.close()
 
 
 _ZYGOTES: weakref.WeakKeyDictionary[Node, _NodeProcesses] = weakref.WeakKeyDictionary()
