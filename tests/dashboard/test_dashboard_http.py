@@ -138,3 +138,14 @@ async def test_secrets_in_event_data_are_redacted_on_the_wire(source: CompanySou
                 assert "SECRETSECRET" not in line
                 assert "[redacted]" in line
                 break
+
+
+async def test_a_resume_the_source_cannot_do_is_a_409_saying_why(source: CompanySource) -> None:
+    async def refuse(agent: str) -> None:
+        raise RuntimeError("no node is running this company")
+
+    source.resume = refuse  # type: ignore[method-assign]
+    async with client(source) as c:
+        r = await c.post("/api/agents/cfo/resume")
+    assert r.status_code == 409
+    assert r.json() == {"error": "no node is running this company"}

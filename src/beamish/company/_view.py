@@ -144,8 +144,8 @@ class StoreView:
         for node in root.walk():
             if node.type == "agent":
                 node.spent_usd = await self.store.spend(node.id, since=day_start)
-                if node.state in ("running", "restarting"):
-                    node.state = "stopped"  # no node is running: whatever ran has stopped
+            if node.state in ("running", "restarting"):
+                node.state = "stopped"  # no node is running: whatever ran has stopped
         return root
 
     async def events(self, *, replay: int = 50) -> AsyncIterator[Event]:

@@ -127,6 +127,8 @@ def create_app(source: DashboardSource, *, token: str | None = None, loopback_on
             await source.resume(agent)
         except UnknownAgent:
             return JSONResponse({"error": f"no agent named {agent!r}"}, status_code=404)
+        except RuntimeError as exc:  # e.g. no node is running: the page says why, nothing changed
+            return JSONResponse({"error": redact(str(exc))}, status_code=409)
         return JSONResponse({"resumed": agent})
 
     app = Starlette(

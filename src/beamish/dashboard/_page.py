@@ -85,7 +85,7 @@ function walk(n, out) { out.push(n); for (const c of n.children || []) walk(c, o
 
 async function resume(agent) {
   const r = await fetch("/api/agents/" + encodeURIComponent(agent) + "/resume" + q, {method: "POST", headers});
-  if (!r.ok) alert("resume failed: " + r.status);
+  if (!r.ok) { const body = await r.json().catch(() => ({})); alert("resume failed: " + (body.error || r.status)); }
   await refresh();
 }
 
