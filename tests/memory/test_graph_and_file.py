@@ -7,10 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beamish import MemoryGraphError
 from beamish.memory import KnowledgeGraph, Repair, quarantine_path, resolve_memory_path
 from beamish.memory._graph import js_json
+from beamish.memory._jsonl import _canonical, parse
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -219,3 +222,40 @@ async def test_old_temp_files_of_killed_writers_are_swept_on_reload(tmp_path: Pa
         await kg.create_entities([_entity("b")])
     assert not old.exists()
     assert fresh.exists()  # could be another program's save under way
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    name=st.text(max_size=6),
+    observations=st.lists(st.text(max_size=6), max_size=3),
+    variant=st.sampled_from(["canonical", "spaced", "ascii-escaped", "reordered"]),
+)
+def test_a_line_is_trusted_as_canonical_only_when_it_is_byte_for_byte(
+    name: str, observations: list[str], variant: str
+) -> None:
+    item = {"type": "entity", "name": name, "entityType": "t", "observations": observations}
+    text = {
+        "canonical": js_json(item),
+        "spaced": json.dumps(item, ensure_ascii=False),
+        "ascii-escaped": json.dumps(item, separators=(",", ":")),
+        "reordered": js_json({"name": name, **item}),
+    }[variant]
+    parsed = json.loads(text)
+    if _canonical(text, parsed):
+        assert text == js_json(parsed)
+    elif variant == "canonical":
+        assert "\\" in text  # only lines with escapes are re-encoded to be sure
+    loaded = parse(text.encode())
+    assert loaded.graph.encode() == js_json(item).encode()
+
+
+def test_loading_a_canonical_file_needs_no_re_encoding(tmp_path: Path) -> None:
+    lines = [
+        js_json({"type": "entity", "name": f"e{i}", "entityType": "t", "observations": ["é", "x y"]})
+        for i in range(50)
+    ]
+    lines.append(js_json({"type": "relation", "from": "e1", "to": "e2", "relationType": "r"}))
+    data = "\n".join(lines).encode()
+    graph = parse(data).graph
+    assert all(e.line is not None for e in graph._entities.values())
+    assert graph.encode() == data

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from beamish._events import Event
-from beamish.memory._graph import Graph
+from beamish.memory._graph import Graph, js_json
 
 RepairKind = Literal["corrupt_line", "invalid_item", "duplicate_entity", "duplicate_relation"]
 
@@ -67,7 +67,7 @@ def quarantine_path(path: Path) -> Path:
 
 
 def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return type(value) is list and (not value or set(map(type, value)) == {str})
 
 
 def _invalid_reason(item: Any) -> str | None:
@@ -99,13 +99,42 @@ def _quarantine_record(number: int, raw: bytes, reason: str) -> dict[str, Any]:
     return record
 
 
+_ENTITY_KEYS = ["type", "name", "entityType", "observations"]
+_RELATION_KEYS = ["type", "from", "to", "relationType"]
+_ENTITY_FRAME = len(js_json({"type": "entity", "name": "", "entityType": "", "observations": []}))
+_RELATION_FRAME = len(js_json({"type": "relation", "from": "", "to": "", "relationType": ""}))
+
+
+def _canonical(text: str, item: dict[str, Any]) -> bool:
+    """Whether ``text`` is exactly what the reference would write for ``item``, decided without
+    encoding it: with no backslash no string can hold an escape, so with the keys in canonical
+    order the line differs from the canonical one only by whitespace, which a length check sees."""
+    if "\\" in text:
+        return False
+    if item["type"] == "entity":
+        if list(item) != _ENTITY_KEYS:
+            return False
+        observations = item["observations"]
+        size = _ENTITY_FRAME + len(item["name"]) + len(item["entityType"])
+        size += sum(map(len, observations)) + 3 * len(observations) - (1 if observations else 0)
+        return len(text) == size
+    if list(item) != _RELATION_KEYS:
+        return False
+    return len(text) == _RELATION_FRAME + len(item["from"]) + len(item["to"]) + len(item["relationType"])
+
+
 def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
-    """Parse a memory file's bytes into a graph, repairing what the reference would choke on."""
+    """Parse a memory file's bytes into a graph, repairing what the reference would choke on.
+
+    Lines already in canonical form are kept as the graph's cached encoding, so the first save
+    after a load does not re-encode the whole graph.
+    """
     graph = Graph()
     loaded = Loaded(graph)
-    entities: dict[str, tuple[int, str, list[str], set[str], int]] = {}
-    entity_order: list[str] = []
-    relations: dict[tuple[str, str, str], int] = {}
+    # name -> [first line number, entityType, observations, raw line or None, observation set or None]
+    entities: dict[str, list[Any]] = {}
+    relations: dict[tuple[str, str, str], tuple[int, bytes | None]] = {}
+    loads = json.loads
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
             text = raw.decode()
@@ -114,10 +143,10 @@ def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
             loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
             loaded.quarantine.append(_quarantine_record(number, raw, reason))
             continue
-        if not text.strip():
+        if not text or text.isspace():
             continue
         try:
-            item = json.loads(text)
+            item = loads(text)
         except ValueError as exc:
             reason = f"not JSON ({exc})"
             loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
@@ -128,22 +157,23 @@ def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
             loaded.repairs.append(Repair("invalid_item", number, f"{reason_or_none}; moved to quarantine"))
             loaded.quarantine.append(_quarantine_record(number, raw, reason_or_none))
             continue
+        line = raw if _canonical(text, item) else None
         if item["type"] == "entity":
             name = item["name"]
             known = entities.get(name)
             if known is None:
-                observations = list(item["observations"])
-                entities[name] = (number, item["entityType"], observations, set(observations), 0)
-                entity_order.append(name)
+                entities[name] = [number, item["entityType"], item["observations"], line, None]
                 continue
-            first_line, first_type, observations, present, merged = known
+            first_line, first_type, observations, _, present = known
+            if present is None:
+                present = known[4] = set(observations)
             added = 0
             for o in item["observations"]:
                 if o not in present:
                     present.add(o)
                     observations.append(o)
                     added += 1
-            entities[name] = (first_line, first_type, observations, present, merged + 1)
+            known[3] = None  # merged: the kept line no longer holds everything
             detail = f"entity {name!r} repeats line {first_line}; merged, {added} observation(s) added"
             if item["entityType"] != first_type:
                 reason = f"duplicate of entity {name!r} with entityType {item['entityType']!r}"
@@ -155,18 +185,19 @@ def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
             if triple in relations:
                 loaded.repairs.append(
                     Repair(
-                        "duplicate_relation", number, f"relation {triple!r} repeats line {relations[triple]}"
+                        "duplicate_relation",
+                        number,
+                        f"relation {triple!r} repeats line {relations[triple][0]}",
                     )
                 )
                 continue
-            relations[triple] = number
-    for name in entity_order:
-        _, entity_type, observations, _, _ = entities[name]
-        graph.load_entity(name, entity_type, observations, None)
-    for source, target, relation_type in relations:
-        graph.load_relation(source, target, relation_type, None)
+            relations[triple] = (number, line)
+    for name, (_, entity_type, observations, line, _) in entities.items():
+        graph.load_entity(name, entity_type, observations, line)
+    for (source, target, relation_type), (_, line) in relations.items():
+        graph.load_relation(source, target, relation_type, line)
     if find_dangling:
-        for (source, target, relation_type), number in relations.items():
+        for (source, target, relation_type), (number, _) in relations.items():
             missing = [end for end in (source, target) if end not in entities]
             if missing:
                 loaded.dangling.append(
