@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,7 +14,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from beamish.company import load_config_data
 from beamish.company._company import Company
 from beamish.company._services import company_parts
-from beamish.telemetry import _hooks
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,18 +33,24 @@ def lookup(query: str) -> str:
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
+    """Agents report through the global providers (as ``opentelemetry-instrument`` would set them)."""
+    from opentelemetry import trace
+
     spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    _hooks.PROVIDERS.update(tracer=provider, meter=MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    processor = SimpleSpanProcessor(spans)
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)  # once per process, as the API allows
+    provider.add_span_processor(processor)
     yield spans
-    _hooks.PROVIDERS.clear()
+    spans.clear()
+    processor.shutdown()
 
 
 async def test_an_agent_run_is_an_invoke_agent_span_with_chat_and_execute_tool_children(
-    tmp_path: Path, exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, exporter: InMemorySpanExporter
 ) -> None:
-    monkeypatch.delenv("BEAMISH_OTEL_CAPTURE_CONTENT", raising=False)
     (tmp_path / "span_tools.py").write_text(TOOLS)
     script = {
         "turns": [
@@ -93,6 +96,6 @@ async def test_an_agent_run_is_an_invoke_agent_span_with_chat_and_execute_tool_c
     assert first["beamish.cost_usd"] == pytest.approx((120 * 3 + 30 * 15) / 1e6)
     assert first["gen_ai.response.finish_reasons"] == ("tool_use",)
     tool = dict(spans["execute_tool lookup"].attributes or {})
-    assert tool["gen_ai.tool.call.id"].startswith("run-1:")
+    assert tool["gen_ai.tool.call.id"] == "call_0_0"  # the model's own id for the call
     assert "found pricing" in tool["gen_ai.tool.call.result"]
     assert "SECRETSECRET" not in tool["gen_ai.tool.call.result"]  # content opted in, secrets still redacted

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import copy
 import logging
-import os
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -72,8 +71,6 @@ class Company:
         self.store = await open_store(self.config.store_url)
         try:
             self._telemetry = _telemetry_sinks(self.config)
-            if self.config.file.telemetry.capture_content:
-                os.environ["BEAMISH_OTEL_CAPTURE_CONTENT"] = "1"  # read by agents' telemetry hooks
             self.node = Node(self.config.store_url, self.clock, name=self._node_name)
             await self.node.__aenter__()
             _preload(self.node, self.config)

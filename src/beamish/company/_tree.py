@@ -99,8 +99,8 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         "max_memory_mb": section.max_memory_mb,
         "hang_after_s": wd.hang_after_s if section.isolation == "process" else None,
     }
-    if config.file.telemetry.otel:
-        options["hooks"] = "beamish.telemetry._hooks:make_hooks"  # GenAI spans around the semantic hooks
+    if config.file.telemetry.capture_content:
+        options["capture_content"] = True  # prompts, replies and tool arguments on the spans (redacted)
     policy = Policy(**section.policy.model_dump())
     if policy != Policy():
         options["policy"] = policy  # the defaults are the agent's own; only a change travels
