@@ -6,9 +6,12 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from beamish._exits import ExitReason, Normal
 from beamish.runtime._ref import ActorRef
 from beamish.runtime._specs import ChildCounts, ChildInfo, ChildSpec
 from beamish.runtime._supervisor_api import Failure
+
+_NORMAL = Normal()
 
 
 class SupervisorRef(ActorRef):
@@ -24,6 +27,14 @@ class SupervisorRef(ActorRef):
         if isinstance(reply, Failure):
             raise reply.error
         return reply
+
+    async def stop(self, reason: ExitReason = _NORMAL, timeout: float | None = None) -> ExitReason:
+        """Stop the supervisor (its children first, in reverse order); waits as long as that takes.
+
+        As in OTP a supervisor's shutdown is ``infinity`` by default: each child's own ``shutdown``
+        already bounds how long it may take. Pass ``timeout`` to kill the supervisor after it.
+        """
+        return await super().stop(reason, timeout)
 
     async def which_children(self, timeout: float | None = 5.0) -> list[ChildInfo]:
         """Every child in start order, with its ref (``None`` while not running) and restart count."""
