@@ -1,5 +1,24 @@
-"""The company: a ``beamish.toml`` turned into a supervised tree of agents, schedules and memory."""
+"""The company: a ``beamish.toml`` turned into a supervised tree of agents, schedules and memory.
 
+``load_config(path)`` validates a config (a bad one raises ``ConfigError`` listing every problem);
+``Company(config, parts=company_parts(config))`` runs it (``async with``), and is also the source
+the dashboard and the control socket read (``tree()``, ``events()``, ``submit``, ``pause``, ``resume``).
+"""
+
+from beamish.company._company import Company, run_company
 from beamish.company._config import BUILTIN_TOOLS, AgentConfig, CompanyConfig, load_config, load_config_data
+from beamish.company._services import company_parts
+from beamish.company._tree import CompanyParts, build_tree
 
-__all__ = ["BUILTIN_TOOLS", "AgentConfig", "CompanyConfig", "load_config", "load_config_data"]
+__all__ = [
+    "BUILTIN_TOOLS",
+    "AgentConfig",
+    "Company",
+    "CompanyConfig",
+    "CompanyParts",
+    "build_tree",
+    "company_parts",
+    "load_config",
+    "load_config_data",
+    "run_company",
+]
