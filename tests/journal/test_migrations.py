@@ -56,3 +56,21 @@ async def test_a_new_component_is_applied_once_and_recorded(store: Store, tmp_pa
     without = _migrations.available(store.dialect)
     with pytest.raises(StoreVersionError, match="'widgets' is at version 1"):
         await store.run(lambda tx: _migrations.apply(tx, "test", without, 0.0))
+
+
+async def test_a_store_from_an_older_beamish_is_upgraded_in_place(store_url: str) -> None:
+    from beamish.journal import open_store
+
+    old = await open_store(store_url)
+    await old.create_run("ceo", {"kept": True}, run_id="r")
+    await old.execute("ALTER TABLE runs DROP COLUMN generation")  # as journal/0001 left it
+    await old.execute("UPDATE beamish_meta SET version = 1 WHERE component = 'journal'")
+    await old.close()
+    new = await open_store(store_url)
+    try:
+        assert "journal/0002_generation" in new.applied
+        assert (await new.get_run("r")).input == {"kept": True}
+        row = await new.fetchone("SELECT generation FROM runs WHERE run_id = ?", ["r"])
+        assert row == {"generation": 0}
+    finally:
+        await new.close()

@@ -262,10 +262,16 @@ async def test_a_tool_called_with_other_arguments_diverges_and_runs_live(store: 
     await first.effect_step(0, "post", {"text": "hello"}, "idempotent", tool)
     again = await RunJournal.open(store, "r", epoch)
     result = await again.effect_step(0, "post", {"text": "goodbye"}, "idempotent", tool)
-    assert not result.replayed and tool.calls == ["r:0", "r:0"]
+    # the discarded timeline used r:0 for another request: the new one gets a fresh key
+    assert not result.replayed and tool.calls == ["r:0", "r:0:1"]
     [info] = again.divergences
     assert info["differs"] == ['args: {"text":"hello"} → {"text":"goodbye"}']
-    assert (await store.steps("r"))[0].request == {"name": "post", "args": {"text": "goodbye"}}
+    [step] = await store.steps("r")
+    assert step.request == {"name": "post", "args": {"text": "goodbye"}}
+    assert step.idempotency_key == "r:0:1"
+    later = await RunJournal.open(store, "r", epoch)
+    assert later.generation == 1 and later.key(5) == "r:5:1"
+    assert (await later.effect_step(0, "post", {"text": "goodbye"}, "idempotent", tool)).replayed
 
 
 async def test_a_read_tool_is_recorded_in_one_phase(store: Store) -> None:

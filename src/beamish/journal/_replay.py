@@ -132,6 +132,8 @@ class RunJournal:
         self._base_messages: list[Any] = []
         self.messages: list[Any] = []
         self._replayed: list[int] = []
+        #: Divergences so far (stored on the run): part of new idempotency keys once above 0.
+        self.generation = 0
 
     @classmethod
     async def open(
@@ -142,9 +144,11 @@ class RunJournal:
         from :attr:`next_seq` with :attr:`messages`."""
         journal = cls(store, run_id, epoch, snapshot_every=snapshot_every)
 
-        def work(tx: SyncTx) -> tuple[int, list[Any], list[Step]]:
+        def work(tx: SyncTx) -> tuple[int, int, list[Any], list[Step]]:
             from beamish.journal._payload import decode
 
+            row = tx.fetchone("SELECT generation FROM runs WHERE run_id = ?", (run_id,))
+            generation = 0 if row is None else int(row["generation"])
             base_seq, base_messages = -1, []
             if not replay:
                 snap = tx.fetchone(
@@ -153,12 +157,17 @@ class RunJournal:
                 )
                 if snap is not None:
                     base_seq, base_messages = int(snap["seq"]), list(decode(snap["messages"], tx=tx))
-            return base_seq, base_messages, load_steps(tx, run_id, base_seq, requests=False)
+            return generation, base_seq, base_messages, load_steps(tx, run_id, base_seq, requests=False)
 
-        journal._base_seq, journal._base_messages, steps = await store.read(work)
+        journal.generation, journal._base_seq, journal._base_messages, steps = await store.read(work)
         journal._recorded = {s.seq: s for s in steps}
         journal._rebuild_messages(upto=None)
         return journal
+
+    def key(self, seq: int) -> str:
+        """The idempotency key a new effect at ``seq`` gets: ``run_id:seq``, or ``run_id:seq:g`` after
+        ``g`` divergences (the discarded timeline may have used ``run_id:seq`` for another request)."""
+        return f"{self.run_id}:{seq}" if self.generation == 0 else f"{self.run_id}:{seq}:{self.generation}"
 
     @property
     def next_seq(self) -> int:
@@ -218,8 +227,8 @@ class RunJournal:
             raise SpecError(f"effect {effect!r} is not one of {sorted(EFFECTS)}")
         request = {"name": name, "args": args}
         rhash = request_hash(request)
-        key = f"{self.run_id}:{seq}"
         step = await self._check(seq, rhash, request)
+        key = step.idempotency_key if step is not None and step.idempotency_key else self.key(seq)
         if step is not None and step.phase == "done":
             return self._replay(step)
         if step is not None and step.phase == "error":
@@ -305,6 +314,7 @@ class RunJournal:
         self.divergences.append(info)
         event = Event("step.divergence", self.run_id, info)
         await self.store.supersede(self.run_id, seq, self.epoch, event=event)
+        self.generation += 1
         for later in [s for s in self._recorded if s >= seq]:
             del self._recorded[later]
         self._rebuild_messages(upto=seq)
@@ -392,4 +402,5 @@ class RunJournal:
             model=result.model,
             snapshot=snapshot,
             events=self._pending_events(),
+            idempotency_key=None if effect is None else self.key(seq),
         )

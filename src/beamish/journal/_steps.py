@@ -142,13 +142,14 @@ class StepsMixin(StoreBase):
         model: str | None = None,
         snapshot: list[Any] | None = None,
         events: list[Event] | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         """Write step ``seq`` of a run in one transaction (after the epoch check).
 
-        ``intent`` inserts the row (idempotency key ``run_id:seq``); ``done``/``error``/``unknown``
-        complete an open intent or insert a one-phase step. A ``done`` step's cost is added to the
-        ledger in the same transaction, so spend is counted exactly once. ``snapshot`` (the whole
-        message list after this step) bounds how far back history rebuilding must read.
+        ``intent`` inserts the row (idempotency key ``run_id:seq`` unless given); ``done``, ``error``
+        and ``unknown`` complete an open intent or insert a one-phase step. A ``done`` step's cost is
+        added to the ledger in the same transaction, so spend is counted exactly once. ``snapshot``
+        (the whole message list after this step) bounds how far back history rebuilding must read.
         """
         if kind not in STEP_KINDS:
             raise SpecError(f"step kind {kind!r} is not one of {sorted(STEP_KINDS)}")
@@ -168,7 +169,7 @@ class StepsMixin(StoreBase):
         delta = None if messages is None else prepare(messages, threshold, "messages")
         snap = None if snapshot is None else prepare(snapshot, threshold, "snapshot")
         large = [p for p in (req, resp, delta, snap) if p is not None and p.body is not None]
-        key = f"{run_id}:{seq}" if effect is not None else None
+        key = (idempotency_key or f"{run_id}:{seq}") if effect is not None else None
         values = (
             run_id, seq, kind, phase, name, effect, key, rhash, req.envelope,
             None if resp is None else resp.envelope, error_json, None if delta is None else delta.envelope,
@@ -259,6 +260,8 @@ class StepsMixin(StoreBase):
     async def supersede(self, run_id: str, from_seq: int, epoch: int, *, event: Event | None = None) -> int:
         """Discard steps ``≥ from_seq`` (after a divergence); their spend stays counted on the run.
 
+        The run's generation grows by one, so effects performed again get fresh idempotency keys.
+
         Returns how many steps were discarded. ``event`` is stored in the same transaction.
         """
 
@@ -270,11 +273,11 @@ class StepsMixin(StoreBase):
                 (run_id, from_seq),
             )
             spent = float(row["spent"]) if row else 0.0
-            if spent:
-                tx.execute(
-                    "UPDATE runs SET superseded_spend = superseded_spend + ? WHERE run_id = ?",
-                    (spent, run_id),
-                )
+            tx.execute(
+                "UPDATE runs SET superseded_spend = superseded_spend + ?, generation = generation + 1 "
+                "WHERE run_id = ?",
+                (spent, run_id),
+            )
             n = tx.execute("DELETE FROM steps WHERE run_id = ? AND seq >= ?", (run_id, from_seq))
             tx.execute("DELETE FROM snapshots WHERE run_id = ? AND seq >= ?", (run_id, from_seq))
             if event is not None:
