@@ -237,13 +237,25 @@ def write_durably(path: Path, data: bytes) -> FileIdentity:
     The temp file is named as the reference names its own (``<name>.<hex>.tmp``) and never
     left behind on an error. Only after the directory's fsync does the caller acknowledge.
     """
+    ident, old = replace_durably(path, data)
+    if old is not None:
+        discard(old)
+    return ident
+
+
+def replace_durably(path: Path, data: bytes) -> tuple[FileIdentity, Path | None]:
+    """:func:`write_durably`, but the previous version is left under a temp-file name for the
+    caller to :func:`discard` after acknowledging: renaming over the last link of a large file
+    frees its blocks inside ``rename``, which would otherwise sit on the acknowledgement's path.
+    (A leftover is swept like any stray temp file.)"""
     directory = path.parent
     tmp = directory / f"{path.name}.{secrets.token_hex(16)}.tmp"
     try:
-        mode = os.stat(path).st_mode & 0o7777
+        mode: int | None = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         mode = None
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    old: Path | None = None
     try:
         try:
             if mode is not None:
@@ -256,13 +268,27 @@ def write_durably(path: Path, data: bytes) -> FileIdentity:
             st = os.fstat(fd)
         finally:
             os.close(fd)
+        if mode is not None:
+            old = directory / f"{path.name}.{secrets.token_hex(16)}.tmp"
+            try:
+                os.link(path, old)
+            except OSError:  # no hard links here (or the file just went): free it in rename
+                old = None
         os.rename(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        for leftover in (tmp, old):
+            if leftover is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
         raise
     fsync_dir(directory)
-    return identity(st)
+    return identity(st), old
+
+
+def discard(old: Path) -> None:
+    """Drop a previous version kept by :func:`replace_durably`."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(old)
 
 
 def stray_temps(path: Path, older_than_s: float = 0.0) -> list[Path]:

@@ -21,9 +21,11 @@ from beamish.memory._jsonl import (
     FileIdentity,
     Repair,
     append_quarantine,
+    discard,
     identity,
     parse,
     read_file,
+    replace_durably,
     report,
     stray_temps,
     write_durably,
@@ -40,6 +42,11 @@ _UNLOADED: Any = object()
 STRAY_TEMP_AGE_S = 60.0
 
 _Op = Callable[[Graph], Any]
+
+
+def _discard_all(paths: list[Path]) -> None:
+    for path in paths:
+        discard(path)
 
 
 class KnowledgeGraph:
@@ -66,6 +73,8 @@ class KnowledgeGraph:
         self._graph = Graph()
         self._identity: FileIdentity | None = _UNLOADED
         self._generation: int | None = None
+        self._old_versions: list[Path] = []
+        self._discarding: asyncio.Future[None] | None = None
         self._busy = asyncio.Lock()
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -229,6 +238,14 @@ class KnowledgeGraph:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+            self._discard_old_versions()
+
+    def _discard_old_versions(self) -> None:
+        """Unlink replaced versions off the acknowledgement's path (in a worker thread)."""
+        if not self._old_versions or (self._discarding is not None and not self._discarding.done()):
+            return
+        old, self._old_versions = self._old_versions, []
+        self._discarding = asyncio.get_running_loop().run_in_executor(None, _discard_all, old)
 
     def _locked(self, ops: list[_Op] | None) -> list[tuple[bool, Any]]:
         """Under the file lock: reload if the file changed, apply ``ops``, save once. Runs in a
@@ -246,10 +263,12 @@ class KnowledgeGraph:
                     outcomes.append((False, exc))
             if any(ok for ok, _ in outcomes):
                 try:
-                    self._identity = write_durably(self.path, self._graph.encode())
+                    self._identity, old = replace_durably(self.path, self._graph.encode())
                 except BaseException:
                     self._identity = _UNLOADED
                     raise
+                if old is not None:
+                    self._old_versions.append(old)
                 self._generation = self._lock.bump_generation()
                 self.commits += 1
             return outcomes
@@ -291,6 +310,10 @@ class KnowledgeGraph:
         """Wait for pending writes to be durable, then let go of the lock file."""
         while self._committer is not None and not self._committer.done():
             await asyncio.shield(self._committer)
+        if self._discarding is not None:
+            await self._discarding
+        _discard_all(self._old_versions)
+        self._old_versions = []
         self._lock.close()
 
     async def __aenter__(self) -> KnowledgeGraph:
