@@ -87,3 +87,46 @@ def test_a_non_loopback_bind_without_a_token_is_refused_before_any_browser_can_r
 
     with pytest.raises(SpecError):
         DashboardServer(CompanySource(), host="0.0.0.0", port=0)
+
+
+async def test_a_live_company_paused_by_hand_is_resumed_from_the_page(
+    browser: object, tmp_path: object
+) -> None:
+    import json
+    from pathlib import Path
+
+    from playwright.async_api import Browser, expect
+
+    from beamish.agent._control import result
+    from beamish.company import Company, company_parts, load_config_data
+
+    assert isinstance(browser, Browser)
+    base = Path(str(tmp_path))
+    (base / "ceo.json").write_text(json.dumps({"turns": [{"text": "Priorities set."}]}))
+    agent = {
+        "instructions": "x",
+        "model": "scripted:ceo.json",
+        "isolation": "task",
+        "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+    }
+    data = {
+        "store": {"url": "sqlite:///j.db"},
+        "memory": {"enabled": False},
+        "tree": {"groups": {"leadership": {"agents": ["ceo", "coo"]}}},
+        "agents": {"ceo": agent, "coo": agent},
+    }
+    cfg = load_config_data(data, base / "beamish.toml")
+    async with Company(cfg, parts=company_parts(cfg)) as company, DashboardServer(company, port=0) as server:
+        page = await browser.new_page()
+        await page.goto(server.url + "/")
+        await expect(page.get_by_test_id("status")).to_have_text("live")
+        await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "running")
+        await company.pause("ceo")
+        run_id = await company.submit("ceo", "Set today's priorities", "p-1")
+        assert (await result(company.node, run_id, timeout=20)).status == "paused"
+        await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "paused")
+        await expect(page.locator('[data-testid="event"][data-kind="run.paused"]')).to_have_count(1)
+        await page.get_by_test_id("resume-ceo").click()
+        await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "running")
+        assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
+        await expect(page.get_by_test_id("spend-ceo")).to_contain_text("$0.0")
