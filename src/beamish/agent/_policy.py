@@ -172,10 +172,12 @@ class SemanticGuard:
     # -- events ---------------------------------------------------------------------------------
 
     async def _flush(self) -> None:
+        """Write the pending events to the store (without a store they wait for :meth:`drain_events`)."""
+        if self.store is None:
+            return
         events, self._pending[:] = list(self._pending), []
         for event in events:
-            if self.store is not None:
-                await self.store.append_event(event)
+            await self.store.append_event(event)
 
     def _event(self, kind: str, subject: str, data: dict[str, Any]) -> None:
         self._pending.append(Event(kind, subject, {"agent": self.agent, **data}, at=self.clock.time()))
