@@ -16,7 +16,6 @@ A pass has two steps, so a crash at any point loses nothing and repeats nothing:
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -30,12 +29,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._events import Event
 from beamish._exceptions import ScheduleError, SpecError
-from beamish.journal._eventlog import insert_event
-from beamish.journal._payload import canonical, encode
-from beamish.journal._sql import Row, SyncTx, for_update_skip_locked
+from beamish.journal._sql import SyncTx
+from beamish.schedule._claim import (
+    Fired,
+    claim,
+    encode_input,
+    reclaim_stale,
+    schedule_from_spec,
+    utc,
+)
 from beamish.schedule._cron import Schedule
 from beamish.schedule._history import FireRecord, SuccessRate, fire_history, success_rate
-from beamish.schedule._misfire import decide
 
 if TYPE_CHECKING:
     from beamish.journal import Store
@@ -45,25 +49,12 @@ log = logging.getLogger("beamish.schedule")
 _DISPATCH_CONCURRENCY = 32
 _CLAIM_CHUNK = 50  # schedules per claim transaction (also bounds how long SQLite's writer is held)
 _MAX_CHUNKS_PER_PASS = 200
-_MAX_ALL_PER_PASS = 1000  # policy "all" after a long outage: catch up in bounded passes
 
 
 class Submit(Protocol):
     """How a fired tick reaches an agent: ``node.submit`` fits (idempotent on ``run_id``)."""
 
     async def __call__(self, agent: str, input: Any, *, run_id: str) -> object: ...
-
-
-@dataclass(frozen=True)
-class Fired:
-    """A tick claimed by this scheduler, to be dispatched as the run ``run_id``."""
-
-    schedule_id: str
-    nominal_fire_time: str
-    run_id: str
-    agent: str
-    input: Any
-    due_at: float
 
 
 @dataclass
@@ -75,15 +66,6 @@ class PassReport:
     redispatched: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
-
-
-def run_id_for(schedule_id: str, nominal: datetime) -> str:
-    """The deterministic run_id of a tick: ``schedule:<id>:<nominal UTC time, ISO 8601>``."""
-    return f"schedule:{schedule_id}:{nominal_key(nominal)}"
-
-
-def nominal_key(nominal: datetime) -> str:
-    return nominal.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Scheduler:
@@ -132,7 +114,7 @@ class Scheduler:
         if not agent:
             raise ScheduleError(f"schedule {schedule_id!r}: expected an agent name")
         spec = json.dumps(schedule.to_json(), sort_keys=True)
-        body = _encode(input, f"schedule {schedule_id!r} input")
+        body = encode_input(input, f"schedule {schedule_id!r} input")
         now = self.clock.time()
 
         def work(tx: SyncTx) -> None:
@@ -218,7 +200,9 @@ class Scheduler:
         # In chunks, each handed over as soon as it is claimed: the first of 1,000 ticks due at
         # 14:00 need not wait for the last one's claim.
         for _ in range(_MAX_CHUNKS_PER_PASS):
-            fired, events, rows = await self.store.run(lambda tx: self._claim(tx, now, _CLAIM_CHUNK))
+            fired, events, rows = await self.store.run(
+                lambda tx: claim(tx, now, _CLAIM_CHUNK, self.owner, self.store.payload_threshold)
+            )
             report.missed += sum(1 for e in events if e.kind == "schedule.missed")
             for event in events:
                 self._emit(event)
@@ -227,7 +211,11 @@ class Scheduler:
             if rows < _CLAIM_CHUNK:
                 break
         await self._precompute()
-        stale, parked = await self.store.run(lambda tx: self._reclaim_stale(tx, self.clock.time()))
+        stale, parked = await self.store.run(
+            lambda tx: reclaim_stale(
+                tx, self.clock.time(), self.owner, self.dispatch_lease_s, self.max_dispatch_attempts
+            )
+        )
         for event in parked:
             self._emit(event)
         report.abandoned = [str(e.data["run_id"]) for e in parked]
@@ -280,7 +268,7 @@ class Scheduler:
             out = []
             for r in rows:
                 nominal = float(r["next_nominal_at"])
-                following = _schedule(str(r["spec"])).next_fire(_utc(nominal))
+                following = schedule_from_spec(str(r["spec"])).next_fire(utc(nominal))
                 out.append((following.timestamp(), str(r["schedule_id"]), nominal))
             return out
 
@@ -324,122 +312,6 @@ class Scheduler:
             except Exception:
                 log.exception("schedule event sink failed for %s", event.kind)
 
-    # --- the two transactions -----------------------------------------------------------------------
-
-    def _claim(self, tx: SyncTx, now_ts: float, limit: int) -> tuple[list[Fired], list[Event], int]:
-        now = datetime.fromtimestamp(now_ts, UTC)
-        rows = tx.fetchall(
-            "SELECT schedule_id, agent, input, spec, cursor_at, next_nominal_at, following_at FROM schedules "
-            "WHERE enabled = 1 AND next_due_at <= ? ORDER BY next_due_at LIMIT ?"
-            + for_update_skip_locked(tx.dialect),
-            (now_ts, limit),
-        )
-        fired: list[Fired] = []
-        events: list[Event] = []
-        for row in rows:
-            self._claim_one(tx, row, now, fired, events)
-        return fired, events, len(rows)
-
-    def _claim_one(
-        self, tx: SyncTx, row: Row, now: datetime, fired: list[Fired], events: list[Event]
-    ) -> None:
-        sid = str(row["schedule_id"])
-        schedule = _schedule(str(row["spec"]))
-        cursor = datetime.fromtimestamp(float(row["cursor_at"]), UTC)
-        pending: list[datetime] = []
-        upcoming: datetime | None = None  # the first tick not yet due: it sets next_due_at
-        following: datetime | None = None  # the tick after it, when known
-        stored_next, stored_following = row["next_nominal_at"], row["following_at"]
-        if (
-            stored_next is not None
-            and stored_following is not None
-            and float(stored_next) > float(row["cursor_at"])
-            and schedule.due_time(sid, _utc(stored_following)) > now
-        ):
-            # The usual case, precomputed by the last pass: exactly one tick is due.
-            pending.append(_utc(stored_next))
-            upcoming = _utc(stored_following)
-        else:
-            ticks = schedule.iter_fires(cursor)
-            for nominal in ticks:
-                if nominal > now or schedule.due_time(sid, nominal) > now:
-                    upcoming = nominal
-                    following = next(ticks, None)
-                    break
-                pending.append(nominal)
-                if schedule.misfire == "all" and len(pending) >= _MAX_ALL_PER_PASS:
-                    break
-        now_ts = now.timestamp()
-        for d in decide(schedule, sid, pending, now):
-            key = nominal_key(d.nominal)
-            rid = run_id_for(sid, d.nominal) if d.action == "fire" else None
-            status = "claimed" if d.action == "fire" else "missed"
-            won = tx.execute(
-                "INSERT INTO schedule_fires (schedule_id, nominal_fire_time, nominal_at, due_at, action, "
-                "status, run_id, agent, input, reason, claimed_by, claimed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (schedule_id, nominal_fire_time) DO NOTHING",
-                (sid, key, d.nominal.timestamp(), d.due.timestamp(), d.action, status, rid,
-                 row["agent"], row["input"], d.reason, self.owner, now_ts),
-            )  # fmt: skip
-            if won != 1:
-                continue  # another scheduler decided this tick
-            data = {
-                "nominal": key,
-                "due_at": d.due.timestamp(),
-                "late_s": round(d.late_s, 6),
-                "reason": d.reason,
-            }
-            if rid is not None:
-                fire = Fired(sid, key, rid, str(row["agent"]), _decode(row["input"]), d.due.timestamp())
-                _insert_run(tx, fire, self.store.payload_threshold, now_ts)
-                fired.append(fire)
-                event = Event("schedule.fired", sid, {**data, "run_id": rid, "agent": fire.agent}, now_ts)
-            else:
-                event = Event("schedule.missed", sid, data, now_ts)
-            insert_event(tx, event)
-            events.append(event)
-        last = pending[-1] if pending else cursor
-        nxt = upcoming if upcoming is not None else schedule.next_fire(last)
-        tx.execute(
-            "UPDATE schedules SET cursor_at = ?, next_due_at = ?, next_nominal_at = ?, following_at = ?, "
-            "updated_at = ? WHERE schedule_id = ?",
-            (last.timestamp(), schedule.due_time(sid, nxt).timestamp(), nxt.timestamp(),
-             None if following is None else following.timestamp(), now_ts, sid),
-        )  # fmt: skip
-
-    def _reclaim_stale(self, tx: SyncTx, now_ts: float) -> tuple[list[Fired], list[Event]]:
-        """Take over claims whose dispatcher is gone; park a tick after ``max_dispatch_attempts``."""
-        rows = tx.fetchall(
-            "SELECT schedule_id, nominal_fire_time, run_id, agent, input, due_at, attempts "
-            "FROM schedule_fires WHERE status = 'claimed' AND claimed_at < ? ORDER BY claimed_at LIMIT 500"
-            + for_update_skip_locked(tx.dialect),
-            (now_ts - self.dispatch_lease_s,),
-        )
-        out: list[Fired] = []
-        events: list[Event] = []
-        for r in rows:
-            key = (r["schedule_id"], r["nominal_fire_time"])
-            if int(r["attempts"]) >= self.max_dispatch_attempts:
-                events.append(_park(tx, r, now_ts))
-                continue
-            tx.execute(
-                "UPDATE schedule_fires SET claimed_by = ?, claimed_at = ?, attempts = attempts + 1 "
-                "WHERE schedule_id = ? AND nominal_fire_time = ?",
-                (self.owner, now_ts, *key),
-            )
-            out.append(
-                Fired(
-                    str(r["schedule_id"]),
-                    str(r["nominal_fire_time"]),
-                    str(r["run_id"]),
-                    str(r["agent"]),
-                    _decode(r["input"]),
-                    float(r["due_at"]),
-                )
-            )
-        return out, events
-
     async def _dispatch(self, fire: Fired) -> float | None:
         """Hand the run over (idempotent on run_id); returns when, or None if it failed."""
         try:
@@ -451,59 +323,3 @@ class Scheduler:
             log.exception("dispatching %s failed; it will be retried", fire.run_id)
             return None
         return self.clock.time()
-
-
-def _park(tx: SyncTx, row: Row, now_ts: float) -> Event:
-    """Bounded re-dispatch: the tick is abandoned and its run waits for a person, not a loop."""
-    tx.execute(
-        "UPDATE schedule_fires SET status = 'abandoned' WHERE schedule_id = ? AND nominal_fire_time = ?",
-        (row["schedule_id"], row["nominal_fire_time"]),
-    )
-    tx.execute(
-        "UPDATE runs SET status = 'needs_attention', updated_at = ? WHERE run_id = ? AND status = 'queued'",
-        (now_ts, row["run_id"]),
-    )
-    data = {
-        "run_id": row["run_id"],
-        "schedule_id": row["schedule_id"],
-        "attempts": int(row["attempts"]),
-        "why": "its hand-over to the agent kept failing",
-    }
-    event = Event("run.needs_attention", str(row["run_id"]), data, now_ts)
-    insert_event(tx, event)
-    return event
-
-
-def _insert_run(tx: SyncTx, fire: Fired, threshold: int, now: float) -> None:
-    """The tick's run, created with its claim (the journal's run row; an existing run_id wins)."""
-    meta = {"schedule_id": fire.schedule_id, "nominal": fire.nominal_fire_time, "due_at": fire.due_at}
-    body = encode(tx, fire.run_id, fire.input, threshold, now, f"schedule {fire.schedule_id!r} input")
-    tx.execute(
-        "INSERT INTO runs (run_id, agent, input, status, meta, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-        (fire.run_id, fire.agent, body, canonical(meta, "run meta"), now, now),
-    )
-
-
-def _utc(ts: Any) -> datetime:
-    return datetime.fromtimestamp(float(ts), UTC)
-
-
-@functools.lru_cache(maxsize=4096)
-def _schedule(spec: str) -> Schedule:
-    """Parsed once per distinct spec: a thousand schedules at ``0 14 * * *`` share one Schedule."""
-    return Schedule.from_json(json.loads(spec))
-
-
-def _encode(value: Any, what: str) -> str:
-    try:
-        return json.dumps({"v": 1, "data": value}, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ScheduleError(f"{what}: expected JSON-safe data ({exc})") from exc
-
-
-def _decode(text: str) -> Any:
-    data = json.loads(text)
-    if not isinstance(data, dict) or data.get("v") != 1:
-        raise ScheduleError(f"unsupported schedule input record {text[:60]!r}")
-    return data["data"]
