@@ -50,6 +50,10 @@ KINDS = frozenset(
         "memory.repaired",
         "lease.acquired",
         "lease.lost",
+        "lease.released",
+        "cluster.node_joined",
+        "cluster.draining",
+        "cluster.drained",
         "agent.upgraded",
         "agent.rolled_back",
     }

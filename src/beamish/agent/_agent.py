@@ -25,7 +25,7 @@ from beamish.agent._loop import RunLoop
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import Tool, ToolSet
 from beamish.agent.models._registry import make_model
-from beamish.journal import Run, open_store
+from beamish.journal import Lease, Run, open_store
 from beamish.runtime import Actor
 
 logger = logging.getLogger("beamish.agent")
@@ -48,7 +48,9 @@ class AgentActor(Actor):
         clock: Clock | None = None,
         wake: Wake | None = None,
         telemetry: Any = None,
+        lease: list[Any] | None = None,
     ) -> None:
+        """``lease``: ``[name, owner, epoch]`` of the cluster lease this agent is held by, if any."""
         self.spec = spec if isinstance(spec, AgentSpec) else AgentSpec.from_json(spec)
         self.clock = clock or SYSTEM_CLOCK
         self.owner = f"{self.spec.name}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -92,6 +94,7 @@ class AgentActor(Actor):
                 consulter=consulter,
                 retry=self.spec.retry,
                 telemetry=telemetry if telemetry is not None else _default_telemetry(self.spec),
+                lease=None if lease is None else Lease(str(lease[0]), str(lease[1]), int(lease[2]), 0.0),
             )
         except BaseException:
             await self._close()

@@ -57,6 +57,10 @@ class AgentRegistry:
         self._preloaded: set[str] = set()
         #: A ``beamish.telemetry.Telemetry`` for task-isolated agents (process ones use the globals).
         self.telemetry: Any = None
+        #: On a cluster: agent name → the lease this node holds it by (its runs are claimed under it),
+        #: and the agents held by other nodes (runs may be submitted to them from here).
+        self.leases: dict[str, Any] = {}
+        self.remote: set[str] = set()
 
     @property
     def store_url(self) -> str:
@@ -112,8 +116,15 @@ class AgentRegistry:
         from beamish.agent._agent import AgentActor
 
         await self.store()
+        held = self.leases.get(spec.name)
+        fence = None if held is None else [held.name, held.owner, held.epoch]
         if spec.isolation == "task":
-            kwargs = {"clock": self.node.clock, "wake": self.wake, "telemetry": self.telemetry}
+            kwargs = {
+                "clock": self.node.clock,
+                "wake": self.wake,
+                "telemetry": self.telemetry,
+                "lease": fence,
+            }
             ref = await self.node._start_actor(AgentActor, (spec, self.store_url), kwargs, None, None, False)
         else:
             starter = self.node._isolation.get("process") or Node._class_isolation.get("process")
@@ -124,6 +135,8 @@ class AgentRegistry:
                 )
             self._preload(spec)
             _path, args, kwargs = spec.process_target(self.store_url)
+            if fence is not None:
+                kwargs = {**kwargs, "lease": fence}
             target = ChildSpec(
                 id=child.id,
                 start=AgentActor,
@@ -152,7 +165,7 @@ class AgentRegistry:
 
     # -- runs ---------------------------------------------------------------------------------------
     async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
-        if agent not in self.specs:
+        if agent not in self.specs and agent not in self.remote:
             known = ", ".join(sorted(self.specs)) or "none"
             raise SpecError(f"no agent named {agent!r} was started on this node (known: {known})")
         store = await self.store()

@@ -40,7 +40,7 @@ from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import Tool, ToolContext, ToolSet
 from beamish.agent.models._protocol import Model
 from beamish.agent.models._retry import RetryPolicy, WaitKind, complete_with_retries
-from beamish.journal import Run
+from beamish.journal import Lease, Run
 from beamish.journal._replay import RunJournal, StepResult
 from beamish.telemetry._otel import ChatRecord, ToolRecord
 
@@ -76,8 +76,11 @@ class RunLoop:
         consulter: Any = None,
         retry: RetryPolicy | None = None,
         telemetry: Any = None,
+        lease: Lease | None = None,
     ) -> None:
         self.spec = spec
+        #: On a cluster, the lease this agent is held by: runs are claimed only while it is held.
+        self.lease = lease
         self.model = model
         self.tools = tools
         self.hooks = hooks
@@ -92,7 +95,11 @@ class RunLoop:
 
     async def execute(self, run: Run) -> Outcome:
         """Claim ``run`` (a new fencing epoch), replay its journal, finish it live, store the outcome."""
-        epoch = await self.store.claim_run(run.run_id, self.owner)
+        try:
+            epoch = await self.store.claim_run(run.run_id, self.owner, lease=self.lease)
+        except Fenced:
+            logger.warning("run %s not claimed: this node no longer holds agent %s", run.run_id, run.agent)
+            return Outcome("fenced")
         await self.store.update_run(run.run_id, status="running", epoch=epoch)
         await self.store.append_event(
             Event("run.started", run.run_id, {"run_id": run.run_id, "agent": run.agent, "epoch": epoch})

@@ -7,12 +7,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from beamish._exceptions import CorruptStore, RunNotFound, SpecError
+from beamish._exceptions import CorruptStore, Fenced, RunNotFound, SpecError
 from beamish._exits import ExitReason, exit_from_json
 from beamish.journal._base import StoreBase, check_epoch
 from beamish.journal._payload import canonical, decode
-from beamish.journal._records import RUN_STATUSES, Run
-from beamish.journal._sql import Row, SyncTx
+from beamish.journal._records import RUN_STATUSES, Lease, Run
+from beamish.journal._sql import Row, SyncTx, for_share
 
 _UNSET: Any = object()
 _RUN_COLS = (
@@ -174,10 +174,26 @@ class RunsMixin(StoreBase):
 
         return await self.run(work)
 
-    async def claim_run(self, run_id: str, owner: str) -> int:
-        """Take a run over: a new fencing epoch, returned. Writes with an older epoch are then Fenced."""
+    async def claim_run(self, run_id: str, owner: str, *, lease: Lease | None = None) -> int:
+        """Take a run over: a new fencing epoch, returned. Writes with an older epoch are then Fenced.
+
+        With ``lease`` (the lease its agent is held by on a cluster), the claim is granted only while
+        that lease is still held at that epoch — Fenced otherwise — so a node that lost the agent
+        cannot take a run back from the node that holds it now.
+        """
 
         def work(tx: SyncTx) -> int:
+            if lease is not None:
+                held = tx.fetchone(
+                    "SELECT epoch FROM leases WHERE name = ? AND owner = ? AND epoch = ?"
+                    + for_share(tx.dialect),
+                    (lease.name, lease.owner, lease.epoch),
+                )
+                if held is None:
+                    raise Fenced(
+                        f"run {run_id!r}: lease {lease.name!r} (epoch {lease.epoch}) is no longer held "
+                        f"by {lease.owner!r}; the run was not claimed"
+                    )
             n = tx.execute(
                 "UPDATE runs SET epoch = epoch + 1, lease_owner = ?, updated_at = ? WHERE run_id = ?",
                 (owner, self.clock.time(), run_id),

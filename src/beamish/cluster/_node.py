@@ -1,0 +1,275 @@
+"""A node's part in a cluster: join, heartbeat, hold units by lease, fail over, drain.
+
+N identical nodes run on one PostgreSQL store. Each has a :class:`ClusterNode` that, every
+``lease_s / 3`` seconds, in one transaction heartbeats its row and renews the leases it holds; then
+claims its fair share of free or expired units and starts them under its own ``placed`` supervisor;
+hands one over when it holds more than its share and another node less; stops at once the units whose
+lease it lost (it was paused or cut off while another node took them: its copies must not go on).
+A node asked to drain stops and releases its units one by one, so the others take them straight away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from beamish._events import Event
+from beamish._exceptions import SpecError
+from beamish.agent._control import registry
+from beamish.cluster import _membership as members
+from beamish.cluster import _placement as placement
+from beamish.journal import Lease, Store, SyncTx
+from beamish.runtime import ChildSpec, Node, SupervisorRef, SupervisorSpec
+
+logger = logging.getLogger("beamish.cluster")
+
+#: The NOTIFY channel a submission wakes the agent's holder on (polling is the fallback).
+WAKE_CHANNEL = "beamish_cluster_wake"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one lease holds: a top-level agent or a group, started as ``child`` on its holder."""
+
+    name: str
+    child: ChildSpec
+    agents: tuple[str, ...]
+
+
+class ClusterNode:
+    """Holds units for ``node`` (whose agents journal to ``store``, a PostgreSQL store in production).
+
+    ``lease_s`` is the trade-off: a dead node's agents move after at most ~``lease_s`` (plus one
+    renewal period), and each node writes its heartbeat and renewals ``3 / lease_s`` times a second.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        store: Store,
+        units: Sequence[Unit],
+        *,
+        node_id: str | None = None,
+        lease_s: float = 10.0,
+        intensity: int = 3,
+        period: float = 5.0,
+    ) -> None:
+        if not lease_s > 0:
+            raise SpecError(f"lease_s must be > 0, got {lease_s!r}")
+        names = [u.name for u in units]
+        if len(set(names)) != len(names):
+            raise SpecError(f"unit names must be unique, got {names}")
+        self.node = node
+        self.store = store
+        self.units: dict[str, Unit] = {u.name: u for u in units}
+        self.node_id = members.check_node_id(node_id or members.default_node_id())
+        self.lease_s = float(lease_s)
+        self.renew_every_s = self.lease_s / 3
+        self.held: dict[str, Lease] = {}
+        self.state = "live"
+        self.drained = asyncio.Event()
+        self.changed = asyncio.Event()  # set after every tick that changed what this node holds
+        self._intensity, self._period = intensity, period
+        self._placed: SupervisorRef | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wakes: asyncio.Task[None] | None = None
+        self._agents = {a: u.name for u in units for a in u.agents}
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Join the cluster and take a first share of units before returning."""
+        now = self.store.clock.time()
+
+        def join(tx: SyncTx) -> None:
+            members.register(tx, self.node_id, self.lease_s, now)
+            placement.ensure_units(tx, list(self.units))
+
+        await self.store.run(join)
+        spec = SupervisorSpec([], strategy="one_for_one", intensity=self._intensity, period=self._period)
+        self._placed = await self.node.start_supervisor(spec, name=f"placed@{self.node_id}")
+        reg = registry(self.node)
+        reg.remote.update(self._agents)
+        await self._event("cluster.node_joined", self.node_id, {"lease_s": self.lease_s})
+        await self.tick()
+        self._task = asyncio.create_task(self._run(), name=f"beamish-cluster-{self.node_id}")
+        self._wakes = asyncio.create_task(self._listen(), name=f"beamish-cluster-wake-{self.node_id}")
+
+    async def stop(self) -> None:
+        """Leave cleanly: stop the units, release their leases (others take them at once), mark stopped."""
+        for task in (self._task, self._wakes):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._task = self._wakes = None
+        for unit in list(self.held):
+            await self._hand_over(unit)
+        now = self.store.clock.time()
+        with contextlib.suppress(Exception):
+            await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "stopped"))
+        if self._placed is not None and self._placed.alive:
+            await self._placed.stop()
+        self._placed = None
+
+    async def drain(self) -> None:
+        """Hand every unit over to the other nodes and hold none from now on (as ``node drain`` asks)."""
+        self.state = "draining"
+        now = self.store.clock.time()
+        await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "draining"))
+        await self._event("cluster.draining", self.node_id, {"units": sorted(self.held)})
+        for unit in list(self.held):
+            await self._hand_over(unit)
+        self.state = "drained"
+        now = self.store.clock.time()
+        await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "drained"))
+        await self._event("cluster.drained", self.node_id, {})
+        self.drained.set()
+
+    # -- runs -----------------------------------------------------------------------------------------
+    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
+        """Give ``agent`` a task wherever it is held; ``run_id`` is the idempotency key."""
+        if agent not in self._agents:
+            raise SpecError(
+                f"no agent named {agent!r} in this cluster (known: {', '.join(sorted(self._agents))})"
+            )
+        run, created = await self.store.create_run(agent, task, run_id=run_id)
+        if created:
+            await self.store.append_event(
+                Event("run.submitted", run.run_id, {"run_id": run.run_id, "agent": agent})
+            )
+        await self.store.notify(WAKE_CHANNEL, agent)
+        return run.run_id
+
+    async def _listen(self) -> None:
+        """Wake local agents when another node submitted to them (the registry's poll is the fallback)."""
+        while True:
+            try:
+                async for agent in self.store.listen(WAKE_CHANNEL):
+                    if self._agents.get(agent) in self.held:
+                        registry(self.node).wake(agent)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the connection dropped: listen again after a pause
+                logger.warning("cluster %s: wake-ups unavailable (%s); polling meanwhile", self.node_id, exc)
+                await asyncio.sleep(self.renew_every_s)
+
+    # -- the loop -----------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += self.renew_every_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at, loop.time())  # after a pause, carry on from now (no catch-up burst)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store is unreachable: leases run out; stop what we hold
+                logger.warning("cluster %s: heartbeat failed: %s", self.node_id, exc)
+                await self._expire_unrenewed()
+
+    async def tick(self) -> None:
+        """One heartbeat: renew, give up what was lost, drain if asked, take a fair share, spread."""
+        before = set(self.held)
+        now = self.store.clock.time()
+        held, state = dict(self.held), self.state
+
+        def beat(tx: SyncTx) -> tuple[bool, dict[str, Lease], list[str]]:
+            drain = members.heartbeat(tx, self.node_id, now, state)
+            kept, lost = placement.renew(tx, held, now + self.lease_s)
+            return drain, kept, lost
+
+        drain, kept, lost = await self.store.run(beat)
+        self.held = kept
+        for unit in lost:
+            await self._lost(unit, held[unit], "another node holds it now")
+        if self._placed is None or not self._placed.alive:
+            raise SpecError(f"node {self.node_id}: its placed-units supervisor is gone")
+        if drain and self.state == "live":
+            await self.drain()
+        elif self.state == "live":
+            await self._place()
+        if set(self.held) != before:
+            self.changed.set()
+            self.changed = asyncio.Event()
+
+    async def _place(self) -> None:
+        now = self.store.clock.time()
+        units = list(self.units)
+
+        def look(tx: SyncTx) -> tuple[list[members.NodeInfo], dict[str, int]]:
+            return members.fetch_nodes(tx, now, placement.PREFIX), placement.load(tx, units, now)
+
+        nodes, load = await self.store.read(look)
+        serving = [n for n in nodes if n.serving or n.node_id == self.node_id]
+        share = placement.fair_share(len(units), len(serving))
+        if len(self.held) < share:
+            candidates = {u: self.units[u].agents for u in units if u not in self.held}
+
+            def take(tx: SyncTx) -> list[tuple[str, Lease]]:
+                return placement.claim(
+                    tx, self.node_id, candidates, share - len(self.held), now, self.lease_s
+                )
+
+            for unit, lease in await self.store.run(take):
+                await self._start(unit, lease)
+        elif len(self.held) > share and any(load.get(n.node_id, 0) < share for n in serving):
+            await self._hand_over(sorted(self.held)[-1])  # one per tick: the others claim it
+
+    async def _start(self, unit: str, lease: Lease) -> None:
+        self.held[unit] = lease
+        reg = registry(self.node)
+        for agent in self.units[unit].agents:
+            reg.leases[agent] = lease
+        await self._event("lease.acquired", unit, {"node": self.node_id, "epoch": lease.epoch})
+        assert self._placed is not None
+        try:
+            await self._placed.start_child(self.units[unit].child)
+        except Exception as exc:
+            logger.error("cluster %s: unit %s did not start: %s; releasing it", self.node_id, unit, exc)
+            await self._hand_over(unit)
+
+    async def _stop_unit(self, unit: str) -> None:
+        reg = registry(self.node)
+        for agent in self.units[unit].agents:
+            reg.leases.pop(agent, None)
+            reg.refs.pop(agent, None)
+        if self._placed is not None and self._placed.alive:
+            with contextlib.suppress(Exception):
+                await self._placed.terminate_child(unit)
+            with contextlib.suppress(Exception):
+                await self._placed.delete_child(unit)
+
+    async def _hand_over(self, unit: str) -> None:
+        """Stop the unit here first, then release its lease, so two copies never run at once."""
+        lease = self.held.pop(unit, None)
+        await self._stop_unit(unit)
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                await self.store.run(lambda tx: placement.release(tx, lease))
+            await self._event("lease.released", unit, {"node": self.node_id, "epoch": lease.epoch})
+
+    async def _lost(self, unit: str, lease: Lease, why: str) -> None:
+        self.held.pop(unit, None)
+        logger.warning("cluster %s: lost unit %s (%s); stopping its copy here", self.node_id, unit, why)
+        await self._stop_unit(unit)
+        data = {"node": self.node_id, "epoch": lease.epoch, "why": why}
+        await self._event("lease.lost", unit, data)
+
+    async def _expire_unrenewed(self) -> None:
+        """Without the store, leases lapse: stop units whose lease has run out by our own clock."""
+        now = self.store.clock.time()
+        for unit, lease in list(self.held.items()):
+            if lease.expires_at <= now:
+                await self._lost(unit, lease, "its lease ran out while the store was unreachable")
+
+    async def _event(self, kind: str, subject: str, data: Mapping[str, Any]) -> None:
+        event = Event(kind, subject, dict(data))
+        self.node.emit(event)
+        with contextlib.suppress(Exception):
+            await self.store.append_event(event)
