@@ -127,6 +127,7 @@ def _screen(tree: Any, recent: deque[Text], elapsed: float, duration: float) -> 
 
 
 def _print_summary(data: dict[str, Any]) -> None:
+    console.print()
     table = Table(title="beamish demo: summary", show_header=False, box=None)
     ok = data["lost_steps"] == 0 and data["duplicate_effects"] == 0
     rows = [
