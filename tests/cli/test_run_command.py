@@ -128,3 +128,14 @@ def test_a_running_company_answers_status_takes_runs_and_stops_cleanly_on_sigter
     after = beamish("status", cwd=cwd)
     assert "no node is running" in after.stdout
     assert '"budget"' in (cwd / "state" / "memory.jsonl").read_text()
+
+
+def test_a_second_run_of_the_same_company_is_refused_and_leaves_the_first_running(
+    company: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    cwd, proc = company
+    second = beamish("run", "beamish.toml", cwd=cwd, timeout=60)
+    assert second.returncode == 1
+    assert "a node is already running this company" in second.stderr + second.stdout
+    assert proc.poll() is None
+    assert beamish("status", cwd=cwd).returncode == 0

@@ -96,12 +96,30 @@ def run(
     dashboard_port: Annotated[
         int | None, typer.Option("--dashboard", help="Also serve the dashboard on this port (loopback).")
     ] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Join a cluster on this store (postgresql://…).")
+    ] = None,
+    node_id: Annotated[
+        str | None, typer.Option("--node-id", help="This node's name in the cluster (default host-pid).")
+    ] = None,
+    lease: Annotated[
+        float | None, typer.Option("--lease", help="Cluster lease period, seconds (default 10).")
+    ] = None,
 ) -> None:
-    """Run the company until interrupted (Ctrl-C stops it in order)."""
+    """Run the company until interrupted (Ctrl-C stops it in order); with --store/--node-id, as one
+    node of many sharing the agents (see `beamish node`)."""
     from beamish.company._company import run_company
 
     cfg = load(config)
-    run_async(lambda: run_company(cfg, dashboard_port=dashboard_port))
+    try:
+        run_async(
+            lambda: run_company(
+                cfg, dashboard_port=dashboard_port, store_url=store, node_id=node_id, lease_s=lease
+            )
+        )
+    except RuntimeError as exc:  # e.g. the company is already running
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 def status(config: ConfigOption = Path("beamish.toml")) -> None:
@@ -123,6 +141,9 @@ def status(config: ConfigOption = Path("beamish.toml")) -> None:
     from beamish.cli._render import tree_view
 
     console.print(tree_view(root))
+    placed = __import__("beamish.cli._cluster", fromlist=["x"]).placement_table(cfg.store_url)
+    if placed is not None:  # a cluster: which node holds which agent
+        console.print(placed)
     if not live:
         console.print("[dim](no node is running: facts read from the store)[/]")
 

@@ -18,7 +18,7 @@ from typing import Any
 from beamish._clock import Clock
 from beamish._events import Event
 from beamish.company._config import CompanyConfig
-from beamish.company._control import ControlServer, control_path
+from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._tree import CompanyParts, build_tree
 from beamish.company._view import _day_start, apply_event, skeleton
 from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
@@ -41,6 +41,7 @@ class Company:
         sinks: Sequence[Callable[[Event], None]] = (),
         control: bool = True,
         node_name: str = "node",
+        cluster: Any = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -54,6 +55,8 @@ class Company:
             ControlServer(self, control_path(config.store_url, config.base_dir)) if control else None
         )
         self._node_name = node_name
+        #: A ``beamish.cluster.CompanyCluster`` when this node is one of many on a PostgreSQL store.
+        self.cluster = cluster
         self._facts = skeleton(config, services=self.parts.service_names())
         self._persist: asyncio.Queue[Event | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -66,6 +69,8 @@ class Company:
         from beamish.journal import open_store
         from beamish.runtime import Node
 
+        if self._control is not None and await _answers(self._control.path):
+            raise RuntimeError(f"a node is already running this company (it answers on {self._control.path})")
         if self.config.store_url.startswith("sqlite:///"):
             Path(self.config.store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(self.config.store_url)
@@ -82,7 +87,11 @@ class Company:
             self._tail = asyncio.create_task(self._tail_store(since), name="beamish-company-tail")
             await self.parts.before_start(self)
             spec = build_tree(self.config, self.parts)
+            if self.cluster is not None:  # agents and groups are placed by lease, not started here
+                spec = self.cluster.split(self, spec)
             self.root = await self.node.start_supervisor(spec, name="root")
+            if self.cluster is not None:
+                await self.cluster.start(self)
             await self.parts.after_start(self)
             if self._control is not None:
                 await self._control.start()
@@ -97,6 +106,9 @@ class Company:
         with contextlib.suppress(Exception):
             await self.parts.before_stop(self)
         if self.node is not None:
+            if self.cluster is not None:  # hand the agents over before the node goes
+                with contextlib.suppress(Exception):
+                    await self.cluster.stop()
             await self.node.close()
             self.node = None
         if self._tail is not None:
@@ -289,8 +301,18 @@ def _telemetry_sinks(config: CompanyConfig) -> list[Any]:
     return sinks
 
 
-async def run_company(config: CompanyConfig, *, dashboard_port: int | None = None) -> None:
-    """``beamish run``: start the company, serve until SIGINT/SIGTERM, stop it in order."""
+async def run_company(
+    config: CompanyConfig,
+    *,
+    dashboard_port: int | None = None,
+    store_url: str | None = None,
+    node_id: str | None = None,
+    lease_s: float | None = None,
+) -> None:
+    """``beamish run``: start the company, serve until SIGINT/SIGTERM, stop it in order.
+
+    With ``store_url`` or ``node_id`` the node joins a cluster on that store (see beamish.cluster).
+    """
     from rich.console import Console
 
     console = Console(highlight=False)
@@ -300,7 +322,24 @@ async def run_company(config: CompanyConfig, *, dashboard_port: int | None = Non
         loop.add_signal_handler(sig, stop.set)
     from beamish.company._services import company_parts
 
-    async with Company(config, parts=company_parts(config)) as company:
+    cluster = None
+    if store_url is not None or node_id is not None:
+        import dataclasses
+
+        from beamish.cluster._company import DEFAULT_LEASE_S, CompanyCluster
+        from beamish.cluster._membership import default_node_id
+
+        config = dataclasses.replace(config, store_url=store_url or config.store_url)
+        node_id = node_id or default_node_id()
+        cluster = CompanyCluster(node_id, lease_s or DEFAULT_LEASE_S, on_drained=stop.set)
+    company = Company(
+        config,
+        parts=company_parts(config),
+        cluster=cluster,
+        control=cluster is None,  # many nodes of one company share no control socket
+        node_name=node_id or "node",
+    )
+    async with company:
         server = None
         if dashboard_port is not None:
             from beamish.dashboard import DashboardServer
