@@ -32,7 +32,7 @@ from beamish._exits import Crashed, ExitReason, MemoryExceeded, Shutdown, exit_f
 from beamish.runtime._actor import Actor
 from beamish.runtime._node import Node
 from beamish.runtime._ref import CALL, CAST, INFO, ActorRef
-from beamish.runtime._wire import WIRE_VERSION, FrameProtocol, decode_body
+from beamish.runtime._wire import WIRE_VERSION, FrameProtocol
 from beamish.runtime._zygote import resolve
 
 #: After the node's socket closes, how long the actor's ``terminate`` may take before a kill.
@@ -60,20 +60,36 @@ class ChildHost:
     ``terminate``, crashes); this class only turns frames into mailbox deliveries and back.
     """
 
-    def __init__(self, sock: socket.socket, request: dict[str, Any]) -> None:
+    def __init__(self, sock: socket.socket, request: dict[str, Any] | None) -> None:
         self.sock = sock
-        self.request = request
-        self.limit_mb: float | None = request.get("max_memory_mb")
-        self.hb_s: float | None = request.get("hb_s")
+        self.request = request  # None for a spare, until its start frame arrives
+        self.limit_mb: float | None = None
+        self.hb_s: float | None = None
         self.protocol: FrameProtocol | None = None
         self.closed: asyncio.Future[None] | None = None
-        self.node = Node(name=f"process:{request.get('name', '?')}")
+        self.assigned: asyncio.Future[dict[str, Any] | None] | None = None
+        self.node = Node(name="process")
         self.ref: ActorRef | None = None
         self.early: list[dict[str, Any]] = []  # frames that arrived while init ran
+
+    def configure(self, request: dict[str, Any]) -> None:
+        """Take on the request: name, heartbeat, memory limit (``RLIMIT_AS`` as the hard backstop)."""
+        self.request = request
+        self.node.name = f"process:{request.get('name', '?')}"
+        self.hb_s = request.get("hb_s")
+        self.limit_mb = request.get("max_memory_mb")
+        if self.limit_mb is not None:
+            cap = _vm_size_bytes() + int(float(self.limit_mb) * 1024 * 1024)
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
     # -- wire ---------------------------------------------------------------------------------------
     def on_message(self, message: dict[str, Any]) -> None:
         ref = self.ref
+        if self.request is None:  # a spare: its first frame is its request
+            if message["t"] == "start" and self.assigned is not None and not self.assigned.done():
+                self.assigned.set_result(message)
+            return
         if ref is None:
             self.early.append(message)
             return
@@ -101,6 +117,8 @@ class ChildHost:
         """The socket closed: the node is gone (or dropped us). Called again after init if need be."""
         if self.closed is not None and not self.closed.done():
             self.closed.set_result(None)
+        if self.assigned is not None and not self.assigned.done():
+            self.assigned.set_result(None)  # a spare dropped before it was needed
         ref = self.ref
         if ref is not None and ref.alive:
             # The node is gone: stop politely (terminate runs), and soon by force.
@@ -138,6 +156,15 @@ class ChildHost:
         )
         assert isinstance(protocol, FrameProtocol)
         self.protocol = protocol
+        if self.request is None:
+            self.assigned = loop.create_future()
+            request = await self.assigned
+            if request is None:
+                return
+            self.configure(request)
+        else:
+            self.configure(self.request)
+        assert self.request is not None
         if self.hb_s:  # beat from the start, so an init that blocks the loop is a hung child too
             loop.call_later(self.hb_s, self.beat)
         try:
@@ -172,43 +199,20 @@ class ChildHost:
 
 
 def run_spare(fd: int) -> int:
-    """Entry point of a spare: make the loop now, then wait on the socket for its start frame.
+    """Entry point of a spare: its loop, node and socket transport are made now, before it is needed.
 
-    The node holds the other end already, so a restart costs the node one frame to a process that is
-    forked and warm: no zygote round trip, no ``fork()``, no loop to build.
+    The node holds the other end of the socket already; a restart sends the request as the first
+    frame to a process that is forked, connected and idle in its loop: no zygote round trip, no
+    ``fork()``, nothing left to build but the actor itself.
     """
-    loop = asyncio.new_event_loop()
-    sock = socket.socket(fileno=fd)
-    header = _recv_exactly(sock, 4)
-    if header is None:
-        return 0  # dropped before it was needed
-    body = _recv_exactly(sock, int.from_bytes(header, "big"))
-    if body is None:
-        return 0
-    return run_child(sock.detach(), decode_body(body), loop)
+    return run_child(fd, None)
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return bytes(data)
-
-
-def run_child(fd: int, request: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None) -> int:
-    """Entry point in a forked child; returns the process exit code."""
-    limit = request.get("max_memory_mb")
-    if limit is not None:
-        cap = _vm_size_bytes() + int(float(limit) * 1024 * 1024)
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+def run_child(fd: int, request: dict[str, Any] | None) -> int:
+    """Entry point in a forked child (``request`` None for a spare); returns the exit code."""
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
-    if loop is None:
-        loop = asyncio.new_event_loop()
+    loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(ChildHost(sock, request).main())
     except TimeoutError:
@@ -248,12 +252,13 @@ def warm_up() -> None:
 async def _rehearse(node_end: socket.socket, child_end: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     request = {"actor": f"{__name__}:_WarmUp", "args": [], "kwargs": {}, "name": "warm-up", "hb_s": 3600}
-    session = loop.create_task(ChildHost(child_end, request).main())
+    session = loop.create_task(ChildHost(child_end, None).main())  # as a spare, the usual way
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     _, protocol = await loop.connect_accepted_socket(
         lambda: FrameProtocol(inbox.put_nowait, lambda exc: None), node_end
     )
     assert isinstance(protocol, FrameProtocol)
+    protocol.send({**request, "t": "start"})
     assert (await inbox.get())["t"] == "ready"
     protocol.send({"t": "call", "id": 1, "req": {"warm": [1, 2.5, "up", None, True]}})
     assert (await inbox.get())["t"] == "reply"
