@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,8 +70,11 @@ def reference_command(entry: Path) -> list[str]:
 
 
 @asynccontextmanager
-async def mcp_session(command: list[str], memory_file: Path) -> AsyncIterator[object]:
-    """An initialised official-client session to a stdio server writing ``memory_file``."""
+async def mcp_session(
+    command: list[str], memory_file: Path, notifications: list[str] | None = None
+) -> AsyncIterator[Any]:
+    """An initialised official-client session to a stdio server writing ``memory_file``; the
+    methods of the notifications it receives are appended to ``notifications``."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -78,6 +82,15 @@ async def mcp_session(command: list[str], memory_file: Path) -> AsyncIterator[ob
         command=command[0], args=command[1:], env={"MEMORY_FILE_PATH": str(memory_file)}
     )
     with open(os.devnull, "w") as errlog:
-        async with stdio_client(params, errlog=errlog) as streams, ClientSession(*streams) as session:
+
+        async def on_message(message: Any) -> None:
+            method = getattr(message, "method", None)
+            if notifications is not None and method is not None:
+                notifications.append(method)
+
+        async with (
+            stdio_client(params, errlog=errlog) as streams,
+            ClientSession(*streams, message_handler=on_message) as session,
+        ):
             await session.initialize()
             yield session

@@ -34,9 +34,12 @@ class Pair:
         self.portal = portal
         self.files = {"reference": directory / "reference.jsonl", "beamish": directory / "beamish.jsonl"}
         self.sessions: dict[str, Any] = {}
+        self.notifications: dict[str, list[str]] = {"reference": [], "beamish": []}
         self._stack = ExitStack()
         for name, command in (("reference", reference_command(reference_js)), ("beamish", beamish_command())):
-            cm = portal.wrap_async_context_manager(mcp_session(command, self.files[name]))
+            cm = portal.wrap_async_context_manager(
+                mcp_session(command, self.files[name], self.notifications[name])
+            )
             self.sessions[name] = self._stack.enter_context(cm)
 
     def close(self) -> None:
@@ -219,3 +222,21 @@ def test_tool_errors_match_the_reference(pair: Pair) -> None:
         got = pair.call(tool, arguments)
         assert got["beamish"] == got["reference"], tool
     assert pair.files["beamish"].read_bytes() == pair.files["reference"].read_bytes()
+
+
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")  # the reference's (2025) way
+def test_subscribers_hear_of_every_change_as_from_the_reference(pair: Pair) -> None:
+    pair.reset()
+    for name, session in pair.sessions.items():
+        pair.portal.call(session.subscribe_resource, "memory://knowledge-graph")
+        pair.notifications[name].clear()
+    pair.call("create_entities", {"entities": [{"name": "n", "entityType": "t", "observations": []}]})
+    pair.call("add_observations", {"observations": [{"entityName": "missing", "contents": ["x"]}]})  # fails
+    pair.call("delete_entities", {"entityNames": ["nobody"]})  # changes nothing, still notifies
+    pair.call("read_graph", {})
+    for session in pair.sessions.values():
+        pair.portal.call(session.unsubscribe_resource, "memory://knowledge-graph")
+    pair.call("delete_entities", {"entityNames": ["n"]})
+    pair.request("send_ping")  # anything sent before the ping's answer has been handled
+    assert pair.notifications["beamish"] == pair.notifications["reference"]
+    assert pair.notifications["beamish"] == ["notifications/resources/updated"] * 2
