@@ -15,13 +15,14 @@ def version() -> None:
     typer.echo(__version__)
 
 
-from beamish.cli import _company, _demo, _journal  # noqa: E402  (command modules register after the app exists)
+# Command modules register after the app exists: one line each.
+from beamish.cli import _company, _demo, _journal, _memory, _schedules  # noqa: E402
 
 _company.register(app)
 _demo.register(app)
 app.add_typer(_journal.journal_app)
-app.add_typer(__import__("beamish.cli._memory", fromlist=["app"]).app)
-app.add_typer(__import__("beamish.cli._schedules", fromlist=["schedules_app"]).schedules_app)
+app.add_typer(_memory.app)
+app.add_typer(_schedules.schedules_app)
 
 
 def main() -> None:
