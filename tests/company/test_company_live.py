@@ -18,7 +18,7 @@ from beamish.testing import wait_for
 pytestmark = pytest.mark.timeout(60)
 
 
-def config(tmp_path: Path) -> CompanyConfig:
+def config(tmp_path: Path, store: str = "sqlite:///journal.db") -> CompanyConfig:
     (tmp_path / "ceo.json").write_text(json.dumps({"turns": [{"text": "Priorities set."}]}))
     agent = {
         "instructions": "Run the company.",
@@ -27,7 +27,7 @@ def config(tmp_path: Path) -> CompanyConfig:
         "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
     }
     data = {
-        "store": {"url": "sqlite:///journal.db"},
+        "store": {"url": store},
         "memory": {"enabled": False},
         "tree": {"groups": {"leadership": {"agents": ["ceo", "coo"], "strategy": "one_for_all"}}},
         "agents": {"ceo": agent, "coo": agent},
@@ -35,8 +35,8 @@ def config(tmp_path: Path) -> CompanyConfig:
     return load_config_data(data, tmp_path / "beamish.toml")
 
 
-async def test_the_live_tree_shows_groups_agents_running_and_spend(tmp_path: Path) -> None:
-    cfg = config(tmp_path)
+async def test_the_live_tree_shows_groups_agents_running_and_spend(tmp_path: Path, store_url: str) -> None:
+    cfg = config(tmp_path, store_url)
     async with Company(cfg, parts=company_parts(cfg)) as company:
         tree = await company.tree()
         leadership = tree.children[0]
