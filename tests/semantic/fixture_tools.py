@@ -33,3 +33,20 @@ async def compile_report(ctx: beamish.ToolContext) -> str:
         hung.write_text(str(os.getpid()))
         await asyncio.Event().wait()
     return "report ready"
+
+
+class WrappedHooks:
+    """Hooks around other hooks (as a tracing layer would be): everything is forwarded to ``inner``."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def wrapped_hooks(spec: object, store: object, clock: object) -> WrappedHooks:
+    """A hooks factory (by import path) that wraps the semantic guard."""
+    from beamish.agent._policy import make_hooks
+
+    return WrappedHooks(make_hooks(spec, store, clock))  # type: ignore[arg-type]

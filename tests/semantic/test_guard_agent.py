@@ -20,6 +20,8 @@ from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 from beamish.testing import FakeClock, wait_for
 
+from . import fixture_tools as ft
+
 pytestmark = pytest.mark.timeout(30)
 
 HUNG_ONCE: set[str] = set()
@@ -206,7 +208,7 @@ async def test_over_budget_pauses_the_agent_with_limit_and_spend(tmp_path: Path)
     assert calls_made(path) == 4
 
 
-@pytest.mark.parametrize("hooks", [None, "beamish.telemetry._hooks:make_hooks"], ids=["plain", "telemetry"])
+@pytest.mark.parametrize("hooks", [None, f"{ft.__name__}:wrapped_hooks"], ids=["plain", "wrapped"])
 async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journal(
     tmp_path: Path, hooks: str | None
 ) -> None:
