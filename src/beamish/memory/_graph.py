@@ -292,13 +292,17 @@ class Graph:
     def encode(self) -> bytes:
         """The whole file, byte for byte as the reference writes it: entities, then relations, one
         compact JSON object a line, joined by newlines, no trailing newline."""
+        return b"".join(self.encode_chunks())
+
+    def encode_chunks(self) -> list[bytes | bytearray]:
+        """:meth:`encode` as pieces to write one after the other (no copy of the whole file)."""
         if self._entities_blob is None:
             self._entities_blob = bytearray(b"\n".join([e.encoded() for e in self._entities.values()]))
         if self._relations_blob is None:
             self._relations_blob = bytearray(b"\n".join([r.encoded() for r in self._relations.values()]))
         if self._entities_blob and self._relations_blob:
-            return bytes(self._entities_blob + b"\n" + self._relations_blob)
-        return bytes(self._entities_blob or self._relations_blob)
+            return [self._entities_blob, b"\n", self._relations_blob]
+        return [self._entities_blob or self._relations_blob]
 
     @property
     def entity_count(self) -> int:

@@ -17,6 +17,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -243,7 +244,9 @@ def write_durably(path: Path, data: bytes) -> FileIdentity:
     return ident
 
 
-def replace_durably(path: Path, data: bytes) -> tuple[FileIdentity, Path | None]:
+def replace_durably(
+    path: Path, data: bytes | Sequence[bytes | bytearray]
+) -> tuple[FileIdentity, Path | None]:
     """:func:`write_durably`, but the previous version is left under a temp-file name for the
     caller to :func:`discard` after acknowledging: renaming over the last link of a large file
     frees its blocks inside ``rename``, which would otherwise sit on the acknowledgement's path.
@@ -260,10 +263,11 @@ def replace_durably(path: Path, data: bytes) -> tuple[FileIdentity, Path | None]
         try:
             if mode is not None:
                 os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            for chunk in [data] if isinstance(data, bytes) else data:
+                view = memoryview(chunk)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
             os.fsync(fd)
             st = os.fstat(fd)
         finally:

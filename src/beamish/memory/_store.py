@@ -263,7 +263,7 @@ class KnowledgeGraph:
                     outcomes.append((False, exc))
             if any(ok for ok, _ in outcomes):
                 try:
-                    self._identity, old = replace_durably(self.path, self._graph.encode())
+                    self._identity, old = replace_durably(self.path, self._graph.encode_chunks())
                 except BaseException:
                     self._identity = _UNLOADED
                     raise
