@@ -360,12 +360,14 @@ async def test_a_hang_with_policy_stop_or_pause_does_not_resume_by_itself(
     assert [e["action"] for e in hung] == [action]
 
 
-async def test_a_budget_pause_survives_a_node_restart_and_resume_lifts_it(tmp_path: Path) -> None:
+async def test_a_budget_pause_survives_a_node_restart_and_resume_lifts_it(
+    tmp_path: Path, store_url: str
+) -> None:
     usage = {"input_tokens": 50, "output_tokens": 4000}
     turns = [{"text": "Go.", "tool_calls": [call("fetch", url=f"u{i}")], "usage": usage} for i in range(3)]
     path = script(tmp_path, "restart", [*turns, {"text": "done", "usage": usage}])
     price = {"scripted:*": Price(input_per_mtok=1.0, output_per_mtok=10.0)}
-    url = f"sqlite:///{tmp_path}/j.db"
+    url = store_url
     tight = agent(path, budget=Budget(total_usd=0.05, prices=price))
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([tight.child_spec()]))
