@@ -148,3 +148,12 @@ async def test_a_write_waiting_for_the_sqlite_lock_does_not_block_the_event_loop
     finally:
         other.close()
         await store.close()
+
+
+def test_a_postgres_password_never_shows_in_messages() -> None:
+    from beamish.journal._postgres import _redact
+
+    assert _redact("postgresql://bob:s3cret@db/x?a=1") == "postgresql://bob:***@db/x?a=1"
+    assert _redact("postgresql://db/x?sslmode=require&password=s3cret") == (
+        "postgresql://db/x?sslmode=require&password=***"
+    )

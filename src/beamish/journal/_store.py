@@ -38,15 +38,17 @@ class Store(RunsMixin, StepsMixin, EventsMixin, LeasesMixin, PruneMixin):
         self._backend = backend
         self._pg: PostgresBackend | None = backend if isinstance(backend, PostgresBackend) else None
         self._sqlite: SqliteBackend | None = backend if isinstance(backend, SqliteBackend) else None
+        #: The URL as given (it may hold a password: show :attr:`where` instead).
         self.url = url
+        #: The URL with any password masked, for messages and displays.
+        self.where = backend.where if isinstance(backend, PostgresBackend) else url
         self.clock = clock
         self.payload_threshold = payload_threshold
         self.applied: list[str] = []
         self._listeners: dict[str, set[asyncio.Queue[str]]] = {}
 
     def __repr__(self) -> str:
-        where = self._pg.where if self._pg else self.url
-        return f"<Store {self.dialect} {where}>"
+        return f"<Store {self.dialect} {self.where}>"
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncTx]:
         """A write transaction spanning awaits: ``execute``, ``fetchone``, ``fetchall`` with ``?``.
