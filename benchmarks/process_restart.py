@@ -4,8 +4,11 @@ Measured in one run, side by side:
 
 * **beamish** — a ``one_for_one`` supervisor over one ``isolation="process"`` child. Each round
   SIGKILLs the child's OS process and times until the *restarted* child has answered a call: death
-  noticed (socket EOF + exit status from the zygote), supervisor restart, fork from the zygote, the
-  child's ``init``, and one call round trip.
+  noticed (socket EOF, exit status read from /proc), supervisor restart, the node's spare child
+  taking the request (or a fork from the zygote when no spare is ready), the child's ``init``, and one
+  call round trip. Two series: back to back (the next kill as soon as the restarted child answered,
+  so the spare made meanwhile is often not ready yet: the worst case, and the one the target is
+  for), and from rest (``SETTLE_S`` between rounds, as crashes come in life).
 * **bare fork** — the floor: ``multiprocessing`` with the ``fork`` start method, no supervisor, no
   protocol: SIGKILL the process, join it, start a new one and ping it over a ``Pipe``.
 
@@ -33,6 +36,8 @@ from beamish import Actor, ChildSpec, Node, SupervisorSpec
 from beamish.runtime._process import zygote_of
 
 IDLE_CHILDREN = 10
+#: Rest between rounds in the "settled" series (the spare is made again meanwhile).
+SETTLE_S = 0.02
 
 
 class Echo(Actor):
@@ -103,18 +108,21 @@ def bare_fork(rounds: int) -> tuple[list[float], list[dict[str, int]]]:
 # -- beamish ----------------------------------------------------------------------------------------
 async def beamish_restarts(
     rounds: int,
-) -> tuple[list[float], list[dict[str, int]], dict[str, int], dict[str, list[float]]]:
+) -> tuple[list[float], list[float], list[dict[str, int]], dict[str, int], dict[str, list[float]]]:
     async with Node() as node:
         spec = SupervisorSpec(
             [ChildSpec("echo", Echo, isolation="process")], intensity=rounds * 10, period=1.0
         )
-        samples = []
+        samples: list[float] = []
+        settled: list[float] = []
         async with node.events() as events:
             sup = await node.start_supervisor(spec)
             (info,) = await sup.which_children()
             ref = info.ref
             assert ref is not None
-            for _ in range(rounds):
+            for i in range(2 * rounds):
+                if i >= rounds:  # a crash is an event, not a loop: start each round from rest
+                    await asyncio.sleep(SETTLE_S)
                 pid = await ref.call("pid")
                 t0 = time.perf_counter()
                 os.kill(pid, signal.SIGKILL)
@@ -124,7 +132,7 @@ async def beamish_restarts(
                 ref = info.ref
                 assert ref is not None
                 assert await ref.call("ping") == "ping"
-                samples.append(time.perf_counter() - t0)
+                (samples if i < rounds else settled).append(time.perf_counter() - t0)
         calls = {"process": await call_times(ref), "task": await call_times(await node.spawn(Echo))}
         idle_spec = SupervisorSpec(
             [ChildSpec(f"idle{i}", Echo, isolation="process") for i in range(IDLE_CHILDREN)]
@@ -136,7 +144,7 @@ async def beamish_restarts(
         client = zygote_of(node)
         assert client is not None and client.pid is not None
         zygote = smaps(client.pid)
-    return samples, memory, zygote, calls
+    return samples, settled, memory, zygote, calls
 
 
 async def call_times(ref: Any, n: int = 2000) -> list[float]:
@@ -155,19 +163,24 @@ def main() -> None:
     rounds = parser.parse_args().rounds
 
     bare, bare_memory = bare_fork(rounds)
-    ours, our_memory, zygote, calls = asyncio.run(beamish_restarts(rounds))
+    ours, settled, our_memory, zygote, calls = asyncio.run(beamish_restarts(rounds))
     pc, tc = quantiles(calls["process"]), quantiles(calls["task"])
 
-    b, o = quantiles(bare), quantiles(ours)
+    b, o, s = quantiles(bare), quantiles(ours), quantiles(settled)
     ratio = round(o["median_ms"] / b["median_ms"], 2)
+    settled_ratio = round(s["median_ms"] / b["median_ms"], 2)
     uss = statistics.median(m["uss_kb"] for m in our_memory) / 1024
     pss = statistics.median(m["pss_kb"] for m in our_memory) / 1024
     bare_uss = statistics.median(m["uss_kb"] for m in bare_memory) / 1024
     bare_pss = statistics.median(m["pss_kb"] for m in bare_memory) / 1024
-    print(f"SIGKILL -> restarted child answers a call, {rounds} rounds")
-    print(f"  beamish process child : median {o['median_ms']:7.3f} ms   p99 {o['p99_ms']:7.3f} ms")
-    print(f"  bare mp fork+respawn  : median {b['median_ms']:7.3f} ms   p99 {b['p99_ms']:7.3f} ms")
-    print(f"  ratio (median)        : {ratio}x   (target <= 3x and <= 10 ms)")
+    print(f"SIGKILL -> restarted child answers a call, {rounds} rounds each")
+    for label, q, note in (
+        ("beamish, back to back", o, f"{ratio}x"),
+        ("beamish, from rest   ", s, f"{settled_ratio}x"),
+        ("bare mp fork+respawn ", b, "(peer)"),
+    ):
+        print(f"  {label} : median {q['median_ms']:7.3f} ms   p99 {q['p99_ms']:7.3f} ms   {note}")
+    print("  target: back to back <= 3x the bare fork and <= 10 ms (median)")
     print("call round trip, 2000 calls")
     print(
         f"  process child         : median {pc['median_ms'] * 1e3:7.1f} us   p99 {pc['p99_ms'] * 1e3:7.1f} us"
@@ -188,6 +201,9 @@ def main() -> None:
         "bare_fork_median_ms": b["median_ms"],
         "bare_fork_p99_ms": b["p99_ms"],
         "ratio_vs_bare_fork": ratio,
+        "settled_restart_median_ms": s["median_ms"],
+        "settled_restart_p99_ms": s["p99_ms"],
+        "settled_ratio_vs_bare_fork": settled_ratio,
         "call_process_median_us": round(pc["median_ms"] * 1e3, 1),
         "call_task_median_us": round(tc["median_ms"] * 1e3, 1),
         "child_uss_mb": round(uss, 2),

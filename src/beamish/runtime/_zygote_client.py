@@ -157,14 +157,14 @@ class ZygoteClient:
                 ours.close()  # the spare died meanwhile: start one the long way
             else:
                 self._exits[pid] = self._loop.create_future()
-                self._refill()
+                self.refill()
                 return pid, ours
         pid, ours = await self._fork({**request, "t": "spawn"}, timeout)
         self._exits[pid] = self._loop.create_future()
         if module not in self._imported:
             self._imported.add(module)
             self._generation += 1  # spares forked before this import lack the module
-        self._refill()
+        self.refill()
         return pid, ours
 
     async def _fork(self, message: dict[str, Any], timeout: float) -> tuple[int, socket.socket]:
@@ -203,7 +203,8 @@ class ZygoteClient:
             return None
         return pid, sock
 
-    def _refill(self) -> None:
+    def refill(self) -> None:
+        """Have the next spare made (one at a time), unless a fresh one is waiting already."""
         if self._spare is not None and self._spare[2] != self._generation:
             self._spare[1].close()
             self._spare = None
