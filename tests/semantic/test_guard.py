@@ -117,3 +117,22 @@ def test_the_prompt_bound_counts_every_byte_and_a_margin() -> None:
     assert request_tokens_bound(request) >= len("sys") + len("héllo".encode()) + len(
         '{"url": "https://example.com/\\u00fc"}'
     )
+
+
+async def test_a_run_whose_agent_crashed_is_not_reported_hung_later() -> None:
+    import asyncio
+
+    g = guard(hang_after_s=30)
+    failures: list[object] = []
+    g.on_process_failure = failures.append
+
+    async def run_that_crashes() -> None:
+        await g.before_run(info(0))
+        raise RuntimeError("the agent crashed mid-run; after_run never ran")
+
+    with pytest.raises(RuntimeError):
+        await asyncio.create_task(run_that_crashes())
+    await settle()
+    await g.clock.jump(31)  # type: ignore[attr-defined]
+    assert failures == []
+    assert g.drain_events() == []

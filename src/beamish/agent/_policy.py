@@ -351,8 +351,8 @@ class SemanticGuard:
         journal; with ``"stop"`` or ``"pause"`` the run is first marked failed or paused, so the
         restarted agent does not take it up again (``resume`` does, for a paused one)."""
         verdict = await state.watch.watch(self.verdicts.append)
-        if verdict is None:
-            return
+        if verdict is None or self._state is not state or (state.task is not None and state.task.done()):
+            return  # the run ended without after_run (its agent crashed): nothing left to watch
         event = verdict.event(state.run_id, self.clock.time())
         if verdict.process_level:
             event.data["action"] = self.policy.on_hang
