@@ -32,6 +32,7 @@ KINDS = frozenset(
         "run.paused",
         "run.resumed",
         "run.needs_attention",
+        "run.refused",
         "step.replayed",
         "step.reconciled",
         "step.divergence",
