@@ -259,3 +259,21 @@ def test_loading_a_canonical_file_needs_no_re_encoding(tmp_path: Path) -> None:
     graph = parse(data).graph
     assert all(e.line is not None for e in graph._entities.values())
     assert graph.encode() == data
+
+
+async def test_extra_fields_are_kept_in_quarantine_and_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    memory = tmp_path / "m.jsonl"
+    memory.write_bytes(
+        b"\xef\xbb\xbf"
+        b'{"type":"entity","name":"a","entityType":"t","observations":[],"createdAt":"2026-01-01"}\n'
+        b'{"type":"entity","name":"b","entityType":"t","observations":[]}'
+    )
+    seen: list[Repair] = []
+    async with KnowledgeGraph(memory, on_repair=seen.append) as kg:
+        assert [e["name"] for e in (await kg.read_graph())["entities"]] == ["a", "b"]
+    assert [(r.kind, r.line) for r in seen] == [("extra_fields", 1)]
+    assert "createdAt" in quarantine_path(memory).read_text()
+    assert memory.read_bytes() == (
+        b'{"type":"entity","name":"a","entityType":"t","observations":[]}\n'
+        b'{"type":"entity","name":"b","entityType":"t","observations":[]}'
+    )

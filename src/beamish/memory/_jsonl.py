@@ -25,7 +25,7 @@ from typing import Any, Literal
 from beamish._events import Event
 from beamish.memory._graph import Graph, js_json
 
-RepairKind = Literal["corrupt_line", "invalid_item", "duplicate_entity", "duplicate_relation"]
+RepairKind = Literal["corrupt_line", "invalid_item", "extra_fields", "duplicate_entity", "duplicate_relation"]
 
 #: Identity of a file version: device, inode, size, mtime. Our saves always rename a new inode
 #: into place, so any write by any process changes it.
@@ -102,6 +102,7 @@ def _quarantine_record(number: int, raw: bytes, reason: str) -> dict[str, Any]:
 
 _ENTITY_KEYS = ["type", "name", "entityType", "observations"]
 _RELATION_KEYS = ["type", "from", "to", "relationType"]
+_KNOWN_KEYS = {"entity": frozenset(_ENTITY_KEYS), "relation": frozenset(_RELATION_KEYS)}
 _ENTITY_FRAME = len(js_json({"type": "entity", "name": "", "entityType": "", "observations": []}))
 _RELATION_FRAME = len(js_json({"type": "relation", "from": "", "to": "", "relationType": ""}))
 
@@ -136,6 +137,8 @@ def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
     entities: dict[str, list[Any]] = {}
     relations: dict[tuple[str, str, str], tuple[int, bytes | None]] = {}
     loads = json.loads
+    if data.startswith(b"\xef\xbb\xbf"):  # a byte-order mark some editors add: not part of any line
+        data = data[3:]
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
             text = raw.decode()
@@ -159,6 +162,15 @@ def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
             loaded.quarantine.append(_quarantine_record(number, raw, reason_or_none))
             continue
         line = raw if _canonical(text, item) else None
+        extra = set(item) - _KNOWN_KEYS[item["type"]]
+        if extra:
+            # The file format has no place for them (the reference drops them on its next save):
+            # keep the whole line in quarantine so they are not lost.
+            reason = f"fields {sorted(extra)} are not part of the format"
+            loaded.repairs.append(
+                Repair("extra_fields", number, f"{reason}; original line kept in quarantine")
+            )
+            loaded.quarantine.append(_quarantine_record(number, raw, reason))
         if item["type"] == "entity":
             name = item["name"]
             known = entities.get(name)
