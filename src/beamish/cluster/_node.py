@@ -66,7 +66,7 @@ class ClusterNode:
         self.node = node
         self.store = store
         self.units: dict[str, Unit] = {u.name: u for u in units}
-        self.node_id = members.check_node_id(node_id or members.default_node_id())
+        self.node_id = members.check_node_id(members.default_node_id() if node_id is None else node_id)
         self.lease_s = float(lease_s)
         self.renew_every_s = self.lease_s / 3
         self.held: dict[str, Lease] = {}

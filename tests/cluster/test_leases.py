@@ -1,0 +1,141 @@
+"""Leases, fencing and placement in one process: deterministic checks of what the node tests rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from _harness import eventually
+
+from beamish import Fenced, SpecError
+from beamish.cluster import ClusterNode, Unit, list_nodes
+from beamish.cluster import _membership as members
+from beamish.cluster import _placement as placement
+from beamish.journal import Store, open_store
+from beamish.runtime import Actor, ChildSpec, Node
+from beamish.testing import FakeClock
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Idle(Actor):
+    """A unit's stand-in: it only has to start and stop."""
+
+
+async def test_a_node_that_lost_a_units_lease_can_neither_claim_its_runs_nor_write_to_them(
+    store_url: str,
+) -> None:
+    clock = FakeClock()
+    clock.set_wall(1_000.0)
+    store = await open_store(store_url, clock=clock)
+    try:
+        await store.run(lambda tx: placement.ensure_units(tx, ["ops"]))
+        [(_, old)] = await store.run(lambda tx: placement.claim(tx, "n1", {"ops": ["ops"]}, 1, 1_000.0, 2.0))
+        run, _ = await store.create_run("ops", "task")
+        epoch = await store.claim_run(run.run_id, "ops@n1", lease=old)
+        await store.update_run(run.run_id, status="running", epoch=epoch)
+        # n1 pauses past its lease; n2 takes the unit over (its claim fences the running run)
+        [(_, new)] = await store.run(lambda tx: placement.claim(tx, "n2", {"ops": ["ops"]}, 1, 1_003.0, 2.0))
+        assert new.epoch == old.epoch + 1
+        with pytest.raises(Fenced):
+            await store.update_run(run.run_id, output="late", epoch=epoch)
+        with pytest.raises(Fenced):
+            await store.claim_run(run.run_id, "ops@n1", lease=old)
+        kept, lost = await store.run(lambda tx: placement.renew(tx, {"ops": old}, 1_005.0))
+        assert (kept, lost) == ({}, ["ops"])
+        assert await store.claim_run(run.run_id, "ops@n2", lease=new) == epoch + 2
+        assert (await store.get_run(run.run_id)).output is None  # nothing of n1's landed
+    finally:
+        await store.close()
+
+
+async def test_concurrent_claimers_skip_locked_rows_and_never_take_the_same_unit(pg_url: str) -> None:
+    units = {f"u{i}": [f"a{i}"] for i in range(40)}
+    stores: list[Store] = [await open_store(pg_url) for _ in range(4)]
+    try:
+        await stores[0].run(lambda tx: placement.ensure_units(tx, list(units)))
+
+        async def claimer(store: Store, owner: str) -> list[str]:
+            taken: list[str] = []
+            while True:
+                now = store.clock.time()
+                got = await store.run(lambda tx, now=now: placement.claim(tx, owner, units, 3, now, 30.0))
+                if not got:
+                    free = await store.fetchone("SELECT COUNT(*) AS n FROM leases WHERE owner IS NULL")
+                    if free is not None and int(free["n"]) == 0:
+                        return taken
+                taken.extend(u for u, _ in got)
+
+        results = await asyncio.gather(*(claimer(s, f"n{i}") for i, s in enumerate(stores)))
+    finally:
+        for s in stores:
+            await s.close()
+    everything = [u for r in results for u in r]
+    assert sorted(everything) == sorted(units)  # each unit once, none left over
+
+
+async def test_nodes_spread_units_evenly_and_a_stopped_node_hands_its_share_over_at_once(
+    pg_url: str,
+) -> None:
+    units = [Unit(f"u{i}", ChildSpec(f"u{i}", Idle), ()) for i in range(5)]
+    store = await open_store(pg_url)
+    async with Node(name="a") as node_a, Node(name="b") as node_b:
+        a = ClusterNode(node_a, store, units, node_id="a", lease_s=0.6)
+        b = ClusterNode(node_b, store, units, node_id="b", lease_s=0.6)
+        try:
+            await a.start()
+            assert len(a.held) == 5  # alone: everything
+            await b.start()
+
+            async def even() -> bool:
+                return sorted([len(a.held), len(b.held)]) == [2, 3]
+
+            await eventually(even, 10, "5 units spread 3/2")
+            assert set(a.held).isdisjoint(b.held)
+            running = [c.id for c in await a._placed.which_children()] if a._placed else []
+            assert sorted(running) == sorted(a.held)  # held means started here, and only that
+            await a.stop()
+
+            async def b_has_all() -> bool:
+                return len(b.held) == 5
+
+            took = await eventually(b_has_all, 5, "b holding every unit")
+            assert took < 0.6  # released, not left to expire: the next renewal round takes them
+            nodes = {n.node_id: n for n in await list_nodes(store)}
+            assert nodes["a"].state == "stopped" and not nodes["a"].alive
+            assert len(nodes["b"].units) == 5
+        finally:
+            await b.stop()
+            await a.stop()
+            await store.close()
+
+
+async def test_a_node_id_a_live_node_of_another_process_uses_is_refused(store_url: str) -> None:
+    store = await open_store(store_url)
+    try:
+        now = store.clock.time()
+        await store.execute(
+            "INSERT INTO cluster_nodes (node_id, host, pid, state, drain, started_at, heartbeat_at, lease_s) "
+            "VALUES ('busy', 'elsewhere', ?, 'live', 0, ?, ?, 10)",
+            (os.getpid() + 1, now, now),
+        )
+        with pytest.raises(SpecError, match="'busy' is in use by a live node"):
+            await store.run(lambda tx: members.register(tx, "busy", 10.0, now))
+        await store.run(lambda tx: members.register(tx, "busy", 10.0, now + 11))  # once it is dead
+    finally:
+        await store.close()
+
+
+async def test_bad_cluster_settings_are_refused_by_name() -> None:
+    async with Node() as node:
+        with pytest.raises(SpecError, match="lease_s"):
+            ClusterNode(node, None, [], lease_s=0)  # type: ignore[arg-type]
+        with pytest.raises(SpecError, match="unique"):
+            ClusterNode(node, None, [Unit("x", ChildSpec("x", Idle), ())] * 2)  # type: ignore[arg-type]
+        with pytest.raises(SpecError, match="node id"):
+            ClusterNode(node, None, [], node_id="")  # type: ignore[arg-type]
+
+
+def test_the_fair_share_spreads_units_as_evenly_as_possible() -> None:
+    assert [placement.fair_share(7, n) for n in (0, 1, 2, 3, 7, 8)] == [7, 7, 4, 3, 1, 1]
