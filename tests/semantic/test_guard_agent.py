@@ -389,3 +389,21 @@ async def test_a_budget_pause_survives_a_node_restart_and_resume_lifts_it(
         assert await _control.resume(node, "scout") == 2
         assert (await _control.result(node, first, timeout=10)).status == "succeeded"
         assert (await _control.result(node, second, timeout=10)).status == "succeeded"
+
+
+async def test_every_event_semantic_supervision_writes_is_a_known_kind(tmp_path: Path) -> None:
+    from beamish._events import KINDS
+
+    url = f"sqlite:///{tmp_path}/j.db"
+    path = script(tmp_path, "mixed", [{"text": "s", "tool_calls": [call("search", query="x")]}] * 6)
+    unpriced = script(tmp_path, "unpriced", [{"text": "hello"}])
+    async with Node(store=url) as node:
+        specs = [agent(path).child_spec(), agent(unpriced, name="other", budget=Budget()).child_spec()]
+        await node.start_supervisor(SupervisorSpec(specs))
+        await _control.result(node, await _control.submit(node, "scout", "go"), timeout=10)
+        await _control.result(node, await _control.submit(node, "other", "go"), timeout=10)
+        assert await _control.resume(node, "scout") == 1
+    async with await open_store(url) as store:
+        kinds = {r["kind"] for r in await store.fetchall("SELECT DISTINCT kind FROM events")}
+    assert {"loop.nudged", "loop.detected", "run.refused"} <= kinds
+    assert kinds <= KINDS, kinds - KINDS
