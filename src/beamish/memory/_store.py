@@ -10,6 +10,7 @@ worker thread so a slow disk never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -46,7 +47,8 @@ _Op = Callable[[Graph], Any]
 
 def _discard_all(paths: list[Path]) -> None:
     for path in paths:
-        discard(path)
+        with contextlib.suppress(OSError):  # a leftover is swept later like any stray temp file
+            discard(path)
 
 
 class KnowledgeGraph:
