@@ -50,3 +50,18 @@ def wrapped_hooks(spec: object, store: object, clock: object) -> WrappedHooks:
     from beamish.agent._policy import make_hooks
 
     return WrappedHooks(make_hooks(spec, store, clock))  # type: ignore[arg-type]
+
+
+class CrashingHooks(WrappedHooks):
+    """The semantic guard, with a bug: its ``after_step`` raises on the tool named ``explode``."""
+
+    async def after_step(self, run: object, kind: str, name: str, result: str, is_error: bool) -> object:
+        if name == "explode":
+            raise RuntimeError("a bug in the loop's machinery")
+        return await self.inner.after_step(run, kind, name, result, is_error)  # type: ignore[attr-defined]
+
+
+def crashing_hooks(spec: object, store: object, clock: object) -> CrashingHooks:
+    from beamish.agent._policy import make_hooks
+
+    return CrashingHooks(make_hooks(spec, store, clock))  # type: ignore[arg-type]

@@ -407,3 +407,34 @@ async def test_every_event_semantic_supervision_writes_is_a_known_kind(tmp_path:
         kinds = {r["kind"] for r in await store.fetchall("SELECT DISTINCT kind FROM events")}
     assert {"loop.nudged", "loop.detected", "run.refused"} <= kinds
     assert kinds <= KINDS, kinds - KINDS
+
+
+@beamish.tool
+async def explode() -> str:
+    """A tool whose step trips a bug in the hooks (see fixture_tools.CrashingHooks)."""
+    return "boom"
+
+
+@pytest.mark.parametrize("action", ["stop", "pause"])
+async def test_on_crash_stop_or_pause_keeps_a_crash_to_its_run(tmp_path: Path, action: str) -> None:
+    from beamish.agent._policy import Policy
+
+    scripts = [
+        {"when": "crash", "turns": [{"text": "", "tool_calls": [call("explode")]}, {"text": "never"}]},
+        {"turns": [{"text": "next run"}]},
+    ]
+    path = script(tmp_path, "crash", scripts=scripts)
+    url = f"sqlite:///{tmp_path}/j.db"
+    spec = agent(
+        path,
+        tools=[explode],
+        policy=Policy(on_crash=action),  # type: ignore[arg-type]
+        hooks=f"{ft.__name__}:crashing_hooks",
+    )
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        crashed = await _control.result(node, await _control.submit(node, "scout", "crash now"), timeout=10)
+        nxt = await _control.result(node, await _control.submit(node, "scout", "other"), timeout=10)
+    assert crashed.status == ("failed" if action == "stop" else "paused")
+    assert "a bug in the loop's machinery" in crashed.reason.message  # type: ignore[union-attr]
+    assert nxt.output == "next run"

@@ -127,6 +127,13 @@ class RunLoop:
             raise  # an outage: the agent crashes, its supervisor backs off; the run resumes later
         except ModelError as exc:
             outcome = Outcome("failed", reason=Crashed(exc))
+        except Exception as exc:
+            # a crash: the agent's policy may keep it to the run (the default propagates: restart)
+            decide = getattr(self.hooks, "crash_action", None)
+            action = decide(info, exc) if callable(decide) else "restart"
+            if action not in ("stop", "pause"):
+                raise
+            outcome = Outcome("failed" if action == "stop" else "paused", reason=Crashed(exc))
         await journal.flush()
         await self._store_outcome(run, epoch, journal, outcome)
         await self.hooks.after_run(info, outcome.status)

@@ -289,6 +289,11 @@ class SemanticGuard:
         """Waiting out a 429 is back-pressure, not silence."""
         self.extend(seconds)
 
+    def crash_action(self, run: RunInfo, error: BaseException) -> Action:
+        """What the loop does with an exception that escaped a run: ``on_crash`` (an escalation
+        always goes on up to the supervisor)."""
+        return "escalate" if isinstance(error, Escalated) else self.policy.on_crash
+
     async def resume(self, subject: str) -> bool:
         """Lift budget pauses: this agent's own and its runs' (``subject`` the agent's name), the
         company's (``"*"``) or one run's (``"run:<id>"``)."""
