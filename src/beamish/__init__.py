@@ -63,6 +63,7 @@ from beamish.agent._tools import ToolContext, tool
 from beamish.agent._watchdog import Watchdog
 from beamish.agent.models._retry import RetryPolicy
 from beamish.bus import Mailboxes, PubSub
+from beamish.byo import RunContext, current_run, durable, step
 from beamish.runtime import (
     Actor,
     ActorRef,
@@ -139,6 +140,7 @@ __all__ = [
     "RateLimited",
     "Restarting",
     "RetryPolicy",
+    "RunContext",
     "RunError",
     "RunNotFound",
     "RunResult",
@@ -161,7 +163,10 @@ __all__ = [
     "UnknownOutcome",
     "Watchdog",
     "__version__",
+    "current_run",
+    "durable",
     "exit_from_json",
+    "step",
     "tool",
     "watch_loop",
 ]

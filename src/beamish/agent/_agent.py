@@ -83,7 +83,14 @@ class AgentActor(Actor):
                 hooks = getattr(hooks, "inner", None)
             if hooks is not None:
                 hooks.on_process_failure = self._die
-            self.loop = RunLoop(
+            loop_class: Any = RunLoop
+            extra: dict[str, Any] = {}
+            if self.spec.entry is not None:  # an agent written with another framework
+                from beamish.byo._entry import EntryLoop
+
+                loop_class, extra = EntryLoop, {"entry": self.spec.entry}
+            self.loop = loop_class(
+                **extra,
                 spec=self.spec,
                 model=self.model,
                 tools=tools,

@@ -72,7 +72,9 @@ class AgentSpec:
     ``consults``: the agents it may consult (None: any). ``retry``: a ``RetryPolicy`` for model calls
     (429s, 5xx, timeouts). ``hooks``: an ``AgentHooks`` factory (or its import path), see ``_hooks``.
     ``capture_content``: put prompts, replies and tool arguments (redacted) on the OpenTelemetry
-    spans — off by default.
+    spans — off by default. ``entry``: ``"package.module:function"``, an async ``(task, ctx) ->
+    answer`` run in place of beamish's loop — an agent written with another framework, made durable
+    through ``beamish.durable`` and ``beamish.step`` (``model`` then names the model it is priced by).
     """
 
     name: str
@@ -96,6 +98,7 @@ class AgentSpec:
     backoff: Any = None
     max_memory_mb: float | None = None
     hang_after_s: float | None = None
+    entry: str | None = None
 
     #: Reported as the child's type in ``which_children``.
     child_type = "worker"
@@ -145,6 +148,16 @@ class AgentSpec:
         object.__setattr__(self, "model_options", dict(self.model_options))
         if self.retry is not None and not isinstance(self.retry, RetryPolicy):
             raise SpecError(f"{owner}: retry={self.retry!r} is invalid: expected a RetryPolicy or None")
+        if self.entry is not None:
+            if not isinstance(self.entry, str) or ":" not in self.entry:
+                raise SpecError(
+                    f"{owner}: entry={self.entry!r} is invalid: expected 'package.module:function'"
+                )
+            if self.tools:
+                raise SpecError(
+                    f"{owner}: an entry agent's tools belong to its own code (journal them with "
+                    "beamish.step); leave tools empty"
+                )
         if self.isolation == "process" and not isinstance(self.model, str):
             raise SpecError(f"{owner}: a process-isolated agent needs its model as a 'provider:model' string")
 
@@ -181,6 +194,8 @@ class AgentSpec:
         """The modules this agent's process imports (its tools', its model adapter's): worth loading
         into the node's process template once rather than at every start."""
         modules = ["beamish.agent._agent"]
+        if self.entry is not None:
+            modules += ["beamish.byo._entry", self.entry.partition(":")[0]]
         provider = parse_model_string(self.model)[0] if isinstance(self.model, str) else None
         modules += {
             "anthropic": ["anthropic", "beamish.agent.models._anthropic"],
