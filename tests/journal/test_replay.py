@@ -289,3 +289,26 @@ async def test_a_read_tool_is_recorded_in_one_phase(store: Store) -> None:
     [step] = await store.steps("r")
     assert (step.phase, step.effect, step.response) == ("done", "read", "found")
     assert j.model_calls == 0  # tools are not model calls
+
+
+async def test_after_a_divergence_the_history_is_the_new_timeline(store: Store) -> None:
+    await store.create_run("ceo", "go", run_id="r")
+    model = FakeModel()
+    first = await _run(store, "r", 9, model)  # snapshots after steps 3 and 7
+    epoch = first.epoch
+    j = await RunJournal.open(store, "r", epoch, snapshot_every=4)
+    messages: list[Any] = [{"role": "user", "content": "go"}]
+    for seq in range(5):
+        request = {"model": "m", "messages": messages} if seq < 5 else {}
+        messages = messages + (await j.model_step(seq, request, model)).messages
+    changed = await j.model_step(
+        5, {"model": "m", "messages": [*messages, {"role": "user", "content": "new"}]}, model
+    )
+    assert not changed.replayed
+    history, last = await store.messages("r")
+    assert last == 5 and history == j.messages
+    assert history[:5] == first.messages[:5] and history[5] == changed.messages[0]
+    snaps = await store.fetchall("SELECT seq FROM snapshots WHERE run_id = ? ORDER BY seq", ["r"])
+    assert [s["seq"] for s in snaps] == [3]
+    resumed = await RunJournal.open(store, "r", epoch, replay=False)
+    assert resumed.messages == history and resumed.next_seq == 6
