@@ -1,0 +1,76 @@
+"""Semantic supervision of a framework agent: its budget pauses it, its loops are caught.
+
+A Pydantic AI agent (``entry``) whose model requests go through a durable client is reserved,
+priced and watched like a native agent: the budget refuses the call that would pass the cap before
+any byte is sent, and the loop detector reads the tool steps the adapter journals.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent._wire import WireServer
+from beamish import AgentSpec, Budget, Looping, OverBudget, RunResult, Watchdog
+from beamish.journal import open_store
+from beamish.runtime import Node, SupervisorSpec
+
+from . import fixture_agents as fa
+from ._replies import Turn, replies
+
+pytestmark = pytest.mark.timeout(45)
+
+
+async def _run(
+    tmp_path: Path, turns: list[Turn], usage: dict[str, Any] | None = None, **spec: Any
+) -> tuple[RunResult, int, list[str]]:
+    """Run the Pydantic AI agent on ``turns``; its result, the requests served, the event kinds."""
+    run_id = f"pai-{uuid.uuid4().hex}"
+    agent = AgentSpec(
+        name="writer",
+        instructions="",
+        model="openai:gpt-4o-mini",
+        entry="byo.fixture_agents:pydantic_ai",
+        isolation="task",
+        **spec,
+    )
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with WireServer() as server:
+        server.queue(*replies("openai-json", turns, usage))
+        async with Node(store=url) as node:
+            await node.start_supervisor(SupervisorSpec([agent.child_spec()]))
+            await node.submit("writer", {"task": "write", "base_url": server.url}, run_id=run_id)
+            result = await node.result(run_id, timeout=30)
+        served = len(server.requests)
+    async with await open_store(url) as store:
+        kinds = [e.kind for _, e in await store.events() if run_id in (e.subject, e.data.get("run_id"))]
+    return result, served, kinds
+
+
+async def test_a_framework_agent_over_its_run_budget_is_paused_before_the_next_request(
+    tmp_path: Path,
+) -> None:
+    # the first answer reports 100k prompt tokens: $0.015 at gpt-4o-mini's price, past the $0.01 cap
+    expensive = {"prompt_tokens": 100_000, "completion_tokens": 10, "total_tokens": 100_010}
+    turns: list[Turn] = [("call_1", "lookup", {"topic": "market"}), "never asked"]
+    result, served, kinds = await _run(tmp_path, turns, expensive, budget=Budget(per_run_usd=0.01))
+    assert result.status == "paused"
+    assert isinstance(result.reason, OverBudget)
+    assert served == 1, "the call that would pass the cap was never sent"
+    assert result.cost_usd == pytest.approx(100_000 * 0.15e-6 + 10 * 0.6e-6)
+    assert "budget.exceeded" in kinds
+
+
+async def test_a_framework_agent_repeating_one_tool_call_is_nudged_then_paused_as_looping(
+    tmp_path: Path,
+) -> None:
+    turns: list[Turn] = [(f"call_{i}", "lookup", {"topic": "same"}) for i in range(10)] + ["done"]
+    result, served, kinds = await _run(tmp_path, turns, watchdog=Watchdog())
+    assert result.status == "paused"
+    assert isinstance(result.reason, Looping) and result.reason.pattern == "same_action_same_result"
+    assert kinds.count("loop.nudged") == 1 and kinds.count("loop.detected") == 1
+    assert served == 5, "paused at the fifth identical call, not after all ten"
+    assert fa.effects(result.run_id) == ["lookup same"] * 5
