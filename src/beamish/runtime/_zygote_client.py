@@ -100,7 +100,13 @@ class ZygoteClient:
         except OSError:
             data = b""
         if not data:
-            self._lost("the zygote exited")
+            code = None
+            if self._proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = self._proc.wait(timeout=1.0)
+            self._lost(
+                f"the zygote exited (exit code {code}; its traceback, if any, is on this process's stderr)"
+            )
             return
         message = decode_body(data)
         kind = message["t"]
