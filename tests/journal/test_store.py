@@ -10,7 +10,7 @@ import pytest
 from beamish import Crashed, Fenced, OverBudget, RunNotFound, SpecError, StoreError
 from beamish._events import Event
 from beamish.journal import Store, open_store
-from beamish.testing import FakeClock
+from beamish.testing import FakeClock, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -374,3 +374,21 @@ async def test_a_transaction_cancelled_while_it_begins_leaves_the_store_usable(s
         async with store.transaction() as tx:
             await tx.execute("INSERT INTO leases (name) VALUES (?)", [run.run_id])
     assert await store.fetchall("SELECT name FROM leases WHERE name = 'never'") == []
+
+
+async def test_a_postgres_follower_wakes_on_notify_not_on_its_poll(pg_url: str, clock: FakeClock) -> None:
+    store = await open_store(pg_url, clock=clock)  # the fake clock never moves: only a NOTIFY wakes it
+    try:
+        follower = store.follow(poll_s=3600)
+        got = asyncio.ensure_future(follower.__anext__())
+        await wait_for(lambda: clock.sleepers >= 1, what="the follower to wait")  # found nothing, waits
+        for _ in range(100):  # the listener connects in the background; keep storing until it hears
+            await store.append_event(Event("run.started", "r"))
+            done, _ = await asyncio.wait({got}, timeout=0.2)
+            if done:
+                break
+        eid, event = got.result()
+        assert event.kind == "run.started" and eid >= 1
+        await follower.aclose()
+    finally:
+        await store.close()

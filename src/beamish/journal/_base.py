@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
@@ -33,6 +33,8 @@ class StoreBase:
     _backend: Backend
     clock: Clock
     payload_threshold: int
+    #: PostgreSQL: the schema the store lives in (``current_schema()``); SQLite: ``"main"``.
+    schema: str = "main"
 
     @property
     def dialect(self) -> Dialect:
@@ -46,6 +48,10 @@ class StoreBase:
     async def read(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn(tx)`` in a read transaction (a consistent snapshot) off the event loop."""
         return await self._backend.read(fn)
+
+    def listen(self, channel: str) -> AsyncIterator[str]:
+        """Payloads notified on ``channel`` (implemented by the Store)."""
+        raise NotImplementedError
 
 
 def check_epoch(tx: SyncTx, run_id: str, epoch: int) -> str:

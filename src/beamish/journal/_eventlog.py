@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any
 
 from beamish._events import Event
@@ -14,6 +14,9 @@ from beamish.journal._payload import canonical, finite
 from beamish.journal._records import LedgerEntry
 from beamish.journal._sql import SyncTx
 
+#: The NOTIFY channel (``beamish_events.<schema>``: channels are per database, not per schema) that
+#: wakes ``follow()`` on PostgreSQL when an event is stored.
+EVENTS_CHANNEL = "beamish_events"
 #: A jump in event ids larger than this is history (pruned), not commits still in flight.
 _MAX_LATE = 256
 
@@ -35,6 +38,8 @@ def insert_event(tx: SyncTx, event: Event) -> int:
         (event.at, event.kind, event.subject, body),
     )
     assert row is not None
+    if tx.dialect == "postgresql":  # wakes followers on every node at commit (polling stays the fallback)
+        tx.execute(f"SELECT pg_notify('{EVENTS_CHANNEL}.' || current_schema(), '')")
     return int(row["id"])
 
 
@@ -101,13 +106,44 @@ class EventsMixin(StoreBase):
     ) -> AsyncIterator[tuple[int, Event]]:
         """Every event after ``since``, then new ones as they are stored (polls the store's clock).
 
-        On PostgreSQL, concurrent writers may commit ids out of order (id 11 visible before 10), so
-        ids skipped over are re-checked for ``late_s`` seconds and yielded if they appear.
+        On PostgreSQL a NOTIFY wakes the follower as soon as an event is committed on any node, and
+        because concurrent writers may commit ids out of order (id 11 visible before 10), ids skipped
+        over are re-checked for ``late_s`` seconds and yielded if they appear.
         """
         wanted = None if kinds is None else set(kinds)
         high = since
         late: dict[int, float] = {}  # ids skipped over → when first missed
+        wake = asyncio.Event()
+        listener = None
+        if self.dialect == "postgresql":
+            listener = asyncio.ensure_future(self._wake_on_notify(wake))
+        inner = self._follow(high, since, wanted, late, late_s, poll_s, wake, listener)
+        try:
+            async for item in inner:
+                yield item
+        finally:
+            await inner.aclose()
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+
+    async def _wake_on_notify(self, wake: asyncio.Event) -> None:
+        async for _ in self.listen(f"{EVENTS_CHANNEL}.{self.schema}"):
+            wake.set()
+
+    async def _follow(
+        self,
+        high: int,
+        since: int,
+        wanted: set[str] | None,
+        late: dict[int, float],
+        late_s: float,
+        poll_s: float,
+        wake: asyncio.Event,
+        listener: asyncio.Future[None] | None,
+    ) -> AsyncGenerator[tuple[int, Event], None]:
         while True:
+            wake.clear()  # before the query: a NOTIFY from here on wakes the next wait
             batch = await self.events(high)
             if late:
                 found = await self._events_by_id(sorted(late))
@@ -123,10 +159,19 @@ class EventsMixin(StoreBase):
                     yield eid, event
             for eid in [e for e, first in late.items() if now - first >= late_s]:
                 del late[eid]
-            if not batch:
+            if batch:
+                await asyncio.sleep(0)
+            elif listener is None or listener.done():
                 await self.clock.sleep(poll_s)
             else:
-                await asyncio.sleep(0)
+                await self._sleep_or_wake(poll_s, wake)
+
+    async def _sleep_or_wake(self, poll_s: float, wake: asyncio.Event) -> None:
+        waits = {asyncio.ensure_future(self.clock.sleep(poll_s)), asyncio.ensure_future(wake.wait())}
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _events_by_id(self, ids: list[int]) -> list[tuple[int, Event]]:
         marks = ",".join("?" * len(ids))

@@ -173,6 +173,7 @@ async def _open_postgres(url: str, clock: Clock, threshold: int, pool_size: int)
         schema = tx.fetchone("SELECT current_schema() AS s")
         if schema is None or schema["s"] is None:
             raise StoreError(f"{backend.where}: no schema to create tables in (check search_path)")
+        store.schema = str(schema["s"])
         present = {str(r["table_name"]) for r in tx.fetchall(_PG_FOREIGN_CHECK)}
         if present and "beamish_meta" not in present:
             from beamish._exceptions import CorruptStore
