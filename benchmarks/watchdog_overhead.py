@@ -33,12 +33,15 @@ from typing import Any
 
 import beamish
 from beamish._clock import SYSTEM_CLOCK
-from beamish.agent._budget import Budget, BudgetKeeper, MemoryLedger, StoreLedger
+from beamish.agent._budget import Budget
 from beamish.agent._hooks import NullHooks
+from beamish.agent._keeper import BudgetKeeper
+from beamish.agent._ledger import MemoryLedger
 from beamish.agent._loop import RunLoop
 from beamish.agent._policy import Policy, SemanticGuard, make_hooks
 from beamish.agent._pricing import Price, PriceBook
 from beamish.agent._spec import AgentSpec
+from beamish.agent._store_ledger import StoreLedger
 from beamish.agent._tools import ToolSet
 from beamish.agent._watchdog import Watchdog
 from beamish.agent.models._scripted import ScriptedModel

@@ -11,16 +11,9 @@ import pytest
 
 from beamish import SpecError
 from beamish._events import Event
-from beamish.agent._budget import (
-    COMPANY,
-    Budget,
-    BudgetExceeded,
-    BudgetKeeper,
-    MemoryLedger,
-    Paused,
-    PauseRecord,
-    window_bounds,
-)
+from beamish.agent._budget import COMPANY, Budget, BudgetExceeded, Paused, window_bounds
+from beamish.agent._keeper import BudgetKeeper
+from beamish.agent._ledger import MemoryLedger, PauseRecord
 from beamish.agent._pricing import usd_to_nano
 from beamish.testing import FakeClock, settle
 

@@ -11,8 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from beamish._events import Event
-from beamish.agent._budget import Budget, BudgetExceeded, BudgetKeeper, Paused, StoreLedger
+from beamish.agent._budget import Budget, BudgetExceeded, Paused
+from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._pricing import usd_to_nano
+from beamish.agent._store_ledger import StoreLedger
 from beamish.journal import open_store
 from beamish.testing import FakeClock
 

@@ -23,21 +23,14 @@ from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import AbortRun, PauseRun, PricingError, SpecError
 from beamish._exits import Crashed, ExitReason, Hung, Looping, OverBudget, exit_from_json
-from beamish.agent._budget import (
-    Budget,
-    BudgetExceeded,
-    BudgetKeeper,
-    Ledger,
-    MemoryLedger,
-    Paused,
-    Reservation,
-    StoreLedger,
-    load_company_budget,
-)
+from beamish.agent._budget import Budget, BudgetExceeded, Paused, load_company_budget
 from beamish.agent._hooks import RunInfo
+from beamish.agent._keeper import BudgetKeeper
+from beamish.agent._ledger import Ledger, MemoryLedger, Reservation
 from beamish.agent._loops import Detection, LoopDetector
 from beamish.agent._messages import Message, ModelRequest, ModelResponse
 from beamish.agent._pricing import ModelRates, PriceBook, nano_to_usd
+from beamish.agent._store_ledger import StoreLedger
 from beamish.agent._watchdog import RunWatch, Verdict, Watchdog
 
 Action = Literal["restart", "pause", "stop", "escalate"]

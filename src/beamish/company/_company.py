@@ -195,7 +195,9 @@ class Company:
         run (runs in flight finish their current step and park); ``resume`` lifts it."""
         self._known(agent)
         from beamish._exits import Shutdown
-        from beamish.agent._budget import BudgetKeeper, PauseRecord, StoreLedger
+        from beamish.agent._keeper import BudgetKeeper
+        from beamish.agent._ledger import PauseRecord
+        from beamish.agent._store_ledger import StoreLedger
 
         keeper = BudgetKeeper(StoreLedger(self.store), self.node.clock)
         reason = Shutdown("paused by hand").to_json()
