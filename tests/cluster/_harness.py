@@ -75,8 +75,18 @@ class NodeProc:
 class Cluster:
     """Up to three node processes on one store, cleaned up whatever happens."""
 
-    def __init__(self, url: str, tmp: Path, *, agents: int, lease_s: float, delay_s: float = 0.15) -> None:
+    def __init__(
+        self,
+        url: str,
+        tmp: Path,
+        *,
+        agents: int,
+        lease_s: float,
+        delay_s: float = 0.15,
+        isolation: str = "task",
+    ) -> None:
         self.url, self.tmp, self.agents, self.lease_s = url, tmp, agents, lease_s
+        self.isolation = isolation
         self.script = write_script(tmp, delay_s)
         self.effect_log = tmp / "effects.log"
         self.nodes: dict[str, NodeProc] = {}
@@ -89,6 +99,7 @@ class Cluster:
                 "agents": self.agents,
                 "lease_s": self.lease_s,
                 "script": str(self.script),
+                "isolation": self.isolation,
             }
             env = {**os.environ, "BEAMISH_TEST_EFFECT_LOG": str(self.effect_log)}
             proc = await asyncio.create_subprocess_exec(

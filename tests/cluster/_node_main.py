@@ -40,7 +40,11 @@ async def main(cfg: dict[str, object]) -> None:
         units = []
         for i in range(int(str(cfg["agents"]))):
             spec = AgentSpec(
-                f"a{i}", "Post what you are told.", f"scripted:{cfg['script']}", [post], isolation="task"
+                f"a{i}",
+                "Post what you are told.",
+                f"scripted:{cfg['script']}",
+                [post],
+                isolation=str(cfg.get("isolation", "task")),  # type: ignore[arg-type]
             )
             units.append(Unit(spec.name, spec.child_spec(), (spec.name,)))
         cluster = ClusterNode(node, store, units, node_id=node_id, lease_s=float(str(cfg["lease_s"])))

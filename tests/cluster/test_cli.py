@@ -103,6 +103,14 @@ async def test_two_beamish_run_nodes_share_the_agents_and_a_drained_one_hands_th
         code, status = await beamish("status", cwd=tmp_path)
         assert code == 0, status
         assert "n1" in status and "n2" in status  # which node holds what
+        code, out = await beamish("submit", "lawyer", "check the contract", cwd=tmp_path)
+        assert code == 0, out  # through the control socket of one node, to whichever holds lawyer
+        submitted = out.strip().splitlines()[-1]
+
+        async def lawyer_done() -> bool:
+            return (await store.get_run(submitted)).status == "succeeded"
+
+        await eventually(lawyer_done, 20, "the submitted run served")
 
         drained_units = [u for u, n in (await holders(store)).items() if n == "n1"]
         code, out = await beamish("node", "drain", "n1", "--store", pg_url, cwd=tmp_path)

@@ -94,13 +94,16 @@ async def test_a_sigkilled_nodes_agents_run_on_the_others_within_lease_plus_one_
     assert effects_per_run(cluster) == Counter(dict.fromkeys(final, 1))  # no effect twice, none lost
 
 
+@pytest.mark.parametrize("isolation", ["task", "process"])
 async def test_a_paused_node_that_lost_its_lease_is_fenced_stops_its_copies_and_duplicates_nothing(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, isolation: str
 ) -> None:
+    """With process isolation only the node process is paused: its agent processes go on running,
+    and it is the fence (the lease check on claim, the run epochs bumped on takeover) that stops them."""
     lease_s = 1.0
     store = await open_store(pg_url)
     try:
-        async with Cluster(pg_url, tmp_path, agents=2, lease_s=lease_s) as cluster:
+        async with Cluster(pg_url, tmp_path, agents=2, lease_s=lease_s, isolation=isolation) as cluster:
             await cluster.start("n1", "n2")
             before = await spread(store, 2, 2)
             zombie = before["a0"]

@@ -37,6 +37,7 @@ class CompanyCluster:
         self.lease_s = lease_s
         self.on_drained = on_drained
         self._watch: asyncio.Task[None] | None = None
+        self._control: Any = None
         self.units: list[Unit] = []
         self.node: ClusterNode | None = None
         self._tree: SupervisorSpec | None = None
@@ -77,9 +78,23 @@ class CompanyCluster:
             period=self._tree.period,
         )
         await self.node.start()
+        await self._serve_control(company)
         if self.on_drained is not None:
             self._watch = asyncio.create_task(self._when_drained(self.node, self.on_drained))
         logger.info("node %s joined, holding %s", self.node.node_id, sorted(self.node.held))
+
+    async def _serve_control(self, company: Any) -> None:
+        """Answer ``beamish submit|pause|resume|status`` on this machine's control socket, unless
+        another node of the company on this machine already does (one socket per config directory)."""
+        from beamish.company._control import ControlServer, control_path
+
+        server = ControlServer(company, control_path(company.config.store_url, company.config.base_dir))
+        try:
+            await server.start()
+        except (RuntimeError, OSError) as exc:
+            logger.info("node %s: no control socket here (%s)", self.node_id, exc)
+            return
+        self._control = server
 
     @staticmethod
     async def _when_drained(node: ClusterNode, then: Callable[[], object]) -> None:
@@ -91,6 +106,9 @@ class CompanyCluster:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        if self._control is not None:
+            await self._control.stop()
+            self._control = None
         if self.node is not None:
             await self.node.stop()
             self.node = None

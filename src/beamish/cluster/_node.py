@@ -77,6 +77,10 @@ class ClusterNode:
         self._placed: SupervisorRef | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakes: asyncio.Task[None] | None = None
+        self._placing: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._drain_asked = False
+        self._stopping: dict[str, asyncio.Task[None]] = {}
         self._agents = {a: u.name for u in units for a in u.agents}
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -96,18 +100,28 @@ class ClusterNode:
         await self._event("cluster.node_joined", self.node_id, {"lease_s": self.lease_s})
         await self.tick()
         self._task = asyncio.create_task(self._run(), name=f"beamish-cluster-{self.node_id}")
+        await self._place()  # a first share before returning; the placer takes over from here
+        self._placing = asyncio.create_task(self._placer(), name=f"beamish-cluster-place-{self.node_id}")
         self._wakes = asyncio.create_task(self._listen(), name=f"beamish-cluster-wake-{self.node_id}")
 
     async def stop(self) -> None:
         """Leave cleanly: stop the units, release their leases (others take them at once), mark stopped."""
-        for task in (self._task, self._wakes):
+        for task in (self._placing, self._wakes):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-        self._task = self._wakes = None
-        for unit in list(self.held):
+        self._placing = self._wakes = None
+        for stopping in list(self._stopping.values()):
+            with contextlib.suppress(BaseException):
+                await stopping
+        for unit in list(self.held):  # the heartbeat still renews what is not yet handed over
             await self._hand_over(unit)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
         now = self.store.clock.time()
         with contextlib.suppress(Exception):
             await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "stopped"))
@@ -116,7 +130,13 @@ class ClusterNode:
         self._placed = None
 
     async def drain(self) -> None:
-        """Hand every unit over to the other nodes and hold none from now on (as ``node drain`` asks)."""
+        """Hand every unit over to the other nodes and hold none from now on (as ``node drain`` asks,
+        through the store); returns once drained. Call it after :meth:`start`."""
+        self._drain_asked = True
+        self._kick.set()
+        await self.drained.wait()
+
+    async def _drain(self) -> None:
         self.state = "draining"
         now = self.store.clock.time()
         await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "draining"))
@@ -124,6 +144,7 @@ class ClusterNode:
         for unit in list(self.held):
             await self._hand_over(unit)
         self.state = "drained"
+        self._note_change()
         now = self.store.clock.time()
         await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "drained"))
         await self._event("cluster.drained", self.node_id, {})
@@ -159,6 +180,8 @@ class ClusterNode:
 
     # -- the loop -----------------------------------------------------------------------------------
     async def _run(self) -> None:
+        """Heartbeats on a fixed period. Starting and stopping units happens in the placer task, so a
+        slow start (a process agent on a busy machine) never delays a renewal."""
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
@@ -171,11 +194,26 @@ class ClusterNode:
                 raise
             except Exception as exc:  # the store is unreachable: leases run out; stop what we hold
                 logger.warning("cluster %s: heartbeat failed: %s", self.node_id, exc)
-                await self._expire_unrenewed()
+                self._expire_unrenewed()
+
+    async def _placer(self) -> None:
+        """Claims, starts, spreads and drains, one step at a time, whenever a heartbeat asks."""
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            try:
+                if self._drain_asked and self.state == "live":
+                    await self._drain()
+                elif self.state == "live":
+                    await self._place()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store hiccupped: the next heartbeat asks again
+                logger.warning("cluster %s: placement failed: %s", self.node_id, exc)
 
     async def tick(self) -> None:
-        """One heartbeat: renew, give up what was lost, drain if asked, take a fair share, spread."""
-        before = set(self.held)
+        """One heartbeat: renew every held lease, give up at once what was lost, then ask the placer
+        to drain (if asked) or take a fair share and spread."""
         now = self.store.clock.time()
         held, state = dict(self.held), self.state
 
@@ -184,19 +222,33 @@ class ClusterNode:
             kept, lost = placement.renew(tx, held, now + self.lease_s)
             return drain, kept, lost
 
-        drain, kept, lost = await self.store.run(beat)
-        self.held = kept
-        for unit in lost:
-            await self._lost(unit, held[unit], "another node holds it now")
         if self._placed is None or not self._placed.alive:
-            raise SpecError(f"node {self.node_id}: its placed-units supervisor is gone")
-        if drain and self.state == "live":
-            await self.drain()
-        elif self.state == "live":
-            await self._place()
-        if set(self.held) != before:
-            self.changed.set()
-            self.changed = asyncio.Event()
+            await self._replace_placed()
+            return
+        drain, kept, lost = await self.store.run(beat)
+        for unit, lease in kept.items():  # what the placer changed meanwhile keeps its own lease
+            if unit in self.held and self.held[unit].epoch == lease.epoch:
+                self.held[unit] = lease
+        for unit in lost:
+            if unit in self.held and self.held[unit].epoch == held[unit].epoch:
+                self._lost(unit, held[unit], "another node holds it now")
+        self._drain_asked = self._drain_asked or drain
+        self._kick.set()
+
+    async def _replace_placed(self) -> None:
+        """The placed units' supervisor gave up (its restart intensity was exceeded): release every
+        lease it held, so the units start afresh (here or elsewhere), and start a new one."""
+        logger.error("cluster %s: the placed units' supervisor exited; releasing its units", self.node_id)
+        held, self.held = self.held, {}
+        for unit in held:
+            for agent in self.units[unit].agents:
+                registry(self.node).leases.pop(agent, None)
+        await self.store.run(lambda tx: [placement.release(tx, lease) for lease in held.values()])
+        for unit, lease in held.items():
+            await self._event("lease.released", unit, {"node": self.node_id, "epoch": lease.epoch})
+        self._note_change()
+        spec = SupervisorSpec([], strategy="one_for_one", intensity=self._intensity, period=self._period)
+        self._placed = await self.node.start_supervisor(spec, name=None)
 
     async def _place(self) -> None:
         now = self.store.clock.time()
@@ -210,19 +262,22 @@ class ClusterNode:
         share = placement.fair_share(len(units), len(serving))
         if len(self.held) < share:
             candidates = {u: self.units[u].agents for u in units if u not in self.held}
+            want = share - len(self.held)
 
             def take(tx: SyncTx) -> list[tuple[str, Lease]]:
-                return placement.claim(
-                    tx, self.node_id, candidates, share - len(self.held), now, self.lease_s
-                )
+                return placement.claim(tx, self.node_id, candidates, want, now, self.lease_s)
 
             for unit, lease in await self.store.run(take):
                 await self._start(unit, lease)
         elif len(self.held) > share and any(load.get(n.node_id, 0) < share for n in serving):
-            await self._hand_over(sorted(self.held)[-1])  # one per tick: the others claim it
+            await self._hand_over(sorted(self.held)[-1])  # one per round: the others claim it
 
     async def _start(self, unit: str, lease: Lease) -> None:
-        self.held[unit] = lease
+        self.held[unit] = lease  # renewed from now on, while the unit starts
+        self._note_change()
+        stopping = self._stopping.get(unit)
+        if stopping is not None:  # a copy we lost earlier is still being stopped
+            await asyncio.shield(stopping)
         reg = registry(self.node)
         for agent in self.units[unit].agents:
             reg.leases[agent] = lease
@@ -246,27 +301,45 @@ class ClusterNode:
                 await self._placed.delete_child(unit)
 
     async def _hand_over(self, unit: str) -> None:
-        """Stop the unit here first, then release its lease, so two copies never run at once."""
-        lease = self.held.pop(unit, None)
+        """Stop the unit here (its lease still renewed meanwhile), then release the lease: the next
+        holder starts it only after this copy stopped."""
         await self._stop_unit(unit)
+        lease = self.held.pop(unit, None)
+        self._note_change()
         if lease is not None:
             with contextlib.suppress(Exception):
                 await self.store.run(lambda tx: placement.release(tx, lease))
             await self._event("lease.released", unit, {"node": self.node_id, "epoch": lease.epoch})
 
-    async def _lost(self, unit: str, lease: Lease, why: str) -> None:
+    def _lost(self, unit: str, lease: Lease, why: str) -> None:
+        """Another node holds ``unit`` now: stop our copy at once (in the background)."""
         self.held.pop(unit, None)
+        self._note_change()
         logger.warning("cluster %s: lost unit %s (%s); stopping its copy here", self.node_id, unit, why)
-        await self._stop_unit(unit)
-        data = {"node": self.node_id, "epoch": lease.epoch, "why": why}
-        await self._event("lease.lost", unit, data)
+        if unit in self._stopping:
+            return
 
-    async def _expire_unrenewed(self) -> None:
+        async def stop() -> None:
+            try:
+                await self._stop_unit(unit)
+                await self._event(
+                    "lease.lost", unit, {"node": self.node_id, "epoch": lease.epoch, "why": why}
+                )
+            finally:
+                self._stopping.pop(unit, None)
+
+        self._stopping[unit] = asyncio.create_task(stop(), name=f"beamish-cluster-stop-{unit}")
+
+    def _expire_unrenewed(self) -> None:
         """Without the store, leases lapse: stop units whose lease has run out by our own clock."""
         now = self.store.clock.time()
         for unit, lease in list(self.held.items()):
             if lease.expires_at <= now:
-                await self._lost(unit, lease, "its lease ran out while the store was unreachable")
+                self._lost(unit, lease, "its lease ran out while the store was unreachable")
+
+    def _note_change(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
 
     async def _event(self, kind: str, subject: str, data: Mapping[str, Any]) -> None:
         event = Event(kind, subject, dict(data))
