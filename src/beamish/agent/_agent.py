@@ -51,6 +51,7 @@ class AgentActor(Actor):
         lease: list[Any] | None = None,
     ) -> None:
         """``lease``: ``[name, owner, epoch]`` of the cluster lease this agent is held by, if any."""
+        self._init_args = (store_url, clock, wake, telemetry, lease)
         self.spec = spec if isinstance(spec, AgentSpec) else AgentSpec.from_json(spec)
         self.clock = clock or SYSTEM_CLOCK
         self.owner = f"{self.spec.name}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -112,6 +113,8 @@ class AgentActor(Actor):
         kind = message[0] if isinstance(message, list | tuple) and message else message
         if kind == "wake":
             await self.drain()
+        elif kind == "upgrade":
+            await self._upgrade(message[1])
         elif kind == "resume":
             resume = getattr(self.hooks, "resume", None)
             if callable(resume):
@@ -154,6 +157,15 @@ class AgentActor(Actor):
                     skipped.add(run_id)
                 else:
                     self.served += 1
+
+    async def _upgrade(self, spec: AgentSpec | dict[str, Any]) -> None:
+        """Take a new version of this agent's definition between two runs (a mailbox message is never
+        handled mid-run): rebuild model, tools and loop from it as a restart would, then serve."""
+        served = self.served
+        await self._close()
+        await self.init(spec, *self._init_args)
+        self.served = served
+        await self.drain()
 
     async def _expired(self, run: Run) -> bool:
         """A consult whose asker's deadline passed before it began is dropped, not paid for."""

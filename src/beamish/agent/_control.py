@@ -61,6 +61,9 @@ class AgentRegistry:
         #: and the agents held by other nodes (runs may be submitted to them from here).
         self.leases: dict[str, Any] = {}
         self.remote: set[str] = set()
+        #: Agent name → the spec it takes at its next (re)start in place of its child spec's
+        #: (a live upgrade, ``beamish.upgrade``: OTP's changed child spec).
+        self.upgrades: dict[str, AgentSpec] = {}
 
     @property
     def store_url(self) -> str:
@@ -115,6 +118,7 @@ class AgentRegistry:
     async def start(self, spec: AgentSpec, child: ChildSpec) -> ActorRef:
         from beamish.agent._agent import AgentActor
 
+        spec = self.upgrades.get(spec.name, spec)
         await self.store()
         held = self.leases.get(spec.name)
         fence = None if held is None else [held.name, held.owner, held.epoch]
@@ -153,6 +157,18 @@ class AgentRegistry:
         self.refs[spec.name] = ref
         ref.cast(("wake",))  # serve what was queued or interrupted before this incarnation
         return ref
+
+    def upgrade(self, spec: AgentSpec) -> bool:
+        """From now on ``spec.name`` starts as ``spec``; a live agent switches between two runs.
+        Returns whether a live agent on this node was told."""
+        self.upgrades[spec.name] = spec
+        ref = self.refs.get(spec.name)
+        if ref is None or not ref.alive:
+            return False
+        if spec.isolation == "process":
+            self._preload(spec)
+        ref.cast(("upgrade", spec.to_json() if spec.isolation == "process" else spec))
+        return True
 
     def _preload(self, spec: AgentSpec) -> None:
         """Have the node's process template import what this agent's process will: restarts fork warm."""

@@ -100,10 +100,18 @@ class RunLoop:
         except Fenced:
             logger.warning("run %s not claimed: this node no longer holds agent %s", run.run_id, run.agent)
             return Outcome("fenced")
-        await self.store.update_run(run.run_id, status="running", epoch=epoch)
-        await self.store.append_event(
-            Event("run.started", run.run_id, {"run_id": run.run_id, "agent": run.agent, "epoch": epoch})
+        # a run keeps the agent version it first started on (an upgrade never lands mid-run)
+        first = self.spec.version is not None and "agent_version" not in run.meta
+        await self.store.update_run(
+            run.run_id,
+            status="running",
+            epoch=epoch,
+            meta={"agent_version": self.spec.version} if first else None,
         )
+        started = {"run_id": run.run_id, "agent": run.agent, "epoch": epoch}
+        if self.spec.version is not None:
+            started["version"] = self.spec.version
+        await self.store.append_event(Event("run.started", run.run_id, started))
         journal = await RunJournal.open(self.store, run.run_id, epoch)
         info = RunInfo(agent=self.spec.name, run_id=run.run_id, seq=0, model=self.model.name)
         outcome: Outcome
@@ -359,6 +367,7 @@ class RunLoop:
             _on_extend=self.hooks.extend,
             _loop=asyncio.get_running_loop(),
             _loop_thread=threading.get_ident(),
+            store=self.store,
         )
         try:
             return await target.invoke(call.arguments, ctx), False

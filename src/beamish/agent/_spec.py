@@ -99,6 +99,8 @@ class AgentSpec:
     max_memory_mb: float | None = None
     hang_after_s: float | None = None
     entry: str | None = None
+    #: Which stored version of the agent's definition this is (``beamish.upgrade``); runs record it.
+    version: int | None = None
 
     #: Reported as the child's type in ``which_children``.
     child_type = "worker"
@@ -158,6 +160,10 @@ class AgentSpec:
                     f"{owner}: an entry agent's tools belong to its own code (journal them with "
                     "beamish.step); leave tools empty"
                 )
+        if self.version is not None and (
+            isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1
+        ):
+            raise SpecError(f"{owner}: version={self.version!r} is invalid: expected a whole number >= 1")
         if self.isolation == "process" and not isinstance(self.model, str):
             raise SpecError(f"{owner}: a process-isolated agent needs its model as a 'provider:model' string")
 

@@ -48,6 +48,8 @@ class ToolContext:
     tool: str
     seq: int
     attempt: int = 1
+    #: The agent's journal store (for tools that record what they did there, e.g. ``propose_upgrade``).
+    store: Any = field(default=None, repr=False)
     _on_progress: Callable[[str | None], None] | None = field(default=None, repr=False)
     _on_extend: Callable[[float], None] | None = field(default=None, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)

@@ -218,6 +218,14 @@ class Company:
 
         return await submit(self.node, agent, task, run_id)
 
+    async def reload(
+        self, config_path: str | None = None, *, author: str = "person", reason: str = "reload"
+    ) -> dict[str, Any]:
+        """Apply a changed config to the running tree (``beamish reload``; see beamish.upgrade)."""
+        from beamish.upgrade._reload import reload_company
+
+        return await reload_company(self, config_path, author=author, reason=reason)
+
     def _known(self, agent: str) -> None:
         if agent not in self.config.agents:
             raise UnknownAgent(agent)

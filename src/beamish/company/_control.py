@@ -112,6 +112,12 @@ class ControlServer:
                 raise ValueError("this node does not take runs")
             run_id = request.get("run_id")
             return {"run_id": await submit(str(request.get("agent", "")), request.get("task"), run_id)}
+        if op == "reload":
+            reload = getattr(self.target, "reload", None)
+            if reload is None:
+                raise ValueError("this node cannot reload its config")
+            author, reason = str(request.get("author") or "person"), str(request.get("reason") or "reload")
+            return await reload(request.get("config"), author=author, reason=reason)
         if op in ("pause", "resume"):
             agent = str(request.get("agent", ""))
             await (self.target.pause(agent) if op == "pause" else self.target.resume(agent))

@@ -56,6 +56,9 @@ def company_parts(
         # agents (and their processes, forked later) find the shared server here
         os.environ[URL_ENV] = f"http://{memory.host}:{port}/mcp"
         parts.builtin_tools["memory"] = lambda _agent: MEMORY_TOOLS
+    from beamish.upgrade._reload import attach_upgrades
+
+    attach_upgrades(parts)  # versions, proposals, the rollback guard, reload
     submit = LateSubmit()
     parts.on_start.append(submit.bind)
     entries = schedule_entries(config)

@@ -1,0 +1,256 @@
+"""The node's side of live upgrades: record a version, roll it out, keep it on probation, roll back.
+
+One :class:`Upgrader` per node. A rollout follows OTP's rule for a changed child spec: the agent
+takes the new version at its next (re)start — the node's agent registry hands it the new spec then —
+and a live agent switches between two runs, never mid-run. Versions proposed by agents (through
+``propose_upgrade``, from any process) wait in the store; the upgrader's poller rolls them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from beamish._clock import Clock
+from beamish._events import Event
+from beamish._exceptions import SpecError
+from beamish.upgrade._probation import CrashLog, ProbationRules, Trial, tally_runs, verdict
+from beamish.upgrade._versions import AgentVersion, Versions, definition_of, diff, spec_of
+
+logger = logging.getLogger("beamish.upgrade")
+
+#: Keys of an agent's definition a proposal may change (never its name, isolation, hooks or entry).
+PROPOSABLE = (
+    "instructions",
+    "model",
+    "tools",
+    "budget",
+    "watchdog",
+    "policy",
+    "max_tokens",
+    "max_turns",
+    "consults",
+)
+#: Keys whose value is a typed object stored as ``{"type", "data"}``: a change merges into ``data``.
+_OBJECTS = ("budget", "watchdog", "policy")
+
+
+def apply_changes(
+    definition: Mapping[str, Any], changes: Mapping[str, Any], allowed: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """``definition`` with ``changes`` applied, validated by building the agent from it."""
+    if not isinstance(changes, Mapping) or not changes:
+        raise SpecError("an upgrade needs changes: a mapping of definition keys to new values")
+    new = dict(definition)
+    for key, value in changes.items():
+        if key not in new or key in ("v", "name", "version"):
+            raise SpecError(f"an upgrade cannot change {key!r}: not a key of the agent's definition")
+        if allowed is not None and key not in allowed:
+            raise SpecError(f"an upgrade cannot change {key!r}; proposals may change {list(allowed)}")
+        current = new[key]
+        if key in _OBJECTS and isinstance(value, Mapping) and "type" not in value:
+            if current is None:
+                raise SpecError(f"an upgrade cannot merge into {key!r}: the agent has none to change")
+            value = {"type": current["type"], "data": {**current["data"], **value}}
+        new[key] = value
+    from beamish.agent._spec import AgentSpec
+
+    try:
+        AgentSpec.from_json(new)
+    except SpecError:
+        raise
+    except Exception as exc:
+        raise SpecError(f"the upgraded definition is invalid: {type(exc).__name__}: {exc}") from exc
+    return new
+
+
+class Upgrader:
+    """Live upgrades on ``node`` with ``store``; probation windows on ``clock`` (the node's if None)."""
+
+    def __init__(
+        self,
+        node: Any,
+        store: Any,
+        *,
+        clock: Clock | None = None,
+        rules: ProbationRules | None = None,
+        poll_s: float = 0.2,
+    ) -> None:
+        self.node = node
+        self.store = store
+        self.versions = Versions(store)
+        self.clock: Clock = clock or node.clock
+        self.rules = rules or ProbationRules()
+        self.poll_s = poll_s
+        self.trials: dict[str, Trial] = {}
+        self.crashes = CrashLog(self.rules.window_s)
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.node.add_event_sink(self._on_event)
+        self._task = asyncio.create_task(self._watch(), name="beamish-upgrades")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.node.remove_event_sink(self._on_event)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+    def _registry(self) -> Any:
+        from beamish.agent._control import registry
+
+        return registry(self.node)
+
+    # -- versions -----------------------------------------------------------------------------------
+    async def register(
+        self, spec: Any, *, author: str = "config", reason: str = "started from config"
+    ) -> Any:
+        """The agent's current version for ``spec`` (recorded as a new version if it differs from the
+        active one), and the versioned spec the agent will start with on this node."""
+        definition = definition_of(spec)
+        active = await self.versions.active(spec.name)
+        if active is None or diff(active.definition, definition):
+            active = await self.versions.record(spec.name, definition, author=author, reason=reason)
+        versioned = spec_of(active)
+        self._registry().upgrades[spec.name] = versioned
+        return versioned
+
+    async def upgrade(
+        self,
+        agent: str,
+        *,
+        author: str,
+        reason: str,
+        changes: Mapping[str, Any] | None = None,
+        spec: Any = None,
+    ) -> AgentVersion:
+        """A person's (or a test's) upgrade: ``changes`` to the active definition, or a whole ``spec``."""
+        active = await self.versions.active(agent)
+        if active is None:
+            raise SpecError(f"no agent named {agent!r} has a version on this node")
+        if spec is not None:
+            definition = definition_of(spec)
+        else:
+            definition = apply_changes(active.definition, changes or {})
+        if not diff(active.definition, definition):
+            return active
+        version = await self.versions.record(
+            agent, definition, author=author, reason=reason, state="proposed"
+        )
+        return await self.roll_out(version)
+
+    async def roll_out(self, version: AgentVersion) -> AgentVersion:
+        """Make ``version`` active and hand it to the agent; its previous version is the fallback."""
+        async with self._lock:
+            previous = await self.versions.active(version.agent)
+            try:
+                spec = spec_of(version)
+            except Exception as exc:
+                await self.versions.set_state(version.agent, version.version, "refused", str(exc))
+                raise
+            await self.versions.activate(version.agent, version.version)
+            told = self._registry().upgrade(spec)
+            now = self.clock.time()
+            prev = previous.version if previous is not None else None
+            if prev is not None:
+                window = self.rules.window_s
+                self.trials[version.agent] = Trial(
+                    agent=version.agent,
+                    version=version.version,
+                    previous=prev,
+                    started=now,
+                    until=now + window,
+                    baseline_crashes=self.crashes.count(version.agent, now - window, now),
+                )
+            changed = [k for k, _, _ in diff(previous.definition, version.definition)] if previous else []
+            await self._emit(
+                Event(
+                    "agent.upgraded",
+                    version.agent,
+                    {
+                        "agent": version.agent,
+                        "version": version.version,
+                        "previous": prev,
+                        "author": version.author,
+                        "reason": version.reason,
+                        "changed": changed,
+                        "live": told,
+                        "probation_s": self.rules.window_s if prev is not None else None,
+                    },
+                )
+            )
+        return await self.versions.get(version.agent, version.version)
+
+    async def rollback(self, agent: str, why: str) -> AgentVersion:
+        """Back to the version the current one replaced; the current one is marked rolled back."""
+        async with self._lock:
+            trial = self.trials.pop(agent, None)
+            active = await self.versions.active(agent)
+            if active is None:
+                raise SpecError(f"agent {agent!r} has no active version to roll back")
+            target = trial.previous if trial is not None else None
+            if target is None:
+                older = [v for v in await self.versions.history(agent) if v.version < active.version]
+                if not older:
+                    raise SpecError(f"agent {agent!r} has no version before {active.version}")
+                target = older[-1].version
+            back = await self.versions.get(agent, target)
+            await self.versions.activate(agent, target, previous_state="rolled_back")
+            await self.versions.set_state(agent, active.version, "rolled_back", why)
+            told = self._registry().upgrade(spec_of(back))
+            await self._emit(
+                Event(
+                    "agent.rolled_back",
+                    agent,
+                    {"agent": agent, "from": active.version, "to": target, "why": why, "live": told},
+                )
+            )
+        return back
+
+    # -- watching -----------------------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        agent = self.crashes.note(event, self.clock.time())
+        if agent is not None and agent in self.trials:
+            self.trials[agent].crashes += 1
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("upgrade watch failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(self.poll_s)
+
+    async def check(self) -> None:
+        """One look: roll out proposed versions, judge the upgrades on probation."""
+        for proposal in await self.versions.proposed():
+            if proposal.agent not in self._registry().upgrades:
+                continue  # not an agent of this node
+            try:
+                await self.roll_out(proposal)
+            except Exception as exc:
+                logger.warning("proposed version %s of %s refused: %s", proposal.version, proposal.agent, exc)
+        now = self.clock.time()
+        for agent, trial in list(self.trials.items()):
+            new = await tally_runs(self.store, agent, trial.version)
+            old = await tally_runs(self.store, agent, trial.previous)
+            why = verdict(self.rules, trial, new, old)
+            if why is not None:
+                await self.rollback(agent, why)
+            elif now >= trial.until:
+                self.trials.pop(agent, None)
+                await self.versions.set_state(agent, trial.version, "active", "passed probation")
+
+    async def _emit(self, event: Event) -> None:
+        await self.store.append_event(event)
+        self.node.emit(event)

@@ -1,0 +1,96 @@
+"""``reload`` changes a running company by OTP's rules: children added, removed and changed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from beamish.agent._control import registry, result
+from beamish.company._company import Company
+from beamish.company._control import control_path, control_request
+from beamish.company._tree import CompanyParts
+from beamish.upgrade import attach_upgrades
+
+from . import fixture_tools as ft
+from ._company import script, write_company
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _parts() -> CompanyParts:
+    parts = CompanyParts()
+    attach_upgrades(parts)
+    return parts
+
+
+async def _ids(sup: object) -> list[str]:
+    return [str(c.id) for c in await sup.which_children()]  # type: ignore[attr-defined]
+
+
+async def test_reload_adds_removes_and_changes_children_of_a_running_tree(tmp_path: Path) -> None:
+    model = script(tmp_path / "done.json", [{"text": "Done."}])
+    agent = {"instructions": "Run the company.", "model": model}
+    toml = tmp_path / "beamish.toml"
+    cfg = write_company(toml, {"ceo": agent, "coo": agent, "cfo": agent}, {"leadership": ["ceo", "coo"]})
+    async with Company(cfg, parts=_parts()) as company:
+        assert await _ids(company.root) == ["leadership", "cfo"]
+        changed = {**agent, "instructions": "Run the company, and write everything down."}
+        write_company(toml, {"ceo": changed, "cfo": agent, "cto": agent}, {"leadership": ["ceo"]})
+        path = control_path(cfg.store_url, cfg.base_dir)
+        report = await control_request(path, {"op": "reload", "author": "ann", "reason": "new org chart"})
+        assert report["added"] == ["root/cto"]
+        assert report["removed"] == ["root/leadership/coo"]
+        assert report["upgraded"] == ["root/leadership/ceo"]
+        assert await _ids(company.root) == ["leadership", "cfo", "cto"]
+        leadership = (await company.root.which_children())[0].ref
+        assert await _ids(leadership) == ["ceo"]
+        history = await company.upgrader.versions.history("ceo")
+        assert [(v.version, v.author, v.reason, v.state) for v in history] == [
+            (1, "config", "started from config", "superseded"),
+            (2, "ann", "new org chart", "active"),
+        ]
+        assert history[1].definition["instructions"].endswith("write everything down.")
+        for agent_name in ("ceo", "cto"):
+            run_id = await company.submit(agent_name, "Plan the week.")
+            done = await result(company.node, run_id, timeout=20)
+            assert done.status == "succeeded"
+        ceo_run = await company.store.get_run(await company.submit("ceo", "Again.", "ceo-2"))
+        await result(company.node, ceo_run.run_id, timeout=20)
+        assert (await company.store.get_run("ceo-2")).meta["agent_version"] == 2
+        assert "coo" not in registry(company.node).refs
+        with pytest.raises(Exception, match="coo"):
+            await company.submit("coo", "Anyone there?")
+
+
+async def test_a_run_in_progress_finishes_on_the_version_it_started_with(tmp_path: Path) -> None:
+    ft.GATE, ft.ENTERED = asyncio.Event(), asyncio.Event()
+    model = script(
+        tmp_path / "hold.json",
+        [{"tool_calls": [{"name": "hold", "arguments": {"note": "mid-run"}}]}, {"text": "Finished."}],
+    )
+    agent = {"instructions": "Version one.", "model": model, "tools": [f"{ft.__name__}:hold"]}
+    cfg = write_company(tmp_path / "beamish.toml", {"ceo": agent})
+    async with Company(cfg, parts=_parts()) as company:
+        first = await company.submit("ceo", "A long task.", "long")
+        await asyncio.wait_for(ft.ENTERED.wait(), 20)
+        upgraded = await company.upgrader.upgrade(
+            "ceo", author="ann", reason="clearer instructions", changes={"instructions": "Version two."}
+        )
+        assert upgraded.version == 2 and upgraded.state == "active"
+        assert (await company.store.get_run(first)).status == "running"
+        ft.GATE.set()
+        assert (await result(company.node, first, timeout=20)).status == "succeeded"
+        assert (await company.store.get_run(first)).meta["agent_version"] == 1
+        ft.GATE, ft.ENTERED = asyncio.Event(), asyncio.Event()
+        ft.GATE.set()
+        second = await company.submit("ceo", "Another task.", "next")
+        assert (await result(company.node, second, timeout=20)).status == "succeeded"
+        assert (await company.store.get_run(second)).meta["agent_version"] == 2
+        started = [
+            e.data.get("version")
+            for _, e in await company.store.events(0, limit=1000)
+            if e.kind == "run.started"
+        ]
+        assert started == [1, 2]
