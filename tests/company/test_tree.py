@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from beamish.agent._policy import Policy
 from beamish.agent._spec import AgentSpec
 from beamish.company import load_config
 from beamish.company._examples import solo_company_dir
@@ -55,9 +56,8 @@ def test_each_agent_spec_carries_its_model_tools_budget_watchdog_and_policy() ->
     assert names == [*memory, "consult", "post_update"]  # "memory" is the shared server's nine tools
     assert os.environ["BEAMISH_MEMORY_URL"].startswith("http://127.0.0.1:")
     assert (spec.budget.per_run_usd, spec.budget.per_day_usd, spec.budget.tz) == (0.2, 1.5, "UTC")
-    assert (
-        spec.policy is None
-    )  # the defaults (restart a crash or hang, pause a loop or budget) are the agent's own
+    # the defaults: restart a crash or hang, pause a loop or budget
+    assert spec.policy == Policy()
     assert spec.watchdog.hang_after_s == 120
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from beamish import AgentSpec
+from beamish import AgentSpec, OverBudget
 from beamish.agent import _control
 from beamish.agent._budget import Budget
+from beamish.agent._policy import Policy
 from beamish.agent._pricing import Price
 from beamish.agent._watchdog import Watchdog
 from beamish.journal import open_store
@@ -65,3 +66,43 @@ async def test_a_hung_process_agent_is_restarted_and_resumes_without_paying_twic
         rows = await store.fetchall("SELECT body FROM events WHERE kind = 'watchdog.hung'")
     assert len(rows) == 1
     assert json.loads(rows[0]["body"])["data"]["silent_for_s"] >= 1.0
+
+
+async def test_a_non_default_policy_reaches_a_process_agent_and_decides_its_runs(tmp_path: Path) -> None:
+    usage = {"input_tokens": 50, "output_tokens": 4000}
+    turns = [
+        {
+            "text": "Fetching.",
+            "tool_calls": [{"name": "fetch", "arguments": {"url": f"u{i}"}}],
+            "usage": usage,
+        }
+        for i in range(3)
+    ]
+    path = tmp_path / "spend.json"
+    log = tmp_path / "spend.calls.jsonl"
+    path.write_text(json.dumps({"turns": [*turns, {"text": "done", "usage": usage}], "call_log": str(log)}))
+    price = Price(input_per_mtok=1.0, output_per_mtok=10.0)  # $0.04005 a call, worst case ~$0.042
+    spec = AgentSpec(
+        name="spender",
+        instructions="You spend.",
+        model=f"scripted:{path}",
+        tools=[ft.fetch],
+        isolation="process",
+        budget=Budget(per_run_usd=0.10, prices={"scripted:*": price}),
+        policy=Policy(on_budget="stop"),  # the default would pause the run
+    )
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()], intensity=3, period=30))
+        first = await _control.result(node, await _control.submit(node, "spender", "go"), timeout=30)
+        assert first.status == "failed"  # stopped, not paused: the policy crossed into the process
+        assert isinstance(first.reason, OverBudget)
+        assert first.reason.limit == "run.per_run_usd"
+        assert len(log.read_text().splitlines()) == 2  # the third call's worst case did not fit
+        # a stopped run leaves the agent serving: its next run gets a fresh per-run cap
+        second = await _control.result(node, await _control.submit(node, "spender", "again"), timeout=30)
+        assert second.status == "failed"
+        assert len(log.read_text().splitlines()) == 4
+    async with await open_store(url) as store:
+        rows = await store.fetchall("SELECT body FROM events WHERE kind = 'budget.exceeded'")
+    assert [json.loads(r["body"])["data"]["scope"] for r in rows] == ["run", "run"]

@@ -45,3 +45,17 @@ def test_policy_from_config_names_an_unknown_key() -> None:
     with pytest.raises(SpecError, match="on_timeout"):
         Policy.from_mapping({"on_timeout": "stop"})
     assert Policy.from_mapping({"on_loop": "stop"}).on_loop == "stop"
+
+
+def test_a_policy_round_trips_through_its_json_and_an_unknown_version_is_refused() -> None:
+    policy = Policy(on_crash="stop", on_hang="pause", on_loop="stop", on_budget="escalate")
+    assert Policy.from_mapping(policy.to_json()) == policy
+    with pytest.raises(SpecError, match="version 2"):
+        Policy.from_mapping({**policy.to_json(), "v": 2})
+
+
+def test_a_policy_inside_an_agent_spec_survives_the_trip_to_its_process() -> None:
+    from beamish import AgentSpec
+
+    spec = AgentSpec(name="a", instructions="x", model="scripted:x", policy=Policy(on_budget="stop"))
+    assert AgentSpec.from_json(spec.to_json()).policy == Policy(on_budget="stop")

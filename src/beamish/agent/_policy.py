@@ -42,6 +42,8 @@ _ALLOWED: dict[str, tuple[Action, ...]] = {
     "on_loop": ("pause", "stop", "escalate"),
     "on_budget": ("pause", "stop", "escalate"),
 }
+_VERSION = 1  #: of :meth:`Policy.to_json`
+
 _WHY_NOT = {
     "on_loop": "a restart replays the journal straight back into the loop",
     "on_budget": "a restart spends no less",
@@ -68,11 +70,14 @@ class Policy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "policy") -> Policy:
-        """Build from config, naming any unknown key."""
-        unknown = sorted(set(data) - set(_ALLOWED))
+        """Build from config or from :meth:`to_json` (which adds ``"v"``), naming any unknown key
+        and refusing a version this beamish does not read."""
+        if "v" in data and data["v"] != _VERSION:
+            raise SpecError(f"{where}: version {data['v']!r} is not one this beamish reads ({_VERSION})")
+        unknown = sorted(set(data) - set(_ALLOWED) - {"v"})
         if unknown:
             raise SpecError(f"{where}: unknown key {unknown[0]!r}; expected one of {sorted(_ALLOWED)}")
-        return cls(**dict(data))
+        return cls(**{k: v for k, v in data.items() if k != "v"})
 
     def action_for(self, reason: ExitReason) -> Action | None:
         """The action for ``reason``; None for reasons no policy covers (normal exits and the like)."""
@@ -87,7 +92,7 @@ class Policy:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return {"v": 1, **{key: getattr(self, key) for key in _ALLOWED}}
+        return {"v": _VERSION, **{key: getattr(self, key) for key in _ALLOWED}}
 
 
 # -- the guard: budget + watchdog + loop detector behind the agent loop's hooks ----------------------

@@ -101,9 +101,7 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
     }
     if config.file.telemetry.capture_content:
         options["capture_content"] = True  # prompts, replies and tool arguments on the spans (redacted)
-    policy = Policy(**section.policy.model_dump())
-    if policy != Policy():
-        options["policy"] = policy  # the defaults are the agent's own; only a change travels
+    options["policy"] = Policy(**section.policy.model_dump())
     if section.backoff is not None:
         options["backoff"] = Backoff(**section.backoff.model_dump())
     options.update(parts.agent_overrides.get(agent.name, {}))
