@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import operator
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # the Agents SDK would upload traces
 
@@ -203,3 +204,48 @@ async def openai_agents(task: dict[str, Any], ctx: beamish.RunContext) -> str:
     durable_agent = journaled(agent, effects={"publish": "once"}, reconcile={"publish": publish_reconcile})
     result = await Runner.run(durable_agent, task["task"])
     return str(result.final_output)
+
+
+# -- LangGraph: a graph whose model node calls a durable client (no adapter, no checkpointer) --------
+
+
+class State(TypedDict):
+    """The graph's state (module level: LangGraph resolves its annotations by name)."""
+
+    messages: Annotated[list[dict[str, Any]], operator.add]
+
+
+async def langgraph(task: dict[str, Any], ctx: beamish.RunContext) -> str:
+    from langgraph.graph import END, START, StateGraph
+
+    os.environ.setdefault("LANGSMITH_TRACING", "false")
+    client = beamish.durable(openai.AsyncOpenAI(base_url=task["base_url"], api_key="test", max_retries=0))
+    tools = [{"type": "function", "function": {"name": n, "parameters": p}} for n, p in SCHEMAS.items()]
+
+    async def model(state: State) -> dict[str, Any]:
+        done = await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=state["messages"],  # type: ignore[arg-type]
+            tools=tools,  # type: ignore[arg-type]
+        )
+        return {"messages": [done.choices[0].message.model_dump(exclude_none=True)]}
+
+    async def act(state: State) -> dict[str, Any]:
+        replies = []
+        for call in state["messages"][-1]["tool_calls"]:
+            function = call["function"]
+            output = await STEPS[function["name"]](**json.loads(function["arguments"]))
+            replies.append({"role": "tool", "tool_call_id": call["id"], "content": output})
+        return {"messages": replies}
+
+    def route(state: State) -> str:
+        return "act" if state["messages"][-1].get("tool_calls") else END
+
+    graph = StateGraph(State)
+    graph.add_node("model", model)
+    graph.add_node("act", act)
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", route, ["act", END])
+    graph.add_edge("act", "model")
+    final = await graph.compile().ainvoke({"messages": [{"role": "user", "content": task["task"]}]})
+    return str(final["messages"][-1]["content"])

@@ -38,6 +38,7 @@ AGENTS = {
     "plain_anthropic": ("anthropic-stream", "anthropic:claude-sonnet-4-5"),
     "pydantic_ai": ("openai-json", "openai:gpt-4o-mini"),
     "openai_agents": ("openai-json", "openai:gpt-4o-mini"),
+    "langgraph": ("openai-json", "openai:gpt-4o-mini"),
 }
 
 
