@@ -117,17 +117,23 @@ async def test_a_raising_child_crashes_with_the_remote_traceback(node: Node) -> 
     assert await ref.wait() == reason
 
 
-async def test_a_child_blocking_its_loop_is_killed_as_hung(node: Node) -> None:
+async def test_a_child_blocking_its_loop_is_killed_as_hung_and_where_it_hung_is_reported(
+    node: Node,
+) -> None:
     sup = await node.start_supervisor(
         SupervisorSpec([process_child("a", hang_after_s=0.5, restart="temporary")])
     )
     ref = await only_child(sup)
     assert await ref.call("fine") == ["a", "fine"]  # a healthy child keeps beating
     pid = await ref.call("pid")
-    with pytest.raises(ActorExited) as caught:
-        await ref.call("block", timeout=10)
+    async with node.events() as events:
+        with pytest.raises(ActorExited) as caught:
+            await ref.call("block", timeout=10)
+        hung = await asyncio.wait_for(events.next("watchdog.hung"), 10)
     reason = caught.value.reason
     assert isinstance(reason, Hung) and reason.silent_for_s >= 0.5
+    assert hung.data["pid"] == pid
+    assert "test_process_support.py" in hung.data["stack"] and "handle_call" in hung.data["stack"]
     await wait_gone(pid)
 
 

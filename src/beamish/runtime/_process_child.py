@@ -21,9 +21,11 @@ past it raises ``MemoryError``, reported as ``MemoryExceeded``) and in the node 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import functools
 import os
 import resource
+import signal
 import socket
 from typing import Any
 
@@ -181,7 +183,7 @@ class ChildHost:
             return
         if self.closed.done():  # the node went away while init ran
             self.on_close(None)
-        self.send({"t": "ready", "v": WIRE_VERSION, "pid": os.getpid()})
+        self.send({"t": "ready", "v": WIRE_VERSION, "pid": os.getpid(), "stack_fd": _STACK_FD})
         early, self.early = self.early, []
         for message in early:
             self.on_message(message)
@@ -208,8 +210,16 @@ def run_spare(fd: int) -> int:
     return run_child(fd, None)
 
 
+#: A memfd that SIGUSR1 makes ``faulthandler`` fill with every thread's stack, even while the loop is
+#: blocked: the node reads it through ``/proc/PID/fd`` before it kills a hung child.
+_STACK_FD = -1
+
+
 def run_child(fd: int, request: dict[str, Any] | None) -> int:
     """Entry point in a forked child (``request`` None for a spare); returns the exit code."""
+    global _STACK_FD
+    _STACK_FD = os.memfd_create("beamish-stacks")
+    faulthandler.register(signal.SIGUSR1, file=_STACK_FD, all_threads=True)
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     loop = asyncio.new_event_loop()

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from beamish._events import Event
 from beamish._exceptions import IsolationError
 from beamish._exits import Crashed, ExitReason, Hung, Killed, MemoryExceeded, exit_from_json
 from beamish.runtime._actor import Actor, Ignore
@@ -37,6 +38,8 @@ logger = logging.getLogger("beamish.runtime")
 
 #: How often the node reads a child's RSS when it has a memory limit.
 MEMORY_POLL_S = 0.05
+#: How long a hung child has to dump its stacks (SIGUSR1, faulthandler) before it is killed.
+STACK_GRACE_S = 0.05
 
 
 def _signal_name(number: int) -> str:
@@ -55,6 +58,7 @@ class ProcessProxy(Actor):
     _timer: asyncio.TimerHandle | None = None
     _protocol: FrameProtocol | None = None
     _classifying: asyncio.Task[None] | None = None
+    _stack_fd: int = -1
 
     async def init(
         self,
@@ -182,6 +186,7 @@ class ProcessProxy(Actor):
                 else:
                     future.set_result(message.get("value"))
         elif kind == "ready":
+            self._stack_fd = int(message.get("stack_fd", -1))
             if not self._ready.done():
                 self._ready.set_result(None)
         elif kind == "exit":
@@ -239,7 +244,8 @@ class ProcessProxy(Actor):
         silent_for = time.monotonic() - self._last_beat
         if self._hang_after_s is not None and silent_for > self._hang_after_s:
             self._forced = Hung(silent_for_s=round(silent_for, 3))
-            self._kill()
+            self._signal(signal.SIGUSR1)  # the child's faulthandler writes where it is stuck
+            self._loop.call_later(STACK_GRACE_S, self._kill_hung, silent_for)
             return
         if self._max_memory_mb is not None:
             try:
@@ -251,6 +257,21 @@ class ProcessProxy(Actor):
                 self._kill()
                 return
         self._schedule_check()
+
+    def _kill_hung(self, silent_for: float) -> None:
+        """Read the stacks the child dumped on SIGUSR1, report them, and kill it."""
+        stack = ""
+        if self._stack_fd >= 0:
+            with contextlib.suppress(OSError), open(f"/proc/{self.pid}/fd/{self._stack_fd}", "rb") as f:
+                stack = f.read(1 << 20).decode(errors="replace")
+        self._kill()
+        data = {"pid": self.pid, "silent_for_s": round(silent_for, 3), "stack": stack}
+        self.ref.node.emit(Event("watchdog.hung", self.ref.node._subject(self.ref), data))
+
+    def _signal(self, signum: int) -> None:
+        if self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signum)
 
     def _kill(self) -> None:
         if self._pidfd >= 0:
