@@ -125,6 +125,15 @@ def _canonical(text: str, item: dict[str, Any]) -> bool:
     return len(text) == _RELATION_FRAME + len(item["from"]) + len(item["to"]) + len(item["relationType"])
 
 
+def _leading_object(text: str) -> Any:
+    """The JSON object a line starts with when only what follows it is broken, else None."""
+    try:
+        item, end = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return None
+    return item if isinstance(item, dict) and end < len(text) else None
+
+
 def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
     """Parse a memory file's bytes into a graph, repairing what the reference would choke on.
 
@@ -153,9 +162,15 @@ def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
             item = loads(text)
         except ValueError as exc:
             reason = f"not JSON ({exc})"
-            loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
+            item = _leading_object(text)
             loaded.quarantine.append(_quarantine_record(number, raw, reason))
-            continue
+            if item is None:
+                loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
+                continue
+            # a torn write appended to a file without a final newline: the line starts with a
+            # whole item that was acknowledged; keep it, and the line as it was in quarantine
+            detail = f"{reason}; its leading item kept, the line moved to quarantine"
+            loaded.repairs.append(Repair("corrupt_line", number, detail))
         reason_or_none = _invalid_reason(item)
         if reason_or_none is not None:
             loaded.repairs.append(Repair("invalid_item", number, f"{reason_or_none}; moved to quarantine"))
