@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from beamish._events import Event
 from beamish.company import CompanyConfig, load_config
 
 
@@ -40,3 +43,17 @@ def write_company(
 def script(path: Path, turns: list[dict[str, Any]]) -> str:
     path.write_text(json.dumps({"turns": turns}), encoding="utf-8")
     return f"scripted:{path.name}"
+
+
+async def next_event(
+    company: Any, kind: str, where: Callable[[Event], bool] = lambda e: True, timeout: float = 30.0
+) -> Event:
+    """The first event of ``kind`` (matching ``where``) the running company publishes."""
+
+    async def find() -> Event:
+        async for event in company.events(replay=500):
+            if event.kind == kind and where(event):
+                return event
+        raise AssertionError(f"the event stream ended before a {kind} event")
+
+    return await asyncio.wait_for(find(), timeout)

@@ -1,10 +1,10 @@
 """The rollback guard: an upgraded agent is on probation, and goes back if it does worse than before.
 
 For ``window_s`` (on the injected clock) after an upgrade, the guard compares the new version with
-the one it replaced, on what semantic supervision already tells apart: *crashes* (the agent's
-process exits crashed or hung), *loops* (runs paused or failed as looping), *overspending* (runs
-stopped by their budget, or a mean cost per finished run well above the previous version's). The
-previous version is measured over the same length of time just before the upgrade (crashes) and
+the one it replaced, on what semantic supervision already tells apart: *crashes* (runs failed as
+crashed or hung, and the agent's process exiting so), *loops* (runs paused or failed as looping),
+*overspending* (runs stopped by their budget, or a mean cost per finished run well above the previous
+version's). The previous version is measured over the same time just before the upgrade (crashes) and
 over its last runs (run outcomes, spend). A version that does worse on any of them, by at least
 ``min_bad`` incidents, is rolled back; one that survives the window is kept.
 """
@@ -115,6 +115,8 @@ async def tally_runs(store: Any, agent: str, version: int, *, limit: int = _BASE
                 seen += 1
                 tally.runs += 1
                 tally.spend_usd += float(run.spend_usd or 0.0)
+            if run.status == "failed" and reason in _CRASH_KINDS:
+                tally.crashes += 1
             if reason == "looping":
                 tally.loops += 1
             elif reason == "over_budget":
@@ -126,11 +128,12 @@ async def tally_runs(store: Any, agent: str, version: int, *, limit: int = _BASE
 
 def verdict(rules: ProbationRules, trial: Trial, new: Tally, old: Tally) -> str | None:
     """Why the new version must go back, or None while it does no worse than the previous one."""
-    new.crashes, old.crashes = trial.crashes, trial.baseline_crashes
-    if new.crashes >= rules.min_bad and new.crashes > old.crashes:
+    new.crashes += trial.crashes
+    old.crashes += trial.baseline_crashes
+    if new.crashes >= rules.min_bad and _rate(new.crashes, new) > _rate(old.crashes, old):
         return (
-            f"version {trial.version} crashed {new.crashes} times on probation "
-            f"(version {trial.previous}: {old.crashes} in the same time before the upgrade)"
+            f"version {trial.version} crashed {new.crashes} times in {new.runs} runs on probation "
+            f"(version {trial.previous}: {old.crashes} in its last {old.runs} runs)"
         )
     if new.loops >= rules.min_bad and _rate(new.loops, new) > _rate(old.loops, old):
         return (
