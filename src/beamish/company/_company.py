@@ -19,7 +19,7 @@ from beamish._clock import Clock
 from beamish._events import Event
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
-from beamish.company._tree import CompanyParts, build_tree
+from beamish.company._tree import CompanyParts, build_tree, company_budget
 from beamish.company._view import _day_start, apply_event, skeleton
 from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
 
@@ -66,6 +66,7 @@ class Company:
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the store, start the node and the tree; nothing is left running if any step fails."""
+        from beamish.agent._budget import set_company_budget
         from beamish.journal import open_store
         from beamish.runtime import Node
 
@@ -75,6 +76,8 @@ class Company:
             Path(self.config.store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(self.config.store_url)
         try:
+            # the config's company-wide caps, where every agent (any process, any node) reads them
+            await set_company_budget(self.store, company_budget(self.config))
             self._telemetry = _telemetry_sinks(self.config)
             self.node = Node(self.config.store_url, self.clock, name=self._node_name)
             await self.node.__aenter__()

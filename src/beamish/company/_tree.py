@@ -108,6 +108,19 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
     return AgentSpec(**options)
 
 
+def company_budget(config: CompanyConfig) -> Any:
+    """The company-wide caps of the config's ``[budget]`` as a :class:`~beamish.Budget`, or None when
+    it sets no cap. The config is their source: a company started without caps removes stored ones."""
+    from beamish.agent._budget import LIMITS, Budget
+
+    section = config.file.budget
+    fields = section.model_dump(exclude_none=True)
+    if not any(limit in fields for limit in LIMITS):
+        return None
+    fields["tz"] = section.tz or config.file.company.timezone
+    return Budget(**fields)
+
+
 def build_tree(config: CompanyConfig, parts: CompanyParts) -> SupervisorSpec:
     """The root :class:`~beamish.SupervisorSpec` of the company."""
     from beamish.runtime import ChildSpec, SupervisorSpec
