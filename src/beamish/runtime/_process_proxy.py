@@ -1,15 +1,19 @@
 """The proxy actor: how a supervisor sees a child that lives in another OS process.
 
-The proxy is an ordinary :class:`~beamish.Actor` in the node. Its ``init`` forks the child from the
-node's zygote and waits for the child's ``ready``; ``handle_call``/``handle_cast``/``handle_info``
-forward to the child over the wire; ``terminate`` asks the child to stop and waits for it to go (the
-supervisor's shutdown timeout bounds the wait, and a kill of the proxy SIGKILLs the child in
-``on_exit``). When the child's socket closes, the proxy ends at once with the child's reason —
-``exit`` frame if it sent one, otherwise ``Killed`` for SIGKILL or ``Crashed`` naming the signal or
-exit code — so pending calls fail immediately with ``ActorExited`` and the supervisor restarts it.
+The proxy is an ordinary :class:`~beamish.Actor` in the node. Its ``init`` gets a child from the
+node's zygote (the spare forked ahead, or a fresh fork) and waits for the child's ``ready``;
+``handle_call``/``handle_cast``/``handle_info`` forward to the child over the wire; ``terminate``
+asks the child to stop and waits for it to go (the supervisor's shutdown timeout bounds the wait,
+and a kill of the proxy SIGKILLs the child in ``on_exit``). When the child's socket closes, the
+proxy ends at once with the child's reason — ``exit`` frame if it sent one, otherwise ``Killed`` for
+SIGKILL or ``Crashed`` naming the signal or exit code (read from ``/proc`` while the process is
+still exiting, else asked of the zygote) — so pending calls fail immediately with ``ActorExited``
+and the supervisor restarts it.
 
-The node also polices the child from here: no heartbeat for ``hang_after_s`` means SIGKILL and exit
-``Hung``; RSS over ``max_memory_mb`` (polled from ``/proc``) means SIGKILL and ``MemoryExceeded``.
+The node also polices the child from here: no heartbeat for ``hang_after_s`` means SIGUSR1 (the
+child's ``faulthandler`` dumps its stacks, emitted as a ``watchdog.hung`` event), then SIGKILL and
+exit ``Hung``; RSS over ``max_memory_mb`` (polled from ``/proc``) means SIGKILL and
+``MemoryExceeded``. Signals go through a pidfd, so a reused pid can never be hit.
 """
 
 from __future__ import annotations
