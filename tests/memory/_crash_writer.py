@@ -9,11 +9,13 @@ from beamish.memory import KnowledgeGraph
 
 
 def write_forever(path: str, acks: Connection, prefix: str, width: int) -> None:
-    """Keep ``width`` writes in flight (creates and observations on one shared entity); send
-    ``(kind, name)`` for each only after the call returned, i.e. once it is durable."""
+    """Keep ``width`` writes in flight (creates, which are appended, and observations on one
+    shared entity, which rewrite the file); send ``(kind, name)`` for each only after the call
+    returned, i.e. once it is durable."""
 
     async def main() -> None:
-        graph = KnowledgeGraph(path, report_repairs=False)
+        # a small tail bound so the run also compacts, not only appends and rewrites
+        graph = KnowledgeGraph(path, report_repairs=False, compact_tail_bytes=2048, compact_idle_s=None)
         counter = 0
 
         async def one(n: int) -> None:

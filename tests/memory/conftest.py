@@ -71,15 +71,19 @@ def reference_command(entry: Path) -> list[str]:
 
 @asynccontextmanager
 async def mcp_session(
-    command: list[str], memory_file: Path, notifications: list[str] | None = None
+    command: list[str],
+    memory_file: Path,
+    notifications: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Any]:
-    """An initialised official-client session to a stdio server writing ``memory_file``; the
-    methods of the notifications it receives are appended to ``notifications``."""
+    """An initialised official-client session to a stdio server writing ``memory_file`` (with
+    ``env`` added to its environment); the methods of the notifications it receives are appended
+    to ``notifications``."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     params = StdioServerParameters(
-        command=command[0], args=command[1:], env={"MEMORY_FILE_PATH": str(memory_file)}
+        command=command[0], args=command[1:], env={"MEMORY_FILE_PATH": str(memory_file), **(env or {})}
     )
     with open(os.devnull, "w") as errlog:
 

@@ -2,7 +2,9 @@
 
 Random operation sequences (hypothesis) run against the reference from npm and against beamish on
 two files; every result (text, structured content, error flag) and the final file bytes must be
-equal. Sessions are started once and reused; the files are reset between examples.
+equal. Sessions are started once and reused; the files are reset between examples. Beamish
+appends created entities and compacts the file to the reference's layout once idle; here it is
+told to compact as soon as it is idle, so the file at rest is compared after every sequence.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ class Pair:
         self.notifications: dict[str, list[str]] = {"reference": [], "beamish": []}
         self._stack = ExitStack()
         for name, command in (("reference", reference_command(reference_js)), ("beamish", beamish_command())):
+            env = {"BEAMISH_MEMORY_COMPACT_IDLE_S": "0"} if name == "beamish" else None
             cm = portal.wrap_async_context_manager(
-                mcp_session(command, self.files[name], self.notifications[name])
+                mcp_session(command, self.files[name], self.notifications[name], env)
             )
             self.sessions[name] = self._stack.enter_context(cm)
 

@@ -42,6 +42,14 @@ def serve(
     allow_origin: Annotated[
         list[str] | None, typer.Option("--allow-origin", help="An extra allowed Origin (repeatable).")
     ] = None,
+    compact_idle: Annotated[
+        float,
+        typer.Option(
+            "--compact-idle",
+            min=0.0,
+            help="Seconds without writes before entities appended out of place are compacted.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Serve the memory over stdio (default) or streamable HTTP (loopback unless told otherwise)."""
     import anyio
@@ -52,7 +60,7 @@ def serve(
     address = _host_port(http) if http else None
 
     async def run() -> None:
-        graph = KnowledgeGraph(target)
+        graph = KnowledgeGraph(target, compact_idle_s=compact_idle)
         try:
             if address is None:
                 await serve_stdio(graph, page_size=page_size)

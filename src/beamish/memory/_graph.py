@@ -148,10 +148,16 @@ class Graph:
         # concatenation, not a re-join of every line); None once something in the middle changed.
         self._entities_blob: bytearray | None = None
         self._relations_blob: bytearray | None = None
+        # What the operations since :meth:`begin_changes` did, when they only added: the new
+        # entity lines and relation lines (so a save can append them); None once anything else
+        # changed (a save must then rewrite the file).
+        self._added: tuple[list[bytes], list[bytes]] | None = ([], [])
 
     # -- building ---------------------------------------------------------------------------------
 
-    def _add_entity(self, name: str, entity_type: str, observations: list[str], line: bytes | None) -> None:
+    def _add_entity(
+        self, name: str, entity_type: str, observations: list[str], line: bytes | None
+    ) -> _Entity:
         eid = next(self._ids)
         entity = _Entity(name, entity_type, observations)
         entity.line = line
@@ -159,8 +165,9 @@ class Graph:
         self._by_name.setdefault(name, []).append(eid)
         if self._entities_blob is not None:
             _append_line(self._entities_blob, entity.encoded())
+        return entity
 
-    def _add_relation(self, source: str, target: str, relation_type: str, line: bytes | None) -> None:
+    def _add_relation(self, source: str, target: str, relation_type: str, line: bytes | None) -> _Relation:
         rid = next(self._ids)
         relation = _Relation(source, target, relation_type)
         relation.line = line
@@ -170,6 +177,7 @@ class Graph:
         self._by_triple.setdefault(relation.triple, []).append(rid)
         self._by_end.setdefault(source, set()).add(rid)
         self._by_end.setdefault(target, set()).add(rid)
+        return relation
 
     def load_entity(self, name: str, entity_type: str, observations: list[str], line: bytes | None) -> None:
         """Append an entity read from a file (``line``: its canonical encoding, if known)."""
@@ -182,9 +190,16 @@ class Graph:
         ids = self._by_name.get(name)
         return self._entities[ids[0]] if ids else None
 
+    def _rewritten(self) -> None:
+        """Something other than an addition changed: the cached sections and the additions log
+        no longer describe the file."""
+        self._entities_blob = None
+        self._added = None
+
     def _remove_relation(self, rid: int) -> None:
         relation = self._relations.pop(rid)
         self._relations_blob = None
+        self._added = None
         ids = self._by_triple[relation.triple]
         ids.remove(rid)
         if not ids:
@@ -201,7 +216,9 @@ class Graph:
     def create_entities(self, entities: Sequence[Entity]) -> list[Entity]:
         fresh = [e for e in entities if e["name"] not in self._by_name]
         for e in fresh:
-            self._add_entity(e["name"], e["entityType"], list(e["observations"]), None)
+            entity = self._add_entity(e["name"], e["entityType"], list(e["observations"]), None)
+            if self._added is not None:
+                self._added[0].append(entity.encoded())
         return [
             {"name": e["name"], "entityType": e["entityType"], "observations": list(e["observations"])}
             for e in fresh
@@ -210,7 +227,9 @@ class Graph:
     def create_relations(self, relations: Sequence[Relation]) -> list[Relation]:
         fresh = [r for r in relations if (r["from"], r["to"], r["relationType"]) not in self._by_triple]
         for r in fresh:
-            self._add_relation(r["from"], r["to"], r["relationType"], None)
+            relation = self._add_relation(r["from"], r["to"], r["relationType"], None)
+            if self._added is not None:
+                self._added[1].append(relation.encoded())
         return [{"from": r["from"], "to": r["to"], "relationType": r["relationType"]} for r in fresh]
 
     def add_observations(self, observations: Sequence[dict[str, Any]]) -> list[ObservationResult]:
@@ -226,7 +245,7 @@ class Graph:
             entity.observations.extend(added)
             if added:
                 entity.touched()
-                self._entities_blob = None
+                self._rewritten()
             results.append({"entityName": o["entityName"], "addedObservations": added})
         return results
 
@@ -234,7 +253,7 @@ class Graph:
         for name in set(names):
             for eid in self._by_name.pop(name, ()):
                 del self._entities[eid]
-                self._entities_blob = None
+                self._rewritten()
             for rid in sorted(self._by_end.get(name, ())):
                 if rid in self._relations:
                     self._remove_relation(rid)
@@ -249,7 +268,7 @@ class Graph:
             if len(kept) != len(entity.observations):
                 entity.observations = kept
                 entity.touched()
-                self._entities_blob = None
+                self._rewritten()
 
     def delete_relations(self, relations: Sequence[Relation]) -> None:
         for r in relations:
@@ -288,6 +307,15 @@ class Graph:
         }
 
     # -- persistence helpers ----------------------------------------------------------------------
+
+    def begin_changes(self) -> None:
+        """Start logging additions (see :meth:`added`); call before applying a batch of operations."""
+        self._added = ([], [])
+
+    def added(self) -> tuple[list[bytes], list[bytes]] | None:
+        """The encoded entity and relation lines the operations since :meth:`begin_changes` added,
+        or None if they also changed or removed something (then only a rewrite saves them)."""
+        return self._added
 
     def encode(self) -> bytes:
         """The whole file, byte for byte as the reference writes it: entities, then relations, one

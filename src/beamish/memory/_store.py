@@ -3,7 +3,11 @@
 Every read-modify-write runs under the file lock, on a graph that is re-read only when the file's
 identity (device, inode, size, mtime) changed underneath. Concurrent writes are grouped: whatever
 arrives while one commit is on disk goes into the next, so N parallel calls cost a few fsyncs, not
-N. A write is acknowledged only once its bytes and the rename are durable. File work runs in a
+N. A write is acknowledged only once durable. A commit that only adds entities or relations is
+appended to the file (one write and one ``fdatasync``, whatever the graph's size); any other change
+rewrites the whole file atomically (temp file, fsync, rename, fsync of the directory), and so does
+compaction, which puts appended entities back in the reference's layout when the out-of-place tail
+grows past a bound, when the store has been idle a moment, and on close. File work runs in a
 worker thread so a slow disk never blocks the event loop.
 """
 
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from beamish._exceptions import MemoryGraphError
+from beamish.memory._append import FileMoved, append_durably, append_payload, tail_size
 from beamish.memory._graph import Entity, Graph, GraphDict, ObservationResult, Relation
 from beamish.memory._jsonl import (
     FileIdentity,
@@ -42,6 +47,13 @@ _UNLOADED: Any = object()
 #: leftovers); the margin leaves alone a save of some other program that is under way.
 STRAY_TEMP_AGE_S = 60.0
 
+#: Compaction waits until the out-of-place tail is at least this big *and* a quarter of the file,
+#: so the rewrites it costs stay a bounded share of the bytes appended, whatever the graph's size.
+COMPACT_TAIL_BYTES = 64 * 1024
+
+#: After this long without a write the file is compacted (if it has an out-of-place tail).
+COMPACT_IDLE_S = 1.0
+
 _Op = Callable[[Graph], Any]
 
 
@@ -59,6 +71,11 @@ class KnowledgeGraph:
     ``on_repair`` is called with each :class:`Repair` that loading made (the runtime turns them
     into ``memory.repaired`` events). One instance belongs to one event loop; instances in other
     threads or processes share the file safely through the lock.
+
+    ``compact_idle_s`` is how long without writes before an appended tail is compacted (None:
+    only past the size bound and on close); ``compact_tail_bytes`` the smallest tail compacted
+    while writing (0: never leave the canonical layout, i.e. rewrite instead of appending out of
+    place).
     """
 
     def __init__(
@@ -67,6 +84,8 @@ class KnowledgeGraph:
         *,
         on_repair: Callable[[Repair], None] | None = None,
         report_repairs: bool = True,
+        compact_idle_s: float | None = COMPACT_IDLE_S,
+        compact_tail_bytes: int = COMPACT_TAIL_BYTES,
     ) -> None:
         self.path = Path(path).absolute()
         self._on_repair = on_repair
@@ -80,9 +99,23 @@ class KnowledgeGraph:
         self._busy = asyncio.Lock()
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._compact_idle_s = compact_idle_s
+        self._compact_tail_bytes = compact_tail_bytes
+        # Bytes at the end of the file (as we hold it) that are out of the canonical layout.
+        self._tail = 0
+        # Whether the version we hold is known durable (we wrote it); a version someone else wrote
+        # gets its directory synced with our first append to it.
+        self._durable = False
+        self._activity = 0
+        self._compactor: asyncio.Task[None] | None = None
+        self._compactor_sleeping = False
+        self._closing = False
         self.repairs: list[Repair] = []
         #: How many durable commits this instance made (a group commit counts once).
         self.commits = 0
+        #: Of those, how many were appends (the rest rewrote the file), and how many compactions ran.
+        self.appends = 0
+        self.compactions = 0
         #: How many times the file was (re)read: once at first use, then only when it changed.
         self.loads = 0
 
@@ -181,9 +214,15 @@ class KnowledgeGraph:
             self._locked(None)
             return
         self.loads += 1
-        self._graph = loaded.graph
+        self._adopt(loaded.graph, data, ident, generation)
+
+    def _adopt(self, graph: Graph, data: bytes, ident: FileIdentity | None, generation: int | None) -> None:
+        """Hold ``graph``, just read from ``data`` (a version someone else may have written)."""
+        self._graph = graph
         self._identity = ident
         self._generation = generation
+        self._tail = tail_size(data, b"".join(graph.encode_chunks()))
+        self._durable = False
 
     def _translate(self, exc: BaseException) -> Exception:
         """File-system errors become :class:`MemoryGraphError` naming the file (nothing was
@@ -208,6 +247,7 @@ class KnowledgeGraph:
     # -- writes: grouped, locked, durable ---------------------------------------------------------
 
     async def _write(self, op: _Op) -> Any:
+        self._activity += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((op, future))
         if self._committer is None or self._committer.done():
@@ -241,6 +281,7 @@ class KnowledgeGraph:
                 else:
                     future.set_exception(value)
             self._discard_old_versions()
+        self._schedule_compaction()
 
     def _discard_old_versions(self) -> None:
         """Unlink replaced versions off the acknowledgement's path (in a worker thread)."""
@@ -258,24 +299,63 @@ class KnowledgeGraph:
             if ops is None:
                 return []
             outcomes: list[tuple[bool, Any]] = []
+            self._graph.begin_changes()
             for op in ops:
                 try:
                     outcomes.append((True, op(self._graph)))
                 except MemoryGraphError as exc:
                     outcomes.append((False, exc))
             if any(ok for ok, _ in outcomes):
-                try:
-                    self._identity, old = replace_durably(self.path, self._graph.encode_chunks())
-                except BaseException:
-                    self._identity = _UNLOADED
-                    raise
-                if old is not None:
-                    self._old_versions.append(old)
-                self._generation = self._lock.bump_generation()
-                self.commits += 1
+                self._save()
             return outcomes
         finally:
             self._lock.release()
+
+    def _save(self) -> None:
+        """Make the operations just applied durable: append what they added if that is all they
+        did and the tail stays within its bound, else rewrite the file. Under the lock."""
+        added = self._graph.added()
+        ident: FileIdentity | None = self._identity
+        if added is not None and ident is not None:
+            entity_lines, relation_lines = added
+            if not entity_lines and not relation_lines and self._durable:
+                return  # nothing changed, and what is on disk is durable: as if rewritten
+            payload = append_payload(ident[2], [*entity_lines, *relation_lines])
+            out_of_place = self._tail > 0 or (
+                bool(entity_lines) and self._graph.relation_count > len(relation_lines)
+            )
+            tail = self._tail + len(payload) if out_of_place else 0
+            bound = self._compact_tail_bytes and max(self._compact_tail_bytes, (ident[2] + len(payload)) // 4)
+            if (entity_lines or relation_lines) and tail <= bound:
+                try:
+                    self._identity = append_durably(self.path, payload, ident, sync_dir=not self._durable)
+                except FileMoved:
+                    pass  # replaced outside the lock: the rewrite below puts our graph in place
+                except BaseException:
+                    self._identity = _UNLOADED
+                    raise
+                else:
+                    self._tail = tail
+                    self._durable = True
+                    self._generation = self._lock.bump_generation()
+                    self.commits += 1
+                    self.appends += 1
+                    return
+        self._rewrite()
+        self.commits += 1
+
+    def _rewrite(self) -> None:
+        """Replace the file with the graph in the canonical layout, atomically and durably."""
+        try:
+            self._identity, old = replace_durably(self.path, self._graph.encode_chunks())
+        except BaseException:
+            self._identity = _UNLOADED
+            raise
+        if old is not None:
+            self._old_versions.append(old)
+        self._tail = 0
+        self._durable = True
+        self._generation = self._lock.bump_generation()
 
     def _refresh(self) -> None:
         """Re-read the file if it is not the version we hold; repair it on disk if it needs it."""
@@ -284,14 +364,14 @@ class KnowledgeGraph:
         data, ident = read_file(self.path)
         self.loads += 1
         loaded = parse(data)
-        self._graph = loaded.graph
-        self._identity = ident
-        self._generation = self._lock.generation()
+        self._adopt(loaded.graph, data, ident, self._lock.generation())
         for stray in stray_temps(self.path, older_than_s=STRAY_TEMP_AGE_S):
             stray.unlink(missing_ok=True)  # under the lock no writer of ours is mid-save
         if loaded.repairs:
             append_quarantine(self.path, loaded.quarantine)
             self._identity = write_durably(self.path, self._graph.encode())
+            self._tail = 0
+            self._durable = True
             self._generation = self._lock.bump_generation()
             self._new_repairs = loaded.repairs
 
@@ -308,10 +388,70 @@ class KnowledgeGraph:
             for repair in repairs:
                 self._on_repair(repair)
 
+    # -- compaction ---------------------------------------------------------------------------------
+
+    def _schedule_compaction(self) -> None:
+        if (
+            self._tail
+            and self._compact_idle_s is not None
+            and not self._closing
+            and (self._compactor is None or self._compactor.done())
+        ):
+            self._compactor = asyncio.create_task(self._compact_when_idle(self._compact_idle_s))
+
+    async def _compact_when_idle(self, idle_s: float) -> None:
+        self._compactor_sleeping = True
+        try:
+            while True:
+                seen = self._activity
+                await asyncio.sleep(idle_s)
+                if self._activity == seen and not self._pending:
+                    break
+        finally:
+            self._compactor_sleeping = False
+        # Not needed for correctness (an appended file loads the same): a failure leaves the tail
+        # for the next chance.
+        with contextlib.suppress(MemoryGraphError):
+            await self.compact()
+
+    async def compact(self) -> bool:
+        """Rewrite the file in the reference's layout now if it has an out-of-place tail (entities
+        appended after relations); returns whether it rewrote. Safe alongside other writers."""
+        async with self._busy:
+            try:
+                done = await asyncio.to_thread(self._locked_compact)
+            except OSError as exc:
+                raise self._translate(exc) from exc
+            self._flush_repairs()
+        self._discard_old_versions()
+        return done
+
+    def _locked_compact(self) -> bool:
+        self._lock.acquire()
+        try:
+            self._refresh()
+            if not self._tail:
+                return False
+            self._rewrite()
+            self.compactions += 1
+            return True
+        finally:
+            self._lock.release()
+
     async def aclose(self) -> None:
-        """Wait for pending writes to be durable, then let go of the lock file."""
+        """Wait for pending writes to be durable, compact the file if it has an appended tail,
+        then let go of the lock file."""
+        self._closing = True
         while self._committer is not None and not self._committer.done():
             await asyncio.shield(self._committer)
+        if self._compactor is not None:
+            if self._compactor_sleeping:
+                self._compactor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._compactor
+        if self._tail and self._identity is not _UNLOADED:
+            with contextlib.suppress(MemoryGraphError):  # the file is whole either way
+                await self.compact()
         if self._discarding is not None:
             await self._discarding
         _discard_all(self._old_versions)
