@@ -16,10 +16,11 @@ def version() -> None:
 
 
 # Command modules register after the app exists: one line each.
-from beamish.cli import _cluster, _company, _demo, _journal, _memory, _schedules  # noqa: E402
+from beamish.cli import _cluster, _company, _demo, _journal, _memory, _schedules, _upgrade  # noqa: E402
 
 _company.register(app)
 _demo.register(app)
+_upgrade.register(app)
 app.add_typer(_journal.journal_app)
 app.add_typer(_memory.app)
 app.add_typer(_schedules.schedules_app)
