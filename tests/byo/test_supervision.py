@@ -7,6 +7,7 @@ any byte is sent, and the loop detector reads the tool steps the adapter journal
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ pytestmark = pytest.mark.timeout(45)
 
 
 async def _run(
-    tmp_path: Path, turns: list[Turn], usage: dict[str, Any] | None = None, **spec: Any
-) -> tuple[RunResult, int, list[str]]:
-    """Run the Pydantic AI agent on ``turns``; its result, the requests served, the event kinds."""
+    tmp_path: Path, turns: list[Turn], usage: dict[str, Any] | None = None, resume: bool = False, **spec: Any
+) -> tuple[RunResult, int, list[str], list[Any]]:
+    """Run the Pydantic AI agent on ``turns`` (``resume``: once more after it pauses); its result,
+    the requests served, the event kinds of the run, the request bodies."""
     run_id = f"pai-{uuid.uuid4().hex}"
     agent = AgentSpec(
         name="writer",
@@ -44,10 +46,14 @@ async def _run(
             await node.start_supervisor(SupervisorSpec([agent.child_spec()]))
             await node.submit("writer", {"task": "write", "base_url": server.url}, run_id=run_id)
             result = await node.result(run_id, timeout=30)
-        served = len(server.requests)
+            if resume:
+                assert result.status == "paused"
+                assert await node.resume("writer") == 1
+                result = await node.result(run_id, timeout=30)
+        served, bodies = len(server.requests), [r.body for r in server.requests]
     async with await open_store(url) as store:
         kinds = [e.kind for _, e in await store.events() if run_id in (e.subject, e.data.get("run_id"))]
-    return result, served, kinds
+    return result, served, kinds, bodies
 
 
 async def test_a_framework_agent_over_its_run_budget_is_paused_before_the_next_request(
@@ -56,7 +62,7 @@ async def test_a_framework_agent_over_its_run_budget_is_paused_before_the_next_r
     # the first answer reports 100k prompt tokens: $0.015 at gpt-4o-mini's price, past the $0.01 cap
     expensive = {"prompt_tokens": 100_000, "completion_tokens": 10, "total_tokens": 100_010}
     turns: list[Turn] = [("call_1", "lookup", {"topic": "market"}), "never asked"]
-    result, served, kinds = await _run(tmp_path, turns, expensive, budget=Budget(per_run_usd=0.01))
+    result, served, kinds, _ = await _run(tmp_path, turns, expensive, budget=Budget(per_run_usd=0.01))
     assert result.status == "paused"
     assert isinstance(result.reason, OverBudget)
     assert served == 1, "the call that would pass the cap was never sent"
@@ -68,9 +74,23 @@ async def test_a_framework_agent_repeating_one_tool_call_is_nudged_then_paused_a
     tmp_path: Path,
 ) -> None:
     turns: list[Turn] = [(f"call_{i}", "lookup", {"topic": "same"}) for i in range(10)] + ["done"]
-    result, served, kinds = await _run(tmp_path, turns, watchdog=Watchdog())
+    result, served, kinds, requests = await _run(tmp_path, turns, watchdog=Watchdog())
+    nudged = [i for i, body in enumerate(requests) if "[beamish] You appear to be stuck" in json.dumps(body)]
+    assert nudged == [4], "the nudge went to the model once, with the request after the fourth repeat"
     assert result.status == "paused"
     assert isinstance(result.reason, Looping) and result.reason.pattern == "same_action_same_result"
     assert kinds.count("loop.nudged") == 1 and kinds.count("loop.detected") == 1
     assert served == 5, "paused at the fifth identical call, not after all ten"
     assert fa.effects(result.run_id) == ["lookup same"] * 5
+
+
+async def test_a_resumed_looping_framework_agent_replays_its_nudge_and_is_stopped_at_the_next_repeat(
+    tmp_path: Path,
+) -> None:
+    turns: list[Turn] = [(f"call_{i}", "lookup", {"topic": "same"}) for i in range(10)] + ["done"]
+    result, served, kinds, _ = await _run(tmp_path, turns, resume=True, watchdog=Watchdog())
+    assert result.status == "failed"
+    assert isinstance(result.reason, Looping)
+    assert "step.divergence" not in kinds, "the replay, nudge included, asked exactly what it asked before"
+    assert served == 6, "the five answered requests came from the journal; one more was sent live"
+    assert kinds.count("loop.detected") == 2

@@ -55,6 +55,8 @@ class RunContext:
     #: A failure that ends the run even if a framework swallows it (it catches ``Exception`` in
     #: tools): every later step re-raises it, and so does the entry when it returns.
     fatal: BaseException | None = None
+    #: The loop detector's nudge, sent with the next model request (then dropped).
+    nudge: str | None = None
     _seq: int = 0
     _thread: int = field(default_factory=threading.get_ident)
 

@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 
 from beamish._exceptions import SpecError
 from beamish.byo._context import RunContext, active_run
-from beamish.byo._wireformat import bound_request, parse_response, provider_of, wire_format
+from beamish.byo._wireformat import bound_request, parse_response, provider_of, wire_format, with_nudge
 from beamish.journal._replay import StepResult
 
 T = TypeVar("T")
-#: ``send(on_chunk)`` → status, headers, body (decoded).
-Send = Callable[[Callable[[], None]], Awaitable[tuple[int, dict[str, str], bytes]]]
+#: ``send(on_chunk, body)`` → status, headers, body (decoded); ``body`` is the request's bytes to send.
+Send = Callable[[Callable[[], None], bytes], Awaitable[tuple[int, dict[str, str], bytes]]]
 
 #: Headers that describe the bytes on the wire, not the (decoded) body the SDK is handed.
 _WIRE_HEADERS = {"content-encoding", "content-length", "transfer-encoding", "connection"}
@@ -61,6 +61,12 @@ async def exchange(
         body = raw.decode("utf-8", errors="replace")
     name = body.get("model") if isinstance(body, dict) else None
     model = f"{provider_of(fmt)}:{name or 'unknown'}"
+    nudge, ctx.nudge = ctx.nudge, None
+    if nudge is not None:  # the loop detector's nudge goes to the model with this request, once
+        nudged = with_nudge(fmt, body, nudge)
+        if nudged is not body:
+            body = nudged
+            raw = json.dumps(body, ensure_ascii=False).encode()
     seq = ctx.next_seq()
     info = ctx.info(seq)
     ctx.count_turn()
@@ -69,7 +75,7 @@ async def exchange(
         bound = bound_request(fmt, body, raw)
         token = await ctx.hooks.before_model_call(info, bound)
         try:
-            status, headers, content = await send(lambda: ctx.hooks.heartbeat("chunk"))
+            status, headers, content = await send(lambda: ctx.hooks.heartbeat("chunk"), raw)
         except BaseException as exc:
             await ctx.hooks.model_call_failed(info, bound, token, exc)
             raise
@@ -114,8 +120,18 @@ async def exchange(
             ctx.model_turns -= 1
         raise
     value = result.value
-    await ctx.hooks.after_step(info, "llm", model, str(value.get("text", "")), False)
+    ctx.nudge = await ctx.hooks.after_step(info, "llm", model, str(value.get("text", "")), False)
     return int(value["status"]), {"content-type": str(value["content_type"])}, str(value["body"]).encode()
+
+
+def _with_body(module: Any, request: Any, raw: bytes, body: bytes) -> Any:
+    """``request`` as sent, or a copy carrying ``body`` when a nudge changed it."""
+    if body is raw:
+        return request
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"]
+    return module.Request(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )
 
 
 def _kept(headers: Any) -> dict[str, str]:
@@ -145,8 +161,8 @@ def transport_class(module: Any, is_async: bool) -> type[Any]:
                 return await self.inner.handle_async_request(request)
             raw = await request.aread()
 
-            async def send(on_chunk: Callable[[], None]) -> tuple[int, dict[str, str], bytes]:
-                response = await self.inner.handle_async_request(request)
+            async def send(on_chunk: Callable[[], None], body: bytes) -> tuple[int, dict[str, str], bytes]:
+                response = await self.inner.handle_async_request(_with_body(module, request, raw, body))
                 parts: list[bytes] = []
                 try:
                     async for chunk in response.aiter_bytes():
@@ -181,16 +197,16 @@ def transport_class(module: Any, is_async: bool) -> type[Any]:
                 )
             raw = request.read()
 
-            def fetch() -> tuple[int, dict[str, str], bytes]:
-                response = self.inner.handle_request(request)
+            def fetch(body: bytes) -> tuple[int, dict[str, str], bytes]:
+                response = self.inner.handle_request(_with_body(module, request, raw, body))
                 try:
                     content = b"".join(response.iter_bytes())
                 finally:
                     response.close()
                 return response.status_code, _kept(response.headers), content
 
-            async def send(on_chunk: Callable[[], None]) -> tuple[int, dict[str, str], bytes]:
-                answer = await asyncio.to_thread(fetch)
+            async def send(on_chunk: Callable[[], None], body: bytes) -> tuple[int, dict[str, str], bytes]:
+                answer = await asyncio.to_thread(fetch, body)
                 on_chunk()
                 return answer
 

@@ -93,10 +93,12 @@ async def run_step(
     except Exception as exc:
         ctx.remember(exc)
         ctx.hooks.heartbeat("tool")
-        await ctx.hooks.after_step(info, "tool", name, f"{type(exc).__name__}: {exc}", True)
+        ctx.nudge = (
+            await ctx.hooks.after_step(info, "tool", name, f"{type(exc).__name__}: {exc}", True) or ctx.nudge
+        )
         raise
     ctx.hooks.heartbeat("tool")
-    await ctx.hooks.after_step(info, "tool", name, _text(result.value), False)
+    ctx.nudge = await ctx.hooks.after_step(info, "tool", name, _text(result.value), False) or ctx.nudge
     return result.value
 
 

@@ -225,3 +225,23 @@ def _anthropic_stream(events: Iterator[dict[str, Any]]) -> ModelResponse:
         stop_reason=stop,
         model=model,
     )
+
+
+def with_nudge(fmt: str, body: Any, text: str) -> Any:
+    """``body`` with ``text`` added as the user's latest words (the loop detector's nudge), or
+    unchanged when its shape is not one this module knows."""
+    if not isinstance(body, dict):
+        return body
+    key = "input" if fmt == "openai-responses" else "messages"
+    turns = body.get(key)
+    if not isinstance(turns, list):
+        return body
+    turns = list(turns)
+    last = turns[-1] if turns else None
+    if fmt == "anthropic" and isinstance(last, dict) and last.get("role") == "user":
+        content = last.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        turns[-1] = {**last, "content": [*blocks, {"type": "text", "text": text}]}
+    else:
+        turns.append({"role": "user", "content": text})
+    return {**body, key: turns}
