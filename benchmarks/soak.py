@@ -119,13 +119,16 @@ def soak_config(workdir: Path, example: Path) -> Any:
 
 
 async def _node_main(workdir: Path, calm: bool) -> None:
+    import importlib
+
     from beamish.company import Company
     from beamish.company._faults import FaultPlan, agent_processes
     from beamish.company._services import company_parts
-    from beamish.memory import _jsonl
 
     plan = json.loads((workdir / "soak.json").read_text())
-    _jsonl.os = _FullDiskOs(os, workdir / DISK_FULL_FLAG)  # type: ignore[attr-defined]
+    for name in ("beamish.memory._jsonl", "beamish.memory._append"):  # the memory file's writers
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name).os = _FullDiskOs(os, workdir / DISK_FULL_FLAG)
     os.environ["BEAMISH_EFFECT_LOG"] = str(workdir / "effects.jsonl")
     config = soak_config(workdir, workdir / "example")
     clock = _ContinuousClock(SPEED, plan["sim_start"], plan["real_start"])
