@@ -312,3 +312,17 @@ async def test_after_a_divergence_the_history_is_the_new_timeline(store: Store) 
     assert [s["seq"] for s in snaps] == [3]
     resumed = await RunJournal.open(store, "r", epoch, replay=False)
     assert resumed.messages == history and resumed.next_seq == 6
+
+
+async def test_a_run_is_claimed_only_while_the_agents_lease_is_held(store: Store) -> None:
+    await store.create_run("ceo", "go", run_id="r")
+    lease = await store.acquire_lease("unit:ceo", "node-a", ttl_s=10)
+    assert lease is not None
+    epoch = await store.claim_run("r", "node-a", lease=lease)
+    assert epoch == 1
+    store.clock.advance(11)  # type: ignore[attr-defined]
+    taken = await store.acquire_lease("unit:ceo", "node-b", ttl_s=10)
+    assert taken is not None and taken.epoch == 2
+    with pytest.raises(Fenced, match="no longer held"):
+        await store.claim_run("r", "node-a", lease=lease)
+    assert await store.claim_run("r", "node-b", lease=taken) == 2
