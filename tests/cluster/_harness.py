@@ -84,9 +84,11 @@ class Cluster:
         lease_s: float,
         delay_s: float = 0.15,
         isolation: str = "task",
+        scripts: dict[str, str] | None = None,
     ) -> None:
         self.url, self.tmp, self.agents, self.lease_s = url, tmp, agents, lease_s
         self.isolation = isolation
+        self.scripts = scripts or {}
         self.script = write_script(tmp, delay_s)
         self.effect_log = tmp / "effects.log"
         self.nodes: dict[str, NodeProc] = {}
@@ -100,6 +102,7 @@ class Cluster:
                 "lease_s": self.lease_s,
                 "script": str(self.script),
                 "isolation": self.isolation,
+                "scripts": self.scripts,
             }
             env = {**os.environ, "BEAMISH_TEST_EFFECT_LOG": str(self.effect_log)}
             proc = await asyncio.create_subprocess_exec(

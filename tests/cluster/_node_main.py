@@ -42,8 +42,8 @@ async def main(cfg: dict[str, object]) -> None:
             spec = AgentSpec(
                 f"a{i}",
                 "Post what you are told.",
-                f"scripted:{cfg['script']}",
-                [post],
+                f"scripted:{dict(cfg.get('scripts', {})).get(f'a{i}', cfg['script'])}",  # type: ignore[call-overload]
+                [post, "consult"],
                 isolation=str(cfg.get("isolation", "task")),  # type: ignore[arg-type]
             )
             units.append(Unit(spec.name, spec.child_spec(), (spec.name,)))

@@ -7,6 +7,7 @@ schedule tick happened twice.
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 from pathlib import Path
@@ -166,3 +167,41 @@ async def test_a_drained_node_hands_its_agents_over_and_their_new_runs_complete(
         await store.close()
     assert set(final) == set(first + then) and set(final.values()) == {"succeeded"}
     assert effects_per_run(cluster) == Counter(dict.fromkeys(first + then, 1))
+
+
+async def test_consults_cross_nodes_and_survive_the_consulted_node_being_killed(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """a0 on one node consults a1 on the other; the node holding a1 is SIGKILLed while consults are
+    pending: a1 moves, every consult is answered once, every asking run succeeds."""
+    asker = tmp_path / "asker.json"
+    asker.write_text(
+        json.dumps(
+            {
+                "turns": [
+                    {"tool_calls": [{"name": "consult", "arguments": {"agent": "a1", "question": "ok?"}}]},
+                    {"text": "decided: {last_tool}"},
+                ]
+            }
+        )
+    )
+    lease_s = 1.5
+    store = await open_store(pg_url)
+    try:
+        async with Cluster(
+            pg_url, tmp_path, agents=2, lease_s=lease_s, delay_s=0.2, scripts={"a0": str(asker)}
+        ) as cluster:
+            await cluster.start("n1", "n2")
+            before = await spread(store, 2, 2)
+            runs = await submit(store, "a0", 4, "plan")
+            await eventually(lambda: a_run_is_running_on(store, ["a1"]), 20, "a1 answering a consult")
+            victim = before["a1"]
+            assert victim is not None and victim != before["a0"]
+            cluster.nodes[victim].signal(signal.SIGKILL)
+            final = await all_finished(store, timeout=40)
+    finally:
+        await store.close()
+    asked = {rid: s for rid, s in final.items() if rid not in runs}
+    assert {final[r] for r in runs} == {"succeeded"}
+    assert len(asked) == 4 and set(asked.values()) == {"succeeded"}  # one consult run per asking run
+    assert effects_per_run(cluster) == Counter(dict.fromkeys(asked, 1))  # a1 posted once per consult
