@@ -144,6 +144,14 @@ def _print_summary(data: dict[str, Any]) -> None:
         ("scheduled fires", f"{data['scheduled_fires']}, success rate {data['scheduled_success_rate']}"),
         ("faults injected", ", ".join(f"{k} {v}" for k, v in data["faults_injected"].items()) or "none"),
         ("faults seen", ", ".join(f"{k} {v}" for k, v in data["faults_seen"].items())),
+        (
+            "live upgrades",
+            "; ".join(
+                f"{u['agent']} v{u['previous']}→v{u['version']} by {u['author']}: {u['reason']}"
+                for u in data.get("upgrades", [])
+            )
+            or "none",
+        ),
     ]
     for name, value in rows:
         table.add_row(Text(name, style="bold"), value)

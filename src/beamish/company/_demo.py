@@ -190,7 +190,9 @@ def logged_tools(config: CompanyConfig) -> set[str]:
         t.name
         for agent in config.agents.values()
         for t in agent.tools
-        if isinstance(t, Tool) and t.effect in ("once", "idempotent")
+        if isinstance(t, Tool)
+        and t.effect in ("once", "idempotent")
+        and not t.fn.__module__.startswith("beamish.")  # beamish's own (propose_upgrade) keep no log
     }
 
 

@@ -41,6 +41,9 @@ class Summary:
     faults_injected: dict[str, int] = field(default_factory=dict)
     faults_seen: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    #: Live upgrades made while the company ran (``agent.upgraded``), and how many were rolled back.
+    upgrades: list[dict[str, Any]] = field(default_factory=list)
+    rollbacks: int = 0
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -166,6 +169,11 @@ async def summarize(
                 exits[kind] += 1
         elif event.kind == "child.restarted":
             summary.restarts += 1
+        elif event.kind == "agent.upgraded":
+            keep = ("agent", "version", "previous", "author", "reason", "changed")
+            summary.upgrades.append({k: event.data.get(k) for k in keep})
+        elif event.kind == "agent.rolled_back":
+            summary.rollbacks += 1
         elif event.kind == "step.replayed":
             run_id = str(event.data.get("run_id", event.subject))
             lo, hi = int(event.data.get("from_seq", 0)), int(event.data.get("to_seq", -1))
