@@ -101,6 +101,9 @@ class Telemetry:
         self._exits = meter.create_counter("beamish.supervisor.exits", description="Child exits by reason")
         self._restarts = meter.create_counter("beamish.supervisor.restarts", description="Child restarts")
         self._paused = meter.create_up_down_counter("beamish.agent.paused", description="Agents paused now")
+        self._upgrades = meter.create_counter(
+            "beamish.agent.upgrades", description="Live upgrades of agents by outcome"
+        )
         self._replayed = meter.create_counter(
             "beamish.steps.replayed", description="Steps served from the journal"
         )
@@ -256,6 +259,8 @@ class Telemetry:
             self._paused.add(1, attrs)
         elif event.kind == "agent.resumed":
             self._paused.add(-1, attrs)
+        elif event.kind in ("agent.upgraded", "agent.rolled_back"):
+            self._upgrades.add(1, {**attrs, "beamish.upgrade.outcome": event.kind.partition(".")[2]})
         current = _trace.get_current_span() if _trace is not None else None
         if current is not None and current.is_recording():
             current.add_event(event.kind, {**attrs, "beamish.event.data": _content(event.data)})
