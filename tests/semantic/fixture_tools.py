@@ -30,7 +30,9 @@ async def compile_report(ctx: beamish.ToolContext) -> str:
     """Compile a report. The first time per run it goes silent (and writes its pid to a marker)."""
     hung = marker(ctx.run_id, "hung")
     if not hung.exists():
-        hung.write_text(str(os.getpid()))
+        partial = hung.with_name(hung.name + ".partial")
+        partial.write_text(str(os.getpid()))
+        partial.replace(hung)  # whole or absent: the test reads the pid as soon as the file exists
         await asyncio.Event().wait()
     return "report ready"
 
