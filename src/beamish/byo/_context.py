@@ -57,6 +57,8 @@ class RunContext:
     fatal: BaseException | None = None
     #: The loop detector's nudge, sent with the next model request (then dropped).
     nudge: str | None = None
+    #: The agent's telemetry (``chat`` / ``execute_tool`` spans), or None for none.
+    telemetry: Any = None
     _seq: int = 0
     _thread: int = field(default_factory=threading.get_ident)
 
@@ -94,6 +96,14 @@ class RunContext:
         """Keep a run-ending failure (an unknown outcome, a lost lease) past a framework's handlers."""
         if isinstance(exc, UnknownOutcome | Fenced) and self.fatal is None:
             self.fatal = exc
+
+    def progress(self) -> None:
+        """A heartbeat for the watchdog from long work between steps (a tool's own progress)."""
+        self.hooks.heartbeat("tool")
+
+    def extend(self, seconds: float) -> None:
+        """Tell the watchdog the next ``seconds`` of silence are expected (a known-long tool)."""
+        self.hooks.extend(seconds)
 
     def in_loop_thread(self) -> bool:
         return threading.get_ident() == self._thread

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from beamish._exceptions import SpecError
+from beamish.agent._loop import NoTelemetry
 from beamish.byo._context import RunContext, active_run
 from beamish.byo._wireformat import bound_request, parse_response, provider_of, wire_format, with_nudge
 from beamish.journal._replay import StepResult
@@ -107,8 +108,12 @@ async def exchange(
         )
 
     request = {"method": method.upper(), "path": path, "body": body}
+    turns = body.get("messages", body.get("input")) if isinstance(body, dict) else None
+    telemetry = ctx.telemetry if ctx.telemetry is not None else NoTelemetry()
     try:
-        result = await ctx.journal.model_step(seq, request, perform, kind="llm", name=model)
+        with telemetry.chat(model, messages=turns, step=seq) as record:
+            result = await ctx.journal.model_step(seq, request, perform, kind="llm", name=model)
+            _fill(record, result)
     except _NotJournaled as answer:
         ctx.give_back(seq)
         ctx.model_turns -= 1
@@ -122,6 +127,14 @@ async def exchange(
     value = result.value
     ctx.nudge = await ctx.hooks.after_step(info, "llm", model, str(value.get("text", "")), False)
     return int(value["status"]), {"content-type": str(value["content_type"])}, str(value["body"]).encode()
+
+
+def _fill(record: Any, result: StepResult) -> None:
+    record.input_tokens, record.output_tokens = result.tokens_in, result.tokens_out
+    record.cost_usd, record.replayed = result.cost_usd, result.replayed
+    value = result.value if isinstance(result.value, dict) else {}
+    record.output = {"text": value.get("text", ""), "tool_calls": value.get("tool_calls", [])}
+    record.response_model = result.model
 
 
 def _with_body(module: Any, request: Any, raw: bytes, body: bytes) -> Any:

@@ -68,6 +68,7 @@ class EntryLoop(RunLoop):
             clock=self.clock,
             max_turns=self.spec.max_turns,
             loop=asyncio.get_running_loop(),
+            telemetry=self.telemetry,
         )
         token = enter(ctx)
         try:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast, overload
 
 from beamish._exceptions import SpecError
+from beamish.agent._loop import NoTelemetry
 from beamish.byo._context import RunContext, _step_key, active_run
 from beamish.journal._payload import canonical
 from beamish.journal._records import EFFECTS
@@ -86,10 +87,13 @@ async def run_step(
         outcome = reconcile(key)
         return await outcome if inspect.isawaitable(outcome) else outcome
 
+    telemetry = ctx.telemetry if ctx.telemetry is not None else NoTelemetry()
     try:
-        result = await ctx.journal.effect_step(
-            seq, name, args, effect, perform, settle if reconcile is not None else None
-        )
+        with telemetry.execute_tool(name, f"{ctx.run_id}:{seq}", arguments=args, effect=effect) as record:
+            result = await ctx.journal.effect_step(
+                seq, name, args, effect, perform, settle if reconcile is not None else None
+            )
+            record.result, record.replayed = _text(result.value), result.replayed
     except Exception as exc:
         ctx.remember(exc)
         ctx.hooks.heartbeat("tool")
