@@ -37,7 +37,7 @@ def test_history_and_diff_show_who_changed_an_agent_why_and_what(tmp_path: Path)
     assert "missed renewals" in shown.output and "ann" in shown.output and "instructions" in shown.output
     changed = runner.invoke(app, ["diff", "lawyer", "1", "2", "--config", str(toml)])
     assert changed.exit_code == 0, changed.output
-    assert "- v1: \"Review contracts.\"" in changed.output
-    assert "+ v2: \"Review contracts; flag auto-renewals.\"" in changed.output
+    assert '- v1: "Review contracts."' in changed.output
+    assert '+ v2: "Review contracts; flag auto-renewals."' in changed.output
     missing = runner.invoke(app, ["diff", "lawyer", "1", "7", "--config", str(toml)])
     assert missing.exit_code == 1 and "no version 7" in missing.output

@@ -36,6 +36,8 @@ async def test_an_upgrade_that_crashes_every_run_is_rolled_back_within_probation
         event = await next_event(company, "agent.rolled_back")
         assert clock.time() < upgraded_at + 600.0  # inside the probation window
         assert (event.data["from"], event.data["to"]) == (2, 1)
+        shown = {n.id: n.version for n in (await company.tree()).walk()}
+        assert shown["accountant"] == "v1 (v2 rolled back)"  # what `beamish status` shows
         assert "crashed" in event.data["why"]
         history = await company.upgrader.versions.history("accountant")
         assert [(v.version, v.state) for v in history] == [(1, "active"), (2, "rolled_back")]
@@ -60,6 +62,8 @@ async def test_an_upgrade_that_behaves_passes_probation_when_the_window_ends(tmp
         run_id = await company.submit("ceo", "Plan.")
         assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
         assert "ceo" in company.upgrader.trials
+        await next_event(company, "agent.upgraded")
+        assert {n.id: n.version for n in (await company.tree()).walk()}["ceo"] == "v2 (upgraded by ann)"
         clock.advance(61.0)
         await company.upgrader.check()
         assert "ceo" not in company.upgrader.trials

@@ -36,6 +36,7 @@ async def test_reload_adds_removes_and_changes_children_of_a_running_tree(tmp_pa
     cfg = write_company(toml, {"ceo": agent, "coo": agent, "cfo": agent}, {"leadership": ["ceo", "coo"]})
     async with Company(cfg, parts=_parts()) as company:
         assert await _ids(company.root) == ["leadership", "cfo"]
+        assert {n.id: n.version for n in (await company.tree()).walk()}["ceo"] == "v1"
         changed = {**agent, "instructions": "Run the company, and write everything down."}
         write_company(toml, {"ceo": changed, "cfo": agent, "cto": agent}, {"leadership": ["ceo"]})
         path = control_path(cfg.store_url, cfg.base_dir)

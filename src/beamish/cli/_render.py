@@ -39,6 +39,8 @@ def _label(node: TreeNode) -> Text:
         facts.append(f"${node.spent_usd:.4f}{cap}")
     if node.next_schedule:
         facts.append(f"next {node.next_schedule}")
+    if node.version:
+        facts.append(node.version)
     if facts:
         text.append("  " + " · ".join(facts), style="dim")
     return text

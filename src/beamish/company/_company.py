@@ -182,6 +182,14 @@ class Company:
         if self.root is not None and self.root.alive:
             with contextlib.suppress(Exception):
                 await _overlay(root, self.root)
+        if self.node is not None:  # the version each agent will run, where no upgrade was seen yet
+            from beamish.agent._control import registry
+
+            upgrades = registry(self.node).upgrades
+            for node in root.walk():
+                spec = upgrades.get(node.id) if node.type == "agent" else None
+                if spec is not None and spec.version is not None and node.version is None:
+                    node.version = f"v{spec.version}"
         if self.store is not None:
             since = _day_start(self.config)
             for node in root.walk():

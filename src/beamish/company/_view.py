@@ -109,6 +109,10 @@ def apply_event(root: TreeNode, event: Event) -> None:
         node.state = "over_budget" if event.data.get("limit") else "paused"
     elif kind in ("agent.resumed", "run.resumed") and node.type == "agent":
         node.state = "running"
+    elif kind == "agent.upgraded" and node.type == "agent":
+        node.version = f"v{event.data.get('version')} (upgraded by {event.data.get('author')})"
+    elif kind == "agent.rolled_back" and node.type == "agent":
+        node.version = f"v{event.data.get('to')} (v{event.data.get('from')} rolled back)"
 
 
 def _state(value: str) -> State:

@@ -31,6 +31,8 @@ class TreeNode:
     spent_usd: float | None = None
     cap_usd: float | None = None
     next_schedule: str | None = None
+    #: An agent's definition version, with its last upgrade or rollback (``beamish.upgrade``).
+    version: str | None = None
     children: list[TreeNode] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -44,6 +46,7 @@ class TreeNode:
             "spent_usd": self.spent_usd,
             "cap_usd": self.cap_usd,
             "next_schedule": self.next_schedule,
+            "version": self.version,
             "children": [c.to_json() for c in self.children],
         }
 
@@ -59,6 +62,7 @@ class TreeNode:
             spent_usd=data.get("spent_usd"),
             cap_usd=data.get("cap_usd"),
             next_schedule=data.get("next_schedule"),
+            version=data.get("version"),
             children=[cls.from_json(c) for c in data.get("children", [])],
         )
 
