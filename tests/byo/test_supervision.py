@@ -94,3 +94,38 @@ async def test_a_resumed_looping_framework_agent_replays_its_nudge_and_is_stoppe
     assert "step.divergence" not in kinds, "the replay, nudge included, asked exactly what it asked before"
     assert served == 6, "the five answered requests came from the journal; one more was sent live"
     assert kinds.count("loop.detected") == 2
+
+
+async def test_a_framework_agent_whose_model_stream_stalls_is_killed_as_hung_and_resumes(
+    tmp_path: Path,
+) -> None:
+    turns: list[Turn] = [("call_1", "lookup", {"topic": "market"}), "Done."]
+    first, *rest = replies("openai-stream", turns)
+    stalled = replies("openai-stream", turns[1:])[0]
+    stalled.stall_after = 1  # one chunk, then silence: no heartbeat reaches the watchdog
+    spec = AgentSpec(
+        name="writer",
+        instructions="",
+        model="openai:gpt-4o-mini",
+        entry="byo.fixture_agents:plain_openai",
+        isolation="task",
+        watchdog=Watchdog(hang_after_s=1.0),
+    )
+    async with WireServer() as server:
+        server.queue(first, stalled, *rest)
+        async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
+            events = node.events()
+            sup = await node.start_supervisor(SupervisorSpec([spec.child_spec()], intensity=3, period=30))
+            run_id = await node.submit("writer", {"task": "go", "base_url": server.url}, run_id="stall")
+            result = await node.result(run_id, timeout=20)
+            (child,) = await sup.which_children()
+            exits = []
+            async for event in events:
+                if event.kind == "child.exited":
+                    exits.append(event.data["reason"]["kind"])
+                    break
+            await events.aclose()
+        served = len(server.requests)
+    assert result.status == "succeeded" and result.output == "Done."
+    assert exits == ["hung"] and child.restarts == 1
+    assert served == 3, "the answered request was replayed; only the stalled one was sent again"
