@@ -82,10 +82,18 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await reader.readline()
+            try:
+                line = await reader.readline()
+            except ValueError as exc:  # the stream's limit: no newline within _MAX_REQUEST bytes
+                raise ValueError(f"request too large (over {_MAX_REQUEST} bytes without a newline)") from exc
             if len(line) > _MAX_REQUEST:
                 raise ValueError("request too large")
-            request = json.loads(line)
+            try:
+                request = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"the request is not JSON ({exc})") from exc
+            if not isinstance(request, dict):
+                raise ValueError(f"a request is a JSON object, not a JSON {type(request).__name__}")
             if request.get("op") == "events":
                 await self._stream_events(request, reader, writer)
                 return

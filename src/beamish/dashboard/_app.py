@@ -108,7 +108,10 @@ def create_app(source: DashboardSource, *, token: str | None = None, loopback_on
         return JSONResponse(redact(snapshot.to_json()))
 
     async def events(request: Request) -> Response:
-        replay = int(request.query_params.get("replay", "50"))
+        raw = request.query_params.get("replay", "50")
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
+            return JSONResponse({"error": f"replay must be a whole number of events, got {raw[:40]!r}"}, 400)
+        replay = int(raw)
 
         async def stream() -> AsyncIterator[str]:
             yield ": connected\n\n"
