@@ -48,3 +48,15 @@ async def test_a_line_of_garbage_alone_is_still_quarantined_whole(tmp_path: Path
 
     assert names == ["a"]
     assert "not json at all" in quarantine_path(path).read_text()
+
+
+async def test_a_line_nested_deeper_than_json_can_parse_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "memory.jsonl"
+    good = '{"type":"entity","name":"a","entityType":"t","observations":["kept"]}'
+    path.write_text(good + "\n" + "[" * 100_000 + "]" * 100_000)
+
+    async with KnowledgeGraph(path, report_repairs=False) as graph:
+        entities = (await graph.read_graph())["entities"]
+
+    assert entities == [{"name": "a", "entityType": "t", "observations": ["kept"]}]
+    assert "recursion" in quarantine_path(path).read_text()

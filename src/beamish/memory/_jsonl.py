@@ -129,7 +129,7 @@ def _leading_object(text: str) -> Any:
     """The JSON object a line starts with when only what follows it is broken, else None."""
     try:
         item, end = json.JSONDecoder().raw_decode(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return item if isinstance(item, dict) and end < len(text) else None
 
@@ -160,7 +160,7 @@ def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
             continue
         try:
             item = loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json can
             reason = f"not JSON ({exc})"
             item = _leading_object(text)
             loaded.quarantine.append(_quarantine_record(number, raw, reason))
