@@ -110,7 +110,39 @@ async def test_another_writer_sees_appended_lines_and_appends_after_them(tmp_pat
         await first.create_entities([_entity("c")])
         assert [e["name"] for e in (await second.read_graph())["entities"]] == ["a", "b", "c"]
         assert first.appends == 1 and second.appends == 1
+        # each took in the other's append by reading only the appended bytes
+        assert (first.loads, first.tail_loads, second.loads, second.tail_loads) == (1, 1, 1, 1)
     assert memory.read_bytes() == b"\n".join([_line("a"), _line("b"), _line("c")])
+
+
+async def test_only_a_chain_of_appends_by_our_writers_is_read_as_a_tail(tmp_path: Path) -> None:
+    memory = tmp_path / "m.jsonl"
+    async with KnowledgeGraph(memory) as first, KnowledgeGraph(memory) as second:
+        await first.create_relations([RELATION])
+        await first.create_entities([_entity("a")])
+        await first.create_entities([_entity("b")])
+        assert [e["name"] for e in (await second.read_graph())["entities"]] == ["a", "b"]
+        assert (second.loads, second.tail_loads) == (1, 0)  # it held nothing yet
+        await first.create_entities([_entity("c")])
+        await first.create_relations([{"from": "c", "to": "a", "relationType": "r"}])
+        assert len((await second.read_graph())["relations"]) == 2
+        assert (second.loads, second.tail_loads) == (1, 1)  # two appends, one read of their bytes
+        await first.add_observations([{"entityName": "a", "contents": ["x"]}])  # a rewrite
+        assert (await second.open_nodes(["a"]))["entities"] == [_entity("a", "x")]
+        assert (second.loads, second.tail_loads) == (2, 1)
+        with open(memory, "ab") as f:  # a writer outside the lock appends
+            f.write(b"\n" + _line("z"))
+        assert [e["name"] for e in (await second.read_graph())["entities"]] == ["a", "b", "c", "z"]
+        assert second.loads == 3
+        await first.create_entities([_entity("d")])  # appends after the outside write
+        assert [e["name"] for e in (await second.read_graph())["entities"]] == ["a", "b", "c", "z", "d"]
+        assert second.loads == 4  # the outside write broke the chain: read all
+        await first.create_entities([_entity("e"), _entity("e", "twice")])  # in-batch duplicate
+        await second.create_entities([_entity("f")])
+        # loading the appended duplicate needs a merge: read everything, as a full load would
+        names = [e["name"] for e in (await second.read_graph())["entities"]]
+        assert names == ["a", "b", "c", "z", "d", "e", "f"]
+        assert [r.kind for r in second.repairs] == ["duplicate_entity"]
 
 
 async def test_a_torn_append_is_quarantined_and_the_acknowledged_lines_kept(tmp_path: Path) -> None:

@@ -308,6 +308,20 @@ class Graph:
 
     # -- persistence helpers ----------------------------------------------------------------------
 
+    def absorb(self, other: Graph) -> bool:
+        """Add ``other``'s entities and relations after ours, as if its lines followed ours in the
+        file, provided that loading the two together would repair nothing (no name or triple in
+        both); returns False, changing nothing, otherwise."""
+        if any(e.name in self._by_name for e in other._entities.values()):
+            return False
+        if any(r.triple in self._by_triple for r in other._relations.values()):
+            return False
+        for e in other._entities.values():
+            self._add_entity(e.name, e.entity_type, e.observations, e.line)
+        for r in other._relations.values():
+            self._add_relation(r.source, r.target, r.relation_type, r.line)
+        return True
+
     def begin_changes(self) -> None:
         """Start logging additions (see :meth:`added`); call before applying a batch of operations."""
         self._added = ([], [])

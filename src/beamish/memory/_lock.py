@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import struct
 from pathlib import Path
+
+#: After the commit counter: the counter value of the last commit that kept this record, the
+#: counter value where its chain of appends began, and the file's identity after that commit.
+_RECORD = struct.Struct("<7Q")
 
 
 def lock_path(path: Path) -> Path:
@@ -52,6 +57,27 @@ class FileLock:
         value = ((self.generation() or 0) + 1) % (1 << 64)
         os.pwrite(self._open(), value.to_bytes(8, "little"), 0)
         return value
+
+    def write_record(self, generation: int, chain: int, ident: tuple[int, int, int, int]) -> None:
+        """Note, under the lock, what the commit ``generation`` left: the file's identity, and
+        since which commit (``chain``) every commit only appended to the file, with no writer
+        outside the lock in between. Another instance holding the version of any commit since
+        ``chain`` can then read just the appended bytes instead of the whole file."""
+        os.pwrite(self._open(), _RECORD.pack(generation, chain, *ident, 0), 8)
+
+    def read_record(self) -> tuple[int, int, tuple[int, int, int, int]] | None:
+        """``(generation, chain, identity)`` as :meth:`write_record` left them, if valid now: the
+        last commit kept it (a writer that does not keep it only bumps the counter)."""
+        try:
+            raw = os.pread(self._open(), 8 + _RECORD.size, 0)
+        except OSError:
+            return None
+        if len(raw) < 8 + _RECORD.size:
+            return None
+        generation, chain, dev, ino, size, mtime, _ = _RECORD.unpack_from(raw, 8)
+        if generation != int.from_bytes(raw[:8], "little"):
+            return None
+        return generation, chain, (dev, ino, size, mtime)
 
     def release(self) -> None:
         if self._fd is not None and self._held:

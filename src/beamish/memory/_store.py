@@ -106,6 +106,9 @@ class KnowledgeGraph:
         # Whether the version we hold is known durable (we wrote it); a version someone else wrote
         # gets its directory synced with our first append to it.
         self._durable = False
+        # Whether ``_identity`` describes exactly the bytes the graph was read from (a read racing
+        # an append can see more bytes than its stat said); needed to read only an appended tail.
+        self._exact = False
         self._activity = 0
         self._compactor: asyncio.Task[None] | None = None
         self._compactor_sleeping = False
@@ -116,6 +119,8 @@ class KnowledgeGraph:
         #: Of those, how many were appends (the rest rewrote the file), and how many compactions ran.
         self.appends = 0
         self.compactions = 0
+        #: How many times only the bytes another writer appended were read, instead of the file.
+        self.tail_loads = 0
         #: How many times the file was (re)read: once at first use, then only when it changed.
         self.loads = 0
 
@@ -207,6 +212,9 @@ class KnowledgeGraph:
     def _reload_for_read(self) -> None:
         """Re-read the file for a read. Renames are atomic, so no lock is needed unless the
         file needs repair, which is then done (re-read and written back) under the lock."""
+        if self._tail_span() is not None:
+            self._locked(None)  # only appended to: read just that, under the lock
+            return
         generation = self._lock.generation()
         data, ident = read_file(self.path)
         loaded = parse(data)
@@ -223,6 +231,54 @@ class KnowledgeGraph:
         self._generation = generation
         self._tail = tail_size(data, b"".join(graph.encode_chunks()))
         self._durable = False
+        self._exact = ident is not None and ident[2] == len(data)
+
+    def _tail_span(self) -> tuple[int, FileIdentity, int] | None:
+        """When the file is the version we hold plus lines other writers of ours appended since
+        (per the lock file's record): the offset they start at, the file's identity and the
+        commit counter after them; else None."""
+        mine: FileIdentity | None = self._identity
+        if mine is _UNLOADED or mine is None or not self._exact or self._generation is None:
+            return None
+        record = self._lock.read_record()
+        if record is None:
+            return None
+        generation, chain, theirs = record
+        if chain > self._generation or theirs[:2] != mine[:2] or theirs[2] <= mine[2]:
+            return None
+        try:
+            if identity(os.stat(self.path)) != theirs:
+                return None  # changed after that commit too, by a writer outside the lock
+        except FileNotFoundError:
+            return None
+        return mine[2], theirs, generation
+
+    def _read_tail(self) -> bool:
+        """Take in what other writers appended, reading only those bytes; False (nothing changed)
+        when that is not possible or loading them would need a repair: then read everything."""
+        span = self._tail_span()
+        if span is None:
+            return False
+        start, theirs, generation = span
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(start)
+                data = f.read(theirs[2] - start)
+        except FileNotFoundError:
+            return False
+        if len(data) != theirs[2] - start or (start and not data.startswith(b"\n")):
+            return False
+        loaded = parse(data)
+        had_relations = self._graph.relation_count > 0
+        if loaded.repairs or not self._graph.absorb(loaded.graph):
+            return False
+        added = loaded.graph
+        if self._tail or (added.entity_count and (had_relations or added.relation_count)):
+            self._tail += len(data)
+        self._identity = theirs
+        self._generation = generation
+        self.tail_loads += 1
+        return True
 
     def _translate(self, exc: BaseException) -> Exception:
         """File-system errors become :class:`MemoryGraphError` naming the file (nothing was
@@ -327,6 +383,7 @@ class KnowledgeGraph:
             tail = self._tail + len(payload) if out_of_place else 0
             bound = self._compact_tail_bytes and max(self._compact_tail_bytes, (ident[2] + len(payload)) // 4)
             if (entity_lines or relation_lines) and tail <= bound:
+                record = self._lock.read_record()
                 try:
                     self._identity = append_durably(self.path, payload, ident, sync_dir=not self._durable)
                 except FileMoved:
@@ -336,8 +393,10 @@ class KnowledgeGraph:
                     raise
                 else:
                     self._tail = tail
-                    self._durable = True
-                    self._generation = self._lock.bump_generation()
+                    self._durable = self._exact = True
+                    # the chain of appends goes on if we appended to what the last commit left
+                    chain = record[1] if record is not None and record[2] == ident else None
+                    self._committed(chain)
                     self.commits += 1
                     self.appends += 1
                     return
@@ -354,12 +413,20 @@ class KnowledgeGraph:
         if old is not None:
             self._old_versions.append(old)
         self._tail = 0
-        self._durable = True
-        self._generation = self._lock.bump_generation()
+        self._durable = self._exact = True
+        self._committed(None)
+
+    def _committed(self, chain: int | None) -> None:
+        """Count a commit in the lock file and record what it left (``chain``: where the chain of
+        appends it continues began; None when it starts one)."""
+        self._generation = generation = self._lock.bump_generation()
+        if self._identity is not None:
+            self._lock.write_record(generation, generation if chain is None else chain, self._identity)
 
     def _refresh(self) -> None:
-        """Re-read the file if it is not the version we hold; repair it on disk if it needs it."""
-        if not self._stale():
+        """Re-read the file if it is not the version we hold (only what other writers appended,
+        when that is all that changed); repair it on disk if it needs it."""
+        if not self._stale() or self._read_tail():
             return
         data, ident = read_file(self.path)
         self.loads += 1
@@ -371,8 +438,8 @@ class KnowledgeGraph:
             append_quarantine(self.path, loaded.quarantine)
             self._identity = write_durably(self.path, self._graph.encode())
             self._tail = 0
-            self._durable = True
-            self._generation = self._lock.bump_generation()
+            self._durable = self._exact = True
+            self._committed(None)
             self._new_repairs = loaded.repairs
 
     _new_repairs: list[Repair] | None = None
