@@ -114,15 +114,17 @@ async def exchange(
         with telemetry.chat(model, messages=turns, step=seq) as record:
             result = await ctx.journal.model_step(seq, request, perform, kind="llm", name=model)
             _fill(record, result)
-    except _NotJournaled as answer:
+    except _NotJournaled as answer:  # the step was not taken: the SDK's retry takes it, nudge and all
         ctx.give_back(seq)
         ctx.model_turns -= 1
+        ctx.nudge = nudge
         return answer.status, answer.headers, answer.content
-    except Exception as exc:  # a dropped connection the SDK may retry: the step was not taken
+    except Exception as exc:  # a dropped connection the SDK may retry: likewise
         ctx.remember(exc)
         if ctx.fatal is None:
             ctx.give_back(seq)
             ctx.model_turns -= 1
+            ctx.nudge = nudge
         raise
     value = result.value
     ctx.nudge = await ctx.hooks.after_step(info, "llm", model, str(value.get("text", "")), False)
