@@ -71,32 +71,35 @@ async def test_two_beamish_run_nodes_share_the_agents_and_a_drained_one_hands_th
     (tmp_path / "beamish.toml").write_text(CONFIG.format(url=pg_url))
     (tmp_path / "answer.json").write_text(json.dumps({"turns": [{"text": "done: {task}"}]}))
     env = {**os.environ, "COLUMNS": "200"}
-    procs = {
-        name: await asyncio.create_subprocess_exec(
-            BEAMISH,
-            "run",
-            "beamish.toml",
-            "--store",
-            pg_url,
-            "--node-id",
-            name,
-            "--lease",
-            "1.5",
+    procs: dict[str, asyncio.subprocess.Process] = {}
+
+    async def start(name: str) -> None:
+        procs[name] = await asyncio.create_subprocess_exec(
+            *(BEAMISH, "run", "beamish.toml", "--store", pg_url, "--node-id", name, "--lease", "1.5"),
             cwd=tmp_path,
             env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=(tmp_path / f"{name}.out").open("w"),
+            stderr=asyncio.subprocess.STDOUT,
         )
-        for name in ("n1", "n2")
-    }
+
     store = await open_store(pg_url)
     try:
 
-        async def spread() -> bool:
+        async def held_by(*nodes: str) -> bool:
             held = await holders(store)
-            return set(held) == {"finance", "marketing", "lawyer"} and set(held.values()) == {"n1", "n2"}
+            return set(held) == {"finance", "marketing", "lawyer"} and set(held.values()) == set(nodes)
 
-        await eventually(spread, 40, "the three units spread over both nodes")
+        async def settle(*nodes: str) -> None:
+            try:
+                await eventually(lambda: held_by(*nodes), 40, f"the three units spread over {nodes}")
+            except AssertionError:
+                logs = {n: (tmp_path / f"{n}.out").read_text()[-3000:] for n in procs}
+                raise AssertionError(f"not spread: {await holders(store)}; node output: {logs}") from None
+
+        await start("n1")
+        await settle("n1")  # alone, it holds everything; a second node then gets its share
+        await start("n2")
+        await settle("n1", "n2")
         code, listed = await beamish("node", "list", "--store", pg_url, cwd=tmp_path)
         assert code == 0, listed
         assert "n1" in listed and "n2" in listed and "live" in listed and "finance" in listed
