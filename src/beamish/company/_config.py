@@ -80,6 +80,8 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         data = tomllib.loads(raw_text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{shown}: invalid TOML: {exc}") from exc
+    except RecursionError as exc:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(f"{shown}: invalid TOML: arrays or tables nested too deeply") from exc
     return load_config_data(data, source, shown=shown, overrides=overrides)
 
 
