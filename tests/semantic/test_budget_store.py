@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -221,3 +222,55 @@ async def test_resuming_an_agent_lifts_its_run_pauses_on_the_store(store_url: st
         assert await k.paused("a", "r1") is not None
         assert await k.resume_agent("a") == 1
         assert await k.paused("a", "r1") is None
+
+
+async def test_each_window_sums_only_its_own_rows_through_an_index(store_url: str) -> None:
+    from beamish.agent._ledger import Window
+    from beamish.agent._store_ledger import _StoreTx
+
+    day = 1_780_000_000.0
+    rows = [  # (at, agent, run_id, usd)
+        (day - 7200, "a", "r1", 0.5),  # a's run r1, the day before
+        (day + 10, "a", "r1", 0.25),
+        (day + 20, "a", "r2", 0.125),
+        (day + 30, "b", "r3", 1.0),
+    ]
+    async with await open_store(store_url) as store:
+        for i, (at, agent, run_id, usd) in enumerate(rows):
+            await store.execute(
+                "INSERT INTO ledger (at, agent, run_id, seq, kind, amount_usd, note) "
+                "VALUES (?, ?, ?, ?, 'spend', ?, '')",
+                (at, agent, run_id, i, usd),
+            )
+        await store.execute(
+            "INSERT INTO ledger (at, agent, run_id, seq, kind, amount_usd, note) "
+            "VALUES (?, 'a', 'r1', 9, 'grant', 100.0, '')",
+            (day + 40,),
+        )
+        windows = [
+            Window("a", "r1", None, None, 1, "per_run_usd", 0.8),
+            Window("a", None, day, day + 86_400, 1, "per_day_usd", 0.8),
+            Window(None, None, day, day + 86_400, 1, "per_day_usd", 0.8),
+            Window("a", None, None, None, 1, "total_usd", 0.8),
+        ]
+        sums = await store.read(lambda tx: _StoreTx(tx).spent_all(windows))
+        assert sums == [usd_to_nano(v) for v in (0.75, 0.375, 1.375, 0.875)]
+        if store.dialect == "sqlite":  # the planner's choice, which SQLite makes without statistics
+            plans: list[str] = []
+
+            class Explain:
+                def __init__(self, tx: Any) -> None:
+                    self.tx = tx
+
+                def fetchone(self, sql: str, params: Any = ()) -> Any:
+                    plans.extend(r["detail"] for r in self.tx.fetchall("EXPLAIN QUERY PLAN " + sql, params))
+                    return self.tx.fetchone(sql, params)
+
+            await store.read(lambda tx: _StoreTx(Explain(tx)).spent_all(windows))
+            searches = [p for p in plans if p.startswith("SEARCH")]
+            assert searches == [
+                "SEARCH ledger USING INDEX ledger_run (run_id=?)",
+                "SEARCH ledger USING INDEX ledger_agent_at (agent=? AND at>? AND at<?)",
+                "SEARCH ledger USING INDEX budget_ledger_kind_at (kind=? AND at>? AND at<?)",
+                "SEARCH ledger USING INDEX ledger_agent_at (agent=?)",
+            ]

@@ -98,6 +98,9 @@ class _ReadOnly:
 _JOURNALED = "SELECT 1 FROM ledger l WHERE l.kind = 'spend' AND l.run_id = r.run_id AND l.seq = r.seq"
 
 
+_SPENT = "SELECT COALESCE(SUM(amount_usd), 0) FROM ledger WHERE kind = 'spend'"
+
+
 def _cond(window: Window, prefix: str) -> tuple[str, list[Any]]:
     where, params = _where(window, prefix)
     return ("1 = 1" + where), params
@@ -144,12 +147,23 @@ class _StoreTx:
         self._tx = tx
 
     def spent_all(self, windows: Sequence[Window]) -> list[int]:
+        """One statement (one snapshot), one sum per window: each sum is a range on an index
+        (``ledger_run``, ``ledger_agent_at``, or ``(kind, at)`` for the company), so a check reads
+        the rows of its windows, not the whole history of the ledger."""
         if not windows:
             return []
-        sql, params = _sums_sql(windows, "")
-        row = self._tx.fetchone(
-            f"SELECT {sql} FROM ledger WHERE kind = 'spend' AND ({_any(windows, '', params)})", params
-        )
+        parts: list[str] = []
+        params: list[Any] = []
+        for i, window in enumerate(windows):
+            where, p = _where(window)
+            # an agent's or a run's window is kept off the (kind, at) index, which holds every
+            # agent's rows, so the planner takes ledger_run / ledger_agent_at (SQLite keeps no
+            # statistics to tell it which is narrower)
+            narrow = window.agent is not None or window.run_id is not None
+            kind = "kind || '' = 'spend'" if narrow else "kind = 'spend'"
+            parts.append(f"(SELECT COALESCE(SUM(amount_usd), 0) FROM ledger WHERE {kind}{where}) AS s{i}")
+            params.extend(p)
+        row = self._tx.fetchone("SELECT " + ", ".join(parts), params)
         return [usd_to_nano(float((row or {}).get(f"s{i}") or 0)) for i in range(len(windows))]
 
     def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
@@ -269,17 +283,22 @@ class _LocalTx(_StoreTx):
         )
         return row is not None
 
-    def held(self, window: Window, now: float) -> int:
-        total = 0
+    def _live(self, now: float) -> list[Reservation]:
+        """The reservations that still count: drops the expired and those the journal has recorded."""
+        live: list[Reservation] = []
         for key, r in list(self._r.items()):
             if r.expires_at <= now or self._journaled(r):
                 del self._r[key]
-            elif window.holds(r.agent, r.run_id, r.at):
-                total += r.amount
-        return total
+            else:
+                live.append(r)
+        return live
+
+    def held(self, window: Window, now: float) -> int:
+        return self.held_all([window], now)[0]
 
     def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
-        return [self.held(w, now) for w in windows]
+        live = self._live(now)  # once for every window
+        return [sum(r.amount for r in live if w.holds(r.agent, r.run_id, r.at)) for w in windows]
 
     def add_reservation(self, r: Reservation) -> None:
         self._r[r.id] = r
