@@ -195,3 +195,22 @@ def test_an_entry_that_is_not_an_async_function_is_refused() -> None:
 def test_current_run_outside_a_run_says_where_it_works() -> None:
     with pytest.raises(SpecError, match="entry function"):
         beamish.current_run()
+
+
+async def test_a_plain_httpx_client_is_made_durable_for_frameworks_that_take_one(store: Store) -> None:
+    import httpx
+
+    run_id = uuid.uuid4().hex
+    async with WireServer() as server:
+        server.queue(reply("openai-json", "over httpx"))
+        client = beamish.durable(httpx.AsyncClient(base_url=server.url))
+        assert isinstance(client, httpx.AsyncClient)
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(2):  # the second time answered from the journal
+            async with in_run(store, run_id):
+                answer = (await client.post("/v1/chat/completions", json=body)).json()
+                assert answer["choices"][0]["message"]["content"] == "over httpx"
+        assert len(server.requests) == 1
+        await client.aclose()
+    with pytest.raises(SpecError, match="durable\\(\\) takes"):
+        beamish.durable(object())

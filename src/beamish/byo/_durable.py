@@ -268,19 +268,33 @@ def durable(client: T) -> T:
         copy: T = client.with_options(http_client=wrapped)  # type: ignore[attr-defined]
         return copy
     module = _module_of(client)
-    if isinstance(client, module.AsyncClient | module.Client):
+    if module.__name__ in ("httpx", "httpx2") and isinstance(client, module.AsyncClient | module.Client):
         is_async = isinstance(client, module.AsyncClient)
+        c: Any = client
         return _http_client(  # type: ignore[no-any-return]
-            module, is_async, getattr(client, "_transport", None), timeout=client.timeout
+            module,
+            is_async,
+            getattr(client, "_transport", None),
+            timeout=c.timeout,
+            base_url=c.base_url,
+            headers=c.headers,
+            params=c.params,
+            cookies=c.cookies,
+            auth=c.auth,
+            follow_redirects=c.follow_redirects,
         )
     raise SpecError(
         f"durable() takes an openai/anthropic SDK client or an httpx client, got {type(client).__name__}"
     )
 
 
-def _http_client(module: Any, is_async: bool, inner: Any, timeout: Any) -> Any:
+def _http_client(module: Any, is_async: bool, inner: Any, timeout: Any, **options: Any) -> Any:
+    """A client over the durable transport, with ``options`` (a plain client's base URL, headers,
+    auth: what its requests need) kept."""
     if inner is not None and type(inner).__name__ in ("AsyncDurable", "SyncDurable"):
         inner = inner.inner  # already durable: do not journal twice
     transport = transport_class(module, is_async)(inner)
     kind = module.AsyncClient if is_async else module.Client
-    return kind(transport=transport, timeout=timeout if timeout is not None else module.Timeout(600.0))
+    return kind(
+        transport=transport, timeout=timeout if timeout is not None else module.Timeout(600.0), **options
+    )
