@@ -61,13 +61,6 @@ def _set(data: Any, path: tuple[Any, ...], value: Any) -> None:
     data[path[-1]] = value
 
 
-def _load(tmp_path: Path, data: dict[str, Any]) -> None:
-    try:
-        load_config_data(data, EXAMPLE)
-    except ConfigError as exc:
-        assert str(EXAMPLE) in str(exc) and len(str(exc)) > len(str(EXAMPLE)) + 5
-
-
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(PATHS), value=values)
 def test_one_bad_value_anywhere_in_the_company_config_is_a_config_error(
