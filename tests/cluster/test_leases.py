@@ -111,6 +111,29 @@ async def test_nodes_spread_units_evenly_and_a_stopped_node_hands_its_share_over
             await store.close()
 
 
+async def test_a_third_node_joining_gets_a_share_until_no_node_holds_two_more_than_another(
+    pg_url: str,
+) -> None:
+    units = [Unit(f"u{i}", ChildSpec(f"u{i}", Idle), ()) for i in range(4)]
+    store = await open_store(pg_url)
+    async with Node(name="a") as na, Node(name="b") as nb, Node(name="c") as nc:
+        nodes = [ClusterNode(n, store, units, node_id=n.name, lease_s=0.6) for n in (na, nb, nc)]
+        try:
+            for cluster in nodes:
+                await cluster.start()
+
+            async def settled() -> bool:
+                return sorted(len(c.held) for c in nodes) == [1, 1, 2]
+
+            await eventually(settled, 10, "4 units spread 2/1/1")
+            held = [u for c in nodes for u in c.held]
+            assert sorted(held) == sorted(u.name for u in units)
+        finally:
+            for cluster in nodes:
+                await cluster.stop()
+            await store.close()
+
+
 async def test_a_node_id_a_live_node_of_another_process_uses_is_refused(store_url: str) -> None:
     store = await open_store(store_url)
     try:

@@ -269,8 +269,12 @@ class ClusterNode:
 
             for unit, lease in await self.store.run(take):
                 await self._start(unit, lease)
-        elif len(self.held) > share and any(load.get(n.node_id, 0) < share for n in serving):
-            await self._hand_over(sorted(self.held)[-1])  # one per round: the others claim it
+        else:
+            others = [load.get(n.node_id, 0) for n in serving if n.node_id != self.node_id]
+            if others and len(self.held) - min(others) >= 2:
+                # one per round; the least loaded node (below its share) claims it. Each move narrows
+                # the spread, so this settles, e.g. 4 units on 3 nodes as 2/1/1, never bouncing.
+                await self._hand_over(sorted(self.held)[-1])
 
     async def _start(self, unit: str, lease: Lease) -> None:
         self.held[unit] = lease  # renewed from now on, while the unit starts
