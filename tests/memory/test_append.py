@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from beamish.memory import KnowledgeGraph, quarantine_path
-from beamish.memory._append import FileMoved, append_durably, tail_size
+from beamish.memory._append import PAGE, FileMoved, append_durably, tail_size
 from beamish.memory._jsonl import identity, parse
 from beamish.testing import wait_for
 
@@ -158,6 +158,24 @@ async def test_a_torn_append_is_quarantined_and_the_acknowledged_lines_kept(tmp_
         assert [e["name"] for e in (await kg.read_graph())["entities"]] == ["a", "b", "d"]
     assert '"name\\":\\"c\\",\\"entit' in quarantine_path(memory).read_text()
     assert memory.read_bytes() == b"\n".join([_line("a"), _line("b"), _line("d")])
+
+
+async def test_an_append_that_would_straddle_a_page_starts_on_the_next_one(tmp_path: Path) -> None:
+    """A SIGKILL can cut a write only between page-aligned chunks: padding with blank lines puts a
+    small append in one chunk, so a cut leaves blank lines, never a torn line."""
+    memory = tmp_path / "m.jsonl"
+    first = _line("a", "x" * (PAGE - 200))  # ends 135 bytes before the page does
+    memory.write_bytes(first)
+    async with KnowledgeGraph(memory, compact_idle_s=None) as kg:
+        await kg.create_entities([_entity("b", "y" * 100)])
+        data = memory.read_bytes()
+        assert data == first + b"\n" * (PAGE - len(first)) + b"\n" + _line("b", "y" * 100)
+        assert [e["name"] for e in parse(data).graph.read_graph()["entities"]] == ["a", "b"]
+        assert parse(data[:PAGE]).repairs == []  # cut after the padding: nothing torn
+        assert tail_size(data, parse(data).graph.encode()) == len(data) - len(first)
+        await kg.create_entities([_entity("c")])  # fits in the page: no padding
+        assert memory.read_bytes() == data + b"\n" + _line("c")
+    assert memory.read_bytes() == b"\n".join([first, _line("b", "y" * 100), _line("c")])  # compacted
 
 
 def test_an_append_refuses_a_file_replaced_since_it_was_read(tmp_path: Path) -> None:

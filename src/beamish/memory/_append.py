@@ -10,7 +10,10 @@ bound, when the store is idle, and on close.
 
 A write killed half-way leaves a torn last line that was never acknowledged; loading moves it to
 quarantine like any corrupt line, so nothing acknowledged is at risk: earlier lines are never
-touched by an append.
+touched by an append. Linux copies a write into the page cache one page-aligned chunk at a time and
+stops between chunks for SIGKILL, so an append that would straddle a page boundary is padded with
+newlines up to it (both loaders skip blank lines): an append of up to a page then lands in one
+chunk, and a kill can only cut it before its first line, never inside one.
 """
 
 from __future__ import annotations
@@ -31,11 +34,20 @@ class FileMoved(Exception):
     replaced it); the caller rewrites instead."""
 
 
-def append_payload(size: int, lines: Sequence[bytes]) -> bytes:
-    """The bytes that add ``lines`` to a file of ``size`` bytes in the reference's format: lines
-    joined by newlines, no trailing newline (so a separator first unless the file is empty)."""
-    body = b"\n".join(lines)
-    return body if size == 0 else b"\n" + body
+PAGE = 4096
+
+
+def append_payload(size: int, lines: Sequence[bytes]) -> tuple[bytes, int]:
+    """The bytes that add ``lines`` to a file of ``size`` bytes in the reference's format (lines
+    joined by newlines, no trailing newline, so a separator first unless the file is empty), and
+    how many newlines of padding lead them so that they start on a page (0 when they fit in the
+    current page, or are longer than a page anyway)."""
+    body = b"\n".join(lines) if size == 0 else b"\n" + b"\n".join(lines)
+    used = size % PAGE
+    if used == 0 or used + len(body) <= PAGE or len(body) > PAGE:
+        return body, 0
+    pad = PAGE - used
+    return b"\n" * pad + body, pad
 
 
 def append_durably(path: Path, payload: bytes, expected: FileIdentity, *, sync_dir: bool) -> FileIdentity:
@@ -72,12 +84,12 @@ def tail_size(data: bytes, canonical: bytes | None) -> int:
     """How many bytes at the end of ``data`` are out of the canonical layout: 0 when the file is
     byte for byte what the reference would write (``canonical``), else the bytes from the first
     entity line that follows a relation line (the usual case: entities appended after the
-    relations), else the whole file (something else differs: spacing, a trailing newline)."""
+    relations) or the first blank line (padding before an append), else the whole file
+    (something else differs: spacing, a trailing newline)."""
     if canonical is not None and data == canonical:
         return 0
     start = 0 if data.startswith(_RELATION_START) else data.find(b"\n" + _RELATION_START)
-    if start >= 0:
-        late = data.find(b"\n" + _ENTITY_START, start)
-        if late >= 0:
-            return len(data) - late
-    return max(len(data), 1)
+    late = data.find(b"\n" + _ENTITY_START, start) if start >= 0 else -1
+    padded = data.find(b"\n\n")
+    first = min(p for p in (late, padded, len(data)) if p >= 0)
+    return len(data) - first if first < len(data) else max(len(data), 1)

@@ -273,7 +273,7 @@ class KnowledgeGraph:
         if loaded.repairs or not self._graph.absorb(loaded.graph):
             return False
         added = loaded.graph
-        if self._tail or (added.entity_count and (had_relations or added.relation_count)):
+        if self._tail or (added.entity_count and (had_relations or added.relation_count)) or b"\n\n" in data:
             self._tail += len(data)
         self._identity = theirs
         self._generation = generation
@@ -376,9 +376,11 @@ class KnowledgeGraph:
             entity_lines, relation_lines = added
             if not entity_lines and not relation_lines and self._durable:
                 return  # nothing changed, and what is on disk is durable: as if rewritten
-            payload = append_payload(ident[2], [*entity_lines, *relation_lines])
-            out_of_place = self._tail > 0 or (
-                bool(entity_lines) and self._graph.relation_count > len(relation_lines)
+            payload, padding = append_payload(ident[2], [*entity_lines, *relation_lines])
+            out_of_place = (
+                self._tail > 0
+                or padding > 0
+                or (bool(entity_lines) and self._graph.relation_count > len(relation_lines))
             )
             tail = self._tail + len(payload) if out_of_place else 0
             bound = self._compact_tail_bytes and max(self._compact_tail_bytes, (ident[2] + len(payload)) // 4)
