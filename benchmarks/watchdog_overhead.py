@@ -17,7 +17,11 @@ tool calls), and the time spent inside the hooks per step, measured around every
 same runs. The end-to-end time on a shared machine moves by more than the checks cost, so the target
 is judged on the second: the checks add <= 5 % to the bare loop's time per step.
 
-Usage: ``python benchmarks/watchdog_overhead.py [--turns 60] [--rounds 15]``. Ends with one JSON line.
+Last, one budget check on a store ledger holding ``--history`` spend rows of other agents (a
+company's long history), beside the store's bare read round trip.
+
+Usage: ``python benchmarks/watchdog_overhead.py [--turns 60] [--rounds 15] [--history 100000]``.
+Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +140,7 @@ def memory_guard(spec: AgentSpec) -> SemanticGuard:
     )
 
 
-async def bench(turns: int, rounds: int) -> dict[str, Any]:
+async def bench(turns: int, rounds: int, history_rows: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         script = write_script(directory, turns)
@@ -150,7 +155,7 @@ async def bench(turns: int, rounds: int) -> dict[str, Any]:
             max_turns=turns + 5,
         )
         store = await open_store(f"sqlite:///{directory}/journal.db")
-        configs = {
+        configs: dict[str, Callable[[], Any]] = {
             "bare": lambda: NullHooks(),
             "guard": lambda: memory_guard(spec),
             "guard+store-local": lambda: make_hooks(
@@ -170,17 +175,54 @@ async def bench(turns: int, rounds: int) -> dict[str, Any]:
                     elapsed, steps = await one_run(store, spec, script, hooks, f"{name}-{r}")
                     per_step[name].append(elapsed / steps * 1e6)
                     in_hooks[name].append(hooks.spent / steps * 1e6)
+            history = await check_with_history(store, history_rows)
         finally:
             await store.close()
-    return {name: {"step": stats(per_step[name]), "hooks": stats(in_hooks[name])} for name in configs}
+    figures = {name: {"step": stats(per_step[name]), "hooks": stats(in_hooks[name])} for name in configs}
+    return {**figures, "history": history}
+
+
+async def check_with_history(store: Any, rows: int, calls: int = 300) -> dict[str, Any]:
+    """One budget check (reserve + release, reservations local) on a ledger holding ``rows`` spend
+    rows of fifty other agents over thirty days, beside the store's bare read round trip: a check
+    reads the rows of its own windows, so a long history should not slow it."""
+    now = time.time()
+
+    def fill(tx: Any) -> None:
+        for i in range(rows):
+            tx.execute(
+                "INSERT INTO ledger (at, agent, run_id, seq, kind, amount_usd, note) "
+                "VALUES (?, ?, ?, ?, 'spend', 0.001, '')",
+                (
+                    now - 30 * 86_400 + i * (30 * 86_400 / max(rows, 1)),
+                    f"other-{i % 50}",
+                    f"h-{i // 40}",
+                    i % 40,
+                ),
+            )
+
+    await store.run(fill)
+    keeper = BudgetKeeper(StoreLedger(store, reservations="local"), SYSTEM_CLOCK, {"bench": BUDGET})
+    check, bare = [], []
+    for _ in range(calls):
+        t = time.perf_counter()
+        await store.read(lambda tx: tx.fetchone("SELECT 1 AS x"))
+        bare.append((time.perf_counter() - t) * 1e6)
+        t = time.perf_counter()
+        reservation = await keeper.reserve("bench", "history-run", 1000)
+        check.append((time.perf_counter() - t) * 1e6)
+        await keeper.release(reservation)
+    return {"rows": rows, "check": stats(check), "read_round_trip": stats(bare)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=60, help="model turns per run (each with a tool call)")
     parser.add_argument("--rounds", type=int, default=15, help="runs per configuration")
+    parser.add_argument("--history", type=int, default=100_000, help="ledger rows for the history check")
     args = parser.parse_args()
-    figures = asyncio.run(bench(args.turns, args.rounds))
+    figures = asyncio.run(bench(args.turns, args.rounds, args.history))
+    history = figures.pop("history")
     bare = figures["bare"]["step"]["median_us"]
     bare_hooks = figures["bare"]["hooks"]["median_us"]
     steps = 2 * args.turns + 1
@@ -200,6 +242,14 @@ def main() -> None:
         out[name] = figure
         out[f"{name}_step_ratio"] = round(ratio, 4)
         out[f"{name}_hooks_pct_of_bare_step"] = round(added / bare * 100, 3)
+    check, trip = history["check"]["median_us"], history["read_round_trip"]["median_us"]
+    print(
+        f"  one budget check on a ledger of {history['rows']} rows (store, local reservations):"
+        f" {check:.1f} us (p99 {history['check']['p99_us']:.1f}) = {check / trip:.1f}x a bare read"
+        f" round trip ({trip:.1f} us)"
+    )
+    out["history"] = history
+    out["history_check_vs_read_ratio"] = round(check / trip, 3)
     out["checks_overhead_pct"] = out["guard_hooks_pct_of_bare_step"]
     out["targets"] = {"checks_overhead_pct_max": 5.0}
     out["meets_target"] = out["checks_overhead_pct"] <= 5.0
