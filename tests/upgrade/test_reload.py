@@ -95,3 +95,20 @@ async def test_a_run_in_progress_finishes_on_the_version_it_started_with(tmp_pat
             if e.kind == "run.started"
         ]
         assert started == [1, 2]
+
+
+async def test_a_process_isolated_agent_takes_its_new_version_between_runs(tmp_path: Path) -> None:
+    model = script(tmp_path / "done.json", [{"text": "Reviewed: {task}"}])
+    agent = {"instructions": "Review contracts.", "model": model, "isolation": "process"}
+    cfg = write_company(tmp_path / "beamish.toml", {"lawyer": agent})
+    async with Company(cfg, parts=_parts()) as company:
+        before = await company.submit("lawyer", "The lease.", "before")
+        assert (await result(company.node, before, timeout=30)).status == "succeeded"
+        pid_ref = registry(company.node).refs["lawyer"]
+        changes = {"instructions": "Review contracts; flag auto-renewals."}
+        await company.upgrader.upgrade("lawyer", author="ann", reason="renewals", changes=changes)
+        after = await company.submit("lawyer", "The licence.", "after")
+        assert (await result(company.node, after, timeout=30)).status == "succeeded"
+        assert (await company.store.get_run(before)).meta["agent_version"] == 1
+        assert (await company.store.get_run(after)).meta["agent_version"] == 2
+        assert registry(company.node).refs["lawyer"] is pid_ref  # switched in place, not restarted

@@ -51,12 +51,18 @@ class AgentActor(Actor):
         lease: list[Any] | None = None,
     ) -> None:
         """``lease``: ``[name, owner, epoch]`` of the cluster lease this agent is held by, if any."""
-        self._init_args = (store_url, clock, wake, telemetry, lease)
-        self.spec = spec if isinstance(spec, AgentSpec) else AgentSpec.from_json(spec)
         self.clock = clock or SYSTEM_CLOCK
-        self.owner = f"{self.spec.name}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # one run at a time: a small pool keeps eight agents well inside PostgreSQL's connection limit
         self.store = await open_store(store_url, clock=self.clock, pool_size=2)
+        self._build_args = (wake, telemetry, lease)
+        await self._build(spec)
+        self.served = 0
+
+    async def _build(self, spec: AgentSpec | dict[str, Any]) -> None:
+        """Model, tools, hooks and loop from ``spec``, over the open store (at start and on upgrade)."""
+        wake, telemetry, lease = self._build_args
+        self.spec = spec if isinstance(spec, AgentSpec) else AgentSpec.from_json(spec)
+        self.owner = f"{self.spec.name}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sources: list[Any] = []
         try:
             options = {**stream_timeouts(self.spec.watchdog), **self.spec.model_options}
@@ -107,7 +113,6 @@ class AgentActor(Actor):
         except BaseException:
             await self._close()
             raise
-        self.served = 0
 
     async def handle_cast(self, message: Any) -> None:
         kind = message[0] if isinstance(message, list | tuple) and message else message
@@ -161,10 +166,8 @@ class AgentActor(Actor):
     async def _upgrade(self, spec: AgentSpec | dict[str, Any]) -> None:
         """Take a new version of this agent's definition between two runs (a mailbox message is never
         handled mid-run): rebuild model, tools and loop from it as a restart would, then serve."""
-        served = self.served
-        await self._close()
-        await self.init(spec, *self._init_args)
-        self.served = served
+        await self._close(keep_store=True)
+        await self._build(spec)
         await self.drain()
 
     async def _expired(self, run: Run) -> bool:
@@ -194,7 +197,7 @@ class AgentActor(Actor):
     async def terminate(self, reason: ExitReason) -> None:
         await self._close()
 
-    async def _close(self) -> None:
+    async def _close(self, keep_store: bool = False) -> None:
         for source in self.sources:
             try:
                 await source.close()
@@ -203,7 +206,8 @@ class AgentActor(Actor):
         model = getattr(self, "model", None)
         if model is not None:
             await model.aclose()
-        await self.store.close()
+        if not keep_store:
+            await self.store.close()
 
 
 def _default_telemetry(spec: AgentSpec) -> Any:

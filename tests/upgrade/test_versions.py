@@ -1,0 +1,75 @@
+"""Versioned agent definitions in the store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from beamish import AgentSpec
+from beamish._exceptions import SpecError
+from beamish.journal import open_store
+from beamish.upgrade import PROPOSABLE, Versions, apply_changes, diff
+from beamish.upgrade._versions import definition_of, spec_of
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _spec(instructions: str = "Book every transaction once.") -> AgentSpec:
+    return AgentSpec("accountant", instructions, "scripted:books.json", isolation="task")
+
+
+async def test_every_change_is_a_new_version_with_author_reason_and_one_active(store_url: str) -> None:
+    async with await open_store(store_url) as store:
+        versions = Versions(store)
+        first = await versions.record("accountant", definition_of(_spec()), author="config", reason="start")
+        changed = apply_changes(first.definition, {"instructions": "Book twice a day."})
+        second = await versions.record("accountant", changed, author="person:ann", reason="cadence")
+        assert (first.version, second.version) == (1, 2)
+        history = await versions.history("accountant")
+        assert [(v.version, v.state, v.author) for v in history] == [
+            (1, "superseded", "config"),
+            (2, "active", "person:ann"),
+        ]
+        assert diff(history[0].definition, history[1].definition) == [
+            ("instructions", "Book every transaction once.", "Book twice a day.")
+        ]
+        assert spec_of(second).version == 2 and spec_of(second).instructions == "Book twice a day."
+        await versions.activate("accountant", 1, previous_state="rolled_back")
+        active = await versions.active("accountant")
+        assert active is not None and active.version == 1
+        assert (await versions.get("accountant", 2)).state == "rolled_back"
+
+
+async def test_a_proposal_recorded_twice_under_one_key_is_one_version(store_url: str) -> None:
+    async with await open_store(store_url) as store:
+        versions = Versions(store)
+        await versions.record("accountant", definition_of(_spec()), author="config", reason="start")
+        again = [
+            await versions.record(
+                "accountant",
+                definition_of(_spec("Book hourly.")),
+                author="agent:improver",
+                reason="faster books",
+                state="proposed",
+                idem_key="propose:run-1:0",
+            )
+            for _ in range(2)
+        ]
+        assert again[0] == again[1] and again[0].version == 2
+        assert [v.version for v in await versions.proposed()] == [2]
+
+
+async def test_bad_versions_and_changes_are_refused_by_name(store_url: str) -> None:
+    async with await open_store(store_url) as store:
+        versions = Versions(store)
+        first = await versions.record("accountant", definition_of(_spec()), author="config", reason="start")
+        with pytest.raises(SpecError, match="no version 9"):
+            await versions.get("accountant", 9)
+        with pytest.raises(SpecError, match="author and a reason"):
+            await versions.record("accountant", first.definition, author="", reason="")
+        with pytest.raises(SpecError, match="'name'"):
+            apply_changes(first.definition, {"name": "cfo"})
+        with pytest.raises(SpecError, match="'isolation'"):
+            apply_changes(first.definition, {"isolation": "process"}, allowed=PROPOSABLE)
+        with pytest.raises(SpecError, match="max_tokens"):
+            apply_changes(first.definition, {"max_tokens": 0})
+        assert [v.version for v in await versions.history("accountant")] == [1]
