@@ -214,3 +214,24 @@ async def test_a_plain_httpx_client_is_made_durable_for_frameworks_that_take_one
         await client.aclose()
     with pytest.raises(SpecError, match="durable\\(\\) takes"):
         beamish.durable(object())
+
+
+async def test_parallel_tool_calls_of_a_framework_keep_their_step_numbers_on_replay(store: Store) -> None:
+    from agent._wire import Reply, openai_completion
+
+    from . import fixture_agents as fa
+
+    run_id = f"parallel-{uuid.uuid4().hex}"
+    both = [("c1", "lookup", '{"topic": "a"}'), ("c2", "publish", '{"text": "b"}')]
+    usage = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
+    async with WireServer() as server:
+        server.queue(Reply(body=openai_completion("", both, usage)), reply("openai-json", "both done"))
+        for _ in range(2):  # the second run replays: same steps, same numbers, nothing redone
+            async with in_run(store, run_id) as ctx:
+                result = await fa.pydantic_agent(server.url).run("go")
+                assert result.output == "both done"
+                assert not ctx.journal.divergences
+        assert len(server.requests) == 2
+    assert fa.effects(run_id) == ["lookup a", f"publish {run_id}:2 b"], "numbered in call order, once"
+    steps = await store.steps(run_id)
+    assert [(s.seq, s.kind) for s in steps] == [(0, "llm"), (1, "tool"), (2, "tool"), (3, "llm")]
