@@ -3,7 +3,9 @@
 The :class:`Budget` says how much may be spent per run, day, month and in total; the keeper
 (``_keeper``) enforces it over a ledger (``_ledger``, ``_store_ledger``). A day or a month is a
 window that starts at local midnight in the budget's time zone, so a pause for a spent day lifts
-itself when the next day begins there.
+itself when the next day begins there. A reservation that does not fit is a :class:`Refusal`
+(which cap, of which scope, the money involved); the keeper raises it as :class:`BudgetExceeded`
+after pausing, and :class:`Paused` when a pause already holds.
 """
 
 from __future__ import annotations
