@@ -251,3 +251,8 @@ async def test_resuming_an_agent_lifts_its_own_and_its_runs_pauses_only() -> Non
     assert await k.paused("a", "a1") is None and await k.paused("a", "a2") is None
     assert await k.paused("b", "b1") is not None
     assert [e.subject for e in events if e.kind == "run.resumed"] == ["run:a1", "run:a2"]
+
+
+def test_a_budget_of_an_unknown_version_is_refused() -> None:
+    with pytest.raises(SpecError, match="version 2"):
+        Budget.from_mapping({**Budget(total_usd=1.0).to_json(), "v": 2})

@@ -134,3 +134,8 @@ def test_extend_refuses_nonsense() -> None:
 def test_watchdog_round_trips_through_json() -> None:
     spec = Watchdog(hang_after_s=30, max_steps=7, max_wall_s=600)
     assert Watchdog.from_mapping(spec.to_json()) == spec
+
+
+def test_a_watchdog_of_an_unknown_version_is_refused() -> None:
+    with pytest.raises(SpecError, match="version 2"):
+        Watchdog.from_mapping({**Watchdog().to_json(), "v": 2})

@@ -84,7 +84,10 @@ class Budget:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "budget") -> Budget:
-        """Build from config, naming any unknown key."""
+        """Build from config or from :meth:`to_json`, naming any unknown key and refusing a
+        version this beamish does not read."""
+        if "v" in data and data["v"] != 1:
+            raise SpecError(f"{where}: version {data['v']!r} is not one this beamish reads (1)")
         known = {*LIMITS, "tz", "warn_at", "prices"}
         unknown = sorted(set(data) - known - {"v"})
         if unknown:

@@ -61,7 +61,10 @@ class Watchdog:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "watchdog") -> Watchdog:
-        """Build from config, naming any unknown key."""
+        """Build from config or from :meth:`to_json`, naming any unknown key and refusing a
+        version this beamish does not read."""
+        if "v" in data and data["v"] != 1:
+            raise SpecError(f"{where}: version {data['v']!r} is not one this beamish reads (1)")
         known = {*_SECONDS, "max_steps"}
         unknown = sorted(set(data) - known - {"v"})
         if unknown:
