@@ -6,8 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from beamish.agent._control import registry, result
+from beamish.cli._app import app
 from beamish.company._company import Company
 from beamish.company._control import control_path, control_request
 from beamish.company._tree import CompanyParts
@@ -47,6 +49,8 @@ async def test_reload_adds_removes_and_changes_children_of_a_running_tree(tmp_pa
         assert await _ids(company.root) == ["leadership", "cfo", "cto"]
         leadership = (await company.root.which_children())[0].ref
         assert await _ids(leadership) == ["ceo"]
+        shown = {n.id: n for n in (await company.tree()).walk()}
+        assert "coo" not in shown and shown["cto"].state == "running"  # what `beamish status` shows
         history = await company.upgrader.versions.history("ceo")
         assert [(v.version, v.author, v.reason, v.state) for v in history] == [
             (1, "config", "started from config", "superseded"),
@@ -112,3 +116,22 @@ async def test_a_process_isolated_agent_takes_its_new_version_between_runs(tmp_p
         assert (await company.store.get_run(before)).meta["agent_version"] == 1
         assert (await company.store.get_run(after)).meta["agent_version"] == 2
         assert registry(company.node).refs["lawyer"] is pid_ref  # switched in place, not restarted
+
+
+async def test_beamish_reload_reaches_the_running_node_and_names_what_changed(tmp_path: Path) -> None:
+    model = script(tmp_path / "done.json", [{"text": "Done."}])
+    agent = {"instructions": "Review contracts.", "model": model}
+    toml = tmp_path / "beamish.toml"
+    cfg = write_company(toml, {"lawyer": agent})
+    async with Company(cfg, parts=_parts()) as company:
+        changed = tmp_path / "changed.toml"
+        write_company(changed, {"lawyer": {**agent, "instructions": "Flag auto-renewals."}, "cto": agent})
+        runner = CliRunner()
+        args = ["reload", str(changed), "--reason", "renewals"]
+        done = await asyncio.to_thread(runner.invoke, app, args, env={"COLUMNS": "200"})
+        assert done.exit_code == 0, done.output
+        assert "added: root/cto" in done.output and "upgraded: root/lawyer" in done.output
+        v2 = await company.upgrader.versions.get("lawyer", 2)
+        assert v2.author.startswith("person:") and v2.reason == "renewals"
+    gone = await asyncio.to_thread(CliRunner().invoke, app, ["reload", str(toml)])
+    assert gone.exit_code == 1 and "no node is running" in gone.output

@@ -235,7 +235,16 @@ class Company:
         """Apply a changed config to the running tree (``beamish reload``; see beamish.upgrade)."""
         from beamish.upgrade._reload import reload_company
 
-        return await reload_company(self, config_path, author=author, reason=reason)
+        report = await reload_company(self, config_path, author=author, reason=reason)
+        fresh = skeleton(self.config, services=self.parts.service_names())
+        known = {n.id: n for n in self._facts.walk()}
+        for node in fresh.walk():  # keep what was seen of the children that stay
+            before = known.get(node.id)
+            if before is not None and before.type == node.type:
+                node.state, node.restarts, node.last_exit = before.state, before.restarts, before.last_exit
+                node.version = before.version
+        self._facts = fresh
+        return report
 
     def _known(self, agent: str) -> None:
         if agent not in self.config.agents:
