@@ -284,7 +284,7 @@ def replace_durably(
         mode: int | None = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         mode = None
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     old: Path | None = None
     try:
         try:
@@ -347,7 +347,7 @@ def append_quarantine(path: Path, records: list[dict[str, Any]]) -> None:
         return
     target = quarantine_path(path)
     payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, payload)
         os.fsync(fd)

@@ -7,6 +7,8 @@ Tools, resource and error texts are the reference's; what differs is underneath 
 
 from __future__ import annotations
 
+import hmac
+import os
 import re
 import sys
 import weakref
@@ -52,6 +54,8 @@ _DELETE_MESSAGES = {
 }
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _SUBSCRIPTIONS = "beamish.memory.subscriptions"
+#: The bearer token a memory server beyond loopback requires.
+TOKEN_ENV = "BEAMISH_MEMORY_TOKEN"
 
 
 def _text(tool: str, structured: dict[str, Any]) -> str:
@@ -240,11 +244,20 @@ def http_app(
     path: str = "/mcp",
     allowed_origins: list[str] | None = None,
     page_size: int | None = None,
+    token: str | None = None,
 ) -> Any:
     """The streamable HTTP app (Starlette). Host and Origin headers are checked: on loopback the
-    loopback origins are allowed; any other host must name its allowed origins."""
-    server = build_server(graph, page_size=page_size)
+    loopback origins are allowed; any other host must name its allowed origins. Beyond loopback
+    every request must also bear ``token`` (or ``BEAMISH_MEMORY_TOKEN``): without one the app is
+    refused, since the graph would be open to the network."""
+    token = token or os.environ.get(TOKEN_ENV) or None
     loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and token is None:
+        raise SpecError(
+            f"memory server: serving on {host!r} (not loopback) needs a token; set {TOKEN_ENV} "
+            "and send it as 'Authorization: Bearer <token>'"
+        )
+    server = build_server(graph, page_size=page_size)
     origins = list(allowed_origins or [])
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"] if loopback else [f"{host}:*"]
     if loopback:
@@ -252,7 +265,30 @@ def http_app(
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
-    return server.streamable_http_app(streamable_http_path=path, host=host, transport_security=security)
+    app = server.streamable_http_app(streamable_http_path=path, host=host, transport_security=security)
+    return app if token is None else _BearerToken(app, token)
+
+
+class _BearerToken:
+    """ASGI guard: an HTTP request without ``Authorization: Bearer <token>`` gets a 401 (the
+    comparison in constant time, so its timing tells nothing about the token)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.expected = app, token.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = b""
+            for name, value in scope.get("headers", []):
+                if name == b"authorization" and value[:7].lower() == b"bearer ":
+                    given = value[7:].strip()
+            if not hmac.compare_digest(given, self.expected):
+                body = b"a valid bearer token is required"
+                headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 401, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 async def serve_http(
@@ -264,6 +300,7 @@ async def serve_http(
     allowed_origins: list[str] | None = None,
     started: anyio.Event | None = None,
     page_size: int | None = None,
+    token: str | None = None,
 ) -> None:
     """Serve ``graph`` over streamable HTTP until cancelled, so many agents share one process.
 
@@ -271,7 +308,9 @@ async def serve_http(
     """
     import uvicorn
 
-    app = http_app(graph, host=host, path=path, allowed_origins=allowed_origins, page_size=page_size)
+    app = http_app(
+        graph, host=host, path=path, allowed_origins=allowed_origins, page_size=page_size, token=token
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     if started is None:
