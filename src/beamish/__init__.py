@@ -82,6 +82,7 @@ from beamish.runtime import (
 )
 from beamish.runtime._loopwatch import watch_loop
 from beamish.schedule import Schedule, SchedulerActor
+from beamish.upgrade import ProbationRules, Upgrader
 
 __version__ = "0.1.0"
 
@@ -136,6 +137,7 @@ __all__ = [
     "Policy",
     "Price",
     "PricingError",
+    "ProbationRules",
     "PubSub",
     "RateLimited",
     "Restarting",
@@ -161,6 +163,7 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "UnknownOutcome",
+    "Upgrader",
     "Watchdog",
     "__version__",
     "current_run",
