@@ -134,6 +134,37 @@ async def test_a_third_node_joining_gets_a_share_until_no_node_holds_two_more_th
             await store.close()
 
 
+async def test_a_node_cut_off_from_the_store_stops_its_units_when_their_leases_run_out(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Self-fencing: with no store, no renewal — and a unit whose lease has run out may already run
+    elsewhere, so it stops here even though nobody told this node."""
+    units = [Unit(f"u{i}", ChildSpec(f"u{i}", Idle), ()) for i in range(2)]
+    store = await open_store(pg_url)
+    async with Node(name="a") as node:
+        cluster = ClusterNode(node, store, units, node_id="a", lease_s=0.6)
+        try:
+            await cluster.start()
+            assert len(cluster.held) == 2
+            expiry = max(le.expires_at for le in cluster.held.values())
+
+            async def unreachable(fn: object) -> None:
+                raise OSError("connection refused (the network is cut)")
+
+            monkeypatch.setattr(store, "run", unreachable)
+
+            async def stopped() -> bool:
+                assert cluster._placed is not None
+                return not cluster.held and not await cluster._placed.which_children()
+
+            await eventually(stopped, 5, "the units stopped")
+            assert store.clock.time() >= expiry  # not before the lease ran out
+            monkeypatch.undo()
+        finally:
+            await cluster.stop()
+            await store.close()
+
+
 async def test_a_node_id_a_live_node_of_another_process_uses_is_refused(store_url: str) -> None:
     store = await open_store(store_url)
     try:

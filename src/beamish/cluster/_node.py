@@ -1,11 +1,13 @@
 """A node's part in a cluster: join, heartbeat, hold units by lease, fail over, drain.
 
-N identical nodes run on one PostgreSQL store. Each has a :class:`ClusterNode` that, every
-``lease_s / 3`` seconds, in one transaction heartbeats its row and renews the leases it holds; then
-claims its fair share of free or expired units and starts them under its own ``placed`` supervisor;
-hands one over when it holds more than its share and another node less; stops at once the units whose
-lease it lost (it was paused or cut off while another node took them: its copies must not go on).
-A node asked to drain stops and releases its units one by one, so the others take them straight away.
+N identical nodes run on one PostgreSQL store. Each has a :class:`ClusterNode` whose heartbeat, every
+``lease_s / 3`` seconds, in one transaction marks its row alive and renews the leases it holds, and
+stops at once the units whose lease it lost (it was paused or cut off while another node took them:
+its copies must not go on) — or, when the store does not answer in time, the units whose lease ran out
+by its own clock. A separate placer task, woken by each heartbeat, claims the node's fair share of
+free or expired units and starts them under its own ``placed`` supervisor, hands one over while
+another node holds two fewer, and on a drain stops and releases its units one by one, so the others
+take them straight away. Starting a unit never delays a renewal.
 """
 
 from __future__ import annotations
@@ -225,7 +227,8 @@ class ClusterNode:
         if self._placed is None or not self._placed.alive:
             await self._replace_placed()
             return
-        drain, kept, lost = await self.store.run(beat)
+        # a store that hangs (a partition) counts as a failed beat: units whose lease ran out stop
+        drain, kept, lost = await asyncio.wait_for(self.store.run(beat), self.lease_s / 2)
         for unit, lease in kept.items():  # what the placer changed meanwhile keeps its own lease
             if unit in self.held and self.held[unit].epoch == lease.epoch:
                 self.held[unit] = lease
