@@ -62,3 +62,12 @@ def test_repair_quarantines_merges_and_leaves_a_clean_file(tmp_path: Path) -> No
     assert memory.read_text() == ENTITY.replace("[]", '["o"]')
     assert "{torn" in (tmp_path / "m.jsonl.quarantine").read_text()
     assert _run("check", str(memory))[0] == 0
+
+
+def test_repair_puts_entities_appended_out_of_place_back_in_the_reference_layout(tmp_path: Path) -> None:
+    memory = tmp_path / "m.jsonl"
+    relation = '{"type":"relation","from":"a","to":"b","relationType":"r"}'
+    memory.write_text(relation + "\n\n\n" + ENTITY)  # a killed server's appended tail, padded
+    assert _run("check", str(memory))[0] == 3  # only the dangling relation is worth reporting
+    assert _run("repair", str(memory))[0] == 0
+    assert memory.read_text() == ENTITY + "\n" + relation

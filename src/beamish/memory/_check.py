@@ -2,7 +2,9 @@
 
 Checking never writes. Repairing takes the same lock as the server, so it is safe while servers
 run; it quarantines what cannot be kept, rewrites the file durably and removes temp files that a
-killed writer left behind.
+killed writer left behind. It also puts a file with appended entities out of place (a server
+killed before it compacted) back in the reference's layout; that is not a defect, so check
+does not report it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beamish.memory._append import tail_size
 from beamish.memory._jsonl import Repair, append_quarantine, parse, read_file, stray_temps, write_durably
 from beamish.memory._lock import FileLock
 
@@ -70,9 +73,10 @@ def repair_file(path: str | os.PathLike[str]) -> CheckReport:
         with lock:
             data, ident = read_file(target)
             loaded = parse(data, find_dangling=True)
-            if loaded.repairs:
+            canonical = loaded.graph.encode()
+            if loaded.repairs or (ident is not None and tail_size(data, canonical)):
                 append_quarantine(target, loaded.quarantine)
-                write_durably(target, loaded.graph.encode())
+                write_durably(target, canonical)
                 lock.bump_generation()
             strays = stray_temps(target)
             for stray in strays:
