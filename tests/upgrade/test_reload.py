@@ -125,12 +125,15 @@ async def test_beamish_reload_reaches_the_running_node_and_names_what_changed(tm
     cfg = write_company(toml, {"lawyer": agent})
     async with Company(cfg, parts=_parts()) as company:
         changed = tmp_path / "changed.toml"
-        write_company(changed, {"lawyer": {**agent, "instructions": "Flag auto-renewals."}, "cto": agent})
+        weekly = [{"id": "lawyer-weekly", "cron": "0 10 * * 1", "task": "Review this week's contracts."}]
+        lawyer = {**agent, "instructions": "Flag auto-renewals.", "schedules": weekly}
+        write_company(changed, {"lawyer": lawyer, "cto": agent})
         runner = CliRunner()
         args = ["reload", str(changed), "--reason", "renewals"]
         done = await asyncio.to_thread(runner.invoke, app, args, env={"COLUMNS": "200"})
         assert done.exit_code == 0, done.output
         assert "added: root/cto" in done.output and "upgraded: root/lawyer" in done.output
+        assert "not applied: schedules" in done.output
         v2 = await company.upgrader.versions.get("lawyer", 2)
         assert v2.author.startswith("person:") and v2.reason == "renewals"
     gone = await asyncio.to_thread(CliRunner().invoke, app, ["reload", str(toml)])

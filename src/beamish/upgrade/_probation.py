@@ -17,8 +17,9 @@ from typing import Any
 
 from beamish._events import Event
 
-#: Exit kinds that count as a crash of the agent's process.
-_CRASH_KINDS = ("crashed", "hung", "killed")
+#: Exit kinds that count against a version. ``killed`` does not: a kill comes from outside (an
+#: operator, the OOM killer, a fault plan), and a kill for a hang is reported as ``hung``.
+_CRASH_KINDS = ("crashed", "hung")
 #: How many of the previous version's runs make its baseline.
 _BASELINE_RUNS = 20
 

@@ -134,8 +134,15 @@ async def reload_company(
     old_spec = build_tree(company.config, company.parts)
     new_spec = build_tree(new_config, company.parts)
     report = await reconcile(upgrader, company.root, old_spec, new_spec, author=author, reason=reason)
+    if _schedules(company.config) != _schedules(new_config):
+        report.not_applied.append("schedules (they change at the next start)")
     company.config = new_config
     return report.to_json()
+
+
+def _schedules(config: Any) -> dict[str, list[dict[str, Any]]]:
+    """Each agent's schedules as plain data (the scheduler keeps the ones it started with)."""
+    return {name: [s.model_dump() for s in a.section.schedules] for name, a in config.agents.items()}
 
 
 def attach_upgrades(parts: Any, *, rules: ProbationRules | None = None, clock: Any = None) -> None:
