@@ -45,7 +45,7 @@ price = {{ input_per_mtok = 1.0, output_per_mtok = 5.0 }}
 [agents.marketing]
 instructions = "You post."
 model = "scripted:answer.json"
-isolation = "task"
+isolation = "process"
 price = {{ input_per_mtok = 1.0, output_per_mtok = 5.0 }}
 
 [agents.lawyer]
@@ -106,14 +106,17 @@ async def test_two_beamish_run_nodes_share_the_agents_and_a_drained_one_hands_th
         code, status = await beamish("status", cwd=tmp_path)
         assert code == 0, status
         assert "n1" in status and "n2" in status  # which node holds what
-        code, out = await beamish("submit", "lawyer", "check the contract", cwd=tmp_path)
-        assert code == 0, out  # through the control socket of one node, to whichever holds lawyer
-        submitted = out.strip().splitlines()[-1]
+        submitted = []
+        for agent in ("lawyer", "marketing"):  # marketing runs in its own process
+            code, out = await beamish("submit", agent, "check the contract", cwd=tmp_path)
+            assert code == 0, out  # through the control socket of one node, to whichever holds it
+            submitted.append(out.strip().splitlines()[-1])
 
-        async def lawyer_done() -> bool:
-            return (await store.get_run(submitted)).status == "succeeded"
+        async def both_done() -> bool:
+            found = [(await store.get_run(r)).status for r in submitted]
+            return found == ["succeeded", "succeeded"]
 
-        await eventually(lawyer_done, 20, "the submitted run served")
+        await eventually(both_done, 20, "the submitted runs served")
 
         drained_units = [u for u, n in (await holders(store)).items() if n == "n1"]
         code, out = await beamish("node", "drain", "n1", "--store", pg_url, cwd=tmp_path)
