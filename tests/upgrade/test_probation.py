@@ -11,6 +11,7 @@ from beamish.company._company import Company
 from beamish.company._tree import CompanyParts
 from beamish.testing import FakeClock
 from beamish.upgrade import ProbationRules, attach_upgrades
+from beamish.upgrade._probation import Tally, Trial, verdict
 
 from . import fixture_tools as ft
 from ._company import next_event, script, write_company
@@ -117,3 +118,34 @@ async def test_only_an_agent_given_propose_upgrade_can_upgrade_another(tmp_path:
         run_id = await company.submit("ceo", "Plan.", "ceo-after")
         assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
         assert (await company.store.get_run(run_id)).meta["agent_version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "why"),
+    [
+        (Tally(runs=4, loops=2), Tally(runs=20, loops=0), "looped in 2 of 4 runs"),
+        (Tally(runs=3, over_budget=3), Tally(runs=20, over_budget=1), "overspent its budget in 3 of 3"),
+        (Tally(runs=3, spend_usd=0.9), Tally(runs=10, spend_usd=1.0), "spends $0.3000 per run"),
+        (Tally(runs=2, crashes=2), Tally(runs=20, crashes=1), "crashed 2 times in 2 runs"),
+    ],
+)
+def test_a_version_that_loops_overspends_or_crashes_more_than_before_is_judged(
+    new: Tally, old: Tally, why: str
+) -> None:
+    trial = Trial("cfo", version=3, previous=2, started=0.0, until=300.0, baseline_crashes=0)
+    verdict_text = verdict(ProbationRules(), trial, new, old)
+    assert verdict_text is not None and why in verdict_text
+
+
+@pytest.mark.parametrize(
+    ("new", "old"),
+    [
+        (Tally(runs=4, loops=1), Tally(runs=20)),  # one incident is not yet a pattern
+        (Tally(runs=10, loops=2), Tally(runs=10, loops=3)),  # no worse than before
+        (Tally(runs=3, spend_usd=0.33), Tally(runs=10, spend_usd=1.0)),  # within 1.5x
+        (Tally(runs=20, crashes=2), Tally(runs=20, crashes=2)),
+    ],
+)
+def test_a_version_that_does_no_worse_than_before_is_kept(new: Tally, old: Tally) -> None:
+    trial = Trial("cfo", version=3, previous=2, started=0.0, until=300.0, baseline_crashes=0)
+    assert verdict(ProbationRules(), trial, new, old) is None
