@@ -73,3 +73,24 @@ async def test_bad_versions_and_changes_are_refused_by_name(store_url: str) -> N
         with pytest.raises(SpecError, match="max_tokens"):
             apply_changes(first.definition, {"max_tokens": 0})
         assert [v.version for v in await versions.history("accountant")] == [1]
+
+
+async def test_nodes_starting_together_record_one_version_of_an_unchanged_agent(store_url: str) -> None:
+    import asyncio
+
+    stores = [await open_store(store_url) for _ in range(3)]
+    try:
+        definition = definition_of(_spec())
+        found = await asyncio.gather(
+            *(Versions(s).ensure("accountant", definition, author="config", reason="start") for s in stores)
+        )
+        assert {v.version for v in found} == {1}
+        again = await Versions(stores[0]).ensure("accountant", definition, author="config", reason="start")
+        assert again.version == 1
+        changed = definition_of(_spec("Book hourly."))
+        edited = await Versions(stores[1]).ensure("accountant", changed, author="config", reason="edit")
+        assert edited.version == 2
+        assert [v.version for v in await Versions(stores[2]).history("accountant")] == [1, 2]
+    finally:
+        for s in stores:
+            await s.close()

@@ -115,10 +115,7 @@ class Upgrader:
     ) -> Any:
         """The agent's current version for ``spec`` (recorded as a new version if it differs from the
         active one), and the versioned spec the agent will start with on this node."""
-        definition = definition_of(spec)
-        active = await self.versions.active(spec.name)
-        if active is None or diff(active.definition, definition):
-            active = await self.versions.record(spec.name, definition, author=author, reason=reason)
+        active = await self.versions.ensure(spec.name, definition_of(spec), author=author, reason=reason)
         versioned = spec_of(active)
         self._registry().upgrades[spec.name] = versioned
         return versioned
@@ -234,8 +231,8 @@ class Upgrader:
     async def check(self) -> None:
         """One look: roll out proposed versions, judge the upgrades on probation."""
         for proposal in await self.versions.proposed():
-            if proposal.agent not in self._registry().upgrades:
-                continue  # not an agent of this node
+            if proposal.agent not in self._registry().refs:
+                continue  # not an agent running on this node: the node that runs it rolls it out
             try:
                 await self.roll_out(proposal)
             except Exception as exc:

@@ -103,6 +103,26 @@ class Versions:
     ) -> AgentVersion:
         """Store a new version (the next number). An ``active`` one supersedes the agent's previous
         active version. With ``idem_key``, recording the same key again returns the first version."""
+        return await self._record(agent, definition, author, reason, state, idem_key, only_if_changed=False)
+
+    async def ensure(
+        self, agent: str, definition: dict[str, Any], *, author: str, reason: str
+    ) -> AgentVersion:
+        """The active version if its definition is ``definition``, else a new active one — decided in
+        one locked transaction, so nodes starting together record one version, not one each."""
+        return await self._record(agent, definition, author, reason, "active", None, only_if_changed=True)
+
+    async def _record(
+        self,
+        agent: str,
+        definition: dict[str, Any],
+        author: str,
+        reason: str,
+        state: str,
+        idem_key: str | None,
+        *,
+        only_if_changed: bool,
+    ) -> AgentVersion:
         if state not in STATES:
             raise SpecError(f"agent version state={state!r} is invalid: expected one of {list(STATES)}")
         if not author or not reason:
@@ -110,11 +130,19 @@ class Versions:
         body = canonical({"v": _VERSION, "spec": definition}, "agent definition")
         now = self.store.clock.time()
         async with self.store.transaction() as tx:
+            if self.store.dialect == "postgresql":  # number versions one node at a time
+                await tx.execute("SELECT pg_advisory_xact_lock(7491338062)")
             if idem_key is not None:
                 found = await tx.fetchone(
                     f"SELECT {_COLUMNS} FROM agent_versions WHERE idem_key = ?", (idem_key,)
                 )
                 if found is not None:
+                    return _row(found)
+            if only_if_changed:
+                found = await tx.fetchone(
+                    f"SELECT {_COLUMNS} FROM agent_versions WHERE agent = ? AND state = 'active'", (agent,)
+                )
+                if found is not None and not diff(_row(found).definition, definition):
                     return _row(found)
             top = await tx.fetchone("SELECT MAX(version) AS m FROM agent_versions WHERE agent = ?", (agent,))
             number = int(top["m"] or 0) + 1 if top else 1
