@@ -69,6 +69,9 @@ class Company:
         from beamish.agent._budget import set_company_budget
         from beamish.journal import open_store
         from beamish.runtime import Node
+        from beamish.telemetry._redact import install_log_redaction
+
+        install_log_redaction()  # no log line of the node or its libraries carries a secret
 
         if self._control is not None and await _answers(self._control.path):
             raise RuntimeError(f"a node is already running this company (it answers on {self._control.path})")

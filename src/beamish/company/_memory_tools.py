@@ -26,6 +26,7 @@ from typing_extensions import TypedDict
 
 import beamish
 from beamish._exceptions import ToolError
+from beamish.telemetry._redact import redact_leaves
 
 PROTOCOL_VERSION = "2025-06-18"
 URL_ENV = "BEAMISH_MEMORY_URL"
@@ -163,7 +164,8 @@ def _call(tool: str, arguments: dict[str, Any]) -> str:
         if _CLIENT is None or (_CLIENT.host, _CLIENT.port) != (urlsplit(url).hostname, urlsplit(url).port):
             _CLIENT = _Client(url)
         client = _CLIENT
-    return client.call(tool, arguments)
+    # what agents know is kept in a plain file: no secret goes into it
+    return client.call(tool, redact_leaves(arguments))
 
 
 class Entity(TypedDict):

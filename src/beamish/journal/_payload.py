@@ -16,6 +16,7 @@ from typing import Any
 
 from beamish._exceptions import CorruptStore, SpecError
 from beamish.journal._sql import SyncTx
+from beamish.telemetry._redact import redact_leaves, redact_text
 
 VERSION = 1
 DEFAULT_THRESHOLD = 16 * 1024
@@ -64,8 +65,13 @@ class Prepared:
 
 
 def prepare(obj: Any, threshold: int, what: str = "payload") -> Prepared:
-    """Encode ``obj`` outside any transaction; :func:`store_body` writes a large body inside one."""
+    """Encode ``obj`` outside any transaction; :func:`store_body` writes a large body inside one.
+
+    Secrets (API keys, secret-named environment variables' values) are masked before anything is
+    stored: the journal is a file that outlives the process and gets copied around."""
     body = canonical(obj, what)
+    if redact_text(body) != body:
+        body = canonical(redact_leaves(obj), what)
     if len(body) <= threshold:
         return Prepared(f'{{"v":{VERSION},"data":{body}}}')
     h = digest(body)

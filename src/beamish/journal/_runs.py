@@ -13,6 +13,7 @@ from beamish.journal._base import StoreBase, check_epoch
 from beamish.journal._payload import canonical, decode
 from beamish.journal._records import RUN_STATUSES, Lease, Run
 from beamish.journal._sql import Row, SyncTx, for_share
+from beamish.telemetry._redact import redact_leaves, redact_text
 
 _UNSET: Any = object()
 _RUN_COLS = (
@@ -29,7 +30,13 @@ def _check_status(status: str) -> str:
 
 
 def _envelope(obj: Any, what: str) -> str:
-    return f'{{"v":1,"data":{canonical(obj, what)}}}'
+    return f'{{"v":1,"data":{_masked(obj, what)}}}'
+
+
+def _masked(obj: Any, what: str) -> str:
+    """Canonical JSON with secrets masked (a task, an output or an error may quote a key)."""
+    body = canonical(obj, what)
+    return canonical(redact_leaves(obj), what) if redact_text(body) != body else body
 
 
 def run_from_row(row: Row) -> Run:
@@ -154,7 +161,7 @@ class RunsMixin(StoreBase):
             if reason is not None and not isinstance(reason, ExitReason):
                 raise SpecError(f"a run's reason must be an ExitReason or None, got {reason!r}")
             sets.append("reason = ?")
-            params.append(None if reason is None else canonical(reason.to_json(), "exit reason"))
+            params.append(None if reason is None else _masked(reason.to_json(), "exit reason"))
 
         def work(tx: SyncTx) -> Run:
             if epoch is not None:

@@ -7,6 +7,7 @@ secret-named environment variables currently set, so a key of an unknown shape i
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -59,3 +60,38 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value
+
+
+def redact_leaves(value: Any) -> Any:
+    """``value`` with every string in it redacted, keys and structure kept (for stored data that
+    must stay what it was — a journal payload, an event — minus the secrets in it)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: redact_leaves(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_leaves(v) for v in value]
+    return value
+
+
+class _RedactedRecord(logging.LogRecord):
+    """A log record whose message and traceback text are redacted when formatted."""
+
+    def getMessage(self) -> str:
+        return redact_text(super().getMessage())
+
+    @property
+    def exc_text(self) -> str | None:
+        return self.__dict__.get("_exc_text")
+
+    @exc_text.setter
+    def exc_text(self, text: str | None) -> None:
+        self.__dict__["_exc_text"] = None if text is None else redact_text(text)
+
+
+def install_log_redaction() -> None:
+    """Make every log record of this process (beamish's and every library's) redact its message
+    and traceback when formatted. Idempotent; it replaces the record factory only if it is the
+    standard one, so a factory someone else installed is left alone."""
+    if logging.getLogRecordFactory() is logging.LogRecord:
+        logging.setLogRecordFactory(_RedactedRecord)
