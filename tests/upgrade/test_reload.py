@@ -138,3 +138,19 @@ async def test_beamish_reload_reaches_the_running_node_and_names_what_changed(tm
         assert v2.author.startswith("person:") and v2.reason == "renewals"
     gone = await asyncio.to_thread(CliRunner().invoke, app, ["reload", str(toml)])
     assert gone.exit_code == 1 and "no node is running" in gone.output
+
+
+async def test_a_version_made_active_by_another_node_is_taken_up_here(tmp_path: Path) -> None:
+    model = script(tmp_path / "done.json", [{"text": "Done."}])
+    cfg = write_company(tmp_path / "beamish.toml", {"cfo": {"instructions": "Approve.", "model": model}})
+    async with Company(cfg, parts=_parts()) as company:
+        versions = company.upgrader.versions
+        first = await versions.active("cfo")
+        assert first is not None
+        elsewhere = {**first.definition, "instructions": "Approve, then record the decision."}
+        await versions.record("cfo", elsewhere, author="person:bob", reason="on node 2")
+        await company.upgrader.check()
+        assert registry(company.node).upgrades["cfo"].version == 2
+        run_id = await company.submit("cfo", "Approve the laptop.")
+        assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
+        assert (await company.store.get_run(run_id)).meta["agent_version"] == 2

@@ -237,6 +237,7 @@ class Upgrader:
                 await self.roll_out(proposal)
             except Exception as exc:
                 logger.warning("proposed version %s of %s refused: %s", proposal.version, proposal.agent, exc)
+        await self._follow_store()
         now = self.clock.time()
         for agent, trial in list(self.trials.items()):
             new = await tally_runs(self.store, agent, trial.version)
@@ -247,6 +248,17 @@ class Upgrader:
             elif now >= trial.until:
                 self.trials.pop(agent, None)
                 await self.versions.set_state(agent, trial.version, "active", "passed probation")
+
+    async def _follow_store(self) -> None:
+        """Take versions made active elsewhere (another node's rollout or rollback): the agent starts
+        with the store's active version wherever it runs next."""
+        async with self._lock:
+            registry = self._registry()
+            for agent, number in (await self.versions.active_numbers()).items():
+                spec = registry.upgrades.get(agent)
+                if spec is not None and spec.version != number:
+                    self.trials.pop(agent, None)
+                    registry.upgrade(spec_of(await self.versions.get(agent, number)))
 
     async def _emit(self, event: Event) -> None:
         await self.store.append_event(event)

@@ -184,6 +184,11 @@ class Versions:
         )
         return None if row is None else _row(row)
 
+    async def active_numbers(self) -> dict[str, int]:
+        """Each agent's active version number (cheap: no definitions parsed)."""
+        rows = await self.store.fetchall("SELECT agent, version FROM agent_versions WHERE state = 'active'")
+        return {str(r["agent"]): int(r["version"]) for r in rows}
+
     async def proposed(self) -> list[AgentVersion]:
         rows = await self.store.fetchall(
             f"SELECT {_COLUMNS} FROM agent_versions WHERE state = 'proposed' ORDER BY created_at, version"
