@@ -94,3 +94,17 @@ async def test_nodes_starting_together_record_one_version_of_an_unchanged_agent(
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_restart_with_an_unchanged_config_keeps_the_upgrade_made_meanwhile(store_url: str) -> None:
+    async with await open_store(store_url) as store:
+        versions = Versions(store)
+        config = definition_of(_spec())
+        assert (await versions.ensure("accountant", config, author="config", reason="start")).version == 1
+        improved = apply_changes(config, {"instructions": "Book hourly."}, allowed=PROPOSABLE)
+        await versions.record("accountant", improved, author="agent:improver", reason="faster")
+        kept = await versions.ensure("accountant", config, author="config", reason="start")
+        assert (kept.version, kept.author) == (2, "agent:improver")
+        edited = definition_of(_spec("Book daily."))
+        won = await versions.ensure("accountant", edited, author="config", reason="start")
+        assert (won.version, won.state, won.author) == (3, "active", "config")

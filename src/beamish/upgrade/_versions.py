@@ -108,8 +108,10 @@ class Versions:
     async def ensure(
         self, agent: str, definition: dict[str, Any], *, author: str, reason: str
     ) -> AgentVersion:
-        """The active version if its definition is ``definition``, else a new active one — decided in
-        one locked transaction, so nodes starting together record one version, not one each."""
+        """The active version, unless ``definition`` differs from what ``author`` (the config) last
+        recorded: then a new active version. So a restart with an unchanged config keeps an upgrade
+        made while it ran, and an edited config wins. One locked transaction: nodes starting together
+        record one version, not one each."""
         return await self._record(agent, definition, author, reason, "active", None, only_if_changed=True)
 
     async def _record(
@@ -139,11 +141,16 @@ class Versions:
                 if found is not None:
                     return _row(found)
             if only_if_changed:
-                found = await tx.fetchone(
+                active = await tx.fetchone(
                     f"SELECT {_COLUMNS} FROM agent_versions WHERE agent = ? AND state = 'active'", (agent,)
                 )
-                if found is not None and not diff(_row(found).definition, definition):
-                    return _row(found)
+                last = await tx.fetchone(
+                    f"SELECT {_COLUMNS} FROM agent_versions WHERE agent = ? AND author = ? "
+                    "ORDER BY version DESC LIMIT 1",
+                    (agent, author),
+                )
+                if active is not None and last is not None and not diff(_row(last).definition, definition):
+                    return _row(active)  # unchanged since this author last said so: keep what runs now
             top = await tx.fetchone("SELECT MAX(version) AS m FROM agent_versions WHERE agent = ?", (agent,))
             number = int(top["m"] or 0) + 1 if top else 1
             if state == "active":
