@@ -20,6 +20,7 @@ from beamish._exceptions import ActorExited, NameTaken, SpecError, StartFailed
 from beamish._exits import Crashed, Killed, Shutdown
 from beamish.runtime._actor import Actor, Ignore
 from beamish.runtime._events import EventStream
+from beamish.runtime._loopwatch import LoopWatchdog, watch_loop
 from beamish.runtime._messages import Down
 from beamish.runtime._ref import EXITED, INFO, ActorRef
 from beamish.runtime._specs import ISOLATIONS, ChildSpec, SupervisorSpec
@@ -61,6 +62,11 @@ class Node:
     backoff and shutdown timeouts (a ``FakeClock`` in tests). Closing the node stops its top-level
     actors and supervisors in reverse start order, killing what does not stop within
     ``shutdown_timeout`` seconds. A node belongs to one event loop: use it from that loop's thread.
+
+    Entering the node starts a watchdog thread on that loop (``loop_watch_s``, ``None`` to go
+    without): all its actors share the loop, so a callback that blocks it (``time.sleep``, a CPU
+    loop) stalls every actor, and only a thread can see that. A stall longer than ``loop_watch_s``
+    seconds becomes a ``node.loop_blocked`` event naming the actor and its stack.
     """
 
     _class_isolation: ClassVar[dict[str, Starter]] = {}
@@ -73,11 +79,21 @@ class Node:
         *,
         name: str = "node",
         shutdown_timeout: float | None = 30.0,
+        loop_watch_s: float | None = 0.25,
     ) -> None:
+        if loop_watch_s is not None and not (
+            isinstance(loop_watch_s, int | float)
+            and not isinstance(loop_watch_s, bool)
+            and math.isfinite(loop_watch_s)
+            and loop_watch_s > 0
+        ):
+            raise SpecError(f"Node(loop_watch_s={loop_watch_s!r}) is invalid: expected seconds > 0 or None")
         self.store_url = store
         self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self.name = name
         self.shutdown_timeout = shutdown_timeout
+        self.loop_watch_s = loop_watch_s
+        self._loop_watch: LoopWatchdog | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # bound on first use
         self._system_clock = isinstance(self.clock, SystemClock)
         self._names: dict[str, ActorRef] = {}
@@ -94,6 +110,8 @@ class Node:
     # -- lifecycle ----------------------------------------------------------------------------------
     async def __aenter__(self) -> Node:
         self._bind()
+        if self.loop_watch_s is not None and self._loop_watch is None and not self._closing:
+            self._loop_watch = watch_loop(self, self.loop_watch_s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -111,6 +129,9 @@ class Node:
         for ref in reversed(list(self._top)):
             if ref.alive:
                 await ref.stop(Shutdown("node closing"), timeout=self.shutdown_timeout)
+        if self._loop_watch is not None:  # after the actors: a stall while they stop is still seen
+            self._loop_watch.stop()
+            self._loop_watch = None
         self._flush()
         for stream in list(self._streams):
             stream._close()
