@@ -163,11 +163,13 @@ class AgentRegistry:
         Returns whether a live agent on this node was told."""
         self.upgrades[spec.name] = spec
         ref = self.refs.get(spec.name)
-        if ref is None or not ref.alive:
-            return False
+        running = self.specs.get(spec.name)
+        if ref is None or not ref.alive or (running is not None and running.isolation != spec.isolation):
+            return False  # a change of isolation needs a new process (or task): the next restart
         if spec.isolation == "process":
             self._preload(spec)
         ref.cast(("upgrade", spec.to_json() if spec.isolation == "process" else spec))
+        self.specs[spec.name] = spec
         return True
 
     def _preload(self, spec: AgentSpec) -> None:
