@@ -9,15 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from beamish._clock import SYSTEM_CLOCK, Clock
-from beamish._exceptions import ModelError, SpecError
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from beamish.agent.models._errors import translate_sdk_error, translate_transport_error
 from beamish.agent.models._protocol import (
     DEFAULT_FIRST_CHUNK_TIMEOUT_S,
     DEFAULT_NEXT_CHUNK_TIMEOUT_S,
     ChunkCallback,
     guard_stream,
 )
+from beamish.agent.models._sdk_model import SdkModel
 
 
 def to_anthropic_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -57,7 +56,7 @@ def _usage(data: Any) -> Usage:
     )
 
 
-class AnthropicModel:
+class AnthropicModel(SdkModel):
     """A Claude model. ``stream=True`` (the default) makes every chunk a watchdog heartbeat;
     ``prompt_cache=True`` (the default) asks the API to cache the conversation's prefix."""
 
@@ -77,36 +76,24 @@ class AnthropicModel:
         clock: Clock = SYSTEM_CLOCK,
         client: Any = None,
     ) -> None:
-        if not model:
-            raise SpecError("anthropic model name is empty (expected e.g. 'anthropic:claude-sonnet-4-5')")
-        self.model = model
-        self.name = f"anthropic:{model}"
-        self.stream = stream
+        super().__init__(
+            model,
+            example="claude-sonnet-4-5",
+            api_key=api_key,
+            base_url=base_url,
+            stream=stream,
+            request_timeout_s=request_timeout_s,
+            first_chunk_timeout_s=first_chunk_timeout_s,
+            next_chunk_timeout_s=next_chunk_timeout_s,
+            clock=clock,
+            client=client,
+        )
         self.prompt_cache = prompt_cache
-        self.first_chunk_timeout_s = first_chunk_timeout_s
-        self.next_chunk_timeout_s = next_chunk_timeout_s
-        self._clock = clock
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout = request_timeout_s
-        self._client = client
 
-    def _sdk(self) -> Any:
-        try:
-            import anthropic
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ModelError(
-                "the 'anthropic' extra is not installed: pip install 'beamish[anthropic]'"
-            ) from exc
-        return anthropic
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            sdk = self._sdk()
-            self._client = sdk.AsyncAnthropic(
-                api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout
-            )
-        return self._client
+    def _new_client(self, sdk: Any) -> Any:
+        return sdk.AsyncAnthropic(
+            api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._timeout
+        )
 
     def _params(self, request: ModelRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -129,30 +116,10 @@ class AnthropicModel:
             params["cache_control"] = {"type": "ephemeral"}
         return params
 
-    async def complete(
-        self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
-    ) -> ModelResponse:
-        sdk = self._sdk()
-        client = self._get_client()
-        params = self._params(request)
-        try:
-            if not self.stream:
-                message = await client.messages.create(**params)
-                if on_chunk is not None:
-                    on_chunk()
-                return self._from_message(message)
-            return await self._complete_streaming(client, params, on_chunk)
-        except ModelError:
-            raise
-        except sdk.APIError as exc:
-            raise translate_sdk_error(exc, sdk, self.name) from exc
-        except Exception as exc:
-            mapped = translate_transport_error(exc, self.name)
-            if mapped is None:
-                raise
-            raise mapped from exc
+    async def _create(self, client: Any, params: dict[str, Any]) -> Any:
+        return await client.messages.create(**params)
 
-    def _from_message(self, message: Any) -> ModelResponse:
+    def _from_response(self, message: Any) -> ModelResponse:
         texts: list[str] = []
         calls: list[ToolCall] = []
         for block in message.content:
@@ -225,8 +192,3 @@ class AnthropicModel:
         return ModelResponse(
             text="".join(texts), tool_calls=calls, usage=usage, stop_reason=stop_reason, model=self.name
         )
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None

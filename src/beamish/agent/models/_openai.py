@@ -12,15 +12,15 @@ import os
 from typing import Any, Literal
 
 from beamish._clock import SYSTEM_CLOCK, Clock
-from beamish._exceptions import ModelError, SpecError
+from beamish._exceptions import ModelError
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from beamish.agent.models._errors import translate_sdk_error, translate_transport_error
 from beamish.agent.models._protocol import (
     DEFAULT_FIRST_CHUNK_TIMEOUT_S,
     DEFAULT_NEXT_CHUNK_TIMEOUT_S,
     ChunkCallback,
     guard_stream,
 )
+from beamish.agent.models._sdk_model import SdkModel
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens", "function_call": "tool_use"}
 
@@ -64,7 +64,7 @@ def _usage(data: Any) -> Usage:
     )
 
 
-class OpenAIModel:
+class OpenAIModel(SdkModel):
     """A Chat Completions model, OpenAI's or any compatible server's (``base_url``)."""
 
     provider = "openai"
@@ -83,36 +83,26 @@ class OpenAIModel:
         clock: Clock = SYSTEM_CLOCK,
         client: Any = None,
     ) -> None:
-        if not model:
-            raise SpecError("openai model name is empty (expected e.g. 'openai:gpt-4o-mini')")
-        self.model = model
-        self.name = f"openai:{model}"
-        self.stream = stream
+        super().__init__(
+            model,
+            example="gpt-4o-mini",
+            api_key=api_key,
+            base_url=base_url,
+            stream=stream,
+            request_timeout_s=request_timeout_s,
+            first_chunk_timeout_s=first_chunk_timeout_s,
+            next_chunk_timeout_s=next_chunk_timeout_s,
+            clock=clock,
+            client=client,
+        )
         self.max_tokens_param = max_tokens_param
-        self.first_chunk_timeout_s = first_chunk_timeout_s
-        self.next_chunk_timeout_s = next_chunk_timeout_s
-        self._clock = clock
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout = request_timeout_s
-        self._client = client
 
-    def _sdk(self) -> Any:
-        try:
-            import openai
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ModelError("the 'openai' extra is not installed: pip install 'beamish[openai]'") from exc
-        return openai
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            sdk = self._sdk()
-            key = self._api_key or os.environ.get("OPENAI_API_KEY")
-            base = self._base_url or os.environ.get("OPENAI_BASE_URL")
-            if key is None and base:
-                key = "not-needed"  # local OpenAI-compatible servers commonly take no key
-            self._client = sdk.AsyncOpenAI(api_key=key, base_url=base, max_retries=0, timeout=self._timeout)
-        return self._client
+    def _new_client(self, sdk: Any) -> Any:
+        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        base = self._base_url or os.environ.get("OPENAI_BASE_URL")
+        if key is None and base:
+            key = "not-needed"  # local OpenAI-compatible servers commonly take no key
+        return sdk.AsyncOpenAI(api_key=key, base_url=base, max_retries=0, timeout=self._timeout)
 
     def _params(self, request: ModelRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -132,30 +122,10 @@ class OpenAIModel:
             params["temperature"] = request.temperature
         return params
 
-    async def complete(
-        self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
-    ) -> ModelResponse:
-        sdk = self._sdk()
-        client = self._get_client()
-        params = self._params(request)
-        try:
-            if not self.stream:
-                completion = await client.chat.completions.create(**params)
-                if on_chunk is not None:
-                    on_chunk()
-                return self._from_completion(completion)
-            return await self._complete_streaming(client, params, on_chunk)
-        except ModelError:
-            raise
-        except sdk.APIError as exc:
-            raise translate_sdk_error(exc, sdk, self.name) from exc
-        except Exception as exc:
-            mapped = translate_transport_error(exc, self.name)
-            if mapped is None:
-                raise
-            raise mapped from exc
+    async def _create(self, client: Any, params: dict[str, Any]) -> Any:
+        return await client.chat.completions.create(**params)
 
-    def _from_completion(self, completion: Any) -> ModelResponse:
+    def _from_response(self, completion: Any) -> ModelResponse:
         if not completion.choices:
             raise ModelError(f"{self.name}: the completion has no choices")
         choice = completion.choices[0]
@@ -220,8 +190,3 @@ class OpenAIModel:
             stop_reason=_STOP.get(finish, finish),
             model=self.name,
         )
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None

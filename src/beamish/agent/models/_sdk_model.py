@@ -1,0 +1,115 @@
+"""What the adapters built on an official provider SDK share: settings, the client, error mapping.
+
+The Anthropic and OpenAI adapters differ in their wire formats only; how a call is made (streamed or
+not), how the SDK's and the transport's errors become :class:`~beamish.ModelError` subclasses, and
+how the client is opened and closed is one policy, kept here so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import Any
+
+from beamish._clock import Clock
+from beamish._exceptions import ModelError, SpecError
+from beamish.agent._messages import ModelRequest, ModelResponse
+from beamish.agent.models._errors import translate_sdk_error, translate_transport_error
+from beamish.agent.models._protocol import ChunkCallback
+
+
+class SdkModel(ABC):
+    """A model reached through the SDK package named ``provider`` (also the extra that installs it).
+
+    Subclasses build the request (``_params``), make one unstreamed call (``_create``) and read its
+    result (``_from_response``), and read a stream (``_complete_streaming``).
+    """
+
+    provider: str
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        example: str,
+        api_key: str | None,
+        base_url: str | None,
+        stream: bool,
+        request_timeout_s: float,
+        first_chunk_timeout_s: float | None,
+        next_chunk_timeout_s: float | None,
+        clock: Clock,
+        client: Any,
+    ) -> None:
+        if not model:
+            raise SpecError(
+                f"{self.provider} model name is empty (expected e.g. '{self.provider}:{example}')"
+            )
+        self.model = model
+        self.name = f"{self.provider}:{model}"
+        self.stream = stream
+        self.first_chunk_timeout_s = first_chunk_timeout_s
+        self.next_chunk_timeout_s = next_chunk_timeout_s
+        self._clock = clock
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout = request_timeout_s
+        self._client = client
+
+    def _sdk(self) -> Any:
+        try:
+            return importlib.import_module(self.provider)
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelError(
+                f"the '{self.provider}' extra is not installed: pip install 'beamish[{self.provider}]'"
+            ) from exc
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            self._client = self._new_client(self._sdk())
+        return self._client
+
+    @abstractmethod
+    def _new_client(self, sdk: Any) -> Any: ...
+
+    @abstractmethod
+    def _params(self, request: ModelRequest) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def _create(self, client: Any, params: dict[str, Any]) -> Any: ...
+
+    @abstractmethod
+    def _from_response(self, response: Any) -> ModelResponse: ...
+
+    @abstractmethod
+    async def _complete_streaming(
+        self, client: Any, params: dict[str, Any], on_chunk: ChunkCallback | None
+    ) -> ModelResponse: ...
+
+    async def complete(
+        self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
+    ) -> ModelResponse:
+        sdk = self._sdk()
+        client = self._get_client()
+        params = self._params(request)
+        try:
+            if not self.stream:
+                response = await self._create(client, params)
+                if on_chunk is not None:
+                    on_chunk()
+                return self._from_response(response)
+            return await self._complete_streaming(client, params, on_chunk)
+        except ModelError:
+            raise
+        except sdk.APIError as exc:
+            raise translate_sdk_error(exc, sdk, self.name) from exc
+        except Exception as exc:
+            mapped = translate_transport_error(exc, self.name)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
