@@ -132,6 +132,9 @@ class Node:
         if self._loop_watch is not None:  # after the actors: a stall while they stop is still seen
             self._loop_watch.stop()
             self._loop_watch = None
+        from beamish.runtime._process import node_closed  # the process starter imports this module
+
+        node_closed(self)
         self._flush()
         for stream in list(self._streams):
             stream._close()
@@ -214,8 +217,52 @@ class Node:
         ref._started()
         return ref
 
+    async def start_actor(self, spec: ChildSpec) -> ActorRef:
+        """Start one actor as ``spec`` describes, in its isolation, but linked to nothing.
+
+        For a layer that keeps actors of its own outside any supervisor (and so restarts and stops
+        them itself): ``start``, ``args``, ``kwargs`` and ``isolation`` (with ``hang_after_s`` and
+        ``max_memory_mb``) count as in a supervisor; ``restart`` and ``shutdown`` are the caller's.
+        ``spec.id`` labels the ref; it is not registered for :meth:`whereis`, and closing the node
+        does not stop it. ``Ignore`` from ``init`` becomes ``StartFailed(..., "ignore")``.
+        """
+        if not isinstance(spec, ChildSpec):
+            raise SpecError(f"start_actor: expected a ChildSpec, got {spec!r}")
+        self._bind()
+        try:
+            return await self._start_from_spec(spec, str(spec.id), None)
+        except Ignore:
+            raise StartFailed(str(spec.id), "ignore") from None
+
+    def isolation_starter(self, kind: str) -> Starter | None:
+        """The starter for isolation ``kind`` on this node (its own, else every node's), or ``None``.
+
+        Lets a layer refuse a spec it cannot start before doing any work for it. ``"task"`` is built
+        in and has no starter (``None``).
+        """
+        if kind not in ISOLATIONS:
+            raise SpecError(f"isolation_starter({kind!r}): isolation must be one of {ISOLATIONS}")
+        return self._isolation.get(kind) or Node._class_isolation.get(kind)
+
+    async def preload(self, *modules: str) -> None:
+        """Start this node's process template now, importing ``modules`` in it first.
+
+        Every ``isolation="process"`` child is forked from that template, so after this even the
+        first one starts warm and no hang timer counts its imports. A failing import raises here if
+        this call starts the template; once it runs, modules are imported before its next fork. The
+        template stops when the node closes.
+        """
+        self._bind()
+        from beamish.runtime._process import warm  # the process starter imports this module
+
+        await warm(self, *modules)
+
     async def _start_child(self, spec: ChildSpec, parent: ActorRef, name: str) -> ActorRef:
         """Start one supervised child (linked to ``parent``), dispatching on ``start`` and isolation."""
+        return await self._start_from_spec(spec, name, parent)
+
+    async def _start_from_spec(self, spec: ChildSpec, name: str, parent: ActorRef | None) -> ActorRef:
+        """Start ``spec`` in its isolation; linked to ``parent`` unless that is ``None``."""
         start = spec.start
         if spec.isolation == "task":
             if isinstance(start, type):
@@ -224,7 +271,7 @@ class Node:
                 return await self._start_actor(Supervisor, (start,), {}, name, parent, False)
             ref = await start.start_child(self, spec)
         else:
-            starter = self._isolation.get(spec.isolation) or Node._class_isolation.get(spec.isolation)
+            starter = self.isolation_starter(spec.isolation)
             if starter is None:
                 raise SpecError(
                     f"ChildSpec {spec.id!r}: isolation={spec.isolation!r} has no starter on this node "
@@ -234,7 +281,8 @@ class Node:
         if not isinstance(ref, ActorRef):
             raise SpecError(f"ChildSpec {spec.id!r}: its start returned {ref!r}, not an ActorRef")
         ref._parent = parent
-        self.link(parent, ref)
+        if parent is not None:
+            self.link(parent, ref)
         return ref
 
     # -- runs: the agent layer's API, reached through the node as the design names it -------------------

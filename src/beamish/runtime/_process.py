@@ -70,6 +70,29 @@ def preload(node: Node, *modules: str) -> None:
         entry.client.add_preload(modules)
 
 
+async def warm(node: Node, *modules: str) -> None:
+    """Start ``node``'s zygote now (importing ``modules`` first), so no process start waits for it."""
+    preload(node, *modules)
+    await _entry(node).client.ensure_started()
+
+
+def node_closed(node: Node) -> None:
+    """The node closed: stop a zygote no process child uses (one warmed but never forked from)."""
+    entry = _ZYGOTES.get(node)
+    if entry is not None and entry.live <= 0:
+        entry.client.close()
+        _ZYGOTES.pop(node, None)
+
+
+def _entry(node: Node) -> _NodeProcesses:
+    entry = _ZYGOTES.get(node)
+    if entry is None:
+        entry = _ZYGOTES[node] = _NodeProcesses(node)
+    elif entry.client.closed:  # the zygote died (it was killed): start a new one
+        entry.client = ZygoteClient(preload=entry.client.preload)
+    return entry
+
+
 def zygote_of(node: Node) -> ZygoteClient | None:
     """The node's zygote client, if it has started one (benchmarks and tests read its pid)."""
     entry = _ZYGOTES.get(node)
@@ -132,11 +155,7 @@ def _request(spec: ChildSpec) -> dict[str, Any]:
 async def start_process_child(node: Node, spec: ChildSpec) -> ActorRef:
     """The node's starter for ``isolation="process"``: returns the started proxy's ref."""
     request = _request(spec)
-    entry = _ZYGOTES.get(node)
-    if entry is None:
-        entry = _ZYGOTES[node] = _NodeProcesses(node)
-    elif entry.client.closed:  # the zygote died (it was killed): start a new one
-        entry.client = ZygoteClient(preload=entry.client.preload)
+    entry = _entry(node)
     entry.live += 1
     try:
         ref = await node._start_actor(

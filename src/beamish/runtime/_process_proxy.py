@@ -33,6 +33,7 @@ from beamish._exceptions import IsolationError
 from beamish._exits import Crashed, ExitReason, Hung, Killed, MemoryExceeded, exit_from_json
 from beamish.runtime._actor import Actor, Ignore
 from beamish.runtime._process_child import rss_mb
+from beamish.runtime._ref import ActorRef
 from beamish.runtime._wire import FrameProtocol
 
 if TYPE_CHECKING:
@@ -51,6 +52,18 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+class ProcessRef(ActorRef):
+    """The ref of a process child: an :class:`ActorRef` that also knows the child's OS pid."""
+
+    __slots__ = ()
+
+    @property
+    def os_pid(self) -> int | None:
+        actor = self._actor
+        pid = actor.pid if isinstance(actor, ProcessProxy) else 0
+        return pid or None
 
 
 class ProcessProxy(Actor):
@@ -329,3 +342,6 @@ def _exit_status_now(pid: int, starttime: int) -> dict[str, Any] | None:
     if code & 0x7F:
         return {"signal": code & 0x7F}
     return {"code": code >> 8}
+
+
+ProcessProxy._ref_class = ProcessRef

@@ -106,6 +106,15 @@ class ActorRef:
         """The node the actor runs in."""
         return self._node
 
+    @property
+    def os_pid(self) -> int | None:
+        """The OS pid of the actor's own process (``isolation="process"``), else ``None``.
+
+        So tools that inspect or signal the process (``ps``, fault injection) need not know how
+        isolation is built. ``None`` for task actors, and once a process actor has exited.
+        """
+        return None
+
     async def call(self, request: Any, timeout: float | None = 5.0) -> Any:
         """Send ``request`` to ``handle_call`` and wait for the reply.
 
