@@ -128,18 +128,8 @@ class Telemetry:
             attrs["gen_ai.input.messages"] = _content(
                 [{"role": "user", "parts": [{"type": "text", "content": task}]}]
             )
-        with self._tracer.start_as_current_span(
-            f"invoke_agent {agent}",
-            kind=SpanKind.INTERNAL,
-            attributes=attrs,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except BaseException as exc:
-                self._fail(span, exc)
-                raise
+        with self._span(f"invoke_agent {agent}", SpanKind.INTERNAL, attrs) as span:
+            yield span
 
     @contextmanager
     def chat(
@@ -161,18 +151,11 @@ class Telemetry:
         record = ChatRecord()
         started = time.perf_counter()
         error: str | None = None
-        with self._tracer.start_as_current_span(
-            f"chat {name}",
-            kind=SpanKind.CLIENT,
-            attributes=attrs,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with self._span(f"chat {name}", SpanKind.CLIENT, attrs) as span:
             try:
                 yield record
             except BaseException as exc:
                 error = type(exc).__name__
-                self._fail(span, exc)
                 raise
             finally:
                 self._finish_chat(span, record, provider, name, time.perf_counter() - started, error)
@@ -228,18 +211,9 @@ class Telemetry:
         if self.capture_content and arguments is not None:
             attrs["gen_ai.tool.call.arguments"] = _content(arguments)
         record = ToolRecord()
-        with self._tracer.start_as_current_span(
-            f"execute_tool {tool}",
-            kind=SpanKind.INTERNAL,
-            attributes=attrs,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with self._span(f"execute_tool {tool}", SpanKind.INTERNAL, attrs) as span:
             try:
                 yield record
-            except BaseException as exc:
-                self._fail(span, exc)
-                raise
             finally:
                 span.set_attribute("beamish.replayed", record.replayed)
                 if record.replayed:
@@ -265,10 +239,19 @@ class Telemetry:
         if current is not None and current.is_recording():
             current.add_event(event.kind, {**attrs, "beamish.event.data": _content(event.data)})
 
-    @staticmethod
-    def _fail(span: Span, exc: BaseException) -> None:
-        span.set_attribute("error.type", type(exc).__name__)
-        span.set_status(Status(StatusCode.ERROR, redact(str(exc))))
+    @contextmanager
+    def _span(self, name: str, kind: SpanKind, attrs: dict[str, Any]) -> Iterator[Span]:
+        """The current span for ``name``; an exception out of it sets ``error.type`` and an error
+        status here, its message redacted (the SDK's own recording would keep the message as is)."""
+        with self._tracer.start_as_current_span(
+            name, kind=kind, attributes=attrs, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                yield span
+            except BaseException as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, redact(str(exc))))
+                raise
 
 
 def _reason_kind(data: dict[str, Any]) -> str:
