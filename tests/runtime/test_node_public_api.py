@@ -81,10 +81,12 @@ async def test_isolation_starter_names_the_process_starter_and_none_for_tasks() 
 
 
 @pytest.mark.timeout(30)
-async def test_preload_starts_the_process_template_before_any_process_actor_and_closing_stops_it() -> None:
+async def test_warm_processes_starts_the_template_with_its_preloads_and_closing_stops_it() -> None:
     async with Node() as node:
-        assert zygote_of(node) is None
-        await node.preload("json", "decimal")
+        node.preload("json")
+        node.preload("decimal")
+        assert zygote_of(node) is None  # named, not started yet
+        await node.warm_processes()
         client = zygote_of(node)
         assert client is not None and client.running
         assert {"json", "decimal"} <= set(client.preload)
@@ -95,7 +97,13 @@ async def test_preload_starts_the_process_template_before_any_process_actor_and_
 
 
 @pytest.mark.timeout(30)
-async def test_preload_of_a_module_that_does_not_import_fails_with_its_name() -> None:
+async def test_warming_with_a_preload_that_does_not_import_fails_with_its_name() -> None:
     async with Node() as node:
+        node.preload("no_such_module_for_beamish")
         with pytest.raises(IsolationError, match="no_such_module_for_beamish"):
-            await node.preload("no_such_module_for_beamish")
+            await node.warm_processes()
+
+
+def test_preload_refuses_what_is_not_a_module_name() -> None:
+    with pytest.raises(SpecError, match="preload: 3 is not a module name"):
+        Node().preload("json", 3)  # type: ignore[arg-type]

@@ -244,18 +244,30 @@ class Node:
             raise SpecError(f"isolation_starter({kind!r}): isolation must be one of {ISOLATIONS}")
         return self._isolation.get(kind) or Node._class_isolation.get(kind)
 
-    async def preload(self, *modules: str) -> None:
-        """Start this node's process template now, importing ``modules`` in it first.
+    def preload(self, *modules: str) -> None:
+        """Have this node's process template import ``modules``, so process children start warm.
 
-        Every ``isolation="process"`` child is forked from that template, so after this even the
-        first one starts warm and no hang timer counts its imports. A failing import raises here if
-        this call starts the template; once it runs, modules are imported before its next fork. The
-        template stops when the node closes.
+        Every ``isolation="process"`` child is forked from that template: what it imported, no child
+        imports again. Named before the template runs, they are imported as it starts (a failing
+        import fails that start with its traceback); once it runs, before its next fork.
+        """
+        for module in modules:
+            if not isinstance(module, str) or not module:
+                raise SpecError(f"preload: {module!r} is not a module name")
+        from beamish.runtime._process import preload  # the process starter imports this module
+
+        preload(self, *modules)
+
+    async def warm_processes(self) -> None:
+        """Start the process template now (with what :meth:`preload` named), before any process child.
+
+        So the first process start does not wait for it, and no hang timer counts its imports. It
+        stops when the node closes.
         """
         self._bind()
         from beamish.runtime._process import warm  # the process starter imports this module
 
-        await warm(self, *modules)
+        await warm(self)
 
     async def _start_child(self, spec: ChildSpec, parent: ActorRef, name: str) -> ActorRef:
         """Start one supervised child (linked to ``parent``), dispatching on ``start`` and isolation."""

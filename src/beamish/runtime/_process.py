@@ -70,9 +70,8 @@ def preload(node: Node, *modules: str) -> None:
         entry.client.add_preload(modules)
 
 
-async def warm(node: Node, *modules: str) -> None:
-    """Start ``node``'s zygote now (importing ``modules`` first), so no process start waits for it."""
-    preload(node, *modules)
+async def warm(node: Node) -> None:
+    """Start ``node``'s zygote now (with its preloads), so no process start waits for it."""
     await _entry(node).client.ensure_started()
 
 
