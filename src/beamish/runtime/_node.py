@@ -224,15 +224,13 @@ class Node:
         them itself): ``start``, ``args``, ``kwargs`` and ``isolation`` (with ``hang_after_s`` and
         ``max_memory_mb``) count as in a supervisor; ``restart`` and ``shutdown`` are the caller's.
         ``spec.id`` labels the ref; it is not registered for :meth:`whereis`, and closing the node
-        does not stop it. ``Ignore`` from ``init`` becomes ``StartFailed(..., "ignore")``.
+        does not stop it. ``Ignore`` from ``init`` propagates, so a ``ChildStarter`` built on this
+        tells its supervisor to ignore the child, as a class ``start`` would.
         """
         if not isinstance(spec, ChildSpec):
             raise SpecError(f"start_actor: expected a ChildSpec, got {spec!r}")
         self._bind()
-        try:
-            return await self._start_from_spec(spec, str(spec.id), None)
-        except Ignore:
-            raise StartFailed(str(spec.id), "ignore") from None
+        return await self._start_from_spec(spec, str(spec.id), None)
 
     def isolation_starter(self, kind: str) -> Starter | None:
         """The starter for isolation ``kind`` on this node (its own, else every node's), or ``None``.
