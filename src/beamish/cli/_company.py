@@ -208,20 +208,30 @@ def runs(
     console.print(runs_table(run_async(go)))
 
 
-def _control(config: Path, op: str, agent: str) -> None:
-    cfg = load(config)
-    if agent not in cfg.agents:
-        err.print(f"no agent named {agent!r} (agents: {', '.join(cfg.agents)})")
-        raise typer.Exit(1)
+def ask_node(cfg: CompanyConfig, request: dict[str, Any], *, what: str, timeout: float = 5.0) -> Any:
+    """The running node's answer to ``request``, or exit 1 saying that no node runs or why the node
+    refused (prefixed with ``what``)."""
     path = control_path(cfg.store_url, cfg.base_dir)
     try:
-        asyncio.run(control_request(path, {"op": op, "agent": agent}))
+        return asyncio.run(control_request(path, request, timeout=timeout))
     except ControlUnavailable:
         err.print(f"no node is running this company (nothing answers on {path}); start it with `beamish run`")
         raise typer.Exit(1) from None
     except RuntimeError as exc:
-        err.print(f"{op} {agent}: {exc}")
+        err.print(f"{what}: {exc}")
         raise typer.Exit(1) from None
+
+
+def _known_agent(cfg: CompanyConfig, agent: str) -> None:
+    if agent not in cfg.agents:
+        err.print(f"no agent named {agent!r} (agents: {', '.join(cfg.agents)})")
+        raise typer.Exit(1)
+
+
+def _control(config: Path, op: str, agent: str) -> None:
+    cfg = load(config)
+    _known_agent(cfg, agent)
+    ask_node(cfg, {"op": op, "agent": agent}, what=f"{op} {agent}")
     console.print(f"{op}d {agent}")
 
 
@@ -233,20 +243,9 @@ def submit(
 ) -> None:
     """Give an agent a task on the running node; prints the run id (`beamish runs` shows it)."""
     cfg = load(config)
-    if agent not in cfg.agents:
-        err.print(f"no agent named {agent!r} (agents: {', '.join(cfg.agents)})")
-        raise typer.Exit(1)
-    path = control_path(cfg.store_url, cfg.base_dir)
-    try:
-        reply = asyncio.run(
-            control_request(path, {"op": "submit", "agent": agent, "task": task, "run_id": run_id})
-        )
-    except ControlUnavailable:
-        err.print(f"no node is running this company (nothing answers on {path}); start it with `beamish run`")
-        raise typer.Exit(1) from None
-    except RuntimeError as exc:
-        err.print(f"submit {agent}: {exc}")
-        raise typer.Exit(1) from None
+    _known_agent(cfg, agent)
+    request = {"op": "submit", "agent": agent, "task": task, "run_id": run_id}
+    reply = ask_node(cfg, request, what=f"submit {agent}")
     console.print(reply["run_id"])
 
 

@@ -6,7 +6,6 @@ to apply the config file (changed or not) to its live tree.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 from datetime import UTC, datetime
@@ -16,8 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from beamish.cli._company import ConfigOption, _open_store, console, err, load, run_async
-from beamish.company._control import ControlUnavailable, control_path, control_request
+from beamish.cli._company import ConfigOption, _open_store, ask_node, console, err, load, run_async
 
 
 def register(app: typer.Typer) -> None:
@@ -94,21 +92,13 @@ def reload(
     """Apply a changed config to the running node: new children start, removed ones stop, changed
     agents take their new version between runs (rolled back by themselves if they do worse)."""
     cfg = load(new_config or config)
-    path = control_path(cfg.store_url, cfg.base_dir)
     request = {
         "op": "reload",
         "config": str(cfg.path),
         "author": f"person:{getpass.getuser()}",
         "reason": reason,
     }
-    try:
-        report = asyncio.run(control_request(path, request, timeout=60.0))
-    except ControlUnavailable:
-        err.print(f"no node is running this company (nothing answers on {path}); start it with `beamish run`")
-        raise typer.Exit(1) from None
-    except RuntimeError as exc:
-        err.print(f"reload: {exc}")
-        raise typer.Exit(1) from None
+    report = ask_node(cfg, request, what="reload", timeout=60.0)
     for key in ("added", "removed", "upgraded", "not_applied"):
         for where in report.get(key, []):
             console.print(f"{key.replace('_', ' ')}: {where}")
