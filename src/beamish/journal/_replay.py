@@ -19,8 +19,13 @@ steps are counted, and one ``step.replayed`` event (count and range) is stored w
 write, so a 1,000-step replay costs no writes.
 
 The message history is kept as each step's delta (``StepResult.messages``); every ``snapshot_every``
-steps the whole list is stored too, so :meth:`RunJournal.open` with ``replay=False`` rebuilds it from
-the latest snapshot plus a bounded number of deltas.
+steps the messages added since the previous snapshot are stored as one segment, so
+:meth:`RunJournal.open` with ``replay=False`` rebuilds it from the snapshots plus a bounded number of
+deltas, and snapshots store each message once (linear in the run, see :mod:`._history`).
+
+Model requests are hashed with version 2 (:mod:`._reqhash`): each list in the request is a chain, so
+a step hashes only the messages new since the previous request. Rows hashed with version 1 replay as
+before.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
 from beamish._exceptions import SpecError, ToolError, UnknownOutcome
+from beamish.journal._history import load_history
 from beamish.journal._payload import canonical, digest, request_hash
 from beamish.journal._records import EFFECTS, Step
+from beamish.journal._reqhash import Hashed, RequestHasher, hash_version, list_differences
 from beamish.journal._sql import SyncTx
 from beamish.journal._steps import load_steps
 
@@ -132,6 +139,9 @@ class RunJournal:
         self._base_messages: list[Any] = []
         self.messages: list[Any] = []
         self._replayed: list[int] = []
+        self._hasher = RequestHasher()
+        #: Snapshot step → how many messages the history holds through it (for the next segment).
+        self._snaps: dict[int, int] = {}
         #: Divergences so far (stored on the run): part of new idempotency keys once above 0.
         self.generation = 0
 
@@ -144,25 +154,37 @@ class RunJournal:
         from :attr:`next_seq` with :attr:`messages`."""
         journal = cls(store, run_id, epoch, snapshot_every=snapshot_every)
 
-        def work(tx: SyncTx) -> tuple[int, int, list[Any], list[Step]]:
-            from beamish.journal._payload import decode
-
+        def work(tx: SyncTx) -> tuple[int, int, list[Any], list[int], list[Step]]:
             row = tx.fetchone("SELECT generation FROM runs WHERE run_id = ?", (run_id,))
             generation = 0 if row is None else int(row["generation"])
-            base_seq, base_messages = -1, []
-            if not replay:
-                snap = tx.fetchone(
-                    "SELECT seq, messages FROM snapshots WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
-                    (run_id,),
-                )
-                if snap is not None:
-                    base_seq, base_messages = int(snap["seq"]), list(decode(snap["messages"], tx=tx))
-            return generation, base_seq, base_messages, load_steps(tx, run_id, base_seq, requests=False)
+            base_seq, snaps = -1, []
+            base_messages: list[Any] = []
+            if replay:
+                rows = tx.fetchall("SELECT seq FROM snapshots WHERE run_id = ?", (run_id,))
+                snaps = [int(r["seq"]) for r in rows]
+            else:
+                base_messages, base_seq = load_history(tx, run_id)
+            steps = load_steps(tx, run_id, base_seq, requests=False)
+            return generation, base_seq, base_messages, snaps, steps
 
-        journal.generation, journal._base_seq, journal._base_messages, steps = await store.read(work)
+        journal.generation, journal._base_seq, journal._base_messages, snaps, steps = await store.read(work)
         journal._recorded = {s.seq: s for s in steps}
         journal._rebuild_messages(upto=None)
+        if journal._base_seq >= 0:
+            journal._snaps[journal._base_seq] = len(journal._base_messages)
+        if snaps:
+            journal._count_snapshots(set(snaps))
         return journal
+
+    def _count_snapshots(self, seqs: set[int]) -> None:
+        """How many messages the history holds through each snapshot in ``seqs`` (from the deltas)."""
+        count = len(self._base_messages)
+        for seq in sorted(self._recorded):
+            step = self._recorded[seq]
+            if step.phase in ("done", "error") and step.messages:
+                count += len(step.messages)
+            if seq in seqs:
+                self._snaps[seq] = count
 
     def key(self, seq: int) -> str:
         """The idempotency key a new effect at ``seq`` gets: ``run_id:seq``, or ``run_id:seq:g`` after
@@ -193,12 +215,23 @@ class RunJournal:
         self, seq: int, request: Any, perform: Perform, *, kind: str = "llm", name: str = ""
     ) -> StepResult:
         """Step ``seq``: the recorded response for this request, or ``await perform()`` recorded."""
-        rhash = request_hash(request)
-        step = await self._check(seq, rhash, request)
+        recorded = self._recorded.get(seq)
+        hashed: Hashed | None = None
+        if recorded is not None and hash_version(recorded.request_hash) == 1:
+            rhash = request_hash(request)  # a row from before version 2: hashed as it was
+        else:
+            hashed = self._hasher.hash(request)
+            rhash = hashed.hash
+        step = await self._check(seq, rhash, request, hashed)
         if step is not None and step.phase == "done":
+            if hashed is not None:
+                self._hasher.stored(hashed)
             return self._replay(step)
         result = _as_result(await perform())
-        await self._finish(seq, kind, name, None, summarize(request), rhash, "done", result)
+        summary = summarize(request) if hashed is None else hashed.summary()
+        await self._finish(seq, kind, name, None, summary, rhash, "done", result)
+        if hashed is not None:
+            self._hasher.stored(hashed)
         if kind == "llm":
             self.model_calls += 1
         return result
@@ -286,7 +319,7 @@ class RunJournal:
             f"(key {key!r}); {why}. The run is parked as needs_attention"
         )
 
-    async def _check(self, seq: int, rhash: str, request: Any) -> Step | None:
+    async def _check(self, seq: int, rhash: str, request: Any, hashed: Hashed | None = None) -> Step | None:
         """The recorded step for ``seq`` if it matches this request; a divergence discards it."""
         if seq < 0:
             raise SpecError(f"step seq must be ≥ 0, got {seq}")
@@ -298,15 +331,22 @@ class RunJournal:
         step = self._recorded.get(seq)
         if step is None or step.request_hash == rhash:
             return step
-        live = summarize(request)
         full = await self.store.step(self.run_id, seq)  # the request was not loaded for replay
         stored = None if full is None else full.request
-        # model steps store the summary already; tool steps store the full request
-        recorded = stored if step.effect is None else summarize(stored)
+        if hashed is not None and isinstance(stored, dict) and hash_version(step.request_hash) == 2:
+            live: Any = hashed.summary()
+            recorded: Any = stored
+            earlier = [s.request for s in reversed(await self.store.steps(self.run_id)) if s.seq < seq]
+            differs = list_differences(stored, live, earlier, self._hasher)
+        else:
+            live = summarize(request)
+            # model steps store the summary already; tool steps store the full request
+            recorded = stored if step.effect is None else summarize(stored)
+            differs = differences(recorded, live)
         info = {
             "run_id": self.run_id,
             "seq": seq,
-            "differs": differences(recorded, live),
+            "differs": differs,
             "recorded": _clip(recorded, 600),
             "live": _clip(live, 600),
             "discarded_from": seq,
@@ -317,6 +357,7 @@ class RunJournal:
         self.generation += 1
         for later in [s for s in self._recorded if s >= seq]:
             del self._recorded[later]
+        self._snaps = {s: n for s, n in self._snaps.items() if s < seq}
         self._rebuild_messages(upto=seq)
         return None
 
@@ -363,11 +404,14 @@ class RunJournal:
         result: StepResult,
         error: Any = None,
     ) -> None:
-        snapshot = None
+        snapshot = prev = None
         messages = self.messages + list(result.messages)
         if (seq + 1) % self.snapshot_every == 0:
-            snapshot = messages
-        await self._write(seq, kind, name, effect, request, rhash, phase, result, error, snapshot)
+            prev = max((s for s in self._snaps if s < seq), default=-1)
+            snapshot = messages[self._snaps.get(prev, 0) :]  # only what the last snapshot lacks
+        await self._write(seq, kind, name, effect, request, rhash, phase, result, error, snapshot, prev)
+        if snapshot is not None:
+            self._snaps[seq] = len(messages)
         self.messages = messages
 
     async def _write(
@@ -382,6 +426,7 @@ class RunJournal:
         result: StepResult,
         error: Any = None,
         snapshot: list[Any] | None = None,
+        snapshot_prev: int | None = None,
     ) -> None:
         await self.store.record_step(
             self.run_id,
@@ -401,6 +446,7 @@ class RunJournal:
             cost_usd=result.cost_usd if phase == "done" else 0.0,
             model=result.model,
             snapshot=snapshot,
+            snapshot_prev=snapshot_prev,
             events=self._pending_events(),
             idempotency_key=None if effect is None else self.key(seq),
         )

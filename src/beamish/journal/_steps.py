@@ -9,6 +9,7 @@ from beamish._events import Event
 from beamish._exceptions import SpecError, StoreError
 from beamish.journal._base import StoreBase, check_epoch
 from beamish.journal._eventlog import insert_event, insert_ledger
+from beamish.journal._history import FULL, SEGMENT, load_history
 from beamish.journal._payload import (
     decode,
     envelope_ref,
@@ -143,13 +144,16 @@ class StepsMixin(StoreBase):
         snapshot: list[Any] | None = None,
         events: list[Event] | None = None,
         idempotency_key: str | None = None,
+        snapshot_prev: int | None = None,
     ) -> None:
         """Write step ``seq`` of a run in one transaction (after the epoch check).
 
         ``intent`` inserts the row (idempotency key ``run_id:seq`` unless given); ``done``, ``error``
         and ``unknown`` complete an open intent or insert a one-phase step. A ``done`` step's cost is
         added to the ledger in the same transaction, so spend is counted exactly once. ``snapshot``
-        (the whole message list after this step) bounds how far back history rebuilding must read.
+        (the whole message list after this step) bounds how far back history rebuilding must read;
+        with ``snapshot_prev`` it is only the messages added since the snapshot at that step (-1:
+        since the start), so snapshots store each message once.
         """
         if kind not in STEP_KINDS:
             raise SpecError(f"step kind {kind!r} is not one of {sorted(STEP_KINDS)}")
@@ -159,6 +163,9 @@ class StepsMixin(StoreBase):
             raise SpecError(f"effect {effect!r} is not one of {sorted(EFFECTS)}")
         if seq < 0:
             raise SpecError(f"step seq must be ≥ 0, got {seq}")
+        if snapshot_prev is not None and not -1 <= snapshot_prev < seq:
+            raise SpecError(f"snapshot_prev must be -1 or an earlier step than {seq}, got {snapshot_prev}")
+        snap_format = FULL if snapshot_prev is None else SEGMENT
         cost = finite(cost_usd, "cost_usd")
         rhash = request_hash or _hash(request)
         now = self.clock.time()
@@ -188,9 +195,10 @@ class StepsMixin(StoreBase):
                               tokens_in=tokens_in, tokens_out=tokens_out, model=model)  # fmt: skip
             if snap is not None:
                 tx.execute(
-                    "INSERT INTO snapshots (run_id, seq, messages, created_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (run_id, seq) DO UPDATE SET messages = excluded.messages",
-                    (run_id, seq, snap.envelope, now),
+                    "INSERT INTO snapshots (run_id, seq, messages, created_at, format, prev_seq) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO UPDATE SET "
+                    "messages = excluded.messages, format = excluded.format, prev_seq = excluded.prev_seq",
+                    (run_id, seq, snap.envelope, now, snap_format, snapshot_prev),
                 )
             for event in events or ():
                 insert_event(tx, event)
@@ -233,14 +241,7 @@ class StepsMixin(StoreBase):
         """
 
         def work(tx: SyncTx) -> tuple[list[Any], int]:
-            snap = tx.fetchone(
-                "SELECT seq, messages FROM snapshots WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
-            )
-            messages: list[Any] = []
-            last = -1
-            if snap is not None:
-                messages = list(decode(snap["messages"], tx=tx))
-                last = int(snap["seq"])
+            messages, last = load_history(tx, run_id)
             rows = tx.fetchall(
                 "SELECT seq, delta FROM steps WHERE run_id = ? AND seq > ? AND phase IN ('done', 'error') "
                 "ORDER BY seq",
