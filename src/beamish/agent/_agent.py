@@ -191,7 +191,7 @@ class AgentActor(Actor):
         ``reason`` (``Hung``), without waiting for the stuck run, so the supervisor restarts the
         agent and the run resumes from its journal. Its store and tool sources are released
         afterwards, since ``terminate`` does not run for an actor that dies this way."""
-        self.ref._finish(reason)
+        self.ref.kill(reason)  # at once, without terminate: the stuck run may never return
         self._closing = asyncio.ensure_future(self._close())
 
     async def terminate(self, reason: ExitReason) -> None:

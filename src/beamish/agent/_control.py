@@ -129,10 +129,16 @@ class AgentRegistry:
                 "telemetry": self.telemetry,
                 "lease": fence,
             }
-            ref = await self.node._start_actor(AgentActor, (spec, self.store_url), kwargs, None, None, False)
+            target = ChildSpec(
+                id=child.id,
+                start=AgentActor,
+                args=(spec, self.store_url),
+                kwargs=kwargs,
+                restart=child.restart,
+                shutdown=child.shutdown,
+            )
         else:
-            starter = self.node._isolation.get("process") or Node._class_isolation.get("process")
-            if starter is None:
+            if self.node.isolation_starter("process") is None:
                 raise SpecError(
                     f"agent {spec.name!r} has isolation='process' but this node has no process starter; "
                     "use isolation='task' or register one with Node.register_isolation('process', …)"
@@ -152,7 +158,7 @@ class AgentRegistry:
                 max_memory_mb=spec.max_memory_mb,
                 hang_after_s=spec.hang_after_s,
             )
-            ref = await starter(self.node, target)
+        ref = await self.node.start_actor(target)
         self.specs[spec.name] = spec
         self.refs[spec.name] = ref
         ref.cast(("wake",))  # serve what was queued or interrupted before this incarnation
@@ -174,12 +180,10 @@ class AgentRegistry:
 
     def _preload(self, spec: AgentSpec) -> None:
         """Have the node's process template import what this agent's process will: restarts fork warm."""
-        from beamish.runtime._process import preload
-
         wanted = [m for m in spec.process_modules() if m not in self._preloaded]
         if wanted:
             self._preloaded.update(wanted)
-            preload(self.node, *wanted)
+            self.node.preload(*wanted)
 
     # -- runs ---------------------------------------------------------------------------------------
     async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
