@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from beamish.memory._append import tail_size
-from beamish.memory._jsonl import Repair, append_quarantine, parse, read_file, stray_temps, write_durably
+from beamish.memory._jsonl import (
+    Loaded,
+    Repair,
+    append_quarantine,
+    parse,
+    read_file,
+    stray_temps,
+    write_durably,
+)
 from beamish.memory._lock import FileLock
 
 
@@ -30,6 +38,19 @@ class CheckReport:
     repairs: list[Repair] = field(default_factory=list)
     dangling: list[tuple[int, str]] = field(default_factory=list)
     stray_temp_files: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, path: Path, exists: bool, loaded: Loaded, stray_temp_files: list[Path]) -> CheckReport:
+        """The report on a parsed file, the same for check and repair."""
+        return cls(
+            path=path,
+            exists=exists,
+            entities=loaded.graph.entity_count,
+            relations=loaded.graph.relation_count,
+            repairs=loaded.repairs,
+            dangling=loaded.dangling,
+            stray_temp_files=stray_temp_files,
+        )
 
     @property
     def clean(self) -> bool:
@@ -51,15 +72,7 @@ def check_file(path: str | os.PathLike[str]) -> CheckReport:
     target = Path(path).absolute()
     data, ident = read_file(target)
     loaded = parse(data, find_dangling=True)
-    return CheckReport(
-        path=target,
-        exists=ident is not None,
-        entities=loaded.graph.entity_count,
-        relations=loaded.graph.relation_count,
-        repairs=loaded.repairs,
-        dangling=loaded.dangling,
-        stray_temp_files=stray_temps(target),
-    )
+    return CheckReport.of(target, ident is not None, loaded, stray_temps(target))
 
 
 def repair_file(path: str | os.PathLike[str]) -> CheckReport:
@@ -83,12 +96,4 @@ def repair_file(path: str | os.PathLike[str]) -> CheckReport:
                 stray.unlink(missing_ok=True)
     finally:
         lock.close()
-    return CheckReport(
-        path=target,
-        exists=ident is not None,
-        entities=loaded.graph.entity_count,
-        relations=loaded.graph.relation_count,
-        repairs=loaded.repairs,
-        dangling=loaded.dangling,
-        stray_temp_files=strays,
-    )
+    return CheckReport.of(target, ident is not None, loaded, strays)
