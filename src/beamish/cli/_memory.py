@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from beamish.memory import CheckReport
 
 app = typer.Typer(
     name="memory", help="The shared knowledge-graph memory (an MCP server).", no_args_is_help=True
@@ -14,6 +18,18 @@ app = typer.Typer(
 #: ``check`` exit codes: clean; something ``repair`` fixes; file missing or unreadable; only dangling
 #: relations (the reference accepts them, so ``repair`` keeps them: fix by hand or ignore).
 EXIT_CLEAN, EXIT_NEEDS_REPAIR, EXIT_UNREADABLE, EXIT_DANGLING = 0, 1, 2, 3
+
+
+def _report_on(file: Path, act: Callable[[Path], CheckReport], verb: str) -> CheckReport:
+    """``act(file)``; a missing or unreadable file exits ``EXIT_UNREADABLE`` naming it."""
+    if not file.is_file():
+        typer.echo(f"{file}: no such file", err=True)
+        raise typer.Exit(EXIT_UNREADABLE)
+    try:
+        return act(file)
+    except OSError as exc:
+        typer.echo(f"{file}: {verb}: {exc}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -89,14 +105,7 @@ def check(file: Annotated[Path, typer.Argument(help="The memory file to check.")
     """
     from beamish.memory import check_file
 
-    if not file.is_file():
-        typer.echo(f"{file}: no such file", err=True)
-        raise typer.Exit(EXIT_UNREADABLE)
-    try:
-        report = check_file(file)
-    except OSError as exc:
-        typer.echo(f"{file}: cannot read: {exc}", err=True)
-        raise typer.Exit(EXIT_UNREADABLE) from None
+    report = _report_on(file, check_file, "cannot read")
     for line in report.lines():
         typer.echo(line)
     if report.repairs or report.stray_temp_files:
@@ -112,14 +121,7 @@ def repair(file: Annotated[Path, typer.Argument(help="The memory file to repair 
     """
     from beamish.memory import quarantine_path, repair_file
 
-    if not file.is_file():
-        typer.echo(f"{file}: no such file", err=True)
-        raise typer.Exit(EXIT_UNREADABLE)
-    try:
-        report = repair_file(file)
-    except OSError as exc:
-        typer.echo(f"{file}: cannot repair: {exc}", err=True)
-        raise typer.Exit(EXIT_UNREADABLE) from None
+    report = _report_on(file, repair_file, "cannot repair")
     for repair_ in report.repairs:
         typer.echo(f"repaired {repair_.describe()}")
     for number, detail in report.dangling:
