@@ -276,8 +276,6 @@ async def _overlay(node: TreeNode, sup: Any) -> None:
 def _preload(node: Any, config: CompanyConfig) -> None:
     """Import what agents need in the process template once, so every agent process forks warm
     (a cold import of the MCP client alone blocks a new process's loop for seconds)."""
-    from beamish.runtime._process import preload
-
     modules = {"beamish.agent._agent", "beamish.agent._loop", "beamish.agent.models._scripted"}
     for agent in config.agents.values():
         provider = agent.model.partition(":")[0]
@@ -289,7 +287,7 @@ def _preload(node: Any, config: CompanyConfig) -> None:
                 modules.add(module)
         if "memory" in agent.tools:
             modules.add("beamish.company._memory_tools")
-    preload(node, *sorted(m for m in modules if _importable(m)))
+    node.preload(*sorted(m for m in modules if _importable(m)))
 
 
 def _importable(module: str) -> bool:
@@ -306,12 +304,7 @@ async def _warm_process_template(node: Any, config: CompanyConfig) -> None:
     """Start the node's process template (and its imports) before any agent's hang timer runs."""
     if not any(a.section.isolation == "process" for a in config.agents.values()):
         return
-    from beamish.runtime import _process
-
-    entry = _process._ZYGOTES.get(node)
-    if entry is None:
-        entry = _process._ZYGOTES[node] = _process._NodeProcesses(node)
-    await entry.client.ensure_started()
+    await node.warm_processes()
 
 
 def _telemetry_sinks(config: CompanyConfig) -> list[Any]:

@@ -63,9 +63,8 @@ def agent_processes(root: Any) -> Callable[[], Any]:
                     if hasattr(info.ref, "which_children"):
                         stack.append(info.ref)
                         continue
-                    # the process proxy standing for the agent knows its OS pid
-                    pid = int(getattr(getattr(info.ref, "_actor", None), "pid", 0) or 0)
-                    if pid > 0 and str(info.id) not in ("memory", "scheduler"):
+                    pid = info.ref.os_pid  # None for an agent that runs as a task
+                    if pid is not None and str(info.id) not in ("memory", "scheduler"):
                         found.append((str(info.id), pid))
         return found
 
