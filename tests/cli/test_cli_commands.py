@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from beamish._events import Event
+from _company_helpers import TreeSource
 from beamish.cli import app
 from beamish.company import load_config
 from beamish.company._control import ControlServer, control_path
-from beamish.dashboard import EventHub, TreeNode
+from beamish.dashboard import TreeNode
 
 pytestmark = pytest.mark.timeout(30)
 runner = CliRunner()
@@ -85,24 +85,17 @@ def test_journal_prune_reports_what_it_deleted_and_refuses_a_bad_duration(compan
     assert "expected a duration such as 30d" in bad.output
 
 
-class _Node:
+class _Node(TreeSource):
     """A control server on its own loop in a thread, standing in for a running node."""
 
     def __init__(self, path: Path) -> None:
-        self.hub = EventHub()
-        self.root = TreeNode(
-            "root", "supervisor", children=[TreeNode("cfo", "agent", state="paused", restarts=3)]
+        super().__init__(
+            TreeNode("root", "supervisor", children=[TreeNode("cfo", "agent", state="paused", restarts=3)])
         )
         self.path = path
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._main, daemon=True)
-
-    async def tree(self) -> TreeNode:
-        return self.root
-
-    def events(self, *, replay: int = 50) -> AsyncIterator[Event]:
-        return self.hub.subscribe(replay)
 
     async def pause(self, agent: str) -> None:
         self.root.children[0].state = "paused"

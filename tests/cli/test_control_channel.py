@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from _company_helpers import TreeSource
 from beamish._events import Event
 from beamish.company._control import (
     ControlServer,
@@ -18,34 +18,15 @@ from beamish.company._control import (
     control_path,
     control_request,
 )
-from beamish.dashboard import EventHub, TreeNode, UnknownAgent
+from beamish.dashboard import TreeNode, UnknownAgent
 from beamish.testing import wait_for
 
 pytestmark = pytest.mark.timeout(20)
 
 
-class Target:
+class Target(TreeSource):
     def __init__(self) -> None:
-        self.hub = EventHub()
-        self.root = TreeNode("root", "supervisor", children=[TreeNode("cfo", "agent")])
-
-    async def tree(self) -> TreeNode:
-        return self.root
-
-    def events(self, *, replay: int = 50) -> AsyncIterator[Event]:
-        return self.hub.subscribe(replay)
-
-    async def pause(self, agent: str) -> None:
-        self._agent(agent).state = "paused"
-
-    async def resume(self, agent: str) -> None:
-        self._agent(agent).state = "running"
-
-    def _agent(self, name: str) -> TreeNode:
-        for node in self.root.walk():
-            if node.id == name:
-                return node
-        raise UnknownAgent(name)
+        super().__init__(TreeNode("root", "supervisor", children=[TreeNode("cfo", "agent")]))
 
 
 def test_the_socket_sits_beside_a_sqlite_store(tmp_path: Path) -> None:

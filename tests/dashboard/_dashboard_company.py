@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
+from _company_helpers import TreeSource
 from beamish._events import Event
-from beamish.dashboard import EventHub, TreeNode, UnknownAgent
+from beamish.dashboard import TreeNode
 
 
-class CompanySource:
+class CompanySource(TreeSource):
     """A tree of three agents under two supervisors; ``resume`` un-pauses and publishes an event."""
 
     def __init__(self) -> None:
-        self.hub = EventHub()
-        self.root = TreeNode(
+        root = TreeNode(
             "root",
             "supervisor",
             strategy="one_for_one",
@@ -37,22 +35,10 @@ class CompanySource:
                 ),
             ],
         )
+        super().__init__(root)
         self.resumed: list[str] = []
 
-    def agent(self, name: str) -> TreeNode:
-        for node in self.root.walk():
-            if node.id == name and node.type == "agent":
-                return node
-        raise UnknownAgent(name)
-
-    async def tree(self) -> TreeNode:
-        return self.root
-
-    def events(self, *, replay: int = 50) -> AsyncIterator[Event]:
-        return self.hub.subscribe(replay)
-
     async def resume(self, agent: str) -> None:
-        node = self.agent(agent)
-        node.state = "running"
+        await super().resume(agent)
         self.resumed.append(agent)
         self.hub.publish(Event("agent.resumed", agent, {}))
