@@ -36,7 +36,7 @@ from beamish import (
     SupervisorSpec,
 )
 from beamish.runtime._events import EventStream
-from beamish.runtime._process import preload, zygote_of
+from beamish.runtime._process import zygote_of
 from beamish.testing import wait_for
 
 from .test_process_support import Echo, FailsInit
@@ -377,7 +377,7 @@ async def test_modules_preloaded_into_a_running_zygote_are_there_before_the_next
     sup = await node.start_supervisor(SupervisorSpec([process_child("a")], intensity=5))
     ref = await only_child(sup)
     assert await ref.call({"module_loaded": "json.tool"}) is False
-    preload(node, "json.tool")
+    node.preload("json.tool")
     async with node.events() as events:
         os.kill(await ref.call("pid"), signal.SIGKILL)
         await next_start(events, "a")
@@ -431,7 +431,7 @@ async def test_an_actor_defined_in_the_main_script_runs_without_rerunning_the_sc
 
 
 async def test_a_preload_module_that_cannot_be_imported_fails_the_start_naming_it(node: Node) -> None:
-    preload(node, "no_such_module_for_beamish")
+    node.preload("no_such_module_for_beamish")
     with pytest.raises(StartFailed) as caught:
         await node.start_supervisor(SupervisorSpec([process_child("a")]))
     cause = caught.value.__cause__

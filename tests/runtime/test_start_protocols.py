@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ class Starter:
             raise ConnectionError("upstream down")
         if self.outcome == "not a ref":
             return "nonsense"  # type: ignore[return-value]
-        return await node._start_actor(Worker, (str(spec.id), self.journal), {}, None, None, False)
+        return await node.start_actor(ChildSpec(spec.id, Worker, args=(str(spec.id), self.journal)))
 
 
 async def test_a_child_starter_object_starts_and_restarts_the_child(node: Node) -> None:
@@ -89,7 +90,8 @@ async def test_a_registered_isolation_starter_receives_the_spec_and_its_child_is
 
     async def fake_process_starter(node: Node, spec: ChildSpec) -> ActorRef:
         seen.append(spec)
-        return await node._start_actor(spec.start, spec.args, spec.kwargs, None, None, False)
+        as_task = dataclasses.replace(spec, isolation="task", max_memory_mb=None, hang_after_s=None)
+        return await node.start_actor(as_task)
 
     async with Node() as node:
         node.register_isolation("process", fake_process_starter)
