@@ -32,6 +32,7 @@ from beamish.journal._payload import canonical
 
 V2 = "2:"
 _LIST_SEED = hashlib.sha256(b"beamish-list-v2").digest()
+_REQUEST_SEED = b"beamish-request-v2\n"
 _MARSHAL_VERSION = 2  # no back-references: equal values always give equal bytes
 
 
@@ -93,7 +94,10 @@ def _split(obj: Any, path: tuple[str, ...], lists: dict[str, list[Any]]) -> Any:
         lists[json.dumps(list(path), ensure_ascii=False)] = list(obj)
         return None
     if isinstance(obj, dict):
-        return {k: _split(v, (*path, str(k)), lists) for k, v in obj.items()}
+        for value in obj.values():
+            if isinstance(value, list | tuple | dict):
+                return {k: _split(v, (*path, str(k)), lists) for k, v in obj.items()}
+        return obj  # nothing to replace: the dict is its own skeleton (no copy)
     return obj
 
 
@@ -110,8 +114,7 @@ class RequestHasher:
         skeleton = _split(request, (), lists)
         text = canonical(skeleton, "request")
         self.hashed_bytes += len(text)
-        h = hashlib.sha256(b"beamish-request-v2\n")
-        h.update(text.encode("utf-8"))
+        h = hashlib.sha256(_REQUEST_SEED + text.encode("utf-8"))
         infos: dict[str, ListInfo] = {}
         for path in sorted(lists):
             info = self._chain(path, lists[path])
