@@ -157,8 +157,9 @@ class LoopWatchdog:
 def watch_loop(node: Node, threshold_s: float = 0.25) -> LoopWatchdog:
     """Watch ``node``'s event loop: stalls over ``threshold_s`` become ``node.loop_blocked`` events.
 
-    Call from inside the node's loop (e.g. right after ``async with Node() as node``). The thread
-    ends by itself when the loop closes; ``stop()`` ends it sooner.
+    An entered node already runs one (``Node(loop_watch_s=...)``); this is for a node made with
+    ``loop_watch_s=None`` that wants a watchdog of another lifetime. Call from inside the node's
+    loop. The thread ends by itself when the loop closes; ``stop()`` ends it sooner.
     """
     from beamish.runtime._actor import Actor
 
