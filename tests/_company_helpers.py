@@ -1,13 +1,19 @@
-"""An in-memory company for tests of what drives one: the dashboard and the control channel.
+"""Companies for tests in several folders: an in-memory one, and the offline demo as a process.
 
-It speaks their source protocol for real (a tree, an event hub, pause and resume of named agents),
-so a request reaches the same server code as on a live node. Test folders subclass it for their
-own tree and for what they record.
+``TreeSource`` speaks the source protocol of the dashboard and the control channel for real (a
+tree, an event hub, pause and resume of named agents), so a request reaches the same server code as
+on a live node; test folders subclass it for their own tree and for what they record.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 from beamish._events import Event
 from beamish.dashboard import EventHub, TreeNode, UnknownAgent
@@ -38,3 +44,25 @@ class TreeSource:
 
     async def resume(self, agent: str) -> None:
         self.agent(agent).state = "running"
+
+
+BEAMISH = Path(sys.executable).parent / "beamish"
+
+
+def run_demo_json(cwd: Path, *, duration: int, seed: int, timeout: float) -> dict[str, Any]:
+    """``beamish demo --json`` run offline (no ``*_API_KEY`` reaches it); its one summary object."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    done = subprocess.run(
+        [str(BEAMISH), "demo", "--duration", str(duration), "--json", "--seed", str(seed)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stdout  # --json prints exactly one JSON object
+    data: dict[str, Any] = json.loads(lines[0])
+    return data

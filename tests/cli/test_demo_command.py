@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
+from _company_helpers import run_demo_json
 
-BEAMISH = Path(sys.executable).parent / "beamish"
+pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    cwd = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    done = subprocess.run(
-        [str(BEAMISH), "demo", "--duration", "20", "--json", "--seed", "7"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=140,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stdout  # --json prints exactly one JSON object
-    data: dict[str, object] = json.loads(lines[0])
-    return data
+    return run_demo_json(tmp_path_factory.mktemp("demo"), duration=20, seed=7, timeout=140)
 
 
 def test_the_demo_completes_runs_and_restarts_crashed_agents(summary: dict[str, object]) -> None:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
+from _company_helpers import run_demo_json
 
-BEAMISH = Path(sys.executable).parent / "beamish"
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def test_the_demos_improver_makes_one_upgrade_visible_in_the_summary(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    done = subprocess.run(
-        [str(BEAMISH), "demo", "--duration", "10", "--json", "--seed", "3"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = run_demo_json(tmp_path, duration=10, seed=3, timeout=110)
     assert summary["upgrades"] == [
         {
             "agent": "lawyer",
