@@ -14,7 +14,6 @@ from beamish.agent.models._protocol import (
     DEFAULT_FIRST_CHUNK_TIMEOUT_S,
     DEFAULT_NEXT_CHUNK_TIMEOUT_S,
     ChunkCallback,
-    guard_stream,
 )
 from beamish.agent.models._sdk_model import SdkModel
 
@@ -151,14 +150,7 @@ class AnthropicModel(SdkModel):
         usage = Usage()
         stop_reason = "end_turn"
         try:
-            async for event in guard_stream(
-                stream,
-                first_chunk_timeout_s=self.first_chunk_timeout_s,
-                next_chunk_timeout_s=self.next_chunk_timeout_s,
-                on_chunk=on_chunk,
-                clock=self._clock,
-                what=f"{self.name} stream",
-            ):
+            async for event in self._guarded(stream, on_chunk):
                 kind = event.type
                 if kind == "message_start":
                     usage = _usage(event.message.usage)

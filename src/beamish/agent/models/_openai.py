@@ -18,7 +18,6 @@ from beamish.agent.models._protocol import (
     DEFAULT_FIRST_CHUNK_TIMEOUT_S,
     DEFAULT_NEXT_CHUNK_TIMEOUT_S,
     ChunkCallback,
-    guard_stream,
 )
 from beamish.agent.models._sdk_model import SdkModel
 
@@ -152,14 +151,7 @@ class OpenAIModel(SdkModel):
         usage = Usage()
         finish = "stop"
         try:
-            async for chunk in guard_stream(
-                stream,
-                first_chunk_timeout_s=self.first_chunk_timeout_s,
-                next_chunk_timeout_s=self.next_chunk_timeout_s,
-                on_chunk=on_chunk,
-                clock=self._clock,
-                what=f"{self.name} stream",
-            ):
+            async for chunk in self._guarded(stream, on_chunk):
                 if getattr(chunk, "usage", None) is not None:
                     usage = _usage(chunk.usage)
                 for choice in chunk.choices or ():

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from typing import Any
 
 from beamish._clock import Clock
 from beamish._exceptions import ModelError, SpecError
 from beamish.agent._messages import ModelRequest, ModelResponse
 from beamish.agent.models._errors import translate_sdk_error, translate_transport_error
-from beamish.agent.models._protocol import ChunkCallback
+from beamish.agent.models._protocol import ChunkCallback, guard_stream
 
 
 class SdkModel(ABC):
@@ -63,6 +64,17 @@ class SdkModel(ABC):
             raise ModelError(
                 f"the '{self.provider}' extra is not installed: pip install 'beamish[{self.provider}]'"
             ) from exc
+
+    def _guarded(self, stream: Any, on_chunk: ChunkCallback | None) -> AsyncIterator[Any]:
+        """``stream``'s chunks under this model's first- and next-chunk limits, each a heartbeat."""
+        return guard_stream(
+            stream,
+            first_chunk_timeout_s=self.first_chunk_timeout_s,
+            next_chunk_timeout_s=self.next_chunk_timeout_s,
+            on_chunk=on_chunk,
+            clock=self._clock,
+            what=f"{self.name} stream",
+        )
 
     def _get_client(self) -> Any:
         if self._client is None:
