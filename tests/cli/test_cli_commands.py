@@ -134,3 +134,29 @@ def test_status_and_resume_talk_to_a_running_node(company: Path, node: _Node) ->
     result = runner.invoke(app, ["resume", "cfo", "-c", str(company)])
     assert result.exit_code == 0, result.output
     assert node.root.children[0].state == "running"
+
+
+def test_run_without_the_models_api_key_names_it_and_starts_nothing(
+    company: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    result = runner.invoke(app, ["run", str(company)])
+    assert result.exit_code == 2
+    assert "ANTHROPIC_API_KEY: agents ceo, coo" in result.output
+    assert "nothing was started" in result.output
+    assert not (company.parent / "state").exists()  # no store, no memory file, no socket
+
+
+def test_openai_models_need_a_key_unless_a_local_server_is_named(company: Path) -> None:
+    from beamish.company._credentials import missing_credentials
+
+    company.write_text(company.read_text().replace('"anthropic:claude-sonnet-4-5"', '"openai:gpt-4o-mini"'))
+    cfg = load_config(company)
+    missing = missing_credentials(cfg, {"ANTHROPIC_API_KEY": "k"})
+    assert list(missing) == ["OPENAI_API_KEY"] and "ceo" in missing["OPENAI_API_KEY"]
+    assert (
+        missing_credentials(cfg, {"ANTHROPIC_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:8080/v1"})
+        == {}
+    )
+    assert missing_credentials(cfg, {"ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": ""}) == missing

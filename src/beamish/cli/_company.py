@@ -109,8 +109,13 @@ def run(
     """Run the company until interrupted (Ctrl-C stops it in order); with --store/--node-id, as one
     node of many sharing the agents (see `beamish node`)."""
     from beamish.company._company import run_company
+    from beamish.company._credentials import describe_missing, missing_credentials
 
     cfg = load(config)
+    missing = missing_credentials(cfg, os.environ)
+    if missing:  # refused now, not as a crash loop at the first model call
+        err.print(describe_missing(cfg, missing), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     try:
         run_async(
             lambda: run_company(
