@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -66,3 +67,17 @@ async def test_a_node_with_loop_watch_disabled_reports_no_stall_and_runs_no_thre
 def test_a_loop_watch_threshold_that_is_not_positive_seconds_is_refused(bad: object) -> None:
     with pytest.raises(SpecError, match="loop_watch_s"):
         Node(loop_watch_s=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(10)
+async def test_the_logged_warning_is_one_line_naming_the_actor_and_where_it_is_stuck(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="beamish.runtime")
+    async with Node(loop_watch_s=0.05) as node, node.events() as events:
+        ref = await node.spawn(Blocker, name="blocker")
+        assert await ref.call(0.3) == "done"
+        await asyncio.wait_for(events.next("node.loop_blocked"), 5)
+    warnings = [r.getMessage() for r in caplog.records if "blocked for" in r.getMessage()]
+    assert warnings and all("\n" not in message for message in warnings)
+    assert "by blocker, at File" in warnings[0] and "in handle_call" in warnings[0]

@@ -7,8 +7,9 @@ the stamp older than ``threshold_s`` it takes the loop thread's stack at that mo
 (``sys._current_frames``), finds the actor whose callback is on it, and reports a
 ``node.loop_blocked`` :class:`~beamish._events.Event` with the actor's name, how long the loop had
 been blocked and the stack. The event is handed to the loop with ``call_soon_threadsafe`` (so
-consumers need no locks) and is delivered as soon as the loop runs again; a warning is logged from
-the thread at once, so a loop that never comes back is still visible. One report per stall.
+consumers need no locks) and is delivered as soon as the loop runs again; a one-line warning naming
+the innermost frame is logged from the thread at once (the stack at DEBUG), so a loop that never
+comes back is still visible. One report per stall.
 
 Cost: one tick callback every ``interval_s`` on the loop (≈1 µs) and a thread that sleeps between
 checks; the thread only holds the GIL for the check itself.
@@ -143,15 +144,24 @@ class LoopWatchdog:
             },
         )
         self.reports += 1
+        # One line where the user sees it (a CLI's stderr); the whole stack is in the event and at
+        # DEBUG. The innermost frame says where a loop that never comes back is stuck.
         log.warning(
-            "the event loop of %s has been blocked for %.3fs by %s:\n%s",
+            "the event loop of %s has been blocked for %.3fs by %s%s",
             self.subject,
             blocked_for,
             actor or "code outside any actor",
-            stack,
+            f", at {_innermost(stack)}" if stack else "",
         )
+        log.debug("stack of the loop blocked for %.3fs:\n%s", blocked_for, stack)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             self.loop.call_soon_threadsafe(self.emit, event)
+
+
+def _innermost(stack: str) -> str:
+    """``File "x.py", line 3, in f`` of a formatted stack's last frame, stripped."""
+    frames = [line.strip() for line in stack.splitlines() if line.lstrip().startswith('File "')]
+    return frames[-1] if frames else "an unknown place"
 
 
 def watch_loop(node: Node, threshold_s: float = 0.25) -> LoopWatchdog:
