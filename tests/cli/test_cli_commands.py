@@ -160,3 +160,10 @@ def test_openai_models_need_a_key_unless_a_local_server_is_named(company: Path) 
         == {}
     )
     assert missing_credentials(cfg, {"ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": ""}) == missing
+
+
+def test_init_elsewhere_tells_how_to_run_that_company(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "elsewhere")])
+    assert result.exit_code == 0, result.output
+    assert f"beamish run {tmp_path / 'elsewhere' / 'beamish.toml'}" in result.output
+    assert "ANTHROPIC_API_KEY" in result.output

@@ -86,9 +86,17 @@ def init(
         else:
             shutil.copy2(item, dest)
     load(target / "beamish.toml")  # what we wrote must load
-    console.print(f"Created the solo company in {target}")
-    console.print("  beamish run               # real models: set ANTHROPIC_API_KEY or OPENAI_API_KEY")
-    console.print("  beamish demo              # offline, on the scripted model, with a fault plan")
+    here = target == Path.cwd().resolve()
+    config_arg = "" if here else f" {target / 'beamish.toml'}"
+    console.print(f"Created the solo company in {target}", soft_wrap=True)
+    console.print(f"  beamish run{config_arg}    # on Claude: needs ANTHROPIC_API_KEY", soft_wrap=True)
+    console.print(
+        "  beamish demo    # the same company offline, on the scripted model, with a fault plan",
+        soft_wrap=True,
+    )
+    console.print(
+        "  (OpenAI or a compatible local server: README, 'Configuration', 'Real models')", soft_wrap=True
+    )
 
 
 def run(
