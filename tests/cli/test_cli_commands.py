@@ -167,3 +167,23 @@ def test_init_elsewhere_tells_how_to_run_that_company(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"beamish run {tmp_path / 'elsewhere' / 'beamish.toml'}" in result.output
     assert "ANTHROPIC_API_KEY" in result.output
+
+
+def test_runs_shows_why_a_run_failed_or_paused() -> None:
+    from rich.console import Console
+
+    from beamish._exits import Crashed, OverBudget
+    from beamish.cli._render import runs_table
+    from beamish.journal._records import Run
+
+    runs = [
+        Run("r1", "ceo", "t", "failed", reason=Crashed("ModelError: no script matches the task 'x'")),
+        Run("r2", "coo", "t", "paused", reason=OverBudget(limit="per_day", spent=0.3, cap=0.25)),
+        Run("r3", "cfo", "t", "succeeded"),
+    ]
+    console = Console(width=250, record=True)
+    console.print(runs_table(runs))
+    lines = console.export_text().splitlines()
+    assert "crashed: ModelError: no script matches the task 'x'" in lines[1]
+    assert "over_budget: limit=per_day" in lines[2]
+    assert lines[3].rstrip().endswith(":00")  # a run that succeeded has no why

@@ -80,8 +80,22 @@ def _short(value: Any) -> str:
 
 
 def runs_table(runs: list[Any]) -> Table:
-    table = Table("run", "agent", "status", "spend", "created", box=None)
+    table = Table("run", "agent", "status", "spend", "created", "why", box=None)
     for run in runs:
         created = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(run.run_id, run.agent, run.status, f"${run.spend_usd:.4f}", created)
+        table.add_row(run.run_id, run.agent, run.status, f"${run.spend_usd:.4f}", created, _why(run.reason))
     return table
+
+
+def _why(reason: Any) -> str:
+    """A run's exit reason in a few words (a failed run's error is the first thing one asks about)."""
+    if reason is None or reason.kind == "normal":
+        return ""
+    message = getattr(reason, "message", None)
+    if isinstance(message, str) and message:
+        detail = message.splitlines()[0]
+    else:
+        fields = {k: v for k, v in reason.to_json().items() if k not in ("v", "kind")}
+        detail = ", ".join(f"{k}={_short(v)}" for k, v in fields.items())
+    text = f"{reason.kind}: {detail}" if detail else reason.kind
+    return text if len(text) <= 100 else text[:99] + "…"
