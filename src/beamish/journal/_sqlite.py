@@ -25,7 +25,6 @@ T = TypeVar("T")
 
 #: ``PRAGMA application_id`` of a beamish store ("bmsh"): tells our files from foreign SQLite files.
 APPLICATION_ID = 0x626D7368
-_HEADER = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_MS = 10_000
 
 
@@ -99,13 +98,14 @@ def inspect_file(path: str) -> dict[str, int] | None:
 
     Raises CorruptStore for a file that is not SQLite, is damaged, or belongs to another program.
     Nothing is written: the file is opened with ``mode=ro``.
+
+    The file is read only through SQLite, never with a plain ``open``: closing any descriptor of the
+    file drops every POSIX lock this process holds on it, including the shared lock of a store that
+    is still open here. Without that lock another process closing its last connection deletes the
+    WAL under this one, and the two then commit to different WAL files, never seeing each other.
     """
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         return None
-    with open(path, "rb") as fh:
-        header = fh.read(len(_HEADER))
-    if header != _HEADER:
-        raise CorruptStore(f"{path}: not a SQLite database (bad header); it was left untouched")
     try:
         # Without a WAL to read, open it immutable: not even -wal/-shm side files get created.
         live = os.path.exists(path + "-wal") or os.path.exists(path + "-shm")
@@ -124,6 +124,10 @@ def inspect_file(path: str) -> dict[str, int] | None:
                 f"tables {sorted(tables)[:5]}), not a beamish journal; it was left untouched"
             )
         return {str(c): int(v) for c, v in conn.execute("SELECT component, version FROM beamish_meta")}
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise CorruptStore(f"{path}: not a SQLite database (bad header); it was left untouched") from exc
+        raise _translate(exc, path) from exc
     except sqlite3.Error as exc:
         raise _translate(exc, path) from exc
     finally:
