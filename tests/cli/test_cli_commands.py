@@ -187,3 +187,25 @@ def test_runs_shows_why_a_run_failed_or_paused() -> None:
     assert "crashed: ModelError: no script matches the task 'x'" in lines[1]
     assert "over_budget: limit=per_day" in lines[2]
     assert lines[3].rstrip().endswith(":00")  # a run that succeeded has no why
+
+
+def test_events_prints_one_line_per_event_when_piped(company: Path) -> None:
+    from beamish._events import Event
+    from beamish.journal import open_store
+
+    async def record() -> None:
+        store = await open_store(load_config(company).store_url)
+        try:
+            data = {"agent": "accountant", "run_id": "schedule:accountant-books:2026-11-26T18:00:00Z"}
+            await store.append_event(
+                Event("run.started", "schedule:accountant-books:2026-11-26T18:00:00Z", data)
+            )
+        finally:
+            await store.close()
+
+    (company.parent / "state").mkdir()
+    asyncio.run(record())
+    result = runner.invoke(app, ["events", "-c", str(company)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("run_id=schedule:accountant-books:2026-11-26T18:00:00Z")

@@ -176,7 +176,7 @@ def events(
         if follow:
             try:
                 async for event in control_events(path, replay=last):
-                    console.print(event_line(event))
+                    console.print(event_line(event), soft_wrap=True)
                 return
             except ControlUnavailable:
                 pass
@@ -185,10 +185,10 @@ def events(
             view = StoreView(cfg, store)
             if not follow:
                 for _eid, event in await view._recent(last):
-                    console.print(event_line(event))
+                    console.print(event_line(event), soft_wrap=True)
                 return
             async for event in view.events(replay=last):
-                console.print(event_line(event))
+                console.print(event_line(event), soft_wrap=True)
         finally:
             await store.close()
 
