@@ -13,7 +13,7 @@ from beamish.journal._base import StoreBase
 from beamish.journal._payload import canonical, finite
 from beamish.journal._records import LedgerEntry
 from beamish.journal._sql import SyncTx
-from beamish.telemetry._redact import redact_leaves, redact_text
+from beamish.telemetry._redact import needs_redaction, redact_leaves
 
 #: The NOTIFY channel (``beamish_events.<schema>``: channels are per database, not per schema) that
 #: wakes ``follow()`` on PostgreSQL when an event is stored.
@@ -34,7 +34,7 @@ def insert_event(tx: SyncTx, event: Event) -> int:
     if not isinstance(event, Event):
         raise SpecError(f"expected an Event, got {type(event).__name__}")
     body = canonical(event.to_json(), f"event {event.kind!r} data")
-    if redact_text(body) != body:  # no secret is stored, whatever an event carries
+    if needs_redaction(body):  # no secret is stored, whatever an event carries
         body = canonical(redact_leaves(event.to_json()), f"event {event.kind!r} data")
     row = tx.fetchone(
         "INSERT INTO events (at, kind, subject, body) VALUES (?, ?, ?, ?) RETURNING id",

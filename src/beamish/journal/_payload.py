@@ -16,7 +16,7 @@ from typing import Any
 
 from beamish._exceptions import CorruptStore, SpecError
 from beamish.journal._sql import SyncTx
-from beamish.telemetry._redact import redact_leaves, redact_text
+from beamish.telemetry._redact import needs_redaction, redact_leaves
 
 VERSION = 1
 DEFAULT_THRESHOLD = 16 * 1024
@@ -70,7 +70,7 @@ def prepare(obj: Any, threshold: int, what: str = "payload") -> Prepared:
     Secrets (API keys, secret-named environment variables' values) are masked before anything is
     stored: the journal is a file that outlives the process and gets copied around."""
     body = canonical(obj, what)
-    if redact_text(body) != body:
+    if needs_redaction(body):
         body = canonical(redact_leaves(obj), what)
     if len(body) <= threshold:
         return Prepared(f'{{"v":{VERSION},"data":{body}}}')

@@ -13,7 +13,7 @@ from beamish.journal._base import StoreBase, check_epoch
 from beamish.journal._payload import canonical, decode
 from beamish.journal._records import RUN_STATUSES, Lease, Run
 from beamish.journal._sql import Row, SyncTx, for_share
-from beamish.telemetry._redact import redact_leaves, redact_text
+from beamish.telemetry._redact import needs_redaction, redact_leaves
 
 _UNSET: Any = object()
 _RUN_COLS = (
@@ -36,7 +36,7 @@ def _envelope(obj: Any, what: str) -> str:
 def _masked(obj: Any, what: str) -> str:
     """Canonical JSON with secrets masked (a task, an output or an error may quote a key)."""
     body = canonical(obj, what)
-    return canonical(redact_leaves(obj), what) if redact_text(body) != body else body
+    return canonical(redact_leaves(obj), what) if needs_redaction(body) else body
 
 
 def run_from_row(row: Row) -> Run:

@@ -30,19 +30,72 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 _SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|DSN)$")
 
 
+_SECRET_ENV_BYTES = re.compile(rb"(?i)(KEY|TOKEN|SECRET|PASSWORD|DSN)$")
+_KEYWORDS = ("apikey", "api_key", "api-key", "password", "secret", "token")
+
+
+_env_cache: tuple[int, list[str]] | None = None
+
+
 def _env_secrets() -> list[str]:
-    """Values of secret-named environment variables (long enough not to mask ordinary words)."""
-    return sorted(
-        (v for k, v in os.environ.items() if _SECRET_ENV.search(k.upper()) and len(v) >= 8),
-        key=len,
-        reverse=True,
-    )
+    """Values of secret-named environment variables (long enough not to mask ordinary words).
+
+    Recomputed only when the environment changed (its items' hash), since the journal asks on
+    every write."""
+    global _env_cache
+    raw = getattr(os.environ, "_data", None)  # the bytes behind os.environ: no decoding of every entry
+    if not isinstance(raw, dict):
+        return sorted(
+            (v for k, v in os.environ.items() if _SECRET_ENV.search(k.upper()) and len(v) >= 8),
+            key=len,
+            reverse=True,
+        )
+    key = hash(tuple(raw.items()))
+    if _env_cache is None or _env_cache[0] != key:
+        values = (os.fsdecode(v) for k, v in raw.items() if _SECRET_ENV_BYTES.search(k))
+        _env_cache = (key, sorted((v for v in values if len(v) >= 8), key=len, reverse=True))
+    return _env_cache[1]
+
+
+def _keyword_assignment(lower: str) -> bool:
+    """Whether ``lower`` has ``api_key``/``password``/``secret``/``token`` followed by ``=`` or ``:``."""
+    for keyword in _KEYWORDS:
+        start = lower.find(keyword)
+        while start >= 0:
+            rest = lower[start + len(keyword) : start + len(keyword) + 64].lstrip()
+            if rest[:1] in ("=", ":"):
+                return True
+            start = lower.find(keyword, start + 1)
+    return False
+
+
+def needs_redaction(text: str) -> bool:
+    """Whether :func:`redact_text` would change ``text``, decided by substring checks first (a
+    journal payload is checked on every write, and almost none holds a secret)."""
+    if any(value in text for value in _env_secrets()):
+        return True
+    lower = text.lower()
+    if not (
+        "sk-" in text
+        or "bearer" in lower
+        or "AKIA" in text
+        or "xox" in text
+        or "://" in text
+        or any(f"gh{c}_" in text for c in "pousr")
+        or _keyword_assignment(lower)
+    ):
+        return False
+    return _redact_patterns(text) != text
 
 
 def redact_text(text: str) -> str:
     """``text`` with every secret-looking part replaced by ``[redacted]``."""
     for value in _env_secrets():
         text = text.replace(value, MASK)
+    return _redact_patterns(text)
+
+
+def _redact_patterns(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
