@@ -209,3 +209,22 @@ def test_events_prints_one_line_per_event_when_piped(company: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].endswith("run_id=schedule:accountant-books:2026-11-26T18:00:00Z")
+
+
+def test_journal_prune_does_not_say_nothing_was_pruned_when_old_events_were(company: Path) -> None:
+    from beamish._events import Event
+    from beamish.journal import open_store
+
+    async def record() -> None:
+        store = await open_store(load_config(company).store_url)
+        try:
+            await store.append_event(Event("run.started", "r1", {"agent": "ceo"}))
+        finally:
+            await store.close()
+
+    (company.parent / "state").mkdir()
+    asyncio.run(record())
+    result = runner.invoke(app, ["journal", "prune", "--older-than", "0s", "-c", str(company)])
+    assert result.exit_code == 0, result.output
+    assert "pruned 0 runs, 0 steps, 1 events" in result.output
+    assert "nothing was old enough" not in result.output

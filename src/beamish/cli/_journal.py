@@ -28,12 +28,18 @@ def parse_duration(text: str) -> timedelta:
 @journal_app.command()
 def prune(
     older_than: Annotated[str, typer.Option("--older-than", help="Age, e.g. 30d, 12h.")] = "30d",
-    keep_failed: Annotated[bool, typer.Option("--keep-failed/--drop-failed")] = True,
+    keep_failed: Annotated[
+        bool,
+        typer.Option(
+            "--keep-failed/--drop-failed", help="Keep failed runs (to look into) or delete them too."
+        ),
+    ] = True,
     config: ConfigOption = Path("beamish.toml"),
 ) -> None:
-    """Delete finished runs (and their steps and events) older than --older-than.
+    """Delete finished runs (and their steps) and events older than --older-than.
 
-    Queued, running, paused and needs-attention runs are never touched.
+    Queued, running, paused and needs-attention runs are never touched; the ledger (spend) is kept.
+    There is no dry run: what was deleted is printed.
     """
     age = parse_duration(older_than)
     cfg = load(config)
@@ -50,5 +56,5 @@ def prune(
     console.print(
         f"pruned {report.runs} runs, {report.steps} steps, {report.events} events, {report.payloads} payloads"
     )
-    if report.runs == 0:
+    if not (report.runs or report.steps or report.events or report.payloads):
         err.print("(nothing was old enough)")
