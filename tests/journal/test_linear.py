@@ -165,3 +165,28 @@ async def test_a_changed_request_against_a_version_1_row_is_still_a_divergence(s
     await journal.model_step(0, changed, perform)
     [info] = journal.divergences
     assert info["differs"] == ["messages: 1 → 1 items, first difference at index 0"]
+
+
+def test_version_2_hashes_are_pinned_so_recorded_runs_keep_replaying() -> None:
+    """Changing how a version 2 hash is computed would turn every recorded step into a divergence:
+    a new scheme needs a new version marker instead."""
+    request = {
+        "model": "m",
+        "system": "s",
+        "messages": [{"role": "user", "content": "hi", "n": 1.5}, "x"],
+        "max_tokens": 10,
+        "body": {"input": [True, None]},
+    }
+    assert RequestHasher().hash(request).hash == (
+        "2:d0cff0fb77acecda9ff834359a23c53b4d823fafab55c7f7c7df9ce27128144b"
+    )
+    assert RequestHasher().hash({"model": "m", "turn": 3}).hash == (
+        "2:a2dbca6af6412682d4577106dda5915e1e5b017293b28ab7c79404d56eb4d5d2"
+    )
+
+
+def test_a_request_that_is_not_json_safe_is_refused_by_name() -> None:
+    from beamish import SpecError
+
+    with pytest.raises(SpecError, match="request must be JSON-safe"):
+        RequestHasher().hash({"messages": [{"when": object()}]})

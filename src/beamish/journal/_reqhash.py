@@ -28,12 +28,24 @@ import marshal
 from dataclasses import dataclass, field
 from typing import Any
 
-from beamish.journal._payload import canonical
+from beamish.journal._payload import _reject, canonical
 
 V2 = "2:"
 _LIST_SEED = hashlib.sha256(b"beamish-list-v2").digest()
 _REQUEST_SEED = b"beamish-request-v2\n"
 _MARSHAL_VERSION = 2  # no back-references: equal values always give equal bytes
+#: What :func:`~beamish.journal._payload.canonical` builds on every call, built once.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_reject
+)
+
+
+def _canonical(obj: Any) -> str:
+    """:func:`canonical` (the same text), without building an encoder per call."""
+    try:
+        return _ENCODER.encode(obj)
+    except (TypeError, ValueError):
+        return canonical(obj, "request")  # raises the SpecError naming the bad value
 
 
 def hash_version(rhash: str) -> int:
@@ -112,7 +124,7 @@ class RequestHasher:
     def hash(self, request: Any) -> Hashed:
         lists: dict[str, list[Any]] = {}
         skeleton = _split(request, (), lists)
-        text = canonical(skeleton, "request")
+        text = _canonical(skeleton)
         self.hashed_bytes += len(text)
         h = hashlib.sha256(_REQUEST_SEED + text.encode("utf-8"))
         infos: dict[str, ListInfo] = {}
@@ -135,7 +147,7 @@ class RequestHasher:
         cache.stored = min(cache.stored, common)
         prev = cache.chain[-1] if cache.chain else _LIST_SEED
         for item in items[common:]:
-            body = canonical(item, "request").encode("utf-8")
+            body = _canonical(item).encode("utf-8")
             self.hashed_bytes += len(body)
             digest = hashlib.sha256(body).digest()
             prev = hashlib.sha256(prev + digest).digest()
