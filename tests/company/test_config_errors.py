@@ -37,12 +37,19 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "an unknown top-level table",
         {**config(), "stores": {}},
-        "stores: unknown key (expected one of: company, store, memory, budget, tree, agents, telemetry, dashboard)",
+        "stores: unknown key (did you mean 'store'? expected one of: company, store, memory, budget, tree, agents, "
+        "telemetry, dashboard)",
     ),
     (
         "a typo in a budget key",
         agent(budget={"per_dya_usd": 3}),
-        "agents.ceo.budget.per_dya_usd: unknown key (expected one of: per_run_usd, per_day_usd, per_month_usd, "
+        "agents.ceo.budget.per_dya_usd: unknown key (did you mean 'per_day_usd'? expected one of: per_run_usd, "
+        "per_day_usd, per_month_usd, total_usd, tz, warn_at)",
+    ),
+    (
+        "an unknown key like no known one",
+        agent(budget={"zzz": 3}),
+        "agents.ceo.budget.zzz: unknown key (expected one of: per_run_usd, per_day_usd, per_month_usd, "
         "total_usd, tz, warn_at)",
     ),
     (

@@ -6,6 +6,7 @@ wants to know which key of which file is wrong and what would be right, in TOML'
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from collections.abc import Sequence
@@ -84,7 +85,9 @@ def _expected(error: Any, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         holder = _model_at(root, loc[:-1])
         known = ", ".join(holder.model_fields) if holder else ""
-        return f"unknown key (expected one of: {known})" if known else "unknown key"
+        close = difflib.get_close_matches(str(loc[-1]), list(holder.model_fields), n=1) if holder else []
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown key ({hint}expected one of: {known})" if known else "unknown key"
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected')}, got {got}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
