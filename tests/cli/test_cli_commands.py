@@ -228,3 +228,12 @@ def test_journal_prune_does_not_say_nothing_was_pruned_when_old_events_were(comp
     assert result.exit_code == 0, result.output
     assert "pruned 0 runs, 0 steps, 1 events" in result.output
     assert "nothing was old enough" not in result.output
+
+
+def test_each_config_problem_is_one_whole_line_with_a_hint_for_a_typo(company: Path) -> None:
+    company.write_text(company.read_text().replace("schedules = [", "schedule = [", 1))
+    result = runner.invoke(app, ["run", str(company)])
+    assert result.exit_code == 2
+    line = next(ln for ln in result.output.splitlines() if "agents.ceo.schedule" in ln)
+    assert line.startswith(str(company)) and line.endswith("schedules, price)")
+    assert "did you mean 'schedules'?" in line

@@ -40,7 +40,8 @@ def load(path: Path) -> CompanyConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        err.print(f"[bold red]invalid config[/]\n{exc}", markup=True, highlight=False)
+        err.print("[bold red]invalid config[/]", markup=True)
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)  # one line per problem
         raise typer.Exit(2) from None
 
 
