@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import socket
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ class MemoryService(Actor):
     """``ChildSpec("memory", MemoryService, kwargs={"file": …, "host": …, "port": …})``."""
 
     async def init(self, file: str, host: str = "127.0.0.1", port: int = 0, path: str = "/mcp") -> None:
+        # The MCP server's first import builds pydantic models for ~0.3 s: done on the loop, it
+        # stalled every actor of the node at each company start. A worker thread imports it instead.
+        await asyncio.to_thread(importlib.import_module, "beamish.memory._server")
         import uvicorn
 
         from beamish.dashboard._server import _EmbeddedServer
