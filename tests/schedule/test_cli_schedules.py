@@ -65,10 +65,17 @@ def test_history_lists_ticks_newest_first_with_outcomes(company: Path) -> None:
     assert all("missed" in line for line in lines[1:3])
 
 
-def test_history_of_an_unknown_schedule_exits_1(company: Path) -> None:
+def test_history_of_an_unknown_schedule_exits_1_listing_the_configs_schedules(company: Path) -> None:
     result = runner.invoke(app, ["schedules", "history", "nope", "-c", str(company)])
     assert result.exit_code == 1
-    assert "no ticks recorded" in result.output
+    assert "no schedule 'nope' in" in result.output
+    assert "ceo-morning" in result.output and "improver-upgrade" in result.output
+
+
+def test_history_of_a_configured_schedule_that_never_fired_says_so(company: Path) -> None:
+    result = runner.invoke(app, ["schedules", "history", "ceo-morning", "-c", str(company)])
+    assert result.exit_code == 1
+    assert "no ticks recorded for schedule 'ceo-morning' yet" in result.output
 
 
 def test_prune_forgets_old_finished_ticks_but_keeps_a_live_runs_tick(company: Path) -> None:

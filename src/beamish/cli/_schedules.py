@@ -69,7 +69,7 @@ def list_(config: ConfigOption = Path("beamish.toml")) -> None:
 def history(
     schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
     config: ConfigOption = Path("beamish.toml"),
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many of the latest ticks to show.")] = 20,
 ) -> None:
     """The latest ticks of one schedule: due, fired or missed, late by, and how its run ended."""
     from beamish.schedule._history import fire_history
@@ -85,7 +85,13 @@ def history(
 
     records = run_async(go)
     if not records:
-        err.print(f"no ticks recorded for schedule {schedule_id!r}")
+        known = [
+            s.id or f"{name}-{i}" for name, a in cfg.agents.items() for i, s in enumerate(a.section.schedules)
+        ]
+        if schedule_id not in known:
+            err.print(f"no schedule {schedule_id!r} in {config} (schedules: {', '.join(known) or 'none'})")
+        else:
+            err.print(f"no ticks recorded for schedule {schedule_id!r} yet")
         raise typer.Exit(1)
     table = _table("nominal", "due", "action", "late by", "outcome", "run")
     for r in records:
