@@ -237,3 +237,12 @@ def test_each_config_problem_is_one_whole_line_with_a_hint_for_a_typo(company: P
     line = next(ln for ln in result.output.splitlines() if "agents.ceo.schedule" in ln)
     assert line.startswith(str(company)) and line.endswith("schedules, price)")
     assert "did you mean 'schedules'?" in line
+
+
+def test_every_command_has_a_one_line_summary_in_the_top_level_help() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        summary = (command.help or "").split("\n\n")[0]
+        assert summary and "\n" not in summary, f"beamish {name}: {summary!r}"

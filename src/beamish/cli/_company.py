@@ -115,8 +115,10 @@ def run(
         float | None, typer.Option("--lease", help="Cluster lease period, seconds (default 10).")
     ] = None,
 ) -> None:
-    """Run the company until interrupted (Ctrl-C stops it in order); with --store/--node-id, as one
-    node of many sharing the agents (see `beamish node`)."""
+    """Run the company until interrupted (Ctrl-C or SIGTERM stops it in order).
+
+    With --store/--node-id, as one node of many sharing the agents (see `beamish node`).
+    """
     from beamish.company._company import run_company
     from beamish.company._credentials import describe_missing, missing_credentials
 
@@ -201,7 +203,7 @@ def runs(
     agent: Annotated[str | None, typer.Argument(help="Only this agent's runs.")] = None,
     config: ConfigOption = Path("beamish.toml"),
     status_: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n")] = 30,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")] = 30,
 ) -> None:
     """Recent runs, newest first."""
     from beamish.cli._render import runs_table

@@ -89,8 +89,10 @@ def reload(
     config: ConfigOption = Path("beamish.toml"),
     reason: Annotated[str, typer.Option(help="Why: kept in each agent's history.")] = "beamish reload",
 ) -> None:
-    """Apply a changed config to the running node: new children start, removed ones stop, changed
-    agents take their new version between runs (rolled back by themselves if they do worse)."""
+    """Apply a changed config to the running node: new children start, removed ones stop.
+
+    Changed agents take their new version between runs (rolled back by themselves if they do worse).
+    """
     cfg = load(new_config or config)
     request = {
         "op": "reload",
