@@ -246,3 +246,14 @@ def test_every_command_has_a_one_line_summary_in_the_top_level_help() -> None:
     for name, command in group.commands.items():  # type: ignore[attr-defined]
         summary = (command.help or "").split("\n\n")[0]
         assert summary and "\n" not in summary, f"beamish {name}: {summary!r}"
+
+
+def test_a_missing_config_says_where_it_looked_and_how_to_name_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BEAMISH_CONFIG", raising=False)
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2
+    assert "beamish.toml: no such file" in result.output
+    assert f"looked in {tmp_path}" in result.output and "beamish init" in result.output

@@ -42,6 +42,14 @@ def load(path: Path) -> CompanyConfig:
     except ConfigError as exc:
         err.print("[bold red]invalid config[/]", markup=True)
         err.print(str(exc), markup=False, highlight=False, soft_wrap=True)  # one line per problem
+        if not path.expanduser().exists():
+            err.print(
+                f"(looked in {Path.cwd()}: name the company's beamish.toml, as an argument, with -c or "
+                "BEAMISH_CONFIG, or create one with `beamish init`)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         raise typer.Exit(2) from None
 
 
