@@ -149,3 +149,18 @@ async def test_a_resume_the_source_cannot_do_is_a_409_saying_why(source: Company
         r = await c.post("/api/agents/cfo/resume")
     assert r.status_code == 409
     assert r.json() == {"error": "no node is running this company"}
+
+
+@pytest.mark.timeout(10)
+async def test_a_port_in_use_fails_the_start_with_an_error_not_a_process_exit(source: CompanySource) -> None:
+    import socket
+
+    from beamish import BeamishError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = DashboardServer(source, port=port)
+        with pytest.raises(BeamishError, match=f"cannot serve on 127.0.0.1:{port}"):
+            await server.start()

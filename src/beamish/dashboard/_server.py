@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Generator
 
 import uvicorn
 
+from beamish._exceptions import BeamishError
 from beamish.dashboard._app import check_bind, create_app, is_loopback
 from beamish.dashboard._source import DashboardSource
 
@@ -18,6 +20,15 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn calls sys.exit() when it cannot bind: inside a task, that SystemExit would leave the
+        # loop and end the whole process with a traceback. An ordinary error fails this start alone.
+        try:
+            await super().serve(sockets)
+        except SystemExit as exc:
+            where = f"{self.config.host}:{self.config.port}"
+            raise BeamishError(f"cannot serve on {where}: the address is in use or not available") from exc
 
 
 class DashboardServer:
