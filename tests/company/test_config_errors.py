@@ -14,6 +14,7 @@ from beamish.company import load_config, load_config_data
 pytestmark = pytest.mark.timeout(20)
 
 GOOD_AGENT = {"instructions": "Run the company.", "model": "anthropic:claude-sonnet-4-5"}
+ENTRY_AGENT = {"entry": "asyncio:sleep", "model": "openai:gpt-4o-mini"}
 
 
 def config(**tables: Any) -> dict[str, Any]:
@@ -174,6 +175,42 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "the memory tool with memory off",
         {**agent(tools=["memory"]), "memory": {"enabled": False}},
         "agents.ceo.tools[0]: 'memory' needs [memory] enabled = true",
+    ),
+    (
+        "an agent with neither instructions nor entry",
+        {"agents": {"ceo": {"model": "openai:gpt-4o-mini"}}},
+        "agents.ceo.instructions: required key is missing (or set entry = 'module:function')",
+    ),
+    (
+        "an entry agent with instructions too",
+        agent(entry="asyncio:sleep"),
+        "agents.ceo.entry: an entry agent takes no instructions (its code holds them); remove one",
+    ),
+    (
+        "an entry agent with tools",
+        {"agents": {"ceo": {**ENTRY_AGENT, "tools": ["memory"]}}},
+        "agents.ceo.entry: an entry agent's tools belong to its own code; leave tools empty",
+    ),
+    (
+        "an entry that is not an import path",
+        {"agents": {"ceo": {**ENTRY_AGENT, "entry": "run_agent"}}},
+        "agents.ceo.entry: expected an import path 'module:function', got 'run_agent'",
+    ),
+    (
+        "an entry module that cannot be imported",
+        {"agents": {"ceo": {**ENTRY_AGENT, "entry": "no_such_module_xyz:run"}}},
+        "agents.ceo.entry: cannot import module 'no_such_module_xyz': ModuleNotFoundError: No module named "
+        "'no_such_module_xyz'",
+    ),
+    (
+        "an entry function that does not exist",
+        {"agents": {"ceo": {**ENTRY_AGENT, "entry": "asyncio:no_such_function"}}},
+        "agents.ceo.entry: module 'asyncio' has no attribute 'no_such_function'",
+    ),
+    (
+        "an entry that is not an async function",
+        {"agents": {"ceo": {**ENTRY_AGENT, "entry": "json:dumps"}}},
+        "agents.ceo.entry: 'json:dumps' is not an async function (task, ctx) -> answer",
     ),
     (
         "an agent name with capitals",

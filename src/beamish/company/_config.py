@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import re
 import sys
 import tomllib
@@ -109,7 +110,7 @@ def load_config_data(
     groups = _group_membership(file, problems)
     agents: dict[str, AgentConfig] = {}
     for name, section in file.agents.items():
-        _check_agent(name, section, file, problems)
+        _check_agent(name, section, file, base, problems)
         model = _model(name, section.model, base, problems)
         tools = tuple(_tool(name, i, t, file, base, problems) for i, t in enumerate(section.tools))
         agents[name] = AgentConfig(name, section, model, tools, groups.get(name))
@@ -162,11 +163,19 @@ def _group_membership(file: ConfigFile, problems: list[tuple[str, str]]) -> dict
     return member
 
 
-def _check_agent(name: str, section: AgentSection, file: ConfigFile, problems: list[tuple[str, str]]) -> None:
+def _check_agent(
+    name: str, section: AgentSection, file: ConfigFile, base: Path, problems: list[tuple[str, str]]
+) -> None:
     where = f"agents.{name}"
     if not _NAME.match(name):
         problems.append((where, "expected a lowercase name (a-z, 0-9, _ or -, starting with a letter)"))
-    if not section.instructions.strip():
+    if section.entry is not None:
+        _check_entry(name, section, base, problems)
+    elif section.instructions is None:
+        problems.append(
+            (f"{where}.instructions", "required key is missing (or set entry = 'module:function')")
+        )
+    elif not section.instructions.strip():
         problems.append((f"{where}.instructions", "expected non-empty instructions"))
     if section.budget.tz is not None:
         _check_zone(f"{where}.budget.tz", section.budget.tz, problems)
@@ -186,6 +195,39 @@ def _check_agent(name: str, section: AgentSection, file: ConfigFile, problems: l
         seen.add(sid)
     if "consult" in section.tools and len(file.agents) < 2:
         problems.append((f"{where}.tools", "'consult' needs at least one other agent"))
+
+
+def _check_entry(agent: str, section: AgentSection, base: Path, problems: list[tuple[str, str]]) -> None:
+    """An ``entry`` agent runs its own code: no beamish instructions or tools, an importable async
+    function ``(task, ctx) -> answer``."""
+    where = f"agents.{agent}"
+    if section.instructions is not None:
+        problems.append(
+            (f"{where}.entry", "an entry agent takes no instructions (its code holds them); remove one")
+        )
+    if section.tools:
+        problems.append(
+            (f"{where}.entry", "an entry agent's tools belong to its own code; leave tools empty")
+        )
+    ref = section.entry or ""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        problems.append((f"{where}.entry", f"expected an import path 'module:function', got {ref!r}"))
+        return
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        problems.append(
+            (f"{where}.entry", f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}")
+        )
+        return
+    fn = getattr(module, attr, None)
+    if fn is None:
+        problems.append((f"{where}.entry", f"module {module_name!r} has no attribute {attr!r}"))
+    elif not inspect.iscoroutinefunction(fn):
+        problems.append((f"{where}.entry", f"{ref!r} is not an async function (task, ctx) -> answer"))
 
 
 def _check_zone(where: str, zone: str, problems: list[tuple[str, str]]) -> None:

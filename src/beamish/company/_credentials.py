@@ -26,6 +26,8 @@ def missing_credentials(config: CompanyConfig, environ: Mapping[str, str]) -> di
     missing: dict[str, list[str]] = {}
     for name, agent in config.agents.items():
         provider = agent.model.partition(":")[0]
+        if agent.section.entry is not None:
+            continue  # an entry agent's own code makes its clients, with whatever credentials it holds
         if provider not in _NEEDS:
             continue  # the scripted model needs nothing
         keys, exempt_by = _NEEDS[provider]

@@ -103,7 +103,14 @@ class PriceSection(_Table):
 
 
 class AgentSection(_Table):
-    instructions: str
+    """An agent: beamish's loop (``instructions``) or the user's own code (``entry``), never both.
+
+    ``model`` stays required for an ``entry`` agent: its requests through ``beamish.durable`` are
+    priced and budgeted by it.
+    """
+
+    instructions: str | None = None
+    entry: str | None = None
     model: str
     tools: list[str] = Field(default_factory=list)
     isolation: Isolation = "process"

@@ -82,7 +82,8 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
     wd = section.watchdog
     options: dict[str, Any] = {
         "name": agent.name,
-        "instructions": section.instructions,
+        "instructions": section.instructions or "",
+        "entry": section.entry,
         "model": agent.model,
         "tools": tools,
         "budget": Budget(**budget_fields),
