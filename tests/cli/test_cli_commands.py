@@ -257,3 +257,16 @@ def test_a_missing_config_says_where_it_looked_and_how_to_name_one(
     assert result.exit_code == 2
     assert "beamish.toml: no such file" in result.output
     assert f"looked in {tmp_path}" in result.output and "beamish init" in result.output
+
+
+def test_run_reports_a_failed_start_once(company: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from beamish import BeamishError
+
+    async def fails(*args: object, **kwargs: object) -> None:
+        raise BeamishError("cannot serve on 127.0.0.1:1: the address is in use or not available")
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setattr("beamish.company._company.run_company", fails)
+    result = runner.invoke(app, ["run", str(company)])
+    assert result.exit_code == 1
+    assert result.output.count("error:") == 1, result.output

@@ -141,6 +141,8 @@ def run(
                 cfg, dashboard_port=dashboard_port, store_url=store, node_id=node_id, lease_s=lease
             )
         )
+    except typer.Exit:  # a RuntimeError too (click's): run_async has already said why
+        raise
     except RuntimeError as exc:  # e.g. the company is already running
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
