@@ -213,9 +213,15 @@ class SemanticGuard:
         state.watch.beat("model call")
         if state.capped is not None:
             raise AbortRun(state.capped.reason)
+        try:  # before any byte is sent: a call with no price is never made (fail closed)
+            rates = self._rates(state, run)
+        except PricingError as exc:
+            self._event("run.refused", run.run_id, {"run_id": run.run_id, "error": str(exc)})
+            await self._flush()
+            raise AbortRun(Crashed(exc)) from None
         if not self._budgeted:
             return None
-        amount = state.rates.worst_case_nano(state.prompt_bound(request), request.max_tokens)
+        amount = rates.worst_case_nano(state.prompt_bound(request), request.max_tokens)
         try:
             return await self.keeper.reserve(self.agent, run.run_id, amount, seq=run.seq)
         except BudgetExceeded as exc:
@@ -231,7 +237,7 @@ class SemanticGuard:
         state = self._run(run)
         state.watch.beat("model answer")
         state.calls.extend((c.name, c.arguments) for c in response.tool_calls)
-        cost = state.rates.cost_nano(response.usage)
+        cost = self._rates(state, run).cost_nano(response.usage)
         if isinstance(token, Reservation):
             await self.keeper.settle(token, cost, seq=run.seq)
             await self._flush()
@@ -303,6 +309,13 @@ class SemanticGuard:
         return lifted
 
     # -- decisions ------------------------------------------------------------------------------
+
+    def _rates(self, state: _RunState, run: RunInfo) -> ModelRates:
+        """The rates of the model this call names: the agent's, fixed at ``before_run``, or another
+        one (a framework agent's client may name any model in each request)."""
+        if run.model == state.rates.model:
+            return state.rates
+        return self.prices.rates(run.model)
 
     def _run(self, run: RunInfo) -> _RunState:
         state = self._state

@@ -19,6 +19,7 @@ answer is read whole before the SDK sees it (it is journaled as one step); the c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -70,6 +71,8 @@ async def exchange(
             raw = json.dumps(body, ensure_ascii=False).encode()
     seq = ctx.next_seq()
     info = ctx.info(seq)
+    if name:  # priced and budgeted by the model the request names, not the one the spec names
+        info = dataclasses.replace(info, model=model)
     ctx.count_turn()
 
     async def perform() -> StepResult:
