@@ -9,7 +9,8 @@ library, on the tool's worker thread: a few hundred kilobytes. The tools' names 
 the reference memory server's; results and error texts are the server's own, passed through.
 
 The server's URL comes from ``BEAMISH_MEMORY_URL``, which the company sets before any agent
-process starts.
+process starts; beyond loopback, so does the bearer token the server requires
+(``BEAMISH_MEMORY_TOKEN``, masked in the journal and logs like every secret-named variable).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from beamish.telemetry._redact import redact_leaves
 
 PROTOCOL_VERSION = "2025-06-18"
 URL_ENV = "BEAMISH_MEMORY_URL"
+#: The memory server's ``TOKEN_ENV`` (not imported from there: that module is heavy to import).
+TOKEN_ENV = "BEAMISH_MEMORY_TOKEN"
 
 
 class _Client:
     """One MCP session with the memory server; calls are serialised (tools run on worker threads)."""
 
-    def __init__(self, url: str, timeout_s: float = 60.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 60.0, token: str | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ToolError(
@@ -43,6 +46,7 @@ class _Client:
             )
         self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path or "/mcp"
         self.timeout_s = timeout_s
+        self.token = token
         self.session: str | None = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -55,6 +59,8 @@ class _Client:
         }
         if self.session:
             headers["Mcp-Session-Id"] = self.session
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
         try:
             conn.request("POST", self.path, body=json.dumps(message), headers=headers)
@@ -161,8 +167,10 @@ def _call(tool: str, arguments: dict[str, Any]) -> str:
         url = os.environ.get(URL_ENV)
         if not url:
             raise ToolError(f"memory: no memory server for this agent ({URL_ENV} is not set)")
-        if _CLIENT is None or (_CLIENT.host, _CLIENT.port) != (urlsplit(url).hostname, urlsplit(url).port):
-            _CLIENT = _Client(url)
+        token = os.environ.get(TOKEN_ENV) or None
+        where = (urlsplit(url).hostname, urlsplit(url).port, token)
+        if _CLIENT is None or (_CLIENT.host, _CLIENT.port, _CLIENT.token) != where:
+            _CLIENT = _Client(url, token=token)
         client = _CLIENT
     # what agents know is kept in a plain file: no secret goes into it
     return client.call(tool, redact_leaves(arguments))

@@ -7,11 +7,15 @@ need of the running node (``submit``) is bound when the company starts.
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 from beamish._clock import Clock
 from beamish.company._config import CompanyConfig
 from beamish.company._tree import CompanyParts
+
+#: The hosts the memory server serves without a token (as ``beamish.memory.http_app`` decides).
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class LateSubmit:
@@ -42,7 +46,7 @@ def company_parts(
     parts = CompanyParts()
     if config.file.memory.enabled:
         from beamish.company._memory_service import MemoryService, free_port
-        from beamish.company._memory_tools import MEMORY_TOOLS, URL_ENV
+        from beamish.company._memory_tools import MEMORY_TOOLS, TOKEN_ENV, URL_ENV
 
         memory = config.file.memory
         port = memory.port or free_port(memory.host)
@@ -55,6 +59,11 @@ def company_parts(
         )
         # agents (and their processes, forked later) find the shared server here
         os.environ[URL_ENV] = f"http://{memory.host}:{port}/mcp"
+        if memory.host not in LOOPBACK:
+            # beyond loopback the server requires a bearer token: the operator's, or one made for
+            # this run. Server and agents read it from the environment (agent processes inherit
+            # it); a secret-named variable, it is masked in the journal, events and logs.
+            os.environ.setdefault(TOKEN_ENV, secrets.token_urlsafe(32))
         parts.builtin_tools["memory"] = lambda _agent: MEMORY_TOOLS
     from beamish.upgrade._reload import attach_upgrades
 
