@@ -1,7 +1,5 @@
 """beamish: an OTP-style runtime that keeps teams of LLM agents alive and honest."""
 
-import contextlib
-
 from beamish._clock import SYSTEM_CLOCK, Clock, SystemClock
 from beamish._exceptions import (
     ActorError,
@@ -53,6 +51,7 @@ from beamish._exits import (
     Shutdown,
     exit_from_json,
 )
+from beamish._exports import claim_public_module as _claim_public_module
 from beamish.agent._budget import Budget
 from beamish.agent._mcp_tools import McpServer
 from beamish.agent._policy import Policy
@@ -175,14 +174,4 @@ __all__ = [
 ]
 
 
-def _claim_public_module() -> None:
-    """Exported classes and functions report ``beamish`` as their module (as httpx does)."""
-    namespace = globals()
-    for name in __all__:
-        obj = namespace[name]
-        if isinstance(obj, type) or callable(obj):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = "beamish"
-
-
-_claim_public_module()
+_claim_public_module(globals(), __all__, __name__)

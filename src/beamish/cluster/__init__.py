@@ -5,18 +5,11 @@ or groups) by lease, fails over the units of dead nodes and hands its own over o
 :func:`list_nodes` and :func:`request_drain` are what ``beamish node list|drain`` call.
 """
 
+from beamish._exports import claim_public_module as _claim_public_module
 from beamish.cluster._membership import NodeInfo, default_node_id, list_nodes, request_drain
 from beamish.cluster._node import ClusterNode, Unit
 
 __all__ = ["ClusterNode", "NodeInfo", "Unit", "default_node_id", "list_nodes", "request_drain"]
 
 
-def _claim_public_module() -> None:
-    """Exported names report ``beamish.cluster`` as their module, not the private one."""
-    for name in __all__:
-        obj = globals()[name]
-        if isinstance(obj, type) or callable(obj):
-            obj.__module__ = __name__
-
-
-_claim_public_module()
+_claim_public_module(globals(), __all__, __name__)

@@ -4,6 +4,7 @@
 journal (and, after a restart, replay) each model and tool step.
 """
 
+from beamish._exports import claim_public_module as _claim_public_module
 from beamish.journal._records import Lease, LedgerEntry, PruneReport, Run, Step
 from beamish.journal._replay import RunJournal, StepResult
 from beamish.journal._sql import AsyncTx, SyncTx
@@ -24,12 +25,4 @@ __all__ = [
 ]
 
 
-def _claim_public_module() -> None:
-    """Exported names report ``beamish.journal`` as their module, not the private one."""
-    for name in __all__:
-        obj = globals()[name]
-        if isinstance(obj, type) or callable(obj):
-            obj.__module__ = __name__
-
-
-_claim_public_module()
+_claim_public_module(globals(), __all__, __name__)
