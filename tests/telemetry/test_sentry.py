@@ -100,3 +100,51 @@ def test_content_stays_home_unless_opted_in_and_secrets_never_leave(monkeypatch:
     [event] = transport.events()
     assert "private plans" in repr(event)
     assert "SECRETSECRET" not in repr(event)
+
+
+def _leaks(event: dict[str, Any], needle: str) -> list[str]:
+    """The paths in ``event`` whose text holds ``needle``."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+        elif needle in str(value):
+            found.append(path)
+
+    walk(event, "event")
+    return found
+
+
+def test_the_client_attaches_no_stack_locals_or_request_of_its_own() -> None:
+    """Whatever the installed sentry-sdk major collects by default (3.x attaches the reporting
+    thread's stack with every frame's local variables), the event holds only what beamish built."""
+    private_prompt = "quarterly plans nobody may read"  # a local of this frame, as a caller's would be
+    rep, transport = reporter(capture_content=False)
+    rep.on_event(Event("run.needs_attention", "cto", {"prompt": private_prompt}))
+    rep.flush()
+    [event] = transport.events()
+    assert _leaks(event, private_prompt) == []
+    assert not {"threads", "exception", "stacktrace", "request", "user", "extra"} & set(event)
+    assert set(event["contexts"]) <= {"beamish", "trace"}
+
+
+def test_the_private_client_options_are_the_ones_the_installed_major_knows() -> None:
+    import sentry_sdk.consts
+
+    rep, _ = reporter()
+    options = rep.client.options
+    assert options["attach_stacktrace"] is False
+    if "data_collection" in sentry_sdk.consts.DEFAULT_OPTIONS:
+        collection = options["data_collection"]
+        assert collection["stack_frame_variables"] is False
+        assert collection["user_info"] is False
+        assert collection["http_bodies"] == []
+    else:
+        assert options["send_default_pii"] is False
+    if "include_local_variables" in sentry_sdk.consts.DEFAULT_OPTIONS:
+        assert options["include_local_variables"] is False
