@@ -151,9 +151,10 @@ async def test_a_write_waiting_for_the_sqlite_lock_does_not_block_the_event_loop
 
 
 def test_a_postgres_password_never_shows_in_messages() -> None:
-    from beamish.journal._postgres import _redact
+    from beamish.journal._postgres import PostgresBackend
+    from beamish.telemetry import MASK
 
-    assert _redact("postgresql://bob:s3cret@db/x?a=1") == "postgresql://bob:***@db/x?a=1"
-    assert _redact("postgresql://db/x?sslmode=require&password=s3cret") == (
-        "postgresql://db/x?sslmode=require&password=***"
-    )
+    where = PostgresBackend("postgresql://bob:s3cret@db/x?a=1").where
+    assert where == f"postgresql://bob:{MASK}@db/x?a=1"
+    where = PostgresBackend("postgresql://db/x?sslmode=require&password=s3cret").where
+    assert where == f"postgresql://db/x?sslmode=require&password={MASK}"

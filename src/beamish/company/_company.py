@@ -22,6 +22,7 @@ from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._tree import CompanyParts, build_tree, company_budget
 from beamish.company._view import _day_start, apply_event, skeleton
 from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
+from beamish.telemetry._redact import redact_text
 
 logger = logging.getLogger("beamish.company")
 
@@ -374,7 +375,7 @@ async def run_company(
             console.print(f"dashboard at {await server.start()}")
         console.print(
             f"company {config.file.company.name!r} running: {len(config.agents)} agents, "
-            f"store {config.store_url}; Ctrl-C stops it"
+            f"store {redact_text(config.store_url)}; Ctrl-C stops it"
         )
         try:
             await stop.wait()

@@ -27,6 +27,7 @@ from beamish.agent._policy import Policy
 from beamish.agent._tools import Tool
 from beamish.company._errors import describe
 from beamish.company._schema import AgentSection, ConfigFile
+from beamish.telemetry._redact import redact_text
 
 #: Tools every agent may name without an import path.
 BUILTIN_TOOLS = frozenset({"memory", "consult"})
@@ -141,7 +142,7 @@ def _store_url(url: str, base: Path, problems: list[tuple[str, str]]) -> str:
         return "sqlite:///" + str(_path(url.removeprefix("sqlite:///"), base))
     if url.startswith(("postgresql://", "postgres://")):
         return url
-    problems.append(("store.url", f"expected sqlite:///PATH or postgresql://…, got {url!r}"))
+    problems.append(("store.url", f"expected sqlite:///PATH or postgresql://…, got {redact_text(url)!r}"))
     return url
 
 

@@ -26,6 +26,7 @@ from beamish.journal._sql import (
     to_pyformat,
 )
 from beamish.journal._worker import WorkerPool
+from beamish.telemetry._redact import redact_text
 
 if TYPE_CHECKING:
     import psycopg
@@ -33,12 +34,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _CHANNEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,62}$")
-
-
-def _redact(url: str) -> str:
-    """The URL with a password (``user:pw@`` or ``password=``) masked, for messages."""
-    url = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
 
 
 def check_channel(channel: str) -> str:
@@ -103,7 +98,7 @@ class PostgresBackend:
                 "a postgresql:// store needs psycopg and psycopg_pool: pip install 'beamish[postgres]'"
             ) from exc
         self.url = url
-        self.where = _redact(url)
+        self.where = redact_text(url)  # no password (user:pw@ or password=) in any message
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}, name="beamish"
         )

@@ -1,8 +1,11 @@
 """Secrets never leave the node: API keys, bearer tokens and password-like fields are masked.
 
-Applied to everything telemetry exports (span attributes, Sentry events) and to what the CLI and
-dashboard show. Two nets: known secret shapes (``sk-…``, ``Bearer …``, ``AKIA…``) and the values of
-secret-named environment variables currently set, so a key of an unknown shape is caught too.
+The one redaction module: the journal (run records and step payloads), stored events, every log
+record of a company process, telemetry (spans, Sentry), the store's URL in messages and what the CLI
+and dashboard show all go through it. Three nets: known secret shapes (``sk-…``, ``Bearer …``,
+``AKIA…``, ``user:pw@`` in a URL of any scheme, ``NAME_TOKEN=…``), secret-named keys in structured
+data, and the values of secret-named environment variables currently set, so a key of an unknown
+shape is caught too. Token *counts* (``input_tokens``, ``max_tokens``) are numbers, not secrets.
 """
 
 from __future__ import annotations
@@ -15,50 +18,100 @@ from typing import Any
 
 MASK = "[redacted]"
 
+#: A secret word inside a key name; ``token`` only in the singular (``input_tokens`` is a count),
+#: and not ``tokenizer``.
 _SECRET_KEY = re.compile(
-    r"(api[_-]?key|authorization|password|passwd|secret|token|dsn|cookie|credential)", re.I
+    r"(api[_-]?key|access[_-]?key|private[_-]?key|authorization|passw(?:or)?d|secret|token(?!s|i[sz])"
+    r"|dsn|cookie|credential)",
+    re.I,
 )
+#: Last words that make a secret-looking name a quantity or a label (``token_count``, ``token_type``).
+_NOT_SECRET_LAST = frozenset(
+    ("count", "counts", "limit", "total", "usage", "used", "budget", "length", "size", "ttl", "type")
+)
+_VALUE = r"([\"']?)([^\s&,;\"'\[\]{}()<>]{4,})"
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"sk-(?:ant-)?[A-Za-z0-9_\-]{16,}"), MASK),  # Anthropic / OpenAI style keys
     (re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-~+/]{8,}=*"), "Bearer " + MASK),
     (re.compile(r"AKIA[0-9A-Z]{16}"), MASK),
     (re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"), MASK),
     (re.compile(r"xox[abpr]-[A-Za-z0-9-]{10,}"), MASK),
-    (re.compile(r"(?i)\b(api[_-]?key|password|secret|token)(\s*[=:]\s*)([^\s&,;\"'\[]{4,})"), r"\1\2" + MASK),
-    (re.compile(r"(?i)(https?://[^:/\s@]+:)([^@/\s]+)(@)"), r"\1" + MASK + r"\3"),  # credentials in URLs
+    # api_key: …, password=…, "password": "…", MY_SERVICE_TOKEN=…, client_secret=… (either case)
+    (
+        re.compile(
+            r"(?i)\b((?:[a-z0-9]+[_-]){0,6}(?:api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key"
+            r"|password|passwd|secret|token|credentials?))(['\"]?\s*[=:]\s*)" + _VALUE
+        ),
+        r"\1\2\3" + MASK,
+    ),
+    # NAME_KEY=… and NAME_DSN=… written as environment variables are (``idempotency_key=`` is not one)
+    (re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+){0,6}_(?:KEY|DSN))(\s*[=:]\s*)" + _VALUE), r"\1\2\3" + MASK),
+    # user:password@ in a URL of any scheme (postgresql, redis://:pw@, amqp, https…)
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,30}://[^:/?#@\s]*:)([^@/?#\s]+)(@)"), r"\1" + MASK + r"\3"),
 ]
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|DSN)$")
+#: Endings of secret-named environment variables: their values are masked wherever they appear.
+_SECRET_ENV = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "DSN", "CREDENTIALS")
+_KEYWORDS = (
+    *("apikey", "api_key", "api-key", "password", "passwd", "secret", "token", "credential"),
+    *("_key", "_dsn"),  # NAME_KEY=, NAME_DSN=
+)
+#: Calls between full scans of the environment (between them, a cheap check: the variable count
+#: and the values of the secret-named variables found last time).
+_RESCAN_EVERY = 32
 
 
-_SECRET_ENV_BYTES = re.compile(rb"(?i)(KEY|TOKEN|SECRET|PASSWORD|DSN)$")
-_KEYWORDS = ("apikey", "api_key", "api-key", "password", "secret", "token")
+class _EnvSecrets:
+    """The values of secret-named environment variables, kept current without decoding the whole
+    environment on every journal write: a full scan when the number of variables or a known secret
+    variable's value changed, and every :data:`_RESCAN_EVERY` calls in any case."""
+
+    def __init__(self) -> None:
+        self._count = -1
+        self._named: dict[str, str] = {}
+        self._values: list[str] = []
+        self._calls = 0
+
+    def values(self) -> list[str]:
+        self._calls += 1
+        environ = os.environ
+        if (
+            self._calls >= _RESCAN_EVERY
+            or len(environ) != self._count
+            or any(environ.get(k) != v for k, v in self._named.items())
+        ):
+            self._scan()
+        return self._values
+
+    def _scan(self) -> None:
+        environ = os.environ
+        self._calls = 0
+        self._count = len(environ)
+        named = (k for k in environ if k.upper().endswith(_SECRET_ENV))
+        self._named = {k: v for k in named if (v := environ.get(k)) is not None}  # gone since: skipped
+        self._values = sorted((v for v in self._named.values() if len(v) >= 8), key=len, reverse=True)
 
 
-_env_cache: tuple[int, list[str]] | None = None
+_env = _EnvSecrets()
 
 
 def _env_secrets() -> list[str]:
-    """Values of secret-named environment variables (long enough not to mask ordinary words).
+    """Values of secret-named environment variables (long enough not to mask ordinary words),
+    longest first so a value that contains another is masked whole."""
+    return _env.values()
 
-    Recomputed only when the environment changed (its items' hash), since the journal asks on
-    every write."""
-    global _env_cache
-    raw = getattr(os.environ, "_data", None)  # the bytes behind os.environ: no decoding of every entry
-    if not isinstance(raw, dict):
-        return sorted(
-            (v for k, v in os.environ.items() if _SECRET_ENV.search(k.upper()) and len(v) >= 8),
-            key=len,
-            reverse=True,
-        )
-    key = hash(tuple(raw.items()))
-    if _env_cache is None or _env_cache[0] != key:
-        values = (os.fsdecode(v) for k, v in raw.items() if _SECRET_ENV_BYTES.search(k))
-        _env_cache = (key, sorted((v for v in values if len(v) >= 8), key=len, reverse=True))
-    return _env_cache[1]
+
+def secret_name(name: str) -> bool:
+    """Whether a key named ``name`` holds a secret: ``api_key``, ``Authorization``, ``db_password``,
+    ``refresh_token``; not ``input_tokens``, ``max_tokens``, ``token_count`` or ``token_type``."""
+    if not _SECRET_KEY.search(name):
+        return False
+    words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+    return words[-1] not in _NOT_SECRET_LAST
 
 
 def _keyword_assignment(lower: str) -> bool:
-    """Whether ``lower`` has ``api_key``/``password``/``secret``/``token`` followed by ``=`` or ``:``."""
+    """Whether ``lower`` has a secret keyword (``api_key``, ``password``, ``token``, ``_key``…)
+    followed by ``=`` or ``:``."""
     for keyword in _KEYWORDS:
         start = lower.find(keyword)
         while start >= 0:
@@ -107,7 +160,7 @@ def redact(value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, Mapping):
         return {
-            k: (MASK if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else redact(v))
+            k: (MASK if isinstance(k, str) and secret_name(k) and v not in (None, "") else redact(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

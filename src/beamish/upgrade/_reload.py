@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from beamish._exceptions import NotFound, SpecError
+from beamish.telemetry._redact import redact_text
 from beamish.upgrade._probation import ProbationRules
 from beamish.upgrade._upgrader import Upgrader
 from beamish.upgrade._versions import definition_of, diff
@@ -128,7 +129,7 @@ async def reload_company(
     new_config = load_config(source)
     if new_config.store_url != company.config.store_url:
         raise SpecError(
-            f"{source}: the store differs from the running node's ({new_config.store_url!r}); "
+            f"{source}: the store differs from the running node's ({redact_text(new_config.store_url)!r}); "
             "a reload cannot move a company to another store"
         )
     old_spec = build_tree(company.config, company.parts)
