@@ -95,10 +95,11 @@ async def publish(text: str, ctx: beamish.ToolContext) -> str:
 
 @publish.reconcile
 def _publish_reconcile(key: str) -> str | None:
-    run_id = key.rsplit(":", 1)[0]
-    for line in effects(run_id):
-        if line.startswith(f"publish {key} "):
-            return f"published {line.split(' ', 2)[2]!r} (reconciled)"
+    # the key is ``run_id:seq`` or, after a divergence, ``run_id:seq:generation``
+    for run_id in {key.rsplit(":", 1)[0], key.rsplit(":", 2)[0]}:
+        for line in effects(run_id):
+            if line.startswith(f"publish {key} "):
+                return f"published {line.split(' ', 2)[2]!r} (reconciled)"
     return None
 
 

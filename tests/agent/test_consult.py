@@ -4,6 +4,7 @@ once, and an asker killed mid-consult replays the consult instead of asking twic
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import uuid
@@ -13,6 +14,7 @@ from typing import Any, Literal
 import pytest
 
 from beamish import AgentSpec
+from beamish.agent import _control
 from beamish.agent._consult import consult_run_id
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
@@ -68,7 +70,7 @@ async def test_a_consult_returns_the_other_agents_answer(
         await node.start_supervisor(SupervisorSpec(children))
         run_id = await node.submit("ceo", "Plan Q3")
         result = await node.result(run_id, timeout=30)
-        asked = await node.result(consult_run_id(run_id, 1), timeout=5)
+        asked = await node.result(consult_run_id(f"{run_id}:1"), timeout=5)
     assert result.status == "succeeded"
     assert result.output == "Decision: go, because We can spend 10k on: How much can we spend on Q3?"
     assert asked.agent == "cfo" and asked.status == "succeeded"
@@ -93,7 +95,7 @@ async def test_a_consult_past_its_deadline_fails_the_step_not_the_agent(tmp_path
         run_id = await node.submit("ceo", "Plan Q3")
         result = await node.result(run_id, timeout=30)
         children = await sup.which_children()
-        late = await node.result(consult_run_id(run_id, 1), timeout=30)
+        late = await node.result(consult_run_id(f"{run_id}:1"), timeout=30)
     assert result.status == "succeeded"
     assert result.output is not None and "did not answer 'ceo' within the consult deadline" in result.output
     assert late.status == "succeeded" and late.output == "late numbers", "the cfo finished, too late"
@@ -164,7 +166,7 @@ async def test_an_asker_killed_mid_consult_replays_it_and_the_other_agent_answer
     )
     url = f"sqlite:///{tmp_path}/j.db"
     run_id = f"ask-{uuid.uuid4().hex}"
-    asked = consult_run_id(run_id, 1)
+    asked = consult_run_id(f"{run_id}:1")
     ft.hold_file(asked).write_text("lookup:ledger")
     async with Node(store=url) as node:
         children = [_spec("ceo", ceo, "process").child_spec(), _spec("cfo", cfo).child_spec()]
@@ -206,3 +208,31 @@ async def test_an_agent_may_consult_only_the_agents_it_was_given(tmp_path: Path)
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
         result = await node.result(await node.submit("ceo", "x"), timeout=10)
     assert result.output == "agent 'ceo' may not consult 'lawyer' (allowed: cfo)"
+
+
+async def test_a_diverged_run_asks_its_new_question_instead_of_reading_the_old_answer(
+    tmp_path: Path,
+) -> None:
+    cfo = write_script(tmp_path, "cfo", [{"text": "Answer to: {task}"}])
+    url = f"sqlite:///{tmp_path}/j.db"
+    for version, question in ((1, "Q3 budget?"), (2, "Q4 budget?")):
+        ceo = write_script(
+            tmp_path,
+            f"ceo{version}",
+            [{"tool_calls": [call("consult", agent="cfo", question=question)]}, {"text": "{last_tool}"}],
+        )
+        spec = dataclasses.replace(_spec("ceo", ceo), instructions=f"Version {version}.")
+        async with Node(store=url) as node:
+            await node.start_supervisor(SupervisorSpec([spec.child_spec(), _spec("cfo", cfo).child_spec()]))
+            if version == 1:
+                await node.submit("ceo", "Plan", run_id="r")
+            else:  # the changed instructions make the resumed run diverge at its first step
+                async with await open_store(url) as store:
+                    await store.update_run("r", status="queued")
+                _control.registry(node).wake("ceo")
+            done = await node.result("r", timeout=20)
+        assert done.status == "succeeded"
+        assert done.output == f"Answer to: {question}", "each timeline got the answer to its own question"
+    async with await open_store(url) as store:
+        assert (await store.step("r", 1)).idempotency_key == "r:1:1"  # type: ignore[union-attr]
+        assert (await store.get_run(consult_run_id("r:1:1"))).input == "Q4 budget?"

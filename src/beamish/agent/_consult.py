@@ -69,9 +69,10 @@ class ConsultTool:
         return consult_schema(self.default_deadline_s, self.allowed)
 
 
-def consult_run_id(run_id: str, seq: int) -> str:
-    """The run_id of the question asked at step ``seq`` of ``run_id``."""
-    return f"consult:{run_id}:{seq}"
+def consult_run_id(key: str) -> str:
+    """The run_id of the question asked by the consult step whose idempotency key is ``key`` (the
+    journal's: a diverged run asking afresh gets a new consulted run, not the old question's answer)."""
+    return f"consult:{key}"
 
 
 class Consulter:
@@ -117,15 +118,15 @@ class Consulter:
         deadline_at = started + float(deadline_s)
 
         async def ask(key: str) -> StepResult:
-            answer, ok = await self.ask(run.run_id, seq, asker, target, question, path, deadline_at)
+            answer, ok = await self.ask(key, run.run_id, asker, target, question, path, deadline_at)
             return reply(answer, not ok)
 
         return await journal.effect_step(seq, "consult", args, "idempotent", ask, kind="consult")
 
     async def ask(
         self,
+        key: str,
         run_id: str,
-        seq: int,
         asker: str,
         target: str,
         question: str,
@@ -133,7 +134,7 @@ class Consulter:
         deadline_at: float,
     ) -> tuple[str, bool]:
         """Create (once) the consulted run and wait for it until ``deadline_at``: (text, succeeded)."""
-        rid = consult_run_id(run_id, seq)
+        rid = consult_run_id(key)
         meta = {"consult_path": path, "asked_by": run_id, "deadline_at": deadline_at}
         await self.store.create_run(target, question, run_id=rid, meta=meta)
         if self.wake is not None:

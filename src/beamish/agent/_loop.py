@@ -323,14 +323,18 @@ class RunLoop:
         # an intent left by an earlier incarnation means this is a repeat with the same key
         attempt = 1 if journal.recorded(seq) is None else 2
 
-        async def perform(key: str | None = None) -> StepResult:
-            text, is_error = await self._invoke(run, seq, call, target, attempt)
+        async def perform(key: str) -> StepResult:
+            text, is_error = await self._invoke(run, seq, call, target, attempt, key)
             return reply(text, is_error)
 
         effect = getattr(target, "effect", "read")
         if effect == "read":
+
+            async def read() -> StepResult:  # no effect, so no key of its own: the step's default
+                return await perform(journal.key(seq))
+
             request = {"tool": call.name, "args": call.arguments}
-            return await journal.model_step(seq, request, perform, kind="tool", name=call.name)
+            return await journal.model_step(seq, request, read, kind="tool", name=call.name)
         else:
             reconcile = None
             if getattr(target, "reconcile_fn", None) is not None:
@@ -345,6 +349,7 @@ class RunLoop:
                                 "run_id": run.run_id,
                                 "seq": seq,
                                 "tool": call.name,
+                                "key": key,
                                 "reconciled": text is not None,
                             },
                         )
@@ -354,15 +359,17 @@ class RunLoop:
             return await journal.effect_step(seq, call.name, call.arguments, effect, perform, reconcile)
 
     async def _invoke(
-        self, run: Run, seq: int, call: ToolCall, target: Any, attempt: int
+        self, run: Run, seq: int, call: ToolCall, target: Any, attempt: int, key: str
     ) -> tuple[str, bool]:
-        """Run a tool; any exception it raises is its result, as an error the model reads."""
+        """Run a tool with the journal's ``key``; any exception it raises is its result, as an error
+        the model reads."""
         ctx = ToolContext(
             run_id=run.run_id,
             agent=self.spec.name,
             tool=call.name,
             seq=seq,
             attempt=attempt,
+            idempotency_key=key,
             _on_progress=lambda note: self.hooks.heartbeat("tool"),
             _on_extend=self.hooks.extend,
             _loop=asyncio.get_running_loop(),

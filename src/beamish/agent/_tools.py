@@ -26,6 +26,7 @@ import pydantic
 
 from beamish._exceptions import SpecError, ToolError
 from beamish.agent._messages import ToolSchema
+from beamish.journal._records import step_key
 
 Effect = Literal["read", "idempotent", "once"]
 EFFECTS: tuple[Effect, ...] = ("read", "idempotent", "once")
@@ -36,11 +37,15 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class ToolContext:
     """What a running tool may know and do besides its arguments.
 
-    ``idempotency_key`` is ``"<run_id>:<seq>"``: the same on every re-run of this call after a crash,
-    so a service that deduplicates by key makes an ``idempotent`` tool safe. ``progress()`` is a
-    heartbeat for the watchdog; ``extend(s)`` announces a known-long stretch of work. Both may be
-    called from the worker thread a synchronous tool runs in. ``attempt`` is 2 when an earlier
-    incarnation of the agent started this very call (same key) and crashed before its outcome.
+    ``idempotency_key`` is the key the journal recorded for this call (``"<run_id>:<seq>"``, or
+    ``"<run_id>:<seq>:<g>"`` once the run has diverged ``g`` times): the same on every re-run of this
+    call after a crash, the one ``reconcile`` is asked with, and new for a call a diverged run makes
+    afresh, so a service that deduplicates by key makes an ``idempotent`` tool safe and never drops
+    the new timeline's request. Built by hand (a test, a direct call) it defaults to
+    ``"<run_id>:<seq>"``. ``progress()`` is a heartbeat for the watchdog; ``extend(s)`` announces a
+    known-long stretch of work. Both may be called from the worker thread a synchronous tool runs in.
+    ``attempt`` is 2 when an earlier incarnation of the agent started this very call (same key) and
+    crashed before its outcome.
     """
 
     run_id: str
@@ -48,6 +53,7 @@ class ToolContext:
     tool: str
     seq: int
     attempt: int = 1
+    idempotency_key: str = ""
     #: The agent's journal store (for tools that record what they did there, e.g. ``propose_upgrade``).
     store: Any = field(default=None, repr=False)
     _on_progress: Callable[[str | None], None] | None = field(default=None, repr=False)
@@ -55,9 +61,9 @@ class ToolContext:
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _loop_thread: int | None = field(default=None, repr=False)
 
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.run_id}:{self.seq}"
+    def __post_init__(self) -> None:
+        if not self.idempotency_key:
+            self.idempotency_key = step_key(self.run_id, self.seq)
 
     def progress(self, note: str | None = None) -> None:
         """Tell the watchdog this tool is alive (call it from long loops)."""

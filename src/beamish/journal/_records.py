@@ -21,6 +21,14 @@ Effect = Literal["read", "idempotent", "once"]
 EFFECTS: frozenset[str] = frozenset({"read", "idempotent", "once"})
 
 
+def step_key(run_id: str, seq: int, generation: int = 0) -> str:
+    """The idempotency key of the effect at step ``seq``: ``run_id:seq``, or ``run_id:seq:g`` once
+    the run has diverged ``g`` times (the discarded timeline may have used ``run_id:seq`` for another
+    request). Defined here once: the journal records it, and the tool, its ``reconcile`` and the
+    services behind it are handed the same string."""
+    return f"{run_id}:{seq}" if generation == 0 else f"{run_id}:{seq}:{generation}"
+
+
 @dataclass(frozen=True)
 class Run:
     """One task given to an agent. ``run_id`` is also the submitter's idempotency key."""

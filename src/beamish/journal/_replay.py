@@ -7,10 +7,12 @@ step). For step ``seq``:
   returned without calling the model (``replayed_calls``); otherwise ``perform()`` runs and its result
   is recorded (``model_calls``).
 - :meth:`RunJournal.effect_step` — two phases for tools with side effects: ``intent`` (idempotency
-  key ``run_id:seq``) is committed before ``perform(key)``, ``done`` after. An ``intent`` left by a
-  crash is resolved by the tool's effect class: ``read`` re-runs, ``idempotent`` re-runs with the same
-  key, ``once`` asks ``reconcile(key)`` (``None``: it did not happen, so run it) and otherwise parks
-  the run as ``needs_attention`` (:class:`~beamish.UnknownOutcome`).
+  key ``run_id:seq``, ``run_id:seq:g`` after ``g`` divergences) is committed before ``perform(key)``,
+  ``done`` after. An ``intent`` left by a crash is resolved by the tool's effect class: ``read``
+  re-runs, ``idempotent`` re-runs with the same key, ``once`` asks ``reconcile(key)`` (``None``: it
+  did not happen, so run it) and otherwise parks the run as ``needs_attention``
+  (:class:`~beamish.UnknownOutcome`). The key is the one recorded on the step: ``perform``,
+  ``reconcile`` and the step row always carry the same string.
 
 A request whose hash differs from the recorded one at step N is a *divergence*: a ``step.divergence``
 event names the run, the step and what differs (both requests summarised), then the recorded steps
@@ -39,7 +41,7 @@ from beamish._events import Event
 from beamish._exceptions import SpecError, ToolError, UnknownOutcome
 from beamish.journal._history import load_history
 from beamish.journal._payload import canonical, digest, request_hash
-from beamish.journal._records import EFFECTS, Step
+from beamish.journal._records import EFFECTS, Step, step_key
 from beamish.journal._reqhash import Hashed, RequestHasher, hash_version, list_differences
 from beamish.journal._sql import SyncTx
 from beamish.journal._steps import load_steps
@@ -189,7 +191,7 @@ class RunJournal:
     def key(self, seq: int) -> str:
         """The idempotency key a new effect at ``seq`` gets: ``run_id:seq``, or ``run_id:seq:g`` after
         ``g`` divergences (the discarded timeline may have used ``run_id:seq`` for another request)."""
-        return f"{self.run_id}:{seq}" if self.generation == 0 else f"{self.run_id}:{seq}:{self.generation}"
+        return step_key(self.run_id, seq, self.generation)
 
     @property
     def next_seq(self) -> int:
@@ -269,19 +271,19 @@ class RunJournal:
             err = step.error or {}
             raise ToolError(f"{err.get('type', 'Error')}: {err.get('message', '')} (replayed)")
         if step is None and effect != "read":  # a read has no effect to lose: re-run it after a crash
-            await self._write(seq, kind, name, effect, request, rhash, "intent", StepResult())
+            await self._write(seq, kind, name, effect, request, rhash, "intent", StepResult(), key=key)
         elif effect == "once":
             outcome = await self._reconcile(seq, kind, name, request, rhash, key, reconcile)
             if outcome is not None:
-                await self._finish(seq, kind, name, effect, request, rhash, "done", outcome)
+                await self._finish(seq, kind, name, effect, request, rhash, "done", outcome, key=key)
                 return outcome
         try:
             result = _as_result(await perform(key))
         except Exception as exc:
             error = {"type": type(exc).__name__, "message": str(exc)}
-            await self._finish(seq, kind, name, effect, request, rhash, "error", StepResult(), error)
+            await self._finish(seq, kind, name, effect, request, rhash, "error", StepResult(), error, key=key)
             raise
-        await self._finish(seq, kind, name, effect, request, rhash, "done", result)
+        await self._finish(seq, kind, name, effect, request, rhash, "done", result, key=key)
         return result
 
     async def _reconcile(
@@ -312,6 +314,7 @@ class RunJournal:
             name=name,
             effect="once",
             events=[event],
+            idempotency_key=key,
         )
         await self.store.update_run(self.run_id, status="needs_attention", epoch=self.epoch)
         raise UnknownOutcome(
@@ -403,13 +406,17 @@ class RunJournal:
         phase: str,
         result: StepResult,
         error: Any = None,
+        *,
+        key: str | None = None,
     ) -> None:
         snapshot = prev = None
         messages = self.messages + list(result.messages)
         if (seq + 1) % self.snapshot_every == 0:
             prev = max((s for s in self._snaps if s < seq), default=-1)
             snapshot = messages[self._snaps.get(prev, 0) :]  # only what the last snapshot lacks
-        await self._write(seq, kind, name, effect, request, rhash, phase, result, error, snapshot, prev)
+        await self._write(
+            seq, kind, name, effect, request, rhash, phase, result, error, snapshot, prev, key=key
+        )
         if snapshot is not None:
             self._snaps[seq] = len(messages)
         self.messages = messages
@@ -427,7 +434,10 @@ class RunJournal:
         error: Any = None,
         snapshot: list[Any] | None = None,
         snapshot_prev: int | None = None,
+        *,
+        key: str | None = None,
     ) -> None:
+        """``key``: the effect's idempotency key, the very string its ``perform`` was handed."""
         await self.store.record_step(
             self.run_id,
             seq,
@@ -448,5 +458,5 @@ class RunJournal:
             snapshot=snapshot,
             snapshot_prev=snapshot_prev,
             events=self._pending_events(),
-            idempotency_key=None if effect is None else self.key(seq),
+            idempotency_key=None if effect is None else key or self.key(seq),
         )

@@ -19,7 +19,7 @@ from beamish.journal._payload import (
     request_hash,
     store_body,
 )
-from beamish.journal._records import EFFECTS, STEP_KINDS, STEP_PHASES, Step
+from beamish.journal._records import EFFECTS, STEP_KINDS, STEP_PHASES, Step, step_key
 from beamish.journal._sql import Row, SyncTx
 
 
@@ -176,7 +176,7 @@ class StepsMixin(StoreBase):
         delta = None if messages is None else prepare(messages, threshold, "messages")
         snap = None if snapshot is None else prepare(snapshot, threshold, "snapshot")
         large = [p for p in (req, resp, delta, snap) if p is not None and p.body is not None]
-        key = (idempotency_key or f"{run_id}:{seq}") if effect is not None else None
+        key = (idempotency_key or step_key(run_id, seq)) if effect is not None else None
         values = (
             run_id, seq, kind, phase, name, effect, key, rhash, req.envelope,
             None if resp is None else resp.envelope, error_json, None if delta is None else delta.envelope,
