@@ -71,19 +71,20 @@ def test_the_client_and_the_server_name_the_same_token_variable() -> None:
     assert mt.TOKEN_ENV == TOKEN_ENV
 
 
-def test_a_loopback_memory_server_gets_no_token(tmp_path: Path) -> None:
-    company_parts(config(tmp_path, "127.0.0.1"))
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])
+def test_a_loopback_memory_server_gets_no_token(tmp_path: Path, host: str) -> None:
+    company_parts(config(tmp_path, host))
     assert TOKEN_ENV not in os.environ
 
 
 def test_an_operators_token_is_kept(tmp_path: Path) -> None:
     os.environ[TOKEN_ENV] = "operator-chosen-token"
-    company_parts(config(tmp_path, "127.0.0.2"))
+    company_parts(config(tmp_path, "0.0.0.0"))
     assert os.environ[TOKEN_ENV] == "operator-chosen-token"
 
 
 async def test_agents_reach_a_memory_server_beyond_loopback_with_the_runs_token(tmp_path: Path) -> None:
-    cfg = config(tmp_path, "127.0.0.2")  # not loopback to the server's check, yet local to this machine
+    cfg = config(tmp_path, "0.0.0.0")  # every interface, so not loopback; the agents reach it locally
     async with Company(cfg, parts=company_parts(cfg)) as company:
         token = os.environ[TOKEN_ENV]
         assert len(token) >= 32

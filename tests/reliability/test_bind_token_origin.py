@@ -13,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from beamish import SpecError
+from beamish._net import is_loopback
 from beamish.company._memory_service import MemoryService
 from beamish.company._schema import DashboardSection, MemorySection
 from beamish.dashboard import DashboardServer, create_app
@@ -153,3 +154,34 @@ def test_the_memory_token_can_come_from_the_environment(
         assert client.post("/mcp", headers=MCP_HEADERS, json=INIT).status_code == 401
         right = {**MCP_HEADERS, "authorization": f"Bearer {TOKEN}"}
         assert client.post("/mcp", headers=right, json=INIT).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        *[(h, True) for h in ("127.0.0.1", "127.0.0.2", "127.255.255.254", "localhost", "LOCALHOST.")],
+        *[(h, True) for h in ("::1", "[::1]", "::ffff:127.0.0.2")],
+        *[(h, False) for h in ("0.0.0.0", "::", "10.0.0.5", "128.0.0.1", "example.com", "")],
+        *[(h, False) for h in ("localhost.example", "127.0.0.1.nip.io", "::ffff:10.0.0.5")],
+    ],
+)
+def test_one_loopback_check_knows_all_of_127_slash_8_ipv6_and_localhost(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "::1"])
+def test_both_servers_serve_any_loopback_address_without_a_token(
+    host: str, memory_graph: KnowledgeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard and the memory server agree: 127.0.0.2 is this machine, like 127.0.0.1."""
+    monkeypatch.delenv("BEAMISH_MEMORY_TOKEN", raising=False)
+    base = f"http://{'[::1]' if host == '::1' else host}:8000"
+    DashboardServer(SmallCompany(), host=host, port=0)  # no token needed
+    dashboard = create_app(SmallCompany(), loopback_only=is_loopback(host))
+    assert TestClient(dashboard, base_url=base).get("/api/tree").status_code == 200
+    with TestClient(http_app(memory_graph, host=host), base_url=base) as client:
+        assert client.post("/mcp", headers=MCP_HEADERS, json=INIT).status_code == 200
+        own_origin = {**MCP_HEADERS, "origin": base}
+        assert client.post("/mcp", headers=own_origin, json=INIT).status_code == 200
+        foreign = {**MCP_HEADERS, "host": "evil.example:8000"}
+        assert client.post("/mcp", headers=foreign, json=INIT).status_code in (403, 421)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from beamish._exits import ExitReason
+from beamish._net import url_host
 from beamish.runtime import Actor
 
 
@@ -64,7 +65,7 @@ class MemoryService(Actor):
         if request == ("url",):
             sockets = [s for srv in self.server.servers for s in srv.sockets]
             host, port = sockets[0].getsockname()[:2]
-            return f"http://{host}:{port}/mcp"
+            return f"http://{url_host(host)}:{port}/mcp"
         raise ValueError(f"memory service: unknown request {request!r}")
 
     async def terminate(self, reason: ExitReason) -> None:

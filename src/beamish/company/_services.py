@@ -11,11 +11,9 @@ import secrets
 from typing import Any
 
 from beamish._clock import Clock
+from beamish._net import is_loopback, url_host
 from beamish.company._config import CompanyConfig
 from beamish.company._tree import CompanyParts
-
-#: The hosts the memory server serves without a token (as ``beamish.memory.http_app`` decides).
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class LateSubmit:
@@ -58,8 +56,8 @@ def company_parts(
             )
         )
         # agents (and their processes, forked later) find the shared server here
-        os.environ[URL_ENV] = f"http://{memory.host}:{port}/mcp"
-        if memory.host not in LOOPBACK:
+        os.environ[URL_ENV] = f"http://{url_host(memory.host)}:{port}/mcp"
+        if not is_loopback(memory.host):  # the memory server decides the same way
             # beyond loopback the server requires a bearer token: the operator's, or one made for
             # this run. Server and agents read it from the environment (agent processes inherit
             # it); a secret-named variable, it is masked in the journal, events and logs.

@@ -11,7 +11,6 @@ Security, because a dashboard that can resume a budget-paused agent can spend mo
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from collections.abc import AsyncIterator
 
@@ -22,23 +21,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from beamish._exceptions import SpecError
+from beamish._net import is_loopback
 from beamish.dashboard._page import PAGE
 from beamish.dashboard._source import DashboardSource, UnknownAgent
 from beamish.telemetry._redact import redact
 
 _COOKIE = "beamish_dashboard"
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(host: str, token: str | None) -> None:
     """Refuse to serve beyond this machine without a token."""
     if not is_loopback(host) and not token:

@@ -10,7 +10,8 @@ from collections.abc import Generator
 import uvicorn
 
 from beamish._exceptions import BeamishError
-from beamish.dashboard._app import check_bind, create_app, is_loopback
+from beamish._net import is_loopback
+from beamish.dashboard._app import check_bind, create_app
 from beamish.dashboard._source import DashboardSource
 
 

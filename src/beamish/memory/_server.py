@@ -32,6 +32,7 @@ from mcp_types import (
 )
 
 from beamish._exceptions import MemoryGraphError, SpecError
+from beamish._net import is_loopback, url_host
 from beamish.memory._graph import js_json
 from beamish.memory._paging import PAGED_TOOLS, CursorError, page, paged_definitions, take_cursor
 from beamish.memory._schema import MUTATING, RESOURCE_URI, tool_definitions
@@ -251,7 +252,7 @@ def http_app(
     every request must also bear ``token`` (or ``BEAMISH_MEMORY_TOKEN``): without one the app is
     refused, since the graph would be open to the network."""
     token = token or os.environ.get(TOKEN_ENV) or None
-    loopback = host in ("127.0.0.1", "localhost", "::1")
+    loopback = is_loopback(host)
     if not loopback and token is None:
         raise SpecError(
             f"memory server: serving on {host!r} (not loopback) needs a token; set {TOKEN_ENV} "
@@ -259,9 +260,11 @@ def http_app(
         )
     server = build_server(graph, page_size=page_size)
     origins = list(allowed_origins or [])
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"] if loopback else [f"{host}:*"]
-    if loopback:
-        origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    names = [url_host(host)]
+    if loopback:  # the bound address and every usual name of this machine
+        names += [n for n in ("127.0.0.1", "localhost", "[::1]") if n != names[0]]
+        origins += [f"http://{name}:*" for name in names]
+    hosts = [f"{name}:*" for name in names]
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )

@@ -1,0 +1,32 @@
+"""Which addresses are this machine: one answer for every server that binds or checks a host.
+
+A server bound to loopback serves without a token and accepts only loopback ``Host`` headers; any
+other bind needs a token. The dashboard, the memory server and the company that starts it must agree
+on where that line is, so they all ask :func:`is_loopback`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost``, any of 127.0.0.0/8, ``::1`` (bracketed
+    or not) and IPv4-mapped ``::ffff:127.x.y.z``. A name that needs DNS to resolve is not, and
+    neither is ``0.0.0.0`` (every interface)."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def url_host(host: str) -> str:
+    """``host`` as it appears in a URL or a ``Host`` header (an IPv6 address in brackets)."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare
