@@ -103,7 +103,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "a bad cron expression",
         agent(schedules=[{"cron": "every day", "task": "t"}]),
-        "agents.ceo.schedules[0].cron: expected a cron expression (5 fields), got 'every day'",
+        "agents.ceo.schedules[0].cron: expected 5 fields (minute hour day month weekday), got 'every day'",
     ),
     (
         "a schedule without a task",

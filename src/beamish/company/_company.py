@@ -20,7 +20,7 @@ from beamish._events import Event
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._tree import CompanyParts, build_tree, company_budget
-from beamish.company._view import _day_start, apply_event, skeleton
+from beamish.company._view import _day_start, apply_event, next_fire, skeleton
 from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
 from beamish.telemetry._redact import redact_text
 
@@ -183,6 +183,11 @@ class Company:
     # -- the control target / dashboard source ------------------------------------------------------
     async def tree(self) -> TreeNode:
         root = copy.deepcopy(self._facts)
+        clock = self.parts.schedule_clock or self.clock
+        now = None if clock is None else clock.time()
+        for node in root.walk():  # the next fire moves on as ticks pass, by the scheduler's clock
+            if node.type == "agent" and node.id in self.config.agents:
+                node.next_schedule = next_fire(self.config, node.id, now)
         if self.root is not None and self.root.alive:
             with contextlib.suppress(Exception):
                 await _overlay(root, self.root)

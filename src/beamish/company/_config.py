@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
 from pydantic import ValidationError
 
-from beamish._exceptions import ConfigError, SpecError
+from beamish._exceptions import ConfigError, ScheduleError, SpecError
 from beamish.agent._policy import Policy
 from beamish.agent._tools import Tool
 from beamish.company._errors import describe
-from beamish.company._schema import AgentSection, ConfigFile
+from beamish.company._schema import AgentSection, ConfigFile, ScheduleSection
+from beamish.schedule._cron import Schedule
 from beamish.telemetry._redact import redact_text
 
 #: Tools every agent may name without an import path.
@@ -187,10 +187,12 @@ def _check_agent(
     seen: set[str] = set()
     for i, sched in enumerate(section.schedules):
         at = f"{where}.schedules[{i}]"
-        if not croniter.is_valid(sched.cron):
-            problems.append((f"{at}.cron", f"expected a cron expression (5 fields), got {sched.cron!r}"))
+        try:  # the scheduler's own parser: what passes here is what it will run
+            Schedule(sched.cron)
+        except ScheduleError as exc:
+            problems.append((f"{at}.cron", str(exc).removeprefix("cron: ")))
         _check_zone(f"{at}.tz", sched.tz, problems)
-        sid = sched.id or f"{name}-{i}"
+        sid = schedule_id(name, i, sched)
         if sid in seen:
             problems.append((f"{at}.id", f"duplicate schedule id {sid!r}"))
         seen.add(sid)
@@ -229,6 +231,33 @@ def _check_entry(agent: str, section: AgentSection, base: Path, problems: list[t
         problems.append((f"{where}.entry", f"module {module_name!r} has no attribute {attr!r}"))
     elif not inspect.iscoroutinefunction(fn):
         problems.append((f"{where}.entry", f"{ref!r} is not an async function (task, ctx) -> answer"))
+
+
+def schedule_id(agent: str, index: int, section: ScheduleSection) -> str:
+    """A schedule's id: its own ``id``, else ``AGENT-INDEX``."""
+    return section.id or f"{agent}-{index}"
+
+
+def schedule_of(section: ScheduleSection) -> Schedule:
+    """The scheduler's :class:`~beamish.schedule.Schedule` for a validated config section."""
+    return Schedule(
+        section.cron,
+        tz=section.tz,
+        misfire=section.misfire,
+        grace_s=section.grace_s,
+        jitter_s=section.jitter_s,
+    )
+
+
+def schedule_entries(config: CompanyConfig, agent: str | None = None) -> list[tuple[str, Schedule, str, str]]:
+    """``(schedule_id, Schedule, agent, task)`` for every schedule in the config (or one agent's):
+    what the scheduler runs and what status and the dashboard show as the next fire."""
+    return [
+        (schedule_id(name, i, s), schedule_of(s), name, s.task)
+        for name, spec in config.agents.items()
+        if agent is None or name == agent
+        for i, s in enumerate(spec.section.schedules)
+    ]
 
 
 def _check_zone(where: str, zone: str, problems: list[tuple[str, str]]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from beamish._events import Event
 from beamish.company._company import Company
-from beamish.company._config import CompanyConfig, load_config_data
+from beamish.company._config import CompanyConfig, load_config_data, schedule_entries
 from beamish.company._examples import solo_company_dir
 from beamish.company._faults import AcceleratedClock, FaultPlan, agent_processes
 from beamish.company._summary import Summary, summarize
@@ -94,18 +94,6 @@ def seed_memory(path: Path) -> None:
 def _simulated_start() -> float:
     """Today at 08:55 UTC: the demo's accelerated clock starts just before the first schedule."""
     return datetime.now(UTC).replace(hour=8, minute=55, second=0, microsecond=0).timestamp()
-
-
-def schedule_entries(config: CompanyConfig) -> list[tuple[str, Any, str, str]]:
-    """``(schedule_id, Schedule, agent, task)`` for every schedule in the config."""
-    from beamish.schedule import Schedule
-
-    entries = []
-    for name, agent in config.agents.items():
-        for i, s in enumerate(agent.section.schedules):
-            schedule = Schedule(s.cron, tz=s.tz, misfire=s.misfire, grace_s=s.grace_s, jitter_s=s.jitter_s)
-            entries.append((s.id or f"{name}-{i}", schedule, name, s.task))
-    return entries
 
 
 async def scheduled_figures(store: Any, schedule_ids: list[str]) -> tuple[int, float | None]:

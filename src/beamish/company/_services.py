@@ -37,7 +37,7 @@ def company_parts(
     config: CompanyConfig, *, schedule_clock: Clock | None = None, poll_s: float = 30.0
 ) -> CompanyParts:
     """The services ``beamish run`` and the demo start around the agents."""
-    from beamish.company._demo import schedule_entries
+    from beamish.company._config import schedule_entries
     from beamish.runtime import ChildSpec
     from beamish.schedule import SchedulerActor
 
@@ -69,6 +69,7 @@ def company_parts(
     submit = LateSubmit()
     parts.on_start.append(submit.bind)
     entries = schedule_entries(config)
+    parts.schedule_clock = schedule_clock
     if entries:
         parts.last.append(
             ChildSpec(

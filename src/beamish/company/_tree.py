@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from beamish.company._config import AgentConfig, CompanyConfig
 
 if TYPE_CHECKING:
+    from beamish._clock import Clock
     from beamish.runtime import ChildSpec, SupervisorSpec
 
 
@@ -35,6 +36,8 @@ class CompanyParts:
     on_start: list[Callable[[Any], Any]] = field(default_factory=list)
     on_started: list[Callable[[Any], Any]] = field(default_factory=list)
     on_stop: list[Callable[[Any], Any]] = field(default_factory=list)
+    #: The clock the scheduler fires by (the demo's runs fast); status shows next fires by it too.
+    schedule_clock: Clock | None = None
 
     def service_names(self) -> tuple[str, ...]:
         return tuple(str(s.id) for s in (*self.services, *self.last))

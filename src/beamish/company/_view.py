@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from beamish._events import Event
-from beamish.company._config import CompanyConfig
+from beamish.company._config import CompanyConfig, schedule_entries
 from beamish.dashboard._source import State, TreeNode, UnknownAgent
 
 
@@ -45,21 +45,21 @@ def _agent_node(config: CompanyConfig, agent: str) -> TreeNode:
     return TreeNode(agent, "agent", state="stopped", cap_usd=cap, next_schedule=next_fire(config, agent))
 
 
+def next_fire_at(config: CompanyConfig, agent: str, now: float | None = None) -> datetime | None:
+    """When the scheduler next fires one of the agent's schedules (its own answer: daylight saving
+    and jitter included), in that schedule's zone; None without schedules."""
+    after = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    dues = [
+        schedule.next_due(sid, after).astimezone(schedule.zone)
+        for sid, schedule, _, _ in schedule_entries(config, agent)
+    ]
+    return min(dues, key=datetime.timestamp, default=None)  # a repeated hour's times compare by instant
+
+
 def next_fire(config: CompanyConfig, agent: str, now: float | None = None) -> str | None:
     """The agent's next scheduled fire as ``YYYY-MM-DD HH:MM ZONE``, or None without schedules."""
-    from zoneinfo import ZoneInfo
-
-    from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
-
-    best: datetime | None = None
-    label = ""
-    for sched in config.agents[agent].section.schedules:
-        zone = ZoneInfo(sched.tz)
-        start = datetime.fromtimestamp(time.time() if now is None else now, UTC).astimezone(zone)
-        fire: datetime = croniter(sched.cron, start).get_next(datetime)
-        if best is None or fire.astimezone(UTC) < best.astimezone(UTC):
-            best, label = fire, sched.tz
-    return None if best is None else f"{best:%Y-%m-%d %H:%M} {label}"
+    fire = next_fire_at(config, agent, now)
+    return None if fire is None else f"{fire:%Y-%m-%d %H:%M} {fire.tzinfo}"
 
 
 def _node_for(root: TreeNode, event: Event) -> TreeNode | None:

@@ -159,6 +159,25 @@ class Schedule:
         fraction = int.from_bytes(digest[:8], "big") / 2**64
         return nominal + timedelta(seconds=fraction * self.jitter_s)
 
+    def next_due(self, schedule_id: str, after: datetime) -> datetime:
+        """When the scheduler next fires ``schedule_id`` after ``after``: the earliest due time
+        (nominal plus jitter, daylight saving as :meth:`iter_fires` has it) later than ``after``.
+
+        The one next-fire answer for everything that shows or checks one (status, the dashboard),
+        so none of them can disagree with the scheduler. A tick whose nominal time has passed but
+        whose jittered due time has not is still the next one."""
+        _require_aware("after", after)
+        best: datetime | None = None
+        for nominal in self.iter_fires(after - timedelta(seconds=self.jitter_s)):
+            if best is not None and nominal >= best:  # due >= nominal: no later tick comes sooner
+                return best
+            due = self.due_time(schedule_id, nominal)
+            if due > after and (best is None or due < best):
+                best = due
+        if best is None:
+            raise ScheduleError(f"cron: {self.cron!r} never fires after {after.isoformat()}")
+        return best
+
     def to_json(self) -> dict[str, object]:
         return {
             "v": 1,
