@@ -82,14 +82,17 @@ async def test_nodes_starting_together_record_one_version_of_an_unchanged_agent(
     try:
         definition = definition_of(_spec())
         found = await asyncio.gather(
-            *(Versions(s).ensure("accountant", definition, author="config", reason="start") for s in stores)
+            *(Versions(s).adopt("accountant", definition, author="config", reason="start") for s in stores)
         )
-        assert {v.version for v in found} == {1}
-        again = await Versions(stores[0]).ensure("accountant", definition, author="config", reason="start")
-        assert again.version == 1
+        assert {a.active.version for a in found} == {1} and all(a.replaced is None for a in found)
+        again = await Versions(stores[0]).adopt("accountant", definition, author="config", reason="start")
+        assert again.active.version == 1
         changed = definition_of(_spec("Book hourly."))
-        edited = await Versions(stores[1]).ensure("accountant", changed, author="config", reason="edit")
-        assert edited.version == 2
+        edited = await asyncio.gather(
+            *(Versions(s).adopt("accountant", changed, author="config", reason="edit") for s in stores)
+        )
+        assert {a.active.version for a in edited} == {2}
+        assert [a.replaced.version for a in edited if a.replaced is not None] == [1]  # one rolls it out
         assert [v.version for v in await Versions(stores[2]).history("accountant")] == [1, 2]
     finally:
         for s in stores:
@@ -100,11 +103,40 @@ async def test_a_restart_with_an_unchanged_config_keeps_the_upgrade_made_meanwhi
     async with await open_store(store_url) as store:
         versions = Versions(store)
         config = definition_of(_spec())
-        assert (await versions.ensure("accountant", config, author="config", reason="start")).version == 1
+        started = await versions.adopt("accountant", config, author="config", reason="start")
+        assert started.active.version == 1
         improved = apply_changes(config, {"instructions": "Book hourly."}, allowed=PROPOSABLE)
         await versions.record("accountant", improved, author="agent:improver", reason="faster")
-        kept = await versions.ensure("accountant", config, author="config", reason="start")
-        assert (kept.version, kept.author) == (2, "agent:improver")
+        kept = await versions.adopt("accountant", config, author="config", reason="start")
+        assert (kept.active.version, kept.active.author, kept.replaced) == (2, "agent:improver", None)
         edited = definition_of(_spec("Book daily."))
-        won = await versions.ensure("accountant", edited, author="config", reason="start")
-        assert (won.version, won.state, won.author) == (3, "active", "config")
+        won = await versions.adopt("accountant", edited, author="config", reason="start")
+        assert (won.active.version, won.active.state, won.active.author) == (3, "active", "config")
+        assert won.replaced is not None and won.replaced.version == 2
+
+
+async def test_a_restart_keeps_a_rollback_and_never_copies_a_definition_it_has(store_url: str) -> None:
+    async with await open_store(store_url) as store:
+        versions = Versions(store)
+        first = definition_of(_spec())
+        await versions.adopt("accountant", first, author="config", reason="start")
+        reloaded = definition_of(_spec("Book in one pass."))
+        await versions.set_config("accountant", reloaded)  # a reload read this file
+        await versions.record("accountant", reloaded, author="person:ann", reason="reload")
+        await versions.activate("accountant", 1, previous_state="rolled_back")
+        kept = await versions.adopt("accountant", reloaded, author="config", reason="start")
+        assert (kept.active.version, kept.replaced) == (1, None)  # the same file: the rollback holds
+        assert await versions.config("accountant") == reloaded
+        await versions.adopt("accountant", first, author="config", reason="start")  # file edited back
+        again = await versions.adopt("accountant", reloaded, author="config", reason="start")
+        assert (again.active.version, again.replaced.version if again.replaced else None) == (2, 1)
+        assert [(v.version, v.state) for v in await versions.history("accountant")] == [
+            (1, "superseded"),
+            (2, "active"),
+        ]
+        await versions.put_on_probation("accountant", 2, fallback=1, since=5.0)
+        on_trial = await versions.active("accountant")
+        assert on_trial is not None and (on_trial.fallback, on_trial.trial_since) == (1, 5.0)
+        await versions.set_state("accountant", 2, "active", "passed probation")
+        passed = await versions.active("accountant")
+        assert passed is not None and (passed.fallback, passed.trial_since) == (None, None)

@@ -41,6 +41,8 @@ def _label(node: TreeNode) -> Text:
         facts.append(f"next {node.next_schedule}")
     if node.version:
         facts.append(node.version)
+    if node.drift:
+        facts.append(node.drift)
     if facts:
         text.append("  " + " · ".join(facts), style="dim")
     return text

@@ -251,7 +251,7 @@ class Company:
             before = known.get(node.id)
             if before is not None and before.type == node.type:
                 node.state, node.restarts, node.last_exit = before.state, before.restarts, before.last_exit
-                node.version = before.version
+                node.version, node.drift = before.version, before.drift
         self._facts = fresh
         return report
 

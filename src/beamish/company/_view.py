@@ -113,6 +113,20 @@ def apply_event(root: TreeNode, event: Event) -> None:
         node.version = f"v{event.data.get('version')} (upgraded by {event.data.get('author')})"
     elif kind == "agent.rolled_back" and node.type == "agent":
         node.version = f"v{event.data.get('to')} (v{event.data.get('from')} rolled back)"
+    elif kind == "agent.drift" and node.type == "agent":
+        node.drift = drift_text(event.data)
+
+
+def drift_text(data: dict[str, Any]) -> str | None:
+    """``agent.drift`` in a line: which keys of the config file differ from the running version."""
+    changed = data.get("changed") or []
+    if not changed:
+        return None
+    text = f"config differs from v{data.get('active')} in {', '.join(map(str, changed))}"
+    if data.get("config_version") is not None:
+        state = str(data.get("config_state") or "").replace("_", " ")
+        text += f" (the config's is v{data['config_version']}, {state})"
+    return text
 
 
 def _state(value: str) -> State:

@@ -72,6 +72,7 @@ function renderNode(n) {
   if (n.spent_usd !== null && n.spent_usd !== undefined) meta.push(money(n.spent_usd) + (n.cap_usd ? " / " + money(n.cap_usd) : ""));
   if (n.next_schedule) meta.push("next: " + n.next_schedule);
   if (n.version) meta.push(n.version);
+  if (n.drift) meta.push(n.drift);
   const li = el("li", {"class": "node", "data-testid": "node-" + n.id, "data-state": n.state},
     el("span", {"class": "state " + n.state}, n.state), el("b", {}, n.id), el("span", {"class": "meta"}, meta.join(" · ")));
   if (n.children && n.children.length) {

@@ -33,6 +33,8 @@ class TreeNode:
     next_schedule: str | None = None
     #: An agent's definition version, with its last upgrade or rollback (``beamish.upgrade``).
     version: str | None = None
+    #: How the agent's definition in the config file differs from the version it runs, if it does.
+    drift: str | None = None
     children: list[TreeNode] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +49,7 @@ class TreeNode:
             "cap_usd": self.cap_usd,
             "next_schedule": self.next_schedule,
             "version": self.version,
+            "drift": self.drift,
             "children": [c.to_json() for c in self.children],
         }
 
@@ -63,6 +66,7 @@ class TreeNode:
             cap_usd=data.get("cap_usd"),
             next_schedule=data.get("next_schedule"),
             version=data.get("version"),
+            drift=data.get("drift"),
             children=[cls.from_json(c) for c in data.get("children", [])],
         )
 

@@ -70,6 +70,9 @@ class Trial:
     until: float
     baseline_crashes: int
     crashes: int = 0
+    #: Store time from which the new version's runs count: a version made active again is judged on
+    #: what it does now, not on the runs that got it rolled back before.
+    since: float | None = None
 
 
 @dataclass
@@ -98,8 +101,11 @@ class CrashLog:
         return sum(1 for t in self.times.get(agent, ()) if start <= t < end)
 
 
-async def tally_runs(store: Any, agent: str, version: int, *, limit: int = _BASELINE_RUNS) -> Tally:
-    """Outcomes of the agent's most recent runs that started on ``version``."""
+async def tally_runs(
+    store: Any, agent: str, version: int, *, limit: int = _BASELINE_RUNS, since: float | None = None
+) -> Tally:
+    """Outcomes of the agent's most recent runs that started on ``version`` (created at ``since`` or
+    later, if given)."""
     tally = Tally()
     seen = 0
     offset = 0
@@ -109,6 +115,8 @@ async def tally_runs(store: Any, agent: str, version: int, *, limit: int = _BASE
             break
         offset += len(batch)
         for run in batch:
+            if since is not None and run.created_at < since:
+                return tally  # newest first: the rest are older still
             if run.meta.get("agent_version") != version or seen >= limit:
                 continue
             reason = getattr(run.reason, "kind", None)

@@ -2,8 +2,10 @@
 
 The live tree is compared with the one the new config describes, child by child (by id, recursing
 into groups): a child only in the new tree is started; a child only in the old one is terminated and
-its spec deleted; an agent whose definition changed gets a new version, which it takes at its next
-(re)start — a live agent between two runs, never mid-run. Agent versions record their author.
+its spec deleted; an agent whose definition changed gets a new version (or the earlier version that
+had that definition), which it takes at its next (re)start — a live agent between two runs, never
+mid-run. Agent versions record their author. The store notes what the file says of each agent, so a
+restart with the same file keeps what runs (see :meth:`~beamish.upgrade.Versions.adopt`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ async def reconcile(
             registry.upgrades.pop(agent.name, None)
             registry.refs.pop(agent.name, None)
             registry.specs.pop(agent.name, None)
+            upgrader.drift.pop(agent.name, None)
         report.removed.append(f"{path}/{child.id}")
     live = {str(info.id): info for info in await sup.which_children()}
     for child in new.children:
@@ -92,7 +95,9 @@ async def reconcile(
             report.added.append(where)
         elif agent is not None and _agent_of(before) is not None:
             if diff(definition_of(_agent_of(before)), definition_of(agent)):
+                await upgrader.versions.set_config(agent.name, definition_of(agent))
                 await upgrader.upgrade(agent.name, author=author, reason=reason, spec=agent)
+                await upgrader.report_drift(agent.name)
                 report.upgraded.append(where)
             else:
                 report.unchanged.append(where)

@@ -87,6 +87,8 @@ class Upgrader:
         self.poll_s = poll_s
         self.trials: dict[str, Trial] = {}
         self.crashes = CrashLog(self.rules.window_s)
+        #: Per agent, the keys in which the config file differs from the active version (reported).
+        self.drift: dict[str, list[str]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -113,12 +115,21 @@ class Upgrader:
     async def register(
         self, spec: Any, *, author: str = "config", reason: str = "started from config"
     ) -> Any:
-        """The agent's current version for ``spec`` (recorded as a new version if it differs from the
-        active one), and the versioned spec the agent will start with on this node."""
-        active = await self.versions.ensure(spec.name, definition_of(spec), author=author, reason=reason)
-        versioned = spec_of(active)
-        self._registry().upgrades[spec.name] = versioned
-        return versioned
+        """The version ``spec`` (the agent as the config file says) starts with on this node, and the
+        versioned spec handed to the agent: see :meth:`Versions.adopt`. A version that replaced
+        another here, or was on probation when the node stopped, is on probation; a config file that
+        differs from the version that runs is reported as drift."""
+        async with self._lock:
+            adopted = await self.versions.adopt(spec.name, definition_of(spec), author=author, reason=reason)
+            active = adopted.active
+            if adopted.replaced is not None:
+                await self._switched(active, adopted.replaced, author=author, reason=reason)
+            else:
+                self._registry().upgrades[spec.name] = spec_of(active)
+                if active.fallback is not None:  # on probation when the node stopped: still is
+                    await self._try(active, active.fallback, since=active.trial_since)
+                await self.report_drift(spec.name)
+        return self._registry().upgrades[spec.name]
 
     async def upgrade(
         self,
@@ -129,7 +140,8 @@ class Upgrader:
         changes: Mapping[str, Any] | None = None,
         spec: Any = None,
     ) -> AgentVersion:
-        """A person's (or a test's) upgrade: ``changes`` to the active definition, or a whole ``spec``."""
+        """A person's (or a test's) upgrade: ``changes`` to the active definition, or a whole ``spec``.
+        A definition an earlier version had makes that version active again (on probation)."""
         active = await self.versions.active(agent)
         if active is None:
             raise SpecError(f"no agent named {agent!r} has a version on this node")
@@ -139,52 +151,75 @@ class Upgrader:
             definition = apply_changes(active.definition, changes or {})
         if not diff(active.definition, definition):
             return active
+        earlier = await self.versions.same(agent, definition)
+        if earlier is not None:
+            return await self.roll_out(earlier, author=author, reason=reason)
         version = await self.versions.record(
             agent, definition, author=author, reason=reason, state="proposed"
         )
         return await self.roll_out(version)
 
-    async def roll_out(self, version: AgentVersion) -> AgentVersion:
-        """Make ``version`` active and hand it to the agent; its previous version is the fallback."""
+    async def roll_out(
+        self, version: AgentVersion, *, author: str | None = None, reason: str | None = None
+    ) -> AgentVersion:
+        """Make ``version`` active and hand it to the agent; its previous version is the fallback.
+        ``author`` and ``reason`` say who rolls it out now, if not the version's own author."""
         async with self._lock:
             previous = await self.versions.active(version.agent)
             try:
-                spec = spec_of(version)
+                spec_of(version)
             except Exception as exc:
                 await self.versions.set_state(version.agent, version.version, "refused", str(exc))
                 raise
             await self.versions.activate(version.agent, version.version)
-            told = self._registry().upgrade(spec)
-            now = self.clock.time()
-            prev = previous.version if previous is not None else None
-            if prev is not None:
-                window = self.rules.window_s
-                self.trials[version.agent] = Trial(
-                    agent=version.agent,
-                    version=version.version,
-                    previous=prev,
-                    started=now,
-                    until=now + window,
-                    baseline_crashes=self.crashes.count(version.agent, now - window, now),
-                )
-            changed = [k for k, _, _ in diff(previous.definition, version.definition)] if previous else []
-            await self._emit(
-                Event(
-                    "agent.upgraded",
-                    version.agent,
-                    {
-                        "agent": version.agent,
-                        "version": version.version,
-                        "previous": prev,
-                        "author": version.author,
-                        "reason": version.reason,
-                        "changed": changed,
-                        "live": told,
-                        "probation_s": self.rules.window_s if prev is not None else None,
-                    },
-                )
+            await self._switched(
+                version, previous, author=author or version.author, reason=reason or version.reason
             )
         return await self.versions.get(version.agent, version.version)
+
+    async def _switched(
+        self, version: AgentVersion, previous: AgentVersion | None, *, author: str, reason: str
+    ) -> None:
+        """``version`` is active now in place of ``previous``: tell the agent, put it on probation."""
+        told = self._registry().upgrade(spec_of(version))
+        prev = previous.version if previous is not None else None
+        if prev is not None:
+            await self._try(version, prev, since=self.store.clock.time())
+        changed = [k for k, _, _ in diff(previous.definition, version.definition)] if previous else []
+        await self._emit(
+            Event(
+                "agent.upgraded",
+                version.agent,
+                {
+                    "agent": version.agent,
+                    "version": version.version,
+                    "previous": prev,
+                    "author": author,
+                    "reason": reason,
+                    "changed": changed,
+                    "live": told,
+                    "probation_s": self.rules.window_s if prev is not None else None,
+                },
+            )
+        )
+        await self.report_drift(version.agent)
+
+    async def _try(self, version: AgentVersion, fallback: int, *, since: float | None) -> None:
+        """Probation for ``version`` from now, against ``fallback``; noted in the store, so a restart
+        within the window starts it again instead of dropping it."""
+        now = self.clock.time()
+        window = self.rules.window_s
+        self.trials[version.agent] = Trial(
+            agent=version.agent,
+            version=version.version,
+            previous=fallback,
+            started=now,
+            until=now + window,
+            baseline_crashes=self.crashes.count(version.agent, now - window, now),
+            since=since,
+        )
+        at = since if since is not None else self.store.clock.time()
+        await self.versions.put_on_probation(version.agent, version.version, fallback, at)
 
     async def rollback(self, agent: str, why: str) -> AgentVersion:
         """Back to the version the current one replaced; the current one is marked rolled back."""
@@ -210,7 +245,37 @@ class Upgrader:
                     {"agent": agent, "from": active.version, "to": target, "why": why, "live": told},
                 )
             )
+            await self.report_drift(agent)
         return back
+
+    async def report_drift(self, agent: str) -> None:
+        """Compare the active version with the agent's definition in the config file the company
+        last read; an ``agent.drift`` event when the difference appears, changes or goes away."""
+        config = await self.versions.config(agent)
+        active = await self.versions.active(agent)
+        if config is None or active is None:
+            return
+        changed = [k for k, _, _ in diff(active.definition, config)]
+        if changed == self.drift.get(agent, []):
+            return
+        same = await self.versions.same(agent, config) if changed else None
+        if changed:
+            self.drift[agent] = changed
+        else:
+            self.drift.pop(agent, None)
+        await self._emit(
+            Event(
+                "agent.drift",
+                agent,
+                {
+                    "agent": agent,
+                    "active": active.version,
+                    "changed": changed,
+                    "config_version": same.version if same is not None else None,
+                    "config_state": same.state if same is not None else None,
+                },
+            )
+        )
 
     # -- watching -----------------------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
@@ -240,7 +305,7 @@ class Upgrader:
         await self._follow_store()
         now = self.clock.time()
         for agent, trial in list(self.trials.items()):
-            new = await tally_runs(self.store, agent, trial.version)
+            new = await tally_runs(self.store, agent, trial.version, since=trial.since)
             old = await tally_runs(self.store, agent, trial.previous)
             why = verdict(self.rules, trial, new, old)
             if why is not None:
@@ -259,6 +324,7 @@ class Upgrader:
                 if spec is not None and spec.version != number:
                     self.trials.pop(agent, None)
                     registry.upgrade(spec_of(await self.versions.get(agent, number)))
+                    await self.report_drift(agent)
 
     async def _emit(self, event: Event) -> None:
         await self.store.append_event(event)
