@@ -83,6 +83,13 @@ async def test_a_rollback_survives_a_restart_with_the_reloaded_file_and_the_file
     async with await open_store(cfg.store_url) as store:  # `beamish status` with no node running
         stopped = {n.id: n for n in (await StoreView(load_config(toml), store).tree()).walk()}
         assert stopped["accountant"].drift == shown.drift
+    async with Company(load_config(toml), parts=_parts(clock)) as company:
+        write_company(toml, _agents(tmp_path))  # the file made to match what runs, and reloaded
+        await company.reload(author="ann", reason="back to the books")
+        agreed = await next_event(company, "agent.drift", lambda e: not e.data["changed"])
+        assert agreed.data["active"] == 1
+        assert {n.id: n for n in (await company.tree()).walk()}["accountant"].drift is None
+        assert await _history(company) == [(1, "active"), (2, "rolled_back")]
 
 
 async def test_a_good_reload_then_a_restart_with_that_file_records_no_duplicate_version(
