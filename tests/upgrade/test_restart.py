@@ -31,6 +31,18 @@ def _parts(clock: FakeClock) -> CompanyParts:
     return parts
 
 
+def _first_file(tmp_path: Path) -> tuple[Path, FakeClock]:
+    """The company's first ``beamish.toml`` (version 1 of the accountant), and a probation clock."""
+    toml = tmp_path / "beamish.toml"
+    write_company(toml, _agents(tmp_path))
+    return toml, FakeClock(start=1_000.0)
+
+
+def _company(toml: Path, clock: FakeClock) -> Company:
+    """The company as ``beamish run`` starts it from the file at ``toml`` now."""
+    return Company(load_config(toml), parts=_parts(clock))
+
+
 def _agents(tmp_path: Path, **fields: Any) -> dict[str, dict[str, Any]]:
     model = script(tmp_path / "done.json", [{"text": "Books balanced."}])
     return {"accountant": {"model": model, **({"instructions": "Book."} | fields)}}
@@ -61,16 +73,14 @@ async def _succeeds_on(company: Company, version: int) -> None:
 async def test_a_rollback_survives_a_restart_with_the_reloaded_file_and_the_file_is_reported_as_drift(
     tmp_path: Path,
 ) -> None:
-    clock = FakeClock(start=1_000.0)
-    toml = tmp_path / "beamish.toml"
-    cfg = write_company(toml, _agents(tmp_path))
-    async with Company(cfg, parts=_parts(clock)) as company:
+    toml, clock = _first_file(tmp_path)
+    async with _company(toml, clock) as company:
         write_company(toml, _crashing(tmp_path))
         report = await company.reload(author="ann", reason="run the books in code")
         assert report["upgraded"] == ["root/accountant"]
         await _crash_until_rolled_back(company)
         assert await _history(company) == [(1, "active"), (2, "rolled_back")]
-    async with Company(load_config(toml), parts=_parts(clock)) as company:
+    async with _company(toml, clock) as company:
         assert await _history(company) == [(1, "active"), (2, "rolled_back")]  # no v3 from the file
         assert "accountant" not in company.upgrader.trials
         drift = await next_event(company, "agent.drift")
@@ -80,10 +90,11 @@ async def test_a_rollback_survives_a_restart_with_the_reloaded_file_and_the_file
         assert shown.drift is not None and "v2" in shown.drift and "rolled back" in shown.drift
         assert "config differs" in str(tree_view(await company.tree()).children[0].label)
         await _succeeds_on(company, 1)
+    cfg = load_config(toml)
     async with await open_store(cfg.store_url) as store:  # `beamish status` with no node running
-        stopped = {n.id: n for n in (await StoreView(load_config(toml), store).tree()).walk()}
+        stopped = {n.id: n for n in (await StoreView(cfg, store).tree()).walk()}
         assert stopped["accountant"].drift == shown.drift
-    async with Company(load_config(toml), parts=_parts(clock)) as company:
+    async with _company(toml, clock) as company:
         write_company(toml, _agents(tmp_path))  # the file made to match what runs, and reloaded
         await company.reload(author="ann", reason="back to the books")
         agreed = await next_event(company, "agent.drift", lambda e: not e.data["changed"])
@@ -95,14 +106,12 @@ async def test_a_rollback_survives_a_restart_with_the_reloaded_file_and_the_file
 async def test_a_good_reload_then_a_restart_with_that_file_records_no_duplicate_version(
     tmp_path: Path,
 ) -> None:
-    clock = FakeClock(start=1_000.0)
-    toml = tmp_path / "beamish.toml"
-    cfg = write_company(toml, _agents(tmp_path))
-    async with Company(cfg, parts=_parts(clock)) as company:
+    toml, clock = _first_file(tmp_path)
+    async with _company(toml, clock) as company:
         write_company(toml, _agents(tmp_path, instructions="Book, then reconcile."))
         await company.reload(author="ann", reason="reconcile daily")
         await _succeeds_on(company, 2)
-    async with Company(load_config(toml), parts=_parts(clock)) as company:
+    async with _company(toml, clock) as company:
         assert await _history(company) == [(1, "superseded"), (2, "active")]
         await _succeeds_on(company, 2)
         assert {n.id: n for n in (await company.tree()).walk()}["accountant"].drift is None
@@ -111,15 +120,13 @@ async def test_a_good_reload_then_a_restart_with_that_file_records_no_duplicate_
 
 
 async def test_an_upgrade_still_on_probation_at_a_restart_stays_on_probation(tmp_path: Path) -> None:
-    clock = FakeClock(start=1_000.0)
-    toml = tmp_path / "beamish.toml"
-    cfg = write_company(toml, _agents(tmp_path))
-    async with Company(cfg, parts=_parts(clock)) as company:
+    toml, clock = _first_file(tmp_path)
+    async with _company(toml, clock) as company:
         await _succeeds_on(company, 1)
         write_company(toml, _crashing(tmp_path))
         await company.reload(author="ann", reason="run the books in code")
         assert "accountant" in company.upgrader.trials
-    async with Company(load_config(toml), parts=_parts(clock)) as company:
+    async with _company(toml, clock) as company:
         assert await _history(company) == [(1, "superseded"), (2, "active")]
         trial = company.upgrader.trials["accountant"]
         assert (trial.version, trial.previous) == (2, 1)
@@ -131,16 +138,14 @@ async def test_an_upgrade_still_on_probation_at_a_restart_stays_on_probation(tmp
 async def test_a_file_edited_to_a_rolled_back_version_runs_it_only_on_probation_and_never_copies_it(
     tmp_path: Path,
 ) -> None:
-    clock = FakeClock(start=1_000.0)
-    toml = tmp_path / "beamish.toml"
-    cfg = write_company(toml, _agents(tmp_path))
-    async with Company(cfg, parts=_parts(clock)) as company:
+    toml, clock = _first_file(tmp_path)
+    async with _company(toml, clock) as company:
         await _succeeds_on(company, 1)
         in_code = {"entry": EXPLODE, "instructions": ""}  # as a config file with this entry says
         await company.upgrader.upgrade("accountant", author="ann", reason="code", changes=in_code)
         await _crash_until_rolled_back(company)
     write_company(toml, _crashing(tmp_path))  # the operator edits the file to what was rolled back
-    async with Company(load_config(toml), parts=_parts(clock)) as company:
+    async with _company(toml, clock) as company:
         trial = company.upgrader.trials["accountant"]
         assert (trial.version, trial.previous) == (2, 1)
         upgraded = await next_event(company, "agent.upgraded", lambda e: e.data["version"] == 2)
