@@ -32,9 +32,10 @@ The tree::
     │   └── ConsultDeadline (TimeoutError) no answer before the deadline
     ├── ModelError                        a model provider failed
     │   ├── RateLimited                   HTTP 429: back-pressure, carries retry_after_s
-    │   ├── ModelServerError              a 5xx or a dropped connection (retried with backoff)
+    │   ├── ModelServerError              a 5xx, a 408/409 or a dropped connection (retried with backoff)
     │   ├── ModelTimeout (TimeoutError)   no answer, or a stream stalled past its chunk timeout (retried)
-    │   └── ModelUnavailable              5xx / timeouts after bounded retries
+    │   ├── ModelUnavailable              5xx / timeouts after bounded retries
+    │   └── ModelRejected                 any other 4xx: the request itself was refused (never retried)
     ├── PricingError                      a model has no known price and none is configured
     ├── ScheduleError                     a cron expression, zone or policy is invalid
     └── MemoryGraphError                  the knowledge-graph memory refused an operation
@@ -187,7 +188,8 @@ class RateLimited(ModelError):
 
 
 class ModelServerError(ModelError):
-    """The provider answered 5xx or dropped the connection; ``status`` is the HTTP status if any."""
+    """The provider answered 5xx (or a transient 408/409) or dropped the connection; ``status`` is
+    the HTTP status if any."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
@@ -200,6 +202,16 @@ class ModelTimeout(ModelError, TimeoutError):
 
 class ModelUnavailable(ModelError):
     """5xx or timeouts persisted past the retry bound."""
+
+
+class ModelRejected(ModelError):
+    """The provider refused the request with a 4xx other than 408, 409 and 429 (a malformed request,
+    a prompt too long, a bad key, an unknown model): the same request gets the same answer, so it is
+    not retried and the run fails with the provider's message. ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class PricingError(BeamishError):

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from beamish import ModelError, ModelServerError, ModelTimeout, ModelUnavailable, RateLimited, SpecError
+from beamish import (
+    ModelError,
+    ModelRejected,
+    ModelServerError,
+    ModelTimeout,
+    ModelUnavailable,
+    RateLimited,
+    SpecError,
+)
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall
 from beamish.agent.models._registry import make_model, parse_model_string
 from beamish.agent.models._retry import RetryPolicy, complete_with_retries
@@ -111,6 +119,24 @@ async def test_scripted_faults_fire_first_then_the_response(tmp_path: Path) -> N
     assert response.text == "finally"
     assert waits == ["rate_limited", "retry", "retry"]
     assert clock.slept == [2, 1.0, 2.0]
+
+
+async def test_a_scripted_client_error_is_classified_by_its_status_as_a_providers_would_be(
+    tmp_path: Path,
+) -> None:
+    faults = [
+        {"fault": "client_error", "status": 409},
+        {"fault": "client_error", "status": 400, "message": "prompt is too long"},
+    ]
+    path = _write(tmp_path, "c.json", [{"text": "never", "faults": faults}])
+    clock = RecordingClock()
+    with pytest.raises(ModelRejected, match=r"\(400\): prompt is too long") as refused:
+        await complete_with_retries(ScriptedModel(path), _req("t"), clock=clock, policy=RetryPolicy(jitter=0))
+    assert refused.value.status == 400
+    assert clock.slept == [1.0], "the 409 was tried again, the 400 was not"
+    bad = _write(tmp_path, "b.json", [{"text": "x", "faults": [{"fault": "server_error", "status": 400}]}])
+    with pytest.raises(SpecError, match=r"faults\[0\]: a server_error needs a status from 500 to 599"):
+        ScriptedModel(bad)
 
 
 async def test_a_hang_is_caught_by_the_first_chunk_timeout_and_a_stall_by_the_next(tmp_path: Path) -> None:

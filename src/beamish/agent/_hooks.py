@@ -6,7 +6,8 @@ The loop calls the hooks at fixed points and knows nothing of what they enforce.
 
 Which hooks an agent gets: ``AgentSpec.hooks`` (an ``AgentHooks`` factory, or its import path as
 ``"module:function"`` so a process-isolated agent can rebuild it), else, when the spec has a
-``budget`` or a ``watchdog``, ``beamish.agent._policy.make_hooks`` if that module exists, else
+``budget``, a ``watchdog`` or a ``policy`` (which those hooks apply), ``beamish.agent._policy.make_hooks``
+if that module exists, else
 :class:`NullHooks`. A factory is called as ``factory(spec, store, clock)``.
 """
 
@@ -135,7 +136,7 @@ def resolve_hooks(spec: AgentSpec, store: Any, clock: Clock) -> AgentHooks:
     factory: Any = spec.hooks
     if isinstance(factory, str):
         factory = import_path(factory, f"agent {spec.name!r}: hooks")
-    if factory is None and (spec.budget is not None or spec.watchdog is not None):
+    if factory is None and any(x is not None for x in (spec.budget, spec.watchdog, spec.policy)):
         try:
             semantic = importlib.import_module("beamish.agent._policy")
         except ImportError:

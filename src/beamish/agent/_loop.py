@@ -131,21 +131,29 @@ class RunLoop:
         except Fenced:
             logger.warning("run %s was taken over by another owner; leaving it", run.run_id)
             return Outcome("fenced")
-        except ModelUnavailable:
-            raise  # an outage: the agent crashes, its supervisor backs off; the run resumes later
+        except ModelUnavailable as exc:
+            # an outage is a crash: by default the agent restarts after its supervisor's backoff
+            # and the run resumes later; on_crash="stop"/"pause" keeps it to this run
+            outcome = self._crashed(info, exc)
         except ModelError as exc:
+            # the provider refused this request (a 4xx): the same request gets the same answer
             outcome = Outcome("failed", reason=Crashed(exc))
         except Exception as exc:
-            # a crash: the agent's policy may keep it to the run (the default propagates: restart)
-            decide = getattr(self.hooks, "crash_action", None)
-            action = decide(info, exc) if callable(decide) else "restart"
-            if action not in ("stop", "pause"):
-                raise
-            outcome = Outcome("failed" if action == "stop" else "paused", reason=Crashed(exc))
+            outcome = self._crashed(info, exc)
         await journal.flush()
         await self._store_outcome(run, epoch, journal, outcome)
         await self.hooks.after_run(info, outcome.status)
         return outcome
+
+    def _crashed(self, info: RunInfo, exc: Exception) -> Outcome:
+        """A crash escaping the run: the agent's ``on_crash`` may keep it to the run (``stop``: the
+        run fails, ``pause``: it waits for ``resume``); otherwise it propagates and the agent exits
+        (``restart``, the default, or ``escalate``)."""
+        decide = getattr(self.hooks, "crash_action", None)
+        action = decide(info, exc) if callable(decide) else "restart"
+        if action not in ("stop", "pause"):
+            raise exc
+        return Outcome("failed" if action == "stop" else "paused", reason=Crashed(exc))
 
     async def _store_outcome(self, run: Run, epoch: int, journal: RunJournal, outcome: Outcome) -> None:
         row = await self.store.fetchone(_LLM_STEPS, (run.run_id,))

@@ -1,7 +1,10 @@
 """Translate provider SDK errors into beamish's model errors, at the boundary.
 
 Both official SDKs raise the same shapes (``RateLimitError``, ``APIStatusError``, ``APITimeoutError``,
-``APIConnectionError``), so one function per SDK maps them by status code and error type.
+``APIConnectionError``), so one function maps them, and :func:`error_for_status` classifies every
+error answer (the scripted model's scripted ones too) by its HTTP status: only 429, 408, 409 and
+5xx are worth another attempt; any other 4xx is the request's own fault and fails the run with the
+provider's message.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from beamish._exceptions import ModelError, ModelServerError, ModelTimeout, RateLimited
+from beamish._exceptions import ModelError, ModelRejected, ModelServerError, ModelTimeout, RateLimited
 
 _SERVER_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "server_error", "internal_server_error"})
+#: 4xx answers that say "try again", as the SDKs' own retry rules have it (429 is back-pressure).
+_TRANSIENT_4XX = frozenset({408, 409})
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
@@ -40,14 +45,53 @@ def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = N
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _body_error_type(body: Any) -> str | None:
+def _body_error(body: Any) -> dict[str, Any]:
+    """The error object of an error body: Anthropic's ``{"type": "error", "error": {...}}``, or the
+    inner object the OpenAI SDK hands over (``{"message", "type", "code"}``)."""
     if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("type"), str):
-            return str(error["type"])
-        if isinstance(body.get("type"), str) and body["type"] != "error":
-            return str(body["type"])
-    return None
+        inner = body.get("error")
+        return inner if isinstance(inner, dict) else body
+    return {}
+
+
+def _body_error_type(body: Any) -> str | None:
+    kind = _body_error(body).get("type")
+    return str(kind) if isinstance(kind, str) and kind != "error" else None
+
+
+def _body_message(body: Any) -> str | None:
+    message = _body_error(body).get("message")
+    return str(message) if isinstance(message, str) and message else None
+
+
+def error_for_status(
+    who: str,
+    status: int | None,
+    *,
+    kind: str | None = None,
+    message: str | None = None,
+    retry_after_s: float | None = None,
+) -> ModelError:
+    """The one classification of a provider's error answer, by HTTP status first.
+
+    429 is back-pressure (:class:`RateLimited`); 5xx, 408 and 409 are transient
+    (:class:`ModelServerError`, retried with backoff); any other 4xx is the request's own fault
+    (:class:`ModelRejected`, never retried). The body's error ``kind`` decides only where there is
+    no error status: an error event inside a stream that began ``200``.
+    """
+    named = [str(status)] if status and status >= 400 else []  # a stream's "200" says nothing
+    named += [kind] if kind else []
+    text = f" ({' '.join(named)})" if named else ""
+    said = f": {message}" if message else ""
+    if status == 429 or (kind == "rate_limit_error" and not (status and status >= 400)):
+        return RateLimited(f"{who}: rate limited{text}{said}", retry_after_s=retry_after_s)
+    if status and (status >= 500 or status in _TRANSIENT_4XX):
+        return ModelServerError(f"{who}: transient error{text}{said}", status=status)
+    if status and 400 <= status < 500:
+        return ModelRejected(f"{who}: the provider refused the request{text}{said}", status=status)
+    if kind in _SERVER_ERROR_TYPES:
+        return ModelServerError(f"{who}: server error{text}{said}", status=status)
+    return ModelError(f"{who}: error answer{text}{said}")
 
 
 def translate_sdk_error(exc: Exception, sdk: Any, who: str) -> ModelError:
@@ -56,15 +100,19 @@ def translate_sdk_error(exc: Exception, sdk: Any, who: str) -> ModelError:
         return ModelTimeout(f"{who}: request timed out")
     if isinstance(exc, sdk.APIConnectionError):
         return ModelServerError(f"{who}: connection failed ({exc})")
+    body = getattr(exc, "body", None)
+    message = _body_message(body) or getattr(exc, "message", None) or str(exc)
     if isinstance(exc, sdk.APIStatusError):
-        status = int(exc.status_code)
-        kind = _body_error_type(getattr(exc, "body", None))
         headers = exc.response.headers if getattr(exc, "response", None) is not None else None
-        if status == 429 or kind == "rate_limit_error":
-            return RateLimited(f"{who}: rate limited (429)", retry_after_s=retry_after_seconds(headers))
-        if status >= 500 or kind in _SERVER_ERROR_TYPES:
-            return ModelServerError(f"{who}: server error {status} ({kind or 'no type'})", status=status)
-        return ModelError(f"{who}: request refused with {status}: {exc}")
+        return error_for_status(
+            who,
+            int(exc.status_code),
+            kind=_body_error_type(body),
+            message=message,
+            retry_after_s=retry_after_seconds(headers),
+        )
+    if isinstance(exc, sdk.APIError):  # an error event inside a stream: no status of its own
+        return error_for_status(who, None, kind=_body_error_type(body), message=message)
     return ModelError(f"{who}: {type(exc).__name__}: {exc}")
 
 

@@ -10,8 +10,10 @@ So a restarted agent that replays six calls from its journal gets turn seven liv
 
 A turn may list ``faults`` that fire, in order, on its first attempts in this process, before the
 response is given: ``{"fault": "rate_limit", "retry_after_s": 2}``, ``{"fault": "server_error",
-"status": 500}``, ``{"fault": "timeout"}``, ``{"fault": "hang"}`` (no first chunk, ever) and
-``{"fault": "stall"}`` (some chunks, then silence). A tool call with ``raw_arguments`` instead of
+"status": 500}``, ``{"fault": "client_error", "status": 400, "message": "prompt is too long"}`` (both
+classified by status as a provider's answer is: 408 and 409 are transient, any other 4xx fails the
+run), ``{"fault": "timeout"}``, ``{"fault": "hang"}`` (no first chunk, ever) and ``{"fault":
+"stall"}`` (some chunks, then silence). A tool call with ``raw_arguments`` instead of
 ``arguments`` sends that text verbatim: a malformed tool call. In a text, ``{task}`` is the task and
 ``{last_tool}`` the latest tool result.
 
@@ -34,11 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from beamish._clock import SYSTEM_CLOCK, Clock
-from beamish._exceptions import ModelError, ModelServerError, ModelTimeout, RateLimited, SpecError
+from beamish._exceptions import ModelError, ModelTimeout, RateLimited, SpecError
 from beamish.agent._messages import ModelRequest, ModelResponse, ToolCall, Usage
+from beamish.agent.models._errors import error_for_status
 from beamish.agent.models._protocol import ChunkCallback, guard_stream
 
-_FAULTS = frozenset({"rate_limit", "server_error", "timeout", "hang", "stall"})
+_FAULTS = frozenset({"rate_limit", "server_error", "client_error", "timeout", "hang", "stall"})
+#: The HTTP statuses (default first) an error answer of each kind may carry.
+_STATUSES = {"server_error": (500, 599), "client_error": (400, 499)}
 _TURN_KEYS = frozenset({"text", "tool_calls", "usage", "faults", "stop_reason", "delay_s"})
 _CHUNK = 16
 
@@ -73,6 +78,12 @@ def _turn(data: Any, where: str) -> _Turn:
     for i, fault in enumerate(faults):
         if not isinstance(fault, dict) or fault.get("fault") not in _FAULTS:
             raise SpecError(f"{where}.faults[{i}]: 'fault' must be one of {sorted(_FAULTS)}, got {fault!r}")
+        low, high = _STATUSES.get(fault["fault"], (0, 0))
+        status = fault.get("status", low)
+        if high and (not isinstance(status, int) or not low <= status <= high):
+            raise SpecError(
+                f"{where}.faults[{i}]: a {fault['fault']} needs a status from {low} to {high}, got {status!r}"
+            )
     return _Turn(
         text=str(data.get("text", "")),
         tool_calls=tuple(calls),
@@ -177,9 +188,10 @@ class ScriptedModel:
             kind = fault["fault"]
             if kind == "rate_limit":
                 raise RateLimited(f"{self.name}: scripted 429", retry_after_s=fault.get("retry_after_s"))
-            if kind == "server_error":
-                status = int(fault.get("status", 500))
-                raise ModelServerError(f"{self.name}: scripted {status}", status=status)
+            if kind in _STATUSES:  # classified by its status, as a provider's answer is
+                status = int(fault.get("status", _STATUSES[kind][0]))
+                message = str(fault.get("message", f"scripted {status}"))
+                raise error_for_status(self.name, status, message=message)
             if kind == "timeout":
                 raise ModelTimeout(f"{self.name}: scripted timeout")
         last_tool = next((m.text for m in reversed(request.messages) if m.role == "tool"), "")
