@@ -376,57 +376,39 @@ def _sim(plan: dict[str, Any], real: float) -> float:
     return float(plan["sim_start"] + (real - plan["real_start"]) * SPEED)
 
 
+async def _effect_check(workdir: Path, config: Any) -> tuple[Any, list[Any], dict[str, str]]:
+    """The demo's effect check over the soak's store, effect log and memory file."""
+    from beamish.company._demo import effect_worlds, seed_facts
+    from beamish.company._summary import MemoryRecord, check_journal, load_journal
+    from beamish.journal import open_store
+
+    store = await open_store(f"sqlite:///{workdir / 'beamish.db'}")
+    try:
+        steps, status = await load_journal(store)
+        check = await check_journal(
+            store,
+            steps,
+            status,
+            effect_log=workdir / "effects.jsonl",
+            memory=MemoryRecord(workdir / "memory.jsonl", seed_facts()),
+            worlds=effect_worlds(config),
+        )
+    finally:
+        await store.close()
+    return check, steps, status
+
+
 def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness) -> dict[str, Any]:
     from croniter import croniter
 
-    from beamish.company._demo import logged_tools
-    from beamish.company._summary import check_effects, read_effect_log
-
     plan = json.loads((workdir / "soak.json").read_text())
     config = soak_config(workdir, workdir / "example")
+    # the journal against the world: the tools' effect log, the recorded versions, the memory file
+    check, steps, status = asyncio.run(_effect_check(workdir, config))
+    problems = check.problems
     db = sqlite3.connect(f"file:{workdir / 'beamish.db'}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     runs = {r["run_id"]: dict(r) for r in db.execute("SELECT run_id, agent, status, reason FROM runs")}
-    steps = [
-        dict(r)
-        for r in db.execute(
-            "SELECT run_id, seq, kind, phase, name, effect, idem_key, request, response FROM steps"
-        )
-    ]
-    status = {k: str(v["status"]) for k, v in runs.items()}
-    effects = read_effect_log(workdir / "effects.jsonl")
-    lost, duplicates, problems = check_effects(effects, steps, status, logged_tools(config))
-
-    # memory writes acknowledged to an agent are in the final memory file
-    graph: dict[str, set[str]] = {}
-    for line in (workdir / "memory.jsonl").read_text().splitlines():
-        item = json.loads(line)  # the final file must load line by line: repaired on every load
-        if item.get("type") == "entity":
-            graph.setdefault(item["name"], set()).update(item.get("observations", []))
-    memory_acks = memory_lost = 0
-    for s in steps:
-        if (
-            s["kind"] != "tool"
-            or s["phase"] != "done"
-            or s["name"] not in ("add_observations", "create_entities")
-        ):
-            continue
-        response = json.loads(s["response"] or "{}").get("data", {})
-        if response.get("is_error", True):
-            continue
-        try:  # what the server acknowledged: the observations it added, the entities it created
-            acknowledged = json.loads(response.get("text", ""))
-        except ValueError:
-            continue
-        memory_acks += 1
-        for item in acknowledged if isinstance(acknowledged, list) else []:
-            name = item.get("entityName") or item.get("name")
-            for obs in item.get("addedObservations") or item.get("observations") or []:
-                if obs not in graph.get(name, set()):
-                    memory_lost += 1
-                    problems.append(
-                        f"memory write {s['run_id']}:{s['seq']} acknowledged {obs!r} on {name!r}, missing"
-                    )
 
     # re-billed model calls: a step charged twice
     rebilled = sum(
@@ -436,7 +418,7 @@ def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness)
             "GROUP BY run_id, seq HAVING COUNT(*) > 1"
         )
     )
-    llm_done = sum(1 for s in steps if s["kind"] == "llm" and s["phase"] == "done")
+    llm_done = sum(1 for s in steps if s.kind == "llm" and s.phase == "done")
     billed = db.execute("SELECT COUNT(*) FROM ledger WHERE kind = 'spend'").fetchone()[0]
 
     # spend never past a cap
@@ -520,10 +502,12 @@ def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness)
         "steps": len(steps),
         "llm_calls": llm_done,
         "llm_charges": billed,
-        "effects_applied": sum(1 for e in effects if e.get("status") == "applied"),
-        "memory_writes_acknowledged": memory_acks,
-        "lost_acknowledged_steps": lost + memory_lost,
-        "duplicate_side_effects": duplicates,
+        "effects_applied": check.applied.get("effect_log", 0),
+        "memory_writes_acknowledged": check.applied.get("memory", 0),
+        "lost_acknowledged_steps": check.lost_steps,
+        "duplicate_side_effects": check.duplicate_effects,
+        "unreadable_lines": sum(check.unreadable_lines.values()),
+        "mismatches": check.counts(),
         "rebilled_model_calls": rebilled,
         "spend_usd": round(spend, 4),
         "spend_over_cap": over_cap,
@@ -562,6 +546,7 @@ def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness)
 TARGETS = {
     "lost_acknowledged_steps": 0,
     "duplicate_side_effects": 0,
+    "unreadable_lines": 0,
     "rebilled_model_calls": 0,
     "spend_over_cap": 0,
     "ticks_missing": 0,

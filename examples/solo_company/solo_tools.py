@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,33 @@ def run_checks(target: str, ctx: ToolContext) -> str:
         marker.touch()
         time.sleep(3600)
     return f"{target}: all checks passed"
+
+
+@beamish.tool
+def fetch_bank_feed(account: str) -> str:
+    """Fetch the bank account's transactions since the last import.
+
+    Args:
+        account: The account, e.g. "operating".
+    """
+    state = effect_log().parent / "bank-feed.imported"
+    first = not state.exists()
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.touch()
+    return _bank_export(account, since="the beginning" if first else "the last import")
+
+
+def _bank_export(account: str, since: str) -> str:
+    """The bank's exporter, a command-line program's code reused as a library.
+
+    It has a bug: on a statement it cannot parse it calls ``sys.exit(2)``, as command-line programs
+    do, instead of raising, and the first statement of an account's history is such a one. The
+    agent's process ends (``Crashed``), its supervisor restarts it, and the run resumes from the
+    journal; the next import starts after that statement and goes through.
+    """
+    if since == "the beginning":
+        sys.exit(2)
+    return f"{account}: 2 new transactions since {since} (Stripe payout $412.50, Acme Ltd card fee -$4.20)"
 
 
 @beamish.tool

@@ -25,6 +25,20 @@ def test_no_step_is_lost_and_no_effect_happens_twice(summary: dict[str, object])
     assert isinstance(summary["effects_applied"], int) and summary["effects_applied"] > 0
 
 
+def test_the_journal_and_every_record_of_the_world_agree_to_the_line(summary: dict[str, object]) -> None:
+    mismatches = summary["mismatches"]
+    assert isinstance(mismatches, dict)
+    assert set(mismatches) >= {
+        "missing_step",
+        "phantom_effect",
+        "wrong_tool",
+        "duplicate_effect",
+        "unreadable_line",
+    }
+    assert set(mismatches.values()) == {0}, summary["problems"]
+    assert summary["unreadable_lines"] == {"effect_log": 0, "memory": 0}
+
+
 def test_restarted_agents_replay_model_calls_from_the_journal(summary: dict[str, object]) -> None:
     assert isinstance(summary["llm_calls_replayed"], int) and summary["llm_calls_replayed"] > 0
     assert isinstance(summary["llm_calls_made"], int) and summary["llm_calls_made"] > 0
@@ -34,6 +48,7 @@ def test_each_fault_kind_shows_up_as_its_own_exit_reason(summary: dict[str, obje
     reasons = summary["exit_reasons"]
     assert isinstance(reasons, dict)
     assert reasons.get("killed", 0) >= 1  # SIGKILL of agent processes
+    assert reasons.get("crashed", 0) >= 1  # the bank feed's bug ends the accountant's process
     assert reasons.get("hung", 0) >= 1  # the hung tool, killed by the watchdog
     assert reasons.get("run:looping", 0) >= 1  # the looping agent, paused
     assert reasons.get("run:over_budget", 0) >= 1  # the costly agent, paused at its cap
@@ -41,8 +56,11 @@ def test_each_fault_kind_shows_up_as_its_own_exit_reason(summary: dict[str, obje
     assert isinstance(seen, dict)
     assert seen["rate_limit_429"] >= 1  # back-pressure, no restart
     assert seen["corrupt_memory_line"] >= 1  # the memory file repaired on load
+    assert seen["tool_crash"] >= 1
     injected = summary["faults_injected"]
     assert isinstance(injected, dict)
+    assert injected["server_error_500"] >= 1  # played by the accountant's script, retried, no restart
+    assert injected["rate_limit_429"] >= 1
     assert (
         1 <= reasons["killed"] <= injected["sigkill"]
     )  # each kill is seen as Killed (a racing watchdog kill is Hung)

@@ -1,4 +1,5 @@
-"""The demo's summary checks the journal against the tools' effect log; lost or doubled effects show."""
+"""The demo's summary reads a real store and checks it against every record of the world: the tools'
+effect log, the recorded agent versions and the memory file; every side-effect tool is covered."""
 
 from __future__ import annotations
 
@@ -9,75 +10,45 @@ from typing import Any
 import pytest
 
 from beamish._events import Event
-from beamish.company._summary import check_effects, summarize
+from beamish.company._demo import DemoSettings, demo_config, effect_worlds, seed_facts, seed_memory
+from beamish.company._summary import MemoryRecord, check_store, summarize
 from beamish.journal import open_store
+from beamish.upgrade._versions import Versions
 
 pytestmark = pytest.mark.timeout(30)
 
 
-def step(
-    run: str, seq: int, kind: str = "tool", phase: str = "done", effect: str | None = "once"
-) -> dict[str, Any]:
-    return {
-        "run_id": run,
-        "seq": seq,
-        "kind": kind,
-        "phase": phase,
-        "name": "post_update",
-        "effect": effect,
-        "idem_key": f"{run}:{seq}",
-    }
+def applied(key: str, tool: str = "post_update") -> dict[str, Any]:
+    return {"key": key, "tool": tool, "status": "applied"}
 
 
-def applied(key: str) -> dict[str, Any]:
-    return {"key": key, "tool": "post_update", "status": "applied"}
-
-
-def test_a_clean_journal_has_no_lost_steps_and_no_duplicates() -> None:
-    steps = [step("r", 0, "llm", effect=None), step("r", 1), step("r", 2, "llm", effect=None)]
-    assert check_effects([applied("r:1")], steps, {"r": "succeeded"}) == (0, 0, [])
-
-
-def test_an_effect_applied_twice_is_a_duplicate() -> None:
-    lost, dup, problems = check_effects(
-        [applied("r:1"), applied("r:1")], [step("r", 0, "llm", effect=None), step("r", 1)], {"r": "succeeded"}
+async def record_run(store: Any, run_id: str, calls: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """A succeeded run: a model step before each tool call ``(name, effect, args)`` and a last one."""
+    run, _ = await store.create_run("agent", "task", run_id=run_id, status="running")
+    seq = 0
+    for name, effect, args in calls:
+        await store.record_step(
+            run.run_id, seq, run.epoch, kind="llm", phase="done", request={"turn": seq}, response={}
+        )
+        request = {"name": name, "args": args}
+        for phase in ("intent", "done"):
+            await store.record_step(
+                run.run_id,
+                seq + 1,
+                run.epoch,
+                kind="tool",
+                phase=phase,
+                request=request,
+                name=name,
+                effect=effect,
+                idempotency_key=f"{run_id}:{seq + 1}",
+                response={"text": "ok", "is_error": False} if phase == "done" else None,
+            )
+        seq += 2
+    await store.record_step(
+        run.run_id, seq, run.epoch, kind="llm", phase="done", request={"turn": seq}, response={}
     )
-    assert (lost, dup) == (0, 1)
-    assert problems == ["effect r:1 was applied 2 times"]
-
-
-def test_a_deduplicated_retry_of_an_idempotent_tool_is_not_a_duplicate() -> None:
-    effects = [applied("r:1"), {"key": "r:1", "tool": "record_transaction", "status": "deduplicated"}]
-    assert check_effects(
-        effects, [step("r", 0, "llm", effect=None), step("r", 1, effect="idempotent")], {"r": "succeeded"}
-    )[:2] == (0, 0)
-
-
-def test_an_effect_the_journal_has_no_step_for_is_lost() -> None:
-    lost, _, problems = check_effects([applied("r:5")], [step("r", 0, "llm", effect=None)], {"r": "running"})
-    assert lost == 1
-    assert problems == ["effect r:5 happened but the journal has no step for it"]
-
-
-def test_an_open_intent_is_lost_only_once_its_run_is_finished() -> None:
-    steps = [step("r", 0, "llm", effect=None), step("r", 1, phase="intent")]
-    assert check_effects([applied("r:1")], steps, {"r": "running"})[0] == 0
-    assert check_effects([applied("r:1")], steps, {"r": "failed"})[0] == 1
-
-
-def test_a_done_side_effect_step_that_never_happened_is_lost() -> None:
-    lost, _, problems = check_effects(
-        [], [step("r", 0, "llm", effect=None), step("r", 1)], {"r": "succeeded"}
-    )
-    assert lost == 1
-    assert problems == ["step r:1 (post_update) is done in the journal but never happened"]
-
-
-def test_a_gap_in_a_succeeded_runs_steps_counts_each_missing_step() -> None:
-    steps = [step("r", 0, "llm", effect=None), step("r", 3, "llm", effect=None)]
-    lost, _, problems = check_effects([], steps, {"r": "succeeded"})
-    assert lost == 2
-    assert problems == ["run r has no steps [1, 2]"]
+    await store.update_run(run.run_id, status="succeeded")
 
 
 async def test_summarize_reads_runs_steps_spend_and_events_from_a_real_store(tmp_path: Path) -> None:
@@ -98,27 +69,19 @@ async def test_summarize_reads_runs_steps_spend_and_events_from_a_real_store(tmp
             tokens_out=10,
             cost_usd=0.01,
         )
-        await store.record_step(
-            run.run_id,
-            1,
-            run.epoch,
-            kind="tool",
-            phase="intent",
-            request={"text": "hi"},
-            name="post_update",
-            effect="once",
-        )
-        await store.record_step(
-            run.run_id,
-            1,
-            run.epoch,
-            kind="tool",
-            phase="done",
-            request={"text": "hi"},
-            name="post_update",
-            effect="once",
-            response="posted",
-        )
+        for phase in ("intent", "done"):
+            await store.record_step(
+                run.run_id,
+                1,
+                run.epoch,
+                kind="tool",
+                phase=phase,
+                request={"name": "post_update", "args": {"text": "hi"}},
+                name="post_update",
+                effect="once",
+                idempotency_key="schedule:m:1:1",
+                response={"text": "posted", "is_error": False} if phase == "done" else None,
+            )
         await store.record_step(
             run.run_id,
             2,
@@ -131,11 +94,12 @@ async def test_summarize_reads_runs_steps_spend_and_events_from_a_real_store(tmp
         )
         await store.update_run(run.run_id, status="succeeded")
         log = tmp_path / "effects.jsonl"
-        log.write_text(json.dumps(applied("schedule:m:1:1")) + "\n" + '{"torn": ')
+        log.write_text(json.dumps(applied("schedule:m:1:1")) + "\n")
         events = [
             Event("child.exited", "cto", {"reason": {"v": 1, "kind": "killed"}}),
             Event("child.restarted", "cto", {}),
             Event("child.exited", "cto", {"reason": {"v": 1, "kind": "hung", "silent_for_s": 2.0}}),
+            Event("child.exited", "accountant", {"reason": {"v": 1, "kind": "crashed", "error": "x"}}),
             Event("child.exited", "cto", {"reason": {"v": 1, "kind": "shutdown"}}),
             Event(
                 "step.replayed", run.run_id, {"run_id": run.run_id, "count": 2, "from_seq": 0, "to_seq": 1}
@@ -147,11 +111,99 @@ async def test_summarize_reads_runs_steps_spend_and_events_from_a_real_store(tmp
     finally:
         await store.close()
     data = summary.to_json()
-    assert data["runs_completed"] == 1
+    assert data["runs_completed"] == 1 and data["runs_by_status"] == {"succeeded": 1}
     assert data["restarts"] == 1
-    assert data["exit_reasons"] == {"hung": 1, "killed": 1}
+    assert data["exit_reasons"] == {"crashed": 1, "hung": 1, "killed": 1}
     assert (data["lost_steps"], data["duplicate_effects"], data["effects_applied"]) == (0, 0, 1)
+    assert summary.agrees and set(data["mismatches"].values()) == {0}
+    assert data["unreadable_lines"] == {"effect_log": 0}
     assert (data["llm_calls_made"], data["llm_calls_replayed"], data["tool_calls_replayed"]) == (2, 1, 1)
     assert data["spend_usd"] == pytest.approx(0.03)
     assert (data["scheduled_fires"], data["scheduled_success_rate"]) == (4, 0.75)
     assert data["faults_seen"]["sigkill"] == 1 and data["faults_seen"]["hung_tool"] == 1
+    assert data["faults_seen"]["tool_crash"] == 1
+
+
+async def test_lines_without_a_key_or_torn_are_counted_not_dropped_and_do_not_crash(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path}/j.db")
+    try:
+        await record_run(store, "r", [("post_update", "once", {"text": "hi"})])
+        log = tmp_path / "effects.jsonl"
+        lines = [json.dumps(applied("r:1")), json.dumps({"tool": "post_update", "status": "applied"}), '{"to']
+        log.write_text("\n".join(lines))
+        summary = await summarize(store, log, events=[], duration_s=1.0, faults_injected={})
+    finally:
+        await store.close()
+    assert summary.unreadable_lines == {"effect_log": 2}
+    assert summary.mismatches["unreadable_line"] == 2 and not summary.agrees
+    assert summary.problems == [
+        "effects.jsonl line 2: no 'key'",
+        "effects.jsonl line 3: not JSON (a torn or foreign write)",
+    ]
+    assert summary.lost_steps == 0
+
+
+async def test_every_record_of_the_world_is_checked_through_a_real_store(tmp_path: Path) -> None:
+    memory = tmp_path / "memory.jsonl"
+    seed_memory(memory)
+    with memory.open("a") as f:  # what a memory server wrote for the steps below, and one stray fact
+        f.write(
+            json.dumps({"type": "entity", "name": "ideas", "entityType": "log", "observations": []}) + "\n"
+        )
+    store = await open_store(f"sqlite:///{tmp_path}/j.db")
+    try:
+        observation = {"observations": [{"entityName": "incidents", "contents": ["Health checks passed"]}]}
+        proposal = {"agent": "lawyer", "changes": {}, "reason": "tighter reviews"}
+        await record_run(store, "c", [("add_observations", "idempotent", observation)])
+        await record_run(store, "u", [("propose_upgrade", "idempotent", proposal)])
+        await record_run(store, "m", [("post_update", "once", {"text": "hi"})])
+        await Versions(store).record(
+            "cfo", {}, author="agent:improver", reason="r", state="proposed", idem_key="propose:x:9"
+        )
+        log = tmp_path / "effects.jsonl"
+        log.write_text(json.dumps(applied("m:1")) + "\n" + json.dumps(applied("c:0", "send_invoice")) + "\n")
+        check = await check_store(store, effect_log=log, memory=MemoryRecord(memory, seed_facts()))
+    finally:
+        await store.close()
+    assert sorted(check.problems) == [
+        "effect c:0 (send_invoice, effects.jsonl line 2) has the key of a llm step (llm)",
+        "effect x:9 (propose_upgrade, version 1 of cfo by agent:improver) happened but the journal has "
+        "no step for it",
+        "memory holds entity 'ideas' that no journal step wrote",
+        "step c:1 (add_observations) is done but memory has no observation 'Health checks passed' on "
+        "'incidents'",
+        "step u:1 (propose_upgrade) is done in the journal but never happened",
+    ]
+    assert check.applied == {"effect_log": 2, "versions": 1, "memory": 1}
+    assert check.unreadable_lines == {"effect_log": 0, "memory": 0}
+
+
+async def test_memory_writes_are_unchecked_without_the_memory_file(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path}/j.db")
+    try:
+        await record_run(store, "c", [("add_observations", "idempotent", {"observations": []})])
+        check = await check_store(store, effect_log=None)
+    finally:
+        await store.close()
+    assert [m.kind for m in check.mismatches] == ["unchecked_tool"]
+
+
+def test_every_side_effect_tool_of_the_solo_company_has_a_record_that_keeps_its_effects(
+    tmp_path: Path,
+) -> None:
+    worlds = effect_worlds(demo_config(tmp_path, DemoSettings()))
+    assert None not in worlds.values(), worlds
+    assert worlds == {
+        "add_observations": "memory",
+        "approve_spend": "effect_log",
+        "create_entities": "memory",
+        "create_relations": "memory",
+        "create_task": "effect_log",
+        "delete_entities": "memory",
+        "delete_observations": "memory",
+        "delete_relations": "memory",
+        "post_update": "effect_log",
+        "propose_upgrade": "versions",
+        "record_transaction": "effect_log",
+        "send_invoice": "effect_log",
+    }

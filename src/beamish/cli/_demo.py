@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -42,7 +43,9 @@ def demo(
     SQLite in a temporary folder, the shared memory server, schedules on an accelerated clock (a
     working day in --duration seconds), and a fault plan: SIGKILL of a random agent process every
     few seconds, a corrupt line in the memory file, a looping agent, an agent over its budget, a hung
-    tool, 429s and 500s from the model. Exit code 1 if a step was lost or an effect repeated.
+    tool, a tool whose bug crashes its agent, 429s and 500s from the model. Exit code 1 if the journal
+    and the world's records disagree in any way (a step lost, an effect repeated or misattributed, a
+    line that cannot be read).
     """
     from beamish.company._demo import DemoSettings, run_demo
     from beamish.company._services import company_parts
@@ -107,7 +110,7 @@ def demo(
         sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
     else:
         _print_summary(data)
-    if summary.lost_steps or summary.duplicate_effects:
+    if not summary.agrees:
         raise typer.Exit(1)
 
 
@@ -126,24 +129,60 @@ def _screen(tree: Any, recent: deque[Text], elapsed: float, duration: float) -> 
     )
 
 
+#: How the summary names what it counts.
+_WORDS = {
+    "sigkill": "SIGKILLs",
+    "corrupt_memory_line": "corrupt memory lines",
+    "server_error_500": "HTTP 500s",
+    "rate_limit_429": "HTTP 429s",
+    "tool_crash": "tool crashes",
+    "hung_tool": "hung tools",
+    "loop": "loops",
+    "over_budget": "over budget",
+    "effect_log": "in the effect log",
+    "memory": "in the memory file",
+}
+
+
+def counted(counts: dict[str, int], *, zeros: bool = False) -> str:
+    """``{"succeeded": 33, "paused": 3}`` as ``33 succeeded, 3 paused`` (``none`` when empty)."""
+    words = [f"{n} {_WORDS.get(name, name.replace('_', ' '))}" for name, n in counts.items() if n or zeros]
+    return ", ".join(words) or "none"
+
+
+def _exits(reasons: dict[str, int]) -> str:
+    processes = {k: v for k, v in reasons.items() if not k.startswith("run:")}
+    runs = {k.removeprefix("run:"): v for k, v in reasons.items() if k.startswith("run:")}
+    text = f"processes {counted(processes)}"
+    return f"{text}; runs {counted(runs)}" if runs else text
+
+
 def _print_summary(data: dict[str, Any]) -> None:
     console.print()
     table = Table(title="beamish demo: summary", show_header=False, box=None)
-    ok = data["lost_steps"] == 0 and data["duplicate_effects"] == 0
+    ok = not any(data["mismatches"].values())
     rows = [
-        ("runs completed", f"{data['runs_completed']} of {data['runs_total']} ({data['runs_by_status']})"),
+        (
+            "runs completed",
+            f"{data['runs_completed']} of {data['runs_total']} ({counted(data['runs_by_status'])})",
+        ),
         ("restarts", str(data["restarts"])),
-        ("exit reasons", ", ".join(f"{k} {v}" for k, v in data["exit_reasons"].items()) or "none"),
+        ("exit reasons", _exits(data["exit_reasons"])),
         ("lost steps", str(data["lost_steps"])),
         ("duplicate effects", f"{data['duplicate_effects']} (of {data['effects_applied']} effects)"),
+        ("mismatches", counted(data["mismatches"])),
+        (
+            "unreadable lines",
+            f"{sum(data['unreadable_lines'].values())} ({counted(data['unreadable_lines'], zeros=True)})",
+        ),
         (
             "LLM calls",
             f"{data['llm_calls_made']} made, {data['llm_calls_replayed']} replayed from the journal",
         ),
         ("spend", f"${data['spend_usd']:.4f} (scripted model at a demo price)"),
         ("scheduled fires", f"{data['scheduled_fires']}, success rate {data['scheduled_success_rate']}"),
-        ("faults injected", ", ".join(f"{k} {v}" for k, v in data["faults_injected"].items()) or "none"),
-        ("faults seen", ", ".join(f"{k} {v}" for k, v in data["faults_seen"].items())),
+        ("faults injected", counted(data["faults_injected"])),
+        ("faults seen", counted(data["faults_seen"], zeros=True)),
         (
             "live upgrades",
             "; ".join(
@@ -157,7 +196,9 @@ def _print_summary(data: dict[str, Any]) -> None:
         table.add_row(Text(name, style="bold"), value)
     console.print(table)
     for problem in data["problems"]:
-        err.print(f"[red]problem:[/] {problem}")
+        err.print(f"[red]problem:[/] {escape(problem)}")
     console.print(
-        "[green]journal and effect log agree[/]" if ok else "[red]the journal lost or repeated effects[/]"
+        "[green]the journal and the world agree[/] (effect log, agent versions, memory file)"
+        if ok
+        else "[red]the journal and the world disagree[/]"
     )

@@ -4,12 +4,14 @@ The company from ``examples/solo_company`` runs on the scripted model (named as 
 with SQLite in a temporary folder, the shared memory server, and its schedules on an accelerated
 clock (a working day, 08:55 to 18:55 UTC, in ``duration`` seconds). While it runs, the fault plan
 kills agent processes and corrupts the memory file; the scripts play 429s, 500s, a loop, a costly
-agent and a hung tool. At the end the journal is read back and checked against the tools' effect log.
+agent, a hung tool and a tool whose bug crashes its agent. At the end the journal is read back and
+checked against the world's records: the tools' effect log, the recorded versions, the memory file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import time
@@ -23,9 +25,11 @@ from typing import Any
 from beamish._events import Event
 from beamish.company._company import Company
 from beamish.company._config import CompanyConfig, load_config_data, schedule_entries
+from beamish.company._effects import Fact, World, world_of
 from beamish.company._examples import solo_company_dir
 from beamish.company._faults import AcceleratedClock, FaultPlan, agent_processes
-from beamish.company._summary import Summary, summarize
+from beamish.company._memory_check import graph_facts
+from beamish.company._summary import MemoryRecord, Summary, summarize
 from beamish.company._tree import CompanyParts
 
 #: The simulated span of one demo: a working day's schedules, whatever the real duration.
@@ -46,15 +50,21 @@ class DemoSettings:
     log: Callable[[str], None] = field(default=lambda _: None)
 
 
-def demo_config(workdir: Path, settings: DemoSettings, example: Path | None = None) -> CompanyConfig:
-    """The solo company's config, pointed at ``workdir`` and the scripted model, with the demo's limits."""
+def demo_config(
+    workdir: Path, settings: DemoSettings, example: Path | None = None, *, call_log: Path | None = None
+) -> CompanyConfig:
+    """The solo company's config, pointed at ``workdir`` and the scripted model, with the demo's limits.
+
+    With ``call_log``, the agents play copies of the scripts that log every call there.
+    """
     example = example or solo_company_dir()
+    scripts = copy_scripts(example, workdir, call_log) if call_log is not None else {}
     data = tomllib.loads((example / "beamish.toml").read_text(encoding="utf-8"))
     data["store"] = {"url": f"sqlite:///{workdir / 'beamish.db'}"}
     data["memory"] = {**data.get("memory", {}), "file": str(workdir / "memory.jsonl")}
     data["telemetry"] = {"otel": False}
     for name, agent in data["agents"].items():
-        agent["model"] = f"scripted:{example / 'scripts' / f'{name}.json'}"
+        agent["model"] = f"scripted:{scripts.get(name, example / 'scripts' / f'{name}.json')}"
         agent["price"] = dict(DEMO_PRICE)
         agent["isolation"] = "process"
         watchdog = dict(agent.get("watchdog", {}))
@@ -81,14 +91,52 @@ SEED_ENTITIES = [
 
 def seed_memory(path: Path) -> None:
     """Write the demo's starting knowledge graph (entities the agents add observations to)."""
-    import json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         json.dumps({"type": "entity", "name": n, "entityType": t, "observations": o}, separators=(",", ":"))
         for n, t, o in SEED_ENTITIES
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def seed_facts() -> frozenset[Fact]:
+    """The facts :func:`seed_memory` writes: what memory held before any agent wrote to it."""
+    return frozenset(graph_facts({"entities": [{"name": n, "observations": o} for n, _, o in SEED_ENTITIES]}))
+
+
+def copy_scripts(example: Path, workdir: Path, call_log: Path) -> dict[str, Path]:
+    """Copies of the example's scripts in ``workdir``, each logging its calls and the faults it plays.
+
+    The scripts are the demo's model: the 429s and 500s they play are faults the demo injects, and
+    the call log is how the summary counts them (each restarted process plays them anew).
+    """
+    (workdir / "scripts").mkdir(parents=True, exist_ok=True)
+    copies: dict[str, Path] = {}
+    for source in sorted((example / "scripts").glob("*.json")):
+        data = json.loads(source.read_text(encoding="utf-8"))
+        data = {"turns": data} if isinstance(data, list) else data
+        copy = workdir / "scripts" / source.name
+        copy.write_text(json.dumps({**data, "call_log": str(call_log)}), encoding="utf-8")
+        copies[source.stem] = copy
+    return copies
+
+
+def model_faults(calls: Path) -> dict[str, int]:
+    """The faults the scripted model played, by kind and status (``server_error_500``, ``rate_limit_429``)."""
+    found: dict[str, int] = {}
+    if not calls.exists():
+        return found
+    for line in calls.read_text(encoding="utf-8").splitlines():
+        try:
+            fault = json.loads(line).get("fault")
+        except (ValueError, AttributeError):
+            continue  # the log only counts faults; a torn line costs a count, not the summary
+        if isinstance(fault, dict):
+            kind = str(fault.get("fault"))
+            status = fault.get("status", 429 if kind == "rate_limit" else None)
+            name = f"{kind}_{status}" if status is not None else kind
+            found[name] = found.get(name, 0) + 1
+    return dict(sorted(found.items()))
 
 
 def _simulated_start() -> float:
@@ -118,17 +166,14 @@ async def run_demo(
     """Run the demo for ``settings.duration_s`` seconds and return its checked summary."""
     import asyncio
 
-    from beamish.journal import open_store
-
     workdir = settings.workdir or Path(tempfile.mkdtemp(prefix="beamish-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    effect_log = workdir / "effects.jsonl"
-    os.environ["BEAMISH_EFFECT_LOG"] = str(effect_log)  # inherited by every agent process
-    config = demo_config(workdir, settings)
+    os.environ["BEAMISH_EFFECT_LOG"] = str(workdir / "effects.jsonl")  # inherited by every agent process
+    config = demo_config(workdir, settings, call_log=workdir / "model-calls.jsonl")
     seed_memory(config.memory_file)
+    memory = MemoryRecord(config.memory_file, seed_facts())
     clock = AcceleratedClock(SIMULATED_S / settings.duration_s, _simulated_start())
-    parts = parts_factory(config, clock, workdir)
-    company = Company(config, parts=parts)
+    company = Company(config, parts=parts_factory(config, clock, workdir))
     faults: FaultPlan | None = None
     started = time.monotonic()
     try:
@@ -152,36 +197,43 @@ async def run_demo(
         if faults is not None:
             await faults.stop()
         await company.stop()
-    elapsed = time.monotonic() - started
+    injected = {**(dict(faults.injected) if faults else {}), **model_faults(workdir / "model-calls.jsonl")}
+    return await _summary(config, workdir, memory, injected, time.monotonic() - started)
+
+
+async def _summary(
+    config: CompanyConfig, workdir: Path, memory: MemoryRecord, injected: dict[str, int], elapsed: float
+) -> Summary:
+    from beamish.journal import open_store
+
     store = await open_store(config.store_url)
     try:
-        events = await _all_events(store)
-        scheduled = await scheduled_figures(store, [e[0] for e in schedule_entries(config)])
         return await summarize(
             store,
-            effect_log,
-            events=events,
+            workdir / "effects.jsonl",
+            events=await _all_events(store),
             duration_s=elapsed,
-            faults_injected=dict(faults.injected) if faults else {},
-            scheduled=scheduled,
-            logged_tools=logged_tools(config),
+            faults_injected=dict(sorted(injected.items())),
+            scheduled=await scheduled_figures(store, [e[0] for e in schedule_entries(config)]),
+            memory=memory,
+            worlds=effect_worlds(config),
         )
     finally:
         await store.close()
 
 
-def logged_tools(config: CompanyConfig) -> set[str]:
-    """The side-effect tools of the company's own modules: the ones that keep the effect log."""
+def effect_worlds(config: CompanyConfig) -> dict[str, World | None]:
+    """Every side-effect tool of the company, and the record that keeps its effects (or None)."""
     from beamish.agent._tools import Tool
+    from beamish.company._memory_tools import MEMORY_TOOLS
 
-    return {
-        t.name
-        for agent in config.agents.values()
-        for t in agent.tools
-        if isinstance(t, Tool)
-        and t.effect in ("once", "idempotent")
-        and not t.fn.__module__.startswith("beamish.")  # beamish's own (propose_upgrade) keep no log
-    }
+    worlds: dict[str, World | None] = {}
+    for agent in config.agents.values():
+        tools = [t for ref in agent.tools for t in (MEMORY_TOOLS if ref == "memory" else (ref,))]
+        for t in tools:
+            if isinstance(t, Tool) and t.effect in ("once", "idempotent"):
+                worlds[t.name] = world_of(t.name, t.fn.__module__)
+    return worlds
 
 
 async def _all_events(store: Any) -> list[Event]:

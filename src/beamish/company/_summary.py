@@ -1,22 +1,36 @@
 """The demo's summary: what happened, read back from the journal and checked against the world.
 
-``lost_steps`` and ``duplicate_effects`` are not counters the runtime keeps about itself: they come
-from comparing the journal with the *effect log* the demo's tools append to (the world's record of
-what was really done), so a journal that lost or repeated an effect shows here.
+``mismatches`` (and the ``lost_steps`` and ``duplicate_effects`` they add up to) are not counters
+the runtime keeps about itself: they come from comparing the journal with the world's own records of
+what was really done (the tools' effect log, the recorded agent versions, the memory file; see
+``_effects``), so a journal that lost, repeated or misattributed an effect shows here.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from beamish._events import Event
-
-#: Runs in these statuses are over; an effect whose journal step is still open in one is lost.
-_FINISHED = {"succeeded", "failed", "paused", "needs_attention"}
+from beamish.company._effects import (
+    PROPOSAL_PREFIX,
+    EffectCheck,
+    Fact,
+    JournalStep,
+    World,
+    check_coverage,
+    check_gaps,
+    check_keyed,
+    guess_world,
+    read_effect_log,
+    version_effects,
+)
+from beamish.company._memory_check import check_memory, read_memory_facts
+from beamish.memory._schema import MUTATING as MEMORY_WRITES
 
 
 @dataclass
@@ -32,6 +46,10 @@ class Summary:
     lost_steps: int = 0
     duplicate_effects: int = 0
     effects_applied: int = 0
+    #: Every kind of disagreement between the journal and the world, by kind (zeros included).
+    mismatches: dict[str, int] = field(default_factory=dict)
+    #: Lines of the world's records that could not be read, by record (each is also a mismatch).
+    unreadable_lines: dict[str, int] = field(default_factory=dict)
     llm_calls_made: int = 0
     llm_calls_replayed: int = 0
     tool_calls_replayed: int = 0
@@ -51,76 +69,96 @@ class Summary:
         data["spend_usd"] = round(self.spend_usd, 6)
         return data
 
-
-def read_effect_log(path: Path) -> list[dict[str, Any]]:
-    """The effect log's entries; a torn last line (a kill mid-write) is skipped, not fatal."""
-    if not path.exists():
-        return []
-    entries: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return entries
+    @property
+    def agrees(self) -> bool:
+        """The journal and the world agree: no mismatch of any kind."""
+        return not any(self.mismatches.values())
 
 
-def check_effects(
-    effects: list[dict[str, Any]],
-    steps: list[dict[str, Any]],
-    run_status: dict[str, str],
-    logged_tools: set[str] | None = None,
-) -> tuple[int, int, list[str]]:
-    """``(lost_steps, duplicate_effects, problems)`` from the effect log against the journal's steps.
+@dataclass(frozen=True)
+class MemoryRecord:
+    """The memory file to check, and the facts it held before the company ran."""
 
-    Lost: an effect that happened but whose journal step is missing (or still open in a finished
-    run); a side-effect step the journal marks done that never happened; a gap in a finished run's
-    step numbers. Duplicate: the same idempotency key applied more than once. ``logged_tools`` names
-    the tools that keep the effect log (others, such as the memory server's, cannot be checked
-    against it); ``None`` means every side-effect tool.
-    """
-    problems: list[str] = []
-    applied = Counter(e["key"] for e in effects if e.get("status") == "applied")
-    seen_keys = {e["key"] for e in effects}
-    by_key = {f"{s['run_id']}:{s['seq']}": s for s in steps}
-    duplicates = sum(n - 1 for n in applied.values() if n > 1)
-    for key, n in applied.items():
-        if n > 1:
-            problems.append(f"effect {key} was applied {n} times")
-    lost = 0
-    for key in applied:
-        step = by_key.get(key)
-        run_id = key.rsplit(":", 1)[0]
-        if step is None:
-            lost += 1
-            problems.append(f"effect {key} happened but the journal has no step for it")
-        elif step["phase"] != "done" and run_status.get(run_id) in _FINISHED:
-            lost += 1
-            problems.append(
-                f"effect {key} happened but its step is still {step['phase']!r} in a finished run"
+    path: Path
+    before: frozenset[Fact] = frozenset()
+
+
+async def load_journal(store: Any) -> tuple[list[JournalStep], dict[str, str]]:
+    """Every run's steps (payloads resolved) and every run's status."""
+    runs = await store.fetchall("SELECT run_id, status FROM runs")
+    status = {str(r["run_id"]): str(r["status"]) for r in runs}
+    steps: list[JournalStep] = []
+    for run_id in sorted(status):
+        for s in await store.steps(run_id):
+            request, response = s.request, s.response
+            steps.append(
+                JournalStep(
+                    run_id=s.run_id,
+                    seq=s.seq,
+                    kind=s.kind,
+                    phase=s.phase,
+                    name=s.name,
+                    effect=s.effect,
+                    idem_key=s.idempotency_key,
+                    args=request.get("args") if isinstance(request, dict) else None,
+                    is_error=bool(isinstance(response, dict) and response.get("is_error")),
+                )
             )
-    for key, step in by_key.items():
-        if (
-            step["kind"] == "tool"
-            and step.get("effect") in ("once", "idempotent")
-            and step["phase"] == "done"
-            and (logged_tools is None or step["name"] in logged_tools)
-        ) and key not in seen_keys:
-            lost += 1
-            problems.append(f"step {key} ({step['name']}) is done in the journal but never happened")
-    seqs: dict[str, list[int]] = {}
+    return steps, status
+
+
+async def check_store(
+    store: Any,
+    *,
+    effect_log: Path | None,
+    memory: MemoryRecord | None = None,
+    worlds: Mapping[str, World | None] | None = None,
+) -> EffectCheck:
+    """Check the journal in ``store`` against every record of the world (see :func:`check_journal`)."""
+    steps, status = await load_journal(store)
+    return await check_journal(store, steps, status, effect_log=effect_log, memory=memory, worlds=worlds)
+
+
+async def check_journal(
+    store: Any,
+    steps: list[JournalStep],
+    status: Mapping[str, str],
+    *,
+    effect_log: Path | None,
+    memory: MemoryRecord | None = None,
+    worlds: Mapping[str, World | None] | None = None,
+) -> EffectCheck:
+    """Check ``steps`` against every record of the world.
+
+    ``worlds`` names, per side-effect tool, the record that keeps its effects (``None``: none does);
+    without it, each tool the journal has steps of is placed by its name. Memory writes are checked
+    only with ``memory``; without it they are reported unchecked.
+    """
+    placed = dict(worlds or {})
     for s in steps:
-        seqs.setdefault(s["run_id"], []).append(int(s["seq"]))
-    for run_id, numbers in seqs.items():
-        if run_status.get(run_id) != "succeeded":
-            continue
-        numbers.sort()
-        expected = range(numbers[0], numbers[0] + len(numbers))
-        if numbers != list(expected):
-            missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
-            lost += len(missing)
-            problems.append(f"run {run_id} has no steps {missing}")
-    return lost, duplicates, problems
+        if s.kind == "tool" and s.effect in ("once", "idempotent") and s.name not in placed:
+            placed[s.name] = guess_world(s.name)
+    if memory is None:
+        placed = {name: None if world == "memory" else world for name, world in placed.items()}
+    check = EffectCheck(mismatches=check_coverage(placed))
+    effects, unreadable = read_effect_log(effect_log) if effect_log is not None else ([], [])
+    rows = await store.fetchall(
+        "SELECT agent, version, author, idem_key FROM agent_versions WHERE idem_key LIKE ?",
+        (PROPOSAL_PREFIX + "%",),
+    )
+    versions = version_effects(dict(r) for r in rows)
+    keyed = {name for name, world in placed.items() if world in ("effect_log", "versions")}
+    check.mismatches += unreadable + check_keyed(effects + versions, steps, status, keyed)
+    check.unreadable_lines["effect_log"] = len(unreadable)
+    check.applied["effect_log"] = sum(1 for e in effects if e.status == "applied")
+    check.applied["versions"] = len(versions)
+    if memory is not None:
+        after, bad = read_memory_facts(memory.path)
+        check.mismatches += bad + check_memory(set(memory.before), after, steps)
+        check.unreadable_lines["memory"] = len(bad)
+        check.applied["memory"] = sum(1 for s in steps if s.acknowledged and s.name in MEMORY_WRITES)
+    check.mismatches += check_gaps(steps, status)
+    return check
 
 
 def _reason_kind(value: Any) -> str | None:
@@ -143,24 +181,50 @@ async def summarize(
     duration_s: float,
     faults_injected: dict[str, int],
     scheduled: tuple[int, float | None] = (0, None),
-    logged_tools: set[str] | None = None,
+    memory: MemoryRecord | None = None,
+    worlds: Mapping[str, World | None] | None = None,
 ) -> Summary:
-    """Read the journal (runs, steps, ledger) and the demo's events, check the effect log."""
+    """Read the journal (runs, steps, ledger) and the demo's events; check the world's records."""
     summary = Summary(duration_s=round(duration_s, 2), faults_injected=dict(faults_injected))
     runs = await store.fetchall("SELECT run_id, agent, status, reason FROM runs")
-    status = {str(r["run_id"]): str(r["status"]) for r in runs}
+    steps, status = await load_journal(store)
     summary.runs_total = len(runs)
     summary.runs_by_status = dict(Counter(status.values()))
     summary.runs_completed = summary.runs_by_status.get("succeeded", 0)
-    steps = [
-        dict(r)
-        for r in await store.fetchall("SELECT run_id, seq, kind, phase, name, effect, idem_key FROM steps")
-    ]
-    summary.llm_calls_made = sum(1 for s in steps if s["kind"] == "llm" and s["phase"] == "done")
-    kinds = {(s["run_id"], int(s["seq"])): s["kind"] for s in steps}
+    summary.llm_calls_made = sum(1 for s in steps if s.kind == "llm" and s.phase == "done")
+    exits, counts = _tally_events(summary, events, {(s.run_id, s.seq): s.kind for s in steps})
+    for r in runs:
+        kind = _reason_kind(r["reason"])
+        if kind in ("looping", "over_budget", "hung") and r["status"] != "succeeded":
+            exits[f"run:{kind}"] += 1
+    summary.exit_reasons = dict(sorted(exits.items()))
+    summary.events = dict(sorted(counts.items()))
+    check = await check_journal(store, steps, status, effect_log=effect_log, memory=memory, worlds=worlds)
+    summary.effects_applied = check.effects_applied
+    summary.mismatches, summary.unreadable_lines = check.counts(), dict(check.unreadable_lines)
+    summary.lost_steps, summary.duplicate_effects = check.lost_steps, check.duplicate_effects
+    summary.problems = check.problems
+    summary.spend_usd = float(await store.spend())
+    summary.scheduled_fires, summary.scheduled_success_rate = scheduled
+    summary.faults_seen = {
+        "sigkill": exits.get("killed", 0),
+        "tool_crash": exits.get("crashed", 0),
+        "hung_tool": max(exits.get("hung", 0), counts.get("watchdog.hung", 0)),
+        "loop": counts.get("loop.detected", 0),
+        "over_budget": counts.get("budget.exceeded", 0),
+        "rate_limit_429": counts.get("model.rate_limited", 0),
+        "corrupt_memory_line": counts.get("memory.repaired", 0),
+    }
+    return summary
+
+
+def _tally_events(
+    summary: Summary, events: list[Event], kinds: Mapping[tuple[str, int], str]
+) -> tuple[Counter[str], Counter[str]]:
+    """Exit reasons and event counts; restarts, upgrades and replayed steps go into ``summary``."""
     exits: Counter[str] = Counter()
     counts: Counter[str] = Counter()
-    replayed_seen: set[tuple[str, int]] = set()
+    replayed: set[tuple[str, int]] = set()
     for event in events:
         counts[event.kind] += 1
         if event.kind == "child.exited":
@@ -177,32 +241,11 @@ async def summarize(
         elif event.kind == "step.replayed":
             run_id = str(event.data.get("run_id", event.subject))
             lo, hi = int(event.data.get("from_seq", 0)), int(event.data.get("to_seq", -1))
-            for seq in range(lo, hi + 1):
-                replayed_seen.add((run_id, seq))
-    for key in replayed_seen:
+            replayed.update((run_id, seq) for seq in range(lo, hi + 1))
+    for key in replayed:
         kind = kinds.get(key)
         if kind == "llm":
             summary.llm_calls_replayed += 1
         elif kind == "tool":
             summary.tool_calls_replayed += 1
-    for r in runs:
-        kind = _reason_kind(r["reason"])
-        if kind in ("looping", "over_budget", "hung") and r["status"] != "succeeded":
-            exits[f"run:{kind}"] += 1
-    summary.exit_reasons = dict(sorted(exits.items()))
-    summary.events = dict(sorted(counts.items()))
-    effects = read_effect_log(effect_log)
-    summary.effects_applied = sum(1 for e in effects if e.get("status") == "applied")
-    lost, dup, problems = check_effects(effects, steps, status, logged_tools)
-    summary.lost_steps, summary.duplicate_effects, summary.problems = lost, dup, problems
-    summary.spend_usd = float(await store.spend())
-    summary.scheduled_fires, summary.scheduled_success_rate = scheduled
-    summary.faults_seen = {
-        "sigkill": exits.get("killed", 0),
-        "hung_tool": max(exits.get("hung", 0), counts.get("watchdog.hung", 0)),
-        "loop": counts.get("loop.detected", 0),
-        "over_budget": counts.get("budget.exceeded", 0),
-        "rate_limit_429": counts.get("model.rate_limited", 0),
-        "corrupt_memory_line": counts.get("memory.repaired", 0),
-    }
-    return summary
+    return exits, counts

@@ -201,6 +201,8 @@ class _Zygote:
             from beamish.runtime._process_child import run_child, run_spare
 
             code = run_spare(fd) if message["t"] == "spare" else run_child(fd, message)
+        except SystemExit as exc:  # sys.exit() in the child's code: its exit code, as an interpreter's
+            code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
             traceback.print_exc()
         finally:

@@ -20,8 +20,8 @@ run), ``{"fault": "timeout"}``, ``{"fault": "hang"}`` (no first chunk, ever) and
 File formats, by suffix: ``.json`` (a list of turns, ``{"turns": [...]}`` or
 ``{"scripts": [{"when": ..., "turns": [...]}, ...]}``), ``.jsonl`` (one turn per line) and
 ``.toml`` (``[[turns]]`` or ``[[scripts]]`` with ``[[scripts.turns]]``). A top-level ``call_log``
-(a file path) gets one JSON line per call — attempts included — so a test can count the calls made
-across processes and restarts.
+(a file path) gets one JSON line per call — attempts included, each played fault named (``"fault"``)
+— so a test can count the calls made and the faults played across processes and restarts.
 """
 
 from __future__ import annotations
@@ -178,12 +178,15 @@ class ScriptedModel:
         if n >= len(script.turns):
             raise ModelError(f"{self.name}: the script has {len(script.turns)} turns; turn {n} was asked for")
         turn = script.turns[n]
-        if self.call_log is not None:
-            with open(self.call_log, "a", encoding="utf-8") as log:
-                log.write(json.dumps({"script": index, "turn": n, "pid": os.getpid()}) + "\n")
         attempt = self._attempts.get((index, n), 0)
         self._attempts[(index, n)] = attempt + 1
         fault = turn.faults[attempt] if attempt < len(turn.faults) else None
+        if self.call_log is not None:
+            entry: dict[str, Any] = {"script": index, "turn": n, "pid": os.getpid()}
+            if fault is not None:
+                entry["fault"] = dict(fault)
+            with open(self.call_log, "a", encoding="utf-8") as log:
+                log.write(json.dumps(entry) + "\n")
         if fault is not None:
             kind = fault["fault"]
             if kind == "rate_limit":
