@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from rich.console import Console
 
 from beamish.cli import _demo
-from beamish.cli._company import console, err
 from beamish.company._effects import EffectCheck, Mismatch
 from beamish.company._summary import Summary
 
@@ -31,38 +33,35 @@ def summary(**changes: object) -> Summary:
     return s
 
 
-def printed(s: Summary) -> str:
+def printed(s: Summary, monkeypatch: pytest.MonkeyPatch) -> str:
     """What a wide terminal shows (a narrow one wraps the table's cells)."""
-    widths = console.width, err.width
-    console.width = err.width = 200
-    try:
-        with console.capture() as out, err.capture() as errors:
-            _demo._print_summary(s.to_json())
-    finally:
-        console.width, err.width = widths
-    return out.get() + errors.get()
+    out, errors = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(_demo, "console", Console(file=out, width=200, highlight=False))
+    monkeypatch.setattr(_demo, "err", Console(file=errors, width=200, highlight=False))
+    _demo._print_summary(s.to_json())
+    return out.getvalue() + errors.getvalue()
 
 
-def test_counts_read_as_words_not_as_a_python_dict() -> None:
-    text = printed(summary())
+def test_counts_read_as_words_not_as_a_python_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = printed(summary(), monkeypatch)
     assert "{" not in text and "}" not in text
     assert "33 of 36 (33 succeeded, 3 paused)" in text
     assert "processes 1 crashed, 1 hung, 7 killed; runs 1 looping, 2 over budget" in text
-    assert "1 corrupt memory lines, 1 HTTP 429s, 2 HTTP 500s, 7 SIGKILLs" in text
-    assert "7 SIGKILLs, 1 tool crashes, 1 hung tools, 0 loops" in text
+    assert "1 corrupt memory line, 1 HTTP 429, 2 HTTP 500s, 7 SIGKILLs" in text
+    assert "7 SIGKILLs, 1 tool crash, 1 hung tool, 0 loops" in text
     assert "mismatches         none" in text
     assert "unreadable lines   0 (0 in the effect log, 0 in the memory file)" in text
     assert "the journal and the world agree" in text
 
 
-def test_each_mismatch_is_named_and_each_problem_printed() -> None:
+def test_each_mismatch_is_named_and_each_problem_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     check = EffectCheck(
         [
             Mismatch("wrong_tool", "effect r:0 (post_update) has the key of a llm step [x]"),
             Mismatch("step_gap", "g", 2),
         ]
     )
-    text = printed(summary(mismatches=check.counts(), problems=check.problems))
+    text = printed(summary(mismatches=check.counts(), problems=check.problems), monkeypatch)
     assert "mismatches         1 wrong tool, 2 step gap" in text
     assert "problem: effect r:0 (post_update) has the key of a llm step [x]" in text
     assert "the journal and the world disagree" in text

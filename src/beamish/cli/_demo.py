@@ -129,24 +129,27 @@ def _screen(tree: Any, recent: deque[Text], elapsed: float, duration: float) -> 
     )
 
 
-#: How the summary names what it counts.
+#: How the summary names what it counts: one, and more than one.
 _WORDS = {
-    "sigkill": "SIGKILLs",
-    "corrupt_memory_line": "corrupt memory lines",
-    "server_error_500": "HTTP 500s",
-    "rate_limit_429": "HTTP 429s",
-    "tool_crash": "tool crashes",
-    "hung_tool": "hung tools",
-    "loop": "loops",
-    "over_budget": "over budget",
-    "effect_log": "in the effect log",
-    "memory": "in the memory file",
+    "sigkill": ("SIGKILL", "SIGKILLs"),
+    "corrupt_memory_line": ("corrupt memory line", "corrupt memory lines"),
+    "server_error_500": ("HTTP 500", "HTTP 500s"),
+    "rate_limit_429": ("HTTP 429", "HTTP 429s"),
+    "tool_crash": ("tool crash", "tool crashes"),
+    "hung_tool": ("hung tool", "hung tools"),
+    "loop": ("loop", "loops"),
+    "effect_log": ("in the effect log", "in the effect log"),
+    "memory": ("in the memory file", "in the memory file"),
 }
 
 
 def counted(counts: dict[str, int], *, zeros: bool = False) -> str:
     """``{"succeeded": 33, "paused": 3}`` as ``33 succeeded, 3 paused`` (``none`` when empty)."""
-    words = [f"{n} {_WORDS.get(name, name.replace('_', ' '))}" for name, n in counts.items() if n or zeros]
+    words = []
+    for name, n in counts.items():
+        if n or zeros:
+            one, more = _WORDS.get(name, (name.replace("_", " "),) * 2)
+            words.append(f"{n} {one if n == 1 else more}")
     return ", ".join(words) or "none"
 
 
