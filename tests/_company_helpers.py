@@ -66,3 +66,15 @@ def run_demo_json(cwd: Path, *, duration: int, seed: int, timeout: float) -> dic
     assert len(lines) == 1, done.stdout  # --json prints exactly one JSON object
     data: dict[str, Any] = json.loads(lines[0])
     return data
+
+
+def wait_for_control_socket(proc: subprocess.Popen[str], socket: Path, timeout: float = 60.0) -> None:
+    """Until ``beamish run`` (``proc``) opens its control socket, which it does once its tree is up;
+    fails with the node's stderr if it exits first, or after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not socket.exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"the node did not start within {timeout:g} s"
+        time.sleep(0.05)

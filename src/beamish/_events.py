@@ -33,6 +33,7 @@ KINDS = frozenset(
         "run.resumed",
         "run.needs_attention",
         "run.refused",
+        "run.cancelled",
         "step.replayed",
         "step.reconciled",
         "step.divergence",

@@ -22,7 +22,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def company(tmp_path: Path) -> Path:
-    result = runner.invoke(app, ["init", str(tmp_path / "co")])
+    result = runner.invoke(app, ["init", str(tmp_path / "co"), "--template", "solo", "--model", "anthropic"])
     assert result.exit_code == 0, result.output
     return tmp_path / "co" / "beamish.toml"
 
@@ -37,7 +37,7 @@ def test_init_scaffolds_the_eight_agent_company_that_loads(company: Path) -> Non
 
 
 def test_init_refuses_to_overwrite_an_existing_company(company: Path) -> None:
-    result = runner.invoke(app, ["init", str(company.parent)])
+    result = runner.invoke(app, ["init", str(company.parent), "--template", "solo"])
     assert result.exit_code == 1
     assert "exists; pass --force" in result.output
 
@@ -49,9 +49,9 @@ def test_a_bad_config_exits_2_naming_the_key(company: Path) -> None:
     assert "tree.groups.finance.strategy: expected one of" in result.output
 
 
-def test_status_without_a_node_reads_the_store(company: Path) -> None:
+def test_status_without_a_node_reads_the_store_and_exits_3(company: Path) -> None:
     result = runner.invoke(app, ["status", "-c", str(company)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     for name in ("finance", "rest_for_one", "accountant", "improver", "next "):
         assert name in result.output
     assert "no node is running" in result.output
@@ -73,6 +73,10 @@ def test_runs_and_budget_and_events_work_on_an_empty_store(company: Path) -> Non
     for args in (["runs"], ["budget"], ["events"]):
         result = runner.invoke(app, [*args, "-c", str(company)])
         assert result.exit_code == 0, (args, result.output)
+    for args in (["runs"], ["budget"], ["events"], ["schedules", "list"]):
+        result = runner.invoke(app, [*args, "-c", str(company), "--json"])
+        assert result.exit_code == 0, (args, result.output)
+        assert isinstance(__import__("json").loads(result.stdout), list), (args, result.stdout)
     assert "(company)" in runner.invoke(app, ["budget", "-c", str(company)]).output
 
 
@@ -143,9 +147,12 @@ def test_run_without_the_models_api_key_names_it_and_starts_nothing(
         monkeypatch.delenv(var, raising=False)
     result = runner.invoke(app, ["run", str(company)])
     assert result.exit_code == 2
-    assert "ANTHROPIC_API_KEY: agents ceo, coo" in result.output
+    assert (
+        "agents.ceo.model: 'anthropic:claude-sonnet-4-5' needs ANTHROPIC_API_KEY, which is not set"
+        in result.output
+    )
     assert "nothing was started" in result.output
-    assert not (company.parent / "state").exists()  # no store, no memory file, no socket
+    assert list((company.parent / "state").iterdir()) == []  # no store, no memory file, no socket
 
 
 def test_openai_models_need_a_key_unless_a_local_server_is_named(company: Path) -> None:
@@ -163,10 +170,12 @@ def test_openai_models_need_a_key_unless_a_local_server_is_named(company: Path) 
 
 
 def test_init_elsewhere_tells_how_to_run_that_company(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["init", str(tmp_path / "elsewhere")])
+    result = runner.invoke(
+        app, ["init", str(tmp_path / "elsewhere"), "--template", "solo", "--model", "anthropic"]
+    )
     assert result.exit_code == 0, result.output
-    assert f"beamish run {tmp_path / 'elsewhere' / 'beamish.toml'}" in result.output
-    assert "ANTHROPIC_API_KEY" in result.output
+    assert f"beamish run -c {tmp_path / 'elsewhere' / 'beamish.toml'}" in result.output
+    assert "export ANTHROPIC_API_KEY=" in result.output
 
 
 def test_runs_shows_why_a_run_failed_or_paused() -> None:
@@ -203,7 +212,7 @@ def test_events_prints_one_line_per_event_when_piped(company: Path) -> None:
         finally:
             await store.close()
 
-    (company.parent / "state").mkdir()
+    (company.parent / "state").mkdir(exist_ok=True)
     asyncio.run(record())
     result = runner.invoke(app, ["events", "-c", str(company)])
     assert result.exit_code == 0, result.output
@@ -222,7 +231,7 @@ def test_journal_prune_does_not_say_nothing_was_pruned_when_old_events_were(comp
         finally:
             await store.close()
 
-    (company.parent / "state").mkdir()
+    (company.parent / "state").mkdir(exist_ok=True)
     asyncio.run(record())
     result = runner.invoke(app, ["journal", "prune", "--older-than", "0s", "-c", str(company)])
     assert result.exit_code == 0, result.output

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from _company_helpers import wait_for_control_socket
+
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
 BEAMISH = str(Path(sys.executable).parent / "beamish")
@@ -71,6 +73,7 @@ def beamish(*args: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedP
 @pytest.fixture
 def company(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     (tmp_path / "beamish.toml").write_text(CONFIG)
+    (tmp_path / "state").mkdir()  # the store's folder: a missing one is refused, not created
     (tmp_path / "cfo.json").write_text(json.dumps(CFO_SCRIPT))
     (tmp_path / "accountant.json").write_text(json.dumps(ACCOUNTANT_SCRIPT))
     proc = subprocess.Popen(
@@ -80,12 +83,7 @@ def company(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    socket = tmp_path / "state" / "beamish.db.sock"
-    deadline = time.monotonic() + 30
-    while not socket.exists():  # the node creates its control socket once the tree is up
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        assert time.monotonic() < deadline, "the company did not start within 30 s"
-        time.sleep(0.05)
+    wait_for_control_socket(proc, tmp_path / "state" / "beamish.db.sock", timeout=30)
     yield tmp_path, proc
     if proc.poll() is None:
         proc.kill()
@@ -115,6 +113,13 @@ def test_a_running_company_answers_status_takes_runs_and_stops_cleanly_on_sigter
     assert again.stdout.strip() == "laptops-1"  # the same id is the same run, not a second one
     assert beamish("runs", "cfo", cwd=cwd).stdout.count("laptops-1") == 1
 
+    not_paused = beamish("resume", "accountant", cwd=cwd)
+    assert not_paused.returncode == 1
+    assert (
+        not_paused.stderr.strip()
+        == "error: resume accountant: agent 'accountant' is not paused: nothing to resume"
+    )
+    assert beamish("pause", "accountant", cwd=cwd).returncode == 0
     resumed = beamish("resume", "accountant", cwd=cwd)
     assert resumed.returncode == 0, resumed.stderr
     events = beamish("events", "-n", "200", cwd=cwd)
@@ -126,7 +131,7 @@ def test_a_running_company_answers_status_takes_runs_and_stops_cleanly_on_sigter
     assert proc.returncode == 0, err[-2000:]
     assert not (cwd / "state" / "beamish.db.sock").exists()
     after = beamish("status", cwd=cwd)
-    assert "no node is running" in after.stdout
+    assert after.returncode == 3 and "no node is running" in after.stdout
     assert '"budget"' in (cwd / "state" / "memory.jsonl").read_text()
 
 

@@ -72,6 +72,9 @@ async def test_the_dashboard_served_by_the_node_streams_its_events_and_resumes(t
         reader = asyncio.create_task(read_events())
         try:
             await wait_for(lambda: "child.started" in seen, timeout=10, what="child.started over SSE")
+            refused = await client.post("/api/agents/coo/resume")  # not paused: nothing to resume
+            assert refused.status_code == 409 and "is not paused" in refused.json()["error"]
+            await company.pause("coo")
             r = await client.post("/api/agents/coo/resume")
             assert r.json() == {"resumed": "coo"}
             await wait_for(lambda: "agent.resumed" in seen, timeout=10, what="agent.resumed over SSE")

@@ -106,6 +106,17 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "agents.ceo.schedules[0].cron: expected 5 fields (minute hour day month weekday), got 'every day'",
     ),
     (
+        "a minute out of range",
+        agent(schedules=[{"cron": "61 9 * * *", "task": "t"}]),
+        "agents.ceo.schedules[0].cron: minute 61 is out of range 0-59",
+    ),
+    (
+        "a month that is no month",
+        agent(schedules=[{"cron": "0 9 * foo *", "task": "t"}]),
+        "agents.ceo.schedules[0].cron: month 'foo' is not a number 1-12 or a name (jan, feb, mar, apr, "
+        "may, jun, jul, aug, sep, oct, nov, dec)",
+    ),
+    (
         "a schedule without a task",
         agent(schedules=[{"cron": "0 14 * * *"}]),
         "agents.ceo.schedules[0].task: required key is missing",

@@ -23,7 +23,7 @@ DAY0 = datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
 
 @pytest.fixture
 def company(tmp_path: Path) -> Path:
-    result = runner.invoke(app, ["init", str(tmp_path / "co")])
+    result = runner.invoke(app, ["init", str(tmp_path / "co"), "--template", "solo", "--model", "anthropic"])
     assert result.exit_code == 0, result.output
     config = tmp_path / "co" / "beamish.toml"
     url = load_config(config).store_url

@@ -9,29 +9,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from beamish._exceptions import BeamishError, ConfigError
+from beamish.cli._output import console as console
+from beamish.cli._output import emit_json
+from beamish.cli._output import err as err
 from beamish.company._config import CompanyConfig, load_config
-from beamish.company._control import ControlUnavailable, control_events, control_path, control_request
-from beamish.company._examples import solo_company_dir
+from beamish.company._control import ControlUnavailable, control_path, control_request
 from beamish.company._view import StoreView, _day_start
 from beamish.dashboard._source import TreeNode
 
 T = TypeVar("T")
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 ConfigOption = Annotated[
     Path,
     typer.Option("--config", "-c", envvar="BEAMISH_CONFIG", help="The company's beamish.toml."),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document (with -f: one object per line).")
 ]
 
 
@@ -41,75 +43,69 @@ def load(path: Path) -> CompanyConfig:
         return load_config(path)
     except ConfigError as exc:
         err.print("[bold red]invalid config[/]", markup=True)
-        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)  # one line per problem
+        err.print(str(exc), soft_wrap=True)  # one line per problem
         if not path.expanduser().exists():
             err.print(
                 f"(looked in {Path.cwd()}: name the company's beamish.toml, as an argument, with -c or "
                 "BEAMISH_CONFIG, or create one with `beamish init`)",
-                markup=False,
-                highlight=False,
                 soft_wrap=True,
             )
         raise typer.Exit(2) from None
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as one line on stderr (no markup: hints keep their brackets) and return the
+    exit to raise: ``raise fail(…)``."""
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
 
 
 def run_async(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(fn())  # type: ignore[arg-type]
     except BeamishError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
 
 
 async def _open_store(config: CompanyConfig) -> Any:
+    """The company's store. A SQLite file whose folder is missing is refused, not created there: a
+    mistyped path must not start an empty journal beside the real one."""
     from beamish.journal import open_store
 
     if config.store_url.startswith("sqlite:///"):
-        Path(config.store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(config.store_url.removeprefix("sqlite:///").split("?", 1)[0]).parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{config.path}: store.url: the folder {folder} does not exist; create it "
+                f"(mkdir -p {folder}) or point [store] url at an existing folder"
+            )
     return await open_store(config.store_url)
+
+
+def with_store(cfg: CompanyConfig, work: Callable[[Any], Awaitable[T]]) -> T:
+    """``work(store)`` on the company's store, opened for it and closed after; errors as ``run_async``."""
+
+    async def go() -> T:
+        store = await _open_store(cfg)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return run_async(go)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``beamish`` app."""
-    for command in (init, run, status, events, runs, submit, pause, resume, budget, dashboard):
+    for command in (run, status, budget, dashboard):
         app.command()(command)
 
 
-def init(
-    directory: Annotated[Path, typer.Argument(help="Where to create the company.")] = Path("."),
-    force: Annotated[bool, typer.Option(help="Overwrite an existing beamish.toml.")] = False,
-) -> None:
-    """Scaffold the 8-agent solo company (CEO, CFO, COO, Marketing, Accountant, Lawyer, CTO, Improver)."""
-    source = solo_company_dir()
-    target = directory.resolve()
-    if (target / "beamish.toml").exists() and not force:
-        err.print(f"{target / 'beamish.toml'} exists; pass --force to overwrite it")
-        raise typer.Exit(1)
-    target.mkdir(parents=True, exist_ok=True)
-    for item in sorted(source.iterdir()):
-        if item.name.startswith((".", "__pycache__")):
-            continue
-        dest = target / item.name
-        if item.is_dir():
-            shutil.copytree(item, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(item, dest)
-    load(target / "beamish.toml")  # what we wrote must load
-    here = target == Path.cwd().resolve()
-    config_arg = "" if here else f" {target / 'beamish.toml'}"
-    console.print(f"Created the solo company in {target}", soft_wrap=True)
-    console.print(f"  beamish run{config_arg}    # on Claude: needs ANTHROPIC_API_KEY", soft_wrap=True)
-    console.print(
-        "  beamish demo    # the same company offline, on the scripted model, with a fault plan",
-        soft_wrap=True,
-    )
-    console.print(
-        "  (OpenAI or a compatible local server: README, 'Configuration', 'Real models')", soft_wrap=True
-    )
-
-
 def run(
-    config: Annotated[Path, typer.Argument(help="The company's beamish.toml.")] = Path("beamish.toml"),
+    config_arg: Annotated[
+        Path | None, typer.Argument(metavar="[CONFIG]", help="The company's beamish.toml (or -c).")
+    ] = None,
+    config: ConfigOption = Path("beamish.toml"),
     dashboard_port: Annotated[
         int | None, typer.Option("--dashboard", help="Also serve the dashboard on this port (loopback).")
     ] = None,
@@ -127,14 +123,10 @@ def run(
 
     With --store/--node-id, as one node of many sharing the agents (see `beamish node`).
     """
+    from beamish.cli._setup import preflight
     from beamish.company._company import run_company
-    from beamish.company._credentials import describe_missing, missing_credentials
 
-    cfg = load(config)
-    missing = missing_credentials(cfg, os.environ)
-    if missing:  # refused now, not as a crash loop at the first model call
-        err.print(describe_missing(cfg, missing), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+    cfg = preflight(config_arg or config)  # refused now, not as a crash loop at the first model call
     try:
         run_async(
             lambda: run_company(
@@ -144,12 +136,15 @@ def run(
     except typer.Exit:  # a RuntimeError too (click's): run_async has already said why
         raise
     except RuntimeError as exc:  # e.g. the company is already running
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
 
 
-def status(config: ConfigOption = Path("beamish.toml")) -> None:
-    """The live tree: state, restarts, last exit reason, spend vs cap, next schedule."""
+#: ``status`` exit code when no node runs the company (systemctl's "not running").
+EXIT_NOT_RUNNING = 3
+
+
+def status(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = False) -> None:
+    """The live tree: state, restarts, last exit reason, spend vs cap, next schedule (exit 3: not running)."""
     cfg = load(config)
 
     async def go() -> tuple[TreeNode, bool]:
@@ -164,74 +159,20 @@ def status(config: ConfigOption = Path("beamish.toml")) -> None:
                 await store.close()
 
     root, live = run_async(go)
+    from beamish.cli._cluster import placement_table
     from beamish.cli._render import tree_view
 
-    console.print(tree_view(root))
-    placed = __import__("beamish.cli._cluster", fromlist=["x"]).placement_table(cfg.store_url)
-    if placed is not None:  # a cluster: which node holds which agent
-        console.print(placed)
+    if as_json:
+        emit_json({"running": live, "config": str(cfg.path), "tree": root.to_json()})
+    else:
+        console.print(tree_view(root))
+        placed = placement_table(cfg.store_url)
+        if placed is not None:  # a cluster: which node holds which agent
+            console.print(placed)
+        if not live:
+            console.print("(no node is running: facts read from the store)", style="dim")
     if not live:
-        console.print("[dim](no node is running: facts read from the store)[/]")
-
-
-def events(
-    config: ConfigOption = Path("beamish.toml"),
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
-    last: Annotated[int, typer.Option("--last", "-n", help="How many recent events to show.")] = 50,
-) -> None:
-    """Lifecycle events (started, exited with reason, restarted, paused, budget, loops, schedules)."""
-    from beamish.cli._render import event_line
-
-    cfg = load(config)
-
-    async def go() -> None:
-        path = control_path(cfg.store_url, cfg.base_dir)
-        if follow:
-            try:
-                async for event in control_events(path, replay=last):
-                    console.print(event_line(event), soft_wrap=True)
-                return
-            except ControlUnavailable:
-                pass
-        store = await _open_store(cfg)
-        try:
-            view = StoreView(cfg, store)
-            if not follow:
-                for _eid, event in await view._recent(last):
-                    console.print(event_line(event), soft_wrap=True)
-                return
-            async for event in view.events(replay=last):
-                console.print(event_line(event), soft_wrap=True)
-        finally:
-            await store.close()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        run_async(go)
-
-
-def runs(
-    agent: Annotated[str | None, typer.Argument(help="Only this agent's runs.")] = None,
-    config: ConfigOption = Path("beamish.toml"),
-    status_: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")] = 30,
-) -> None:
-    """Recent runs, newest first."""
-    from beamish.cli._render import runs_table
-
-    cfg = load(config)
-    if agent is not None and agent not in cfg.agents:
-        err.print(f"no agent named {agent!r} (agents: {', '.join(cfg.agents)})")
-        raise typer.Exit(1)
-
-    async def go() -> list[Any]:
-        store = await _open_store(cfg)
-        try:
-            found: list[Any] = await store.list_runs(agent=agent, status=status_, limit=limit)
-            return found
-        finally:
-            await store.close()
-
-    console.print(runs_table(run_async(go)))
+        raise typer.Exit(EXIT_NOT_RUNNING)
 
 
 def ask_node(cfg: CompanyConfig, request: dict[str, Any], *, what: str, timeout: float = 5.0) -> Any:
@@ -241,51 +182,19 @@ def ask_node(cfg: CompanyConfig, request: dict[str, Any], *, what: str, timeout:
     try:
         return asyncio.run(control_request(path, request, timeout=timeout))
     except ControlUnavailable:
-        err.print(f"no node is running this company (nothing answers on {path}); start it with `beamish run`")
-        raise typer.Exit(1) from None
+        raise fail(
+            f"no node is running this company (nothing answers on {path}); start it with `beamish run`"
+        ) from None
     except RuntimeError as exc:
-        err.print(f"{what}: {exc}")
-        raise typer.Exit(1) from None
+        raise fail(f"{what}: {exc}") from None
 
 
 def _known_agent(cfg: CompanyConfig, agent: str) -> None:
     if agent not in cfg.agents:
-        err.print(f"no agent named {agent!r} (agents: {', '.join(cfg.agents)})")
-        raise typer.Exit(1)
+        raise fail(f"no agent named {agent!r} (agents: {', '.join(cfg.agents)})")
 
 
-def _control(config: Path, op: str, agent: str) -> None:
-    cfg = load(config)
-    _known_agent(cfg, agent)
-    ask_node(cfg, {"op": op, "agent": agent}, what=f"{op} {agent}")
-    console.print(f"{op}d {agent}")
-
-
-def submit(
-    agent: str,
-    task: str,
-    config: ConfigOption = Path("beamish.toml"),
-    run_id: Annotated[str | None, typer.Option(help="Idempotency key: the same id is the same run.")] = None,
-) -> None:
-    """Give an agent a task on the running node; prints the run id (`beamish runs` shows it)."""
-    cfg = load(config)
-    _known_agent(cfg, agent)
-    request = {"op": "submit", "agent": agent, "task": task, "run_id": run_id}
-    reply = ask_node(cfg, request, what=f"submit {agent}")
-    console.print(reply["run_id"])
-
-
-def pause(agent: str, config: ConfigOption = Path("beamish.toml")) -> None:
-    """Pause an agent (its state kept; `beamish resume` continues it)."""
-    _control(config, "pause", agent)
-
-
-def resume(agent: str, config: ConfigOption = Path("beamish.toml")) -> None:
-    """Resume an agent paused by its budget, a loop, or `beamish pause`."""
-    _control(config, "resume", agent)
-
-
-def budget(config: ConfigOption = Path("beamish.toml")) -> None:
+def budget(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = False) -> None:
     """Spend today per agent and for the company, against the caps."""
     cfg = load(config)
 
@@ -302,10 +211,17 @@ def budget(config: ConfigOption = Path("beamish.toml")) -> None:
             await store.close()
 
     spend = run_async(go)
-    table = Table("agent", "today", "cap/day", "total", box=None)
+    rows = []
     for name, (today, total) in spend.items():
         section = cfg.agents[name].section.budget if name in cfg.agents else cfg.file.budget
-        cap = section.per_day_usd
+        rows.append((name, today, section.per_day_usd, total))
+    if as_json:
+        emit_json(
+            [{"agent": n, "today_usd": t, "cap_per_day_usd": c, "total_usd": tot} for n, t, c, tot in rows]
+        )
+        return
+    table = Table("agent", "today", "cap/day", "total", box=None)
+    for name, today, cap, total in rows:
         shown_cap = f"${cap:.2f}" if cap is not None else "none"
         style = "bold magenta" if cap is not None and today >= cap else ""
         table.add_row(name, f"${today:.4f}", shown_cap, f"${total:.4f}", style=style)

@@ -57,6 +57,7 @@ def demo(
         recent.append(Text(line, style="bold yellow"))
 
     settings = DemoSettings(duration_s=duration, seed=seed, workdir=workdir, log=log)
+    _preflight(workdir, settings)
 
     def parts_factory(config: Any, clock: Any, _workdir: Path) -> Any:
         return company_parts(config, schedule_clock=clock, poll_s=60.0)
@@ -92,7 +93,8 @@ def demo(
     if not as_json:
         console.print(
             f"[bold]beamish demo[/]: the solo company on the [bold]scripted[/] model for {duration:.0f} s "
-            f"(working folder {workdir})"
+            f"(working folder {escape(str(workdir))})",
+            markup=True,
         )
         live = Live(console=console, refresh_per_second=4, transient=False)
         live.start()
@@ -114,6 +116,18 @@ def demo(
         raise typer.Exit(1)
 
 
+def _preflight(workdir: Path, settings: Any) -> None:
+    """The same check as ``beamish check``, on the demo's own config (exit 2 before anything starts)."""
+    from beamish.cli._setup import preflight_loaded
+    from beamish.company._demo import demo_config
+
+    try:
+        preflight_loaded(demo_config(workdir, settings))
+    except typer.Exit:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
 async def _collect(company: Any, recent: deque[Text]) -> None:
     async for event in company.events(replay=0):
         recent.append(event_line(event))
@@ -125,7 +139,9 @@ def _screen(tree: Any, recent: deque[Text], elapsed: float, duration: float) -> 
         f"running {elapsed:5.1f} s, {left:4.1f} s left   (scripted model; faults injected)", style="dim"
     )
     return Group(
-        header, Panel(tree_view(tree), title="supervision tree"), Panel(Group(*recent), title="events")
+        header,
+        Panel(tree_view(tree), title="supervision tree", expand=False),
+        Panel(Group(*recent), title="events", expand=False),
     )
 
 
@@ -199,9 +215,10 @@ def _print_summary(data: dict[str, Any]) -> None:
         table.add_row(Text(name, style="bold"), value)
     console.print(table)
     for problem in data["problems"]:
-        err.print(f"[red]problem:[/] {escape(problem)}")
+        err.print(f"[red]problem:[/] {escape(problem)}", markup=True)
     console.print(
         "[green]the journal and the world agree[/] (effect log, agent versions, memory file)"
         if ok
-        else "[red]the journal and the world disagree[/]"
+        else "[red]the journal and the world disagree[/]",
+        markup=True,
     )

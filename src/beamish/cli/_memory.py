@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from beamish._exceptions import BeamishError
 
 if TYPE_CHECKING:
     from beamish.memory import CheckReport
@@ -32,10 +36,18 @@ def _report_on(file: Path, act: Callable[[Path], CheckReport], verb: str) -> Che
         raise typer.Exit(EXIT_UNREADABLE) from None
 
 
+def _refuse(message: str) -> typer.Exit:
+    """One line on stderr and exit 2: bad input is named, never a traceback."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
 def _host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise typer.BadParameter(f"expected HOST:PORT (e.g. 127.0.0.1:8765), got {value!r}")
+        raise _refuse(f"--http: expected HOST:PORT (e.g. 127.0.0.1:8765), got {value!r}")
+    if not 0 <= int(port) <= 65535:
+        raise _refuse(f"--http: port {int(port)} is out of range 0-65535")
     return host.strip("[]"), int(port)
 
 
@@ -58,6 +70,10 @@ def serve(
     allow_origin: Annotated[
         list[str] | None, typer.Option("--allow-origin", help="An extra allowed Origin (repeatable).")
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Bearer token every HTTP request must send (needed beyond loopback)."),
+    ] = None,
     compact_idle: Annotated[
         float,
         typer.Option(
@@ -70,30 +86,64 @@ def serve(
     """Serve the memory over stdio (default) or streamable HTTP (loopback unless told otherwise)."""
     import anyio
 
+    from beamish._net import is_loopback, url_host
     from beamish.memory import KnowledgeGraph, resolve_memory_path, serve_http, serve_stdio
+    from beamish.memory._server import TOKEN_ENV
 
     target = resolve_memory_path(file)
     address = _host_port(http) if http else None
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if address is not None and not is_loopback(address[0]) and token is None:
+        raise _refuse(
+            f"--http {http}: serving beyond loopback needs a token; pass --token or set {TOKEN_ENV} "
+            "(clients send it as 'Authorization: Bearer <token>')"
+        )
 
     async def run() -> None:
         graph = KnowledgeGraph(target, compact_idle_s=compact_idle)
         try:
             if address is None:
                 await serve_stdio(graph, page_size=page_size)
-            else:
-                typer.echo(f"memory {target} on http://{address[0]}:{address[1]}{path}", err=True)
-                await serve_http(
+                return
+            started = anyio.Event()
+            async with anyio.create_task_group() as tasks:
+                serving = functools.partial(
+                    serve_http,
                     graph,
                     address[0],
                     address[1],
                     path,
                     allowed_origins=allow_origin or [],
                     page_size=page_size,
+                    started=started,
+                    token=token,
                 )
+                tasks.start_soon(serving)
+                await started.wait()  # "serving" is said once the socket listens, not before
+                where = f"http://{url_host(address[0])}:{address[1]}{path}"
+                typer.echo(f"memory {target}: serving on {where}", err=True)
         finally:
             await graph.aclose()
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    except BaseException as exc:  # a task group wraps the start's error in a group
+        error = _beamish_error(exc)
+        if error is None:
+            raise
+        raise _refuse(str(error)) from None
+
+
+def _beamish_error(exc: BaseException) -> BeamishError | None:
+    """The BeamishError ``exc`` is or holds (anyio's task groups wrap what a task raised)."""
+    if isinstance(exc, BeamishError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _beamish_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 @app.command()

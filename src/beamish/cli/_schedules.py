@@ -3,6 +3,7 @@ and retention of that history. Read from the store, so it works whether or not a
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,8 +11,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from beamish.cli._company import ConfigOption, _open_store, console, err, load, run_async
+from beamish.cli._company import ConfigOption, JsonOption, _open_store, console, err, load, run_async
 from beamish.cli._journal import parse_duration
+from beamish.cli._output import emit_json
 
 schedules_app = typer.Typer(
     name="schedules", help="Schedules: record, history, retention.", no_args_is_help=True
@@ -31,7 +33,7 @@ def _when(ts: float | None) -> str:
 
 
 @schedules_app.command("list")
-def list_(config: ConfigOption = Path("beamish.toml")) -> None:
+def list_(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = False) -> None:
     """Every stored schedule: cron, zone, policy, next due time and success rate."""
     from beamish.schedule._history import list_schedules
 
@@ -45,6 +47,9 @@ def list_(config: ConfigOption = Path("beamish.toml")) -> None:
             await store.close()
 
     infos = run_async(go)
+    if as_json:
+        emit_json([_info_json(info) for info in infos])
+        return
     if not infos:
         err.print("no schedules stored yet (they are stored when the company first runs)")
         return
@@ -65,11 +70,25 @@ def list_(config: ConfigOption = Path("beamish.toml")) -> None:
     console.print(table)
 
 
+def _info_json(info: Any) -> dict[str, Any]:
+    return {
+        "schedule_id": info.schedule_id,
+        "agent": info.agent,
+        "spec": info.spec,
+        "enabled": info.enabled,
+        "next_due_at": info.next_due_at,
+        "fired": info.rate.due - info.rate.missed,
+        "missed": info.rate.missed,
+        "success_rate": info.rate.rate,
+    }
+
+
 @schedules_app.command()
 def history(
     schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
     config: ConfigOption = Path("beamish.toml"),
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many of the latest ticks to show.")] = 20,
+    as_json: JsonOption = False,
 ) -> None:
     """The latest ticks of one schedule: due, fired or missed, late by, and how its run ended."""
     from beamish.schedule._history import fire_history
@@ -84,6 +103,9 @@ def history(
             await store.close()
 
     records = run_async(go)
+    if as_json and records:
+        emit_json([dataclasses.asdict(r) for r in records])
+        return
     if not records:
         known = [
             s.id or f"{name}-{i}" for name, a in cfg.agents.items() for i, s in enumerate(a.section.schedules)

@@ -84,7 +84,8 @@ def diff(agent: str, v1: int, v2: int, config: ConfigOption = Path("beamish.toml
 
 def reload(
     new_config: Annotated[
-        Path | None, typer.Argument(help="The changed config (default: the file the node started from).")
+        Path | None,
+        typer.Argument(metavar="[CONFIG]", help="The changed config (or -c; default beamish.toml)."),
     ] = None,
     config: ConfigOption = Path("beamish.toml"),
     reason: Annotated[str, typer.Option(help="Why: kept in each agent's history.")] = "beamish reload",
@@ -93,7 +94,9 @@ def reload(
 
     Changed agents take their new version between runs (rolled back by themselves if they do worse).
     """
-    cfg = load(new_config or config)
+    from beamish.cli._setup import preflight
+
+    cfg = preflight(new_config or config)  # a config that cannot run is refused before the node sees it
     request = {
         "op": "reload",
         "config": str(cfg.path),

@@ -17,6 +17,7 @@ from typing import Any
 
 from beamish._clock import Clock
 from beamish._events import Event
+from beamish._exceptions import BeamishError
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._tree import CompanyParts, build_tree, company_budget
@@ -63,6 +64,8 @@ class Company:
         self._writer: asyncio.Task[None] | None = None
         self._tail: asyncio.Task[None] | None = None
         self._telemetry: list[Any] = []
+        #: Agents stopped by hand (``beamish stop``): shown as stopped, not restarting.
+        self._stopped: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -191,6 +194,9 @@ class Company:
         if self.root is not None and self.root.alive:
             with contextlib.suppress(Exception):
                 await _overlay(root, self.root)
+        for node in root.walk():
+            if node.type == "agent" and node.id in self._stopped:
+                node.state = "stopped"
         if self.node is not None:  # the version each agent will run, where no upgrade was seen yet
             from beamish.agent._control import registry
 
@@ -226,10 +232,47 @@ class Company:
         await self.store.append_event(event)
 
     async def resume(self, agent: str) -> None:
+        """Lift ``agent``'s pause and queue its paused runs again; an agent with neither is refused
+        (a resume that does nothing would read as if it had)."""
         self._known(agent)
         from beamish.agent._control import resume
 
+        if not await self._is_paused(agent):
+            raise BeamishError(f"agent {agent!r} is not paused: nothing to resume")
         await resume(self.node, agent)
+
+    async def _is_paused(self, agent: str) -> bool:
+        from beamish.agent._keeper import BudgetKeeper
+        from beamish.agent._store_ledger import StoreLedger
+
+        keeper = BudgetKeeper(StoreLedger(self.store), self.node.clock)
+        if await keeper.paused(agent) is not None:
+            return True
+        return bool(await self.store.list_runs(agent=agent, status="paused", limit=1))
+
+    async def stop_agent(self, agent: str) -> None:
+        """Stop ``agent`` until :meth:`start_agent` (``beamish stop``); its queued runs wait."""
+        self._known(agent)
+        from beamish.company._operate import stop_agent
+
+        await stop_agent(self.root, agent)
+        self._stopped.add(agent)
+
+    async def start_agent(self, agent: str) -> None:
+        """Start an agent stopped by :meth:`stop_agent` (``beamish start``)."""
+        self._known(agent)
+        from beamish.company._operate import start_agent
+
+        await start_agent(self.root, agent)
+        self._stopped.discard(agent)
+
+    async def restart_agent(self, agent: str) -> None:
+        """Stop ``agent`` politely and start it again (``beamish restart``)."""
+        self._known(agent)
+        from beamish.company._operate import restart_agent
+
+        await restart_agent(self.root, agent)
+        self._stopped.discard(agent)
 
     async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
         """Give ``agent`` a task; ``run_id`` is the idempotency key (the same id is the same run)."""
@@ -347,7 +390,7 @@ async def run_company(
     """
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False, soft_wrap=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

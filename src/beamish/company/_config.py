@@ -27,6 +27,7 @@ from beamish.agent._tools import Tool
 from beamish.company._errors import describe
 from beamish.company._schema import AgentSection, ConfigFile, ScheduleSection
 from beamish.schedule._cron import Schedule
+from beamish.schedule._fields import cron_problems
 from beamish.telemetry._redact import redact_text
 
 #: Tools every agent may name without an import path.
@@ -95,7 +96,17 @@ def load_config_data(
     overrides: Mapping[str, Any] | None = None,
 ) -> CompanyConfig:
     """Validate already-parsed TOML ``data`` as if read from ``source`` (paths resolve beside it)."""
-    shown = shown or str(source)
+    config, problems = validate_config_data(data, source, overrides=overrides)
+    if config is None or problems:
+        _fail(shown or str(source), problems)
+    return config
+
+
+def validate_config_data(
+    data: dict[str, Any], source: Path, *, overrides: Mapping[str, Any] | None = None
+) -> tuple[CompanyConfig | None, list[tuple[str, str]]]:
+    """The config and every ``(key path, problem)`` found; the config is None when the file does not
+    even have the right shape (``beamish check`` goes on to the checks that need no shape)."""
     if overrides:
         data = {**data}
         for key, table in overrides.items():
@@ -103,7 +114,7 @@ def load_config_data(
     try:
         file = ConfigFile.model_validate(data)
     except ValidationError as exc:
-        _fail(shown, describe(exc, ConfigFile))
+        return None, describe(exc, ConfigFile)
     problems: list[tuple[str, str]] = []
     base = source.parent
     store_url = _store_url(file.store.url, base, problems)
@@ -122,9 +133,7 @@ def load_config_data(
         problems.append(("telemetry.otel", "needs the 'otel' extra: pip install 'beamish[otel]'"))
     if file.telemetry.sentry_dsn and importlib.util.find_spec("sentry_sdk") is None:
         problems.append(("telemetry.sentry_dsn", "needs the 'sentry' extra: pip install 'beamish[sentry]'"))
-    if problems:
-        _fail(shown, problems)
-    return CompanyConfig(source, file, store_url, memory_file, agents)
+    return CompanyConfig(source, file, store_url, memory_file, agents), problems
 
 
 def _fail(shown: str, problems: list[tuple[str, str]]) -> NoReturn:
@@ -187,10 +196,13 @@ def _check_agent(
     seen: set[str] = set()
     for i, sched in enumerate(section.schedules):
         at = f"{where}.schedules[{i}]"
-        try:  # the scheduler's own parser: what passes here is what it will run
-            Schedule(sched.cron)
-        except ScheduleError as exc:
-            problems.append((f"{at}.cron", str(exc).removeprefix("cron: ")))
+        found = cron_problems(sched.cron)  # field by field: "minute 61 is out of range 0-59"
+        if not found:
+            try:  # the scheduler's own parser: what passes here is what it will run
+                Schedule(sched.cron)
+            except ScheduleError as exc:
+                found = [str(exc).removeprefix("cron: ")]
+        problems.extend((f"{at}.cron", problem) for problem in found)
         _check_zone(f"{at}.tz", sched.tz, problems)
         sid = schedule_id(name, i, sched)
         if sid in seen:

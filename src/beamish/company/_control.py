@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from beamish._events import Event
+from beamish._exceptions import BeamishError
 from beamish.dashboard._source import DashboardSource, UnknownAgent
 from beamish.telemetry._redact import redact
 
 _MAX_REQUEST = 64 * 1024
+#: Control ops on one agent, and the target's method for each.
+_AGENT_OPS = {"stop": "stop_agent", "start": "start_agent", "restart": "restart_agent"}
 
 
 class ControlTarget(DashboardSource, Protocol):
@@ -101,6 +104,8 @@ class ControlServer:
             reply: dict[str, Any] = {"ok": True, "result": result}
         except UnknownAgent as exc:
             reply = {"ok": False, "error": f"no agent named {exc.args[0]!r}"}
+        except BeamishError as exc:  # says what is wrong in the project's words: no class name needed
+            reply = {"ok": False, "error": str(exc)}
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         with contextlib.suppress(ConnectionError):
@@ -130,6 +135,13 @@ class ControlServer:
             agent = str(request.get("agent", ""))
             await (self.target.pause(agent) if op == "pause" else self.target.resume(agent))
             return {op + "d": agent}
+        if op in _AGENT_OPS:
+            act = getattr(self.target, _AGENT_OPS[op], None)
+            if act is None:
+                raise ValueError(f"this node cannot {op} agents")
+            agent = str(request.get("agent", ""))
+            await act(agent)
+            return {op: agent}
         raise ValueError(f"unknown op {op!r}")
 
     async def _stream_events(

@@ -25,15 +25,11 @@ def missing_credentials(config: CompanyConfig, environ: Mapping[str, str]) -> di
     lacks (an empty value counts as missing). Empty when every model can be called."""
     missing: dict[str, list[str]] = {}
     for name, agent in config.agents.items():
-        provider = agent.model.partition(":")[0]
         if agent.section.entry is not None:
             continue  # an entry agent's own code makes its clients, with whatever credentials it holds
-        if provider not in _NEEDS:
-            continue  # the scripted model needs nothing
-        keys, exempt_by = _NEEDS[provider]
-        if any(environ.get(k) for k in keys) or (exempt_by is not None and environ.get(exempt_by)):
-            continue
-        missing.setdefault(keys[0], []).append(name)
+        key = missing_key(agent.model, environ)  # None for the scripted model: it needs nothing
+        if key is not None:
+            missing.setdefault(key, []).append(name)
     return missing
 
 
@@ -48,3 +44,14 @@ def describe_missing(config: CompanyConfig, missing: dict[str, list[str]]) -> st
         lines.append("  (an OpenAI-compatible local server needs no key: set OPENAI_BASE_URL instead)")
     lines.append("Set the variable(s) and run again, or try `beamish demo` for the same company offline.")
     return "\n".join(lines)
+
+
+def missing_key(model: str, environ: Mapping[str, str]) -> str | None:
+    """The variable ``model``'s provider needs and ``environ`` lacks, or None (set, or none needed)."""
+    provider = model.partition(":")[0]
+    if provider not in _NEEDS:
+        return None
+    keys, exempt_by = _NEEDS[provider]
+    if any(environ.get(k) for k in keys) or (exempt_by is not None and environ.get(exempt_by)):
+        return None
+    return keys[0]

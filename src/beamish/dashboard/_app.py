@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from beamish._exceptions import SpecError
+from beamish._exceptions import BeamishError, SpecError
 from beamish._net import is_loopback
 from beamish.dashboard._page import PAGE
 from beamish.dashboard._source import DashboardSource, UnknownAgent
@@ -118,7 +118,7 @@ def create_app(source: DashboardSource, *, token: str | None = None, loopback_on
             await source.resume(agent)
         except UnknownAgent:
             return JSONResponse({"error": f"no agent named {agent!r}"}, status_code=404)
-        except RuntimeError as exc:  # e.g. no node is running: the page says why, nothing changed
+        except (RuntimeError, BeamishError) as exc:  # e.g. no node runs, or it is not paused: nothing changed
             return JSONResponse({"error": redact(str(exc))}, status_code=409)
         return JSONResponse({"resumed": agent})
 

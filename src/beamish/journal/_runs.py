@@ -117,8 +117,9 @@ class RunsMixin(StoreBase):
         status: str | Iterable[str] | None = None,
         limit: int = 100,
         offset: int = 0,
+        since: float | None = None,
     ) -> list[Run]:
-        """Runs, newest first, filtered by agent and status (one or several)."""
+        """Runs, newest first, filtered by agent, status (one or several) and creation time."""
         where: list[str] = []
         params: list[Any] = []
         if agent is not None:
@@ -130,6 +131,9 @@ class RunsMixin(StoreBase):
                 _check_status(s)
             where.append(f"status IN ({','.join('?' * len(statuses))})")
             params.extend(statuses)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
         sql = f"SELECT {_RUN_COLS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

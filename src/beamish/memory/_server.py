@@ -31,7 +31,7 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from beamish._exceptions import MemoryGraphError, SpecError
+from beamish._exceptions import BeamishError, MemoryGraphError, SpecError
 from beamish._net import is_loopback, url_host
 from beamish.memory._graph import js_json
 from beamish.memory._paging import PAGED_TOOLS, CursorError, page, paged_definitions, take_cursor
@@ -316,11 +316,22 @@ async def serve_http(
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        # uvicorn calls sys.exit() when it cannot bind; inside a task that would end the process
+        # with a traceback. An ordinary error names the address instead.
+        try:
+            await server.serve()
+        except SystemExit as exc:
+            raise BeamishError(
+                f"memory server: cannot serve on {host}:{port}: the address is in use or not available"
+            ) from exc
+
     if started is None:
-        await server.serve()
+        await serve()
         return
     async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
+        tg.start_soon(serve)
         while not server.started:
             await anyio.sleep(0.01)
         started.set()

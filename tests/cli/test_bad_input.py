@@ -1,0 +1,172 @@
+"""Bad input gets one line naming what is wrong and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from beamish.cli import app
+
+pytestmark = pytest.mark.timeout(60)
+runner = CliRunner()
+BEAMISH = str(Path(sys.executable).parent / "beamish")
+
+
+def one_line(result: object) -> str:
+    output = getattr(result, "output", "")
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+@pytest.fixture
+def minimal(tmp_path: Path) -> Path:
+    result = runner.invoke(app, ["init", str(tmp_path / "co")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "co" / "beamish.toml"
+
+
+def test_memory_serve_off_loopback_without_a_token_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BEAMISH_MEMORY_TOKEN", raising=False)
+    result = runner.invoke(app, ["memory", "serve", "--http", "0.0.0.0:8770", "--file", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert one_line(result) == (
+        "error: --http 0.0.0.0:8770: serving beyond loopback needs a token; pass --token or set "
+        "BEAMISH_MEMORY_TOKEN (clients send it as 'Authorization: Bearer <token>')"
+    )
+
+
+def test_memory_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["memory", "serve", "--http", "127.0.0.1:70000", "--file", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2
+    assert one_line(result) == "error: --http: port 70000 is out of range 0-65535"
+
+
+def test_memory_serve_on_a_port_in_use_says_so_and_never_that_it_serves(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [BEAMISH, "memory", "serve", "--http", f"127.0.0.1:{port}", "--file", str(tmp_path / "m")],
+            capture_output=True,
+            text=True,
+            timeout=50,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "serving on" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"error: memory server: cannot serve on 127.0.0.1:{port}: the address is in use or not available"
+    )
+
+
+def test_memory_serve_says_serving_only_once_the_port_accepts_connections(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            BEAMISH,
+            "memory",
+            "serve",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--token",
+            "t0k",
+            "--file",
+            str(tmp_path / "m"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # blocks until the server says something
+        assert line.strip().endswith(f"serving on http://127.0.0.1:{port}/mcp"), line
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # already listening when it said so
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_init_over_an_existing_config_is_refused_in_one_line(minimal: Path) -> None:
+    result = runner.invoke(app, ["init", str(minimal.parent)])
+    assert result.exit_code == 1
+    assert one_line(result) == (
+        f"error: {minimal} exists; pass --force to replace it (only beamish.toml: tools and scripts are kept)"
+    )
+
+
+def test_init_into_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["init", str(tmp_path / "notes.txt")])
+    assert result.exit_code == 1
+    assert (
+        one_line(result)
+        == f"error: {tmp_path / 'notes.txt'} is a file, not a folder: name a folder for the company"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_init_force_replaces_only_the_config_never_the_users_tools_or_scripts(minimal: Path) -> None:
+    tools, script = minimal.parent / "my_tools.py", minimal.parent / "scripts" / "assistant.json"
+    tools.write_text(tools.read_text() + "\n# my change\n")
+    script.write_text(script.read_text().replace("You asked", "You said"))
+    minimal.write_text(minimal.read_text().replace('name = "co"', 'name = "edited"'))
+    result = runner.invoke(app, ["init", str(minimal.parent), "--force", "--model", "local"])
+    assert result.exit_code == 0, result.output
+    assert "# my change" in tools.read_text() and "You said" in script.read_text()
+    assert "kept co/my_tools.py" in result.output or "kept" in result.output
+    text = minimal.read_text()
+    assert 'name = "edited"' not in text and 'model = "openai:llama3.1"' in text
+
+
+def test_a_sqlite_store_in_a_missing_folder_is_refused_not_created(minimal: Path) -> None:
+    minimal.write_text(minimal.read_text().replace("sqlite:///beamish.db", "sqlite:///nowhere/beamish.db"))
+    folder = minimal.parent / "nowhere"
+    result = runner.invoke(app, ["runs", "-c", str(minimal)])
+    assert result.exit_code == 1
+    assert one_line(result) == (
+        f"error: {minimal}: store.url: the folder {folder} does not exist; create it (mkdir -p {folder}) "
+        "or point [store] url at an existing folder"
+    )
+    run = runner.invoke(app, ["run", "-c", str(minimal)])
+    assert run.exit_code == 2 and f"store.url: the folder {folder} does not exist" in run.output
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize("command", [["events", "-n", "-1"], ["runs", "-n", "-1"]])
+def test_a_negative_count_is_refused(minimal: Path, command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "-c", str(minimal)])
+    assert result.exit_code == 2
+    option = "-n/--last" if command[0] == "events" else "-n/--limit"
+    assert one_line(result) == f"error: {option}: expected a count of 0 or more, got -1"
+
+
+@pytest.mark.parametrize("task", ["", "   "])
+def test_an_empty_task_is_refused_before_the_node_is_asked(minimal: Path, task: str) -> None:
+    result = runner.invoke(app, ["submit", "assistant", task, "-c", str(minimal)])
+    assert result.exit_code == 2
+    assert one_line(result) == (
+        'error: the task is empty: say what the agent should do, e.g. beamish submit AGENT "Plan the week"'
+    )
+
+
+def test_a_bad_since_is_named(minimal: Path) -> None:
+    result = runner.invoke(app, ["runs", "--since", "yesterday", "-c", str(minimal)])
+    assert result.exit_code == 2
+    assert one_line(result) == (
+        "error: --since: expected an age (30m, 1h, 2d) or an ISO time (2026-12-01T09:00), got 'yesterday'"
+    )

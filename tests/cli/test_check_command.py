@@ -1,0 +1,135 @@
+"""``beamish check``: every problem at once, one line each, with a fix in the file's own words."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from beamish.cli import app
+
+pytestmark = pytest.mark.timeout(60)
+runner = CliRunner()
+
+FIVE_PROBLEMS = """
+[store]
+url = "sqlite:///missing/beamish.db"
+
+[memory]
+enabled = false
+
+[agents.helper]
+instructions = "Help."
+model = "scripted:helper.json"
+policy = { on_loop = "restrat" }
+schedules = [{ cron = "61 9 * * *", task = "Morning." }]
+
+[agents.writer]
+instructions = "Write."
+model = "openai:gpt-4o-mini"
+"""
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_a_config_with_five_problems_prints_five_lines_and_exits_1(tmp_path: Path, no_keys: None) -> None:
+    config = tmp_path / "beamish.toml"
+    config.write_text(FIVE_PROBLEMS)
+    (tmp_path / "helper.json").write_text(json.dumps({"turns": [{"text": "ok"}]}))
+    result = runner.invoke(app, ["check", "-c", str(config)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 5, result.output
+    shown = str(config)
+    assert all(line.startswith(f"{shown}: ") for line in lines)
+    expected = [
+        "agents.helper.policy.on_loop: expected one of",
+        "agents.helper.schedules[0].cron: minute 61 is out of range 0-59; fix: cron = ",
+        "agents.helper.price: the scripted model has no price (say what it costs, zero included); "
+        "fix: add to [agents.helper]: price = { input_per_mtok = …, output_per_mtok = … }",
+        "agents.writer.model: 'openai:gpt-4o-mini' needs OPENAI_API_KEY, which is not set; "
+        "fix: export OPENAI_API_KEY=…",
+        f"store.url: the folder {tmp_path / 'missing'} does not exist",
+    ]
+    for part in expected:
+        assert sum(part in line for line in lines) == 1, (part, result.output)
+
+
+def test_check_as_json_is_one_document(tmp_path: Path, no_keys: None) -> None:
+    config = tmp_path / "beamish.toml"
+    config.write_text(FIVE_PROBLEMS)
+    result = runner.invoke(app, ["check", "-c", str(config), "--json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and len(data["problems"]) == 5
+    assert {"where", "problem", "fix"} == set(data["problems"][0])
+
+
+def test_a_fresh_minimal_company_checks_clean_and_its_header_names_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["init", "co"])
+    assert result.exit_code == 0, result.output
+    assert "beamish run -c co/beamish.toml" in result.output
+    assert 'beamish submit assistant "What time is it?" --wait -c co/beamish.toml' in result.output
+    assert (
+        Path("co/beamish.toml").read_text().startswith("# co/beamish.toml: one agent, one tool, one schedule")
+    )
+    checked = runner.invoke(app, ["check", "-c", "co/beamish.toml"])
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.strip() == "co/beamish.toml: ok"
+
+
+@pytest.mark.parametrize("model", ["anthropic", "openai", "local"])
+def test_each_real_model_choice_names_the_variable_it_needs(
+    tmp_path: Path, no_keys: None, model: str
+) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "co"), "--model", model])
+    assert result.exit_code == 0, result.output
+    key = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY", "local": "OPENAI_BASE_URL"}[model]
+    assert f"export {key}=" in result.output
+    checked = runner.invoke(app, ["check", "-c", str(tmp_path / "co" / "beamish.toml")])
+    assert checked.exit_code == 1  # the key is not set here
+    assert len(checked.output.splitlines()) == 1
+
+
+def test_an_install_hint_keeps_its_brackets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        "beamish.company._preflight.importlib.util.find_spec",
+        lambda name, *a: None if name == "openai" else real(name, *a),
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    runner.invoke(app, ["init", str(tmp_path / "co"), "--model", "openai"])
+    config = tmp_path / "co" / "beamish.toml"
+    for command in (["check", "-c", str(config)], ["run", "-c", str(config)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code in (1, 2)
+        assert "fix: pip install 'beamish[openai]'" in result.output, result.output
+
+
+def test_the_solo_template_on_the_scripted_model_checks_clean(tmp_path: Path, no_keys: None) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "solo"), "--template", "solo"])
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "solo" / "beamish.toml"
+    assert config.read_text().startswith(
+        f"# {config}: made by `beamish init --template solo --model scripted`"
+    )
+    from beamish.company import load_config
+
+    loaded = load_config(config)
+    assert all(a.model.startswith("scripted:") for a in loaded.agents.values())
+    assert all(a.section.price is not None for a in loaded.agents.values())
+    from beamish.company._preflight import check_file
+
+    _cfg, problems = check_file(config, {}, servers=False)
+    assert problems == []
