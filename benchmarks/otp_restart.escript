@@ -23,6 +23,8 @@ main([Restarts, AllRestarts, Actors]) ->
     N = list_to_integer(Actors),
     One = restarts(one_for_one, 1, R),
     report("one_for_one", One),
+    Crash = restarts(one_for_one, 1, R, crash),
+    report("one_for_one_crash", Crash),
     All = restarts(one_for_all, 8, A),
     report("one_for_all_8", All),
     {SpawnUs, MemBytes} = spawn_idle(N),
@@ -49,31 +51,40 @@ init(idle) ->
     {ok, idle}.
 
 handle_call(_Req, _From, State) -> {reply, ok, State}.
+handle_cast(crash, _State) -> erlang:error(crash_requested);
 handle_cast(_Msg, State) -> {noreply, State}.
 handle_info(_Msg, State) -> {noreply, State}.
 
 %% -- restarts -----------------------------------------------------------------------------------------
+%% How: kill (exit(Pid, kill)) or crash (an exception in handle_cast: gen_server's terminate, the
+%% crash reason with its stack trace, the supervisor's restart).
 restarts(Strategy, Children, Count) ->
-    lists:sort(restart_loop(Strategy, Children, Count, 0, undefined, undefined, [])).
+    restarts(Strategy, Children, Count, kill).
+
+restarts(Strategy, Children, Count, How) ->
+    lists:sort(restart_loop({Strategy, How}, Children, Count, 0, undefined, undefined, [])).
 
 restart_loop(_S, _C, Count, Count, Sup, _Victim, Acc) ->
     stop_sup(Sup),
     Acc;
-restart_loop(S, C, Count, I, Sup, _Victim, Acc) when I rem 100 =:= 0 ->
+restart_loop({S, _} = SH, C, Count, I, Sup, _Victim, Acc) when I rem 100 =:= 0 ->
     stop_sup(Sup),
     {ok, NewSup} = supervisor:start_link(?MODULE, {sup, S, C, self()}),
     unlink(NewSup),
     Pids = collect(C),
-    restart_loop1(S, C, Count, I, NewSup, maps:get(1, Pids), Acc);
-restart_loop(S, C, Count, I, Sup, Victim, Acc) ->
-    restart_loop1(S, C, Count, I, Sup, Victim, Acc).
+    restart_loop1(SH, C, Count, I, NewSup, maps:get(1, Pids), Acc);
+restart_loop(SH, C, Count, I, Sup, Victim, Acc) ->
+    restart_loop1(SH, C, Count, I, Sup, Victim, Acc).
 
-restart_loop1(S, C, Count, I, Sup, Victim, Acc) ->
+restart_loop1({S, How} = SH, C, Count, I, Sup, Victim, Acc) ->
     T0 = erlang:monotonic_time(nanosecond),
-    exit(Victim, kill),
+    case How of
+        kill -> exit(Victim, kill);
+        crash -> gen_server:cast(Victim, crash)
+    end,
     {Pids, T1} = collect_timed(case S of one_for_one -> 1; _ -> C end, C),
     NewVictim = maps:get(1, Pids),
-    restart_loop(S, C, Count, I + 1, Sup, NewVictim, [(T1 - T0) / 1000 | Acc]).
+    restart_loop(SH, C, Count, I + 1, Sup, NewVictim, [(T1 - T0) / 1000 | Acc]).
 
 %% one_for_one: only child 1 restarts (it is the victim); report with its own time.
 collect_timed(1, _C) ->

@@ -7,6 +7,9 @@ Figures (each beside OTP, run from ``benchmarks/otp_restart.escript`` when ``esc
 
 * one_for_one restart: kill the child (OTP ``exit(Pid, kill)``) → the new child's ``init`` reached;
   median and p99 in µs. Restart intensity never trips; the supervisor is recreated every 100 restarts.
+* one_for_one crash restart: the same, the child crashing instead (an exception in ``handle_cast``;
+  OTP: ``erlang:error`` in ``handle_cast``) → the new child's ``init`` reached. A crash also runs the
+  cast, raises, keeps the exception (OTP: the stack trace) and exits through ``terminate``.
 * one_for_all with 8 children: kill child 1 → the 8th restarted child's ``init`` reached.
 * spawn time per actor, starting 100,000 idle actors one after the other (OTP: ``gen_server:start``).
 * memory per idle actor across 100,000 (Python: bytes traced by ``tracemalloc``; OTP:
@@ -34,8 +37,12 @@ from typing import Any
 from beamish import Actor, ActorRef, ChildSpec, Node, Shutdown, SupervisorSpec
 
 HERE = Path(__file__).resolve().parent
-TARGETS = {"one_for_one_median": 4.0, "memory": 2.0, "spawn": 3.0}
+TARGETS = {"one_for_one_median": 4.0, "one_for_one_crash_median": 2.0, "memory": 2.0, "spawn": 3.0}
 AIMS = {"one_for_one_median": 2.0, "memory": 1.5}
+
+
+class CrashOnCast(Exception):
+    """What a child raises in ``handle_cast`` on purpose: the crash path of a restart."""
 
 
 class Probe:
@@ -56,6 +63,9 @@ class Child(Actor):
             if fut is not None and not fut.done():
                 fut.set_result(None)
 
+    async def handle_cast(self, message: object) -> None:
+        raise CrashOnCast(message)
+
 
 class Idle(Actor):
     """An actor that waits for mail it never gets."""
@@ -66,7 +76,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-async def restarts(node: Node, strategy: str, children: int, count: int) -> list[float]:
+async def restarts(node: Node, strategy: str, children: int, count: int, how: str = "kill") -> list[float]:
+    """Restart latencies (µs, sorted): child 1 killed (``how="kill"``) or crashing in ``handle_cast``."""
     loop = asyncio.get_running_loop()
     probe = Probe()
     spec = SupervisorSpec(
@@ -85,7 +96,10 @@ async def restarts(node: Node, strategy: str, children: int, count: int) -> list
         victim = probe.refs[1]
         fut = probe.fut = loop.create_future()
         t0 = time.perf_counter_ns()
-        victim.kill()
+        if how == "kill":
+            victim.kill()
+        else:
+            victim.cast("crash")
         await fut
         times.append((probe.t1 - t0) / 1000)
     if sup is not None:
@@ -133,6 +147,8 @@ async def measure(args: argparse.Namespace) -> dict[str, float]:
     async with Node(loop_watch_s=None) as node:  # spawning 100,000 actors blocks the loop on purpose
         await restarts(node, "one_for_one", 1, 500)  # warm up
         one = await restarts(node, "one_for_one", 1, args.restarts)
+        await restarts(node, "one_for_one", 1, 500, "crash")
+        crash = await restarts(node, "one_for_one", 1, args.restarts, "crash")
         await restarts(node, "one_for_all", 8, 100)
         alls = await restarts(node, "one_for_all", 8, args.all_restarts)
         spawn_us, rss = await spawn_idle(node, args.actors)
@@ -140,6 +156,8 @@ async def measure(args: argparse.Namespace) -> dict[str, float]:
     return {
         "one_for_one_median_us": statistics.median(one),
         "one_for_one_p99_us": percentile(one, 0.99),
+        "one_for_one_crash_median_us": statistics.median(crash),
+        "one_for_one_crash_p99_us": percentile(crash, 0.99),
         "one_for_all_8_median_us": statistics.median(alls),
         "one_for_all_8_p99_us": percentile(alls, 0.99),
         "spawn_us": spawn_us,
@@ -185,6 +203,8 @@ def main() -> None:
     rows = [
         ("one_for_one restart median (µs)", "one_for_one_median_us", "one_for_one_median"),
         ("one_for_one restart p99 (µs)", "one_for_one_p99_us", None),
+        ("one_for_one crash restart median (µs)", "one_for_one_crash_median_us", "one_for_one_crash_median"),
+        ("one_for_one crash restart p99 (µs)", "one_for_one_crash_p99_us", None),
         ("one_for_all x8 restart median (µs)", "one_for_all_8_median_us", None),
         ("one_for_all x8 restart p99 (µs)", "one_for_all_8_p99_us", None),
         ("spawn per actor (µs)", "spawn_us", "spawn"),
@@ -211,6 +231,15 @@ def main() -> None:
             f" {('<= ' + str(target) + 'x') if target else '':>8}"
         )
     print(f"{'RSS growth per idle actor (bytes)':38} {ours['rss_bytes']:>10.1f}")
+    crash_over_kill = {
+        "beamish": round(ours["one_for_one_crash_median_us"] / ours["one_for_one_median_us"], 3)
+    }
+    if otp and otp.get("one_for_one_crash_median_us"):
+        crash_over_kill["otp"] = round(otp["one_for_one_crash_median_us"] / otp["one_for_one_median_us"], 3)
+    print(
+        "crash restart / kill restart (medians): "
+        + ", ".join(f"{who} {ratio:.2f}x" for who, ratio in crash_over_kill.items())
+    )
     result: dict[str, Any] = {
         "benchmark": "restart_latency",
         "loop": args.loop,
@@ -218,6 +247,7 @@ def main() -> None:
         "beamish": {k: round(v, 3) for k, v in ours.items()},
         "otp": otp,
         "ratios": ratios,
+        "crash_over_kill": crash_over_kill,
         "targets": TARGETS,
         "aims": AIMS,
         "targets_met": met,

@@ -303,20 +303,35 @@ class ActorRef:
             raise
 
     async def _shutdown(self, reason: ExitReason) -> None:
-        """Run ``terminate(reason)`` and exit with ``reason``."""
+        """Run ``terminate(reason)`` and exit with ``reason``, from the serving task."""
         self._state = STOPPING
         actor = self._actor
         assert actor is not None
-        try:
-            await actor.terminate(reason)
-        except asyncio.CancelledError:
-            if self._state == EXITED:
-                return  # killed while terminating (shutdown timeout)
+        if type(actor).terminate is not _base_terminate:  # the base one does nothing: no await
+            try:
+                await actor.terminate(reason)
+            except asyncio.CancelledError:
+                if self._state == EXITED:
+                    return  # killed while terminating (shutdown timeout)
+                self._finish(reason)
+                raise
+            except BaseException as exc:  # a failing terminate does not change why the actor stopped
+                logger.debug("terminate of %r raised %s: %s", self, type(exc).__name__, exc)
+        task, self._task = self._task, None  # it ends right after: no need to cancel it
+        parent = self._parent
+        if task is None or parent is None or parent._task is not None or parent._state != RUNNING:
             self._finish(reason)
-            raise
-        except BaseException as exc:  # a failing terminate does not change why the actor stopped
-            logger.debug("terminate of %r raised %s: %s", self, type(exc).__name__, exc)
+            return
+        # An idle parent (a supervisor) hears of this exit through its mailbox. This task ends here
+        # anyway, so it serves that mail itself: the restart happens now, not after one more task and
+        # loop iteration (which made a crash's restart cost twice a kill's).
+        parent._task = task
         self._finish(reason)
+        if parent._task is task:
+            if parent._mailbox:
+                await parent._run()
+            else:
+                parent._task = None
 
     # -- death --------------------------------------------------------------------------------------
     def _finish(self, reason: ExitReason) -> None:
