@@ -52,6 +52,9 @@ def test_a_bad_config_exits_2_naming_the_key(company: Path) -> None:
 def test_status_without_a_node_reads_the_store_and_exits_3(company: Path) -> None:
     result = runner.invoke(app, ["status", "-c", str(company)])
     assert result.exit_code == 3, result.output
+    agents = [line for line in result.output.splitlines() if "restarts 0" in line]
+    assert len(agents) == 8 and all("next " in line for line in agents)  # piped: one line each, unwrapped
+    assert max(len(line) for line in agents) > 80
     for name in ("finance", "rest_for_one", "accountant", "improver", "next "):
         assert name in result.output
     assert "no node is running" in result.output

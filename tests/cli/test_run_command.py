@@ -144,3 +144,71 @@ def test_a_second_run_of_the_same_company_is_refused_and_leaves_the_first_runnin
     assert "a node is already running this company" in second.stderr + second.stdout
     assert proc.poll() is None
     assert beamish("status", cwd=cwd).returncode == 0
+
+
+def _runs(cwd: Path, *args: str) -> list[dict[str, object]]:
+    listed = beamish("runs", "--json", *args, cwd=cwd)
+    assert listed.returncode == 0, listed.stderr
+    found: list[dict[str, object]] = json.loads(listed.stdout)
+    return found
+
+
+@pytest.mark.timeout(180)
+def test_an_operator_stops_cancels_retries_starts_and_restarts_through_the_node(
+    company: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    cwd, _proc = company
+    assert beamish("stop", "accountant", cwd=cwd).stdout.strip() == "stopped accountant"
+    tree = json.loads(beamish("status", "--json", cwd=cwd).stdout)["tree"]
+    states = {n["id"]: n["state"] for g in tree["children"] for n in g.get("children", [])}
+    assert states["accountant"] == "stopped"
+
+    waited = beamish(
+        "submit", "accountant", "Close the books", "--run-id", "books-1", "--wait", "--timeout", "1", cwd=cwd
+    )
+    assert (waited.returncode, waited.stderr.strip()) == (
+        124,
+        "error: run books-1 is still queued after 1 s (beamish show books-1)",
+    )
+    queued = "books-1"
+    assert beamish("cancel", queued, cwd=cwd).returncode == 0
+    failed = beamish("submit", "accountant", "Close the books", "--run-id", queued, "--wait", cwd=cwd)
+    assert (failed.returncode, failed.stderr.strip()) == (
+        1,
+        "error: run books-1 failed: shutdown: cancelled by person (beamish show books-1)",
+    )
+    [cancelled] = _runs(cwd, "--agent", "accountant", "--status", "failed")
+    assert cancelled["run_id"] == queued
+    shown = json.loads(beamish("show", queued, "--json", cwd=cwd).stdout)
+    assert shown["error"] == "shutdown: cancelled by person" and shown["steps"] == []
+    again = beamish("cancel", queued, cwd=cwd)
+    assert (again.returncode, again.stderr.strip()) == (
+        1,
+        f"error: run '{queued}' has already finished (failed); nothing to cancel",
+    )
+
+    assert beamish("start", "accountant", cwd=cwd).stdout.strip() == "started accountant"
+    retried = beamish("retry", queued, cwd=cwd)
+    assert retried.returncode == 0, retried.stderr
+    new_id = retried.stdout.strip()
+    deadline = time.monotonic() + 30
+    while [r["status"] for r in _runs(cwd, "--since", "1h") if r["run_id"] == new_id] != ["succeeded"]:
+        assert time.monotonic() < deadline, _runs(cwd)
+        time.sleep(0.2)
+
+    assert beamish("restart", "cfo", cwd=cwd).stdout.strip() == "restarted cfo"
+    answered = beamish("submit", "cfo", "Approve the laptops", "--wait", "--timeout", "30", cwd=cwd)
+    assert (answered.returncode, answered.stdout.strip()) == (0, "Approved.")
+    follow = subprocess.Popen(
+        [BEAMISH, "events", "-f", "--json", "--kind", "run.finished"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        first = json.loads(follow.stdout.readline())  # one JSON object per line while following
+        assert first["kind"] == "run.finished"
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
