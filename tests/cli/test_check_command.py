@@ -133,3 +133,49 @@ def test_the_solo_template_on_the_scripted_model_checks_clean(tmp_path: Path, no
 
     _cfg, problems = check_file(config, {}, servers=False)
     assert problems == []
+
+
+def _minimal_with_store(tmp_path: Path, url: str) -> Path:
+    result = runner.invoke(app, ["init", str(tmp_path / "co")])
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "co" / "beamish.toml"
+    config.write_text(config.read_text().replace('url = "sqlite:///beamish.db"', f'url = "{url}"'))
+    return config
+
+
+def test_an_unreachable_postgresql_store_is_one_problem(tmp_path: Path) -> None:
+    config = _minimal_with_store(tmp_path, "postgresql://postgres@127.0.0.1:1/test")
+    result = runner.invoke(app, ["check", "-c", str(config)])
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert "store.url: cannot reach postgresql://postgres@127.0.0.1:1/test" in line
+    assert line.endswith("fix: start PostgreSQL or fix [store] url")
+
+
+def test_a_reachable_postgresql_store_checks_clean(tmp_path: Path) -> None:
+    config = _minimal_with_store(tmp_path, "postgresql://postgres@127.0.0.1:5432/test")
+    result = runner.invoke(app, ["check", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_store_written_by_a_newer_beamish_is_named(tmp_path: Path) -> None:
+    import asyncio
+
+    from beamish.journal import open_store
+
+    config = _minimal_with_store(tmp_path, "sqlite:///beamish.db")
+    db = tmp_path / "co" / "beamish.db"
+
+    async def from_the_future() -> None:
+        store = await open_store(f"sqlite:///{db}")
+        try:
+            await store.execute("UPDATE beamish_meta SET version = 99 WHERE component = 'journal'")
+        finally:
+            await store.close()
+
+    asyncio.run(from_the_future())
+    result = runner.invoke(app, ["check", "-c", str(config)])
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert "schema 'journal' is at version 99, but this beamish knows only up to" in line
+    assert line.endswith("fix: upgrade beamish (pip install -U beamish)")
