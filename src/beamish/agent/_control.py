@@ -10,13 +10,13 @@ small keeper actor, a top-level actor of the node, so ``node.close()`` releases 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
 from beamish._exceptions import CallTimeout, SpecError
 from beamish._exits import ExitReason
+from beamish._tasks import cancel_and_wait
 from beamish.agent._results import FINAL_STATUSES, RunResult
 from beamish.journal import Store, open_store
 from beamish.runtime import Actor, ActorRef, ChildSpec, Node
@@ -83,11 +83,8 @@ class AgentRegistry:
             return self._store
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(BaseException):
-                await self._poller
-            self._poller = None
+        await cancel_and_wait(self._poller)
+        self._poller = None
         if self._store is not None:
             store, self._store = self._store, None
             await store.close()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beamish._exceptions import SpecError, ToolError
+from beamish._tasks import cancel_and_wait
 from beamish.agent._messages import ToolSchema
 from beamish.agent._tools import EFFECTS, Effect, ToolContext
 
@@ -245,9 +246,7 @@ class McpToolSource:
         if self._stop is not None:
             self._stop.set()
         task, self._task = self._task, None
-        if task is not None:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(task, 10)
+        await cancel_and_wait(task, grace_s=10)  # asked to stop above; cancelled if it has not
         self.session = None
 
 

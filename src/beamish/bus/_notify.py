@@ -14,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from beamish._clock import Clock
+from beamish._tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from beamish.journal import Store
@@ -93,9 +94,6 @@ class Waker:
             self._waiters.discard(fut)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self.wake()

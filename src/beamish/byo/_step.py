@@ -17,13 +17,14 @@ only when ``s.replayed`` is false and stores its outcome in ``s.value``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast, overload
 
 from beamish._exceptions import SpecError
+from beamish._tasks import cancel_and_wait
 from beamish.agent._loop import NoTelemetry
 from beamish.byo._context import RunContext, _step_key, active_run
 from beamish.journal._payload import canonical
@@ -224,8 +225,7 @@ class step:
             return False
         if exc is not None:
             body.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
-            with contextlib.suppress(BaseException):  # the block's own exception is what propagates
-                await task
+            await cancel_and_wait(task, grace_s=math.inf)  # the block's own exception is what propagates
             return False
         body.set_result(self.value)
         self.value = await task

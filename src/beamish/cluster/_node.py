@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from beamish._events import Event
 from beamish._exceptions import SpecError
+from beamish._tasks import cancel_and_wait
 from beamish.agent._control import registry
 from beamish.cluster import _membership as members
 from beamish.cluster import _placement as placement
@@ -109,21 +111,14 @@ class ClusterNode:
     async def stop(self) -> None:
         """Leave cleanly: stop the units, release their leases (others take them at once), mark stopped."""
         for task in (self._placing, self._wakes):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+            await cancel_and_wait(task)
         self._placing = self._wakes = None
         for stopping in list(self._stopping.values()):
-            with contextlib.suppress(BaseException):
-                await stopping
+            await cancel_and_wait(stopping, grace_s=math.inf)  # a unit's stop already under way ends
         for unit in list(self.held):  # the heartbeat still renews what is not yet handed over
             await self._hand_over(unit)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         now = self.store.clock.time()
         with contextlib.suppress(Exception):
             await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "stopped"))

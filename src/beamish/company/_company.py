@@ -18,6 +18,7 @@ from typing import Any
 from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import BeamishError
+from beamish._tasks import cancel_and_wait
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._tree import CompanyParts, build_tree, company_budget
@@ -121,11 +122,8 @@ class Company:
                     await self.cluster.stop()
             await self.node.close()
             self.node = None
-        if self._tail is not None:
-            self._tail.cancel()
-            with contextlib.suppress(BaseException):
-                await self._tail
-            self._tail = None
+        await cancel_and_wait(self._tail)
+        self._tail = None
         if self._writer is not None:
             self._persist.put_nowait(None)
             with contextlib.suppress(Exception):

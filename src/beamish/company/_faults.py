@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from beamish._tasks import cancel_and_wait
+
 
 class AcceleratedClock:
     """Wall time that runs ``speed`` times faster from ``start_wall``; sleeps shrink to match.
@@ -97,11 +99,8 @@ class FaultPlan:
         self._task = asyncio.create_task(self._run(), name="beamish-demo-faults")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         started = time.monotonic()

@@ -8,7 +8,6 @@ becomes a ``memory.repaired`` event of the node.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import socket
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from beamish._exits import ExitReason
 from beamish._net import url_host
+from beamish._tasks import cancel_and_wait
 from beamish.runtime import Actor
 
 
@@ -68,11 +68,15 @@ class MemoryService(Actor):
             return f"http://{url_host(host)}:{port}/mcp"
         raise ValueError(f"memory service: unknown request {request!r}")
 
+    #: Seconds the server has to stop politely, then forcibly, before its task is cancelled.
+    polite_s = 3.0
+    forced_s = 3.0
+
     async def terminate(self, reason: ExitReason) -> None:
         self.server.should_exit = True  # politely first: the MCP session manager's lifespan ends cleanly
-        done, _ = await asyncio.wait({self.task}, timeout=3)
-        if not done:
-            self.server.force_exit = True
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(self.task, 3)
+        force = asyncio.get_running_loop().call_later(self.polite_s, setattr, self.server, "force_exit", True)
+        try:
+            await cancel_and_wait(self.task, grace_s=self.polite_s + self.forced_s)
+        finally:
+            force.cancel()
         await self.graph.aclose()

@@ -27,6 +27,8 @@ from beamish.dashboard._source import DashboardSource, UnknownAgent
 from beamish.telemetry._redact import redact
 
 _COOKIE = "beamish_dashboard"
+
+
 def check_bind(host: str, token: str | None) -> None:
     """Refuse to serve beyond this machine without a token."""
     if not is_loopback(host) and not token:

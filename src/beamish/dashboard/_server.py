@@ -11,6 +11,7 @@ import uvicorn
 
 from beamish._exceptions import BeamishError
 from beamish._net import is_loopback
+from beamish._tasks import cancel_and_wait
 from beamish.dashboard._app import check_bind, create_app
 from beamish.dashboard._source import DashboardSource
 
@@ -73,8 +74,7 @@ class DashboardServer:
             return
         self._server.should_exit = True
         self._server.force_exit = True  # open SSE streams would otherwise hold the shutdown
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self._task, timeout=5)
+        await cancel_and_wait(self._task, grace_s=5)
         self._task = None
 
     async def __aenter__(self) -> DashboardServer:

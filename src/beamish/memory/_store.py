@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from beamish._exceptions import MemoryGraphError
+from beamish._tasks import cancel_and_wait
 from beamish.memory._append import FileMoved, append_durably, append_payload, tail_size
 from beamish.memory._graph import Entity, Graph, GraphDict, ObservationResult, Relation
 from beamish.memory._jsonl import (
@@ -513,11 +515,8 @@ class KnowledgeGraph:
         self._closing = True
         while self._committer is not None and not self._committer.done():
             await asyncio.shield(self._committer)
-        if self._compactor is not None:
-            if self._compactor_sleeping:
-                self._compactor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._compactor
+        if self._compactor is not None:  # a sleeping compactor is cancelled, a running one finishes
+            await cancel_and_wait(self._compactor, grace_s=0.0 if self._compactor_sleeping else math.inf)
         if self._tail and self._identity is not _UNLOADED:
             with contextlib.suppress(MemoryGraphError):  # the file is whole either way
                 await self.compact()

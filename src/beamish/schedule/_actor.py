@@ -9,12 +9,12 @@ node's event stream as well as the store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
 from beamish._clock import Clock
 from beamish._exceptions import ScheduleError
+from beamish._tasks import cancel_and_wait
 from beamish.journal import Store, open_store
 from beamish.runtime import Actor
 from beamish.schedule._cron import Schedule
@@ -101,10 +101,7 @@ class SchedulerActor(Actor):
             raise _LoopDied(f"the scheduler loop ended: {error!r}") from error
 
     async def terminate(self, reason: Any) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(BaseException):  # its own end is not the actor's concern now
-                await self._loop_task
+        await cancel_and_wait(self._loop_task)  # its own end is not the actor's concern now
         if self._owned is not None:
             await self._owned.close()
 

@@ -17,6 +17,7 @@ from typing import Any
 from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import SpecError
+from beamish._tasks import cancel_and_wait
 from beamish.upgrade._probation import CrashLog, ProbationRules, Trial, tally_runs, verdict
 from beamish.upgrade._versions import AgentVersion, Versions, definition_of, diff, spec_of
 
@@ -100,11 +101,8 @@ class Upgrader:
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.node.remove_event_sink(self._on_event)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _registry(self) -> Any:
         from beamish.agent._control import registry

@@ -9,12 +9,12 @@ wait for the first chunk, ``next_chunk_timeout_s`` each gap after it. A stall ra
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, TypeVar, runtime_checkable
 
 from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._exceptions import ModelTimeout
+from beamish._tasks import cancel_and_wait
 from beamish.agent._messages import ModelRequest, ModelResponse
 
 T = TypeVar("T")
@@ -93,7 +93,5 @@ async def _next_within(iterator: AsyncIterator[T], limit: float | None, clock: C
         timer.cancel()
     if nxt.done():
         return nxt.result()
-    nxt.cancel()
-    with contextlib.suppress(BaseException):
-        await nxt
+    await cancel_and_wait(nxt)
     raise TimeoutError
