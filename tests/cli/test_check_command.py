@@ -179,3 +179,32 @@ def test_a_store_written_by_a_newer_beamish_is_named(tmp_path: Path) -> None:
     [line] = result.output.splitlines()
     assert "schema 'journal' is at version 99, but this beamish knows only up to" in line
     assert line.endswith("fix: upgrade beamish (pip install -U beamish)")
+
+
+def test_reload_refuses_a_config_that_would_not_run_before_asking_the_node(tmp_path: Path) -> None:
+    config = _minimal_with_store(tmp_path, "sqlite:///beamish.db")
+    config.write_text(config.read_text().replace('cron = "0 9 * * *"', 'cron = "0 25 * * *"'))
+    result = runner.invoke(app, ["reload", "-c", str(config)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"{config}: 1 problem; nothing was reloaded",
+        f"{config}: agents.assistant.schedules[0].cron: hour 25 is out of range 0-23; "
+        'fix: cron = "MIN HOUR DAY MONTH WEEKDAY", e.g. cron = "0 9 * * 1-5" (09:00 on weekdays)',
+    ]
+
+
+def test_version_and_a_bad_template_or_model() -> None:
+    from beamish import __version__
+
+    assert runner.invoke(app, ["--version"]).output.strip() == __version__
+    bad = runner.invoke(app, ["init", "x", "--template", "huge"])
+    assert (bad.exit_code, bad.output.strip()) == (
+        2,
+        "error: --template: expected one of minimal, solo, got 'huge'",
+    )
+    bad = runner.invoke(app, ["init", "x", "--model", "gemini"])
+    assert bad.exit_code == 2
+    assert (
+        bad.output.strip()
+        == "error: --model: expected one of scripted, anthropic, openai, local, got 'gemini'"
+    )

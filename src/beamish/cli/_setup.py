@@ -99,12 +99,12 @@ def check(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = Fal
         raise typer.Exit(1)
 
 
-def preflight(path: Path) -> CompanyConfig:
+def preflight(path: Path, *, refused: str = "nothing was started") -> CompanyConfig:
     """The loaded config, or exit 2 with every problem the check finds (servers are not started:
-    the node starts them itself, supervised)."""
+    the node starts them itself, supervised). ``refused`` says what did not happen."""
     config, problems = check_file(path, os.environ, servers=False)
     if problems or config is None:
-        report(str(path), problems)
+        report(str(path), problems, refused)
         raise typer.Exit(2)
     return config
 
@@ -113,11 +113,11 @@ def preflight_loaded(config: CompanyConfig) -> None:
     """The check past the loader's for a config built in code (the demo's); exit 2 on a problem."""
     problems = check_loaded(config, os.environ)
     if problems:
-        report(str(config.path), problems)
+        report(str(config.path), problems, "nothing was started")
         raise typer.Exit(2)
 
 
-def report(shown: str, problems: list[Problem]) -> None:
-    err.print(f"{shown}: {len(problems)} problem{'s' if len(problems) != 1 else ''}; nothing was started")
+def report(shown: str, problems: list[Problem], refused: str) -> None:
+    err.print(f"{shown}: {len(problems)} problem{'s' if len(problems) != 1 else ''}; {refused}")
     for problem in problems:
         err.print(problem.line(shown))

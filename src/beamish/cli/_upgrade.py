@@ -96,7 +96,8 @@ def reload(
     """
     from beamish.cli._setup import preflight
 
-    cfg = preflight(new_config or config)  # a config that cannot run is refused before the node sees it
+    # a config that cannot run is refused before the running node sees it
+    cfg = preflight(new_config or config, refused="nothing was reloaded")
     request = {
         "op": "reload",
         "config": str(cfg.path),
