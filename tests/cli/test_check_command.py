@@ -208,3 +208,25 @@ def test_version_and_a_bad_template_or_model() -> None:
         bad.output.strip()
         == "error: --model: expected one of scripted, anthropic, openai, local, got 'gemini'"
     )
+
+
+def test_the_solo_template_copies_no_state_of_a_run_of_the_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from beamish.company._examples import solo_company_dir
+
+    example = tmp_path / "example"
+    shutil.copytree(solo_company_dir(), example)
+    (example / "state" / "beamish.db").write_text("a journal of someone's run")
+    (example / "outbox").mkdir()
+    (example / "outbox" / "effects.jsonl").write_text("{}\n")
+    monkeypatch.setattr("beamish.company._scaffold.solo_company_dir", lambda: example)
+    result = runner.invoke(app, ["init", str(tmp_path / "co"), "--template", "solo"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "co" / "state").iterdir()) == []
+    assert not (tmp_path / "co" / "outbox").exists()
+    assert (tmp_path / "co" / "solo_tools.py").is_file() and (
+        tmp_path / "co" / "scripts" / "ceo.json"
+    ).is_file()

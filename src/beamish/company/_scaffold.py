@@ -183,18 +183,18 @@ _AGENT_HEADER = re.compile(r"^\[agents\.([a-z][a-z0-9_-]*)\]\s*$")
 _MODEL_LINE = re.compile(r'^model = "[^"]*"\s*$')
 
 
+def _local(relative: Path) -> bool:
+    """What a run of the example leaves beside it (its store, memory, outbox): never copied."""
+    return relative.parts[0] in ("state", "outbox") or "__pycache__" in relative.parts
+
+
 def _solo(made: Scaffold, target: Path, shown: str, model: ModelChoice) -> str:
     """Copy the solo company's tools and scripts (keeping any that exist) and return its config,
     with every agent's model set to the chosen one."""
     source = solo_company_dir()
     for item in sorted(source.rglob("*")):
         relative = item.relative_to(source)
-        if (
-            item.is_dir()
-            or "__pycache__" in relative.parts
-            or item.name.startswith(".")
-            or item.name == "beamish.toml"
-        ):
+        if item.is_dir() or item.name.startswith(".") or item.name == "beamish.toml" or _local(relative):
             continue
         dest = target / relative
         if dest.exists():
