@@ -6,7 +6,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -86,8 +86,8 @@ def serve(
     """Serve the memory over stdio (default) or streamable HTTP (loopback unless told otherwise)."""
     import anyio
 
-    from beamish._net import is_loopback, url_host
-    from beamish.memory import KnowledgeGraph, resolve_memory_path, serve_http, serve_stdio
+    from beamish._net import is_loopback
+    from beamish.memory import KnowledgeGraph, resolve_memory_path, serve_stdio
     from beamish.memory._server import TOKEN_ENV
 
     target = resolve_memory_path(file)
@@ -98,30 +98,15 @@ def serve(
             f"--http {http}: serving beyond loopback needs a token; pass --token or set {TOKEN_ENV} "
             "(clients send it as 'Authorization: Bearer <token>')"
         )
+    options = {"allowed_origins": allow_origin or [], "page_size": page_size, "token": token}
 
     async def run() -> None:
         graph = KnowledgeGraph(target, compact_idle_s=compact_idle)
         try:
             if address is None:
                 await serve_stdio(graph, page_size=page_size)
-                return
-            started = anyio.Event()
-            async with anyio.create_task_group() as tasks:
-                serving = functools.partial(
-                    serve_http,
-                    graph,
-                    address[0],
-                    address[1],
-                    path,
-                    allowed_origins=allow_origin or [],
-                    page_size=page_size,
-                    started=started,
-                    token=token,
-                )
-                tasks.start_soon(serving)
-                await started.wait()  # "serving" is said once the socket listens, not before
-                where = f"http://{url_host(address[0])}:{address[1]}{path}"
-                typer.echo(f"memory {target}: serving on {where}", err=True)
+            else:
+                await _serve_http(graph, target, address, path, options)
         finally:
             await graph.aclose()
 
@@ -132,6 +117,23 @@ def serve(
         if error is None:
             raise
         raise _refuse(str(error)) from None
+
+
+async def _serve_http(
+    graph: Any, target: Path, address: tuple[str, int], path: str, options: dict[str, Any]
+) -> None:
+    """Serve until stopped; "serving on …" is said once the socket listens, never before."""
+    import anyio
+
+    from beamish._net import url_host
+    from beamish.memory import serve_http
+
+    started = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(functools.partial(serve_http, graph, *address, path, started=started, **options))
+        await started.wait()
+        where = f"http://{url_host(address[0])}:{address[1]}{path}"
+        typer.echo(f"memory {target}: serving on {where}", err=True)
 
 
 def _beamish_error(exc: BaseException) -> BeamishError | None:
