@@ -39,6 +39,7 @@ KINDS = frozenset(
         "step.divergence",
         "agent.paused",
         "agent.resumed",
+        "agent.unprotected",
         "budget.warning",
         "budget.exceeded",
         "loop.nudged",

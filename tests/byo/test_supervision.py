@@ -1,8 +1,9 @@
 """Semantic supervision of a framework agent: its budget pauses it, its loops are caught.
 
 A Pydantic AI agent (``entry``) whose model requests go through a durable client is reserved,
-priced and watched like a native agent: the budget refuses the call that would pass the cap before
-any byte is sent, and the loop detector reads the tool steps the adapter journals.
+priced and watched like a native agent (watched by default, as every agent is): the budget refuses
+the call that would pass the cap before any byte is sent, and the loop detector reads the tool steps
+the adapter journals.
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ async def test_a_framework_agent_over_its_run_budget_is_paused_before_the_next_r
     assert "budget.exceeded" in kinds
 
 
-async def test_a_framework_agent_repeating_one_tool_call_is_nudged_then_paused_as_looping(
+async def test_a_framework_agent_with_a_default_spec_repeating_one_tool_call_is_nudged_then_paused(
     tmp_path: Path,
 ) -> None:
+    # no budget, no watchdog: an entry agent and its durable client are protected all the same
     turns: list[Turn] = [(f"call_{i}", "lookup", {"topic": "same"}) for i in range(10)] + ["done"]
-    result, served, kinds, requests = await _run(tmp_path, turns, watchdog=Watchdog())
+    result, served, kinds, requests = await _run(tmp_path, turns)
     nudged = [i for i, body in enumerate(requests) if "[beamish] You appear to be stuck" in json.dumps(body)]
     assert nudged == [4], "the nudge went to the model once, with the request after the fourth repeat"
     assert result.status == "paused"
@@ -88,7 +90,7 @@ async def test_a_resumed_looping_framework_agent_replays_its_nudge_and_is_stoppe
     tmp_path: Path,
 ) -> None:
     turns: list[Turn] = [(f"call_{i}", "lookup", {"topic": "same"}) for i in range(10)] + ["done"]
-    result, served, kinds, _ = await _run(tmp_path, turns, resume=True, watchdog=Watchdog())
+    result, served, kinds, _ = await _run(tmp_path, turns, resume=True)
     assert result.status == "failed"
     assert isinstance(result.reason, Looping)
     assert "step.divergence" not in kinds, "the replay, nudge included, asked exactly what it asked before"

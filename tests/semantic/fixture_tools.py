@@ -67,3 +67,12 @@ def crashing_hooks(spec: object, store: object, clock: object) -> CrashingHooks:
     from beamish.agent._policy import make_hooks
 
     return CrashingHooks(make_hooks(spec, store, clock))  # type: ignore[arg-type]
+
+
+@beamish.tool
+async def poll_queue(ctx: beamish.ToolContext) -> str:
+    """Take the next message off the queue: a new one every time (counted per run, in a file)."""
+    counter = marker(ctx.run_id, "polled")
+    n = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    return f"message {n} of the queue"

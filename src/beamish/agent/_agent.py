@@ -20,7 +20,7 @@ from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish._exits import ExitReason, Shutdown
 from beamish.agent._consult import Consulter, ConsultTool, Wake
-from beamish.agent._hooks import resolve_hooks, stream_timeouts
+from beamish.agent._hooks import resolve_hooks, stream_timeouts, unprotected
 from beamish.agent._loop import RunLoop
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import Tool, ToolSet
@@ -90,6 +90,9 @@ class AgentActor(Actor):
                 hooks = getattr(hooks, "inner", None)
             if hooks is not None:
                 hooks.on_process_failure = self._die
+            self.unprotected = unprotected(self.spec, self.hooks)
+            if self.unprotected is not None:
+                await self._announce_unprotected()
             loop_class: Any = RunLoop
             extra: dict[str, Any] = {}
             if self.spec.entry is not None:  # an agent written with another framework
@@ -136,6 +139,7 @@ class AgentActor(Actor):
                 "owner": self.owner,
                 "served": self.served,
                 "model": self.model.name,
+                "unprotected": self.unprotected,
             }
         if kind == "drain":
             await self.drain()
@@ -162,6 +166,16 @@ class AgentActor(Actor):
                     skipped.add(run_id)
                 else:
                     self.served += 1
+
+    async def _announce_unprotected(self) -> None:
+        """An agent that runs with nothing watching for hangs, stalls or loops says so where its
+        operators look (``beamish events``, ``status``) every time it starts."""
+        why = self.unprotected
+        logger.warning(
+            "agent %s runs unprotected (%s): no hang, stall, step or loop detection", self.spec.name, why
+        )
+        data = {"agent": self.spec.name, "why": why, "budget": self.spec.budget is not None}
+        await self.store.append_event(Event("agent.unprotected", self.spec.name, data, at=self.clock.time()))
 
     async def _upgrade(self, spec: AgentSpec | dict[str, Any]) -> None:
         """Take a new version of this agent's definition between two runs (a mailbox message is never

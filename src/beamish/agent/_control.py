@@ -153,7 +153,7 @@ class AgentRegistry:
                 shutdown=child.shutdown,
                 isolation="process",
                 max_memory_mb=spec.max_memory_mb,
-                hang_after_s=spec.hang_after_s,
+                hang_after_s=spec.process_hang_after_s,
             )
         ref = await self.node.start_actor(target)
         self.specs[spec.name] = spec

@@ -6,9 +6,10 @@ The loop calls the hooks at fixed points and knows nothing of what they enforce.
 
 Which hooks an agent gets: ``AgentSpec.hooks`` (an ``AgentHooks`` factory, or its import path as
 ``"module:function"`` so a process-isolated agent can rebuild it), else, when the spec has a
-``budget``, a ``watchdog`` or a ``policy`` (which those hooks apply), ``beamish.agent._policy.make_hooks``
-if that module exists, else
-:class:`NullHooks`. A factory is called as ``factory(spec, store, clock)``.
+``budget``, a ``watchdog`` or a ``policy`` (which those hooks apply) — every spec has a watchdog
+unless it says ``watchdog=None`` — the semantic guard (``beamish.agent._policy.make_hooks``), else
+:class:`NullHooks`. A factory is called as ``factory(spec, store, clock)``. :func:`unprotected` says
+when the hooks an agent ends up with watch nothing.
 """
 
 from __future__ import annotations
@@ -148,6 +149,19 @@ def resolve_hooks(spec: AgentSpec, store: Any, clock: Clock) -> AgentHooks:
     if not isinstance(hooks, AgentHooks):
         raise SpecError(f"agent {spec.name!r}: the hooks factory returned {hooks!r}, not AgentHooks")
     return hooks
+
+
+def unprotected(spec: AgentSpec, hooks: Any) -> str | None:
+    """Why an agent with ``hooks`` runs with no watchdog and no loop detector, or None when it has
+    them: the semantic guard (perhaps wrapped, e.g. by telemetry) with a watchdog."""
+    found = hooks
+    while found is not None and not hasattr(found, "protects"):
+        found = getattr(found, "inner", None)
+    if found is not None and found.protects:
+        return None
+    if spec.hooks is not None:
+        return "its own hooks have no watchdog"
+    return "watchdog=None"
 
 
 def stream_timeouts(watchdog: Any) -> dict[str, float | None]:

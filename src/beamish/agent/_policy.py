@@ -16,7 +16,7 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NoReturn
 
 from beamish._clock import Clock
@@ -29,7 +29,7 @@ from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._ledger import Ledger, MemoryLedger, Reservation
 from beamish.agent._loops import Detection, LoopDetector
 from beamish.agent._messages import Message, ModelRequest, ModelResponse
-from beamish.agent._pricing import ModelRates, PriceBook, nano_to_usd
+from beamish.agent._pricing import ModelRates, Price, PriceBook, nano_to_usd
 from beamish.agent._store_ledger import StoreLedger
 from beamish.agent._watchdog import RunWatch, Verdict, Watchdog
 
@@ -103,8 +103,8 @@ class _RunState:
     """What the guard keeps for the run in progress."""
 
     run_id: str
-    watch: RunWatch
-    loops: LoopDetector
+    watch: RunWatch | None  # None: the agent opted out of protection (``watchdog=None``)
+    loops: LoopDetector | None
     rates: ModelRates
     task: asyncio.Task[Any] | None
     watcher: asyncio.Task[Any] | None = None
@@ -134,7 +134,8 @@ class SemanticGuard:
     Before each live model call it reserves the call's worst case (pausing the run or the agent when
     a cap does not allow it); after, it settles the real cost, which it also returns for the journal.
     Every step is a heartbeat for the run's watchdog and an observation for its loop detector; a loop
-    climbs the ladder nudge → pause → stop. A hang is a process-level failure: the guard calls
+    climbs the ladder nudge → pause → stop. With ``watchdog=None`` (an agent that opted out of
+    protection) there is neither: only the budget is kept. A hang is a process-level failure: the guard calls
     :attr:`on_process_failure` (the agent actor binds it to exit with :class:`~beamish.Hung`, so its
     supervisor restarts it and the run resumes from the journal), or, when nothing is bound, cancels
     the stuck run. Every decision is an event.
@@ -154,7 +155,7 @@ class SemanticGuard:
         self.agent = agent
         self.keeper = keeper
         self.prices = prices
-        self.watchdog = watchdog or Watchdog()
+        self.watchdog = watchdog
         self.policy = policy
         self.clock = clock
         self.store = store
@@ -185,32 +186,41 @@ class SemanticGuard:
         events, self._pending[:] = list(self._pending), []
         return events
 
+    @property
+    def protects(self) -> bool:
+        """Whether runs are watched (hangs, stalls, step caps) and checked for loops."""
+        return self.watchdog is not None
+
     # -- the hooks ------------------------------------------------------------------------------
 
     async def before_run(self, run: RunInfo) -> None:
-        try:
-            rates = self.prices.rates(run.model)
-        except PricingError as exc:
-            self._event("run.refused", run.run_id, {"run_id": run.run_id, "error": str(exc)})
-            await self._flush()
-            raise AbortRun(Crashed(exc)) from None
         if self.load_company:
             company = await load_company_budget(self.store)
             if company != self.keeper.company:
                 self.keeper.set_company(company)
                 self._budgeted = self.agent in self.keeper.budgets or company is not None
+        try:
+            rates = self._price(run.model)
+        except PricingError as exc:
+            self._event("run.refused", run.run_id, {"run_id": run.run_id, "error": str(exc)})
+            await self._flush()
+            raise AbortRun(Crashed(exc)) from None
         record = await self.keeper.paused(self.agent, run.run_id)
         await self._flush()
         if record is not None:
             raise PauseRun(exit_from_json(record.reason))
-        state = _RunState(run.run_id, RunWatch(self.watchdog, self.clock), LoopDetector(), rates, _current())
-        state.loops.on_input()
+        watch = RunWatch(self.watchdog, self.clock) if self.watchdog is not None else None
+        state = _RunState(run.run_id, watch, LoopDetector() if watch else None, rates, _current())
         self._state = state
-        state.watcher = asyncio.ensure_future(self._watch(state))
+        if state.loops is not None:
+            state.loops.on_input()
+        if watch is not None:
+            state.watcher = asyncio.ensure_future(self._watch(state))
 
     async def before_model_call(self, run: RunInfo, request: ModelRequest) -> Any:
         state = self._run(run)
-        state.watch.beat("model call")
+        if state.watch is not None:
+            state.watch.beat("model call")
         if state.capped is not None:
             raise AbortRun(state.capped.reason)
         try:  # before any byte is sent: a call with no price is never made (fail closed)
@@ -235,7 +245,8 @@ class SemanticGuard:
         self, run: RunInfo, request: ModelRequest, response: ModelResponse, token: Any
     ) -> float:
         state = self._run(run)
-        state.watch.beat("model answer")
+        if state.watch is not None:
+            state.watch.beat("model answer")
         state.calls.extend((c.name, c.arguments) for c in response.tool_calls)
         cost = self._rates(state, run).cost_nano(response.usage)
         if isinstance(token, Reservation):
@@ -253,6 +264,8 @@ class SemanticGuard:
         state = self._run(run)
         if state.capped is not None:
             raise AbortRun(state.capped.reason)
+        if state.watch is None or state.loops is None:
+            return None  # unprotected: nothing watches the steps
         verdict = state.watch.step(kind)
         if verdict is not None:
             self.verdicts.append(verdict)
@@ -273,21 +286,24 @@ class SemanticGuard:
     async def after_run(self, run: RunInfo, status: str) -> None:
         state, self._state = self._state, None
         if state is not None:
-            state.watch.stop()
+            if state.watch is not None:
+                state.watch.stop()
             if state.watcher is not None:
                 state.watcher.cancel()
         await self._flush()
 
     def heartbeat(self, what: str) -> None:
-        if self._state is not None:
+        watch = self._state.watch if self._state is not None else None
+        if watch is not None:
             if what == "chunk":
-                self._state.watch.chunk()
+                watch.chunk()
             else:
-                self._state.watch.beat(what)
+                watch.beat(what)
 
     def extend(self, seconds: float) -> None:
-        if self._state is not None:
-            self._state.watch.extend(seconds)
+        watch = self._state.watch if self._state is not None else None
+        if watch is not None:
+            watch.extend(seconds)
 
     def rate_limited(self, seconds: float) -> None:
         """Waiting out a 429 is back-pressure, not silence."""
@@ -315,7 +331,17 @@ class SemanticGuard:
         one (a framework agent's client may name any model in each request)."""
         if run.model == state.rates.model:
             return state.rates
-        return self.prices.rates(run.model)
+        return self._price(run.model)
+
+    def _price(self, model: str) -> ModelRates:
+        """``model``'s rates. A model with no price fails closed when a cap is kept (it could not be
+        held under it); an agent with no cap runs it at zero, its spend unknown rather than refused."""
+        try:
+            return self.prices.rates(model)
+        except PricingError:
+            if self._budgeted:
+                raise
+            return replace(ModelRates.from_price(model, Price.free()), source="unpriced")
 
     def _run(self, run: RunInfo) -> _RunState:
         state = self._state
@@ -333,6 +359,7 @@ class SemanticGuard:
             state.calls.extend((c["name"], c.get("arguments")) for c in response.get("tool_calls", ()))
 
     async def _climb(self, state: _RunState, run: RunInfo, found: Detection) -> str | None:
+        assert state.loops is not None  # a detection needs a detector
         rung = state.loops.climb()
         if run.replaying:
             # the journal already holds what was decided here (its nudge is replayed from there):
@@ -366,6 +393,7 @@ class SemanticGuard:
         ``on_hang="restart"`` or ``"escalate"`` the supervisor's restart resumes the run from its
         journal; with ``"stop"`` or ``"pause"`` the run is first marked failed or paused, so the
         restarted agent does not take it up again (``resume`` does, for a paused one)."""
+        assert state.watch is not None  # only a watched run has a watcher
         verdict = await state.watch.watch(self.verdicts.append)
         if verdict is None or self._state is not state or (state.task is not None and state.task.done()):
             return  # the run ended without after_run (its agent crashed): nothing left to watch
@@ -451,7 +479,8 @@ def make_hooks(
     company: Budget | None = None,
     ledger: Ledger | None = None,
 ) -> SemanticGuard:
-    """The hooks factory the agent loop resolves for a spec with a budget or a watchdog.
+    """The hooks factory the agent loop resolves for a spec with a watchdog (every agent's default)
+    or a budget; ``watchdog=None`` keeps only the budget.
 
     ``spec.budget`` and ``spec.watchdog`` may be the objects or their JSON; ``spec.policy`` (if the
     spec has one) likewise. The ledger is the store's (shared by every process and node), or one

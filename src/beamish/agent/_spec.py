@@ -6,7 +6,8 @@ string, tools are import paths of module-level ``@beamish.tool`` objects (or the
 its spec, model and tools in its own process. ``budget`` and ``watchdog`` are typed loosely (any
 object the hooks understand); they travel by their ``to_json``/``from_mapping`` if they have them.
 Positional order as the design fixes it: ``AgentSpec(name, instructions, model, tools, budget,
-watchdog)``.
+watchdog)``. ``watchdog`` defaults to ``Watchdog()``: an agent is protected unless its author says
+``watchdog=None``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from beamish._exceptions import SpecError
 from beamish.agent._hooks import import_path
 from beamish.agent._tools import Tool
+from beamish.agent._watchdog import Watchdog
 from beamish.agent.models._registry import parse_model_string
 from beamish.agent.models._retry import RetryPolicy
 
@@ -30,6 +32,8 @@ _VERSION = 1
 BUILTIN_TOOLS = ("consult",)
 _ISOLATIONS = ("task", "process")
 _RESTARTS = ("permanent", "transient", "temporary")
+#: Every agent's watchdog unless its author says ``watchdog=None`` (then it runs unprotected).
+PROTECTED = Watchdog()
 
 
 def tool_path(tool: Tool) -> str:
@@ -67,11 +71,16 @@ class AgentSpec:
     ``tools``: ``@beamish.tool`` functions, ``"consult"``, MCP servers (``McpServer``).
     ``isolation``: ``"process"`` (default: its own OS process) or ``"task"``.
     ``budget``, ``watchdog``, ``policy``: semantic supervision (``beamish.Budget``, ``beamish.Watchdog``,
-    ``beamish.Policy``), enforced through the loop's hooks. ``restart``: the supervisor's restart
-    type. ``max_turns`` is a hard backstop on model calls per run, whatever the watchdog says.
+    ``beamish.Policy``), enforced through the loop's hooks. ``watchdog`` defaults to ``Watchdog()``
+    — hang, stream stall and step limits, and the loop detector with its nudge → pause → stop ladder;
+    ``watchdog=None`` means **no protection** (the agent's start is then an ``agent.unprotected``
+    event and ``status`` marks it). ``restart``: the supervisor's restart type. ``max_turns`` is a
+    hard backstop on model calls per run, whatever the watchdog says.
     ``consults``: the agents it may consult (None: any). ``retry``: a ``RetryPolicy`` for model calls
     (429s, 5xx, timeouts). ``hooks``: an ``AgentHooks`` factory (or its import path), see ``_hooks``.
-    ``capture_content``: put prompts, replies and tool arguments (redacted) on the OpenTelemetry
+    ``hang_after_s``: how long a process-isolated agent's event loop may be blocked before the node
+    kills it as hung (None: its watchdog's ``hang_after_s``). ``capture_content``: put prompts,
+    replies and tool arguments (redacted) on the OpenTelemetry
     spans — off by default. ``entry``: ``"package.module:function"``, an async ``(task, ctx) ->
     answer`` run in place of beamish's loop — an agent written with another framework, made durable
     through ``beamish.durable`` and ``beamish.step`` (``model`` then names the model it is priced by).
@@ -82,7 +91,7 @@ class AgentSpec:
     model: Any
     tools: Sequence[Any] = ()
     budget: Any = None
-    watchdog: Any = None
+    watchdog: Any = PROTECTED
     policy: Any = None
     isolation: Literal["task", "process"] = "process"
     restart: Literal["permanent", "transient", "temporary"] = "permanent"
@@ -145,6 +154,8 @@ class AgentSpec:
         for key in ("max_memory_mb", "hang_after_s"):
             if getattr(self, key) is not None:
                 _positive(owner, key, getattr(self, key))
+        if isinstance(self.watchdog, Mapping):
+            object.__setattr__(self, "watchdog", Watchdog.from_mapping(self.watchdog, f"{owner}: watchdog"))
         if not isinstance(self.model_options, Mapping):
             raise SpecError(f"{owner}: model_options={self.model_options!r} is invalid: expected a mapping")
         object.__setattr__(self, "model_options", dict(self.model_options))
@@ -166,6 +177,16 @@ class AgentSpec:
             raise SpecError(f"{owner}: version={self.version!r} is invalid: expected a whole number >= 1")
         if self.isolation == "process" and not isinstance(self.model, str):
             raise SpecError(f"{owner}: a process-isolated agent needs its model as a 'provider:model' string")
+
+    @property
+    def process_hang_after_s(self) -> float | None:
+        """The heartbeat limit of this agent's process (``isolation="process"``): ``hang_after_s``,
+        else its watchdog's. A loop blocked by synchronous code is a hang the run's own watchdog, on
+        that same loop, cannot see; the node sees it from outside."""
+        if self.hang_after_s is not None:
+            return self.hang_after_s
+        limit = getattr(self.watchdog, "hang_after_s", None)
+        return float(limit) if isinstance(limit, int | float) else None
 
     # -- supervision --------------------------------------------------------------------------------
     def child_spec(self, **overrides: Any) -> ChildSpec:

@@ -24,6 +24,11 @@ from beamish._exceptions import SpecError
 from beamish._exits import ExitReason, Hung, Looping
 
 _SECONDS = ("hang_after_s", "max_wall_s", "first_chunk_s", "next_chunk_s")
+#: The defaults every agent is protected by, stated once (``beamish.toml``'s ``[watchdog]`` too).
+HANG_AFTER_S = 120.0
+MAX_STEPS = 50
+FIRST_CHUNK_S = 60.0
+NEXT_CHUNK_S = 30.0
 
 
 def _check_seconds(name: str, value: object) -> float | None:
@@ -43,14 +48,15 @@ class Watchdog:
     ``hang_after_s``: longest silence (no step, no chunk, no extension) before the run counts as hung.
     ``first_chunk_s`` / ``next_chunk_s``: longest wait for a stream's first chunk and between chunks.
     ``max_steps``: most steps (model calls plus tool calls) a run may take. ``max_wall_s``: longest
-    a run may take in all.
+    a run may take in all. Every agent gets ``Watchdog()`` (and the loop detector with it) unless
+    its spec says ``watchdog=None``; a ``beamish.toml`` agent's ``[watchdog]`` defaults are these.
     """
 
-    hang_after_s: float | None = 300.0
-    max_steps: int | None = 100
+    hang_after_s: float | None = HANG_AFTER_S
+    max_steps: int | None = MAX_STEPS
     max_wall_s: float | None = None
-    first_chunk_s: float | None = 60.0
-    next_chunk_s: float | None = 30.0
+    first_chunk_s: float | None = FIRST_CHUNK_S
+    next_chunk_s: float | None = NEXT_CHUNK_S
 
     def __post_init__(self) -> None:
         for name in _SECONDS:

@@ -45,6 +45,8 @@ def _label(node: TreeNode) -> Text:
         facts.append(node.drift)
     if facts:
         text.append("  " + " · ".join(facts), style="dim")
+    if node.unprotected:
+        text.append(f"  UNPROTECTED ({node.unprotected})", style="bold red")
     return text
 
 

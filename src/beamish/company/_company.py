@@ -293,6 +293,7 @@ class Company:
             if before is not None and before.type == node.type:
                 node.state, node.restarts, node.last_exit = before.state, before.restarts, before.last_exit
                 node.version, node.drift = before.version, before.drift
+                node.unprotected = before.unprotected
         self._facts = fresh
         return report
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from beamish.agent import _watchdog
+
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 RestartType = Literal["permanent", "transient", "temporary"]
 Isolation = Literal["task", "process"]
@@ -60,11 +62,13 @@ class BudgetSection(_Table):
 
 
 class WatchdogSection(_Table):
-    hang_after_s: Positive = 120.0
-    max_steps: Annotated[int, Field(ge=1)] = 50
+    """The run watchdog (and, with it, the loop detector): ``beamish.Watchdog``'s defaults."""
+
+    hang_after_s: Positive = _watchdog.HANG_AFTER_S
+    max_steps: Annotated[int, Field(ge=1)] = _watchdog.MAX_STEPS
     max_wall_s: Positive | None = None
-    first_chunk_s: Positive | None = None
-    next_chunk_s: Positive | None = None
+    first_chunk_s: Positive = _watchdog.FIRST_CHUNK_S
+    next_chunk_s: Positive = _watchdog.NEXT_CHUNK_S
 
 
 class PolicySection(_Table):

@@ -107,11 +107,15 @@ def apply_event(root: TreeNode, event: Event) -> None:
         node.last_exit = reason or node.last_exit
     elif kind == "agent.paused":
         node.state = "over_budget" if event.data.get("limit") else "paused"
+    elif kind == "agent.unprotected" and node.type == "agent":
+        node.unprotected = str(event.data.get("why") or "unprotected")
     elif kind in ("agent.resumed", "run.resumed") and node.type == "agent":
         node.state = "running"
     elif kind == "agent.upgraded" and node.type == "agent":
+        node.unprotected = None  # the new version says so again at its start if it still is
         node.version = f"v{event.data.get('version')} (upgraded by {event.data.get('author')})"
     elif kind == "agent.rolled_back" and node.type == "agent":
+        node.unprotected = None
         node.version = f"v{event.data.get('to')} (v{event.data.get('from')} rolled back)"
     elif kind == "agent.drift" and node.type == "agent":
         node.drift = drift_text(event.data)

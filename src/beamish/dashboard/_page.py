@@ -20,6 +20,7 @@ PAGE = """<!doctype html>
   .running { background: #d9f2dd; } .restarting { background: #fff1c2; } .paused, .over_budget { background: #ffd9c2; }
   .looping { background: #f7c8e0; } .stopped { background: #e4e4e4; }
   .meta { color: #666; font-size: .85rem; margin-left: .4rem; }
+  .unprotected { color: #b00020; font-weight: 600; font-size: .85rem; margin-left: .4rem; }
   table { border-collapse: collapse; width: 100%; }
   td, th { text-align: left; padding: .2rem .5rem; border-bottom: 1px solid #e5e5e5; }
   #events { max-height: 32rem; overflow: auto; font: 12px/1.4 ui-monospace, monospace; background: #fff;
@@ -75,6 +76,7 @@ function renderNode(n) {
   if (n.drift) meta.push(n.drift);
   const li = el("li", {"class": "node", "data-testid": "node-" + n.id, "data-state": n.state},
     el("span", {"class": "state " + n.state}, n.state), el("b", {}, n.id), el("span", {"class": "meta"}, meta.join(" · ")));
+  if (n.unprotected) li.append(el("span", {"class": "unprotected", "data-testid": "unprotected-" + n.id}, "unprotected: " + n.unprotected));
   if (n.children && n.children.length) {
     const ul = el("ul", {});
     for (const c of n.children) ul.append(renderNode(c));

@@ -35,6 +35,8 @@ class TreeNode:
     version: str | None = None
     #: How the agent's definition in the config file differs from the version it runs, if it does.
     drift: str | None = None
+    #: Why an agent runs with no watchdog and no loop detector (``watchdog=None``), or None.
+    unprotected: str | None = None
     children: list[TreeNode] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -50,6 +52,7 @@ class TreeNode:
             "next_schedule": self.next_schedule,
             "version": self.version,
             "drift": self.drift,
+            "unprotected": self.unprotected,
             "children": [c.to_json() for c in self.children],
         }
 
@@ -67,6 +70,7 @@ class TreeNode:
             next_schedule=data.get("next_schedule"),
             version=data.get("version"),
             drift=data.get("drift"),
+            unprotected=data.get("unprotected"),
             children=[cls.from_json(c) for c in data.get("children", [])],
         )
 

@@ -52,6 +52,11 @@ def apply_changes(
         if allowed is not None and key not in allowed:
             raise SpecError(f"an upgrade cannot change {key!r}; proposals may change {list(allowed)}")
         current = new[key]
+        if key == "watchdog" and value is None and current is not None and allowed is not None:
+            raise SpecError(
+                "a proposal cannot switch an agent's watchdog off (that leaves it unprotected from "
+                "hangs and loops); only a person's upgrade may"
+            )
         if key in _OBJECTS and isinstance(value, Mapping) and "type" not in value:
             if current is None:
                 raise SpecError(f"an upgrade cannot merge into {key!r}: the agent has none to change")
