@@ -96,3 +96,33 @@ async def test_pause_by_hand_parks_the_next_run_and_resume_lets_it_finish(tmp_pa
         done = await result(company.node, run_id, timeout=20)  # resume re-queued it: it runs to the end
         assert done.status == "succeeded"
         await wait_for(lambda: any(e.kind == "agent.paused" for e in company.hub.recent), timeout=5)
+
+
+async def test_an_agent_started_without_protection_is_marked_in_the_live_tree_and_in_the_store(
+    tmp_path: Path,
+) -> None:
+    from beamish.cli._render import tree_view
+    from beamish.company._view import StoreView
+    from beamish.journal import open_store
+
+    cfg = config(tmp_path)
+    parts = company_parts(cfg)
+    parts.agent_overrides["coo"] = {"watchdog": None}  # its author opted out
+    async with Company(cfg, parts=parts) as company:
+        announced = lambda: any(e.kind == "agent.unprotected" for e in company.hub.recent)  # noqa: E731
+        await wait_for(announced, timeout=10, what="the coo's agent.unprotected event")
+        marks = {n.id: n.unprotected for n in (await company.tree()).walk() if n.type == "agent"}
+        assert marks == {"ceo": None, "coo": "watchdog=None"}
+        lines = [line for line in _rendered(tree_view(await company.tree())) if "UNPROTECTED" in line]
+        assert len(lines) == 1 and "coo" in lines[0] and "(watchdog=None)" in lines[0]
+    async with await open_store(cfg.store_url) as store:  # no node running: read from the store
+        stored = {n.id: n.unprotected for n in (await StoreView(cfg, store).tree()).walk()}
+    assert (stored["ceo"], stored["coo"]) == (None, "watchdog=None")
+
+
+def _rendered(renderable: object) -> list[str]:
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(renderable)
+    return console.export_text().splitlines()

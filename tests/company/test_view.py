@@ -75,3 +75,14 @@ def test_events_about_unknown_subjects_change_nothing() -> None:
     before = root.to_json()
     apply_event(root, Event("schedule.fired", "cto-checks", {"agent": "nobody"}))
     assert root.to_json() == before
+
+
+def test_an_unprotected_start_marks_the_agent_until_a_new_version_takes_over() -> None:
+    root = tree()
+    data = {"agent": "improver", "why": "watchdog=None", "budget": False}
+    apply_event(root, Event("agent.unprotected", "improver", data))
+    assert node(root, "improver").unprotected == "watchdog=None"
+    assert node(root, "marketing").unprotected is None
+    assert TreeNode.from_json(root.to_json()).walk()[-2].unprotected == "watchdog=None"
+    apply_event(root, Event("agent.upgraded", "improver", {"agent": "improver", "version": 2}))
+    assert node(root, "improver").unprotected is None

@@ -31,7 +31,7 @@ async def test_the_page_is_served_and_self_contained(source: CompanySource) -> N
     assert "http://" not in r.text and "https://" not in r.text  # no external assets
 
 
-async def test_the_tree_carries_state_restarts_and_spend(source: CompanySource) -> None:
+async def test_the_tree_carries_state_restarts_spend_and_protection(source: CompanySource) -> None:
     async with client(source) as c:
         tree = (await c.get("/api/tree")).json()
     finance = tree["children"][1]
@@ -39,6 +39,7 @@ async def test_the_tree_carries_state_restarts_and_spend(source: CompanySource) 
     cfo, accountant = finance["children"]
     assert (cfo["id"], cfo["state"], cfo["spent_usd"], cfo["cap_usd"]) == ("cfo", "paused", 3.0, 3.0)
     assert (accountant["restarts"], accountant["last_exit"]) == (2, "killed")
+    assert (cfo["unprotected"], accountant["unprotected"]) == (None, "watchdog=None")
 
 
 async def test_resume_un_pauses_the_agent(source: CompanySource) -> None:

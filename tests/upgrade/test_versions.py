@@ -140,3 +140,12 @@ async def test_a_restart_keeps_a_rollback_and_never_copies_a_definition_it_has(s
         await versions.set_state("accountant", 2, "active", "passed probation")
         passed = await versions.active("accountant")
         assert passed is not None and (passed.fallback, passed.trial_since) == (None, None)
+
+
+def test_a_proposal_cannot_switch_an_agents_watchdog_off_but_a_person_may() -> None:
+    definition = definition_of(_spec())  # a default spec: protected
+    with pytest.raises(SpecError, match="cannot switch an agent's watchdog off"):
+        apply_changes(definition, {"watchdog": None}, allowed=PROPOSABLE)
+    assert apply_changes(definition, {"watchdog": None})["watchdog"] is None
+    tighter = apply_changes(definition, {"watchdog": {"max_steps": 20}}, allowed=PROPOSABLE)
+    assert tighter["watchdog"]["data"]["max_steps"] == 20
