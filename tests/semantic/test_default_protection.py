@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from beamish import AgentSpec, Looping, Watchdog
+from beamish import AgentSpec, Budget, Looping, Watchdog
 from beamish.agent import _control
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
@@ -147,3 +147,58 @@ def test_a_watchdog_given_as_a_mapping_is_validated_when_the_spec_is_built() -> 
     assert spec.watchdog == Watchdog(max_steps=9)
     with pytest.raises(SpecError, match="unknown key 'max_step'"):
         default_spec(Path("m.json"), "task", watchdog={"max_step": 9})
+
+
+async def test_an_unpriced_model_runs_at_zero_without_caps_and_is_refused_under_company_caps(
+    tmp_path: Path,
+) -> None:
+    from beamish.agent._budget import set_company_budget
+
+    path = script(tmp_path, [{"turns": [{"text": "hi", "usage": {"input_tokens": 9, "output_tokens": 2}}]}])
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with Node(store=url) as node:
+        await node.start_supervisor(SupervisorSpec([default_spec(path, "task").child_spec()]))
+        free = await _control.result(node, await _control.submit(node, "scout", "one"), timeout=30)
+        assert (free.status, free.cost_usd) == ("succeeded", 0.0)  # no cap to keep: not refused
+        async with await open_store(url) as store:
+            await set_company_budget(store, Budget(per_month_usd=5.0))
+        capped = await _control.result(node, await _control.submit(node, "scout", "two"), timeout=30)
+    # with a cap to keep, a model with no price fails closed before any call
+    assert capped.status == "failed" and "no price" in capped.reason.message  # type: ignore[union-attr]
+    assert calls_made(tmp_path) == 1
+    assert len(await events_of(url, "run.refused")) == 1
+
+
+def test_own_hooks_count_as_protection_only_when_they_wrap_the_guard_with_a_watchdog() -> None:
+    from beamish.agent._hooks import NullHooks, resolve_hooks, unprotected
+    from beamish.testing import FakeClock
+
+    def check(**kw: Any) -> str | None:
+        spec = default_spec(Path("m.json"), "task", **kw)
+        return unprotected(spec, resolve_hooks(spec, None, FakeClock()))
+
+    assert check() is None
+    assert check(hooks=f"{ft.__name__}:wrapped_hooks") is None  # e.g. a tracing layer around the guard
+    assert check(hooks=lambda spec, store, clock: NullHooks()) == "its own hooks have no watchdog"
+    assert check(watchdog=None) == "watchdog=None"
+    assert check(watchdog=None, budget=Budget()) == "watchdog=None"  # caps kept, nothing watched
+
+
+async def test_opting_out_with_a_budget_keeps_the_caps_and_watches_nothing(tmp_path: Path) -> None:
+    from beamish import OverBudget, Price
+
+    usage = {"input_tokens": 10, "output_tokens": 100}
+    path = script(tmp_path, [{"turns": [{**FETCH, "usage": usage}] * 8 + [{"text": "done", "usage": usage}]}])
+    price = {"scripted:*": Price(input_per_mtok=1.0, output_per_mtok=1000.0)}  # $0.10 a call
+    budget = Budget(per_run_usd=0.75, prices=price)
+    url = f"sqlite:///{tmp_path}/j.db"
+    async with Node(store=url) as node:
+        spec = default_spec(path, "task", watchdog=None, budget=budget, max_tokens=100)
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        result = await _control.result(node, await _control.submit(node, "scout", "go"), timeout=30)
+    # eight identical calls went unremarked; the cap, not a loop rule, ended the run
+    assert result.status == "paused" and isinstance(result.reason, OverBudget)
+    assert calls_made(tmp_path) == 7
+    assert await events_of(url, "loop.nudged") == []
+    (announced,) = await events_of(url, "agent.unprotected")
+    assert announced["budget"] is True
