@@ -136,9 +136,9 @@ class SemanticGuard:
     Every step is a heartbeat for the run's watchdog and an observation for its loop detector; a loop
     climbs the ladder nudge → pause → stop. With ``watchdog=None`` (an agent that opted out of
     protection) there is neither: only the budget and the policy are kept. A hang is a process-level
-    failure: the guard calls :attr:`on_process_failure` (the agent actor binds it to exit with :class:`~beamish.Hung`, so its
-    supervisor restarts it and the run resumes from the journal), or, when nothing is bound, cancels
-    the stuck run. Every decision is an event.
+    failure: the guard calls :attr:`on_process_failure` (the agent actor binds it to exit with
+    :class:`~beamish.Hung`, so its supervisor restarts it and the run resumes from the journal), or,
+    when nothing is bound, cancels the stuck run. Every decision is an event.
     """
 
     def __init__(
