@@ -59,6 +59,8 @@ KINDS = frozenset(
         "cluster.drained",
         "agent.upgraded",
         "agent.rolled_back",
+        # the company's own bookkeeping
+        "events.unstored",
     }
 )
 

@@ -64,7 +64,7 @@ def test_normal_exits_and_routine_events_raise_no_issue() -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["supervisor.escalated", "budget.exceeded", "loop.detected", "watchdog.hung"]
+    "kind", ["supervisor.escalated", "budget.exceeded", "loop.detected", "watchdog.hung", "events.unstored"]
 )
 def test_semantic_failures_raise_an_issue(kind: str) -> None:
     rep, transport = reporter()

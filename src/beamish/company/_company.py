@@ -21,6 +21,7 @@ from beamish._exceptions import BeamishError
 from beamish._tasks import cancel_and_wait
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
+from beamish.company._eventwriter import EventWriter
 from beamish.company._tree import CompanyParts, build_tree, company_budget
 from beamish.company._view import _day_start, apply_event, next_fire, skeleton
 from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
@@ -61,8 +62,7 @@ class Company:
         #: A ``beamish.cluster.CompanyCluster`` when this node is one of many on a PostgreSQL store.
         self.cluster = cluster
         self._facts = skeleton(config, services=self.parts.service_names())
-        self._persist: asyncio.Queue[Event | None] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
+        self._events = EventWriter()
         self._tail: asyncio.Task[None] | None = None
         self._telemetry: list[Any] = []
         #: Agents stopped by hand (``beamish stop``): shown as stopped, not restarting.
@@ -92,7 +92,7 @@ class Company:
             _preload(self.node, self.config)
             await _warm_process_template(self.node, self.config)
             self.node.add_event_sink(self._on_event)
-            self._writer = asyncio.create_task(self._write_events(), name="beamish-company-events")
+            self._events.start(self.store)
             last = await self.store.fetchone("SELECT MAX(id) AS m FROM events")
             since = int(last["m"] or 0) if last else 0
             self._tail = asyncio.create_task(self._tail_store(since), name="beamish-company-tail")
@@ -124,11 +124,10 @@ class Company:
             self.node = None
         await cancel_and_wait(self._tail)
         self._tail = None
-        if self._writer is not None:
-            self._persist.put_nowait(None)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._writer, 10)
-            self._writer = None
+        unstored = await self._events.stop()
+        if unstored is not None:  # said on stderr and to every sink (Sentry, the dashboard, status)
+            logger.error("%s", unstored.message)
+            self._publish(unstored.event(self._node_name))
         for sink in self._telemetry:
             close = getattr(sink, "close", None)
             if callable(close):
@@ -150,7 +149,7 @@ class Company:
         """Node sink. Runtime events are stored here; other layers store their own (their agents may
         live in other processes), so those reach the hub from the store's tail instead: one copy each."""
         if event.kind.startswith(_RUNTIME_KINDS):
-            self._persist.put_nowait(event)
+            self._events.put(event)
             self._publish(event)
 
     def _publish(self, event: Event) -> None:
@@ -163,17 +162,6 @@ class Company:
                 sink(event)
             except Exception as exc:
                 logger.warning("event sink %r raised %s: %s", sink, type(exc).__name__, exc)
-
-    async def _write_events(self) -> None:
-        """Runtime events into the store's ``events`` table, in order, off the node's hot path."""
-        while True:
-            event = await self._persist.get()
-            if event is None:
-                return
-            try:
-                await self.store.append_event(event)
-            except Exception as exc:
-                logger.warning("could not store event %s: %s", event.kind, exc)
 
     async def _tail_store(self, since: int) -> None:
         """Publish what other layers and agent processes store, as it is stored."""

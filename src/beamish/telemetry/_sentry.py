@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 
 #: Event data keys that carry no content (sent even when content capture is off).
-_SAFE_KEYS = ("reason", "restarts", "limit", "spent", "pattern")
+_SAFE_KEYS = ("reason", "restarts", "limit", "spent", "pattern", "count")
 
 #: The top-level event keys that leave: what :meth:`SentryReporter.on_event` builds, plus the
 #: client's own labels. Anything else a client attaches (``threads``, ``exception``,
@@ -142,6 +142,7 @@ class SentryReporter:
             "loop.detected",
             "watchdog.hung",
             "run.needs_attention",
+            "events.unstored",
         )
         if not alert:
             return
