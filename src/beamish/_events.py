@@ -42,6 +42,7 @@ KINDS = frozenset(
         "agent.unprotected",
         "budget.warning",
         "budget.exceeded",
+        "budget.overshoot",
         "loop.nudged",
         "loop.detected",
         "watchdog.hung",

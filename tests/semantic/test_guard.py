@@ -11,7 +11,8 @@ from beamish.agent._hooks import RunInfo
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._ledger import MemoryLedger
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from beamish.agent._policy import Escalated, Policy, SemanticGuard, request_tokens_bound
+from beamish.agent._bound import request_tokens_bound
+from beamish.agent._policy import Escalated, Policy, SemanticGuard
 from beamish.agent._pricing import Price, PriceBook
 from beamish.agent._watchdog import Watchdog
 from beamish.testing import FakeClock, settle

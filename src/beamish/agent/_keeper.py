@@ -8,6 +8,9 @@ is refused before any money is spent. A refused reservation pauses (the run for 
 agent or the whole company otherwise) with an :class:`~beamish.OverBudget` reason and an event; it
 never crashes, so a supervisor sees no restart loop. A pause ends by ``resume``, by a raised cap, or
 when its window rolls over in the budget's time zone.
+
+The caps hold only while no call costs more than its reservation (``_bound`` says why the worst case
+is a bound); a call that does is an *overshoot*: the agent is paused at once until someone resumes it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from beamish._clock import Clock
 from beamish._events import Event
+from beamish._exits import OverBudget
 from beamish.agent._budget import COMPANY, Budget, BudgetExceeded, Paused, Refusal, window_bounds
 from beamish.agent._ledger import Ledger, LedgerTx, PauseRecord, Reservation, Spend, Window, next_id
-from beamish.agent._pricing import ModelRates, nano_to_usd
+from beamish.agent._pricing import nano_to_usd
 
 Emit = Callable[[Event], None]
 
@@ -356,6 +361,40 @@ class BudgetKeeper:
         self._settled.set()
         self._emit_all(events)
 
+    async def overshoot(
+        self, reservation: Reservation, cost: int, model: str, usage: dict[str, Any]
+    ) -> OverBudget:
+        """A call cost more than it reserved: the bound it was reserved by did not hold, so none of
+        the agent's caps can be trusted. Pauses the agent (all its runs) at once, with the event
+        ``budget.overshoot``; the pause holds until ``resume`` (no window or raised cap lifts it)."""
+        now = self.clock.time()
+        agent = reservation.agent
+        reason = OverBudget(limit="reservation", spent=nano_to_usd(cost), cap=nano_to_usd(reservation.amount))
+        record = PauseRecord(
+            subject=agent,
+            cause="overshoot",
+            reason=reason.to_json(),
+            limit="reservation",
+            cap=reservation.amount,
+            agent=agent,
+            at=now,
+        )
+        await self.ledger.run(lambda tx: tx.set_pause(record))
+        data = {
+            "agent": agent,
+            "run_id": reservation.run_id,
+            "step": reservation.seq,
+            "model": model,
+            "reserved_usd": nano_to_usd(reservation.amount),
+            "cost_usd": nano_to_usd(cost),
+            "over_usd": nano_to_usd(cost - reservation.amount),
+            "usage": usage,
+            "paused": agent,
+        }
+        self.emit(Event("budget.overshoot", agent, data, at=now))
+        self.emit(Event("agent.paused", agent, {**data, "cause": "overshoot"}, at=now))
+        return reason
+
     async def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call never happened (it failed before any usage)."""
         await self.ledger.run(lambda tx: tx.release(reservation.id))
@@ -369,8 +408,3 @@ class BudgetKeeper:
         start, end = window_bounds(limit, budget.tz, self.clock.time())
         window = Window(agent=agent, run_id=run_id, start=start, end=end, cap=0, limit=limit, warn_at=1.0)
         return nano_to_usd(await self.ledger.run(lambda tx: tx.spent(window)))
-
-
-def worst_case(rates: ModelRates, input_tokens: int, max_tokens: int) -> int:
-    """The reservation for one call, in nano-USD."""
-    return rates.worst_case_nano(input_tokens, max_tokens)

@@ -82,8 +82,9 @@ class Spend:
 class PauseRecord:
     """Why ``subject`` (an agent, ``"*"`` for the company, or ``"run:<id>"``) is paused.
 
-    ``cause`` is ``budget`` or ``loop``; ``reason`` the exit reason as JSON. A budget pause keeps the
-    ``limit``, the ``cap`` it hit and when its window ends, so it can lift itself.
+    ``cause`` is ``budget``, ``overshoot`` (a call cost more than it reserved) or ``loop``;
+    ``reason`` the exit reason as JSON. A budget pause keeps the ``limit``, the ``cap`` it hit and
+    when its window ends, so it can lift itself.
     """
 
     subject: str

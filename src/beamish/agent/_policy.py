@@ -13,7 +13,6 @@ nor a budget (it spends nothing less), so those two refuse ``restart`` up front.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,12 +22,13 @@ from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import AbortRun, PauseRun, PricingError, SpecError
 from beamish._exits import Crashed, ExitReason, Hung, Looping, OverBudget, exit_from_json
+from beamish.agent._bound import PromptMeter
 from beamish.agent._budget import Budget, BudgetExceeded, Paused, load_company_budget
 from beamish.agent._hooks import RunInfo
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._ledger import Ledger, MemoryLedger, Reservation
 from beamish.agent._loops import Detection, LoopDetector
-from beamish.agent._messages import Message, ModelRequest, ModelResponse
+from beamish.agent._messages import ModelRequest, ModelResponse
 from beamish.agent._pricing import ModelRates, Price, PriceBook, nano_to_usd
 from beamish.agent._store_ledger import StoreLedger
 from beamish.agent._watchdog import RunWatch, Verdict, Watchdog
@@ -111,21 +111,8 @@ class _RunState:
     calls: deque[tuple[str, Any]] = field(default_factory=deque)
     recorded: dict[int, Any] | None = None
     capped: Verdict | None = None  # a cap the watcher saw: the run ends at its next hook
-    _counted: int = 0  # messages of the conversation already measured, and their bytes
-    _counted_size: int = 0
-    _last: Any = None
-
-    def prompt_bound(self, request: ModelRequest) -> int:
-        """:func:`request_tokens_bound`, measuring only the messages added since the last call (a
-        run's conversation only grows)."""
-        messages = request.messages
-        n = self._counted
-        if n > len(messages) or (n and messages[n - 1] is not self._last):
-            n, self._counted_size = 0, 0
-        size = self._counted_size + sum(_message_size(m) for m in messages[n:])
-        self._counted, self._counted_size = len(messages), size
-        self._last = messages[-1] if messages else None
-        return size + _fixed_size(request)
+    overshot: OverBudget | None = None  # a call cost more than it reserved: the run pauses next
+    prompt: PromptMeter = field(default_factory=PromptMeter)
 
 
 class SemanticGuard:
@@ -133,6 +120,7 @@ class SemanticGuard:
 
     Before each live model call it reserves the call's worst case (pausing the run or the agent when
     a cap does not allow it); after, it settles the real cost, which it also returns for the journal.
+    A call that cost more than it reserved pauses the agent right after its step is journaled.
     Every step is a heartbeat for the run's watchdog and an observation for its loop detector; a loop
     climbs the ladder nudge → pause → stop. With ``watchdog=None`` (an agent that opted out of
     protection) there is neither: only the budget and the policy are kept. A hang is a process-level
@@ -231,7 +219,7 @@ class SemanticGuard:
             raise AbortRun(Crashed(exc)) from None
         if not self._budgeted:
             return None
-        amount = rates.worst_case_nano(state.prompt_bound(request), request.max_tokens)
+        amount = rates.worst_case_nano(state.prompt.input_bound(run.model, request), request.max_tokens)
         try:
             return await self.keeper.reserve(self.agent, run.run_id, amount, seq=run.seq)
         except BudgetExceeded as exc:
@@ -251,6 +239,9 @@ class SemanticGuard:
         cost = self._rates(state, run).cost_nano(response.usage)
         if isinstance(token, Reservation):
             await self.keeper.settle(token, cost, seq=run.seq)
+            if cost > token.amount:  # the bound did not hold: no cap can be trusted for this agent
+                usage = response.usage.to_json()
+                state.overshot = await self.keeper.overshoot(token, cost, run.model, usage)
             await self._flush()
         return nano_to_usd(cost)
 
@@ -262,6 +253,8 @@ class SemanticGuard:
 
     async def after_step(self, run: RunInfo, kind: str, name: str, result: str, is_error: bool) -> str | None:
         state = self._run(run)
+        if state.overshot is not None:  # the step that overshot is journaled: pause right after it
+            raise PauseRun(state.overshot)
         if state.capped is not None:
             raise AbortRun(state.capped.reason)
         if state.watch is None or state.loops is None:
@@ -432,36 +425,6 @@ class Escalated(Exception):
     def __init__(self, reason: ExitReason) -> None:
         self.reason = reason
         super().__init__(f"escalated: {reason!r}")
-
-
-def request_tokens_bound(request: ModelRequest) -> int:
-    """An upper bound on the prompt tokens of ``request``: its UTF-8 bytes (no byte-level BPE
-    token is shorter than a byte) plus margins for the provider's framing of each message and the
-    preamble it adds for tool use (a few hundred tokens)."""
-    return sum(_message_size(m) for m in request.messages) + _fixed_size(request)
-
-
-def _message_size(message: Message) -> int:
-    size = len(message.text.encode()) + 16
-    for call in message.tool_calls:
-        size += len(call.name) + len(json.dumps(call.arguments)) + 16
-    return size
-
-
-_TOOLS_SIZE: dict[int, tuple[Any, int]] = {}
-
-
-def _fixed_size(request: ModelRequest) -> int:
-    tools = request.tools
-    cached = _TOOLS_SIZE.get(id(tools))
-    if cached is None or cached[0] is not tools:
-        size = sum(
-            len(t.name) + len(t.description.encode()) + len(json.dumps(t.parameters)) + 16 for t in tools
-        )
-        if len(_TOOLS_SIZE) > 64:
-            _TOOLS_SIZE.clear()
-        cached = _TOOLS_SIZE[id(tools)] = (tools, size)
-    return len(request.system.encode()) + 1024 + cached[1]
 
 
 def _current() -> asyncio.Task[Any] | None:

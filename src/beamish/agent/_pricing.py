@@ -146,13 +146,19 @@ class ModelRates:
         return math.ceil(cost - 1e-6)
 
     def worst_case_nano(self, input_tokens: int, max_tokens: int) -> int:
-        """The most a call with ``input_tokens`` of prompt and ``max_tokens`` of output can cost.
+        """The most a call of at most ``input_tokens`` of prompt and ``max_tokens`` of output can
+        cost: what a reservation holds.
 
-        Input is priced at the dearer of the input and cache-write rates, since the provider may
-        bill any prompt token as a cache write; this is what a reservation holds.
+        Every prompt token is priced at the dearest of the input, cache-read and cache-write rates
+        (the provider decides how the prompt splits between them), and every token at the dearest
+        rate of any tier a prompt of that size can reach. One nano-dollar more covers the rounding
+        of :meth:`cost_nano`'s float sum, so the bound holds to the unit (a free call holds nothing).
         """
-        t = self._tier(input_tokens)
-        return math.ceil(input_tokens * max(t.input, t.cache_write) + max_tokens * t.output)
+        reachable = [self.tiers[0], *(t for t in self.tiers[1:] if input_tokens > t.start)]
+        prompt = max(max(t.input, t.cache_read, t.cache_write) for t in reachable)
+        output = max(t.output for t in reachable)
+        worst = input_tokens * prompt + max_tokens * output
+        return math.ceil(worst) + 1 if worst > 0 else 0
 
     def describe(self) -> dict[str, Any]:
         base = self.tiers[0]
@@ -259,12 +265,3 @@ class PriceBook:
 
     def cost_usd(self, model: str, usage: TokenUsage) -> float:
         return nano_to_usd(self.rates(model).cost_nano(usage))
-
-
-def estimate_input_tokens(text_bytes: int) -> int:
-    """An upper bound on the tokens of a prompt of ``text_bytes`` UTF-8 bytes.
-
-    Byte-level BPE tokenizers (every current provider's) never make a token of less than one byte, so
-    the byte count bounds the token count; a reservation built on it cannot be exceeded by the prompt.
-    """
-    return max(0, text_bytes)

@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import tomllib
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 
 from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._exceptions import ModelError, ModelTimeout, RateLimited, SpecError
+from beamish.agent._bound import register_input_counter, sent_bytes
 from beamish.agent._messages import ModelRequest, ModelResponse, ToolCall, Usage
 from beamish.agent.models._errors import error_for_status
 from beamish.agent.models._protocol import ChunkCallback, guard_stream
@@ -156,6 +158,7 @@ class ScriptedModel:
         self._attempts: dict[tuple[int, int], int] = {}
         #: Calls answered by this instance (faults included): what a test counts as "made live".
         self.calls = 0
+        _LIVE[self.name] = self
 
     def _script_for(self, task: str) -> int:
         lowered = task.lower()
@@ -167,17 +170,34 @@ class ScriptedModel:
                 return i
         raise ModelError(f"{self.name}: no script matches the task {task[:80]!r} and none is the default")
 
-    async def complete(
-        self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
-    ) -> ModelResponse:
-        self.calls += 1
+    def _turn_for(self, request: ModelRequest) -> tuple[int, int, _Turn]:
+        """``(script index, turn number, turn)`` that answers ``request`` (chosen by it alone)."""
         task = next((m.text for m in request.messages if m.role == "user"), "")
         index = self._script_for(task)
         script = self.scripts[index]
         n = request.turn
         if n >= len(script.turns):
             raise ModelError(f"{self.name}: the script has {len(script.turns)} turns; turn {n} was asked for")
-        turn = script.turns[n]
+        return index, n, script.turns[n]
+
+    def input_tokens(self, request: ModelRequest) -> int | None:
+        """The input tokens the answer to ``request`` will report: this model's offline token
+        counter, which a budget reserves by (None when no turn answers it: the call will fail)."""
+        try:
+            _, _, turn = self._turn_for(request)
+        except ModelError:
+            return None
+        if turn.usage is not None:
+            usage = Usage.from_json(turn.usage)
+            return usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+        return _input_tokens(request)
+
+    async def complete(
+        self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
+    ) -> ModelResponse:
+        self.calls += 1
+        task = next((m.text for m in request.messages if m.role == "user"), "")
+        index, n, turn = self._turn_for(request)
         attempt = self._attempts.get((index, n), 0)
         self._attempts[(index, n)] = attempt + 1
         fault = turn.faults[attempt] if attempt < len(turn.faults) else None
@@ -240,11 +260,29 @@ class ScriptedModel:
 
     @staticmethod
     def _usage(request: ModelRequest, text: str, turn: _Turn) -> Usage:
+        """The turn's declared usage, as given (a script may declare what no provider could bill);
+        else ~4 bytes a token of what was sent and produced, output stopped at ``max_tokens``."""
         if turn.usage is not None:
             return Usage.from_json(turn.usage)
-        prompt = len(json.dumps(request.to_json()))
-        produced = len(text) + sum(len(json.dumps(c)) for c in turn.tool_calls)
-        return Usage(input_tokens=max(1, prompt // 4), output_tokens=max(1, produced // 4))
+        produced = len(text.encode()) + sum(len(json.dumps(c)) for c in turn.tool_calls)
+        output = min(max(1, produced // 4), max(1, request.max_tokens))
+        return Usage(input_tokens=_input_tokens(request), output_tokens=output)
 
     async def aclose(self) -> None:
         return None
+
+
+def _input_tokens(request: ModelRequest) -> int:
+    return max(1, sent_bytes(request) // 4)
+
+
+#: The scripted models alive in this process, by name: the offline counter a budget asks.
+_LIVE: weakref.WeakValueDictionary[str, ScriptedModel] = weakref.WeakValueDictionary()
+
+
+def _count(name: str, request: ModelRequest) -> int | None:
+    model = _LIVE.get(name)
+    return None if model is None else model.input_tokens(request)
+
+
+register_input_counter("scripted", _count)
