@@ -112,7 +112,7 @@ def demo(
         sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
     else:
         _print_summary(data)
-    if not summary.agrees:
+    if not summary.agrees or summary.spend_past_cap:
         raise typer.Exit(1)
 
 
@@ -199,6 +199,7 @@ def _print_summary(data: dict[str, Any]) -> None:
             f"{data['llm_calls_made']} made, {data['llm_calls_replayed']} replayed from the journal",
         ),
         ("spend", f"${data['spend_usd']:.4f} (scripted model at a demo price)"),
+        ("spend past a cap", f"${data['spend_past_cap']:.4f} (every run, day, month, total and company cap)"),
         ("scheduled fires", f"{data['scheduled_fires']}, success rate {data['scheduled_success_rate']}"),
         ("faults injected", counted(data["faults_injected"])),
         ("faults seen", counted(data["faults_seen"], zeros=True)),

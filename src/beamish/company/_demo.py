@@ -30,7 +30,7 @@ from beamish.company._examples import solo_company_dir
 from beamish.company._faults import AcceleratedClock, FaultPlan, agent_processes
 from beamish.company._memory_check import graph_facts
 from beamish.company._summary import MemoryRecord, Summary, summarize
-from beamish.company._tree import CompanyParts
+from beamish.company._tree import CompanyParts, config_caps
 
 #: The simulated span of one demo: a working day's schedules, whatever the real duration.
 SIMULATED_S = 10 * 3600.0
@@ -217,6 +217,7 @@ async def _summary(
             scheduled=await scheduled_figures(store, [e[0] for e in schedule_entries(config)]),
             memory=memory,
             worlds=effect_worlds(config),
+            caps=config_caps(config),
         )
     finally:
         await store.close()

@@ -54,6 +54,8 @@ class Summary:
     llm_calls_replayed: int = 0
     tool_calls_replayed: int = 0
     spend_usd: float = 0.0
+    #: Money spent past a cap, recomputed from the ledger against every cap (target 0).
+    spend_past_cap: float = 0.0
     scheduled_fires: int = 0
     scheduled_success_rate: float | None = None
     faults_injected: dict[str, int] = field(default_factory=dict)
@@ -183,8 +185,10 @@ async def summarize(
     scheduled: tuple[int, float | None] = (0, None),
     memory: MemoryRecord | None = None,
     worlds: Mapping[str, World | None] | None = None,
+    caps: tuple[Mapping[str, Any], Any] | None = None,
 ) -> Summary:
-    """Read the journal (runs, steps, ledger) and the demo's events; check the world's records."""
+    """Read the journal (runs, steps, ledger) and the demo's events; check the world's records and,
+    given ``caps`` (every agent's budget by name, the company's), the spend against every cap."""
     summary = Summary(duration_s=round(duration_s, 2), faults_injected=dict(faults_injected))
     runs = await store.fetchall("SELECT run_id, agent, status, reason FROM runs")
     steps, status = await load_journal(store)
@@ -205,6 +209,12 @@ async def summarize(
     summary.lost_steps, summary.duplicate_effects = check.lost_steps, check.duplicate_effects
     summary.problems = check.problems
     summary.spend_usd = float(await store.spend())
+    if caps is not None:
+        from beamish.agent._audit import audit_store
+
+        audit = await audit_store(store, *caps)
+        summary.spend_past_cap = audit.past_cap_usd
+        summary.problems.extend(audit.breaches)
     summary.scheduled_fires, summary.scheduled_success_rate = scheduled
     summary.faults_seen = {
         "sigkill": exits.get("killed", 0),

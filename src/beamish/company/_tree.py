@@ -62,7 +62,6 @@ async def _maybe_await(value: Any) -> None:
 
 def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -> Any:
     """The :class:`~beamish.AgentSpec` for one configured agent."""
-    from beamish.agent._budget import Budget
     from beamish.agent._policy import Policy
     from beamish.agent._spec import AgentSpec
     from beamish.agent._watchdog import Watchdog
@@ -76,12 +75,6 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
             tools.extend(given if isinstance(given, tuple | list) else [given])
         else:
             tools.append(t)
-    from beamish.agent._pricing import Price
-
-    budget_fields = section.budget.model_dump(exclude_none=True)
-    budget_fields.setdefault("tz", config.file.budget.tz or config.file.company.timezone)
-    if section.price is not None:
-        budget_fields["prices"] = {agent.model: Price(**section.price.model_dump())}
     wd = section.watchdog
     options: dict[str, Any] = {
         "name": agent.name,
@@ -89,7 +82,7 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         "entry": section.entry,
         "model": agent.model,
         "tools": tools,
-        "budget": Budget(**budget_fields),
+        "budget": agent_budget(agent, config),
         "watchdog": Watchdog(**wd.model_dump()),
         "isolation": section.isolation,
         "restart": section.restart,
@@ -104,6 +97,25 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         options["backoff"] = Backoff(**section.backoff.model_dump())
     options.update(parts.agent_overrides.get(agent.name, {}))
     return AgentSpec(**options)
+
+
+def agent_budget(agent: AgentConfig, config: CompanyConfig) -> Any:
+    """The :class:`~beamish.Budget` of one configured agent: its caps, in the company's time zone
+    unless the config names one, with its configured price."""
+    from beamish.agent._budget import Budget
+    from beamish.agent._pricing import Price
+
+    section = agent.section
+    fields = section.budget.model_dump(exclude_none=True)
+    fields.setdefault("tz", config.file.budget.tz or config.file.company.timezone)
+    if section.price is not None:
+        fields["prices"] = {agent.model: Price(**section.price.model_dump())}
+    return Budget(**fields)
+
+
+def config_caps(config: CompanyConfig) -> tuple[dict[str, Any], Any]:
+    """Every agent's :class:`~beamish.Budget` by name, and the company's (or None)."""
+    return {name: agent_budget(a, config) for name, a in config.agents.items()}, company_budget(config)
 
 
 def company_budget(config: CompanyConfig) -> Any:
