@@ -14,7 +14,9 @@ Checks, all from the journal, the tools' effect log and the memory file:
   memory writes acknowledged to an agent that are missing from the final memory file;
 - duplicate side effects: one idempotency key applied twice in the effect log;
 - re-billed model calls: a model step charged to the ledger more than once;
-- spend past a cap: a run over its per-run cap, the capped agent over its per-day cap;
+- spend past a cap: the ledger's spend re-summed per window of every cap that is set (each run,
+  day, month and total, per agent and for the company), in USD (``spend_past_cap``) and in windows
+  (``spend_over_cap``);
 - every scheduled tick run exactly once: every cron tick between the first and last scheduler
   cursor has exactly one fire and exactly one run;
 - scheduled-run success once the faults stop (target >= 99.9 %);
@@ -173,9 +175,9 @@ def _write_scripts(
 ) -> int:
     """Rewrite every agent's script with a fault before each turn with probability ``p``.
 
-    Usage is left to the scripted model to derive from the request (the demo's scripts declare
-    30 000 input tokens for a prompt of a few KB, which no real model can bill; a budget reserves
-    by the prompt's byte count, a bound only a real tokenizer keeps). Memory observations carry the
+    Usage is left to the scripted model to derive from each request (~4 bytes a token), so the
+    capped agent's spend grows with its conversations instead of its first call costing nearly a
+    day's cap (the demo's scripts declare 30 000 input tokens a call). Memory observations carry the
     script's generation, so each acknowledged write is a distinct fact to find in the final file.
     """
     injected = 0
@@ -401,6 +403,9 @@ async def _effect_check(workdir: Path, config: Any) -> tuple[Any, list[Any], dic
 def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness) -> dict[str, Any]:
     from croniter import croniter
 
+    from beamish.agent._audit import SPEND_ROWS, audit_caps
+    from beamish.company._tree import config_caps
+
     plan = json.loads((workdir / "soak.json").read_text())
     config = soak_config(workdir, workdir / "example")
     # the journal against the world: the tools' effect log, the recorded versions, the memory file
@@ -421,16 +426,10 @@ def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness)
     llm_done = sum(1 for s in steps if s.kind == "llm" and s.phase == "done")
     billed = db.execute("SELECT COUNT(*) FROM ledger WHERE kind = 'spend'").fetchone()[0]
 
-    # spend never past a cap
-    over_cap = 0
-    caps = {n: a.section.budget for n, a in config.agents.items()}
-    for r in db.execute(
-        "SELECT agent, run_id, SUM(amount_usd) AS usd FROM ledger WHERE kind = 'spend' GROUP BY agent, run_id"
-    ):
-        cap = caps[r["agent"]].per_run_usd
-        if cap is not None and r["usd"] > cap + 1e-9:
-            over_cap += 1
-            problems.append(f"run {r['run_id']} spent {r['usd']:.4f} over its per-run cap {cap}")
+    # spend never past a cap: the ledger re-summed per window of every cap (runs, days, months, totals)
+    spends = [dict(r) for r in db.execute(SPEND_ROWS)]
+    audit = audit_caps(spends, *config_caps(config))
+    problems.extend(audit.breaches)
     capped_day_spend = 0.0
     for r in db.execute(
         "SELECT date(at, 'unixepoch') AS day, SUM(amount_usd) AS usd FROM ledger "
@@ -438,12 +437,7 @@ def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness)
         (CAPPED_AGENT,),
     ):
         capped_day_spend = max(capped_day_spend, float(r["usd"]))
-        if r["usd"] > CAPPED_PER_DAY_USD + 1e-9:
-            over_cap += 1
-            problems.append(f"{CAPPED_AGENT} spent {r['usd']:.4f} on {r['day']}, over {CAPPED_PER_DAY_USD}")
-    spend = float(
-        db.execute("SELECT COALESCE(SUM(amount_usd), 0) FROM ledger WHERE kind = 'spend'").fetchone()[0]
-    )
+    spend = sum(float(r["amount_usd"]) for r in spends)
 
     # every scheduled tick exactly once
     from beamish.company._demo import schedule_entries
@@ -510,7 +504,9 @@ def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness)
         "mismatches": check.counts(),
         "rebilled_model_calls": rebilled,
         "spend_usd": round(spend, 4),
-        "spend_over_cap": over_cap,
+        "spend_past_cap": audit.past_cap_usd,
+        "spend_over_cap": len(audit.breaches),
+        "cap_windows_checked": audit.windows,
         "capped_agent_max_day_usd": round(capped_day_spend, 4),
         "capped_agent_cap_usd": CAPPED_PER_DAY_USD,
         "ticks_expected": ticks_expected,
@@ -548,6 +544,7 @@ TARGETS = {
     "duplicate_side_effects": 0,
     "unreadable_lines": 0,
     "rebilled_model_calls": 0,
+    "spend_past_cap": 0,
     "spend_over_cap": 0,
     "ticks_missing": 0,
     "ticks_duplicated": 0,
@@ -598,7 +595,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{f['rebilled_model_calls']} of {f['llm_charges']} charges (target 0)"
     )
     print(
-        f"  spend ${f['spend_usd']}, runs/days over a cap {f['spend_over_cap']} (target 0); {CAPPED_AGENT} "
+        f"  spend ${f['spend_usd']}, past a cap ${f['spend_past_cap']} in {f['spend_over_cap']} of "
+        f"{f['cap_windows_checked']} cap windows (target 0); {CAPPED_AGENT} "
         f"max per day ${f['capped_agent_max_day_usd']} vs cap ${CAPPED_PER_DAY_USD}"
     )
     print(

@@ -39,6 +39,13 @@ def test_the_journal_and_every_record_of_the_world_agree_to_the_line(summary: di
     assert summary["unreadable_lines"] == {"effect_log": 0, "memory": 0}
 
 
+def test_no_cap_is_passed_by_any_run_day_month_or_total(summary: dict[str, object]) -> None:
+    # the costly agent is paused at its per-day cap; the ledger, re-summed per window, agrees
+    assert summary["spend_past_cap"] == 0, summary["problems"]
+    reasons = summary["exit_reasons"]
+    assert isinstance(reasons, dict) and reasons.get("run:over_budget", 0) >= 1
+
+
 def test_restarted_agents_replay_model_calls_from_the_journal(summary: dict[str, object]) -> None:
     assert isinstance(summary["llm_calls_replayed"], int) and summary["llm_calls_replayed"] > 0
     assert isinstance(summary["llm_calls_made"], int) and summary["llm_calls_made"] > 0
@@ -76,6 +83,7 @@ def test_the_summary_has_every_documented_field(summary: dict[str, object]) -> N
         "llm_calls_made",
         "llm_calls_replayed",
         "spend_usd",
+        "spend_past_cap",
         "scheduled_fires",
         "scheduled_success_rate",
     ):

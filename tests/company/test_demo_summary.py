@@ -207,3 +207,35 @@ def test_every_side_effect_tool_of_the_solo_company_has_a_record_that_keeps_its_
         "record_transaction": "effect_log",
         "send_invoice": "effect_log",
     }
+
+
+async def _summarize(store: Any, tmp_path: Path, budgets: dict[str, Any], company: Any) -> Any:
+    return await summarize(
+        store,
+        tmp_path / "effects.jsonl",
+        events=[],
+        duration_s=1.0,
+        faults_injected={},
+        caps=(budgets, company),
+    )
+
+
+async def test_summarize_reports_spend_past_every_cap_from_the_ledger(tmp_path: Path) -> None:
+    from beamish.agent._budget import Budget
+
+    store = await open_store(f"sqlite:///{tmp_path}/j.db")
+    try:
+        for run_id, costs in (("r1", (0.03, 0.04)), ("r2", (0.02,))):
+            run, _ = await store.create_run("coo", "task board", run_id=run_id, status="running")
+            for seq, cost in enumerate(costs):
+                await store.record_step(
+                    run.run_id, seq, run.epoch, kind="llm", phase="done", request={"t": seq}, cost_usd=cost
+                )
+        within = await _summarize(store, tmp_path, {"coo": Budget(per_run_usd=0.07, per_day_usd=0.09)}, None)
+        past = await _summarize(store, tmp_path, {"coo": Budget(per_run_usd=0.05)}, Budget(total_usd=0.08))
+    finally:
+        await store.close()
+    assert within.spend_past_cap == 0 and within.problems == []
+    assert past.to_json()["spend_past_cap"] == pytest.approx(0.02 + 0.01)  # r1 by 0.02, the company by 0.01
+    assert any("run r1" in p and "per_run_usd" in p for p in past.problems)
+    assert any("the company in total" in p for p in past.problems)
