@@ -60,15 +60,16 @@ async def _run(
 async def test_a_framework_agent_over_its_run_budget_is_paused_before_the_next_request(
     tmp_path: Path,
 ) -> None:
-    # the first answer reports 100k prompt tokens: $0.015 at gpt-4o-mini's price, past the $0.01 cap
-    expensive = {"prompt_tokens": 100_000, "completion_tokens": 10, "total_tokens": 100_010}
+    # each call may cost up to ~$0.003 at gpt-4o-mini's price (its 4096 output tokens, mostly); the
+    # first answer costs $0.00255, so the second call's worst case no longer fits the $0.004 cap
+    expensive = {"prompt_tokens": 1_000, "completion_tokens": 4_000, "total_tokens": 5_000}
     turns: list[Turn] = [("call_1", "lookup", {"topic": "market"}), "never asked"]
-    result, served, kinds, _ = await _run(tmp_path, turns, expensive, budget=Budget(per_run_usd=0.01))
+    result, served, kinds, _ = await _run(tmp_path, turns, expensive, budget=Budget(per_run_usd=0.004))
     assert result.status == "paused"
-    assert isinstance(result.reason, OverBudget)
+    assert isinstance(result.reason, OverBudget) and result.reason.limit == "run.per_run_usd"
     assert served == 1, "the call that would pass the cap was never sent"
-    assert result.cost_usd == pytest.approx(100_000 * 0.15e-6 + 10 * 0.6e-6)
-    assert "budget.exceeded" in kinds
+    assert result.cost_usd == pytest.approx(1_000 * 0.15e-6 + 4_000 * 0.6e-6)
+    assert "budget.exceeded" in kinds and "budget.overshoot" not in kinds
 
 
 async def test_a_framework_agent_with_a_default_spec_repeating_one_tool_call_is_nudged_then_paused(

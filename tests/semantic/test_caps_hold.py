@@ -153,6 +153,30 @@ async def test_an_overshoot_pause_outlives_the_window_and_lifts_only_on_resume()
     assert await keeper.paused("a", "run-2") is None
 
 
+async def test_an_overshoot_without_any_cap_is_recorded_but_pauses_nothing() -> None:
+    clock = FakeClock()
+    budget = Budget(prices={"scripted:*": Price(1.0, 10.0)})  # prices only: no cap to protect
+    keeper = BudgetKeeper(MemoryLedger(), clock, {"a": budget})
+    guard = SemanticGuard(
+        agent="a",
+        keeper=keeper,
+        prices=PriceBook(budget.prices),
+        watchdog=Watchdog(),
+        policy=Policy(),
+        clock=clock,
+    )
+    run = RunInfo("a", "run-1", 0, "scripted:none.json")
+    request = ModelRequest("s", (Message("user", "task"),), max_tokens=100)
+    await guard.before_run(run)
+    token = await guard.before_model_call(run, request)
+    await guard.after_model_call(run, request, ModelResponse(usage=Usage(input_tokens=2_000_000)), token)
+    assert await guard.after_step(run, "llm", "m", "", False) is None
+    await guard.after_run(run, "succeeded")
+    events = guard.drain_events()
+    assert [e.kind for e in events] == ["budget.overshoot"] and events[0].data["paused"] is None
+    assert await keeper.paused("a", "run-2") is None
+
+
 def _at(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 

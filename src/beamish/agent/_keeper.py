@@ -363,23 +363,26 @@ class BudgetKeeper:
 
     async def overshoot(
         self, reservation: Reservation, cost: int, model: str, usage: dict[str, Any]
-    ) -> OverBudget:
+    ) -> OverBudget | None:
         """A call cost more than it reserved: the bound it was reserved by did not hold, so none of
-        the agent's caps can be trusted. Pauses the agent (all its runs) at once, with the event
-        ``budget.overshoot``; the pause holds until ``resume`` (no window or raised cap lifts it)."""
+        the agent's caps can be trusted. Records ``budget.overshoot`` and, when any cap applies to
+        the agent, pauses it (all its runs) at once; the pause holds until ``resume`` (no window
+        rolling over, no raised cap lifts it). Returns the pause's reason (None: nothing capped)."""
         now = self.clock.time()
         agent = reservation.agent
         reason = OverBudget(limit="reservation", spent=nano_to_usd(cost), cap=nano_to_usd(reservation.amount))
-        record = PauseRecord(
-            subject=agent,
-            cause="overshoot",
-            reason=reason.to_json(),
-            limit="reservation",
-            cap=reservation.amount,
-            agent=agent,
-            at=now,
-        )
-        await self.ledger.run(lambda tx: tx.set_pause(record))
+        capped = bool(self._windows(agent, reservation.run_id, now))
+        if capped:
+            record = PauseRecord(
+                subject=agent,
+                cause="overshoot",
+                reason=reason.to_json(),
+                limit="reservation",
+                cap=reservation.amount,
+                agent=agent,
+                at=now,
+            )
+            await self.ledger.run(lambda tx: tx.set_pause(record))
         data = {
             "agent": agent,
             "run_id": reservation.run_id,
@@ -389,9 +392,11 @@ class BudgetKeeper:
             "cost_usd": nano_to_usd(cost),
             "over_usd": nano_to_usd(cost - reservation.amount),
             "usage": usage,
-            "paused": agent,
+            "paused": agent if capped else None,
         }
         self.emit(Event("budget.overshoot", agent, data, at=now))
+        if not capped:
+            return None
         self.emit(Event("agent.paused", agent, {**data, "cause": "overshoot"}, at=now))
         return reason
 
