@@ -122,30 +122,36 @@ async def test_a_call_that_costs_more_than_it_reserved_is_recorded_and_pauses_th
         assert again.reason.limit == "reservation" and model.calls >= 2
 
 
-async def test_an_overshoot_pause_outlives_the_window_and_lifts_only_on_resume() -> None:
+RUN = RunInfo("a", "run-1", 0, "scripted:none.json")
+SMALL = ModelRequest("s", (Message("user", "task"),), max_tokens=100)  # ~$0.002 reserved
+
+
+async def _overbilled_call(budget: Budget) -> tuple[SemanticGuard, float]:
+    """One call through a guard of agent "a" under ``budget``, billed $2 for 2M prompt tokens;
+    returns the guard (its run still open) and the cost it reported."""
     clock = FakeClock()
-    budget = Budget(per_day_usd=10.0, prices={"scripted:*": Price(1.0, 10.0)})
     keeper = BudgetKeeper(MemoryLedger(), clock, {"a": budget})
+    prices = PriceBook(budget.prices)
     guard = SemanticGuard(
-        agent="a",
-        keeper=keeper,
-        prices=PriceBook(budget.prices),
-        watchdog=Watchdog(),
-        policy=Policy(),
-        clock=clock,
+        agent="a", keeper=keeper, prices=prices, watchdog=Watchdog(), policy=Policy(), clock=clock
     )
-    run = RunInfo("a", "run-1", 0, "scripted:none.json")
-    request = ModelRequest("s", (Message("user", "task"),), max_tokens=100)
-    await guard.before_run(run)
-    token = await guard.before_model_call(run, request)
-    response = ModelResponse(text="hi", usage=Usage(input_tokens=2_000_000))  # $2 against ~$0.002 held
-    assert await guard.after_model_call(run, request, response, token) == pytest.approx(2.0)
+    await guard.before_run(RUN)
+    token = await guard.before_model_call(RUN, SMALL)
+    response = ModelResponse(text="hi", usage=Usage(input_tokens=2_000_000))
+    return guard, await guard.after_model_call(RUN, SMALL, response, token)
+
+
+async def test_an_overshoot_pause_outlives_the_window_and_lifts_only_on_resume() -> None:
+    budget = Budget(per_day_usd=10.0, prices={"scripted:*": Price(1.0, 10.0)})
+    guard, cost = await _overbilled_call(budget)
+    assert cost == pytest.approx(2.0)
     with pytest.raises(PauseRun) as paused:
-        await guard.after_step(run, "llm", "m", "hi", False)
+        await guard.after_step(RUN, "llm", "m", "hi", False)
     assert isinstance(paused.value.reason, OverBudget) and paused.value.reason.limit == "reservation"
-    await guard.after_run(run, "paused")
+    await guard.after_run(RUN, "paused")
     assert [e.kind for e in guard.drain_events()] == ["budget.overshoot", "agent.paused"]
-    clock.advance(3 * 86_400)  # a new day, a raised cap: neither lifts an overshoot
+    keeper, clock = guard.keeper, guard.clock
+    clock.advance(3 * 86_400)  # type: ignore[attr-defined]  # a new day, a raised cap: neither lifts it
     keeper.set_budget("a", Budget(per_day_usd=1000.0, prices=budget.prices))
     record = await keeper.paused("a", "run-2")
     assert record is not None and record.cause == "overshoot"
@@ -154,27 +160,12 @@ async def test_an_overshoot_pause_outlives_the_window_and_lifts_only_on_resume()
 
 
 async def test_an_overshoot_without_any_cap_is_recorded_but_pauses_nothing() -> None:
-    clock = FakeClock()
-    budget = Budget(prices={"scripted:*": Price(1.0, 10.0)})  # prices only: no cap to protect
-    keeper = BudgetKeeper(MemoryLedger(), clock, {"a": budget})
-    guard = SemanticGuard(
-        agent="a",
-        keeper=keeper,
-        prices=PriceBook(budget.prices),
-        watchdog=Watchdog(),
-        policy=Policy(),
-        clock=clock,
-    )
-    run = RunInfo("a", "run-1", 0, "scripted:none.json")
-    request = ModelRequest("s", (Message("user", "task"),), max_tokens=100)
-    await guard.before_run(run)
-    token = await guard.before_model_call(run, request)
-    await guard.after_model_call(run, request, ModelResponse(usage=Usage(input_tokens=2_000_000)), token)
-    assert await guard.after_step(run, "llm", "m", "", False) is None
-    await guard.after_run(run, "succeeded")
+    guard, _ = await _overbilled_call(Budget(prices={"scripted:*": Price(1.0, 10.0)}))  # prices only
+    assert await guard.after_step(RUN, "llm", "m", "hi", False) is None
+    await guard.after_run(RUN, "succeeded")
     events = guard.drain_events()
     assert [e.kind for e in events] == ["budget.overshoot"] and events[0].data["paused"] is None
-    assert await keeper.paused("a", "run-2") is None
+    assert await guard.keeper.paused("a", "run-2") is None
 
 
 def _at(text: str) -> float:
