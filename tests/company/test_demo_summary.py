@@ -220,17 +220,6 @@ async def _summarize(store: Any, tmp_path: Path, budgets: dict[str, Any], compan
     )
 
 
-async def _summarize(store: Any, tmp_path: Path, budgets: dict[str, Any], company: Any) -> Any:
-    return await summarize(
-        store,
-        tmp_path / "effects.jsonl",
-        events=[],
-        duration_s=1.0,
-        faults_injected={},
-        caps=(budgets, company),
-    )
-
-
 async def test_summarize_reports_spend_past_every_cap_from_the_ledger(tmp_path: Path) -> None:
     from beamish.agent._budget import Budget
 
