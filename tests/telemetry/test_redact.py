@@ -143,7 +143,7 @@ async def test_the_journal_and_the_event_log_mask_with_the_same_rules(tmp_path: 
 
 
 def test_log_records_mask_with_the_same_rules(caplog: pytest.LogCaptureFixture) -> None:
-    from beamish.telemetry._redact import install_log_redaction
+    from beamish._redact import install_log_redaction
 
     previous = logging.getLogRecordFactory()
     logging.setLogRecordFactory(logging.LogRecord)

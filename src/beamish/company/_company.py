@@ -18,6 +18,7 @@ from typing import Any
 from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import BeamishError
+from beamish._redact import install_log_redaction, redact_text
 from beamish._tasks import cancel_and_wait
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
@@ -25,7 +26,6 @@ from beamish.company._eventwriter import EventWriter
 from beamish.company._tree import CompanyParts, build_tree, company_budget
 from beamish.company._view import _day_start, apply_event, next_fire, skeleton
 from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
-from beamish.telemetry._redact import redact_text
 
 logger = logging.getLogger("beamish.company")
 
@@ -74,7 +74,6 @@ class Company:
         from beamish.agent._budget import set_company_budget
         from beamish.journal import open_store
         from beamish.runtime import Node
-        from beamish.telemetry._redact import install_log_redaction
 
         install_log_redaction()  # no log line of the node or its libraries carries a secret
 

@@ -22,13 +22,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from beamish._exceptions import ConfigError, ScheduleError, SpecError
+from beamish._redact import redact_text
 from beamish.agent._policy import Policy
 from beamish.agent._tools import Tool
 from beamish.company._errors import describe
 from beamish.company._schema import AgentSection, ConfigFile, ScheduleSection
 from beamish.schedule._cron import Schedule
 from beamish.schedule._fields import cron_problems
-from beamish.telemetry._redact import redact_text
 
 #: Tools every agent may name without an import path.
 BUILTIN_TOOLS = frozenset({"memory", "consult"})

@@ -27,7 +27,7 @@ from typing_extensions import TypedDict
 
 import beamish
 from beamish._exceptions import ToolError
-from beamish.telemetry._redact import redact_leaves
+from beamish._redact import redact_leaves
 
 PROTOCOL_VERSION = "2025-06-18"
 URL_ENV = "BEAMISH_MEMORY_URL"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from beamish._exceptions import BeamishError, PricingError
+from beamish._redact import redact_text
 from beamish.company._config import CompanyConfig, validate_config_data
 from beamish.company._credentials import missing_key
 from beamish.company._probe import probe_memory_server
@@ -185,8 +186,6 @@ def _sqlite_problems(url: str, base: Path) -> list[Problem]:
 
 def _postgres_problems(url: str) -> list[Problem]:
     """Connect (5 s at most) and compare the recorded schema versions; nothing is written."""
-    from beamish.telemetry._redact import redact_text
-
     if importlib.util.find_spec("psycopg") is None:
         return [Problem("store.url", "a PostgreSQL store needs psycopg", "pip install 'beamish[postgres]'")]
     import psycopg

@@ -22,9 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from beamish._exceptions import BeamishError, SpecError
 from beamish._net import is_loopback
+from beamish._redact import redact
 from beamish.dashboard._page import PAGE
 from beamish.dashboard._source import DashboardSource, UnknownAgent
-from beamish.telemetry._redact import redact
 
 _COOKIE = "beamish_dashboard"
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from beamish._events import Event
 from beamish._exceptions import CorruptStore, SpecError
+from beamish._redact import needs_redaction, redact_leaves
 from beamish.journal._base import StoreBase
 from beamish.journal._payload import canonical, finite
 from beamish.journal._records import LedgerEntry
 from beamish.journal._sql import SyncTx
-from beamish.telemetry._redact import needs_redaction, redact_leaves
 
 #: The NOTIFY channel (``beamish_events.<schema>``: channels are per database, not per schema) that
 #: wakes ``follow()`` on PostgreSQL when an event is stored.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from beamish._exceptions import CorruptStore, SpecError
+from beamish._redact import needs_redaction, redact_leaves
 from beamish.journal._sql import SyncTx
-from beamish.telemetry._redact import needs_redaction, redact_leaves
 
 VERSION = 1
 DEFAULT_THRESHOLD = 16 * 1024

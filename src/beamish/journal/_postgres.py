@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from beamish._exceptions import SpecError, StoreError
+from beamish._redact import redact_text
 from beamish.journal._sql import (
     IN_TRANSACTION,
     AsyncTx,
@@ -26,7 +27,6 @@ from beamish.journal._sql import (
     to_pyformat,
 )
 from beamish.journal._worker import WorkerPool
-from beamish.telemetry._redact import redact_text
 
 if TYPE_CHECKING:
     import psycopg

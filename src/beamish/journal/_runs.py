@@ -9,11 +9,11 @@ from typing import Any
 
 from beamish._exceptions import CorruptStore, Fenced, RunNotFound, SpecError
 from beamish._exits import ExitReason, exit_from_json
+from beamish._redact import needs_redaction, redact_leaves
 from beamish.journal._base import StoreBase, check_epoch
 from beamish.journal._payload import canonical, decode
 from beamish.journal._records import RUN_STATUSES, Lease, Run
 from beamish.journal._sql import Row, SyncTx, for_share
-from beamish.telemetry._redact import needs_redaction, redact_leaves
 
 _UNSET: Any = object()
 _RUN_COLS = (

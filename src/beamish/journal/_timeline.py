@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from beamish._redact import redact, redact_text
 from beamish.journal._records import Run, Step
-from beamish.telemetry._redact import redact, redact_text
 
 #: How long a shortened value may be (``--full`` shows it all).
 SHORT = 160

@@ -5,8 +5,8 @@ Both are optional extras (``otel``, ``sentry``). The agent loop wraps its work i
 feeds lifecycle events to :meth:`Telemetry.on_event` and :meth:`SentryReporter.on_event`.
 """
 
+from beamish._redact import MASK, redact, redact_text
 from beamish.telemetry._otel import ChatRecord, Telemetry, ToolRecord, is_abnormal, otel_available
-from beamish.telemetry._redact import MASK, redact, redact_text
 from beamish.telemetry._sentry import SentryReporter, scrub
 
 __all__ = [

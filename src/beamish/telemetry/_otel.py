@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beamish._events import Event
-from beamish.telemetry._redact import redact
+from beamish._redact import redact
 
 try:
     from opentelemetry import metrics as _metrics

@@ -14,8 +14,8 @@ from collections import deque
 from typing import Any
 
 from beamish._events import Event
+from beamish._redact import redact
 from beamish.telemetry._otel import _reason_kind, is_abnormal
-from beamish.telemetry._redact import redact
 
 try:
     import sentry_sdk

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from beamish._exceptions import NotFound, SpecError
-from beamish.telemetry._redact import redact_text
+from beamish._redact import redact_text
 from beamish.upgrade._probation import ProbationRules
 from beamish.upgrade._upgrader import Upgrader
 from beamish.upgrade._versions import definition_of, diff
