@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from beamish import CorruptStore, SpecError
+from beamish import CorruptStore, ScheduleError, SpecError, StoreError
 from beamish.journal import Store
-from beamish.journal._payload import canonical, decode, prepare, request_hash
+from beamish.journal._payload import canonical, decode, envelope, open_envelope, prepare, request_hash
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -35,6 +36,36 @@ def test_values_that_are_not_json_are_refused_by_name(bad: object) -> None:
 def test_an_envelope_from_a_future_version_is_refused() -> None:
     with pytest.raises(CorruptStore, match="unsupported payload version 2"):
         decode('{"v":2,"data":1}')
+
+
+@pytest.mark.parametrize("value", [None, 2.5, "text ✓", [1, None], {"b": 1, "a": [True, {}]}])
+def test_a_value_round_trips_through_the_shared_envelope_and_reads_as_a_payload(value: object) -> None:
+    text = envelope(value, "message")
+    assert text == '{"v":1,"data":' + canonical(value) + "}"
+    assert open_envelope(text, "mailbox") == value
+    assert decode(text) == value
+
+
+def test_a_row_written_before_the_codec_was_shared_still_reads() -> None:
+    old = json.dumps({"v": 1, "data": {"city": "Oslo", "n": [1, 2]}}, sort_keys=True)  # spaces
+    assert open_envelope(old, "schedule input", error=ScheduleError) == {"city": "Oslo", "n": [1, 2]}
+
+
+def test_the_shared_envelope_fails_in_the_callers_error_type_naming_what() -> None:
+    with pytest.raises(ScheduleError, match="schedule 'x' input must be JSON-safe"):
+        envelope({"bad": math.nan}, "schedule 'x' input", error=ScheduleError)
+    with pytest.raises(SpecError, match="message to 'inbox' must be JSON-safe"):
+        envelope(object(), "message to 'inbox'")
+    with pytest.raises(StoreError, match="unsupported mailbox version 2"):
+        open_envelope('{"v":2,"data":1}', "mailbox")
+    with pytest.raises(ScheduleError, match="schedule input is not valid JSON"):
+        open_envelope('{"v":1,"data":', "schedule input", error=ScheduleError)
+
+
+def test_the_shared_envelope_masks_secrets_only_when_asked() -> None:
+    key = "sk-ant-" + "a1B2c3D4" * 5
+    assert key in envelope({"note": key}, "message")
+    assert key not in envelope({"note": key}, "run input", mask=True)
 
 
 def test_a_large_payload_is_a_reference_by_content_hash() -> None:

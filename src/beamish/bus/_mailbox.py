@@ -14,7 +14,6 @@ answer. Either the asker got the reply or the reply was dropped: one row decides
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import uuid
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._exceptions import ConsultDeadline, SpecError, StoreError
 from beamish.bus._notify import CHANNEL, Waker
+from beamish.journal._payload import envelope, open_envelope
 from beamish.journal._sql import Row, SyncTx, for_update_skip_locked
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class Mailboxes:
         """Insert a message (or find the one already sent with ``key``); returns its id."""
         _check_name("box", box)
         _check_name("key", key)
-        body = _encode(payload, f"message to {box!r}")
+        body = envelope(payload, f"message to {box!r}")
         now = self.clock.time()
 
         def work(tx: SyncTx) -> tuple[int, bool]:
@@ -225,7 +225,7 @@ class Mailboxes:
 
     async def reply(self, message: Message, payload: Any) -> bool:
         """Answer a request. False when the answer is late (deadline passed) and so dropped."""
-        return await self._finish(message, "replied", _encode(payload, f"reply to message {message.id}"))
+        return await self._finish(message, "replied", envelope(payload, f"reply to message {message.id}"))
 
     async def request(self, box: str, payload: Any, *, key: str, deadline_s: float) -> Any:
         """Send a request and wait for its reply until ``deadline_s`` from now.
@@ -244,7 +244,7 @@ class Mailboxes:
             if row is None:
                 raise StoreError(f"request {mid} to {box!r} vanished from the store")
             if row["status"] == "replied":
-                return _decode(row["reply"])
+                return open_envelope(row["reply"], "mailbox")
             deadline = float(row["deadline_at"]) if row["deadline_at"] is not None else self.clock.time()
             if row["status"] == "expired" or self.clock.time() >= deadline:
                 if await self._expire(mid):
@@ -307,7 +307,7 @@ def _message(row: Row) -> Message:
         id=int(row["id"]),
         box=str(row["box"]),
         key=str(row["idem_key"]),
-        payload=_decode(row["payload"]),
+        payload=open_envelope(row["payload"], "mailbox"),
         attempts=int(row["attempts"]),
         lease_owner=str(row["lease_owner"] or ""),
         lease_until=float(row["lease_until"] or 0.0),
@@ -318,17 +318,3 @@ def _message(row: Row) -> Message:
 def _check_name(what: str, value: str) -> None:
     if not isinstance(value, str) or not value or len(value) > 400:
         raise SpecError(f"{what}: expected a non-empty string of at most 400 characters, got {value!r}")
-
-
-def _encode(value: Any, what: str) -> str:
-    try:
-        return json.dumps({"v": 1, "data": value}, sort_keys=True, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"{what}: expected JSON-safe data ({exc})") from exc
-
-
-def _decode(text: str) -> Any:
-    data = json.loads(text)
-    if not isinstance(data, dict) or data.get("v") != 1:
-        raise StoreError(f"unsupported mailbox record {text[:60]!r}")
-    return data["data"]

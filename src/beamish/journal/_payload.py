@@ -4,6 +4,10 @@ A column holds an envelope: ``{"v": 1, "data": …}`` inline, or ``{"v": 1, "ref
 "size": n}`` when the canonical JSON passes the store's threshold. The body then lives once in
 ``payloads`` (shared by every step and run that carries the same bytes, e.g. a long system prompt),
 and ``payload_refs`` records which runs use it so pruning can drop orphans.
+
+:func:`envelope` and :func:`open_envelope` are the inline form alone, for the other tables that keep
+a value as versioned JSON (mailbox messages and replies, schedule inputs, a run's input and output):
+one codec, so every stored value reads back the same way and a future version is refused alike.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from beamish._exceptions import CorruptStore, SpecError
+from beamish._exceptions import CorruptStore, SpecError, StoreError
 from beamish._redact import needs_redaction, redact_leaves
 from beamish.journal._sql import SyncTx
 
@@ -28,14 +32,65 @@ def _reject(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def canonical(obj: Any, what: str = "payload") -> str:
-    """Deterministic JSON: sorted keys, no spaces, no NaN. Raises SpecError naming the bad value."""
+def canonical(obj: Any, what: str = "payload", error: type[Exception] = SpecError) -> str:
+    """Deterministic JSON: sorted keys, no spaces, no NaN. Raises ``error`` naming the bad value."""
     try:
         return json.dumps(
             obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_reject
         )
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"{what} must be JSON-safe (dict, list, str, int, float, bool, None): {exc}") from exc
+        raise error(f"{what} must be JSON-safe (dict, list, str, int, float, bool, None): {exc}") from exc
+
+
+def masked(obj: Any, what: str = "payload", error: type[Exception] = SpecError) -> str:
+    """:func:`canonical`, with secrets (API keys, secret-named variables' values) masked: a task, an
+    output or an error may quote a key, and what is stored outlives the process and gets copied."""
+    body = canonical(obj, what, error)
+    return canonical(redact_leaves(obj), what, error) if needs_redaction(body) else body
+
+
+def envelope(value: Any, what: str, *, error: type[Exception] = SpecError, mask: bool = False) -> str:
+    """``{"v":1,"data":…}`` in canonical JSON; ``error`` names a value that is not JSON-safe, in the
+    caller's own error type (a mailbox says SpecError, a scheduler ScheduleError)."""
+    body = masked(value, what, error) if mask else canonical(value, what, error)
+    return f"{_INLINE}{body}}}"
+
+
+_NOT_INLINE: Any = object()
+
+
+def _inline(text: str) -> Any:
+    """The common case read without a wrapper dict; ``_NOT_INLINE`` sends the caller to the full
+    parse, which names what is wrong with the whole envelope."""
+    if text.startswith(_INLINE) and text.endswith("}"):
+        try:
+            return json.loads(text[len(_INLINE) : -1])
+        except ValueError:
+            pass
+    return _NOT_INLINE
+
+
+def open_envelope(text: str, what: str, *, error: type[Exception] = StoreError) -> Any:
+    """The value :func:`envelope` wrapped. Rows written before the codec was shared (JSON with
+    spaces) read the same; anything else is ``error`` naming ``what``."""
+    value = _inline(text)
+    if value is not _NOT_INLINE:
+        return value
+    data = _parse(text, what, error)
+    if "data" not in data:
+        raise error(f"a stored {what} holds no value: {text[:60]!r}")
+    return data["data"]
+
+
+def _parse(text: str, what: str, error: type[Exception]) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise error(f"a stored {what} is not valid JSON: {text[:60]!r}") from exc
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        got = data.get("v") if isinstance(data, dict) else type(data).__name__
+        raise error(f"unsupported {what} version {got!r} (this beamish reads {VERSION})")
+    return data
 
 
 def digest(text: str) -> str:
@@ -69,9 +124,7 @@ def prepare(obj: Any, threshold: int, what: str = "payload") -> Prepared:
 
     Secrets (API keys, secret-named environment variables' values) are masked before anything is
     stored: the journal is a file that outlives the process and gets copied around."""
-    body = canonical(obj, what)
-    if needs_redaction(body):
-        body = canonical(redact_leaves(obj), what)
+    body = masked(obj, what)
     if len(body) <= threshold:
         return Prepared(f'{{"v":{VERSION},"data":{body}}}')
     h = digest(body)
@@ -104,18 +157,10 @@ def decode(text: str | None, bodies: dict[str, str] | None = None, tx: SyncTx | 
     """The value of an envelope; a reference is resolved from ``bodies`` or looked up with ``tx``."""
     if text is None:
         return None
-    if text.startswith(_INLINE) and text.endswith("}"):  # the common case, without a wrapper dict
-        try:
-            return json.loads(text[len(_INLINE) : -1])
-        except ValueError:
-            pass  # reported below, with the whole envelope
-    try:
-        env = json.loads(text)
-    except ValueError as exc:
-        raise CorruptStore(f"a journal payload is not valid JSON: {text[:60]!r}") from exc
-    if not isinstance(env, dict) or env.get("v") != VERSION:
-        got = env.get("v") if isinstance(env, dict) else type(env).__name__
-        raise CorruptStore(f"unsupported payload version {got!r} (this beamish reads {VERSION})")
+    value = _inline(text)
+    if value is not _NOT_INLINE:
+        return value
+    env = _parse(text, "payload", CorruptStore)
     if "data" in env:
         return env["data"]
     ref = str(env["ref"])

@@ -9,9 +9,8 @@ from typing import Any
 
 from beamish._exceptions import CorruptStore, Fenced, RunNotFound, SpecError
 from beamish._exits import ExitReason, exit_from_json
-from beamish._redact import needs_redaction, redact_leaves
 from beamish.journal._base import StoreBase, check_epoch
-from beamish.journal._payload import canonical, decode
+from beamish.journal._payload import canonical, decode, envelope, masked
 from beamish.journal._records import RUN_STATUSES, Lease, Run
 from beamish.journal._sql import Row, SyncTx, for_share
 
@@ -27,16 +26,6 @@ def _check_status(status: str) -> str:
     if status not in RUN_STATUSES:
         raise SpecError(f"run status {status!r} is not one of {sorted(RUN_STATUSES)}")
     return status
-
-
-def _envelope(obj: Any, what: str) -> str:
-    return f'{{"v":1,"data":{_masked(obj, what)}}}'
-
-
-def _masked(obj: Any, what: str) -> str:
-    """Canonical JSON with secrets masked (a task, an output or an error may quote a key)."""
-    body = canonical(obj, what)
-    return canonical(redact_leaves(obj), what) if needs_redaction(body) else body
 
 
 def run_from_row(row: Row) -> Run:
@@ -92,7 +81,7 @@ class RunsMixin(StoreBase):
         if not rid or len(rid) > 400:
             raise SpecError(f"run_id must be a non-empty string of at most 400 characters, got {rid!r}")
         _check_status(status)
-        input_env = _envelope(input, "run input")
+        input_env = envelope(input, "run input", mask=True)
         meta_json = canonical(meta or {}, "run meta")
         now = self.clock.time()
 
@@ -160,12 +149,12 @@ class RunsMixin(StoreBase):
             params.append(_check_status(status))
         if output is not _UNSET:
             sets.append("output = ?")
-            params.append(_envelope(output, "run output"))
+            params.append(envelope(output, "run output", mask=True))
         if reason is not _UNSET:
             if reason is not None and not isinstance(reason, ExitReason):
                 raise SpecError(f"a run's reason must be an ExitReason or None, got {reason!r}")
             sets.append("reason = ?")
-            params.append(None if reason is None else _masked(reason.to_json(), "exit reason"))
+            params.append(None if reason is None else masked(reason.to_json(), "exit reason"))
 
         def work(tx: SyncTx) -> Run:
             if epoch is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from beamish._events import Event
 from beamish._exceptions import ScheduleError
 from beamish.journal._eventlog import insert_event
-from beamish.journal._payload import canonical, encode
+from beamish.journal._payload import canonical, encode, open_envelope
 from beamish.journal._sql import Row, SyncTx, for_update_skip_locked
 from beamish.schedule._cron import Schedule
 from beamish.schedule._misfire import decide
@@ -114,7 +114,7 @@ def _claim_one(
             "reason": d.reason,
         }
         if rid is not None:
-            fire = Fired(sid, key, rid, str(row["agent"]), decode_input(row["input"]), d.due.timestamp())
+            fire = Fired(sid, key, rid, str(row["agent"]), _input(row["input"]), d.due.timestamp())
             _insert_run(tx, fire, threshold, now_ts)
             fired.append(fire)
             event = Event("schedule.fired", sid, {**data, "run_id": rid, "agent": fire.agent}, now_ts)
@@ -161,7 +161,7 @@ def reclaim_stale(
                 str(r["nominal_fire_time"]),
                 str(r["run_id"]),
                 str(r["agent"]),
-                decode_input(r["input"]),
+                _input(r["input"]),
                 float(r["due_at"]),
             )
         )
@@ -210,15 +210,5 @@ def schedule_from_spec(spec: str) -> Schedule:
     return Schedule.from_json(json.loads(spec))
 
 
-def encode_input(value: Any, what: str) -> str:
-    try:
-        return json.dumps({"v": 1, "data": value}, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ScheduleError(f"{what}: expected JSON-safe data ({exc})") from exc
-
-
-def decode_input(text: str) -> Any:
-    data = json.loads(text)
-    if not isinstance(data, dict) or data.get("v") != 1:
-        raise ScheduleError(f"unsupported schedule input record {text[:60]!r}")
-    return data["data"]
+def _input(text: str) -> Any:
+    return open_envelope(text, "schedule input", error=ScheduleError)

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._events import Event
 from beamish._exceptions import ScheduleError, SpecError
+from beamish.journal._payload import envelope
 from beamish.journal._sql import SyncTx
 from beamish.schedule._claim import (
     Fired,
     claim,
-    encode_input,
     reclaim_stale,
     schedule_from_spec,
     utc,
@@ -114,7 +114,7 @@ class Scheduler:
         if not agent:
             raise ScheduleError(f"schedule {schedule_id!r}: expected an agent name")
         spec = json.dumps(schedule.to_json(), sort_keys=True)
-        body = encode_input(input, f"schedule {schedule_id!r} input")
+        body = envelope(input, f"schedule {schedule_id!r} input", error=ScheduleError)
         now = self.clock.time()
 
         def work(tx: SyncTx) -> None:
