@@ -53,6 +53,7 @@ from beamish._exits import (
     exit_from_json,
 )
 from beamish._exports import claim_public_module as _claim_public_module
+from beamish._version import __version__
 from beamish.agent._budget import Budget
 from beamish.agent._mcp_tools import McpServer
 from beamish.agent._policy import Policy
@@ -83,8 +84,6 @@ from beamish.runtime import (
 from beamish.runtime._loopwatch import watch_loop
 from beamish.schedule import Schedule, SchedulerActor
 from beamish.upgrade import ProbationRules, Upgrader
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SYSTEM_CLOCK",

@@ -8,6 +8,9 @@ on where that line is, so they all ask :func:`is_loopback`.
 from __future__ import annotations
 
 import ipaddress
+import socket
+
+from beamish._exceptions import SpecError
 
 
 def is_loopback(host: str) -> bool:
@@ -30,3 +33,19 @@ def url_host(host: str) -> str:
     """``host`` as it appears in a URL or a ``Host`` header (an IPv6 address in brackets)."""
     bare = host.strip("[]")
     return f"[{bare}]" if ":" in bare else bare
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to serve beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise SpecError(
+            f"dashboard: binding to {host!r} (not loopback) needs a token; "
+            "set BEAMISH_DASHBOARD_TOKEN or pass --token"
+        )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now on ``host`` (the memory server's URL must be known before agents start)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

@@ -98,7 +98,8 @@ def test_mcp_server_specs_are_validated_and_round_trip() -> None:
 
 
 async def test_an_http_mcp_server_is_reached_over_streamable_http(tmp_path: Path) -> None:
-    from beamish.company._memory_service import MemoryService, free_port
+    from beamish._net import free_port
+    from beamish.company._memory_service import MemoryService
 
     port = free_port()
     async with Node() as node:

@@ -278,7 +278,7 @@ def test_run_reports_a_failed_start_once(company: Path, monkeypatch: pytest.Monk
         raise BeamishError("cannot serve on 127.0.0.1:1: the address is in use or not available")
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-    monkeypatch.setattr("beamish.company._company.run_company", fails)
+    monkeypatch.setattr("beamish.cli._company.run_company", fails)
     result = runner.invoke(app, ["run", str(company)])
     assert result.exit_code == 1
     assert result.output.count("error:") == 1, result.output

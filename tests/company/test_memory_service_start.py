@@ -12,7 +12,8 @@ import pytest
 SCRIPT = """
 import asyncio, sys
 from beamish import Node
-from beamish.company._memory_service import MemoryService, free_port
+from beamish._net import free_port
+from beamish.company._memory_service import MemoryService
 
 async def main() -> None:
     stalls = []

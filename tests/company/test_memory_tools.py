@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from beamish import ToolError
+from beamish._net import free_port
 from beamish.company import _memory_tools as mt
-from beamish.company._memory_service import MemoryService, free_port
+from beamish.company._memory_service import MemoryService
 from beamish.runtime import Node
 
 pytestmark = pytest.mark.timeout(30)

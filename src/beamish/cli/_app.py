@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
+from beamish._version import __version__
+
 app = typer.Typer(name="beamish", help="Keep teams of LLM agents alive and honest.", no_args_is_help=True)
 
 
 def _print_version(value: bool) -> None:
     if value:
-        from beamish import __version__
-
         typer.echo(__version__)
         raise typer.Exit()
 

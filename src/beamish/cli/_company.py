@@ -21,6 +21,7 @@ from beamish._exceptions import BeamishError, ConfigError
 from beamish.cli._output import console as console
 from beamish.cli._output import emit_json
 from beamish.cli._output import err as err
+from beamish.cli._run import run_company
 from beamish.company._config import CompanyConfig, load_config
 from beamish.company._control import ControlUnavailable, control_path, control_request
 from beamish.company._view import StoreView, _day_start
@@ -124,7 +125,6 @@ def run(
     With --store/--node-id, as one node of many sharing the agents (see `beamish node`).
     """
     from beamish.cli._setup import preflight
-    from beamish.company._company import run_company
 
     cfg = preflight(config_arg or config)  # refused now, not as a crash loop at the first model call
     try:

@@ -5,7 +5,7 @@
 the dashboard and the control socket read (``tree()``, ``events()``, ``submit``, ``pause``, ``resume``).
 """
 
-from beamish.company._company import Company, run_company
+from beamish.company._company import Company
 from beamish.company._config import BUILTIN_TOOLS, AgentConfig, CompanyConfig, load_config, load_config_data
 from beamish.company._services import company_parts
 from beamish.company._tree import CompanyParts, build_tree
@@ -20,5 +20,4 @@ __all__ = [
     "company_parts",
     "load_config",
     "load_config_data",
-    "run_company",
 ]

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import copy
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import BeamishError
-from beamish._redact import install_log_redaction, redact_text
+from beamish._redact import install_log_redaction
 from beamish._tasks import cancel_and_wait
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
@@ -360,60 +359,3 @@ def _telemetry_sinks(config: CompanyConfig) -> list[Any]:
             )
         )
     return sinks
-
-
-async def run_company(
-    config: CompanyConfig,
-    *,
-    dashboard_port: int | None = None,
-    store_url: str | None = None,
-    node_id: str | None = None,
-    lease_s: float | None = None,
-) -> None:
-    """``beamish run``: start the company, serve until SIGINT/SIGTERM, stop it in order.
-
-    With ``store_url`` or ``node_id`` the node joins a cluster on that store (see beamish.cluster).
-    """
-    from rich.console import Console
-
-    console = Console(highlight=False, markup=False, soft_wrap=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    from beamish.company._services import company_parts
-
-    cluster = None
-    if store_url is not None or node_id is not None:
-        import dataclasses
-
-        from beamish.cluster._company import DEFAULT_LEASE_S, CompanyCluster
-        from beamish.cluster._membership import default_node_id
-
-        config = dataclasses.replace(config, store_url=store_url or config.store_url)
-        node_id = node_id or default_node_id()
-        cluster = CompanyCluster(node_id, lease_s or DEFAULT_LEASE_S, on_drained=stop.set)
-    company = Company(
-        config,
-        parts=company_parts(config),
-        cluster=cluster,
-        control=cluster is None,  # many nodes of one company share no control socket
-        node_name=node_id or "node",
-    )
-    async with company:
-        server = None
-        if dashboard_port is not None:
-            from beamish.dashboard import DashboardServer
-
-            server = DashboardServer(company, host=config.file.dashboard.host, port=dashboard_port)
-            console.print(f"dashboard at {await server.start()}")
-        console.print(
-            f"company {config.file.company.name!r} running: {len(config.agents)} agents, "
-            f"store {redact_text(config.store_url)}; Ctrl-C stops it"
-        )
-        try:
-            await stop.wait()
-        finally:
-            console.print("stopping…")
-            if server is not None:
-                await server.stop()

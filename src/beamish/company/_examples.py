@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import beamish
-
 
 def solo_company_dir() -> Path:
     """The directory holding the 8-agent solo company (``beamish.toml``, its tools and scripts)."""
-    package = Path(beamish.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the beamish package directory
     for candidate in (
         package / "_examples" / "solo_company",  # installed from a wheel (force-included)
         package.parents[1] / "examples" / "solo_company",  # editable install / source checkout

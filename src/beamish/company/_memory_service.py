@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,6 @@ from beamish._exits import ExitReason
 from beamish._net import url_host
 from beamish._tasks import cancel_and_wait
 from beamish.runtime import Actor
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free right now on ``host`` (the memory server's URL must be known before agents start)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class MemoryService(Actor):
@@ -35,7 +27,9 @@ class MemoryService(Actor):
         await asyncio.to_thread(importlib.import_module, "beamish.memory._server")
         import uvicorn
 
-        from beamish.dashboard._server import _EmbeddedServer
+        from beamish._serve import (
+            EmbeddedServer,  # lazy: uvicorn (~0.1 s), only when the memory server starts
+        )
         from beamish.memory import KnowledgeGraph, http_app
 
         Path(file).parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +41,7 @@ class MemoryService(Actor):
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
         )
-        self.server = _EmbeddedServer(config)
+        self.server = EmbeddedServer(config)
         self.task = asyncio.create_task(self.server.serve(), name="beamish-memory-http")
         while not self.server.started:
             if self.task.done():

@@ -25,9 +25,10 @@ from urllib.parse import urlsplit
 
 from typing_extensions import TypedDict
 
-import beamish
 from beamish._exceptions import ToolError
 from beamish._redact import redact_leaves
+from beamish._version import __version__
+from beamish.agent._tools import tool
 
 PROTOCOL_VERSION = "2025-06-18"
 URL_ENV = "BEAMISH_MEMORY_URL"
@@ -92,7 +93,7 @@ class _Client:
                 "params": {
                     "protocolVersion": PROTOCOL_VERSION,
                     "capabilities": {},
-                    "clientInfo": {"name": "beamish-agent", "version": beamish.__version__},
+                    "clientInfo": {"name": "beamish-agent", "version": __version__},
                 },
             }
         )
@@ -195,7 +196,7 @@ class ObservationDeletion(TypedDict):
     observations: list[str]
 
 
-@beamish.tool(effect="idempotent")
+@tool(effect="idempotent")
 def create_entities(entities: list[Entity]) -> str:
     """Create multiple new entities in the knowledge graph (an existing name is skipped).
 
@@ -205,7 +206,7 @@ def create_entities(entities: list[Entity]) -> str:
     return _call("create_entities", {"entities": entities})
 
 
-@beamish.tool(effect="idempotent")
+@tool(effect="idempotent")
 def create_relations(relations: list[Relation]) -> str:
     """Create multiple new relations between entities; relations should be in active voice.
 
@@ -215,7 +216,7 @@ def create_relations(relations: list[Relation]) -> str:
     return _call("create_relations", {"relations": relations})
 
 
-@beamish.tool(effect="idempotent")
+@tool(effect="idempotent")
 def add_observations(observations: list[ObservationAddition]) -> str:
     """Add new observations to existing entities in the knowledge graph.
 
@@ -225,7 +226,7 @@ def add_observations(observations: list[ObservationAddition]) -> str:
     return _call("add_observations", {"observations": observations})
 
 
-@beamish.tool(effect="idempotent")
+@tool(effect="idempotent")
 def delete_entities(entityNames: list[str]) -> str:
     """Delete multiple entities and their relations from the knowledge graph.
 
@@ -235,7 +236,7 @@ def delete_entities(entityNames: list[str]) -> str:
     return _call("delete_entities", {"entityNames": entityNames})
 
 
-@beamish.tool(effect="idempotent")
+@tool(effect="idempotent")
 def delete_observations(deletions: list[ObservationDeletion]) -> str:
     """Delete specific observations from entities in the knowledge graph.
 
@@ -245,7 +246,7 @@ def delete_observations(deletions: list[ObservationDeletion]) -> str:
     return _call("delete_observations", {"deletions": deletions})
 
 
-@beamish.tool(effect="idempotent")
+@tool(effect="idempotent")
 def delete_relations(relations: list[Relation]) -> str:
     """Delete multiple relations from the knowledge graph.
 
@@ -255,13 +256,13 @@ def delete_relations(relations: list[Relation]) -> str:
     return _call("delete_relations", {"relations": relations})
 
 
-@beamish.tool
+@tool
 def read_graph() -> str:
     """Read the entire knowledge graph."""
     return _call("read_graph", {})
 
 
-@beamish.tool
+@tool
 def search_nodes(query: str) -> str:
     """Search for nodes whose names, types or observations contain the query.
 
@@ -271,7 +272,7 @@ def search_nodes(query: str) -> str:
     return _call("search_nodes", {"query": query})
 
 
-@beamish.tool
+@tool
 def open_nodes(names: list[str]) -> str:
     """Open specific nodes of the knowledge graph by their names.
 

@@ -43,7 +43,8 @@ def company_parts(
 
     parts = CompanyParts()
     if config.file.memory.enabled:
-        from beamish.company._memory_service import MemoryService, free_port
+        from beamish._net import free_port
+        from beamish.company._memory_service import MemoryService
         from beamish.company._memory_tools import MEMORY_TOOLS, TOKEN_ENV, URL_ENV
 
         memory = config.file.memory

@@ -4,8 +4,8 @@ Served by the node (``beamish dashboard``, or :class:`DashboardServer` in code) 
 :class:`DashboardSource`. Loopback by default; any other bind needs a token.
 """
 
-from beamish._net import is_loopback
-from beamish.dashboard._app import check_bind, create_app
+from beamish._net import check_bind, is_loopback
+from beamish.dashboard._app import create_app
 from beamish.dashboard._server import DashboardServer
 from beamish.dashboard._source import DashboardSource, EventHub, TreeNode, UnknownAgent
 

@@ -20,22 +20,13 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from beamish._exceptions import BeamishError, SpecError
+from beamish._exceptions import BeamishError
 from beamish._net import is_loopback
 from beamish._redact import redact
 from beamish.dashboard._page import PAGE
 from beamish.dashboard._source import DashboardSource, UnknownAgent
 
 _COOKIE = "beamish_dashboard"
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to serve beyond this machine without a token."""
-    if not is_loopback(host) and not token:
-        raise SpecError(
-            f"dashboard: binding to {host!r} (not loopback) needs a token; "
-            "set BEAMISH_DASHBOARD_TOKEN or pass --token"
-        )
 
 
 class _Guard:

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import Generator
 
 import uvicorn
 
-from beamish._exceptions import BeamishError
-from beamish._net import is_loopback
+from beamish._net import check_bind, is_loopback
+from beamish._serve import EmbeddedServer
 from beamish._tasks import cancel_and_wait
-from beamish.dashboard._app import check_bind, create_app
+from beamish.dashboard._app import create_app
 from beamish.dashboard._source import DashboardSource
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the node (or the CLI) owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        # uvicorn calls sys.exit() when it cannot bind: inside a task, that SystemExit would leave the
-        # loop and end the whole process with a traceback. An ordinary error fails this start alone.
-        try:
-            await super().serve(sockets)
-        except SystemExit as exc:
-            where = f"{self.config.host}:{self.config.port}"
-            raise BeamishError(f"cannot serve on {where}: the address is in use or not available") from exc
 
 
 class DashboardServer:
@@ -48,7 +28,7 @@ class DashboardServer:
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
         )
-        self._server = _EmbeddedServer(config)
+        self._server = EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 
     @property
