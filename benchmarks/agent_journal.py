@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from agent import fixture_tools as ft  # noqa: E402
 from beamish import AgentSpec  # noqa: E402
-from beamish.agent import _control  # noqa: E402
 from beamish.agent._hooks import NullHooks  # noqa: E402
 from beamish.agent._loop import RunLoop  # noqa: E402
 from beamish.agent._messages import Message, ModelRequest  # noqa: E402
@@ -118,7 +117,7 @@ async def resume_latency(directory: Path, kills: int) -> list[float]:
             await node.start_supervisor(
                 SupervisorSpec([spec.child_spec(backoff=None)], intensity=5, period=10)
             )
-            await _control.submit(node, "bench", "go", run_id=run_id)
+            await node.submit("bench", "go", run_id=run_id)
             holding = ft.holding_file(run_id)
             while not holding.exists():
                 await asyncio.sleep(0.001)
@@ -129,7 +128,7 @@ async def resume_latency(directory: Path, kills: int) -> list[float]:
             while len(calls.read_text().splitlines()) == before:
                 await asyncio.sleep(0.0005)
             out.append(time.perf_counter() - killed)
-            await _control.result(node, run_id, timeout=30)
+            await node.result(run_id, timeout=30)
     return out
 
 

@@ -440,7 +440,7 @@ def check(workdir: Path, *, calm_real: float, end_real: float, harness: Harness)
     spend = sum(float(r["amount_usd"]) for r in spends)
 
     # every scheduled tick exactly once
-    from beamish.company._demo import schedule_entries
+    from beamish.company._config import schedule_entries
 
     sched = {
         r["schedule_id"]: dict(r)

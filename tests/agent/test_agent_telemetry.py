@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from beamish import AgentSpec
-from beamish.agent import _control
+from beamish.agent._runs import runs_of
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 from beamish.telemetry import Telemetry
@@ -36,12 +36,12 @@ async def test_a_run_is_an_invoke_agent_span_with_chat_and_execute_tool_children
     url = f"sqlite:///{tmp_path}/j.db"
     for rerun in (False, True):
         async with Node(store=url) as node:
-            _control.registry(node).telemetry = telemetry
+            runs_of(node).telemetry = telemetry
             await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
             if rerun:
                 async with await open_store(url) as store:
                     await store.update_run("r1", status="queued")
-                _control.registry(node).wake("ops")
+                runs_of(node).wake("ops")
             else:
                 await node.submit("ops", "go", run_id="r1")
             assert (await node.result("r1", timeout=10)).status == "succeeded"

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import pytest
 
 from beamish import AgentSpec
-from beamish.agent import _control
 from beamish.agent._consult import consult_run_id
+from beamish.agent._runs import runs_of
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 from beamish.testing import wait_for
@@ -229,7 +229,7 @@ async def test_a_diverged_run_asks_its_new_question_instead_of_reading_the_old_a
             else:  # the changed instructions make the resumed run diverge at its first step
                 async with await open_store(url) as store:
                     await store.update_run("r", status="queued")
-                _control.registry(node).wake("ceo")
+                runs_of(node).wake("ceo")
             done = await node.result("r", timeout=20)
         assert done.status == "succeeded"
         assert done.output == f"Answer to: {question}", "each timeline got the answer to its own question"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from beamish import AgentSpec
-from beamish.agent import _control
+from beamish.agent._runs import runs_of
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 
@@ -32,7 +32,7 @@ async def test_a_replay_with_changed_instructions_is_reported_and_continues_live
             else:
                 async with await open_store(url) as store:
                     await store.update_run("r1", status="queued")
-                _control.registry(node).wake("ops")
+                runs_of(node).wake("ops")
             result = await node.result("r1", timeout=10)
         assert result.status == "succeeded"
     async with await open_store(url) as store:
@@ -61,7 +61,7 @@ async def test_an_agent_on_the_openai_sdk_calls_tools_and_answers_through_a_loca
         )
         async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
             await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-            result = await _control.result(node, await node.submit("analyst", "What rates?"), timeout=10)
+            result = await node.result(await node.submit("analyst", "What rates?"), timeout=10)
     assert result.status == "succeeded"
     assert result.output == "Rates are: fact about rates."
     second = server.requests[1].body

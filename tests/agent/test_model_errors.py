@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from beamish import AgentSpec, Policy
-from beamish.agent import _control
+from beamish.agent._runs import runs_of
 from beamish.agent.models._retry import RetryPolicy
 from beamish.runtime import Backoff, Node, SupervisorSpec
 
@@ -75,11 +75,11 @@ async def test_a_client_error_fails_the_run_at_once_with_the_providers_message(
         server.queue(_error(provider, status, kind, message), _answer(provider, "Next run done."))
         async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
             await node.start_supervisor(SupervisorSpec([_spec(provider, server).child_spec()]))
-            registry = _control.registry(node)
+            registry = runs_of(node)
             agent = registry.refs["writer"]
-            refused = await _control.result(node, await node.submit("writer", "Draft."), timeout=10)
+            refused = await node.result(await node.submit("writer", "Draft."), timeout=10)
             sent = len(server.requests)
-            after = await _control.result(node, await node.submit("writer", "Again."), timeout=10)
+            after = await node.result(await node.submit("writer", "Again."), timeout=10)
             assert registry.refs["writer"] is agent and agent.alive, "the agent was not restarted"
     assert refused.status == "failed"
     assert refused.reason is not None and refused.reason.kind == "crashed"
@@ -102,9 +102,9 @@ async def test_408_409_and_429_are_transient_and_the_call_is_tried_again(
         )
         async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
             await node.start_supervisor(SupervisorSpec([_spec(provider, server).child_spec()]))
-            agent = _control.registry(node).refs["writer"]
-            done = await _control.result(node, await node.submit("writer", "Draft."), timeout=10)
-            assert _control.registry(node).refs["writer"] is agent
+            agent = runs_of(node).refs["writer"]
+            done = await node.result(await node.submit("writer", "Draft."), timeout=10)
+            assert runs_of(node).refs["writer"] is agent
     assert done.status == "succeeded" and done.output == "Done."
     assert len(server.requests) == 2
 
@@ -123,16 +123,16 @@ async def test_on_crash_decides_what_a_model_that_stays_down_does_to_the_run(
         spec = _spec(provider, server, policy=Policy(on_crash=action))  # type: ignore[arg-type]
         async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
             await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-            registry = _control.registry(node)
+            registry = runs_of(node)
             agent = registry.refs["writer"]
-            first = await _control.result(node, await node.submit("writer", "Draft."), timeout=10)
+            first = await node.result(await node.submit("writer", "Draft."), timeout=10)
             assert (registry.refs["writer"] is not agent) is restarted
             assert len(server.requests) == (4 if restarted else 3)
             if action == "stop":  # the run is over; the agent takes its next one
-                later = await _control.result(node, await node.submit("writer", "Again."), timeout=10)
+                later = await node.result(await node.submit("writer", "Again."), timeout=10)
             elif action == "pause":  # the run waits for resume, then goes on
-                assert await _control.resume(node, "writer") == 1
-                later = await _control.result(node, first.run_id, timeout=10)
+                assert await node.resume("writer") == 1
+                later = await node.result(first.run_id, timeout=10)
             else:
                 later = first
     assert first.status == status

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agent._wire import WireServer
 from beamish import AgentSpec
-from beamish.agent import _control
+from beamish.agent._runs import runs_of
 from beamish.runtime import Node, SupervisorSpec
 from beamish.telemetry import Telemetry
 
@@ -36,9 +36,7 @@ async def test_a_framework_agents_requests_and_steps_are_chat_and_execute_tool_s
     )
     async with WireServer() as server, Node(store=f"sqlite:///{tmp_path}/j.db") as node:
         server.queue(*replies("openai-json", turns))
-        _control.registry(node).telemetry = Telemetry(
-            tracer_provider=provider, meter_provider=MeterProvider()
-        )
+        runs_of(node).telemetry = Telemetry(tracer_provider=provider, meter_provider=MeterProvider())
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
         run_id = await node.submit("writer", {"task": "go", "base_url": server.url}, run_id=uuid.uuid4().hex)
         assert (await node.result(run_id, timeout=20)).status == "succeeded"

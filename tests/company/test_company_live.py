@@ -43,9 +43,7 @@ async def test_the_live_tree_shows_groups_agents_running_and_spend(tmp_path: Pat
         assert (leadership.id, leadership.strategy) == ("leadership", "one_for_all")
         assert [(c.id, c.state) for c in leadership.children] == [("ceo", "running"), ("coo", "running")]
         run_id = await company.submit("ceo", "Set today's priorities", "p-1")
-        from beamish.agent._control import result
-
-        done = await result(company.node, run_id, timeout=20)
+        done = await company.node.result(run_id, timeout=20)
         assert done.status == "succeeded"
         tree = await company.tree()
         assert tree.children[0].children[0].spent_usd is not None
@@ -86,14 +84,12 @@ async def test_the_dashboard_served_by_the_node_streams_its_events_and_resumes(t
 async def test_pause_by_hand_parks_the_next_run_and_resume_lets_it_finish(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     async with Company(cfg, parts=company_parts(cfg)) as company:
-        from beamish.agent._control import result
-
         await company.pause("ceo")
         run_id = await company.submit("ceo", "Set today's priorities", "p-2")
-        parked = await result(company.node, run_id, timeout=20)
+        parked = await company.node.result(run_id, timeout=20)
         assert parked.status == "paused"
         await company.resume("ceo")
-        done = await result(company.node, run_id, timeout=20)  # resume re-queued it: it runs to the end
+        done = await company.node.result(run_id, timeout=20)  # resume re-queued it: it runs to the end
         assert done.status == "succeeded"
         await wait_for(lambda: any(e.kind == "agent.paused" for e in company.hub.recent), timeout=5)
 

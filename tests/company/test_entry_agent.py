@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from agent._wire import WireServer
-from beamish.agent._control import result
 from beamish.company import load_config_data
 from beamish.company._company import Company
 from beamish.company._services import company_parts
@@ -51,7 +50,7 @@ async def test_a_company_with_an_entry_agent_starts_and_completes_a_run(
             run_id = await company.submit(
                 "writer", {"task": "report the market", "base_url": server.url}, f"entry-{uuid.uuid4().hex}"
             )
-            done = await result(company.node, run_id, timeout=30)
+            done = await company.node.result(run_id, timeout=30)
         assert len(server.requests) == 2
     assert done.status == "succeeded"
     assert done.output == "The market is up."

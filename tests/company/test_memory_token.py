@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from beamish.agent._control import result
 from beamish.company import CompanyConfig, load_config_data
 from beamish.company import _memory_tools as mt
 from beamish.company._company import Company
@@ -89,7 +88,7 @@ async def test_agents_reach_a_memory_server_beyond_loopback_with_the_runs_token(
         token = os.environ[TOKEN_ENV]
         assert len(token) >= 32
         run_id = await company.submit("ceo", "Remember the launch", "remember-1")
-        done = await result(company.node, run_id, timeout=30)
+        done = await company.node.result(run_id, timeout=30)
         unauthorised = await asyncio.to_thread(_post_without_token, os.environ[mt.URL_ENV])
     assert done.status == "succeeded", done
     assert unauthorised == 401, "without the token the server answers nothing"

@@ -100,7 +100,6 @@ async def test_a_live_company_paused_by_hand_is_resumed_from_the_page(
 
     from playwright.async_api import Browser, expect
 
-    from beamish.agent._control import result
     from beamish.company import Company, company_parts, load_config_data
 
     assert isinstance(browser, Browser)
@@ -126,10 +125,10 @@ async def test_a_live_company_paused_by_hand_is_resumed_from_the_page(
         await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "running")
         await company.pause("ceo")
         run_id = await company.submit("ceo", "Set today's priorities", "p-1")
-        assert (await result(company.node, run_id, timeout=20)).status == "paused"
+        assert (await company.node.result(run_id, timeout=20)).status == "paused"
         await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "paused")
         await expect(page.locator('[data-testid="event"][data-kind="run.paused"]')).to_have_count(1)
         await page.get_by_test_id("resume-ceo").click()
         await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "running")
-        assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
+        assert (await company.node.result(run_id, timeout=20)).status == "succeeded"
         await expect(page.get_by_test_id("spend-ceo")).to_contain_text("$0.0")

@@ -79,10 +79,8 @@ async def test_an_agent_cannot_call_a_tool_it_was_not_given(
     }
     config = load_config_data(data, tmp_path / "beamish.toml")
     async with Company(config, parts=company_parts(config)) as company:
-        from beamish.agent._control import result
-
         run_id = await company.submit("lawyer", "Review the Acme contract", "run-1")
-        outcome = await result(company.node, run_id, timeout=30)
+        outcome = await company.node.result(run_id, timeout=30)
         steps = await company.store.steps(run_id)
     assert outcome.status == "succeeded"
     assert not mark.exists(), "the lawyer ran the CFO's tool"

@@ -127,10 +127,8 @@ async def test_a_planted_key_and_secret_reach_no_output(
     config = load_config_data(data, tmp_path / "beamish.toml")
     events = []
     async with Company(config, parts=company_parts(config)) as company:
-        from beamish.agent._control import result
-
         run_id = await company.submit("cfo", f"Pay the invoice; the key is {API_KEY}", "run-1")
-        outcome = await result(company.node, run_id, timeout=30)
+        outcome = await company.node.result(run_id, timeout=30)
         events = [e async for e in _drain(company)]
     assert outcome.status == "succeeded", outcome
 

@@ -20,8 +20,8 @@ import pytest
 
 from beamish._exits import Shutdown
 from beamish._tasks import cancel_and_wait
-from beamish.agent._control import AgentRegistry
 from beamish.agent._mcp_tools import McpToolSource
+from beamish.agent._runs import Runs
 from beamish.agent.models._protocol import _next_within
 from beamish.bus._notify import Waker
 from beamish.byo._step import step
@@ -169,7 +169,7 @@ def _knowledge_graph(tmp_path: Path, task: Stubborn) -> KnowledgeGraph:
 
 
 USES: dict[str, Callable[[Path, Stubborn], Callable[[], Awaitable[Any]]]] = {
-    "agent-registry-close": lambda _, t: _bare(AgentRegistry, _poller=t, _store=None).close,
+    "agent-registry-close": lambda _, t: _bare(Runs, _poller=t, _store=None).close,
     "company-stop-tail": lambda p, t: _company(p, t).stop,
     "cluster-node-stop-placer": lambda _, t: _cluster_node(_placing=t).stop,
     "cluster-node-stop-unit-stopping": lambda _, t: _cluster_node(_stopping={"u": t}).stop,

@@ -11,7 +11,6 @@ import pytest
 
 from beamish import AgentSpec, OverBudget
 from beamish._exceptions import PauseRun
-from beamish.agent import _control
 from beamish.agent._audit import audit_caps, audit_store
 from beamish.agent._bound import request_tokens_bound
 from beamish.agent._budget import Budget
@@ -52,7 +51,7 @@ async def test_a_cap_two_calls_fit_ends_paused_at_or_below_it_when_the_third_cal
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url, clock=FakeClock()) as node:
         await node.start_supervisor(SupervisorSpec([agent(path, name="coo", budget=budget).child_spec()]))
-        result = await _control.result(node, await _control.submit(node, "coo", "task board"), timeout=10)
+        result = await node.result(await node.submit("coo", "task board"), timeout=10)
     assert result.status == "paused"
     assert isinstance(result.reason, OverBudget) and result.reason.limit == "agent.per_day_usd"
     assert calls_made(path) == 2  # the third call's bound did not fit: it was never made
@@ -99,7 +98,7 @@ async def test_a_call_that_costs_more_than_it_reserved_is_recorded_and_pauses_th
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url, clock=FakeClock()) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        first = await _control.result(node, await _control.submit(node, "scout", "go"), timeout=10)
+        first = await node.result(await node.submit("scout", "go"), timeout=10)
         assert first.status == "paused"
         reason = first.reason
         assert isinstance(reason, OverBudget) and reason.limit == "reservation"
@@ -107,7 +106,7 @@ async def test_a_call_that_costs_more_than_it_reserved_is_recorded_and_pauses_th
         assert model.calls == 1  # paused right after the step that overshot: no second call
         assert first.cost_usd == pytest.approx(3.00015)  # the step is journaled at its real cost
         # the whole agent is paused: its next run makes no call
-        second = await _control.result(node, await _control.submit(node, "scout", "again"), timeout=10)
+        second = await node.result(await node.submit("scout", "again"), timeout=10)
         assert second.status == "paused" and model.calls == 1
         overshoot = await events_of(url, "budget.overshoot")
         assert len(overshoot) == 1
@@ -116,8 +115,8 @@ async def test_a_call_that_costs_more_than_it_reserved_is_recorded_and_pauses_th
         assert overshoot[0]["usage"]["input_tokens"] == 1_000_000 and overshoot[0]["paused"] == "scout"
         assert [e["cause"] for e in await events_of(url, "agent.paused")] == ["overshoot"]
         # only an operator lifts it; the model overbills again and the agent pauses again
-        assert await _control.resume(node, "scout") >= 1
-        again = await _control.result(node, await _control.submit(node, "scout", "third"), timeout=10)
+        assert await node.resume("scout") >= 1
+        again = await node.result(await node.submit("scout", "third"), timeout=10)
         assert again.status == "paused" and isinstance(again.reason, OverBudget)
         assert again.reason.limit == "reservation" and model.calls >= 2
 

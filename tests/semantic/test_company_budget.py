@@ -10,7 +10,6 @@ import pytest
 
 from beamish import OverBudget
 from beamish.agent._budget import Budget, load_company_budget
-from beamish.agent._control import result
 from beamish.company import CompanyConfig, load_config_data
 from beamish.company._company import Company
 from beamish.company._services import company_parts
@@ -61,17 +60,17 @@ async def test_a_company_cap_in_the_config_pauses_agents_that_are_each_within_th
 ) -> None:
     cfg = _config(tmp_path, {"per_day_usd": 0.15}, isolation)
     async with Company(cfg, parts=company_parts(cfg), control=False) as company:
-        first = await result(company.node, await company.submit("cfo", "close the books", "r-1"), timeout=30)
+        first = await company.node.result(await company.submit("cfo", "close the books", "r-1"), timeout=30)
         # three calls ($0.12) fit the company's $0.15 a day; no agent has a cap of its own
         assert first.status == "succeeded"
         assert _calls(tmp_path, "cfo") == 3
-        second = await result(company.node, await company.submit("coo", "plan the week", "r-2"), timeout=30)
+        second = await company.node.result(await company.submit("coo", "plan the week", "r-2"), timeout=30)
         assert second.status == "paused"  # the other agent's first call does not fit what is left
         assert isinstance(second.reason, OverBudget)
         assert second.reason.limit == "company.per_day_usd"
         assert second.reason.spent == pytest.approx(0.1202, abs=1e-4)
         assert _calls(tmp_path, "coo") == 0
-        third = await result(company.node, await company.submit("cfo", "again", "r-3"), timeout=30)
+        third = await company.node.result(await company.submit("cfo", "again", "r-3"), timeout=30)
         assert third.status == "paused"  # the company as a whole is paused: the first agent waits too
         assert _calls(tmp_path, "cfo") == 3
     async with await open_store(cfg.store_url) as store:

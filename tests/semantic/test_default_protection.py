@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from beamish import AgentSpec, Budget, Looping, Watchdog
-from beamish.agent import _control
+from beamish.agent._runs import runs_of
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 
@@ -68,13 +68,13 @@ async def test_a_looping_agent_with_a_default_spec_is_paused_as_looping_and_serv
     assert spec.budget is None
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        looping = await _control.submit(node, "scout", "research beamish", run_id=f"loop-{uuid.uuid4().hex}")
-        result = await _control.result(node, looping, timeout=30)
+        looping = await node.submit("scout", "research beamish", run_id=f"loop-{uuid.uuid4().hex}")
+        result = await node.result(looping, timeout=30)
         assert result.status == "paused"
         assert isinstance(result.reason, Looping) and result.reason.pattern == "same_action_same_result"
         assert calls_made(tmp_path) <= 6, "stopped after a handful of calls, not at max_turns (200)"
-        nxt = await _control.submit(node, "scout", "something else")
-        following = await _control.result(node, nxt, timeout=30)
+        nxt = await node.submit("scout", "something else")
+        following = await node.result(nxt, timeout=30)
     assert (following.status, following.output) == ("succeeded", "Second task done.")
     # nudged after the 4th identical result, paused at the 5th; one more call for the next run
     assert calls_made(tmp_path) == 5 + 1
@@ -88,8 +88,8 @@ async def test_a_near_miss_the_same_tool_with_new_results_each_time_is_not_stopp
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([default_spec(path, "task").child_spec()]))
-        run_id = await _control.submit(node, "scout", "drain the queue", run_id=f"poll-{uuid.uuid4().hex}")
-        result = await _control.result(node, run_id, timeout=30)
+        run_id = await node.submit("scout", "drain the queue", run_id=f"poll-{uuid.uuid4().hex}")
+        result = await node.result(run_id, timeout=30)
     assert (result.status, result.output) == ("succeeded", "Read 12 messages.")
     assert calls_made(tmp_path) == 13
     assert await events_of(url, "loop.nudged") == [] and await events_of(url, "loop.detected") == []
@@ -105,9 +105,9 @@ async def test_an_agent_that_opts_out_with_watchdog_none_runs_unprotected_and_sa
         await node.start_supervisor(
             SupervisorSpec([default_spec(path, isolation, watchdog=None).child_spec()])
         )
-        status = await _control.registry(node).refs["scout"].call(("status",))
-        run_id = await _control.submit(node, "scout", "go", run_id=f"free-{uuid.uuid4().hex}")
-        result = await _control.result(node, run_id, timeout=30)
+        status = await runs_of(node).refs["scout"].call(("status",))
+        run_id = await node.submit("scout", "go", run_id=f"free-{uuid.uuid4().hex}")
+        result = await node.result(run_id, timeout=30)
     assert status["unprotected"] == "watchdog=None"
     # nothing watched it: the same call with the same result eight times, and no nudge
     assert (result.status, result.output) == ("succeeded", "done at last")
@@ -121,7 +121,7 @@ async def test_a_protected_agent_reports_no_gap_in_its_status(tmp_path: Path) ->
     path = script(tmp_path, [{"turns": [{"text": "hi"}]}])
     async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
         await node.start_supervisor(SupervisorSpec([default_spec(path, "task").child_spec()]))
-        status = await _control.registry(node).refs["scout"].call(("status",))
+        status = await runs_of(node).refs["scout"].call(("status",))
     assert status["unprotected"] is None
 
 
@@ -158,11 +158,11 @@ async def test_an_unpriced_model_runs_at_zero_without_caps_and_is_refused_under_
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([default_spec(path, "task").child_spec()]))
-        free = await _control.result(node, await _control.submit(node, "scout", "one"), timeout=30)
+        free = await node.result(await node.submit("scout", "one"), timeout=30)
         assert (free.status, free.cost_usd) == ("succeeded", 0.0)  # no cap to keep: not refused
         async with await open_store(url) as store:
             await set_company_budget(store, Budget(per_month_usd=5.0))
-        capped = await _control.result(node, await _control.submit(node, "scout", "two"), timeout=30)
+        capped = await node.result(await node.submit("scout", "two"), timeout=30)
     # with a cap to keep, a model with no price fails closed before any call
     assert capped.status == "failed" and "no price" in capped.reason.message  # type: ignore[union-attr]
     assert calls_made(tmp_path) == 1
@@ -195,7 +195,7 @@ async def test_opting_out_with_a_budget_keeps_the_caps_and_watches_nothing(tmp_p
     async with Node(store=url) as node:
         spec = default_spec(path, "task", watchdog=None, budget=budget, max_tokens=100)
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        result = await _control.result(node, await _control.submit(node, "scout", "go"), timeout=30)
+        result = await node.result(await node.submit("scout", "go"), timeout=30)
     # eight identical calls went unremarked; the cap, not a loop rule, ended the run
     assert result.status == "paused" and isinstance(result.reason, OverBudget)
     assert calls_made(tmp_path) == 7

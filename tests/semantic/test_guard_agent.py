@@ -12,7 +12,6 @@ import pytest
 
 import beamish
 from beamish import AgentSpec, Hung, Looping, OverBudget
-from beamish.agent import _control
 from beamish.agent._budget import Budget
 from beamish.agent._pricing import Price
 from beamish.agent._watchdog import Watchdog
@@ -102,8 +101,8 @@ async def test_an_unknown_model_without_a_price_refuses_to_run(tmp_path: Path) -
     async with Node(store=url) as node:
         spec = agent(path, budget=Budget(per_day_usd=1.0))  # caps, but no price for the scripted model
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        run_id = await _control.submit(node, "scout", "go")
-        result = await _control.result(node, run_id, timeout=10)
+        run_id = await node.submit("scout", "go")
+        result = await node.result(run_id, timeout=10)
     assert result.status == "failed"
     assert "no price" in result.reason.message  # type: ignore[union-attr]
     assert calls_made(path) == 0
@@ -128,14 +127,14 @@ async def test_a_loop_is_nudged_then_paused_and_the_agent_serves_its_next_run(tm
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([agent(path).child_spec()]))
-        looping = await _control.submit(node, "scout", "research beamish")
-        result = await _control.result(node, looping, timeout=10)
+        looping = await node.submit("scout", "research beamish")
+        result = await node.result(looping, timeout=10)
         assert result.status == "paused"
         assert isinstance(result.reason, Looping)
         assert result.reason.pattern == "same_action_same_result"
         # the loop was a run-level failure: the same agent serves its next run
-        nxt = await _control.submit(node, "scout", "something else")
-        assert (await _control.result(node, nxt, timeout=10)).output == "Second task done."
+        nxt = await node.submit("scout", "something else")
+        assert (await node.result(nxt, timeout=10)).output == "Second task done."
         async with await open_store(url) as store:
             steps = await store.steps(looping)
     nudges = [s for s in steps if s.kind == "signal"]
@@ -155,11 +154,11 @@ async def test_a_run_resumed_after_a_loop_pause_stops_when_it_loops_again(tmp_pa
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([agent(path).child_spec()]))
-        run_id = await _control.submit(node, "scout", "go")
-        assert (await _control.result(node, run_id, timeout=10)).status == "paused"
-        assert await _control.resume(node, "scout") == 1
+        run_id = await node.submit("scout", "go")
+        assert (await node.result(run_id, timeout=10)).status == "paused"
+        assert await node.resume("scout") == 1
         await wait_for(lambda: calls_made(path) >= 6, what="the resumed run to call the model")
-        result = await _control.result(node, run_id, timeout=10)
+        result = await node.result(run_id, timeout=10)
     assert result.status == "failed"
     assert isinstance(result.reason, Looping)
     assert result.replayed_calls == 5
@@ -182,8 +181,8 @@ async def test_over_budget_pauses_the_agent_with_limit_and_spend(tmp_path: Path)
     budget = Budget(per_day_usd=0.10, prices={"scripted:*": price})
     async with Node(store=url, clock=clock) as node:
         await node.start_supervisor(SupervisorSpec([agent(path, budget=budget).child_spec()]))
-        run_id = await _control.submit(node, "scout", "go")
-        result = await _control.result(node, run_id, timeout=10)
+        run_id = await node.submit("scout", "go")
+        result = await node.result(run_id, timeout=10)
         assert result.status == "paused"
         assert isinstance(result.reason, OverBudget)
         assert result.reason.limit == "agent.per_day_usd"
@@ -196,13 +195,13 @@ async def test_over_budget_pauses_the_agent_with_limit_and_spend(tmp_path: Path)
         assert exceeded[0]["needed_usd"] > 0.02
         assert [e["limit"] for e in await events_of(url, "budget.warning")] == ["per_day_usd"]
         # the agent as a whole is paused: its next run waits too
-        other = await _control.submit(node, "scout", "another task")
-        assert (await _control.result(node, other, timeout=10)).status == "paused"
+        other = await node.submit("scout", "another task")
+        assert (await node.result(other, timeout=10)).status == "paused"
         # a new day in the budget's zone: resuming continues both runs, until the new day's cap
         clock.advance(86_400)
-        assert await _control.resume(node, "scout") == 2
+        assert await node.resume("scout") == 2
         await wait_for(lambda: calls_made(path) >= 4, what="the resumed runs")
-        again = await _control.result(node, run_id, timeout=10)
+        again = await node.result(run_id, timeout=10)
         assert again.status == "paused"
         assert again.cost_usd == pytest.approx(0.0801 * 2)
     assert calls_made(path) == 4
@@ -223,7 +222,7 @@ async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journa
     spec = agent(path, watchdog=Watchdog(hang_after_s=60), hooks=hooks)
     async with Node(store=url, clock=clock) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        run_id = await _control.submit(node, "scout", f"go {uuid.uuid4().hex}")
+        run_id = await node.submit("scout", f"go {uuid.uuid4().hex}")
         await wait_for(lambda: run_id in HUNG_ONCE, what="the tool to hang")
         await wait_for(lambda: clock.sleepers > 0, what="the watchdog to wait")
         clock.advance(59)
@@ -232,7 +231,7 @@ async def test_a_tool_that_hangs_is_detected_and_the_run_resumes_from_its_journa
         clock.advance(2)
         # the supervisor restarts the agent after a short backoff on the same (fake) clock: let the
         # clock run on, a little at a time, until the run is done
-        waiting = asyncio.create_task(_control.result(node, run_id, timeout=10))
+        waiting = asyncio.create_task(node.result(run_id, timeout=10))
         await wait_for(lambda: clock.advance(0.05) or waiting.done(), timeout=10, what="the resumed run")
         result = await waiting
     assert result.status == "succeeded"
@@ -260,11 +259,11 @@ async def test_a_company_cap_in_the_store_pauses_every_agent(tmp_path: Path) -> 
     async with Node(store=url) as node:
         specs = [agent(path, name=n, budget=roomy).child_spec() for n in ("cfo", "coo")]
         await node.start_supervisor(SupervisorSpec(specs))
-        first = await _control.result(node, await _control.submit(node, "cfo", "go"), timeout=10)
+        first = await node.result(await node.submit("cfo", "go"), timeout=10)
         # three calls ($0.12) fit the company's $0.15; the fourth's worst case does not
         assert first.status == "paused"
         assert calls_made(path) == 3
-        second = await _control.result(node, await _control.submit(node, "coo", "go"), timeout=10)
+        second = await node.result(await node.submit("coo", "go"), timeout=10)
     # the company as a whole is paused: the other agent makes no call at all
     assert second.status == "paused"
     assert isinstance(second.reason, OverBudget)
@@ -313,8 +312,8 @@ async def test_each_loop_rule_pauses_a_scripted_run_and_its_near_miss_finishes(
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([agent(path).child_spec()]))
-        stuck = await _control.result(node, await _control.submit(node, "scout", "loop please"), timeout=10)
-        fine = await _control.result(node, await _control.submit(node, "scout", "work please"), timeout=10)
+        stuck = await node.result(await node.submit("scout", "loop please"), timeout=10)
+        fine = await node.result(await node.submit("scout", "work please"), timeout=10)
     assert stuck.status == "paused"
     assert isinstance(stuck.reason, Looping) and stuck.reason.pattern == rule
     assert fine.status == "succeeded", fine.reason
@@ -340,19 +339,17 @@ async def test_a_hang_with_policy_stop_or_pause_does_not_resume_by_itself(
     spec = agent(path, watchdog=Watchdog(hang_after_s=60), policy=Policy(on_hang=action))  # type: ignore[arg-type]
     async with Node(store=url, clock=clock) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        run_id = await _control.submit(node, "scout", f"report {uuid.uuid4().hex}")
+        run_id = await node.submit("scout", f"report {uuid.uuid4().hex}")
         await wait_for(lambda: run_id in HUNG_ONCE, what="the tool to hang")
         await wait_for(lambda: clock.sleepers > 0, what="the watchdog to wait")
         clock.advance(61)
-        waiting = asyncio.create_task(_control.result(node, run_id, timeout=10))
+        waiting = asyncio.create_task(node.result(run_id, timeout=10))
         await wait_for(lambda: clock.advance(0.05) or waiting.done(), timeout=10, what="the run's end")
         result = await waiting
         assert result.status == ("failed" if action == "stop" else "paused")
         assert isinstance(result.reason, Hung)
         # the restarted agent serves its next run
-        nxt = asyncio.create_task(
-            _control.result(node, await _control.submit(node, "scout", "x"), timeout=10)
-        )
+        nxt = asyncio.create_task(node.result(await node.submit("scout", "x"), timeout=10))
         await wait_for(lambda: clock.advance(0.05) or nxt.done(), timeout=10, what="the next run")
         assert (await nxt).output == "next"
     assert calls_made(path) == 2
@@ -371,24 +368,24 @@ async def test_a_budget_pause_survives_a_node_restart_and_resume_lifts_it(
     tight = agent(path, budget=Budget(total_usd=0.05, prices=price))
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([tight.child_spec()]))
-        first = await _control.submit(node, "scout", "go")
-        assert (await _control.result(node, first, timeout=10)).status == "paused"
+        first = await node.submit("scout", "go")
+        assert (await node.result(first, timeout=10)).status == "paused"
     assert calls_made(path) == 1
     exceeded = await events_of(url, "budget.exceeded")
     assert exceeded[0]["step"] == 2 and exceeded[0]["limit"] == "total_usd"
     # a new node on the same store: the agent is still paused, a new run makes no call
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([tight.child_spec()]))
-        second = await _control.submit(node, "scout", "again")
-        assert (await _control.result(node, second, timeout=10)).status == "paused"
+        second = await node.submit("scout", "again")
+        assert (await node.result(second, timeout=10)).status == "paused"
         assert calls_made(path) == 1
     # a raised cap in the new config lifts the pause by itself: both runs finish
     roomy = agent(path, budget=Budget(total_usd=1.0, prices=price))
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([roomy.child_spec()]))
-        assert await _control.resume(node, "scout") == 2
-        assert (await _control.result(node, first, timeout=10)).status == "succeeded"
-        assert (await _control.result(node, second, timeout=10)).status == "succeeded"
+        assert await node.resume("scout") == 2
+        assert (await node.result(first, timeout=10)).status == "succeeded"
+        assert (await node.result(second, timeout=10)).status == "succeeded"
 
 
 async def test_every_event_semantic_supervision_writes_is_a_known_kind(tmp_path: Path) -> None:
@@ -400,9 +397,9 @@ async def test_every_event_semantic_supervision_writes_is_a_known_kind(tmp_path:
     async with Node(store=url) as node:
         specs = [agent(path).child_spec(), agent(unpriced, name="other", budget=Budget()).child_spec()]
         await node.start_supervisor(SupervisorSpec(specs))
-        await _control.result(node, await _control.submit(node, "scout", "go"), timeout=10)
-        await _control.result(node, await _control.submit(node, "other", "go"), timeout=10)
-        assert await _control.resume(node, "scout") == 1
+        await node.result(await node.submit("scout", "go"), timeout=10)
+        await node.result(await node.submit("other", "go"), timeout=10)
+        assert await node.resume("scout") == 1
     async with await open_store(url) as store:
         kinds = {r["kind"] for r in await store.fetchall("SELECT DISTINCT kind FROM events")}
     assert {"loop.nudged", "loop.detected", "run.refused"} <= kinds
@@ -433,8 +430,8 @@ async def test_on_crash_stop_or_pause_keeps_a_crash_to_its_run(tmp_path: Path, a
     )
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
-        crashed = await _control.result(node, await _control.submit(node, "scout", "crash now"), timeout=10)
-        nxt = await _control.result(node, await _control.submit(node, "scout", "other"), timeout=10)
+        crashed = await node.result(await node.submit("scout", "crash now"), timeout=10)
+        nxt = await node.result(await node.submit("scout", "other"), timeout=10)
     assert crashed.status == ("failed" if action == "stop" else "paused")
     assert "a bug in the loop's machinery" in crashed.reason.message  # type: ignore[union-attr]
     assert nxt.output == "next run"

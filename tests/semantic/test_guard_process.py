@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from beamish import AgentSpec, OverBudget
-from beamish.agent import _control
 from beamish.agent._budget import Budget
 from beamish.agent._policy import Policy
 from beamish.agent._pricing import Price
@@ -51,12 +50,12 @@ async def test_a_hung_process_agent_is_restarted_and_resumes_without_paying_twic
     run_id = f"hang-{uuid.uuid4().hex}"
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()], intensity=3, period=30))
-        await _control.submit(node, "reporter", "report", run_id=run_id)
+        await node.submit("reporter", "report", run_id=run_id)
         hung = ft.marker(run_id, "hung")
         await wait_for(hung.exists, timeout=30, what="the tool to go silent")
         first_pid = int(hung.read_text())
         assert first_pid != os.getpid()
-        result = await _control.result(node, run_id, timeout=30)
+        result = await node.result(run_id, timeout=30)
     assert result.status == "succeeded"
     assert result.output == "All done."
     calls = [json.loads(line) for line in (tmp_path / "hang.calls.jsonl").read_text().splitlines()]
@@ -94,13 +93,13 @@ async def test_a_non_default_policy_reaches_a_process_agent_and_decides_its_runs
     url = f"sqlite:///{tmp_path}/j.db"
     async with Node(store=url) as node:
         await node.start_supervisor(SupervisorSpec([spec.child_spec()], intensity=3, period=30))
-        first = await _control.result(node, await _control.submit(node, "spender", "go"), timeout=30)
+        first = await node.result(await node.submit("spender", "go"), timeout=30)
         assert first.status == "failed"  # stopped, not paused: the policy crossed into the process
         assert isinstance(first.reason, OverBudget)
         assert first.reason.limit == "run.per_run_usd"
         assert len(log.read_text().splitlines()) == 2  # the third call's worst case did not fit
         # a stopped run leaves the agent serving: its next run gets a fresh per-run cap
-        second = await _control.result(node, await _control.submit(node, "spender", "again"), timeout=30)
+        second = await node.result(await node.submit("spender", "again"), timeout=30)
         assert second.status == "failed"
         assert len(log.read_text().splitlines()) == 4
     async with await open_store(url) as store:

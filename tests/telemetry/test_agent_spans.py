@@ -78,10 +78,8 @@ async def test_an_agent_run_is_an_invoke_agent_span_with_chat_and_execute_tool_c
     }
     cfg = load_config_data(data, tmp_path / "beamish.toml")
     async with Company(cfg, parts=company_parts(cfg)) as company:
-        from beamish.agent._control import result
-
         run_id = await company.submit("cto", "Check the pricing page", "run-1")
-        assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
+        assert (await company.node.result(run_id, timeout=20)).status == "succeeded"
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert set(spans) >= {"invoke_agent cto", "execute_tool lookup"}
     chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]

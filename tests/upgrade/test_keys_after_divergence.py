@@ -17,7 +17,6 @@ import pytest
 
 from agent import fixture_tools as ft
 from agent._scripts import call, write_script
-from beamish.agent._control import result
 from beamish.company._company import Company
 from beamish.company._control import control_path, control_request
 from beamish.company._tree import CompanyParts
@@ -66,7 +65,7 @@ async def test_a_once_tool_after_a_reload_diverged_its_run_sees_the_journals_key
         os.kill(first, signal.SIGKILL)
         second = await _held(run_id)
         os.kill(second, signal.SIGKILL)  # between its intent and its outcome: reconcile decides
-        done = await result(company.node, run_id, timeout=30)
+        done = await company.node.result(run_id, timeout=30)
         store = company.store
         step = await store.step(run_id, 1)
         events = {

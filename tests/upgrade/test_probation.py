@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from beamish.agent._control import result
 from beamish.company._company import Company
 from beamish.company._tree import CompanyParts
 from beamish.testing import FakeClock
@@ -27,7 +26,7 @@ async def test_an_upgrade_that_crashes_every_run_is_rolled_back_within_probation
     cfg = write_company(tmp_path / "beamish.toml", {"accountant": {"instructions": "Book.", "model": model}})
     async with Company(cfg, parts=parts) as company:
         ok = await company.submit("accountant", "Book today.", "before")
-        assert (await result(company.node, ok, timeout=20)).status == "succeeded"
+        assert (await company.node.result(ok, timeout=20)).status == "succeeded"
         bad = await company.upgrader.upgrade(
             "accountant", author="ann", reason="try an entry", changes={"entry": f"{ft.__name__}:explode"}
         )
@@ -44,10 +43,10 @@ async def test_an_upgrade_that_crashes_every_run_is_rolled_back_within_probation
         assert [(v.version, v.state) for v in history] == [(1, "active"), (2, "rolled_back")]
         assert "crashed" in (history[1].detail or "")
         for run_id in doomed:
-            crashed = await result(company.node, run_id, timeout=20)
+            crashed = await company.node.result(run_id, timeout=20)
             assert (crashed.status, getattr(crashed.reason, "kind", None)) == ("failed", "crashed")
         after = await company.submit("accountant", "Book tomorrow.", "after")
-        assert (await result(company.node, after, timeout=20)).status == "succeeded"
+        assert (await company.node.result(after, timeout=20)).status == "succeeded"
         assert (await company.store.get_run(after)).meta["agent_version"] == 1
 
 
@@ -61,7 +60,7 @@ async def test_an_upgrade_that_behaves_passes_probation_when_the_window_ends(tmp
         changes = {"instructions": "Lead well."}
         await company.upgrader.upgrade("ceo", author="ann", reason="tone", changes=changes)
         run_id = await company.submit("ceo", "Plan.")
-        assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
+        assert (await company.node.result(run_id, timeout=20)).status == "succeeded"
         assert "ceo" in company.upgrader.trials
         await next_event(company, "agent.upgraded")
         assert {n.id: n.version for n in (await company.tree()).walk()}["ceo"] == "v2 (upgraded by ann)"
@@ -97,12 +96,12 @@ async def test_only_an_agent_given_propose_upgrade_can_upgrade_another(tmp_path:
     attach_upgrades(parts)
     async with Company(cfg, parts=parts) as company:
         refused = await company.submit("lawyer", "Improve the CEO.", "lawyer-try")
-        done = await result(company.node, refused, timeout=20)
+        done = await company.node.result(refused, timeout=20)
         assert "propose_upgrade" in str(done.output) and "not" in str(done.output)
         assert [v.version for v in await company.upgrader.versions.history("ceo")] == [1]
 
         allowed = await company.submit("improver", "Improve the CEO.", "improver-try")
-        done = await result(company.node, allowed, timeout=20)
+        done = await company.node.result(allowed, timeout=20)
         assert "proposed version 2 of ceo" in str(done.output)
 
         async def upgraded() -> bool:
@@ -116,7 +115,7 @@ async def test_only_an_agent_given_propose_upgrade_can_upgrade_another(tmp_path:
         assert v2.definition["instructions"] == "Consult the CFO first."
         assert v2.definition["budget"]["data"]["per_run_usd"] == 0.2
         run_id = await company.submit("ceo", "Plan.", "ceo-after")
-        assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
+        assert (await company.node.result(run_id, timeout=20)).status == "succeeded"
         assert (await company.store.get_run(run_id)).meta["agent_version"] == 2
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from beamish.agent._control import registry, result
+from beamish.agent._runs import runs_of
 from beamish.cli._app import app
 from beamish.company._company import Company
 from beamish.company._control import control_path, control_request
@@ -59,12 +59,12 @@ async def test_reload_adds_removes_and_changes_children_of_a_running_tree(tmp_pa
         assert history[1].definition["instructions"].endswith("write everything down.")
         for agent_name in ("ceo", "cto"):
             run_id = await company.submit(agent_name, "Plan the week.")
-            done = await result(company.node, run_id, timeout=20)
+            done = await company.node.result(run_id, timeout=20)
             assert done.status == "succeeded"
         ceo_run = await company.store.get_run(await company.submit("ceo", "Again.", "ceo-2"))
-        await result(company.node, ceo_run.run_id, timeout=20)
+        await company.node.result(ceo_run.run_id, timeout=20)
         assert (await company.store.get_run("ceo-2")).meta["agent_version"] == 2
-        assert "coo" not in registry(company.node).refs
+        assert "coo" not in runs_of(company.node).refs
         with pytest.raises(Exception, match="coo"):
             await company.submit("coo", "Anyone there?")
 
@@ -86,12 +86,12 @@ async def test_a_run_in_progress_finishes_on_the_version_it_started_with(tmp_pat
         assert upgraded.version == 2 and upgraded.state == "active"
         assert (await company.store.get_run(first)).status == "running"
         ft.GATE.set()
-        assert (await result(company.node, first, timeout=20)).status == "succeeded"
+        assert (await company.node.result(first, timeout=20)).status == "succeeded"
         assert (await company.store.get_run(first)).meta["agent_version"] == 1
         ft.GATE, ft.ENTERED = asyncio.Event(), asyncio.Event()
         ft.GATE.set()
         second = await company.submit("ceo", "Another task.", "next")
-        assert (await result(company.node, second, timeout=20)).status == "succeeded"
+        assert (await company.node.result(second, timeout=20)).status == "succeeded"
         assert (await company.store.get_run(second)).meta["agent_version"] == 2
         started = [
             e.data.get("version")
@@ -107,15 +107,15 @@ async def test_a_process_isolated_agent_takes_its_new_version_between_runs(tmp_p
     cfg = write_company(tmp_path / "beamish.toml", {"lawyer": agent})
     async with Company(cfg, parts=_parts()) as company:
         before = await company.submit("lawyer", "The lease.", "before")
-        assert (await result(company.node, before, timeout=30)).status == "succeeded"
-        pid_ref = registry(company.node).refs["lawyer"]
+        assert (await company.node.result(before, timeout=30)).status == "succeeded"
+        pid_ref = runs_of(company.node).refs["lawyer"]
         changes = {"instructions": "Review contracts; flag auto-renewals."}
         await company.upgrader.upgrade("lawyer", author="ann", reason="renewals", changes=changes)
         after = await company.submit("lawyer", "The licence.", "after")
-        assert (await result(company.node, after, timeout=30)).status == "succeeded"
+        assert (await company.node.result(after, timeout=30)).status == "succeeded"
         assert (await company.store.get_run(before)).meta["agent_version"] == 1
         assert (await company.store.get_run(after)).meta["agent_version"] == 2
-        assert registry(company.node).refs["lawyer"] is pid_ref  # switched in place, not restarted
+        assert runs_of(company.node).refs["lawyer"] is pid_ref  # switched in place, not restarted
 
 
 async def test_beamish_reload_reaches_the_running_node_and_names_what_changed(tmp_path: Path) -> None:
@@ -150,7 +150,7 @@ async def test_a_version_made_active_by_another_node_is_taken_up_here(tmp_path: 
         elsewhere = {**first.definition, "instructions": "Approve, then record the decision."}
         await versions.record("cfo", elsewhere, author="person:bob", reason="on node 2")
         await company.upgrader.check()
-        assert registry(company.node).upgrades["cfo"].version == 2
+        assert runs_of(company.node).upgrades["cfo"].version == 2
         run_id = await company.submit("cfo", "Approve the laptop.")
-        assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
+        assert (await company.node.result(run_id, timeout=20)).status == "succeeded"
         assert (await company.store.get_run(run_id)).meta["agent_version"] == 2

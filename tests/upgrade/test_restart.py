@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from beamish.agent._control import result
 from beamish.cli._render import tree_view
 from beamish.company import load_config
 from beamish.company._company import Company
@@ -66,7 +65,7 @@ async def _crash_until_rolled_back(company: Company) -> list[str]:
 
 async def _succeeds_on(company: Company, version: int) -> None:
     run_id = await company.submit("accountant", "Book today.")
-    assert (await result(company.node, run_id, timeout=20)).status == "succeeded"
+    assert (await company.node.result(run_id, timeout=20)).status == "succeeded"
     assert (await company.store.get_run(run_id)).meta["agent_version"] == version
 
 
@@ -151,7 +150,7 @@ async def test_a_file_edited_to_a_rolled_back_version_runs_it_only_on_probation_
         upgraded = await next_event(company, "agent.upgraded", lambda e: e.data["version"] == 2)
         assert upgraded.data["author"] == "config" and upgraded.data["probation_s"] == 600.0
         for run_id in await _crash_until_rolled_back(company):  # judged on what it does now
-            crashed = await result(company.node, run_id, timeout=20)
+            crashed = await company.node.result(run_id, timeout=20)
             assert (crashed.status, getattr(crashed.reason, "kind", None)) == ("failed", "crashed")
             assert (await company.store.get_run(run_id)).meta["agent_version"] == 2
         assert await _history(company) == [(1, "active"), (2, "rolled_back")]

@@ -27,6 +27,7 @@ from beamish.agent._tools import Tool, ToolSet
 from beamish.agent.models._registry import make_model
 from beamish.journal import Lease, Run, open_store
 from beamish.runtime import Actor
+from beamish.telemetry import Telemetry, otel_available
 
 logger = logging.getLogger("beamish.agent")
 
@@ -93,14 +94,7 @@ class AgentActor(Actor):
             self.unprotected = unprotected(self.spec, self.hooks)
             if self.unprotected is not None:
                 await self._announce_unprotected()
-            loop_class: Any = RunLoop
-            extra: dict[str, Any] = {}
-            if self.spec.entry is not None:  # an agent written with another framework
-                from beamish.byo._entry import EntryLoop
-
-                loop_class, extra = EntryLoop, {"entry": self.spec.entry}
-            self.loop = loop_class(
-                **extra,
+            self.loop = _loop_class(self.spec)(
                 spec=self.spec,
                 model=self.model,
                 tools=tools,
@@ -224,8 +218,27 @@ class AgentActor(Actor):
             await self.store.close()
 
 
+#: The run loop for each kind of agent: beamish's own, and ``"entry"`` (an agent written with another
+#: framework), which :mod:`beamish.byo` registers when it is imported (the agent layer is below it).
+_LOOPS: dict[str, type[RunLoop]] = {"native": RunLoop}
+
+
+def register_loop(kind: str, loop_class: type[RunLoop]) -> None:
+    """Run agents of ``kind`` (``"native"``, ``"entry"``) with ``loop_class``."""
+    _LOOPS[kind] = loop_class
+
+
+def _loop_class(spec: AgentSpec) -> type[RunLoop]:
+    kind = "native" if spec.entry is None else "entry"
+    loop_class = _LOOPS.get(kind)
+    if loop_class is None:
+        raise SpecError(
+            f"agent {spec.name!r} has entry={spec.entry!r}, but no entry loop is registered: "
+            "import beamish.byo"
+        )
+    return loop_class
+
+
 def _default_telemetry(spec: AgentSpec) -> Any:
     """OpenTelemetry spans through the global providers when the ``otel`` extra is installed."""
-    from beamish.telemetry import Telemetry, otel_available
-
     return Telemetry(capture_content=spec.capture_content) if otel_available() else None

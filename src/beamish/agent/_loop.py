@@ -13,12 +13,10 @@ steps stays the same on replay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +40,7 @@ from beamish.agent.models._protocol import Model
 from beamish.agent.models._retry import RetryPolicy, WaitKind, complete_with_retries
 from beamish.journal import Lease, Run
 from beamish.journal._replay import RunJournal, StepResult
-from beamish.telemetry._otel import ChatRecord, ToolRecord
+from beamish.telemetry._otel import ChatRecord, NullTelemetry
 
 logger = logging.getLogger("beamish.agent")
 
@@ -91,7 +89,7 @@ class RunLoop:
         self.retry = retry or RetryPolicy()
         self._schemas = tools.schemas()
         #: ``beamish.telemetry.Telemetry`` (spans ``invoke_agent``/``chat``/``execute_tool``) or off.
-        self.telemetry: Any = telemetry if telemetry is not None else NoTelemetry()
+        self.telemetry: Any = telemetry if telemetry is not None else NullTelemetry()
 
     async def execute(self, run: Run) -> Outcome:
         """Claim ``run`` (a new fencing epoch), replay its journal, finish it live, store the outcome."""
@@ -390,22 +388,6 @@ class RunLoop:
             return str(exc), True
         except Exception as exc:
             return f"tool {call.name!r} failed: {type(exc).__name__}: {exc}", True
-
-
-class NoTelemetry:
-    """Telemetry switched off: the same context managers, recording nothing."""
-
-    @contextlib.contextmanager
-    def invoke_agent(self, agent: str, run_id: str, **kw: Any) -> Iterator[None]:
-        yield None
-
-    @contextlib.contextmanager
-    def chat(self, model: str, **kw: Any) -> Iterator[ChatRecord]:
-        yield ChatRecord()
-
-    @contextlib.contextmanager
-    def execute_tool(self, tool: str, call_id: str, **kw: Any) -> Iterator[ToolRecord]:
-        yield ToolRecord()
 
 
 def _fill_chat(record: ChatRecord, response: ModelResponse, result: StepResult) -> None:

@@ -16,7 +16,7 @@ import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from beamish._exceptions import SpecError
 from beamish.agent._hooks import import_path
@@ -26,6 +26,7 @@ from beamish.agent.models._registry import parse_model_string
 from beamish.agent.models._retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from beamish.agent._runs import Runs
     from beamish.runtime import ActorRef, ChildSpec, Node
 
 _VERSION = 1
@@ -209,9 +210,8 @@ class AgentSpec:
 
     async def start_child(self, node: Node, spec: ChildSpec) -> ActorRef:
         """Start this agent for a supervisor (the runtime's ``ChildStarter`` protocol)."""
-        from beamish.agent._control import start_agent
-
-        return await start_agent(node, self, spec)
+        runs = cast("Runs", node.runs)  # the agent layer's own service (registered in beamish.agent)
+        return await runs.start(self, spec)
 
     def process_target(self, store_url: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         """``(actor import path, args, kwargs)`` to run this agent in another process."""

@@ -7,6 +7,7 @@ runs such an agent under supervision like a native one. Adapters for particular 
 ``beamish.byo.adapters``. The public names are re-exported from :mod:`beamish`.
 """
 
+from beamish.byo import _entry as _entry  # registers the entry loop with the agent layer
 from beamish.byo._context import RunContext, current_run
 from beamish.byo._durable import durable
 from beamish.byo._step import step

@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from beamish._exceptions import SpecError
-from beamish.agent._loop import NoTelemetry
 from beamish.byo._context import RunContext, active_run
 from beamish.byo._wireformat import bound_request, parse_response, provider_of, wire_format, with_nudge
 from beamish.journal._replay import StepResult
+from beamish.telemetry._otel import NullTelemetry
 
 T = TypeVar("T")
 #: ``send(on_chunk, body)`` → status, headers, body (decoded); ``body`` is the request's bytes to send.
@@ -112,7 +112,7 @@ async def exchange(
 
     request = {"method": method.upper(), "path": path, "body": body}
     turns = body.get("messages", body.get("input")) if isinstance(body, dict) else None
-    telemetry = ctx.telemetry if ctx.telemetry is not None else NoTelemetry()
+    telemetry = ctx.telemetry if ctx.telemetry is not None else NullTelemetry()
     try:
         with telemetry.chat(model, messages=turns, step=seq) as record:
             result = await ctx.journal.model_step(seq, request, perform, kind="llm", name=model)

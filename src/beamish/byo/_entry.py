@@ -20,6 +20,7 @@ from typing import Any
 
 from beamish._exceptions import AbortRun, Fenced, PauseRun, SpecError, UnknownOutcome
 from beamish._exits import Crashed
+from beamish.agent._agent import register_loop
 from beamish.agent._hooks import import_path
 from beamish.agent._loop import RunLoop
 from beamish.byo._context import RunContext, enter, leave
@@ -53,8 +54,11 @@ def _signal(group: BaseExceptionGroup[Any]) -> BaseException | None:
 class EntryLoop(RunLoop):
     """The run loop of an ``entry`` agent: the user's function instead of beamish's loop."""
 
-    def __init__(self, *, entry: str, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        entry = self.spec.entry
+        if entry is None:
+            raise SpecError(f"agent {self.spec.name!r} has no entry: it runs beamish's own loop")
         self.entry = load_entry(entry, self.spec.name)
 
     async def _loop(self, run: Run, journal: RunJournal) -> Any:
@@ -93,3 +97,6 @@ class EntryLoop(RunLoop):
                 f"agent {self.spec.name!r}: entry returned {type(output).__name__}, which is not JSON"
             ) from None
         return output
+
+
+register_loop("entry", EntryLoop)  # the agent layer runs entry agents with it (it cannot import byo)

@@ -25,11 +25,11 @@ from typing import Any, TypeVar, cast, overload
 
 from beamish._exceptions import SpecError
 from beamish._tasks import cancel_and_wait
-from beamish.agent._loop import NoTelemetry
 from beamish.byo._context import RunContext, _step_key, active_run
 from beamish.journal._payload import canonical
 from beamish.journal._records import EFFECTS
 from beamish.journal._replay import StepResult
+from beamish.telemetry._otel import NullTelemetry
 
 F = TypeVar("F", bound=Callable[..., Any])
 Reconcile = Callable[[str], Any]
@@ -88,7 +88,7 @@ async def run_step(
         outcome = reconcile(key)
         return await outcome if inspect.isawaitable(outcome) else outcome
 
-    telemetry = ctx.telemetry if ctx.telemetry is not None else NoTelemetry()
+    telemetry = ctx.telemetry if ctx.telemetry is not None else NullTelemetry()
     try:
         with telemetry.execute_tool(name, f"{ctx.run_id}:{seq}", arguments=args, effect=effect) as record:
             result = await ctx.journal.effect_step(

@@ -24,8 +24,8 @@ from beamish.cli._output import err as err
 from beamish.cli._run import run_company
 from beamish.company._config import CompanyConfig, load_config
 from beamish.company._control import ControlUnavailable, control_path, control_request
+from beamish.company._status import TreeNode
 from beamish.company._view import StoreView, _day_start
-from beamish.dashboard._source import TreeNode
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from beamish._events import Event
-from beamish.dashboard._source import TreeNode
+from beamish.company._status import TreeNode
 
 _STYLE = {
     "running": "green",

@@ -23,7 +23,7 @@ from typing import Any
 from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish._tasks import cancel_and_wait
-from beamish.agent._control import registry
+from beamish.agent._runs import runs_of
 from beamish.cluster import _membership as members
 from beamish.cluster import _placement as placement
 from beamish.journal import Lease, Store, SyncTx
@@ -99,7 +99,7 @@ class ClusterNode:
         await self.store.run(join)
         spec = SupervisorSpec([], strategy="one_for_one", intensity=self._intensity, period=self._period)
         self._placed = await self.node.start_supervisor(spec, name=f"placed@{self.node_id}")
-        reg = registry(self.node)
+        reg = runs_of(self.node)
         reg.remote.update(self._agents)
         await self._event("cluster.node_joined", self.node_id, {"lease_s": self.lease_s})
         await self.tick()
@@ -168,7 +168,7 @@ class ClusterNode:
             try:
                 async for agent in self.store.listen(WAKE_CHANNEL):
                     if self._agents.get(agent) in self.held:
-                        registry(self.node).wake(agent)
+                        runs_of(self.node).wake(agent)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the connection dropped: listen again after a pause
@@ -240,7 +240,7 @@ class ClusterNode:
         held, self.held = self.held, {}
         for unit in held:
             for agent in self.units[unit].agents:
-                registry(self.node).leases.pop(agent, None)
+                runs_of(self.node).leases.pop(agent, None)
         await self.store.run(lambda tx: [placement.release(tx, lease) for lease in held.values()])
         for unit, lease in held.items():
             await self._event("lease.released", unit, {"node": self.node_id, "epoch": lease.epoch})
@@ -280,7 +280,7 @@ class ClusterNode:
         stopping = self._stopping.get(unit)
         if stopping is not None:  # a copy we lost earlier is still being stopped
             await asyncio.shield(stopping)
-        reg = registry(self.node)
+        reg = runs_of(self.node)
         for agent in self.units[unit].agents:
             reg.leases[agent] = lease
         await self._event("lease.acquired", unit, {"node": self.node_id, "epoch": lease.epoch})
@@ -292,7 +292,7 @@ class ClusterNode:
             await self._hand_over(unit)
 
     async def _stop_unit(self, unit: str) -> None:
-        reg = registry(self.node)
+        reg = runs_of(self.node)
         for agent in self.units[unit].agents:
             reg.leases.pop(agent, None)
             reg.refs.pop(agent, None)

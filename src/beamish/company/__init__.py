@@ -9,6 +9,7 @@ from beamish.company._company import Company
 from beamish.company._config import BUILTIN_TOOLS, AgentConfig, CompanyConfig, load_config, load_config_data
 from beamish.company._services import company_parts
 from beamish.company._tree import CompanyParts, build_tree
+from beamish.company._upgrades import attach_upgrades, reload_company
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -16,8 +17,10 @@ __all__ = [
     "Company",
     "CompanyConfig",
     "CompanyParts",
+    "attach_upgrades",
     "build_tree",
     "company_parts",
     "load_config",
     "load_config_data",
+    "reload_company",
 ]

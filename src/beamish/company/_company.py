@@ -19,12 +19,14 @@ from beamish._events import Event
 from beamish._exceptions import BeamishError
 from beamish._redact import install_log_redaction
 from beamish._tasks import cancel_and_wait
+from beamish.agent._runs import runs_of
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._eventwriter import EventWriter
+from beamish.company._status import EventHub, TreeNode, UnknownAgent
 from beamish.company._tree import CompanyParts, build_tree, company_budget
+from beamish.company._upgrades import reload_company
 from beamish.company._view import _day_start, apply_event, next_fire, skeleton
-from beamish.dashboard._source import EventHub, TreeNode, UnknownAgent
 
 logger = logging.getLogger("beamish.company")
 
@@ -182,9 +184,7 @@ class Company:
             if node.type == "agent" and node.id in self._stopped:
                 node.state = "stopped"
         if self.node is not None:  # the version each agent will run, where no upgrade was seen yet
-            from beamish.agent._control import registry
-
-            upgrades = registry(self.node).upgrades
+            upgrades = runs_of(self.node).upgrades
             for node in root.walk():
                 spec = upgrades.get(node.id) if node.type == "agent" else None
                 if spec is not None and spec.version is not None and node.version is None:
@@ -219,11 +219,9 @@ class Company:
         """Lift ``agent``'s pause and queue its paused runs again; an agent with neither is refused
         (a resume that does nothing would read as if it had)."""
         self._known(agent)
-        from beamish.agent._control import resume
-
         if not await self._is_paused(agent):
             raise BeamishError(f"agent {agent!r} is not paused: nothing to resume")
-        await resume(self.node, agent)
+        await self.node.resume(agent)
 
     async def _is_paused(self, agent: str) -> bool:
         from beamish.agent._keeper import BudgetKeeper
@@ -261,16 +259,12 @@ class Company:
     async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
         """Give ``agent`` a task; ``run_id`` is the idempotency key (the same id is the same run)."""
         self._known(agent)
-        from beamish.agent._control import submit
-
-        return await submit(self.node, agent, task, run_id)
+        return await self.node.submit(agent, task, run_id)
 
     async def reload(
         self, config_path: str | None = None, *, author: str = "person", reason: str = "reload"
     ) -> dict[str, Any]:
         """Apply a changed config to the running tree (``beamish reload``; see beamish.upgrade)."""
-        from beamish.upgrade._reload import reload_company
-
         report = await reload_company(self, config_path, author=author, reason=reason)
         fresh = skeleton(self.config, services=self.parts.service_names())
         known = {n.id: n for n in self._facts.walk()}

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from beamish._events import Event
 from beamish._exceptions import BeamishError
 from beamish._redact import redact
-from beamish.dashboard._source import DashboardSource, UnknownAgent
+from beamish.company._status import DashboardSource, UnknownAgent
 
 _MAX_REQUEST = 64 * 1024
 #: Control ops on one agent, and the target's method for each.

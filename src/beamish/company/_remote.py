@@ -11,7 +11,7 @@ from pathlib import Path
 
 from beamish._events import Event
 from beamish.company._control import control_events, control_request
-from beamish.dashboard._source import TreeNode, UnknownAgent
+from beamish.company._status import TreeNode, UnknownAgent
 
 
 class RemoteView:

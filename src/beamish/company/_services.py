@@ -28,9 +28,7 @@ class LateSubmit:
     async def __call__(self, agent: str, input: Any, *, run_id: str) -> object:
         if self.company is None or self.company.node is None:
             raise RuntimeError("the company is not running")
-        from beamish.agent._control import submit
-
-        return await submit(self.company.node, agent, input, run_id=run_id)
+        return await self.company.submit(agent, input, run_id=run_id)
 
 
 def company_parts(
@@ -64,7 +62,7 @@ def company_parts(
             # it); a secret-named variable, it is masked in the journal, events and logs.
             os.environ.setdefault(TOKEN_ENV, secrets.token_urlsafe(32))
         parts.builtin_tools["memory"] = lambda _agent: MEMORY_TOOLS
-    from beamish.upgrade._reload import attach_upgrades
+    from beamish.company._upgrades import attach_upgrades
 
     attach_upgrades(parts)  # versions, proposals, the rollback guard, reload
     submit = LateSubmit()

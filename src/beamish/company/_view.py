@@ -14,7 +14,7 @@ from typing import Any
 
 from beamish._events import Event
 from beamish.company._config import CompanyConfig, schedule_entries
-from beamish.dashboard._source import State, TreeNode, UnknownAgent
+from beamish.company._status import State, TreeNode, UnknownAgent
 
 
 def skeleton(config: CompanyConfig, *, services: tuple[str, ...] = ()) -> TreeNode:

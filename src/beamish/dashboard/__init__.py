@@ -5,9 +5,9 @@ Served by the node (``beamish dashboard``, or :class:`DashboardServer` in code) 
 """
 
 from beamish._net import check_bind, is_loopback
+from beamish.company._status import DashboardSource, EventHub, TreeNode, UnknownAgent
 from beamish.dashboard._app import create_app
 from beamish.dashboard._server import DashboardServer
-from beamish.dashboard._source import DashboardSource, EventHub, TreeNode, UnknownAgent
 
 __all__ = [
     "DashboardServer",

@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from beamish._exceptions import BeamishError
 from beamish._net import is_loopback
 from beamish._redact import redact
+from beamish.company._status import DashboardSource, UnknownAgent
 from beamish.dashboard._page import PAGE
-from beamish.dashboard._source import DashboardSource, UnknownAgent
 
 _COOKIE = "beamish_dashboard"
 

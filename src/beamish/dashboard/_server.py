@@ -9,8 +9,8 @@ import uvicorn
 from beamish._net import check_bind, is_loopback
 from beamish._serve import EmbeddedServer
 from beamish._tasks import cancel_and_wait
+from beamish.company._status import DashboardSource
 from beamish.dashboard._app import create_app
-from beamish.dashboard._source import DashboardSource
 
 
 class DashboardServer:

@@ -12,7 +12,7 @@ import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from beamish._clock import SYSTEM_CLOCK, Clock, SystemClock
 from beamish._events import Event
@@ -31,6 +31,17 @@ logger = logging.getLogger("beamish.runtime")
 
 #: ``async def starter(node, spec) -> ActorRef``: starts a child in another isolation (a proxy's ref).
 Starter = Callable[["Node", ChildSpec], Awaitable[ActorRef]]
+
+
+class RunService(Protocol):
+    """What ``node.submit/result/resume`` forward to: the agent layer's runs, registered on the node
+    with :meth:`Node.register_runs` (the runtime itself knows nothing of agents)."""
+
+    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str: ...
+
+    async def result(self, run_id: str, timeout: float | None = None) -> Any: ...
+
+    async def resume(self, agent: str) -> int: ...
 
 
 def _resolve_none(fut: asyncio.Future[Any]) -> None:
@@ -71,6 +82,7 @@ class Node:
 
     _class_isolation: ClassVar[dict[str, Starter]] = {}
     register_isolation = _RegisterIsolation()
+    _run_factory: ClassVar[Callable[[Node], RunService] | None] = None
 
     def __init__(
         self,
@@ -106,6 +118,27 @@ class Node:
         self._flush_handle: asyncio.Handle | None = None
         self._monitor_ids = itertools.count(1)
         self._closing = False
+        self._runs: RunService | None = None
+
+    @classmethod
+    def register_runs(cls, factory: Callable[[Node], RunService]) -> None:
+        """Make ``factory(node)`` the run service of every node (``beamish.agent`` registers its
+        ``Runs`` when imported): the higher layer plugs itself in, the runtime imports nothing of it."""
+        if not callable(factory):
+            raise SpecError(f"Node.register_runs({factory!r}): expected a callable taking the node")
+        cls._run_factory = factory
+
+    @property
+    def runs(self) -> RunService:
+        """This node's run service, made on first use (see :meth:`register_runs`)."""
+        if self._runs is None:
+            factory = type(self)._run_factory
+            if factory is None:
+                raise SpecError(
+                    "node.submit/result/resume need the agent layer: import beamish (or beamish.agent)"
+                )
+            self._runs = factory(self)
+        return self._runs
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def __aenter__(self) -> Node:
@@ -295,25 +328,18 @@ class Node:
             self.link(parent, ref)
         return ref
 
-    # -- runs: the agent layer's API, reached through the node as the design names it -------------------
-    # Imported on use, so the runtime itself never depends on the agent layer above it.
+    # -- runs: the agent layer's API, reached through the node (see :attr:`runs`) -------------------------
     async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
         """Give ``agent`` a task; returns the run_id (the idempotency key: the same id runs once)."""
-        from beamish.agent._control import submit
-
-        return await submit(self, agent, task, run_id)
+        return await self.runs.submit(agent, task, run_id)
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:
         """Wait until run ``run_id`` ends: its ``RunResult`` (``CallTimeout`` after ``timeout`` s)."""
-        from beamish.agent._control import result
-
-        return await result(self, run_id, timeout)
+        return await self.runs.result(run_id, timeout)
 
     async def resume(self, agent: str) -> int:
         """Un-pause ``agent``: its paused runs continue from their journals; returns how many."""
-        from beamish.agent._control import resume
-
-        return await resume(self, agent)
+        return await self.runs.resume(agent)
 
     # -- names --------------------------------------------------------------------------------------
     def whereis(self, name: str) -> ActorRef | None:

@@ -6,12 +6,20 @@ feeds lifecycle events to :meth:`Telemetry.on_event` and :meth:`SentryReporter.o
 """
 
 from beamish._redact import MASK, redact, redact_text
-from beamish.telemetry._otel import ChatRecord, Telemetry, ToolRecord, is_abnormal, otel_available
+from beamish.telemetry._otel import (
+    ChatRecord,
+    NullTelemetry,
+    Telemetry,
+    ToolRecord,
+    is_abnormal,
+    otel_available,
+)
 from beamish.telemetry._sentry import SentryReporter, scrub
 
 __all__ = [
     "MASK",
     "ChatRecord",
+    "NullTelemetry",
     "SentryReporter",
     "Telemetry",
     "ToolRecord",

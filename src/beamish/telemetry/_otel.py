@@ -266,3 +266,19 @@ def _reason_kind(data: dict[str, Any]) -> str:
 def is_abnormal(data: dict[str, Any]) -> bool:
     """True when an exit event's reason is worth an alert (crash, kill, hang, loop, budget, memory)."""
     return _reason_kind(data) in _ABNORMAL
+
+
+class NullTelemetry:
+    """Telemetry switched off: the same context managers as :class:`Telemetry`, recording nothing."""
+
+    @contextmanager
+    def invoke_agent(self, agent: str, run_id: str, **kw: Any) -> Iterator[None]:
+        yield None
+
+    @contextmanager
+    def chat(self, model: str, **kw: Any) -> Iterator[ChatRecord]:
+        yield ChatRecord()
+
+    @contextmanager
+    def execute_tool(self, tool: str, call_id: str, **kw: Any) -> Iterator[ToolRecord]:
+        yield ToolRecord()

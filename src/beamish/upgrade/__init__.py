@@ -1,7 +1,7 @@
 """Live upgrades: versioned agent definitions, ``reload`` by OTP's rules, and the rollback guard."""
 
 from beamish.upgrade._probation import ProbationRules
-from beamish.upgrade._reload import ReloadReport, attach_upgrades, reconcile, reload_company
+from beamish.upgrade._reload import ReloadReport, reconcile
 from beamish.upgrade._tool import propose_upgrade
 from beamish.upgrade._upgrader import PROPOSABLE, Upgrader, apply_changes
 from beamish.upgrade._versions import AgentVersion, Versions, diff
@@ -14,9 +14,7 @@ __all__ = [
     "Upgrader",
     "Versions",
     "apply_changes",
-    "attach_upgrades",
     "diff",
     "propose_upgrade",
     "reconcile",
-    "reload_company",
 ]

@@ -1,4 +1,4 @@
-"""``beamish reload``: apply a changed config to a running company, by OTP's rules for changed specs.
+"""Apply a changed supervision tree to a running one, by OTP's rules for changed specs.
 
 The live tree is compared with the one the new config describes, child by child (by id, recursing
 into groups): a child only in the new tree is started; a child only in the old one is terminated and
@@ -6,18 +6,18 @@ its spec deleted; an agent whose definition changed gets a new version (or the e
 had that definition), which it takes at its next (re)start — a live agent between two runs, never
 mid-run. Agent versions record their author. The store notes what the file says of each agent, so a
 restart with the same file keeps what runs (see :meth:`~beamish.upgrade.Versions.adopt`).
+
+Reading a company's ``beamish.toml`` is the company's part (``beamish.company._upgrades``); this
+module needs only the two trees.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from beamish._exceptions import NotFound, SpecError
-from beamish._redact import redact_text
-from beamish.upgrade._probation import ProbationRules
+from beamish._exceptions import NotFound
 from beamish.upgrade._upgrader import Upgrader
 from beamish.upgrade._versions import definition_of, diff
 
@@ -116,58 +116,3 @@ async def reconcile(
         else:
             report.not_applied.append(where)
     return report
-
-
-async def reload_company(
-    company: Any, config_path: str | None = None, *, author: str = "person", reason: str = "beamish reload"
-) -> dict[str, Any]:
-    """Reload ``company`` from ``config_path`` (default: the file it was started from)."""
-    from beamish.company._config import load_config
-    from beamish.company._tree import build_tree
-
-    upgrader: Upgrader | None = getattr(company, "upgrader", None)
-    if upgrader is None or company.root is None:
-        raise SpecError("this node has no live upgrades (start it with `beamish run`)")
-    if company.cluster is not None:
-        raise SpecError("reload applies to a single node; this node is one of a cluster")
-    source = Path(config_path) if config_path else Path(company.config.path)
-    new_config = load_config(source)
-    if new_config.store_url != company.config.store_url:
-        raise SpecError(
-            f"{source}: the store differs from the running node's ({redact_text(new_config.store_url)!r}); "
-            "a reload cannot move a company to another store"
-        )
-    old_spec = build_tree(company.config, company.parts)
-    new_spec = build_tree(new_config, company.parts)
-    report = await reconcile(upgrader, company.root, old_spec, new_spec, author=author, reason=reason)
-    if _schedules(company.config) != _schedules(new_config):
-        report.not_applied.append("schedules (they change at the next start)")
-    company.config = new_config
-    return report.to_json()
-
-
-def _schedules(config: Any) -> dict[str, list[dict[str, Any]]]:
-    """Each agent's schedules as plain data (the scheduler keeps the ones it started with)."""
-    return {name: [s.model_dump() for s in a.section.schedules] for name, a in config.agents.items()}
-
-
-def attach_upgrades(parts: Any, *, rules: ProbationRules | None = None, clock: Any = None) -> None:
-    """Give a company (its ``CompanyParts``) live upgrades: versions recorded at start, proposals
-    rolled out, the rollback guard, ``reload``. The upgrader is ``company.upgrader``."""
-
-    async def on_start(company: Any) -> None:
-        from beamish.company._tree import agent_spec
-
-        upgrader = Upgrader(company.node, company.store, clock=clock, rules=rules)
-        for agent in company.config.agents.values():
-            await upgrader.register(agent_spec(agent, company.config, company.parts))
-        await upgrader.start()
-        company.upgrader = upgrader
-
-    async def on_stop(company: Any) -> None:
-        upgrader = getattr(company, "upgrader", None)
-        if upgrader is not None:
-            await upgrader.stop()
-
-    parts.on_start.append(on_start)
-    parts.on_stop.append(on_stop)

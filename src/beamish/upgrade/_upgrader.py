@@ -18,6 +18,7 @@ from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish._tasks import cancel_and_wait
+from beamish.agent._runs import Runs, runs_of
 from beamish.upgrade._probation import CrashLog, ProbationRules, Trial, tally_runs, verdict
 from beamish.upgrade._versions import AgentVersion, Versions, definition_of, diff, spec_of
 
@@ -109,10 +110,8 @@ class Upgrader:
         await cancel_and_wait(self._task)
         self._task = None
 
-    def _registry(self) -> Any:
-        from beamish.agent._control import registry
-
-        return registry(self.node)
+    def _registry(self) -> Runs:
+        return runs_of(self.node)
 
     # -- versions -----------------------------------------------------------------------------------
     async def register(

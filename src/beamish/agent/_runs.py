@@ -1,22 +1,24 @@
-"""The node's side of agents: start them under supervisors, submit runs, wait for results, resume.
+"""The one path for a run: start agents under supervisors, submit runs, wait for results, resume.
 
-One :class:`AgentRegistry` per node keeps the journal store, the agents started on the node and a
-poller. ``node.submit`` writes the run to the store (idempotent on ``run_id``) and wakes the agent;
-an agent in another process that asks a consult writes the consulted run to the store, which the
-poller notices and wakes the agent it is for. The registry's store and poller live as long as a
-small keeper actor, a top-level actor of the node, so ``node.close()`` releases them.
+``node.submit/result/resume`` forward here: ``beamish.agent`` registers :class:`Runs` on the node
+when it is imported, and the runtime knows nothing of agents. One :class:`Runs` per node keeps the
+journal store, the agents started on the node and a poller. ``node.submit`` writes the run to the
+store (idempotent on ``run_id``) and wakes the agent; an agent in another process that asks a
+consult writes the consulted run to the store, which the poller notices and wakes the agent it is
+for. The store and poller live as long as a small keeper actor, a top-level actor of the node, so
+``node.close()`` releases them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
 from beamish._exceptions import CallTimeout, SpecError
 from beamish._exits import ExitReason
 from beamish._tasks import cancel_and_wait
+from beamish.agent._agent import AgentActor
 from beamish.agent._results import FINAL_STATUSES, RunResult
 from beamish.journal import Store, open_store
 from beamish.runtime import Actor, ActorRef, ChildSpec, Node
@@ -24,7 +26,6 @@ from beamish.runtime import Actor, ActorRef, ChildSpec, Node
 if TYPE_CHECKING:
     from beamish.agent._spec import AgentSpec
 
-_REGISTRIES: weakref.WeakKeyDictionary[Node, AgentRegistry] = weakref.WeakKeyDictionary()
 #: How often the poller looks for runs queued for this node's agents (consults from other processes).
 POLL_S = 0.1
 #: The poller wakes one agent at most this often (a busy agent need not collect a pile of wakes).
@@ -34,7 +35,7 @@ WAKE_EVERY_S = 0.5
 class _Keeper(Actor):
     """Owns the registry's poller and store for the node's lifetime."""
 
-    async def init(self, registry: AgentRegistry) -> None:
+    async def init(self, registry: Runs) -> None:
         self.registry = registry
         registry._poller = asyncio.ensure_future(registry._poll())
 
@@ -42,7 +43,7 @@ class _Keeper(Actor):
         await self.registry.close()
 
 
-class AgentRegistry:
+class Runs:
     """Per node: its store, its agents (by name, the live ref of each) and the poller."""
 
     def __init__(self, node: Node) -> None:
@@ -90,12 +91,14 @@ class AgentRegistry:
             await store.close()
 
     # -- agents -------------------------------------------------------------------------------------
-    def wake(self, agent: str) -> None:
-        """Tell ``agent`` (if it runs on this node) to look for work."""
+    def wake(self, agent: str) -> bool:
+        """Tell ``agent`` (if it runs on this node) to look for work; whether a live local ref was told."""
         ref = self.refs.get(agent)
         if ref is not None and ref.alive:
             self._last_wake[agent] = asyncio.get_running_loop().time()
             ref.cast(("wake",))
+            return True
+        return False
 
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
@@ -113,8 +116,6 @@ class AgentRegistry:
                     self.wake(agent)
 
     async def start(self, spec: AgentSpec, child: ChildSpec) -> ActorRef:
-        from beamish.agent._agent import AgentActor
-
         spec = self.upgrades.get(spec.name, spec)
         await self.store()
         held = self.leases.get(spec.name)
@@ -235,25 +236,9 @@ class AgentRegistry:
         return len(paused)
 
 
-def registry(node: Node) -> AgentRegistry:
-    """The node's agent registry (made on first use)."""
-    found = _REGISTRIES.get(node)
-    if found is None:
-        found = _REGISTRIES[node] = AgentRegistry(node)
-    return found
-
-
-async def start_agent(node: Node, spec: AgentSpec, child: ChildSpec) -> ActorRef:
-    return await registry(node).start(spec, child)
-
-
-async def submit(node: Node, agent: str, task: Any, run_id: str | None = None) -> str:
-    return await registry(node).submit(agent, task, run_id)
-
-
-async def result(node: Node, run_id: str, timeout: float | None = None) -> RunResult:
-    return await registry(node).result(run_id, timeout)
-
-
-async def resume(node: Node, agent: str) -> int:
-    return await registry(node).resume(agent)
+def runs_of(node: Node) -> Runs:
+    """The node's :class:`Runs` (made on first use): where its agents, leases and upgrades are kept."""
+    runs = node.runs
+    if not isinstance(runs, Runs):
+        raise SpecError(f"node {node.name!r} has a run service of another kind ({type(runs).__name__})")
+    return runs

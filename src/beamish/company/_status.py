@@ -1,6 +1,8 @@
-"""What the dashboard needs from a running company, as a small protocol.
+"""A company's status model: the tree of agents, their state, and the live event stream.
 
-The web layer knows nothing of nodes or stores: it asks a :class:`DashboardSource` for a tree
+The dashboard, the control channel and ``beamish status`` all read a company through it, so it
+lives with the company and the web layer imports it from here. The web layer knows nothing of
+nodes or stores: it asks a :class:`DashboardSource` for a tree
 snapshot, a live event stream and to resume an agent. The node implements it for real; anything
 else that can answer these three questions (a store reader, a test double) can be shown the same way.
 """
