@@ -259,7 +259,8 @@ class Company:
     async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
         """Give ``agent`` a task; ``run_id`` is the idempotency key (the same id is the same run)."""
         self._known(agent)
-        return await self.node.submit(agent, task, run_id)
+        submitted: str = await self.node.submit(agent, task, run_id)
+        return submitted
 
     async def reload(
         self, config_path: str | None = None, *, author: str = "person", reason: str = "reload"

@@ -28,6 +28,3 @@ __all__ = [
     "SupervisorRef",
     "SupervisorSpec",
 ]
-
-# isolation="process": registers its starter with Node (import for the side effect).
-from beamish.runtime import _process as _process

@@ -29,6 +29,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
+from beamish.runtime._actor import Actor
 
 if TYPE_CHECKING:
     from beamish.runtime._node import Node
@@ -171,8 +172,6 @@ def watch_loop(node: Node, threshold_s: float = 0.25) -> LoopWatchdog:
     ``loop_watch_s=None`` that wants a watchdog of another lifetime. Call from inside the node's
     loop. The thread ends by itself when the loop closes; ``stop()`` ends it sooner.
     """
-    from beamish.runtime._actor import Actor
-
     watchdog = LoopWatchdog(
         asyncio.get_running_loop(), node.emit, threshold_s=threshold_s, subject=node.name, actor_type=Actor
     )

@@ -22,6 +22,8 @@ from beamish.runtime._actor import Actor, Ignore
 from beamish.runtime._events import EventStream
 from beamish.runtime._loopwatch import LoopWatchdog, watch_loop
 from beamish.runtime._messages import Down
+from beamish.runtime._process import node_closed, start_process_child, warm
+from beamish.runtime._process import preload as preload_modules
 from beamish.runtime._ref import EXITED, INFO, ActorRef
 from beamish.runtime._specs import ISOLATIONS, ChildSpec, SupervisorSpec
 from beamish.runtime._supervisor import Supervisor
@@ -80,7 +82,8 @@ class Node:
     seconds becomes a ``node.loop_blocked`` event naming the actor and its stack.
     """
 
-    _class_isolation: ClassVar[dict[str, Starter]] = {}
+    #: Built-in isolations beyond "task" (``Node.register_isolation`` adds or replaces one).
+    _class_isolation: ClassVar[dict[str, Starter]] = {"process": start_process_child}
     register_isolation = _RegisterIsolation()
     _run_factory: ClassVar[Callable[[Node], RunService] | None] = None
 
@@ -165,7 +168,6 @@ class Node:
         if self._loop_watch is not None:  # after the actors: a stall while they stop is still seen
             self._loop_watch.stop()
             self._loop_watch = None
-        from beamish.runtime._process import node_closed  # the process starter imports this module
 
         node_closed(self)
         self._flush()
@@ -285,9 +287,7 @@ class Node:
         for module in modules:
             if not isinstance(module, str) or not module:
                 raise SpecError(f"preload: {module!r} is not a module name")
-        from beamish.runtime._process import preload  # the process starter imports this module
-
-        preload(self, *modules)
+        preload_modules(self, *modules)
 
     async def warm_processes(self) -> None:
         """Start the process template now (with what :meth:`preload` named), before any process child.
@@ -296,8 +296,6 @@ class Node:
         stops when the node closes.
         """
         self._bind()
-        from beamish.runtime._process import warm  # the process starter imports this module
-
         await warm(self)
 
     async def _start_child(self, spec: ChildSpec, parent: ActorRef, name: str) -> ActorRef:

@@ -1,7 +1,7 @@
 """``isolation="process"``: the starter the node calls for a process child, and its zygote per node.
 
-Registered with ``Node.register_isolation("process", start_process_child)`` when
-:mod:`beamish.runtime` is imported. For a ``ChildSpec(start=SomeActor, isolation="process")`` the
+Built into every node (``Node._class_isolation``; ``Node.register_isolation("process", …)`` can
+replace it). For a ``ChildSpec(start=SomeActor, isolation="process")`` the
 starter names the actor class by import path (``module:qualname``), checks that ``args``/``kwargs``
 can cross the wire (JSON), makes sure the node's zygote runs, and starts a :class:`ProcessProxy` in
 the node whose ``init`` forks the child and waits until the child's own ``init`` returned. The
@@ -16,18 +16,19 @@ last process child has exited during ``Node.close``). Restarts never start it ag
 
 from __future__ import annotations
 
-import sys
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beamish._exceptions import IsolationError, SpecError
-from beamish.runtime._actor import Actor
-from beamish.runtime._node import Node
+from beamish.runtime._paths import actor_path
 from beamish.runtime._process_proxy import ProcessProxy
 from beamish.runtime._ref import ActorRef
 from beamish.runtime._specs import ChildSpec
 from beamish.runtime._wire import encode
 from beamish.runtime._zygote_client import ZygoteClient
+
+if TYPE_CHECKING:
+    from beamish.runtime._node import Node
 
 
 class _NodeProcesses:
@@ -98,28 +99,6 @@ def zygote_of(node: Node) -> ZygoteClient | None:
     return entry.client if entry is not None else None
 
 
-def actor_path(cls: type, owner: str) -> tuple[str, str | None]:
-    """``module:qualname`` of an actor class, and the main script's file when it lives there."""
-    if not (isinstance(cls, type) and issubclass(cls, Actor)):
-        raise SpecError(
-            f"{owner}: start={cls!r} is invalid: expected an Actor subclass for isolation='process'"
-        )
-    if "<locals>" in cls.__qualname__:
-        raise SpecError(
-            f"{owner}: start={cls.__qualname__} is defined inside a function; isolation='process' "
-            "needs a class at module level (the child imports it by name)"
-        )
-    main_file = None
-    if cls.__module__ == "__main__":
-        main_file = getattr(sys.modules["__main__"], "__file__", None)
-        if main_file is None:
-            raise SpecError(
-                f"{owner}: start={cls.__qualname__} lives in an interactive __main__; isolation='process' "
-                "needs it in a module or a script file"
-            )
-    return f"{cls.__module__}:{cls.__qualname__}", main_file
-
-
 def _request(spec: ChildSpec) -> dict[str, Any]:
     owner = f"ChildSpec {spec.id!r}"
     start: Any = spec.start
@@ -169,6 +148,3 @@ async def start_process_child(node: Node, spec: ChildSpec) -> ActorRef:
         entry.proxy_exited()
         raise
     return ref
-
-
-Node.register_isolation("process", start_process_child)

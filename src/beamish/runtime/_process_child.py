@@ -33,25 +33,13 @@ from beamish._exceptions import IsolationError, StartFailed
 from beamish._exits import Crashed, ExitReason, MemoryExceeded, Shutdown, exit_from_json
 from beamish.runtime._actor import Actor
 from beamish.runtime._node import Node
+from beamish.runtime._paths import resolve
+from beamish.runtime._procfs import _vm_size_bytes, rss_mb
 from beamish.runtime._ref import CALL, CAST, INFO, ActorRef
 from beamish.runtime._wire import WIRE_VERSION, FrameProtocol
-from beamish.runtime._zygote import resolve
 
 #: After the node's socket closes, how long the actor's ``terminate`` may take before a kill.
 NODE_GONE_GRACE_S = 1.0
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    """Resident set size of ``pid`` in MiB, from ``/proc/PID/statm`` (cheap enough to poll)."""
-    with open(f"/proc/{pid}/statm", "rb") as f:
-        return int(f.read().split()[1]) * _PAGE / (1024 * 1024)
-
-
-def _vm_size_bytes() -> int:
-    with open("/proc/self/statm", "rb") as f:
-        return int(f.read().split()[0]) * _PAGE
 
 
 class ChildHost:

@@ -32,7 +32,7 @@ from beamish._events import Event
 from beamish._exceptions import IsolationError
 from beamish._exits import Crashed, ExitReason, Hung, Killed, MemoryExceeded, exit_from_json
 from beamish.runtime._actor import Actor, Ignore
-from beamish.runtime._process_child import rss_mb
+from beamish.runtime._procfs import rss_mb
 from beamish.runtime._ref import ActorRef
 from beamish.runtime._wire import FrameProtocol
 

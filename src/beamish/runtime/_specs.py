@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from beamish._exceptions import SpecError
+from beamish.runtime._actor import Actor
 
 if TYPE_CHECKING:
     from beamish.runtime._node import Node
@@ -173,8 +174,6 @@ class ChildSpec:
 
 
 def _valid_start(start: Any) -> bool:
-    from beamish.runtime._actor import Actor
-
     if isinstance(start, type):
         return issubclass(start, Actor)
     if isinstance(start, SupervisorSpec):

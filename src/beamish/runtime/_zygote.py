@@ -44,6 +44,8 @@ import sys
 import traceback
 from typing import Any
 
+from beamish.runtime import _process_child
+from beamish.runtime._paths import resolve
 from beamish.runtime._wire import decode_body, encode_body
 
 PR_SET_PDEATHSIG = 1
@@ -59,39 +61,6 @@ def die_with_parent(expected_parent: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != expected_parent:
         os._exit(0)
-
-
-#: The name the main script is loaded under in the zygote (its ``__main__`` guard stays false).
-MAIN_ALIAS = "__beamish_main__"
-
-
-def resolve(path: str, main_file: str | None = None) -> Any:
-    """``"package.module:Outer.Inner"`` → the object, importing the module.
-
-    ``"__main__:Name"`` loads ``main_file`` (the node's main script) as :data:`MAIN_ALIAS` once.
-    """
-    module_name, _, qualname = path.partition(":")
-    obj: Any
-    if module_name == "__main__":
-        obj = sys.modules.get(MAIN_ALIAS)
-        if obj is None:
-            if not main_file:
-                raise ImportError(f"{path}: the node's main script has no file to load it from")
-            spec = importlib.util.spec_from_file_location(MAIN_ALIAS, main_file)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"{path}: cannot load the main script {main_file!r}")
-            obj = importlib.util.module_from_spec(spec)
-            sys.modules[MAIN_ALIAS] = obj
-            try:
-                spec.loader.exec_module(obj)
-            except BaseException:
-                del sys.modules[MAIN_ALIAS]
-                raise
-    else:
-        obj = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 class _Zygote:
@@ -198,9 +167,8 @@ class _Zygote:
             os.close(self.wake_r)
             os.close(self.wake_w)
             die_with_parent(zygote_pid)
-            from beamish.runtime._process_child import run_child, run_spare
-
-            code = run_spare(fd) if message["t"] == "spare" else run_child(fd, message)
+            spare = message["t"] == "spare"
+            code = _process_child.run_spare(fd) if spare else _process_child.run_child(fd, message)
         except SystemExit as exc:  # sys.exit() in the child's code: its exit code, as an interpreter's
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -225,7 +193,7 @@ def main(argv: list[str]) -> None:
     ctl.setblocking(True)
     zygote = _Zygote(ctl)
     try:
-        importlib.import_module("beamish.runtime._process_child").warm_up()
+        _process_child.warm_up()
         for module in json.loads(argv[3]):
             importlib.import_module(module)
             zygote.imported.add(module)

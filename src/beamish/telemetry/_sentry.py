@@ -161,7 +161,7 @@ class SentryReporter:
             "contexts": {"beamish": {"kind": event.kind, **data}},
             "breadcrumbs": {"values": list(self._crumbs)},
         }
-        self.client.capture_event(payload)  # type: ignore[arg-type]  # Event is a TypedDict of this shape
+        self.client.capture_event(payload)  # sentry_sdk.Event is a TypedDict of this shape
 
     def flush(self, timeout: float = 2.0) -> None:
         self.client.flush(timeout=timeout)
