@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from beamish.journal import RunJournal, StepResult, Store
+from beamish.journal._divergence import summarize
 from beamish.journal._payload import request_hash
-from beamish.journal._replay import summarize
 from beamish.journal._reqhash import RequestHasher
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from beamish.cli._app import app
+from beamish.company import attach_upgrades
 from beamish.company._company import Company
 from beamish.company._tree import CompanyParts
-from beamish.upgrade import attach_upgrades
 
 from ._company import script, write_company
 

@@ -17,11 +17,11 @@ import pytest
 
 from agent import fixture_tools as ft
 from agent._scripts import call, write_script
+from beamish.company import attach_upgrades
 from beamish.company._company import Company
 from beamish.company._control import control_path, control_request
 from beamish.company._tree import CompanyParts
 from beamish.testing import wait_for
-from beamish.upgrade import attach_upgrades
 
 from ._company import write_company
 

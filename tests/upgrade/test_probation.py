@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from beamish.company import attach_upgrades
 from beamish.company._company import Company
 from beamish.company._tree import CompanyParts
 from beamish.testing import FakeClock
-from beamish.upgrade import ProbationRules, attach_upgrades
+from beamish.upgrade import ProbationRules
 from beamish.upgrade._probation import Tally, Trial, verdict
 
 from . import fixture_tools as ft

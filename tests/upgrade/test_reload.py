@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from beamish.agent._runs import runs_of
 from beamish.cli._app import app
+from beamish.company import attach_upgrades
 from beamish.company._company import Company
 from beamish.company._control import control_path, control_request
 from beamish.company._tree import CompanyParts
-from beamish.upgrade import attach_upgrades
 
 from . import fixture_tools as ft
 from ._company import script, write_company

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from beamish.cli._render import tree_view
-from beamish.company import load_config
+from beamish.company import attach_upgrades, load_config
 from beamish.company._company import Company
 from beamish.company._tree import CompanyParts
 from beamish.company._view import StoreView
 from beamish.journal import open_store
 from beamish.testing import FakeClock
-from beamish.upgrade import ProbationRules, attach_upgrades
+from beamish.upgrade import ProbationRules
 
 from . import fixture_tools as ft
 from ._company import next_event, script, write_company

@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
 from beamish._exceptions import SpecError, ToolError, UnknownOutcome
+from beamish.journal._divergence import clip, differences, summarize
 from beamish.journal._history import load_history
-from beamish.journal._payload import canonical, digest, request_hash
+from beamish.journal._payload import request_hash
 from beamish.journal._records import EFFECTS, Step, step_key
 from beamish.journal._reqhash import Hashed, RequestHasher, hash_version, list_differences
 from beamish.journal._sql import SyncTx
@@ -67,54 +68,6 @@ class StepResult:
 Perform = Callable[[], Awaitable[Any]]
 PerformEffect = Callable[[str], Awaitable[Any]]
 Reconcile = Callable[[str], Any]
-
-
-def summarize(request: Any) -> Any:
-    """A bounded digest of a request: small scalars kept, big values and list items as short hashes.
-
-    Stored instead of a model request (which repeats the whole conversation each turn) and used to
-    say *what* differs on a divergence.
-    """
-    if isinstance(request, dict):
-        return {str(k): _summary_value(v) for k, v in request.items()}
-    return _summary_value(request)
-
-
-def _short(value: Any) -> str:
-    return digest(canonical(value))[:16]
-
-
-def _summary_value(value: Any) -> Any:
-    if isinstance(value, list):
-        return {"len": len(value), "items": [_short(v) for v in value]}
-    if isinstance(value, (dict, str)) and len(canonical(value)) > 200:
-        return {"len": len(canonical(value)), "sha": _short(value)}
-    return value
-
-
-def differences(recorded: Any, live: Any) -> list[str]:
-    """Human-readable differences between two summaries (which keys, which list items)."""
-    if not (isinstance(recorded, dict) and isinstance(live, dict)):
-        return [] if recorded == live else [f"request: {_clip(recorded)} → {_clip(live)}"]
-    out: list[str] = []
-    for key in sorted(set(recorded) | set(live)):
-        a, b = recorded.get(key, "<absent>"), live.get(key, "<absent>")
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict) and "items" in a and "items" in b:
-            first = next(
-                (i for i, (x, y) in enumerate(zip(a["items"], b["items"], strict=False)) if x != y),
-                min(len(a["items"]), len(b["items"])),
-            )
-            out.append(f"{key}: {a['len']} → {b['len']} items, first difference at index {first}")
-        else:
-            out.append(f"{key}: {_clip(a)} → {_clip(b)}")
-    return out
-
-
-def _clip(value: Any, width: int = 120) -> str:
-    text = canonical(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _as_result(value: Any) -> StepResult:
@@ -350,8 +303,8 @@ class RunJournal:
             "run_id": self.run_id,
             "seq": seq,
             "differs": differs,
-            "recorded": _clip(recorded, 600),
-            "live": _clip(live, 600),
+            "recorded": clip(recorded, 600),
+            "live": clip(live, 600),
             "discarded_from": seq,
         }
         self.divergences.append(info)

@@ -28,6 +28,7 @@ import marshal
 from dataclasses import dataclass, field
 from typing import Any
 
+from beamish.journal._divergence import differences, summarize
 from beamish.journal._payload import _reject, canonical
 
 V2 = "2:"
@@ -88,8 +89,6 @@ class Hashed:
     lists: dict[str, ListInfo]
 
     def summary(self) -> dict[str, Any]:
-        from beamish.journal._replay import summarize
-
         return {
             "v": 2,
             "skeleton": summarize(self.skeleton),
@@ -200,8 +199,6 @@ def list_differences(
 ) -> list[str]:
     """What differs between a recorded and a live version 2 summary: skeleton keys, and for each
     list its lengths and the first item that differs (when the recorded digests can be rebuilt)."""
-    from beamish.journal._replay import differences
-
     out = differences(recorded.get("skeleton"), live.get("skeleton"))
     rec_lists, live_lists = recorded.get("lists", {}), live.get("lists", {})
     for path in sorted(set(rec_lists) | set(live_lists)):

@@ -12,6 +12,8 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
+from beamish._exceptions import StoreError
+
 Dialect = Literal["sqlite", "postgresql"]
 Row = dict[str, Any]
 Params = Sequence[Any]
@@ -46,8 +48,6 @@ IN_TRANSACTION: ContextVar[bool] = ContextVar("beamish_store_in_transaction", de
 def refuse_nested(where: str) -> None:
     """Fail loudly instead of deadlocking when a task writes outside the transaction it holds."""
     if IN_TRANSACTION.get():
-        from beamish._exceptions import StoreError
-
         raise StoreError(
             f"{where}: a store write (or a second transaction) inside an open store.transaction() "
             "would wait for itself; use the transaction's tx instead"

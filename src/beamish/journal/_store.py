@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from beamish._clock import SYSTEM_CLOCK, Clock
-from beamish._exceptions import SpecError, StoreError
+from beamish._exceptions import CorruptStore, SpecError, StoreError
 from beamish.journal import _migrations
 from beamish.journal._eventlog import EventsMixin
 from beamish.journal._leases import LeasesMixin
@@ -176,8 +176,6 @@ async def _open_postgres(url: str, clock: Clock, threshold: int, pool_size: int)
         store.schema = str(schema["s"])
         present = {str(r["table_name"]) for r in tx.fetchall(_PG_FOREIGN_CHECK)}
         if present and "beamish_meta" not in present:
-            from beamish._exceptions import CorruptStore
-
             raise CorruptStore(
                 f"{backend.where}: schema {schema['s']!r} has tables {sorted(present)} that are not a "
                 "beamish journal; it was left untouched (use another schema)"
