@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from beamish._exceptions import SpecError
 from beamish.agent._hooks import import_path
+from beamish.agent._mcp_tools import McpServer
 from beamish.agent._tools import Tool
 from beamish.agent._watchdog import Watchdog
 from beamish.agent.models._registry import parse_model_string
 from beamish.agent.models._retry import RetryPolicy
+from beamish.runtime import Backoff, ChildSpec
 
 if TYPE_CHECKING:
     from beamish.agent._runs import Runs
@@ -196,8 +198,6 @@ class AgentSpec:
         Agents restart with a ``Backoff`` by default: an agent that crashes because its provider is
         down must not come back in a tight loop.
         """
-        from beamish.runtime import Backoff, ChildSpec
-
         values: dict[str, Any] = {
             "id": self.name,
             "start": self,
@@ -309,7 +309,6 @@ def _tool_from_json(data: Any) -> Any:
         if not isinstance(found, Tool):
             raise SpecError(f"tool path {data['tool']!r} does not name a @beamish.tool")
         return found
-    from beamish.agent._mcp_tools import McpServer
 
     return McpServer.from_json(data["mcp"])
 

@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from beamish.cli._company import ConfigOption, _known_agent, ask_node, load
+from beamish.cli._common import ConfigOption, load
+from beamish.cli._company import _known_agent, ask_node
 from beamish.cli._output import console
 
 AgentArgument = Annotated[str, typer.Argument(metavar="AGENT", help="The agent's name in beamish.toml.")]

@@ -13,7 +13,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from beamish.cli._company import console, err, load, run_async
+from beamish.cli._common import load, run_async
+from beamish.cli._output import console, err
+from beamish.cluster import list_nodes, request_drain
+from beamish.journal import open_store
 
 node_app = typer.Typer(
     name="node", help="The nodes of a cluster: list them, drain one.", no_args_is_help=True
@@ -30,8 +33,6 @@ ConfigOption = Annotated[
 
 
 async def _open(store: str | None, config: Path) -> Any:
-    from beamish.journal import open_store
-
     return await open_store(store if store else load(config).store_url)
 
 
@@ -59,7 +60,6 @@ def nodes_table(nodes: list[Any], now: float) -> Table:
 @node_app.command("list")
 def list_(store: StoreOption = None, config: ConfigOption = Path("beamish.toml")) -> None:
     """Every node that joined, live or dead, and which agents or groups it holds."""
-    from beamish.cluster import list_nodes
 
     async def go() -> list[Any]:
         opened = await _open(store, config)
@@ -83,7 +83,6 @@ def drain(
     wait: Annotated[float, typer.Option(help="Seconds to wait for the hand-over (0: don't).")] = 60.0,
 ) -> None:
     """Hand NAME's agents over to the other nodes; NAME then exits (when run by `beamish run`)."""
-    from beamish.cluster import list_nodes, request_drain
 
     async def go() -> Any:
         opened = await _open(store, config)
@@ -112,7 +111,6 @@ async def _pause(seconds: float) -> None:
 
 def placement_table(store_url: str) -> Table | None:
     """For ``beamish status``: which node holds which agent, when the store is a cluster's."""
-    from beamish.cluster import list_nodes
 
     async def go() -> list[Any]:
         opened = await _open(store_url, Path())

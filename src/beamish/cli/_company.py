@@ -9,91 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from beamish._exceptions import BeamishError, ConfigError
-from beamish.cli._output import console as console
-from beamish.cli._output import emit_json
-from beamish.cli._output import err as err
+from beamish._exceptions import BeamishError
+from beamish._net import check_bind
+from beamish.cli._cluster import placement_table
+from beamish.cli._common import ConfigOption, JsonOption, _open_store, fail, load, run_async
+from beamish.cli._output import console, emit_json, err
+from beamish.cli._render import tree_view
 from beamish.cli._run import run_company
-from beamish.company._config import CompanyConfig, load_config
+from beamish.cli._setup import preflight
+from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlUnavailable, control_path, control_request
+from beamish.company._remote import RemoteView
 from beamish.company._status import TreeNode
 from beamish.company._view import StoreView, _day_start
-
-T = TypeVar("T")
-
-ConfigOption = Annotated[
-    Path,
-    typer.Option("--config", "-c", envvar="BEAMISH_CONFIG", help="The company's beamish.toml."),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document (with -f: one object per line).")
-]
-
-
-def load(path: Path) -> CompanyConfig:
-    """The config, or exit 2 with every problem listed."""
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        err.print("[bold red]invalid config[/]", markup=True)
-        err.print(str(exc), soft_wrap=True)  # one line per problem
-        if not path.expanduser().exists():
-            err.print(
-                f"(looked in {Path.cwd()}: name the company's beamish.toml, as an argument, with -c or "
-                "BEAMISH_CONFIG, or create one with `beamish init`)",
-                soft_wrap=True,
-            )
-        raise typer.Exit(2) from None
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as one line on stderr (no markup: hints keep their brackets) and return the
-    exit to raise: ``raise fail(…)``."""
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def run_async(fn: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(fn())  # type: ignore[arg-type]
-    except BeamishError as exc:
-        raise fail(str(exc)) from None
-
-
-async def _open_store(config: CompanyConfig) -> Any:
-    """The company's store. A SQLite file whose folder is missing is refused, not created there: a
-    mistyped path must not start an empty journal beside the real one."""
-    from beamish.journal import open_store
-
-    if config.store_url.startswith("sqlite:///"):
-        folder = Path(config.store_url.removeprefix("sqlite:///").split("?", 1)[0]).parent
-        if not folder.is_dir():
-            raise ConfigError(
-                f"{config.path}: store.url: the folder {folder} does not exist; create it "
-                f"(mkdir -p {folder}) or point [store] url at an existing folder"
-            )
-    return await open_store(config.store_url)
-
-
-def with_store(cfg: CompanyConfig, work: Callable[[Any], Awaitable[T]]) -> T:
-    """``work(store)`` on the company's store, opened for it and closed after; errors as ``run_async``."""
-
-    async def go() -> T:
-        store = await _open_store(cfg)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return run_async(go)
 
 
 def register(app: typer.Typer) -> None:
@@ -124,8 +58,6 @@ def run(
 
     With --store/--node-id, as one node of many sharing the agents (see `beamish node`).
     """
-    from beamish.cli._setup import preflight
-
     cfg = preflight(config_arg or config)  # refused now, not as a crash loop at the first model call
     try:
         run_async(
@@ -159,8 +91,6 @@ def status(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = Fa
                 await store.close()
 
     root, live = run_async(go)
-    from beamish.cli._cluster import placement_table
-    from beamish.cli._render import tree_view
 
     if as_json:
         emit_json({"running": live, "config": str(cfg.path), "tree": root.to_json()})
@@ -235,8 +165,7 @@ def dashboard(
     token: Annotated[str | None, typer.Option(help="Required for a non-loopback bind.")] = None,
 ) -> None:
     """Serve the web dashboard (live from the running node, or read-only from the store)."""
-    from beamish.company._remote import RemoteView
-    from beamish.dashboard import DashboardServer, check_bind
+    from beamish.dashboard import DashboardServer  # lazy: starlette + uvicorn, only for `beamish dashboard`
 
     cfg = load(config)
     section = cfg.file.dashboard

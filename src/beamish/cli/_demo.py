@@ -19,8 +19,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from beamish.cli._company import console, err
+from beamish.cli._output import console, err
 from beamish.cli._render import event_line, tree_view
+from beamish.cli._setup import preflight_loaded
+from beamish.company._demo import DemoSettings, demo_config, run_demo
+from beamish.company._services import company_parts
 
 
 def register(app: typer.Typer) -> None:
@@ -47,9 +50,6 @@ def demo(
     and the world's records disagree in any way (a step lost, an effect repeated or misattributed, a
     line that cannot be read).
     """
-    from beamish.company._demo import DemoSettings, run_demo
-    from beamish.company._services import company_parts
-
     recent: deque[Text] = deque(maxlen=10)
     workdir = Path(__import__("tempfile").mkdtemp(prefix="beamish-demo-"))
 
@@ -71,7 +71,7 @@ def demo(
         if "task" not in subscribed:
             subscribed["task"] = asyncio.create_task(_collect(company, recent))
             if dashboard_port is not None:
-                from beamish.dashboard import DashboardServer
+                from beamish.dashboard import DashboardServer  # lazy: starlette + uvicorn
 
                 server = DashboardServer(company, port=dashboard_port)
                 url = await server.start()
@@ -118,9 +118,6 @@ def demo(
 
 def _preflight(workdir: Path, settings: Any) -> None:
     """The same check as ``beamish check``, on the demo's own config (exit 2 before anything starts)."""
-    from beamish.cli._setup import preflight_loaded
-    from beamish.company._demo import demo_config
-
     try:
         preflight_loaded(demo_config(workdir, settings))
     except typer.Exit:

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from beamish.cli._company import ConfigOption, _open_store, console, err, load, run_async
+from beamish.cli._common import ConfigOption, _open_store, load, run_async
+from beamish.cli._output import console, err
 
 journal_app = typer.Typer(name="journal", help="The journal: retention.", no_args_is_help=True)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from beamish._exceptions import BeamishError
+from beamish._net import is_loopback, url_host
+from beamish.memory import KnowledgeGraph, check_file, quarantine_path, repair_file, resolve_memory_path
 
 if TYPE_CHECKING:
     from beamish.memory import CheckReport
@@ -86,16 +88,14 @@ def serve(
     """Serve the memory over stdio (default) or streamable HTTP (loopback unless told otherwise)."""
     import anyio
 
-    from beamish._net import is_loopback
-    from beamish.memory import KnowledgeGraph, resolve_memory_path, serve_stdio
-    from beamish.memory._server import TOKEN_ENV
+    from beamish.memory import _server  # lazy: the MCP SDK (~1.8 s), only for `beamish memory serve`
 
     target = resolve_memory_path(file)
     address = _host_port(http) if http else None
-    token = token or os.environ.get(TOKEN_ENV) or None
+    token = token or os.environ.get(_server.TOKEN_ENV) or None
     if address is not None and not is_loopback(address[0]) and token is None:
         raise _refuse(
-            f"--http {http}: serving beyond loopback needs a token; pass --token or set {TOKEN_ENV} "
+            f"--http {http}: serving beyond loopback needs a token; pass --token or set {_server.TOKEN_ENV} "
             "(clients send it as 'Authorization: Bearer <token>')"
         )
     options = {"allowed_origins": allow_origin or [], "page_size": page_size, "token": token}
@@ -104,9 +104,9 @@ def serve(
         graph = KnowledgeGraph(target, compact_idle_s=compact_idle)
         try:
             if address is None:
-                await serve_stdio(graph, page_size=page_size)
+                await _server.serve_stdio(graph, page_size=page_size)
             else:
-                await _serve_http(graph, target, address, path, options)
+                await _serve_http(_server.serve_http, graph, target, address, path, options)
         finally:
             await graph.aclose()
 
@@ -120,13 +120,18 @@ def serve(
 
 
 async def _serve_http(
-    graph: Any, target: Path, address: tuple[str, int], path: str, options: dict[str, Any]
+    serve_http: Callable[..., Coroutine[Any, Any, None]],
+    graph: Any,
+    target: Path,
+    address: tuple[str, int],
+    path: str,
+    options: dict[str, Any],
 ) -> None:
-    """Serve until stopped; "serving on …" is said once the socket listens, never before."""
-    import anyio
+    """Serve until stopped; "serving on …" is said once the socket listens, never before.
 
-    from beamish._net import url_host
-    from beamish.memory import serve_http
+    ``serve_http`` is the memory server's, handed over by :func:`serve` (the one place that imports
+    the MCP SDK)."""
+    import anyio
 
     started = anyio.Event()
     async with anyio.create_task_group() as tasks:
@@ -155,8 +160,6 @@ def check(file: Annotated[Path, typer.Argument(help="The memory file to check.")
     Exit code: 0 clean, 1 something ``repair`` fixes, 2 the file is missing or unreadable,
     3 only relations naming no entity (allowed by the reference; kept by ``repair``).
     """
-    from beamish.memory import check_file
-
     report = _report_on(file, check_file, "cannot read")
     for line in report.lines():
         typer.echo(line)
@@ -171,8 +174,6 @@ def repair(file: Annotated[Path, typer.Argument(help="The memory file to repair 
 
     Exit code: 0 repaired or already clean, 2 the file is missing or unreadable.
     """
-    from beamish.memory import quarantine_path, repair_file
-
     report = _report_on(file, repair_file, "cannot repair")
     for repair_ in report.repairs:
         typer.echo(f"repaired {repair_.describe()}")

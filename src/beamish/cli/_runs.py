@@ -20,21 +20,15 @@ import typer
 from rich.markup import escape
 
 from beamish._events import Event
-from beamish.cli._company import (
-    ConfigOption,
-    JsonOption,
-    _known_agent,
-    _open_store,
-    ask_node,
-    fail,
-    load,
-    run_async,
-    with_store,
-)
+from beamish.cli._common import ConfigOption, JsonOption, _open_store, fail, load, run_async, with_store
+from beamish.cli._company import _known_agent, ask_node
 from beamish.cli._journal import parse_duration
 from beamish.cli._output import console, emit_json, err
+from beamish.cli._render import event_line, runs_table
+from beamish.cli._timeline import print_timeline
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlUnavailable, control_events, control_path
+from beamish.company._operate import cancel_run
 from beamish.company._view import StoreView
 from beamish.journal._records import RUN_STATUSES
 from beamish.journal._timeline import Timeline, run_json, run_timeline
@@ -141,7 +135,6 @@ def show(
     if as_json:
         emit_json(timeline.to_json(full=full))
         return
-    from beamish.cli._timeline import print_timeline
 
     print_timeline(timeline, full=full)
 
@@ -158,8 +151,6 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """Recent runs, newest first."""
-    from beamish.cli._render import runs_table
-
     _count(limit, "-n/--limit")
     who = agent or agent_arg
     if status_ is not None and status_ not in RUN_STATUSES:
@@ -243,8 +234,6 @@ class _EventPrinter:
         self.kept: list[dict[str, Any]] = []
 
     def __call__(self, event: Event) -> None:
-        from beamish.cli._render import event_line
-
         if not self.as_json:
             console.print(event_line(event), soft_wrap=True)
         elif self.follow:
@@ -286,8 +275,6 @@ def cancel(
     config: ConfigOption = Path("beamish.toml"),
 ) -> None:
     """Cancel a run: marked failed ("cancelled"); an agent working on it leaves it at its next step."""
-    from beamish.company._operate import cancel_run
-
     cfg = load(config)
     with_store(cfg, lambda store: cancel_run(store, run_id))
     console.print(f"cancelled {run_id}")

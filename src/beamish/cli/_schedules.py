@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from beamish.cli._company import ConfigOption, JsonOption, _open_store, console, err, load, run_async
+from beamish.cli._common import ConfigOption, JsonOption, _open_store, load, run_async
 from beamish.cli._journal import parse_duration
-from beamish.cli._output import emit_json
+from beamish.cli._output import console, emit_json, err
+from beamish.schedule._history import fire_history, list_schedules, prune_fires
 
 schedules_app = typer.Typer(
     name="schedules", help="Schedules: record, history, retention.", no_args_is_help=True
@@ -35,8 +36,6 @@ def _when(ts: float | None) -> str:
 @schedules_app.command("list")
 def list_(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = False) -> None:
     """Every stored schedule: cron, zone, policy, next due time and success rate."""
-    from beamish.schedule._history import list_schedules
-
     cfg = load(config)
 
     async def go() -> Any:
@@ -91,8 +90,6 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """The latest ticks of one schedule: due, fired or missed, late by, and how its run ended."""
-    from beamish.schedule._history import fire_history
-
     cfg = load(config)
 
     async def go() -> Any:
@@ -128,8 +125,6 @@ def prune(
     config: ConfigOption = Path("beamish.toml"),
 ) -> None:
     """Forget ticks due more than --older-than ago (live and undispatched ticks are kept)."""
-    from beamish.schedule._history import prune_fires
-
     age = parse_duration(older_than)
     cfg = load(config)
 

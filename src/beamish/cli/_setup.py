@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from beamish._exceptions import ConfigError
-from beamish.cli._company import ConfigOption, JsonOption, fail, load
+from beamish.cli._common import ConfigOption, JsonOption, fail, load
 from beamish.cli._output import console, emit_json, err
 from beamish.company._config import CompanyConfig
 from beamish.company._preflight import Problem, check_file, check_loaded

@@ -15,7 +15,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from beamish.cli._company import ConfigOption, _open_store, ask_node, console, err, load, run_async
+from beamish.cli._common import ConfigOption, _open_store, load, run_async
+from beamish.cli._company import ask_node
+from beamish.cli._output import console, err
+from beamish.cli._setup import preflight
+from beamish.upgrade._versions import Versions
+from beamish.upgrade._versions import diff as differences
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +36,6 @@ def _when(at: float) -> str:
 def history(agent: str, config: ConfigOption = Path("beamish.toml")) -> None:
     """Every version of an agent's definition: who changed it, why, and what became of it."""
     cfg = load(config)
-    from beamish.upgrade._versions import Versions, diff
 
     async def go() -> list[Any]:
         store = await _open_store(cfg)
@@ -49,7 +53,9 @@ def history(agent: str, config: ConfigOption = Path("beamish.toml")) -> None:
         table.add_column(column)
     previous: dict[str, Any] | None = None
     for v in versions:
-        changed = ", ".join(k for k, _, _ in diff(previous, v.definition)) if previous is not None else "-"
+        changed = (
+            ", ".join(k for k, _, _ in differences(previous, v.definition)) if previous is not None else "-"
+        )
         previous = v.definition
         table.add_row(
             str(v.version), v.state, v.author, v.reason, changed, _when(v.created_at), v.detail or ""
@@ -60,8 +66,6 @@ def history(agent: str, config: ConfigOption = Path("beamish.toml")) -> None:
 def diff(agent: str, v1: int, v2: int, config: ConfigOption = Path("beamish.toml")) -> None:
     """What differs between two versions of an agent's definition, key by key."""
     cfg = load(config)
-    from beamish.upgrade._versions import Versions
-    from beamish.upgrade._versions import diff as differences
 
     async def go() -> list[tuple[str, Any, Any]]:
         store = await _open_store(cfg)
@@ -94,8 +98,6 @@ def reload(
 
     Changed agents take their new version between runs (rolled back by themselves if they do worse).
     """
-    from beamish.cli._setup import preflight
-
     # a config that cannot run is refused before the running node sees it
     cfg = preflight(new_config or config, refused="nothing was reloaded")
     request = {

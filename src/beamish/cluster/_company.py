@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from beamish.cluster._node import ClusterNode, Unit
+from beamish.company._control import ControlServer, control_path
 from beamish.runtime import ChildSpec, SupervisorSpec
 
 logger = logging.getLogger("beamish.cluster")
@@ -86,8 +87,6 @@ class CompanyCluster:
     async def _serve_control(self, company: Any) -> None:
         """Answer ``beamish submit|pause|resume|status`` on this machine's control socket, unless
         another node of the company on this machine already does (one socket per config directory)."""
-        from beamish.company._control import ControlServer, control_path
-
         server = ControlServer(company, control_path(company.config.store_url, company.config.base_dir))
         try:
             await server.start()

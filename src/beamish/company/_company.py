@@ -17,16 +17,25 @@ from typing import Any
 from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import BeamishError
+from beamish._exits import Shutdown
 from beamish._redact import install_log_redaction
 from beamish._tasks import cancel_and_wait
+from beamish.agent._budget import set_company_budget
+from beamish.agent._keeper import BudgetKeeper
+from beamish.agent._ledger import PauseRecord
 from beamish.agent._runs import runs_of
+from beamish.agent._store_ledger import StoreLedger
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._eventwriter import EventWriter
+from beamish.company._operate import restart_agent, start_agent, stop_agent
 from beamish.company._status import EventHub, TreeNode, UnknownAgent
 from beamish.company._tree import CompanyParts, build_tree, company_budget
 from beamish.company._upgrades import reload_company
 from beamish.company._view import _day_start, apply_event, next_fire, skeleton
+from beamish.journal import open_store
+from beamish.runtime import Node
+from beamish.telemetry import SentryReporter, Telemetry
 
 logger = logging.getLogger("beamish.company")
 
@@ -72,10 +81,6 @@ class Company:
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the store, start the node and the tree; nothing is left running if any step fails."""
-        from beamish.agent._budget import set_company_budget
-        from beamish.journal import open_store
-        from beamish.runtime import Node
-
         install_log_redaction()  # no log line of the node or its libraries carries a secret
 
         if self._control is not None and await _answers(self._control.path):
@@ -204,10 +209,6 @@ class Company:
         """Pause ``agent`` by hand: a pause record in the store, which its hooks honour before each
         run (runs in flight finish their current step and park); ``resume`` lifts it."""
         self._known(agent)
-        from beamish._exits import Shutdown
-        from beamish.agent._keeper import BudgetKeeper
-        from beamish.agent._ledger import PauseRecord
-        from beamish.agent._store_ledger import StoreLedger
 
         keeper = BudgetKeeper(StoreLedger(self.store), self.node.clock)
         reason = Shutdown("paused by hand").to_json()
@@ -224,9 +225,6 @@ class Company:
         await self.node.resume(agent)
 
     async def _is_paused(self, agent: str) -> bool:
-        from beamish.agent._keeper import BudgetKeeper
-        from beamish.agent._store_ledger import StoreLedger
-
         keeper = BudgetKeeper(StoreLedger(self.store), self.node.clock)
         if await keeper.paused(agent) is not None:
             return True
@@ -235,7 +233,6 @@ class Company:
     async def stop_agent(self, agent: str) -> None:
         """Stop ``agent`` until :meth:`start_agent` (``beamish stop``); its queued runs wait."""
         self._known(agent)
-        from beamish.company._operate import stop_agent
 
         await stop_agent(self.root, agent)
         self._stopped.add(agent)
@@ -243,7 +240,6 @@ class Company:
     async def start_agent(self, agent: str) -> None:
         """Start an agent stopped by :meth:`stop_agent` (``beamish start``)."""
         self._known(agent)
-        from beamish.company._operate import start_agent
 
         await start_agent(self.root, agent)
         self._stopped.discard(agent)
@@ -251,7 +247,6 @@ class Company:
     async def restart_agent(self, agent: str) -> None:
         """Stop ``agent`` politely and start it again (``beamish restart``)."""
         self._known(agent)
-        from beamish.company._operate import restart_agent
 
         await restart_agent(self.root, agent)
         self._stopped.discard(agent)
@@ -340,12 +335,8 @@ def _telemetry_sinks(config: CompanyConfig) -> list[Any]:
     section = config.file.telemetry
     sinks: list[Any] = []
     if section.otel:
-        from beamish.telemetry import Telemetry
-
         sinks.append(Telemetry(capture_content=section.capture_content))
     if section.sentry_dsn:
-        from beamish.telemetry import SentryReporter
-
         sinks.append(
             SentryReporter(
                 section.sentry_dsn,

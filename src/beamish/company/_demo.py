@@ -23,14 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from beamish._events import Event
+from beamish.agent._tools import Tool
 from beamish.company._company import Company
 from beamish.company._config import CompanyConfig, load_config_data, schedule_entries
 from beamish.company._effects import Fact, World, world_of
 from beamish.company._examples import solo_company_dir
 from beamish.company._faults import AcceleratedClock, FaultPlan, agent_processes
 from beamish.company._memory_check import graph_facts
+from beamish.company._memory_tools import MEMORY_TOOLS
 from beamish.company._summary import MemoryRecord, Summary, summarize
 from beamish.company._tree import CompanyParts, config_caps
+from beamish.journal import open_store
+from beamish.schedule._history import success_rate
 
 #: The simulated span of one demo: a working day's schedules, whatever the real duration.
 SIMULATED_S = 10 * 3600.0
@@ -146,8 +150,6 @@ def _simulated_start() -> float:
 
 async def scheduled_figures(store: Any, schedule_ids: list[str]) -> tuple[int, float | None]:
     """How many ticks fired, and succeeded runs over decided ticks, across every schedule."""
-    from beamish.schedule._history import success_rate
-
     fired = succeeded = decided = 0
     for sid in schedule_ids:
         rate = await store.read(lambda tx, sid=sid: success_rate(tx, sid, None))
@@ -204,8 +206,6 @@ async def run_demo(
 async def _summary(
     config: CompanyConfig, workdir: Path, memory: MemoryRecord, injected: dict[str, int], elapsed: float
 ) -> Summary:
-    from beamish.journal import open_store
-
     store = await open_store(config.store_url)
     try:
         return await summarize(
@@ -225,9 +225,6 @@ async def _summary(
 
 def effect_worlds(config: CompanyConfig) -> dict[str, World | None]:
     """Every side-effect tool of the company, and the record that keeps its effects (or None)."""
-    from beamish.agent._tools import Tool
-    from beamish.company._memory_tools import MEMORY_TOOLS
-
     worlds: dict[str, World | None] = {}
     for agent in config.agents.values():
         tools = [t for ref in agent.tools for t in (MEMORY_TOOLS if ref == "memory" else (ref,))]

@@ -15,6 +15,7 @@ from typing import Any
 from beamish._exits import ExitReason
 from beamish._net import url_host
 from beamish._tasks import cancel_and_wait
+from beamish.memory import KnowledgeGraph
 from beamish.runtime import Actor
 
 
@@ -27,10 +28,8 @@ class MemoryService(Actor):
         await asyncio.to_thread(importlib.import_module, "beamish.memory._server")
         import uvicorn
 
-        from beamish._serve import (
-            EmbeddedServer,  # lazy: uvicorn (~0.1 s), only when the memory server starts
-        )
-        from beamish.memory import KnowledgeGraph, http_app
+        from beamish._serve import EmbeddedServer  # lazy: uvicorn (~0.1 s), only for this server
+        from beamish.memory._server import http_app  # lazy: the MCP SDK (~1.8 s), imported above in a thread
 
         Path(file).parent.mkdir(parents=True, exist_ok=True)
         node = self.node

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from beamish._exceptions import BeamishError, PricingError
+from beamish._exceptions import BeamishError, CorruptStore, PricingError, StoreVersionError
 from beamish._redact import redact_text
+from beamish.agent._pricing import PriceBook
 from beamish.company._config import CompanyConfig, validate_config_data
 from beamish.company._credentials import missing_key
 from beamish.company._probe import probe_memory_server
+from beamish.journal._migrations import available, check_versions
+from beamish.journal._sqlite import inspect_file
 from beamish.schedule._fields import cron_problems
 
 #: The SDK module each provider needs, and the extra that installs it.
@@ -125,7 +128,6 @@ def _unpriced(model: str) -> str | None:
         return "the scripted model has no price (say what it costs, zero included)"
     if model.partition(":")[0] not in _SDKS:
         return None  # an unknown provider: the loader has said so
-    from beamish.agent._pricing import PriceBook
 
     try:
         PriceBook().rates(model)
@@ -158,10 +160,6 @@ def _store_problems(section: Any, base: Path) -> list[Problem]:
 
 
 def _sqlite_problems(url: str, base: Path) -> list[Problem]:
-    from beamish._exceptions import CorruptStore, StoreVersionError
-    from beamish.journal._migrations import available, check_versions
-    from beamish.journal._sqlite import inspect_file
-
     raw = url.removeprefix("sqlite:///").split("?", 1)[0]
     path = Path(raw).expanduser()
     path = path if path.is_absolute() else base / path
@@ -189,9 +187,6 @@ def _postgres_problems(url: str) -> list[Problem]:
     if importlib.util.find_spec("psycopg") is None:
         return [Problem("store.url", "a PostgreSQL store needs psycopg", "pip install 'beamish[postgres]'")]
     import psycopg
-
-    from beamish._exceptions import StoreVersionError
-    from beamish.journal._migrations import available, check_versions
 
     shown = redact_text(url)
     try:

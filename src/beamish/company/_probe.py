@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from beamish.memory._schema import TOOL_NAMES
+
 _LAUNCH = "import sys; from beamish.cli import main; sys.argv[0] = 'beamish'; main()"
 
 
@@ -30,7 +32,6 @@ def probe_memory_server(memory_file: Path, timeout: float = 30.0) -> str | None:
             tools = list_tools(command, timeout)
         except (OSError, ValueError, TimeoutError) as exc:
             return f"the memory MCP server did not list its tools: {exc}"
-    from beamish.memory._schema import TOOL_NAMES  # lazy: the memory package imports the MCP SDK
 
     missing = set(TOOL_NAMES) - set(tools)
     if missing:

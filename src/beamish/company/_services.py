@@ -11,9 +11,14 @@ import secrets
 from typing import Any
 
 from beamish._clock import Clock
-from beamish._net import is_loopback, url_host
-from beamish.company._config import CompanyConfig
+from beamish._net import free_port, is_loopback, url_host
+from beamish.company._config import CompanyConfig, schedule_entries
+from beamish.company._memory_service import MemoryService
+from beamish.company._memory_tools import MEMORY_TOOLS, TOKEN_ENV, URL_ENV
 from beamish.company._tree import CompanyParts
+from beamish.company._upgrades import attach_upgrades
+from beamish.runtime import ChildSpec
+from beamish.schedule import SchedulerActor
 
 
 class LateSubmit:
@@ -35,16 +40,8 @@ def company_parts(
     config: CompanyConfig, *, schedule_clock: Clock | None = None, poll_s: float = 30.0
 ) -> CompanyParts:
     """The services ``beamish run`` and the demo start around the agents."""
-    from beamish.company._config import schedule_entries
-    from beamish.runtime import ChildSpec
-    from beamish.schedule import SchedulerActor
-
     parts = CompanyParts()
     if config.file.memory.enabled:
-        from beamish._net import free_port
-        from beamish.company._memory_service import MemoryService
-        from beamish.company._memory_tools import MEMORY_TOOLS, TOKEN_ENV, URL_ENV
-
         memory = config.file.memory
         port = memory.port or free_port(memory.host)
         parts.services.append(
@@ -62,7 +59,6 @@ def company_parts(
             # it); a secret-named variable, it is masked in the journal, events and logs.
             os.environ.setdefault(TOKEN_ENV, secrets.token_urlsafe(32))
         parts.builtin_tools["memory"] = lambda _agent: MEMORY_TOOLS
-    from beamish.company._upgrades import attach_upgrades
 
     attach_upgrades(parts)  # versions, proposals, the rollback guard, reload
     submit = LateSubmit()

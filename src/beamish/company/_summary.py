@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from beamish._events import Event
+from beamish.agent._audit import audit_store
 from beamish.company._effects import (
     PROPOSAL_PREFIX,
     EffectCheck,
@@ -210,8 +211,6 @@ async def summarize(
     summary.problems = check.problems
     summary.spend_usd = float(await store.spend())
     if caps is not None:
-        from beamish.agent._audit import audit_store
-
         audit = await audit_store(store, *caps)
         summary.spend_past_cap = audit.past_cap_usd
         summary.problems.extend(audit.breaches)

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from beamish.agent._budget import LIMITS, Budget
+from beamish.agent._policy import Policy
+from beamish.agent._pricing import Price
+from beamish.agent._spec import AgentSpec
+from beamish.agent._watchdog import Watchdog
 from beamish.company._config import AgentConfig, CompanyConfig
+from beamish.runtime import Backoff, ChildSpec, SupervisorSpec
 
 if TYPE_CHECKING:
     from beamish._clock import Clock
@@ -62,11 +68,6 @@ async def _maybe_await(value: Any) -> None:
 
 def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -> Any:
     """The :class:`~beamish.AgentSpec` for one configured agent."""
-    from beamish.agent._policy import Policy
-    from beamish.agent._spec import AgentSpec
-    from beamish.agent._watchdog import Watchdog
-    from beamish.runtime import Backoff
-
     section = agent.section
     tools: list[Any] = []
     for t in agent.tools:
@@ -102,9 +103,6 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
 def agent_budget(agent: AgentConfig, config: CompanyConfig) -> Any:
     """The :class:`~beamish.Budget` of one configured agent: its caps, in the company's time zone
     unless the config names one, with its configured price."""
-    from beamish.agent._budget import Budget
-    from beamish.agent._pricing import Price
-
     section = agent.section
     fields = section.budget.model_dump(exclude_none=True)
     fields.setdefault("tz", config.file.budget.tz or config.file.company.timezone)
@@ -121,8 +119,6 @@ def config_caps(config: CompanyConfig) -> tuple[dict[str, Any], Any]:
 def company_budget(config: CompanyConfig) -> Any:
     """The company-wide caps of the config's ``[budget]`` as a :class:`~beamish.Budget`, or None when
     it sets no cap. The config is their source: a company started without caps removes stored ones."""
-    from beamish.agent._budget import LIMITS, Budget
-
     section = config.file.budget
     fields = section.model_dump(exclude_none=True)
     if not any(limit in fields for limit in LIMITS):
@@ -133,7 +129,6 @@ def company_budget(config: CompanyConfig) -> Any:
 
 def build_tree(config: CompanyConfig, parts: CompanyParts) -> SupervisorSpec:
     """The root :class:`~beamish.SupervisorSpec` of the company."""
-    from beamish.runtime import ChildSpec, SupervisorSpec
 
     def child(name: str) -> ChildSpec:
         spec = agent_spec(config.agents[name], config, parts)

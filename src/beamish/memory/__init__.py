@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
     # The MCP SDK takes a second to import; agents that only use KnowledgeGraph in-process
     # (and crash-test writers) should not pay for it.
     if name in _SERVER_NAMES:
-        from beamish.memory import _server
+        from beamish.memory import _server  # lazy: the MCP SDK (~1.8 s); KnowledgeGraph users skip it
 
         return getattr(_server, name)
     raise AttributeError(f"module 'beamish.memory' has no attribute {name!r}")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beamish._exceptions import NotFound
+from beamish.agent._spec import AgentSpec
+from beamish.runtime import SupervisorSpec
 from beamish.upgrade._upgrader import Upgrader
 from beamish.upgrade._versions import definition_of, diff
 
@@ -44,8 +46,6 @@ class ReloadReport:
 
 
 def _agent_of(child: Any) -> Any:
-    from beamish.agent._spec import AgentSpec
-
     return child.start if isinstance(child.start, AgentSpec) else None
 
 
@@ -60,8 +60,6 @@ async def reconcile(
     upgrader: Upgrader, sup: Any, old: Any, new: Any, *, author: str, reason: str, path: str = "root"
 ) -> ReloadReport:
     """Change the running supervisor ``sup`` (started from ``old``) to match ``new``."""
-    from beamish.runtime import SupervisorSpec
-
     report = ReloadReport()
     old_by = {c.id: c for c in old.children}
     new_ids = {c.id for c in new.children}

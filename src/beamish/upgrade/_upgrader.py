@@ -19,6 +19,7 @@ from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish._tasks import cancel_and_wait
 from beamish.agent._runs import Runs, runs_of
+from beamish.agent._spec import AgentSpec
 from beamish.upgrade._probation import CrashLog, ProbationRules, Trial, tally_runs, verdict
 from beamish.upgrade._versions import AgentVersion, Versions, definition_of, diff, spec_of
 
@@ -63,7 +64,6 @@ def apply_changes(
                 raise SpecError(f"an upgrade cannot merge into {key!r}: the agent has none to change")
             value = {"type": current["type"], "data": {**current["data"], **value}}
         new[key] = value
-    from beamish.agent._spec import AgentSpec
 
     try:
         AgentSpec.from_json(new)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beamish._exceptions import SpecError
+from beamish.agent._spec import AgentSpec
 from beamish.journal._payload import canonical
 
 _VERSION = 1
@@ -78,8 +79,6 @@ def definition_of(spec: Any) -> dict[str, Any]:
 
 def spec_of(version: AgentVersion) -> Any:
     """The ``AgentSpec`` a stored version describes, carrying its version number."""
-    from beamish.agent._spec import AgentSpec
-
     return AgentSpec.from_json({**version.definition, "version": version.version})
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from beamish._exceptions import SpecError
+from beamish.agent.models._anthropic import AnthropicModel
+from beamish.agent.models._openai import OpenAIModel
 from beamish.agent.models._protocol import Model
+from beamish.agent.models._scripted import ScriptedModel
 
 PROVIDERS = ("anthropic", "openai", "scripted")
 
@@ -34,13 +37,8 @@ def make_model(spec: str | Model, **options: Any) -> Model:
         return spec
     provider, name = parse_model_string(spec)
     if provider == "anthropic":
-        from beamish.agent.models._anthropic import AnthropicModel
-
         return AnthropicModel(name, **options)
     if provider == "openai":
-        from beamish.agent.models._openai import OpenAIModel
-
         return OpenAIModel(name, **options)
-    from beamish.agent.models._scripted import ScriptedModel
 
     return ScriptedModel(name, **options)
