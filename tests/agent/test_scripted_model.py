@@ -15,11 +15,15 @@ from beamish import (
     ModelUnavailable,
     RateLimited,
     SpecError,
+    Watchdog,
 )
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall
+from beamish.agent.models._anthropic import AnthropicModel
+from beamish.agent.models._openai import OpenAIModel
 from beamish.agent.models._registry import make_model, parse_model_string
 from beamish.agent.models._retry import RetryPolicy, complete_with_retries
 from beamish.agent.models._scripted import ScriptedModel
+from beamish.agent.models._settings import ModelSettings
 
 from ._clocks import RecordingClock
 
@@ -195,3 +199,34 @@ def test_bad_scripts_and_model_strings_are_refused_with_the_reason(tmp_path: Pat
         parse_model_string("gemini:pro")
     with pytest.raises(SpecError, match="must look like 'provider:model'"):
         parse_model_string("claude")
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [
+        ("anthropic:claude-x", "prompt_cache"),
+        ("openai:gpt-x", "max_tokens_param"),
+        ("scripted:s.json", "clock"),
+    ],
+)
+def test_an_unknown_model_option_is_named(model: str, extra: str) -> None:
+    provider = model.partition(":")[0]
+    with pytest.raises(
+        SpecError, match=f"model option 'timeout' is unknown for {provider}; known: .*{extra}"
+    ):
+        make_model(model, timeout=5)
+
+
+def test_an_sdk_models_settings_default_to_the_watchdogs_stall_limits() -> None:
+    watchdog = Watchdog()
+    for model in (AnthropicModel("claude-x", client=object()), OpenAIModel("gpt-x", client=object())):
+        assert model.settings == ModelSettings(client=model.settings.client)
+        assert (model.first_chunk_timeout_s, model.next_chunk_timeout_s) == (
+            watchdog.first_chunk_s,
+            watchdog.next_chunk_s,
+        )
+    assert ModelSettings.for_watchdog(Watchdog(first_chunk_s=5, next_chunk_s=None)) == {
+        "first_chunk_timeout_s": 5.0,
+        "next_chunk_timeout_s": None,
+    }
+    assert ModelSettings.for_watchdog(None) == {}

@@ -20,11 +20,12 @@ from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish._exits import ExitReason, Shutdown
 from beamish.agent._consult import Consulter, ConsultTool, Wake
-from beamish.agent._hooks import resolve_hooks, stream_timeouts, unprotected
+from beamish.agent._hooks import resolve_hooks, unprotected
 from beamish.agent._loop import RunLoop
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import Tool, ToolSet
 from beamish.agent.models._registry import make_model
+from beamish.agent.models._settings import ModelSettings
 from beamish.journal import Lease, Run, open_store
 from beamish.runtime import Actor
 from beamish.telemetry import Telemetry, otel_available
@@ -66,7 +67,7 @@ class AgentActor(Actor):
         self.owner = f"{self.spec.name}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sources: list[Any] = []
         try:
-            options = {**stream_timeouts(self.spec.watchdog), **self.spec.model_options}
+            options = {**ModelSettings.for_watchdog(self.spec.watchdog), **self.spec.model_options}
             self.model = (
                 make_model(self.spec.model, **options)
                 if isinstance(self.spec.model, str)

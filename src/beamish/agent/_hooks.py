@@ -162,15 +162,3 @@ def unprotected(spec: AgentSpec, hooks: Any) -> str | None:
     if spec.hooks is not None:
         return "its own hooks have no watchdog"
     return "watchdog=None"
-
-
-def stream_timeouts(watchdog: Any) -> dict[str, float | None]:
-    """Stall timeouts a spec's watchdog asks for, as model options (only those it sets)."""
-    options: dict[str, float | None] = {}
-    for ours, theirs in (
-        ("first_chunk_timeout_s", "first_chunk_s"),
-        ("next_chunk_timeout_s", "next_chunk_s"),
-    ):
-        if watchdog is not None and hasattr(watchdog, theirs):
-            options[ours] = getattr(watchdog, theirs)
-    return options

@@ -22,13 +22,12 @@ from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish._exits import ExitReason, Hung, Looping
+from beamish.agent.models._settings import FIRST_CHUNK_S, NEXT_CHUNK_S
 
 _SECONDS = ("hang_after_s", "max_wall_s", "first_chunk_s", "next_chunk_s")
 #: The defaults every agent is protected by, stated once (``beamish.toml``'s ``[watchdog]`` too).
 HANG_AFTER_S = 120.0
 MAX_STEPS = 50
-FIRST_CHUNK_S = 60.0
-NEXT_CHUNK_S = 30.0
 
 
 def _check_seconds(name: str, value: object) -> float | None:

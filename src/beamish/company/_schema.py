@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from beamish.agent import _watchdog
+from beamish.agent.models._settings import FIRST_CHUNK_S, NEXT_CHUNK_S
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 RestartType = Literal["permanent", "transient", "temporary"]
@@ -67,8 +68,8 @@ class WatchdogSection(_Table):
     hang_after_s: Positive = _watchdog.HANG_AFTER_S
     max_steps: Annotated[int, Field(ge=1)] = _watchdog.MAX_STEPS
     max_wall_s: Positive | None = None
-    first_chunk_s: Positive = _watchdog.FIRST_CHUNK_S
-    next_chunk_s: Positive = _watchdog.NEXT_CHUNK_S
+    first_chunk_s: Positive = FIRST_CHUNK_S
+    next_chunk_s: Positive = NEXT_CHUNK_S
 
 
 class PolicySection(_Table):

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from beamish.agent.models._protocol import (
-    DEFAULT_FIRST_CHUNK_TIMEOUT_S,
-    DEFAULT_NEXT_CHUNK_TIMEOUT_S,
-    ChunkCallback,
-)
+from beamish.agent.models._protocol import ChunkCallback
 from beamish.agent.models._sdk_model import SdkModel
+from beamish.agent.models._settings import ModelSettings
 
 
 def to_anthropic_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -65,27 +61,13 @@ class AnthropicModel(SdkModel):
         self,
         model: str,
         *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        stream: bool = True,
         prompt_cache: bool = True,
-        request_timeout_s: float = 600.0,
-        first_chunk_timeout_s: float | None = DEFAULT_FIRST_CHUNK_TIMEOUT_S,
-        next_chunk_timeout_s: float | None = DEFAULT_NEXT_CHUNK_TIMEOUT_S,
-        clock: Clock = SYSTEM_CLOCK,
-        client: Any = None,
+        **options: Any,
     ) -> None:
         super().__init__(
             model,
+            ModelSettings.from_options(self.provider, options, ("prompt_cache",)),
             example="claude-sonnet-4-5",
-            api_key=api_key,
-            base_url=base_url,
-            stream=stream,
-            request_timeout_s=request_timeout_s,
-            first_chunk_timeout_s=first_chunk_timeout_s,
-            next_chunk_timeout_s=next_chunk_timeout_s,
-            clock=clock,
-            client=client,
         )
         self.prompt_cache = prompt_cache
 

@@ -11,15 +11,11 @@ import json
 import os
 from typing import Any, Literal
 
-from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._exceptions import ModelError
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from beamish.agent.models._protocol import (
-    DEFAULT_FIRST_CHUNK_TIMEOUT_S,
-    DEFAULT_NEXT_CHUNK_TIMEOUT_S,
-    ChunkCallback,
-)
+from beamish.agent.models._protocol import ChunkCallback
 from beamish.agent.models._sdk_model import SdkModel
+from beamish.agent.models._settings import ModelSettings
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens", "function_call": "tool_use"}
 
@@ -72,27 +68,13 @@ class OpenAIModel(SdkModel):
         self,
         model: str,
         *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        stream: bool = True,
         max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
-        request_timeout_s: float = 600.0,
-        first_chunk_timeout_s: float | None = DEFAULT_FIRST_CHUNK_TIMEOUT_S,
-        next_chunk_timeout_s: float | None = DEFAULT_NEXT_CHUNK_TIMEOUT_S,
-        clock: Clock = SYSTEM_CLOCK,
-        client: Any = None,
+        **options: Any,
     ) -> None:
         super().__init__(
             model,
+            ModelSettings.from_options(self.provider, options, ("max_tokens_param",)),
             example="gpt-4o-mini",
-            api_key=api_key,
-            base_url=base_url,
-            stream=stream,
-            request_timeout_s=request_timeout_s,
-            first_chunk_timeout_s=first_chunk_timeout_s,
-            next_chunk_timeout_s=next_chunk_timeout_s,
-            clock=clock,
-            client=client,
         )
         self.max_tokens_param = max_tokens_param
 

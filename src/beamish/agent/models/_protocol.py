@@ -22,9 +22,6 @@ T = TypeVar("T")
 #: Called once per streamed chunk (and once for a non-streamed answer): a progress heartbeat.
 ChunkCallback = Callable[[], None]
 
-DEFAULT_FIRST_CHUNK_TIMEOUT_S = 60.0
-DEFAULT_NEXT_CHUNK_TIMEOUT_S = 30.0
-
 
 @runtime_checkable
 class Model(Protocol):

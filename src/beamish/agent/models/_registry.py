@@ -12,7 +12,8 @@ from beamish._exceptions import SpecError
 from beamish.agent.models._anthropic import AnthropicModel
 from beamish.agent.models._openai import OpenAIModel
 from beamish.agent.models._protocol import Model
-from beamish.agent.models._scripted import ScriptedModel
+from beamish.agent.models._scripted import OPTIONS, ScriptedModel
+from beamish.agent.models._settings import check_options
 
 PROVIDERS = ("anthropic", "openai", "scripted")
 
@@ -32,7 +33,8 @@ def parse_model_string(spec: str) -> tuple[str, str]:
 
 
 def make_model(spec: str | Model, **options: Any) -> Model:
-    """Build the model a spec names (a ``Model`` object is returned as it is)."""
+    """Build the model a spec names (a ``Model`` object is returned as it is); an option the
+    provider's adapter does not take is a ``SpecError`` naming it."""
     if not isinstance(spec, str):
         return spec
     provider, name = parse_model_string(spec)
@@ -40,5 +42,5 @@ def make_model(spec: str | Model, **options: Any) -> Model:
         return AnthropicModel(name, **options)
     if provider == "openai":
         return OpenAIModel(name, **options)
-
+    check_options(provider, options, OPTIONS)
     return ScriptedModel(name, **options)

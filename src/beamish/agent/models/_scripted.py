@@ -135,6 +135,11 @@ def load_script(path: str | Path) -> tuple[tuple[_Script, ...], str | None]:
     return tuple(scripts), call_log
 
 
+#: The options a scripted model takes: no key, URL or client, and no stall limit unless one is set
+#: (a script answers at once; a test that plays a stall sets one).
+OPTIONS = ("first_chunk_timeout_s", "next_chunk_timeout_s", "clock")
+
+
 class ScriptedModel:
     """Plays a script file; see the module docstring for the format. Deterministic by construction."""
 

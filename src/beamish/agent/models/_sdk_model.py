@@ -12,50 +12,40 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any
 
-from beamish._clock import Clock
 from beamish._exceptions import ModelError, SpecError
 from beamish.agent._messages import ModelRequest, ModelResponse
 from beamish.agent.models._errors import translate_sdk_error, translate_transport_error
 from beamish.agent.models._protocol import ChunkCallback, guard_stream
+from beamish.agent.models._settings import ModelSettings
 
 
 class SdkModel(ABC):
     """A model reached through the SDK package named ``provider`` (also the extra that installs it).
 
-    Subclasses build the request (``_params``), make one unstreamed call (``_create``) and read its
-    result (``_from_response``), and read a stream (``_complete_streaming``).
+    Settings shared by every adapter are a :class:`ModelSettings`; a subclass takes its own extras
+    by name and the rest as options. Subclasses build the request (``_params``), make one unstreamed
+    call (``_create``) and read its result (``_from_response``), and read a stream
+    (``_complete_streaming``).
     """
 
     provider: str
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        example: str,
-        api_key: str | None,
-        base_url: str | None,
-        stream: bool,
-        request_timeout_s: float,
-        first_chunk_timeout_s: float | None,
-        next_chunk_timeout_s: float | None,
-        clock: Clock,
-        client: Any,
-    ) -> None:
+    def __init__(self, model: str, settings: ModelSettings, *, example: str) -> None:
         if not model:
             raise SpecError(
                 f"{self.provider} model name is empty (expected e.g. '{self.provider}:{example}')"
             )
         self.model = model
         self.name = f"{self.provider}:{model}"
-        self.stream = stream
-        self.first_chunk_timeout_s = first_chunk_timeout_s
-        self.next_chunk_timeout_s = next_chunk_timeout_s
-        self._clock = clock
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout = request_timeout_s
-        self._client = client
+        self.settings = settings
+        self.stream = settings.stream
+        self.first_chunk_timeout_s = settings.first_chunk_timeout_s
+        self.next_chunk_timeout_s = settings.next_chunk_timeout_s
+        self._clock = settings.clock
+        self._api_key = settings.api_key
+        self._base_url = settings.base_url
+        self._timeout = settings.request_timeout_s
+        self._client = settings.client
 
     def _sdk(self) -> Any:
         try:
