@@ -58,6 +58,19 @@ def fetch_run(tx: SyncTx, run_id: str) -> Run:
     return run_from_row(row)
 
 
+def insert_run(
+    tx: SyncTx, run_id: str, agent: str, input_text: str, meta_json: str, status: str, now: float
+) -> bool:
+    """The one INSERT of a run row (``Store.create_run`` and a schedule tick's claim use it); an
+    existing ``run_id`` wins. Returns whether the row was created."""
+    n = tx.execute(
+        "INSERT INTO runs (run_id, agent, input, status, meta, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+        (run_id, agent, input_text, status, meta_json, now, now),
+    )
+    return n == 1
+
+
 class RunsMixin(StoreBase):
     """Run rows. Statuses: queued, running, succeeded, failed, paused, needs_attention."""
 
@@ -86,12 +99,8 @@ class RunsMixin(StoreBase):
         now = self.clock.time()
 
         def work(tx: SyncTx) -> tuple[Run, bool]:
-            n = tx.execute(
-                "INSERT INTO runs (run_id, agent, input, status, meta, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-                (rid, agent, input_env, status, meta_json, now, now),
-            )
-            return fetch_run(tx, rid), n == 1
+            created = insert_run(tx, rid, agent, input_env, meta_json, status, now)
+            return fetch_run(tx, rid), created
 
         return await self.run(work)
 

@@ -17,6 +17,7 @@ from beamish._events import Event
 from beamish._exceptions import ScheduleError
 from beamish.journal._eventlog import insert_event
 from beamish.journal._payload import canonical, encode, open_envelope
+from beamish.journal._runs import insert_run
 from beamish.journal._sql import Row, SyncTx, for_update_skip_locked
 from beamish.schedule._cron import Schedule
 from beamish.schedule._misfire import decide
@@ -193,11 +194,7 @@ def _insert_run(tx: SyncTx, fire: Fired, threshold: int, now: float) -> None:
     """The tick's run, created with its claim (the journal's run row; an existing run_id wins)."""
     meta = {"schedule_id": fire.schedule_id, "nominal": fire.nominal_fire_time, "due_at": fire.due_at}
     body = encode(tx, fire.run_id, fire.input, threshold, now, f"schedule {fire.schedule_id!r} input")
-    tx.execute(
-        "INSERT INTO runs (run_id, agent, input, status, meta, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-        (fire.run_id, fire.agent, body, canonical(meta, "run meta"), now, now),
-    )
+    insert_run(tx, fire.run_id, fire.agent, body, canonical(meta, "run meta"), "queued", now)
 
 
 def utc(ts: Any) -> datetime:
