@@ -4,17 +4,8 @@ import json
 
 import pytest
 
-from beamish import (
-    Crashed,
-    Hung,
-    Killed,
-    Looping,
-    MemoryExceeded,
-    Normal,
-    OverBudget,
-    Shutdown,
-    exit_from_json,
-)
+from beamish import Crashed, Hung, Killed, Looping, MemoryExceeded, Normal, OverBudget, Shutdown
+from beamish.runtime import exit_from_json
 
 
 @pytest.mark.parametrize(

@@ -1,45 +1,12 @@
-"""beamish: an OTP-style runtime that keeps teams of LLM agents alive and honest."""
+"""beamish: an OTP-style runtime that keeps teams of LLM agents alive and honest.
 
-from beamish._clock import SYSTEM_CLOCK, Clock, SystemClock
-from beamish._exceptions import (
-    ActorError,
-    ActorExited,
-    AlreadyPresent,
-    AlreadyStarted,
-    BeamishError,
-    CallTimeout,
-    ConfigError,
-    ConsultCycle,
-    ConsultDeadline,
-    ConsultError,
-    CorruptStore,
-    Divergence,
-    Fenced,
-    IsolationError,
-    MemoryGraphError,
-    ModelError,
-    ModelRejected,
-    ModelServerError,
-    ModelTimeout,
-    ModelUnavailable,
-    NameTaken,
-    NotFound,
-    PricingError,
-    RateLimited,
-    Restarting,
-    RunError,
-    Running,
-    RunNotFound,
-    ScheduleError,
-    SimpleOneForOneError,
-    SpecError,
-    StartFailed,
-    StoreError,
-    StoreVersionError,
-    SupervisorError,
-    ToolError,
-    UnknownOutcome,
-)
+The top level holds the names an application writes. Every error, and the control-flow signals a hook
+raises, live in :mod:`beamish.errors` (the common errors are re-exported here); the runtime's
+lower-level API (clocks, child counts, event streams, ``exit_from_json``, ``watch_loop``) is
+:mod:`beamish.runtime`, as ``trio.lowlevel`` is trio's; live upgrades are :mod:`beamish.upgrade`.
+"""
+
+from beamish import errors as errors
 from beamish._exits import (
     Crashed,
     ExitReason,
@@ -50,7 +17,6 @@ from beamish._exits import (
     Normal,
     OverBudget,
     Shutdown,
-    exit_from_json,
 )
 from beamish._exports import claim_public_module as _claim_public_module
 from beamish._version import __version__
@@ -65,114 +31,81 @@ from beamish.agent._watchdog import Watchdog
 from beamish.agent.models._retry import RetryPolicy
 from beamish.bus import Mailboxes, PubSub
 from beamish.byo import RunContext, current_run, durable, step
+from beamish.errors import (
+    ActorExited,
+    BeamishError,
+    CallTimeout,
+    ConfigError,
+    ModelError,
+    SpecError,
+    StartFailed,
+    StoreError,
+    ToolError,
+)
 from beamish.runtime import (
     Actor,
     ActorRef,
     Backoff,
-    ChildCounts,
-    ChildInfo,
     ChildSpec,
-    ChildStarter,
     Down,
-    EventStream,
     Exit,
     Ignore,
     Node,
     SupervisorRef,
     SupervisorSpec,
 )
-from beamish.runtime._loopwatch import watch_loop
 from beamish.schedule import Schedule, SchedulerActor
-from beamish.upgrade import ProbationRules, Upgrader
 
 __all__ = [
-    "SYSTEM_CLOCK",
     "Actor",
-    "ActorError",
     "ActorExited",
     "ActorRef",
     "AgentSpec",
-    "AlreadyPresent",
-    "AlreadyStarted",
     "Backoff",
     "BeamishError",
     "Budget",
     "CallTimeout",
-    "ChildCounts",
-    "ChildInfo",
     "ChildSpec",
-    "ChildStarter",
-    "Clock",
     "ConfigError",
-    "ConsultCycle",
-    "ConsultDeadline",
-    "ConsultError",
-    "CorruptStore",
     "Crashed",
-    "Divergence",
     "Down",
-    "EventStream",
     "Exit",
     "ExitReason",
-    "Fenced",
     "Hung",
     "Ignore",
-    "IsolationError",
     "Killed",
     "Looping",
     "Mailboxes",
     "McpServer",
     "MemoryExceeded",
-    "MemoryGraphError",
     "ModelError",
-    "ModelRejected",
-    "ModelServerError",
-    "ModelTimeout",
-    "ModelUnavailable",
-    "NameTaken",
     "Node",
     "Normal",
-    "NotFound",
     "OverBudget",
     "Policy",
     "Price",
-    "PricingError",
-    "ProbationRules",
     "PubSub",
-    "RateLimited",
-    "Restarting",
     "RetryPolicy",
     "RunContext",
-    "RunError",
-    "RunNotFound",
     "RunResult",
-    "Running",
     "Schedule",
-    "ScheduleError",
     "SchedulerActor",
     "Shutdown",
-    "SimpleOneForOneError",
     "SpecError",
     "StartFailed",
     "StoreError",
-    "StoreVersionError",
-    "SupervisorError",
     "SupervisorRef",
     "SupervisorSpec",
-    "SystemClock",
     "ToolContext",
     "ToolError",
-    "UnknownOutcome",
-    "Upgrader",
     "Watchdog",
     "__version__",
     "current_run",
     "durable",
-    "exit_from_json",
     "step",
     "tool",
-    "watch_loop",
 ]
 
 
-_claim_public_module(globals(), __all__, __name__)
+# Errors keep ``beamish.errors`` as their home; every other name reports ``beamish``.
+_claim_public_module(globals(), [n for n in __all__ if n not in errors.__all__], __name__)

@@ -1,44 +1,5 @@
-"""Every error beamish raises, under one root.
-
-The tree::
-
-    BeamishError
-    ├── SpecError (ValueError)            a ChildSpec / SupervisorSpec / AgentSpec / config value is invalid
-    │   └── ConfigError                   a config file is invalid (names file, key path, expectation)
-    ├── ActorError
-    │   ├── ActorExited                   the actor is dead (or died while a call was pending)
-    │   ├── CallTimeout (TimeoutError)    no reply within the call's timeout
-    │   └── NameTaken                     a registered name is already in use
-    ├── SupervisorError                   OTP's supervisor error tuples, as exceptions
-    │   ├── AlreadyPresent                a spec with this id exists (child not running)
-    │   ├── AlreadyStarted                a child with this id is running
-    │   ├── Running                       the child is running (delete/restart refused)
-    │   ├── Restarting                    the child is being restarted
-    │   ├── NotFound                      no child with this id
-    │   ├── SimpleOneForOneError          a call simple_one_for_one supervisors refuse
-    │   └── StartFailed                   a child's start failed (carries the child id and cause)
-    ├── IsolationError                    a process child could not be started or spoke garbage
-    ├── StoreError                        the journal store failed (driver errors translated here)
-    │   ├── StoreVersionError             the store was written by a newer beamish
-    │   ├── CorruptStore                  the file is not a beamish store or is damaged
-    │   └── Fenced                        a write carried a stale lease epoch; nothing was written
-    ├── RunError
-    │   ├── RunNotFound                   no such run
-    │   ├── Divergence                    a replayed request differs from the journal (informational)
-    │   └── UnknownOutcome                a once tool's effect may or may not have happened: needs attention
-    ├── ToolError                         a tool failed or is not allowed (the model sees the text)
-    ├── ConsultError
-    │   ├── ConsultCycle                  the consult chain would revisit an agent (A→B→A)
-    │   └── ConsultDeadline (TimeoutError) no answer before the deadline
-    ├── ModelError                        a model provider failed
-    │   ├── RateLimited                   HTTP 429: back-pressure, carries retry_after_s
-    │   ├── ModelServerError              a 5xx, a 408/409 or a dropped connection (retried with backoff)
-    │   ├── ModelTimeout (TimeoutError)   no answer, or a stream stalled past its chunk timeout (retried)
-    │   ├── ModelUnavailable              5xx / timeouts after bounded retries
-    │   └── ModelRejected                 any other 4xx: the request itself was refused (never retried)
-    ├── PricingError                      a model has no known price and none is configured
-    ├── ScheduleError                     a cron expression, zone or policy is invalid
-    └── MemoryGraphError                  the knowledge-graph memory refused an operation
+"""The classes of every error beamish raises, under one root; :mod:`beamish.errors` is their public
+home and draws the tree.
 
 Control flow that must not be swallowed by ``except Exception`` derives from ``BaseException``
 (see :class:`StopActor`, :class:`PauseRun`, :class:`AbortRun`).

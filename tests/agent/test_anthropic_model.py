@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from beamish import ModelServerError, ModelTimeout, ModelUnavailable, RateLimited
 from beamish.agent._messages import Message, ModelRequest, ToolCall, ToolSchema, Usage
 from beamish.agent.models._anthropic import AnthropicModel
 from beamish.agent.models._retry import RetryPolicy, complete_with_retries
+from beamish.errors import ModelServerError, ModelTimeout, ModelUnavailable, RateLimited
 
 from ._clocks import RecordingClock
 from ._wire import Reply, WireServer, anthropic_error, anthropic_message, anthropic_stream, sse

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from beamish import ModelServerError, ModelTimeout, ModelUnavailable, RateLimited
 from beamish.agent._messages import Message, ModelRequest, ToolCall, ToolSchema, Usage
 from beamish.agent.models._openai import OpenAIModel
 from beamish.agent.models._registry import make_model
 from beamish.agent.models._retry import RetryPolicy, complete_with_retries
+from beamish.errors import ModelServerError, ModelTimeout, ModelUnavailable, RateLimited
 
 from ._clocks import RecordingClock
 from ._wire import Reply, WireServer, openai_completion, openai_error, openai_stream

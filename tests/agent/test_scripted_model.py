@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from beamish import (
-    ModelError,
-    ModelRejected,
-    ModelServerError,
-    ModelTimeout,
-    ModelUnavailable,
-    RateLimited,
-    SpecError,
-    Watchdog,
-)
+from beamish import ModelError, SpecError, Watchdog
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall
 from beamish.agent.models._anthropic import AnthropicModel
 from beamish.agent.models._openai import OpenAIModel
@@ -24,6 +15,7 @@ from beamish.agent.models._registry import make_model, parse_model_string
 from beamish.agent.models._retry import RetryPolicy, complete_with_retries
 from beamish.agent.models._scripted import ScriptedModel
 from beamish.agent.models._settings import ModelSettings
+from beamish.errors import ModelRejected, ModelServerError, ModelTimeout, ModelUnavailable, RateLimited
 
 from ._clocks import RecordingClock
 

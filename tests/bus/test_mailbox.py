@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from _bus_handler import DDL, handle
 
-from beamish import ConsultDeadline, SpecError
+from beamish import SpecError
 from beamish.bus import Mailboxes
+from beamish.errors import ConsultDeadline
 from beamish.journal import Store, open_store
 from beamish.testing import FakeClock, wait_for
 

@@ -27,7 +27,7 @@ async def in_run(store: Store, run_id: str) -> AsyncIterator[RunContext]:
         model="openai:gpt-4o-mini",
         journal=journal,
         hooks=NullHooks(),
-        clock=beamish.SYSTEM_CLOCK,
+        clock=beamish.runtime.SYSTEM_CLOCK,
         loop=asyncio.get_running_loop(),
     )
     token = enter(ctx)

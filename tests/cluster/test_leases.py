@@ -8,10 +8,11 @@ import os
 import pytest
 from _harness import eventually
 
-from beamish import Fenced, SpecError
+from beamish import SpecError
 from beamish.cluster import ClusterNode, Unit, list_nodes
 from beamish.cluster import _membership as members
 from beamish.cluster import _placement as placement
+from beamish.errors import Fenced
 from beamish.journal import Store, open_store
 from beamish.runtime import Actor, ChildSpec, Node
 from beamish.testing import FakeClock

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from beamish import CorruptStore, StoreError, StoreVersionError
+from beamish import StoreError
+from beamish.errors import CorruptStore, StoreVersionError
 from beamish.journal import open_store
 
 pytestmark = pytest.mark.timeout(30)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from beamish import StoreError, StoreVersionError
+from beamish import StoreError
+from beamish.errors import StoreVersionError
 from beamish.journal import _migrations
 from beamish.journal._sql import SyncTx
 from beamish.journal._store import Store

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from beamish import CorruptStore, ScheduleError, SpecError, StoreError
+from beamish import SpecError, StoreError
+from beamish.errors import CorruptStore, ScheduleError
 from beamish.journal import Store
 from beamish.journal._payload import canonical, decode, envelope, open_envelope, prepare, request_hash
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from beamish import Fenced, ToolError, UnknownOutcome
+from beamish import ToolError
+from beamish.errors import Fenced, UnknownOutcome
 from beamish.journal import RunJournal, StepResult, Store
 from beamish.testing import wait_for
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from beamish import Crashed, Fenced, OverBudget, RunNotFound, SpecError, StoreError
+from beamish import Crashed, OverBudget, SpecError, StoreError
 from beamish._events import Event
+from beamish.errors import Fenced, RunNotFound
 from beamish.journal import Store, open_store
 from beamish.testing import FakeClock, wait_for
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beamish import MemoryGraphError
+from beamish.errors import MemoryGraphError
 from beamish.memory import KnowledgeGraph, Repair, quarantine_path, resolve_memory_path
 from beamish.memory._graph import js_json
 from beamish.memory._jsonl import _canonical, parse

@@ -8,7 +8,6 @@ import pytest
 
 from beamish import (
     Actor,
-    ActorError,
     ActorExited,
     CallTimeout,
     Crashed,
@@ -16,12 +15,12 @@ from beamish import (
     Exit,
     Ignore,
     Killed,
-    NameTaken,
     Node,
     Normal,
     Shutdown,
     StartFailed,
 )
+from beamish.errors import ActorError, NameTaken
 from beamish.testing import EventLog, FakeClock
 
 from ._actors import Journal, Stubborn, Worker

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from beamish import Actor, ActorExited, ChildSpec, Ignore, IsolationError, Node, SpecError
+from beamish import Actor, ActorExited, ChildSpec, Ignore, Node, SpecError
+from beamish.errors import IsolationError
 from beamish.runtime._process import start_process_child, zygote_of
 from beamish.testing import wait_for
 

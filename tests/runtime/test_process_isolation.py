@@ -25,7 +25,6 @@ from beamish import (
     ChildSpec,
     Crashed,
     Hung,
-    IsolationError,
     Killed,
     MemoryExceeded,
     Node,
@@ -35,6 +34,7 @@ from beamish import (
     StartFailed,
     SupervisorSpec,
 )
+from beamish.errors import IsolationError
 from beamish.runtime._events import EventStream
 from beamish.runtime._process import zygote_of
 from beamish.testing import wait_for

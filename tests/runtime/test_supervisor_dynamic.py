@@ -8,21 +8,16 @@ import pytest
 
 from beamish import (
     ActorExited,
-    AlreadyPresent,
-    AlreadyStarted,
     ChildSpec,
     Crashed,
     Node,
-    NotFound,
-    Restarting,
-    Running,
     Shutdown,
-    SimpleOneForOneError,
     SpecError,
     StartFailed,
     SupervisorRef,
     SupervisorSpec,
 )
+from beamish.errors import AlreadyPresent, AlreadyStarted, NotFound, Restarting, Running, SimpleOneForOneError
 from beamish.testing import wait_for_restart
 
 from ._actors import Journal, Worker

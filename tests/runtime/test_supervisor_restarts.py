@@ -373,7 +373,7 @@ async def test_backoff_delays_restarts_doubling_and_resets_after_a_quiet_period(
 async def test_a_child_waiting_on_its_backoff_can_be_terminated_and_restarted_by_hand(
     node: Node, clock: FakeClock
 ) -> None:
-    from beamish import Restarting
+    from beamish.errors import Restarting
 
     journal = Journal()
     backoff = Backoff(min_s=10.0, max_s=10.0, jitter=0.0)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
 
-from beamish import ScheduleError
+from beamish.errors import ScheduleError
 from beamish.schedule import Schedule
 
 NY = "America/New_York"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from _sched_agents import RecordingAgents, create_tables, submits_per_run
 
-from beamish import ScheduleError
 from beamish._events import Event
+from beamish.errors import ScheduleError
 from beamish.journal import Store, open_store
 from beamish.schedule import Schedule, Scheduler, run_id_for
 from beamish.testing import FakeClock

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from beamish import PricingError, SpecError
+from beamish import SpecError
 from beamish.agent._messages import Usage
 from beamish.agent._pricing import Price, PriceBook
+from beamish.errors import PricingError
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -1,8 +1,9 @@
 """Hook points of the agent loop, where budgets, the watchdog and the loop detector plug in.
 
 The loop calls the hooks at fixed points and knows nothing of what they enforce. A hook may raise
-:class:`~beamish.PauseRun` (park the run, e.g. over budget or looping) or :class:`~beamish.AbortRun`
-(fail the run) — control flow the loop turns into a run status, never a crash.
+:class:`~beamish.errors.PauseRun` (park the run, e.g. over budget or looping) or
+:class:`~beamish.errors.AbortRun` (fail the run) — control flow the loop turns into a run status,
+never a crash.
 
 Which hooks an agent gets: ``AgentSpec.hooks`` (an ``AgentHooks`` factory, or its import path as
 ``"module:function"`` so a process-isolated agent can rebuild it), else, when the spec has a

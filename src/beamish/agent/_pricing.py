@@ -2,7 +2,7 @@
 
 Money is counted in integer nano-dollars (1e-9 USD) inside beamish, so sums in the ledger are exact
 and comparisons against caps never wobble; the public API speaks floats in USD. A model whose price
-is unknown fails closed (:class:`~beamish.PricingError`): an agent that cannot be priced cannot be
+is unknown fails closed (:class:`~beamish.errors.PricingError`): an agent that cannot be priced cannot be
 kept under its budget, so it does not run. The ``scripted`` test model has no catalogue price and
 must be given one explicitly (``Price.free()`` for zero), never silently.
 
@@ -246,7 +246,7 @@ class PriceBook:
         return None
 
     def rates(self, model: str, at: datetime | None = None) -> ModelRates:
-        """The rates of ``model``; :class:`~beamish.PricingError` when it has none (fail closed)."""
+        """The rates of ``model``; :class:`~beamish.errors.PricingError` when it has none (fail closed)."""
         cached = self._cache.get(model)
         if cached is not None:
             return cached

@@ -8,7 +8,7 @@ been delivered ``max_attempts`` times without an ack is a dead letter: set aside
 never handed out again until ``retry`` puts it back.
 
 ``request`` / ``reply`` is the consult shape: the request carries a deadline; a reply after it is
-dropped (``reply`` returns False) and the asker gets :class:`~beamish.ConsultDeadline`, never a late
+dropped (``reply`` returns False) and the asker gets :class:`~beamish.errors.ConsultDeadline`, never a late
 answer. Either the asker got the reply or the reply was dropped: one row decides, atomically.
 """
 
@@ -231,7 +231,7 @@ class Mailboxes:
         """Send a request and wait for its reply until ``deadline_s`` from now.
 
         Idempotent on ``key``: asking again (a replayed run) finds the same request, and its reply if
-        one came. Raises :class:`~beamish.ConsultDeadline` when no reply came in time; a reply sent
+        one came. Raises :class:`~beamish.errors.ConsultDeadline` when no reply came in time; a reply sent
         after that is dropped.
         """
         if deadline_s <= 0:

@@ -11,7 +11,7 @@ sequence, recorded in the ``beamish_meta`` table, so a layer that needs tables (
 The ``journal`` component is applied first (its tables may be referenced), then the others by name.
 Versions must start at 1 and have no gaps. A store whose recorded version of any component is higher
 than the highest file this beamish ships, or that records a component this beamish does not know, was
-written by a newer beamish: :class:`~beamish.StoreVersionError`, and nothing is changed.
+written by a newer beamish: :class:`~beamish.errors.StoreVersionError`, and nothing is changed.
 """
 
 from __future__ import annotations

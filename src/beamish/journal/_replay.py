@@ -11,7 +11,7 @@ step). For step ``seq``:
   ``done`` after. An ``intent`` left by a crash is resolved by the tool's effect class: ``read``
   re-runs, ``idempotent`` re-runs with the same key, ``once`` asks ``reconcile(key)`` (``None``: it
   did not happen, so run it) and otherwise parks the run as ``needs_attention``
-  (:class:`~beamish.UnknownOutcome`). The key is the one recorded on the step: ``perform``,
+  (:class:`~beamish.errors.UnknownOutcome`). The key is the one recorded on the step: ``perform``,
   ``reconcile`` and the step row always carry the same string.
 
 A request whose hash differs from the recorded one at step N is a *divergence*: a ``step.divergence``

@@ -105,7 +105,7 @@ class RunsMixin(StoreBase):
         return await self.run(work)
 
     async def get_run(self, run_id: str) -> Run:
-        """The run, or :class:`~beamish.RunNotFound`."""
+        """The run, or :class:`~beamish.errors.RunNotFound`."""
         return await self.read(lambda tx: fetch_run(tx, run_id))
 
     async def list_runs(

@@ -118,8 +118,8 @@ async def open_store(
 
     ``sqlite:///path.db`` (relative) or ``sqlite:////abs/path.db``; ``postgresql://…`` (any libpq
     URL, e.g. ``?options=-csearch_path%3Dmyschema``). A file that is not a beamish store raises
-    :class:`~beamish.CorruptStore`, one from a newer beamish :class:`~beamish.StoreVersionError`;
-    either way it is left untouched.
+    :class:`~beamish.errors.CorruptStore`, one from a newer beamish
+    :class:`~beamish.errors.StoreVersionError`; either way it is left untouched.
     """
     if not isinstance(url, str):
         raise SpecError(f"a store URL must be a string, got {type(url).__name__}")

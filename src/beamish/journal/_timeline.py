@@ -129,7 +129,7 @@ def run_json(run: Run) -> dict[str, Any]:
 
 
 async def run_timeline(store: Any, run_id: str) -> Timeline:
-    """The :class:`Timeline` of ``run_id`` (:class:`~beamish.RunNotFound` when there is none)."""
+    """The :class:`Timeline` of ``run_id`` (:class:`~beamish.errors.RunNotFound` when there is none)."""
     run = await store.get_run(run_id)
     steps: list[Step] = await store.steps(run_id)
     events = [

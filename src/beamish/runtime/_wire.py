@@ -13,7 +13,7 @@ Why JSON and not msgpack or pickle:
 * **The same values the journal takes.** Requests and replies that cross the wire are the messages an
   agent journals, and the journal is JSON with a version field; one rule for both means a message that
   works across a process also works in a durable run, and a message that cannot be journaled fails at
-  the first call, with the offending type named (:class:`~beamish.IsolationError`).
+  the first call, with the offending type named (:class:`~beamish.errors.IsolationError`).
 * **Stdlib, readable, fast enough.** No compiled dependency, frames are readable in ``strace``, and a
   typical agent message (≈1 KB) encodes and decodes in ~10 µs, which is nothing beside a model call.
   msgpack's edge (raw bytes, about twice the speed) matters little here; bytes can travel base64-encoded.

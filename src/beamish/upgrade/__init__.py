@@ -1,5 +1,6 @@
 """Live upgrades: versioned agent definitions, ``reload`` by OTP's rules, and the rollback guard."""
 
+from beamish._exports import claim_public_module as _claim_public_module
 from beamish.upgrade._probation import ProbationRules
 from beamish.upgrade._reload import ReloadReport, reconcile
 from beamish.upgrade._tool import propose_upgrade
@@ -18,3 +19,5 @@ __all__ = [
     "propose_upgrade",
     "reconcile",
 ]
+
+_claim_public_module(globals(), __all__, __name__)

@@ -3,7 +3,7 @@
 A model call streams by default so that every chunk is a heartbeat the watchdog can see
 (``on_chunk``), and so that a stream that goes quiet is noticed: ``first_chunk_timeout_s`` bounds the
 wait for the first chunk, ``next_chunk_timeout_s`` each gap after it. A stall raises
-:class:`~beamish.ModelTimeout`, which the retry layer treats like any other timeout.
+:class:`~beamish.errors.ModelTimeout`, which the retry layer treats like any other timeout.
 """
 
 from __future__ import annotations
