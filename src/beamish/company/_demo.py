@@ -159,6 +159,17 @@ async def scheduled_figures(store: Any, schedule_ids: list[str]) -> tuple[int, f
     return fired, (round(succeeded / decided, 4) if decided else None)
 
 
+def hanging_agents(workdir: Path, hang_after_s: float) -> set[str]:
+    """The agents whose planned hang is under way: the CTO from the moment its legacy-batch check
+    stops answering until well after the watchdog should have killed it."""
+    marker = workdir / "legacy-batch.hung"
+    try:
+        started = marker.stat().st_mtime
+    except OSError:
+        return set()
+    return {"cto"} if time.time() - started < 5 * hang_after_s + 5 else set()
+
+
 async def run_demo(
     settings: DemoSettings,
     *,
@@ -188,6 +199,7 @@ async def run_demo(
             corrupt_at_s=settings.duration_s / 3,
             seed=settings.seed,
             log=settings.log,
+            spared=lambda: hanging_agents(workdir, settings.hang_after_s),
         )
         faults.start()
         deadline = started + settings.duration_s
