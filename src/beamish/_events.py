@@ -25,6 +25,9 @@ KINDS = frozenset(
         "supervisor.escalated",
         "supervisor.auto_shutdown",
         "node.loop_blocked",
+        # the store (its database restarted, its disk was full)
+        "store.unavailable",
+        "store.recovered",
         # agents and runs
         "run.submitted",
         "run.started",

@@ -97,6 +97,12 @@ class CorruptStore(StoreError):
     """The file is not a beamish store, or it is damaged; it is left untouched."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached for now: the server is down or restarting, the connection was
+    cut, or the disk is briefly full or locked. An infrastructure fault, not a bug: the Store retries
+    and waits (see :class:`~beamish.journal.OutagePolicy`) and raises this only past its give-up."""
+
+
 class Fenced(StoreError):
     """A write carried a stale lease epoch; nothing was written."""
 

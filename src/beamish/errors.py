@@ -24,6 +24,7 @@ The tree::
     ├── StoreError                        the journal store failed (driver errors translated here)
     │   ├── StoreVersionError             the store was written by a newer beamish
     │   ├── CorruptStore                  the file is not a beamish store or is damaged
+    │   ├── StoreUnavailable              the store cannot be reached for now (server down, disk full)
     │   └── Fenced                        a write carried a stale lease epoch; nothing was written
     ├── RunError
     │   ├── RunNotFound                   no such run
@@ -85,6 +86,7 @@ from beamish._exceptions import (
     StartFailed,
     StopActor,
     StoreError,
+    StoreUnavailable,
     StoreVersionError,
     SupervisorError,
     ToolError,
@@ -129,6 +131,7 @@ __all__ = [
     "StartFailed",
     "StopActor",
     "StoreError",
+    "StoreUnavailable",
     "StoreVersionError",
     "SupervisorError",
     "ToolError",

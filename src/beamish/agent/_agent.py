@@ -135,6 +135,7 @@ class AgentActor(Actor):
                 "served": self.served,
                 "model": self.model.name,
                 "unprotected": self.unprotected,
+                "store": self.store.outage.state,
             }
         if kind == "drain":
             await self.drain()

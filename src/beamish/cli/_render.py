@@ -19,6 +19,7 @@ _STYLE = {
     "looping": "bold red",
     "over_budget": "bold magenta",
     "stopped": "dim",
+    "store_unavailable": "bold yellow",
 }
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ logger = logging.getLogger("beamish.company")
 
 #: Event kinds only the node emits (the runtime's, and the memory service's): the company stores them.
 _RUNTIME_KINDS = ("child.", "actor.", "supervisor.", "node.", "memory.")
+
+
+def _published_live(event: Event) -> bool:
+    """This process's store outages reach the hub as they happen (the store journals them later)."""
+    return event.kind.startswith("store.") and event.data.get("pid") == os.getpid()
 
 
 class Company:
@@ -88,6 +94,7 @@ class Company:
         if self.config.store_url.startswith("sqlite:///"):
             Path(self.config.store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(self.config.store_url)
+        self.store.on_outage(self._publish)  # live; the tail skips the journaled copies
         try:
             # the config's company-wide caps, where every agent (any process, any node) reads them
             await set_company_budget(self.store, company_budget(self.config))
@@ -171,8 +178,9 @@ class Company:
     async def _tail_store(self, since: int) -> None:
         """Publish what other layers and agent processes store, as it is stored."""
         async for _eid, event in self.store.follow(since, poll_s=0.2):
-            if not event.kind.startswith(_RUNTIME_KINDS):
-                self._publish(event)
+            if event.kind.startswith(_RUNTIME_KINDS) or _published_live(event):
+                continue
+            self._publish(event)
 
     # -- the control target / dashboard source ------------------------------------------------------
     async def tree(self) -> TreeNode:
@@ -188,6 +196,8 @@ class Company:
         for node in root.walk():
             if node.type == "agent" and node.id in self._stopped:
                 node.state = "stopped"
+        if self.store is not None and self.store.outage.state != "ok":
+            root.state = "store_unavailable"  # every run waits for the database, none crashes
         if self.node is not None:  # the version each agent will run, where no upgrade was seen yet
             upgrades = runs_of(self.node).upgrades
             for node in root.walk():

@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from beamish._events import Event
 
-State = Literal["running", "restarting", "paused", "looping", "over_budget", "stopped"]
+State = Literal["running", "restarting", "paused", "looping", "over_budget", "stopped", "store_unavailable"]
 
 
 @dataclass

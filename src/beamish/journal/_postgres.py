@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from beamish._exceptions import SpecError, StoreError
+from beamish._exceptions import SpecError, StoreError, StoreUnavailable
 from beamish._redact import redact_text
 from beamish.journal._sql import (
     IN_TRANSACTION,
@@ -34,6 +34,38 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _CHANNEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,62}$")
+#: SQLSTATEs that mean the server cannot serve this connection now (class 08, connection exception,
+#: is matched by prefix): shutting down (57P01 admin, 57P02 crash), starting up (57P03), full (53300).
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: Seconds a checkout waits for the pool to make a connection. A slot per connection means a
+#: checkout never waits for a busy one, only for a new one, so a long wait means the server is away;
+#: the outage guard then probes the server itself instead of waiting out the pool's reconnect backoff.
+_CHECKOUT_S = 1.0
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for a psycopg error that says the server cannot be reached now, not that the work is wrong.
+
+    libpq's own failures (refused, cut, closed, the pool's timeout) carry no SQLSTATE; the server's
+    carry class 08 or one of :data:`_UNAVAILABLE_STATES`. A deadlock, a cancelled query, a full disk
+    or a constraint violation is an error of the work and is never retried as an outage.
+    """
+    import psycopg
+
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
+def translate(exc: BaseException, where: str, what: str = "PostgreSQL error") -> StoreError:
+    """The driver error as beamish's: :class:`StoreUnavailable` for an outage, else StoreError."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if is_unavailable(exc):
+        return StoreUnavailable(f"{where}: PostgreSQL is unavailable: {reason}")
+    return StoreError(f"{where}: {what}: {exc}")
 
 
 def check_channel(channel: str) -> str:
@@ -57,7 +89,7 @@ class PgTx:
         try:
             return self._conn.execute(to_pyformat(sql), tuple(params))
         except psycopg.Error as exc:
-            raise StoreError(f"{self._where}: PostgreSQL error: {exc}") from exc
+            raise translate(exc, self._where) from exc
 
     def execute(self, sql: str, params: Params = ()) -> int:
         return self._run(sql, params).rowcount
@@ -81,7 +113,7 @@ class PgTx:
         try:
             self._conn.execute(script.encode())
         except psycopg.Error as exc:
-            raise StoreError(f"{self._where}: PostgreSQL error in migration: {exc}") from exc
+            raise translate(exc, self._where, "PostgreSQL error in migration") from exc
 
 
 class PostgresBackend:
@@ -92,21 +124,64 @@ class PostgresBackend:
     def __init__(self, url: str, pool_size: int = 4) -> None:
         try:
             import psycopg  # noqa: F401
-            import psycopg_pool
+            import psycopg_pool  # noqa: F401
         except ImportError as exc:
             raise StoreError(
                 "a postgresql:// store needs psycopg and psycopg_pool: pip install 'beamish[postgres]'"
             ) from exc
         self.url = url
         self.where = redact_text(url)  # no password (user:pw@ or password=) in any message
-        self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}, name="beamish"
-        )
+        self._pool_size = pool_size
+        self._pool: psycopg_pool.ConnectionPool[Any] = self._new_pool()
+        self._recover_lock = asyncio.Lock()
         self._exec = WorkerPool(pool_size, "beamish-pg")
         # A slot per pooled connection, taken before the hop: no worker thread ever blocks waiting for
         # a connection that an open multi-await transaction holds (which would need a worker to end).
         self._slots = asyncio.Semaphore(pool_size)
         self._closed = False
+
+    def _new_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        """Pooled connections are checked on checkout (a server restart leaves every idle one dead)."""
+        import psycopg_pool
+
+        return psycopg_pool.ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            kwargs={"autocommit": True},
+            name="beamish",
+            check=psycopg_pool.ConnectionPool.check_connection,
+            timeout=_CHECKOUT_S,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def recover(self) -> None:
+        """Between two tries during an outage: if the server answers a direct connection now, put a
+        fresh pool in place of the old one, whose reconnect attempts back off up to minutes apart.
+
+        Raises :class:`StoreUnavailable` while the server is still away.
+        """
+        async with self._recover_lock:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._swap_pool)
+
+    def _swap_pool(self) -> None:
+        import psycopg
+
+        try:
+            psycopg.connect(self.url, connect_timeout=2).close()
+        except psycopg.Error as exc:
+            raise translate(exc, self.where) from exc
+        if self._closed:
+            return
+        fresh = self._new_pool()
+        fresh.open(wait=False)
+        old, self._pool = self._pool, fresh
+        old.close(timeout=0)  # a checkout still waiting on it fails at once and is tried again
 
     def open_blocking(self, timeout: float = 10.0) -> None:
         import psycopg
@@ -134,7 +209,7 @@ class PostgresBackend:
             with self._pool.connection() as conn, conn.transaction():
                 return fn(PgTx(conn, self.where))
         except psycopg.Error as exc:
-            raise StoreError(f"{self.where}: PostgreSQL error: {exc}") from exc
+            raise translate(exc, self.where) from exc
 
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn`` in one transaction on a worker thread."""
@@ -150,7 +225,7 @@ class PostgresBackend:
             with self._pool.connection() as conn:
                 return fn(PgTx(conn, self.where))
         except psycopg.Error as exc:
-            raise StoreError(f"{self.where}: PostgreSQL error: {exc}") from exc
+            raise translate(exc, self.where) from exc
 
     async def run_single(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn``, which issues one statement (atomic by itself), without BEGIN/COMMIT round trips."""
@@ -170,7 +245,7 @@ class PostgresBackend:
                 finally:
                     conn.execute("ROLLBACK")
         except psycopg.Error as exc:
-            raise StoreError(f"{self.where}: PostgreSQL error: {exc}") from exc
+            raise translate(exc, self.where) from exc
 
     async def read(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn`` in a read-only snapshot (allowed inside an open ``transaction()``)."""
@@ -195,14 +270,14 @@ class PostgresBackend:
                 conn.execute("BEGIN")
             except psycopg.Error as exc:
                 self._pool.putconn(conn)
-                raise StoreError(f"{self.where}: PostgreSQL error: {exc}") from exc
+                raise translate(exc, self.where) from exc
             return conn
 
         def end(conn: psycopg.Connection[Any], sql: str) -> None:
             try:
                 conn.execute(sql)
             except psycopg.Error as exc:
-                raise StoreError(f"{self.where}: PostgreSQL error on {sql}: {exc}") from exc
+                raise translate(exc, self.where, f"PostgreSQL error on {sql}") from exc
             finally:
                 self._pool.putconn(conn)
 
@@ -251,15 +326,15 @@ class PostgresBackend:
         check_channel(channel)
         self._check_open()
         try:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=2)
         except psycopg.Error as exc:
-            raise StoreError(f"{self.where}: cannot open a LISTEN connection: {exc}") from exc
+            raise translate(exc, self.where, "cannot open a LISTEN connection") from exc
         try:
             await conn.execute(f'LISTEN "{channel}"')
             async for note in conn.notifies():
                 yield note.payload
         except psycopg.Error as exc:
-            raise StoreError(f"{self.where}: LISTEN {channel} failed: {exc}") from exc
+            raise translate(exc, self.where, f"LISTEN {channel} failed") from exc
         finally:
             await conn.close()
 

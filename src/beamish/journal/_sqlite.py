@@ -9,6 +9,7 @@ is damaged, is refused before anything could write to it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from beamish._exceptions import CorruptStore, StoreError
+from beamish._exceptions import CorruptStore, StoreError, StoreUnavailable
 from beamish.journal._sql import IN_TRANSACTION, AsyncTx, Dialect, Params, Row, SyncTx, refuse_nested
 from beamish.journal._worker import WorkerPool
 
@@ -28,12 +29,40 @@ APPLICATION_ID = 0x626D7368
 _BUSY_TIMEOUT_MS = 10_000
 
 
+#: Primary result codes of a file that cannot be written *now*: another process holds the lock past
+#: the busy timeout (BUSY, LOCKED), or the disk refuses (IOERR, FULL, CANTOPEN, READONLY). Each of
+#: them leaves the journal as it was (the transaction is rolled back), so the work may be tried again.
+_TRANSIENT = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
+#: SQLITE_IOERR_CORRUPTFS: the file system says the file is damaged; waiting will not mend it.
+_IOERR_CORRUPTFS = sqlite3.SQLITE_IOERR | (33 << 8)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for an SQLite error that says the file cannot be written now, not that the work is wrong."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or not isinstance(code, int):
+        return False
+    return (code & 0xFF) in _TRANSIENT and code != _IOERR_CORRUPTFS
+
+
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     if isinstance(exc, sqlite3.DatabaseError) and (
         "malformed" in text or "not a database" in text or "file is encrypted" in text
     ):
         return CorruptStore(f"{path}: the SQLite file is damaged ({text}); it was left untouched")
+    if is_unavailable(exc):
+        name = getattr(exc, "sqlite_errorname", "")
+        return StoreUnavailable(f"{path}: the SQLite file cannot be written now ({name}: {text})")
     return StoreError(f"{path}: SQLite error: {text}")
 
 
@@ -202,10 +231,12 @@ class SqliteBackend:
         tx.execute("BEGIN IMMEDIATE")
         try:
             result = fn(tx)
+            tx.execute("COMMIT")
         except BaseException:
+            # also after a failed COMMIT: on a full disk or an I/O error SQLite may keep the
+            # transaction open, and the next BEGIN would fail on it
             self._rollback()
             raise
-        tx.execute("COMMIT")
         return result
 
     def _read(self, fn: Callable[[SyncTx], T]) -> T:
@@ -261,12 +292,24 @@ class SqliteBackend:
                 raise
             finally:
                 IN_TRANSACTION.reset(token)
-            await self._writer.call(tx.execute, "COMMIT")
+            await self._writer.call(self._commit, tx)
+
+    def _commit(self, tx: SqliteTx) -> None:
+        try:
+            tx.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def _rollback(self) -> None:
         conn = self._conn()
         if conn.in_transaction:
-            conn.rollback()
+            with contextlib.suppress(sqlite3.Error):  # the error that brought us here says more
+                conn.rollback()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:

@@ -113,6 +113,26 @@ _PG_FAST = {
 }  # fmt: skip
 
 
+#: The columns a write sets on a step row (a finish leaves its intent's request and start as they were).
+_SET_BY = {
+    "intent": ("phase", "request_hash", "request", "epoch", "started_at"),
+    "finish": ("phase", "request_hash", "response", "error", "delta", "tokens_in", "tokens_out",
+               "cost_usd", "epoch", "finished_at"),
+}  # fmt: skip
+_POSITION = {name.strip(): i for i, name in enumerate(_COLUMNS.split(","))}
+
+
+def _written_before(tx: SyncTx, values: tuple[Any, ...], intent: bool) -> bool:
+    """True when the step row already holds exactly what this write sets: the same write, retried
+    after its commit's acknowledgement was lost (the connection died between COMMIT and its answer).
+    It was committed once, ledger entry included, so it counts as done instead of a conflict."""
+    cols = _SET_BY["intent" if intent else "finish"]
+    row = tx.fetchone(
+        f"SELECT {', '.join(cols)} FROM steps WHERE run_id = ? AND seq = ?", (values[0], values[1])
+    )
+    return row is not None and all(row[c] == values[_POSITION[c]] for c in cols)
+
+
 def _already(run_id: str, seq: int) -> StoreError:
     return StoreError(
         f"run {run_id!r} step {seq}: already recorded (or recorded for another request); supersede it first"
@@ -189,6 +209,8 @@ class StepsMixin(StoreBase):
             for p in large:
                 store_body(tx, run_id, p, now)
             if tx.execute(_INSERT + (_ON_INTENT if phase == "intent" else _ON_FINISH), values) != 1:
+                if _written_before(tx, values, phase == "intent"):
+                    return
                 raise _already(run_id, seq)
             if ledger:
                 insert_ledger(tx, at=now, agent=agent, amount_usd=cost, run_id=run_id, seq=seq,
@@ -212,6 +234,8 @@ class StepsMixin(StoreBase):
                 return
             if row is None or not row["fence_ok"]:
                 check_epoch(tx, run_id, epoch)  # raises RunNotFound or Fenced
+            if _written_before(tx, values, phase == "intent"):
+                return
             raise _already(run_id, seq)
 
         if self.dialect == "postgresql" and not large and snap is None and not events:

@@ -10,38 +10,56 @@ SQL uses ``?`` placeholders and ``store.dialect`` tells the two apart where they
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
 from beamish._clock import SYSTEM_CLOCK, Clock
-from beamish._exceptions import CorruptStore, SpecError, StoreError
+from beamish._events import Event
+from beamish._exceptions import CorruptStore, SpecError, StoreError, StoreUnavailable
 from beamish.journal import _migrations
-from beamish.journal._eventlog import EventsMixin
+from beamish.journal._eventlog import EventsMixin, insert_event
 from beamish.journal._leases import LeasesMixin
+from beamish.journal._outage import GuardedBackend, Outage, OutageGuard, OutagePolicy
 from beamish.journal._payload import DEFAULT_THRESHOLD
 from beamish.journal._postgres import PostgresBackend, check_channel
 from beamish.journal._prune import PruneMixin
 from beamish.journal._runs import RunsMixin
-from beamish.journal._sql import AsyncTx, Params, Row
+from beamish.journal._sql import AsyncTx, Params, Row, SyncTx
 from beamish.journal._sqlite import SqliteBackend, inspect_file, sqlite_path
 from beamish.journal._steps import StepsMixin
+
+logger = logging.getLogger("beamish.journal")
 
 
 class Store(RunsMixin, StepsMixin, EventsMixin, LeasesMixin, PruneMixin):
     """The durable journal: runs, steps, events, leases, ledger. Open with :func:`open_store`."""
 
     def __init__(
-        self, backend: SqliteBackend | PostgresBackend, url: str, clock: Clock, payload_threshold: int
+        self,
+        backend: SqliteBackend | PostgresBackend,
+        url: str,
+        clock: Clock,
+        payload_threshold: int,
+        outage: OutagePolicy | None = None,
     ) -> None:
-        self._backend = backend
+        where = backend.where if isinstance(backend, PostgresBackend) else url
+        recover = backend.recover if isinstance(backend, PostgresBackend) else None
+        self._guard = OutageGuard(
+            where, clock, outage or OutagePolicy(), recover=recover, closed=lambda: backend.closed
+        )
+        self._guard.subscribe(self._on_outage_event)
+        self._outage_events: list[Event] = []
+        self._outage_tasks: set[asyncio.Future[None]] = set()
+        self._backend = GuardedBackend(backend, self._guard)
         self._pg: PostgresBackend | None = backend if isinstance(backend, PostgresBackend) else None
         self._sqlite: SqliteBackend | None = backend if isinstance(backend, SqliteBackend) else None
         #: The URL as given (it may hold a password: show :attr:`where` instead).
         self.url = url
         #: The URL with any password masked, for messages and displays.
-        self.where = backend.where if isinstance(backend, PostgresBackend) else url
+        self.where = where
         self.clock = clock
         self.payload_threshold = payload_threshold
         self.applied: list[str] = []
@@ -49,6 +67,40 @@ class Store(RunsMixin, StepsMixin, EventsMixin, LeasesMixin, PruneMixin):
 
     def __repr__(self) -> str:
         return f"<Store {self.dialect} {self.where}>"
+
+    @property
+    def outage(self) -> Outage:
+        """The database's health as this Store sees it: ``ok``, ``retrying`` or ``store_unavailable``."""
+        return self._guard.outage
+
+    @property
+    def outage_policy(self) -> OutagePolicy:
+        return self._guard.policy
+
+    def on_outage(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener(event)`` live for each ``store.unavailable`` and ``store.recovered``."""
+        self._guard.subscribe(listener)
+
+    def _on_outage_event(self, event: Event) -> None:
+        """Journal an outage's two events once the store is back (it could not take them before)."""
+        self._outage_events.append(event)
+        if event.kind != "store.recovered":
+            return
+        events, self._outage_events = self._outage_events, []
+
+        def work(tx: SyncTx) -> None:
+            for e in events:
+                insert_event(tx, e)
+
+        task = asyncio.ensure_future(self.run(work))
+        self._outage_tasks.add(task)
+        task.add_done_callback(self._outage_written)
+
+    def _outage_written(self, task: asyncio.Future[None]) -> None:
+        self._outage_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            logger.warning("store %s: the outage's events were not journaled: %s", self.where, error)
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncTx]:
         """A write transaction spanning awaits: ``execute``, ``fetchone``, ``fetchall`` with ``?``.
@@ -83,9 +135,16 @@ class Store(RunsMixin, StepsMixin, EventsMixin, LeasesMixin, PruneMixin):
         """Payloads notified on ``channel`` from now on (an async iterator; break out to stop)."""
         check_channel(channel)
         if self._pg is not None:
-            async for payload in self._pg.listen(channel):
-                yield payload
-            return
+            pg = self._pg
+            while True:  # a restart of the server drops the LISTEN connection: wait, then listen again
+                try:
+                    async for payload in pg.listen(channel):
+                        yield payload
+                    return
+                except StoreUnavailable:
+                    if pg.closed:
+                        raise
+                await self._guard.call(lambda: pg.run_single(lambda tx: tx.execute("SELECT 1")))
         queue: asyncio.Queue[str] = asyncio.Queue()
         self._listeners.setdefault(channel, set()).add(queue)
         try:
@@ -95,7 +154,9 @@ class Store(RunsMixin, StepsMixin, EventsMixin, LeasesMixin, PruneMixin):
             self._listeners[channel].discard(queue)
 
     async def close(self) -> None:
-        """Release connections and worker threads."""
+        """Release connections and worker threads (after journaling an outage that just ended)."""
+        if self._outage_tasks:
+            await asyncio.wait(list(self._outage_tasks), timeout=5.0)
         await self._backend.close()
 
     async def __aenter__(self) -> Store:
@@ -113,26 +174,28 @@ async def open_store(
     clock: Clock = SYSTEM_CLOCK,
     payload_threshold: int = DEFAULT_THRESHOLD,
     pool_size: int = 4,
+    outage: OutagePolicy | None = None,
 ) -> Store:
     """Open (creating and migrating as needed) the store at ``url``.
 
     ``sqlite:///path.db`` (relative) or ``sqlite:////abs/path.db``; ``postgresql://…`` (any libpq
     URL, e.g. ``?options=-csearch_path%3Dmyschema``). A file that is not a beamish store raises
     :class:`~beamish.errors.CorruptStore`, one from a newer beamish
-    :class:`~beamish.errors.StoreVersionError`; either way it is left untouched.
+    :class:`~beamish.errors.StoreVersionError`; either way it is left untouched. ``outage`` says how
+    work rides out the database's outages (:class:`OutagePolicy`); the store must be reachable to open.
     """
     if not isinstance(url, str):
         raise SpecError(f"a store URL must be a string, got {type(url).__name__}")
     if payload_threshold < 64:
         raise SpecError(f"payload_threshold must be ≥ 64 bytes, got {payload_threshold}")
     if url.startswith("sqlite:///"):
-        return await _open_sqlite(url, clock, payload_threshold)
+        return await _open_sqlite(url, clock, payload_threshold, outage)
     if url.startswith(("postgresql://", "postgres://")):
-        return await _open_postgres(url, clock, payload_threshold, pool_size)
+        return await _open_postgres(url, clock, payload_threshold, pool_size, outage)
     raise SpecError(f"unknown store URL {url!r}: use sqlite:///path.db or postgresql://…")
 
 
-async def _open_sqlite(url: str, clock: Clock, threshold: int) -> Store:
+async def _open_sqlite(url: str, clock: Clock, threshold: int, outage: OutagePolicy | None) -> Store:
     path = sqlite_path(url)
     shipped = _migrations.available("sqlite")
     loop = asyncio.get_running_loop()
@@ -141,7 +204,7 @@ async def _open_sqlite(url: str, clock: Clock, threshold: int) -> Store:
         _migrations.check_versions(path, recorded, shipped)
     await loop.run_in_executor(None, SqliteBackend.create_file, path)
     backend = SqliteBackend(path)
-    store = Store(backend, url, clock, threshold)
+    store = Store(backend, url, clock, threshold, outage)
     try:
         await backend.enable_wal()
         store.applied = await backend.run(lambda tx: _migrations.apply(tx, path, shipped, clock.time()))
@@ -157,14 +220,16 @@ _PG_FOREIGN_CHECK = (
 )
 
 
-async def _open_postgres(url: str, clock: Clock, threshold: int, pool_size: int) -> Store:
+async def _open_postgres(
+    url: str, clock: Clock, threshold: int, pool_size: int, outage: OutagePolicy | None
+) -> Store:
     backend = PostgresBackend(url, pool_size=pool_size)
     try:
         await backend.open()
     except BaseException:
         await backend.close()
         raise
-    store = Store(backend, url, clock, threshold)
+    store = Store(backend, url, clock, threshold, outage)
     shipped = _migrations.available("postgresql")
 
     def migrate(tx: Any) -> list[str]:
