@@ -228,4 +228,3 @@ class GuardedBackend:
 
     async def close(self) -> None:
         await self.raw.close()
-
