@@ -5,6 +5,7 @@ journal (and, after a restart, replay) each model and tool step.
 """
 
 from beamish._exports import claim_public_module as _claim_public_module
+from beamish.journal._outage import Outage, OutagePolicy
 from beamish.journal._records import Lease, LedgerEntry, PruneReport, Run, Step
 from beamish.journal._replay import RunJournal, StepResult
 from beamish.journal._sql import AsyncTx, SyncTx
@@ -14,6 +15,8 @@ __all__ = [
     "AsyncTx",
     "Lease",
     "LedgerEntry",
+    "Outage",
+    "OutagePolicy",
     "PruneReport",
     "Run",
     "RunJournal",

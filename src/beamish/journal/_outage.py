@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar
 from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import SpecError, StoreUnavailable
+from beamish.journal._base import Backend
 from beamish.journal._sql import AsyncTx, Dialect, SyncTx
 
 T = TypeVar("T")
@@ -113,6 +114,7 @@ class OutageGuard:
     async def call(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """``await attempt()``, again and again while the store is unavailable (see the policy)."""
         first_failure: float | None = None
+        repaired = False  # one try at once after a repair; after that, a failure waits its backoff
         delay = self.policy.first_retry_s
         while True:
             try:
@@ -129,7 +131,8 @@ class OutageGuard:
                         f"{exc} (still unavailable after {now - first_failure:.1f}s; giving up as "
                         f"OutagePolicy.give_up_after_s={give_up} says)"
                     ) from exc
-                if await self._repaired():
+                if not repaired and await self._repaired():
+                    repaired = True
                     continue
                 await self.clock.sleep(delay)
                 delay = min(delay * 2, self.policy.probe_every_s)
@@ -185,21 +188,11 @@ class OutageGuard:
                 logger.exception("an outage listener failed on %s", event.kind)
 
 
-class _Raw(Protocol):
-    dialect: Dialect
+class _Raw(Backend, Protocol):
+    """A driver backend: the Store's units of work, and whether it was closed."""
 
     @property
     def closed(self) -> bool: ...
-
-    async def run(self, fn: Callable[[SyncTx], T]) -> T: ...
-
-    async def run_single(self, fn: Callable[[SyncTx], T]) -> T: ...
-
-    async def read(self, fn: Callable[[SyncTx], T]) -> T: ...
-
-    def transaction(self) -> AbstractAsyncContextManager[AsyncTx]: ...
-
-    async def close(self) -> None: ...
 
 
 class GuardedBackend:

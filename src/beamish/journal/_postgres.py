@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -181,7 +182,11 @@ class PostgresBackend:
         fresh = self._new_pool()
         fresh.open(wait=False)
         old, self._pool = self._pool, fresh
-        old.close(timeout=0)  # a checkout still waiting on it fails at once and is tried again
+        # a checkout still waiting on the old pool fails at once and is tried again on the fresh one;
+        # its workers (perhaps inside a connection attempt) end on their own thread
+        threading.Thread(
+            target=old.close, kwargs={"timeout": 5.0}, name="beamish-pg-old-pool", daemon=True
+        ).start()
 
     def open_blocking(self, timeout: float = 10.0) -> None:
         import psycopg

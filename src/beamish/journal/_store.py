@@ -145,6 +145,7 @@ class Store(RunsMixin, StepsMixin, EventsMixin, LeasesMixin, PruneMixin):
                     if pg.closed:
                         raise
                 await self._guard.call(lambda: pg.run_single(lambda tx: tx.execute("SELECT 1")))
+                await self.clock.sleep(self._guard.policy.probe_every_s)  # no busy loop if LISTEN alone fails
         queue: asyncio.Queue[str] = asyncio.Queue()
         self._listeners.setdefault(channel, set()).add(queue)
         try:
