@@ -196,7 +196,8 @@ class Company:
         for node in root.walk():
             if node.type == "agent" and node.id in self._stopped:
                 node.state = "stopped"
-        if self.store is not None and self.store.outage.state != "ok":
+        reachable = self.store is not None and self.store.outage.state == "ok"
+        if self.store is not None and not reachable:
             root.state = "store_unavailable"  # every run waits for the database, none crashes
         if self.node is not None:  # the version each agent will run, where no upgrade was seen yet
             upgrades = runs_of(self.node).upgrades
@@ -204,7 +205,7 @@ class Company:
                 spec = upgrades.get(node.id) if node.type == "agent" else None
                 if spec is not None and spec.version is not None and node.version is None:
                     node.version = f"v{spec.version}"
-        if self.store is not None:
+        if reachable:  # during an outage a read would wait for the store: status answers without spend
             since = _day_start(self.config)
             for node in root.walk():
                 if node.type == "agent":
