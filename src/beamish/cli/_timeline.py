@@ -54,7 +54,12 @@ def _step_line(step: StepView, full: bool) -> Text:
         if step.cache_read or step.cache_write:
             tokens += f" cache {step.cache_read}r/{step.cache_write}w"
         line.append(f"  {tokens}  ${step.cost_usd:.6f}", style="dim")
-        if step.result is not None:
+        if isinstance(step.result, dict) and step.result.get("tool_calls"):
+            calls = ", ".join(
+                f"{c.get('name')}({_text(c.get('arguments'), full)})" for c in step.result["tool_calls"]
+            )
+            line.append(f"  → calls {calls}")
+        elif step.result is not None:
             line.append(f"  → {_text(shorten(step.result, full), full)}")
     else:
         line.append(f" {step.name}({_text(shorten(step.arguments, full), full)})")

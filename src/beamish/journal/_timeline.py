@@ -87,14 +87,17 @@ class Timeline:
         if reason is None or reason.kind == "normal":
             return None
         fields = {k: v for k, v in reason.to_json().items() if k not in ("v", "kind") and v not in (None, "")}
-        if len(fields) == 1:
-            detail = str(next(iter(fields.values())))
-        else:
-            detail = ", ".join(
-                f"{k}={v}" for k, v in fields.items() if not (isinstance(v, str) and "\n" in v)
-            )
-            detail += "".join(f"\n{v}" for v in fields.values() if isinstance(v, str) and "\n" in v)
-        return redact_text(f"{reason.kind}: {detail}" if detail else reason.kind)
+        trace = fields.pop("traceback", None)
+        main = next((str(fields.pop(k)) for k in ("error", "message", "detail") if k in fields), None)
+        extras = ", ".join(f"{k}={v}" for k, v in fields.items())
+        first, _, rest = (main or extras).partition("\n")
+        text = f"{reason.kind}: {first}" if first else reason.kind
+        if main is not None and extras:
+            text += f" ({extras})"
+        text += f"\n{rest}" if rest else ""
+        if isinstance(trace, str) and trace.strip() != (main or "").strip():
+            text += f"\n{trace.rstrip()}"
+        return redact_text(text)
 
     def to_json(self, *, full: bool = False) -> dict[str, Any]:
         run = self.run
