@@ -152,8 +152,18 @@ def test_an_unreachable_postgresql_store_is_one_problem(tmp_path: Path) -> None:
     assert line.endswith("fix: start PostgreSQL or fix [store] url")
 
 
-def test_a_reachable_postgresql_store_checks_clean(tmp_path: Path) -> None:
-    config = _minimal_with_store(tmp_path, "postgresql://postgres@127.0.0.1:5432/test")
+def test_a_reachable_postgresql_store_at_this_beamishs_schema_checks_clean(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import asyncio
+
+    from beamish.journal import open_store
+
+    async def migrate() -> None:
+        await (await open_store(pg_url)).close()
+
+    asyncio.run(migrate())  # a journal this beamish wrote, in a schema of its own
+    config = _minimal_with_store(tmp_path, pg_url)
     result = runner.invoke(app, ["check", "-c", str(config)])
     assert result.exit_code == 0, result.output
 
