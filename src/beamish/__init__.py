@@ -20,7 +20,9 @@ from beamish._exits import (
 )
 from beamish._exports import claim_public_module as _claim_public_module
 from beamish._version import __version__
+from beamish.agent._approval import ApprovalRule
 from beamish.agent._budget import Budget
+from beamish.agent._gates import Gate
 from beamish.agent._mcp_tools import McpServer
 from beamish.agent._policy import Policy
 from beamish.agent._pricing import Price
@@ -61,6 +63,7 @@ __all__ = [
     "ActorExited",
     "ActorRef",
     "AgentSpec",
+    "ApprovalRule",
     "Backoff",
     "BeamishError",
     "Budget",
@@ -71,6 +74,7 @@ __all__ = [
     "Down",
     "Exit",
     "ExitReason",
+    "Gate",
     "Hung",
     "Ignore",
     "Killed",

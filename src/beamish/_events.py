@@ -51,6 +51,11 @@ KINDS = frozenset(
         "watchdog.hung",
         "watchdog.cap_reached",
         "model.rate_limited",
+        "approval.requested",
+        "approval.decided",
+        "approval.escalated",
+        "question.asked",
+        "question.answered",
         # schedules, memory, cluster, upgrades
         "schedule.fired",
         "schedule.missed",

@@ -111,6 +111,11 @@ class RunError(BeamishError):
     """A run could not be found or continued."""
 
 
+class GateError(RunError):
+    """A decision on an approval gate or a question was refused: no such gate, already decided,
+    a decider who is not among its approvers, or a link that is forged, expired or used."""
+
+
 class RunNotFound(RunError):
     """No run with this id."""
 
@@ -210,6 +215,17 @@ class PauseRun(BaseException):
     def __init__(self, reason: Any) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class AwaitHuman(BaseException):
+    """Control flow: the run stopped at a gate (an approval or a question) and waits for a person.
+
+    The run is left ``awaiting_approval`` holding nothing but its rows; a decision queues it again.
+    """
+
+    def __init__(self, gate_id: str) -> None:
+        self.gate_id = gate_id
+        super().__init__(gate_id)
 
 
 class AbortRun(BaseException):

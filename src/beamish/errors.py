@@ -29,7 +29,8 @@ The tree::
     ├── RunError
     │   ├── RunNotFound                   no such run
     │   ├── Divergence                    a replayed request differs from the journal (informational)
-    │   └── UnknownOutcome                a once tool's effect may or may not have happened: needs attention
+    │   ├── UnknownOutcome                a once tool's effect may or may not have happened: needs attention
+    │   └── GateError                     a decision on a gate is refused (unknown, decided, not yours)
     ├── ToolError                         a tool failed or is not allowed (the model sees the text)
     ├── ConsultError
     │   ├── ConsultCycle                  the consult chain would revisit an agent (A→B→A)
@@ -44,7 +45,8 @@ The tree::
     ├── ScheduleError                     a cron expression, zone or policy is invalid
     └── MemoryGraphError                  the knowledge-graph memory refused an operation
 
-Control flow is not an error: :class:`StopActor`, :class:`PauseRun` and :class:`AbortRun` derive from
+Control flow is not an error: :class:`StopActor`, :class:`PauseRun`, :class:`AbortRun` and
+:class:`AwaitHuman` (a run stopped at an approval gate) derive from
 ``BaseException`` so that an agent's ``except Exception`` cannot swallow them. A hook raises
 ``PauseRun(reason)`` to park the current run, ``AbortRun(reason)`` to fail it; the agent lives on.
 """
@@ -55,6 +57,7 @@ from beamish._exceptions import (
     ActorExited,
     AlreadyPresent,
     AlreadyStarted,
+    AwaitHuman,
     BeamishError,
     CallTimeout,
     ConfigError,
@@ -64,6 +67,7 @@ from beamish._exceptions import (
     CorruptStore,
     Divergence,
     Fenced,
+    GateError,
     IsolationError,
     MemoryGraphError,
     ModelError,
@@ -100,6 +104,7 @@ __all__ = [
     "ActorExited",
     "AlreadyPresent",
     "AlreadyStarted",
+    "AwaitHuman",
     "BeamishError",
     "CallTimeout",
     "ConfigError",
@@ -109,6 +114,7 @@ __all__ = [
     "CorruptStore",
     "Divergence",
     "Fenced",
+    "GateError",
     "IsolationError",
     "MemoryGraphError",
     "ModelError",

@@ -130,3 +130,10 @@ async def stall_loop(seconds: float, ctx: beamish.ToolContext) -> str:
         marker.unlink()
         time.sleep(seconds)  # deliberately blocks the whole process, heartbeats included
     return "ran without stalling"
+
+
+@beamish.tool(effect="once", approval="required")
+async def post(text: str, ctx: beamish.ToolContext) -> str:
+    """Post to social media: waits for a person's approval, and must never happen twice."""
+    _append(ctx.run_id, f"post {ctx.idempotency_key} {text}")
+    return f"posted {text!r}"

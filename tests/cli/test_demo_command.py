@@ -91,3 +91,19 @@ def test_the_summary_has_every_documented_field(summary: dict[str, object]) -> N
     assert isinstance(summary["scheduled_fires"], int) and summary["scheduled_fires"] > 0
     assert summary["scheduled_success_rate"] is not None
     assert isinstance(summary["spend_usd"], float) and summary["spend_usd"] > 0
+
+
+def test_marketing_posts_wait_for_approval_and_one_is_denied(summary: dict[str, object]) -> None:
+    approvals = summary["approvals"]
+    assert isinstance(approvals, dict)
+    assert approvals["denied"] == 1 and approvals["approved"] >= 2
+    assert approvals["pending_at_end"] >= 0
+
+
+def test_alerts_reach_the_local_sink_signed(summary: dict[str, object]) -> None:
+    alerts = summary["alerts_sent"]
+    assert isinstance(alerts, dict)
+    approvals = summary["approvals"]
+    assert isinstance(approvals, dict)
+    # the alerter runs once a second: a post that waited at the very end may not be announced yet
+    assert 1 <= alerts.get("approval.requested", 0) <= approvals["approved"] + approvals["denied"] + 1

@@ -10,6 +10,7 @@ import pytest
 
 from beamish import ConfigError
 from beamish.company import load_config, load_config_data
+from beamish.company._tree import CompanyParts, agent_spec
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -39,7 +40,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "an unknown top-level table",
         {**config(), "stores": {}},
         "stores: unknown key (did you mean 'store'? expected one of: company, store, memory, budget, tree, agents, "
-        "telemetry, dashboard)",
+        "approvals, alerts, telemetry, dashboard)",
     ),
     (
         "a typo in a budget key",
@@ -180,7 +181,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "a bare tool name that is not built in",
         agent(tools=["twitter"]),
-        "agents.ceo.tools[0]: expected 'memory', 'consult' or an import path 'module:function', got 'twitter'",
+        "agents.ceo.tools[0]: expected 'memory', 'consult', 'ask_human' or an import path 'module:function', got 'twitter'",
     ),
     (
         "the memory tool with memory off",
@@ -300,3 +301,50 @@ def test_the_solo_company_loads_with_its_groups_tools_and_paths_resolved() -> No
     names = [getattr(t, "name", t) for t in cfg.agents["marketing"].tools]
     assert names == ["memory", "consult", "post_update"]
     assert cfg.agents["marketing"].section.schedules[0].cron == "0 14 * * *"
+
+
+def test_an_approval_rule_for_an_unknown_agent_is_refused(tmp_path: Path) -> None:
+    data = {**config(), "approvals": [{"agent": "nobody", "tool": "post"}]}
+    with pytest.raises(ConfigError, match=r"approvals\[0\]\.agent: unknown agent 'nobody'"):
+        load_config_data(data, tmp_path / "beamish.toml")
+
+
+def test_an_approval_rule_reaches_its_agents_spec(tmp_path: Path) -> None:
+    rule = {"agent": "ceo", "tool": "post", "approvers": ["owner"], "if_cost_over": 0.5}
+    cfg = load_config_data({**config(), "approvals": [rule]}, tmp_path / "beamish.toml")
+    spec = agent_spec(cfg.agents["ceo"], cfg, CompanyParts())
+    assert [(r.tool, r.approvers, r.if_cost_over) for r in spec.approvals] == [("post", ("owner",), 0.5)]
+
+
+@pytest.mark.parametrize(
+    ("sink", "problem"),
+    [
+        ({"name": "ops", "type": "webhook"}, r"alerts\[0\]\.url: a webhook sink needs url"),
+        (
+            {"name": "mail", "type": "email", "host": "smtp.example.com"},
+            r"an email sink needs host, sender and to",
+        ),
+        ({"name": "ops", "type": "pager", "url": "https://x"}, r"alerts\[0\]\.type"),
+        (
+            {"name": "ops", "type": "slack", "url": "https://x", "quiet_hours": "22-7"},
+            r"alerts\[0\]\.quiet_hours",
+        ),
+    ],
+)
+def test_a_bad_alert_sink_is_refused_naming_the_key(
+    tmp_path: Path, sink: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_config_data({**config(), "alerts": [sink]}, tmp_path / "beamish.toml")
+
+
+def test_alert_sinks_become_the_alerts_service(tmp_path: Path) -> None:
+    from beamish.company._services import company_parts
+
+    sink = {"name": "ops", "type": "webhook", "url": "http://127.0.0.1:9/hook", "quiet_hours": "22:00-07:00"}
+    cfg = load_config_data(
+        {**config(), "company": {"timezone": "Europe/Paris"}, "alerts": [sink]}, tmp_path / "beamish.toml"
+    )
+    (service,) = [s for s in company_parts(cfg).services if s.id == "alerts"]
+    (route,) = service.kwargs["routes"]
+    assert (route.sink, route.quiet, route.tz) == ("ops", (22 * 60, 7 * 60), "Europe/Paris")

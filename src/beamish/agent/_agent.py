@@ -19,6 +19,7 @@ from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish._exits import ExitReason, Shutdown
+from beamish.agent._approval import AskHumanTool
 from beamish.agent._consult import Consulter, ConsultTool, Wake
 from beamish.agent._hooks import resolve_hooks, unprotected
 from beamish.agent._loop import RunLoop
@@ -81,6 +82,8 @@ class AgentActor(Actor):
                 elif entry == "consult":
                     tools.add(ConsultTool(self.spec.consult_deadline_s, self.spec.consults))
                     consulter = Consulter(self.store, self.clock, wake=wake)
+                elif entry == "ask_human":
+                    tools.add(AskHumanTool())
                 else:
                     source = await entry.open(self.spec.name)
                     self.sources.append(source)

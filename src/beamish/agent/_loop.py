@@ -24,6 +24,7 @@ from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import (
     AbortRun,
+    AwaitHuman,
     Fenced,
     ModelError,
     ModelUnavailable,
@@ -32,6 +33,8 @@ from beamish._exceptions import (
     UnknownOutcome,
 )
 from beamish._exits import Crashed, ExitReason, Looping
+from beamish.agent._approval import AskHumanTool
+from beamish.agent._gate_step import is_gated, pass_gate
 from beamish.agent._hooks import AgentHooks, RunInfo
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall
 from beamish.agent._spec import AgentSpec
@@ -119,6 +122,11 @@ class RunLoop:
                 await self.hooks.before_run(info)
                 output = await self._loop(run, journal)
             outcome = Outcome("succeeded", output=output)
+        except AwaitHuman:
+            # the gate row and the run's status were written together; the run holds nothing more
+            await journal.flush()
+            await self.hooks.after_run(info, "awaiting_approval")
+            return Outcome("awaiting_approval")
         except PauseRun as signal:
             outcome = Outcome("paused", reason=_reason(signal.reason))
         except AbortRun as signal:
@@ -310,7 +318,7 @@ class RunLoop:
         else:
             try:
                 target = self.tools.get(call.name)
-                if isinstance(target, Tool):
+                if isinstance(target, Tool | AskHumanTool):
                     target.validate(call.arguments)
             except ToolError as exc:
                 problem = str(exc)
@@ -322,6 +330,11 @@ class RunLoop:
 
             request = {"refused": call.name, "args": call.arguments, "why": problem}
             return await journal.model_step(seq, request, refuse, kind="tool", name=call.name)
+        if is_gated(target, self.spec.approvals, call.name):
+            passed = await pass_gate(self.store, self.spec.approvals, run, journal, seq, call, target, reply)
+            if isinstance(passed, StepResult):
+                return passed
+            call = passed
         if self.consulter is not None and call.name == "consult":
             result: StepResult = await self.consulter.step(self, run, journal, seq, call, reply)
             return result

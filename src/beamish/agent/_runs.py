@@ -19,6 +19,7 @@ from beamish._exceptions import CallTimeout, SpecError
 from beamish._exits import ExitReason
 from beamish._tasks import cancel_and_wait
 from beamish.agent._agent import AgentActor
+from beamish.agent._gates import expire_due
 from beamish.agent._results import FINAL_STATUSES, RunResult
 from beamish.journal import Store, open_store
 from beamish.runtime import Actor, ActorRef, ChildSpec, Node
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 POLL_S = 0.1
 #: The poller wakes one agent at most this often (a busy agent need not collect a pile of wakes).
 WAKE_EVERY_S = 0.5
+#: How often the poller applies the expiry policy of gates whose time is up (any node may: the
+#: update is conditional, so two nodes never decide one gate twice).
+EXPIRE_EVERY_S = 1.0
 
 
 class _Keeper(Actor):
@@ -102,11 +106,15 @@ class Runs:
 
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
+        expired_at = 0.0
         while True:
             await asyncio.sleep(POLL_S)
             if not self.refs or self._store is None:
                 continue
             try:
+                if loop.time() - expired_at >= EXPIRE_EVERY_S:
+                    expired_at = loop.time()
+                    await expire_due(self._store)
                 rows = await self._store.fetchall("SELECT DISTINCT agent FROM runs WHERE status = 'queued'")
             except Exception:
                 continue  # the store is closing, or briefly unreachable: look again next time

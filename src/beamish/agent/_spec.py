@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from beamish._exceptions import SpecError
+from beamish.agent._approval import parse_rules
 from beamish.agent._hooks import import_path
 from beamish.agent._mcp_tools import McpServer
 from beamish.agent._tools import Tool
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from beamish.runtime import ActorRef, ChildSpec, Node
 
 _VERSION = 1
-BUILTIN_TOOLS = ("consult",)
+BUILTIN_TOOLS = ("consult", "ask_human")
 _ISOLATIONS = ("task", "process")
 _RESTARTS = ("permanent", "transient", "temporary")
 #: Every agent's watchdog unless its author says ``watchdog=None`` (then it runs unprotected).
@@ -113,6 +114,8 @@ class AgentSpec:
     entry: str | None = None
     #: Which stored version of the agent's definition this is (``beamish.upgrade``); runs record it.
     version: int | None = None
+    #: ``ApprovalRule``s (or their mappings): tool calls of this agent that wait for a person first.
+    approvals: Sequence[Any] = ()
 
     #: Reported as the child's type in ``which_children``.
     child_type = "worker"
@@ -178,6 +181,7 @@ class AgentSpec:
             isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1
         ):
             raise SpecError(f"{owner}: version={self.version!r} is invalid: expected a whole number >= 1")
+        object.__setattr__(self, "approvals", parse_rules(self.approvals, owner))
         if self.isolation == "process" and not isinstance(self.model, str):
             raise SpecError(f"{owner}: a process-isolated agent needs its model as a 'provider:model' string")
 
@@ -258,6 +262,8 @@ class AgentSpec:
             value = getattr(self, f.name)
             if f.name == "tools":
                 value = [_tool_to_json(t) for t in value]
+            elif f.name == "approvals":
+                value = [rule.to_json() for rule in value]
             elif f.name in ("budget", "watchdog", "policy", "backoff", "retry"):
                 value = _object_to_json(self.name, f.name, value)
             elif f.name == "hooks" and value is not None and not isinstance(value, str):

@@ -9,6 +9,9 @@ model can read and fix, not a crash. The ``effect`` tells the journal what a cra
   the same key, and the tool (or the service behind it) makes the repeat harmless.
 - ``"once"``: must never happen twice. After a crash between its intent and its outcome, its
   ``reconcile(key)`` is asked what happened; with no answer the run waits for a human.
+
+``approval="required"`` makes every call of the tool wait for a person's decision first (the run
+stops as ``awaiting_approval``; see ``beamish.agent._approval``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from beamish.journal._records import step_key
 
 Effect = Literal["read", "idempotent", "once"]
 EFFECTS: tuple[Effect, ...] = ("read", "idempotent", "once")
+Approval = Literal["required"] | None
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -130,10 +134,19 @@ class Tool:
     """A function made callable by agents. Still callable directly, as the plain function it wraps."""
 
     def __init__(
-        self, fn: Callable[..., Any], *, name: str | None, effect: str, description: str | None
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None,
+        effect: str,
+        description: str | None,
+        approval: str | None = None,
     ) -> None:
         if effect not in EFFECTS:
             raise SpecError(f"tool {fn.__name__!r}: effect must be one of {list(EFFECTS)}, got {effect!r}")
+        if approval not in (None, "required"):
+            raise SpecError(f"tool {fn.__name__!r}: approval must be 'required' or None, got {approval!r}")
+        self.approval = approval
         self.fn = fn
         self.name = name or fn.__name__
         if not _NAME.match(self.name):
@@ -229,7 +242,11 @@ def render_result(value: Any) -> str:
 def tool(fn: Callable[..., Any], /) -> Tool: ...
 @overload
 def tool(
-    *, name: str | None = None, effect: Effect = "read", description: str | None = None
+    *,
+    name: str | None = None,
+    effect: Effect = "read",
+    description: str | None = None,
+    approval: Approval = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -240,17 +257,19 @@ def tool(
     name: str | None = None,
     effect: Effect = "read",
     description: str | None = None,
+    approval: Approval = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function an agent tool: ``@beamish.tool`` or ``@beamish.tool(effect="once")``.
 
     The schema comes from the type hints, the description and argument help from the docstring.
     A parameter typed ``beamish.ToolContext`` receives the context and is hidden from the model.
+    ``approval="required"``: each call waits for a person's approval before it runs.
     """
     if fn is not None:
-        return Tool(fn, name=name, effect=effect, description=description)
+        return Tool(fn, name=name, effect=effect, description=description, approval=approval)
 
     def wrap(f: Callable[..., Any]) -> Tool:
-        return Tool(f, name=name, effect=effect, description=description)
+        return Tool(f, name=name, effect=effect, description=description, approval=approval)
 
     return wrap
 

@@ -36,9 +36,11 @@ def version() -> None:
 # Command modules register after the app exists: one line each.
 from beamish.cli import (  # noqa: E402
     _agents,
+    _approvals,
     _cluster,
     _company,
     _demo,
+    _digest,
     _journal,
     _memory,
     _runs,
@@ -51,6 +53,8 @@ _setup.register(app)
 _company.register(app)
 _runs.register(app)
 _agents.register(app)
+_approvals.register(app)
+_digest.register(app)
 _demo.register(app)
 _upgrade.register(app)
 app.add_typer(_journal.journal_app)

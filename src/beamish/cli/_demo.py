@@ -198,6 +198,11 @@ def _print_summary(data: dict[str, Any]) -> None:
         ("spend", f"${data['spend_usd']:.4f} (scripted model at a demo price)"),
         ("spend past a cap", f"${data['spend_past_cap']:.4f} (every run, day, month, total and company cap)"),
         ("scheduled fires", f"{data['scheduled_fires']}, success rate {data['scheduled_success_rate']}"),
+        (
+            "approvals",
+            counted(data.get("approvals", {}), zeros=True) + " (marketing's posts, through the API)",
+        ),
+        ("alerts sent", counted(data.get("alerts_sent", {})) + " (to the local sink, signatures checked)"),
         ("faults injected", counted(data["faults_injected"])),
         ("faults seen", counted(data["faults_seen"], zeros=True)),
         (

@@ -26,6 +26,7 @@ from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._ledger import PauseRecord
 from beamish.agent._runs import runs_of
 from beamish.agent._store_ledger import StoreLedger
+from beamish.company._approvals import ApprovalsMixin
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._eventwriter import EventWriter
@@ -49,7 +50,7 @@ def _published_live(event: Event) -> bool:
     return event.kind.startswith("store.") and event.data.get("pid") == os.getpid()
 
 
-class Company:
+class Company(ApprovalsMixin):
     """The company described by ``config``, started by :meth:`start` and stopped by :meth:`stop`."""
 
     def __init__(

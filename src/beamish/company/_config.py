@@ -31,7 +31,7 @@ from beamish.schedule._cron import Schedule
 from beamish.schedule._fields import cron_problems
 
 #: Tools every agent may name without an import path.
-BUILTIN_TOOLS = frozenset({"memory", "consult"})
+BUILTIN_TOOLS = frozenset({"memory", "consult", "ask_human"})
 MODEL_PROVIDERS = ("anthropic", "openai", "scripted")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -126,6 +126,15 @@ def validate_config_data(
         model = _model(name, section.model, base, problems)
         tools = tuple(_tool(name, i, t, file, base, problems) for i, t in enumerate(section.tools))
         agents[name] = AgentConfig(name, section, model, tools, groups.get(name))
+    for i, rule in enumerate(file.approvals):
+        if rule.agent != "*" and rule.agent not in file.agents:
+            known = ", ".join(file.agents)
+            problems.append(
+                (f"approvals[{i}].agent", f"unknown agent {rule.agent!r} (agents: {known}, or '*')")
+            )
+        if rule.on_expiry == "escalate" and not rule.escalate_to:
+            problems.append((f"approvals[{i}].escalate_to", "on_expiry = 'escalate' needs who decides next"))
+    _check_alerts(file, problems)
     _check_zone("company.timezone", file.company.timezone, problems)
     if file.budget.tz is not None:
         _check_zone("budget.tz", file.budget.tz, problems)
@@ -134,6 +143,19 @@ def validate_config_data(
     if file.telemetry.sentry_dsn and importlib.util.find_spec("sentry_sdk") is None:
         problems.append(("telemetry.sentry_dsn", "needs the 'sentry' extra: pip install 'beamish[sentry]'"))
     return CompanyConfig(source, file, store_url, memory_file, agents), problems
+
+
+def _check_alerts(file: ConfigFile, problems: list[tuple[str, str]]) -> None:
+    names: set[str] = set()
+    for i, sink in enumerate(file.alerts):
+        where = f"alerts[{i}]"
+        if sink.name in names:
+            problems.append((f"{where}.name", f"another sink is named {sink.name!r}"))
+        names.add(sink.name)
+        if sink.type in ("webhook", "slack") and not sink.url:
+            problems.append((f"{where}.url", f"a {sink.type} sink needs url = 'https://…'"))
+        if sink.type == "email" and not (sink.host and sink.sender and sink.to):
+            problems.append((where, "an email sink needs host, sender and to = ['someone@example.com']"))
 
 
 def _fail(shown: str, problems: list[tuple[str, str]]) -> NoReturn:
@@ -306,7 +328,7 @@ def _tool(
     if not sep:
         module_name, _, attr = ref.rpartition(".")
     if not module_name or not attr:
-        expected = "expected 'memory', 'consult' or an import path 'module:function'"
+        expected = "expected 'memory', 'consult', 'ask_human' or an import path 'module:function'"
         problems.append((where, f"{expected}, got {ref!r}"))
         return ref
     if str(base) not in sys.path:

@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 import tomllib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from beamish._events import Event
 from beamish.agent._tools import Tool
 from beamish.company._company import Company
 from beamish.company._config import CompanyConfig, load_config_data, schedule_entries
+from beamish.company._demo_sink import LocalSink
 from beamish.company._effects import Fact, World, world_of
 from beamish.company._examples import solo_company_dir
 from beamish.company._faults import AcceleratedClock, FaultPlan, agent_processes
@@ -54,12 +56,24 @@ class DemoSettings:
     log: Callable[[str], None] = field(default=lambda _: None)
 
 
+#: The environment variable the demo's webhook secret travels in (the alerter reads it there).
+ALERT_SECRET_ENV = "BEAMISH_DEMO_ALERT_SECRET"
+#: Extra posts the demo asks of marketing through the public API (each waits for approval).
+EXTRA_POSTS = 3
+
+
 def demo_config(
-    workdir: Path, settings: DemoSettings, example: Path | None = None, *, call_log: Path | None = None
+    workdir: Path,
+    settings: DemoSettings,
+    example: Path | None = None,
+    *,
+    call_log: Path | None = None,
+    alert_url: str | None = None,
 ) -> CompanyConfig:
     """The solo company's config, pointed at ``workdir`` and the scripted model, with the demo's limits.
 
-    With ``call_log``, the agents play copies of the scripts that log every call there.
+    With ``call_log``, the agents play copies of the scripts that log every call there. Marketing's
+    posts wait for the owner's approval; with ``alert_url``, alerts go there as signed webhooks.
     """
     example = example or solo_company_dir()
     scripts = copy_scripts(example, workdir, call_log) if call_log is not None else {}
@@ -77,6 +91,11 @@ def demo_config(
         agent["backoff"] = {"min_s": 0.05, "max_s": 0.5, "jitter": 0.2, "reset_after_s": 5.0}
     costly = data["agents"][settings.costly_agent]
     costly["budget"] = {**costly.get("budget", {}), "per_day_usd": settings.costly_cap_usd}
+    data["approvals"] = [{"agent": "marketing", "tool": "post_update", "approvers": ["owner"]}]
+    if alert_url is not None:
+        data["alerts"] = [
+            {"name": "local", "type": "webhook", "url": alert_url, "secret_env": ALERT_SECRET_ENV}
+        ]
     data["tree"] = {**data.get("tree", {}), "intensity": 1000, "period": 1.0}
     for group in data["tree"].get("groups", {}).values():
         group["intensity"], group["period"] = 1000, 1.0  # the fault plan must never exhaust a supervisor
@@ -177,12 +196,30 @@ async def run_demo(
     on_tick: Callable[[Company, float], Any] | None = None,
 ) -> Summary:
     """Run the demo for ``settings.duration_s`` seconds and return its checked summary."""
-    import asyncio
 
     workdir = settings.workdir or Path(tempfile.mkdtemp(prefix="beamish-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ["BEAMISH_EFFECT_LOG"] = str(workdir / "effects.jsonl")  # inherited by every agent process
-    config = demo_config(workdir, settings, call_log=workdir / "model-calls.jsonl")
+    with LocalSink() as sink:
+        os.environ[ALERT_SECRET_ENV] = sink.secret
+        config = demo_config(workdir, settings, call_log=workdir / "model-calls.jsonl", alert_url=sink.url)
+        summary, decisions = await _run(config, settings, workdir, parts_factory, on_tick)
+    summary.approvals = dict(decisions)
+    summary.alerts_sent = dict(sorted(sink.received.items()))
+    return summary
+
+
+async def _run(
+    config: CompanyConfig,
+    settings: DemoSettings,
+    workdir: Path,
+    parts_factory: Callable[[CompanyConfig, AcceleratedClock, Path], CompanyParts],
+    on_tick: Callable[[Company, float], Any] | None,
+) -> tuple[Summary, Counter[str]]:
+    """The company under the fault plan, its posts decided through the public API as they wait."""
+    import asyncio
+
+    decisions: Counter[str] = Counter()
     seed_memory(config.memory_file)
     memory = MemoryRecord(config.memory_file, seed_facts())
     clock = AcceleratedClock(SIMULATED_S / settings.duration_s, _simulated_start())
@@ -202,8 +239,11 @@ async def run_demo(
             spared=lambda: hanging_agents(workdir, settings.hang_after_s),
         )
         faults.start()
+        for i in range(EXTRA_POSTS):
+            await company.submit("marketing", f"Post today's update ({i + 1} of {EXTRA_POSTS} extra)")
         deadline = started + settings.duration_s
         while (now := time.monotonic()) < deadline:
+            await _maybe_await(decide_posts(company, decisions))
             if on_tick is not None:
                 await _maybe_await(on_tick(company, now - started))
             await asyncio.sleep(min(0.5, max(0.0, deadline - now)))
@@ -212,7 +252,30 @@ async def run_demo(
             await faults.stop()
         await company.stop()
     injected = {**(dict(faults.injected) if faults else {}), **model_faults(workdir / "model-calls.jsonl")}
-    return await _summary(config, workdir, memory, injected, time.monotonic() - started)
+    decisions["pending_at_end"] = await _pending(config)
+    return await _summary(config, workdir, memory, injected, time.monotonic() - started), decisions
+
+
+async def decide_posts(company: Company, decisions: Counter[str]) -> None:
+    """The owner at work: approve each waiting post, but deny the second one, with a note."""
+    for gate in await company.approvals():
+        if decisions["approved"] == 1 and decisions["denied"] == 0:
+            await company.deny(gate.gate_id, by="owner", note="not this one: it repeats yesterday's news")
+            decisions["denied"] += 1
+        else:
+            await company.approve(gate.gate_id, by="owner")
+            decisions["approved"] += 1
+
+
+async def _pending(config: CompanyConfig) -> int:
+    from beamish.agent._gates import pending_gates
+    from beamish.journal import open_store
+
+    store = await open_store(config.store_url)
+    try:
+        return len(await pending_gates(store))
+    finally:
+        await store.close()
 
 
 async def _summary(

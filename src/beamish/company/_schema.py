@@ -7,7 +7,7 @@ layer has validated types and ranges.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -130,6 +130,54 @@ class AgentSection(_Table):
     price: PriceSection | None = None
 
 
+class ApprovalSection(_Table):
+    """``[[approvals]]``: calls of ``tool`` by ``agent`` (``"*"``: any) wait for a person first;
+    ``if_args`` (each argument equals the value given) and ``if_cost_over`` (the run's dollars so
+    far) narrow it. The first matching rule sets who decides and what the expiry does."""
+
+    agent: str
+    tool: str
+    approvers: list[str] = Field(default_factory=list)
+    expires_after_s: Positive = 86_400.0
+    on_expiry: Literal["deny", "escalate"] = "deny"
+    escalate_to: list[str] = Field(default_factory=list)
+    if_args: dict[str, Any] = Field(default_factory=dict)
+    if_cost_over: NonNegative | None = None
+
+
+class AlertSection(_Table):
+    """``[[alerts]]``: a sink (``webhook``, ``slack`` or ``email``) and the events routed to it.
+
+    ``events`` defaults to what needs a person (approvals, questions, over-budget and loop pauses,
+    needs-attention, supervisor escalation, a lost lease, a memory repair). ``quiet_hours``
+    (``"22:00-07:00"`` in the company's time zone) holds all but critical alerts for the digest.
+    Secrets are named by environment variable (``secret_env``, ``password_env``), never written here.
+    """
+
+    name: str
+    type: Literal["webhook", "slack", "email"]
+    url: str | None = None
+    secret_env: str | None = None
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    starttls: bool = True
+    username: str | None = None
+    password_env: str | None = None
+    sender: str | None = None
+    to: list[str] = Field(default_factory=list)
+    events: list[str] | None = None
+    agents: list[str] | None = None
+    min_severity: Literal["info", "warning", "critical"] = "info"
+    dedup_window_s: Positive = 3600.0
+    rate_per_minute: Annotated[int, Field(ge=1)] = 30
+    quiet_hours: (
+        Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")] | None
+    ) = None
+    links_url: str | None = None
+    #: When this sink gets the digest (cron, company time zone); email sinks: "0 8 * * *" unless set.
+    digest_cron: str | None = None
+
+
 class GroupSection(_Table):
     """A supervisor over some agents, e.g. finance as ``rest_for_one`` (the CFO first)."""
 
@@ -171,5 +219,7 @@ class ConfigFile(_Table):
     budget: BudgetSection = Field(default_factory=BudgetSection)
     tree: TreeSection = Field(default_factory=TreeSection)
     agents: dict[str, AgentSection]
+    approvals: list[ApprovalSection] = Field(default_factory=list)
+    alerts: list[AlertSection] = Field(default_factory=list)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     dashboard: DashboardSection = Field(default_factory=DashboardSection)

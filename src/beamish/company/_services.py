@@ -63,6 +63,19 @@ def company_parts(
     attach_upgrades(parts)  # versions, proposals, the rollback guard, reload
     submit = LateSubmit()
     parts.on_start.append(submit.bind)
+    if config.file.alerts:
+        from beamish.company._alerter import AlerterActor, build_digests, build_routes, build_sinks
+        from beamish.company._digest import digest_builder
+
+        sections, tz = config.file.alerts, config.file.company.timezone
+        kwargs = {
+            "store": config.store_url,
+            "routes": build_routes(sections, tz),
+            "sinks": build_sinks(sections),
+            "digests": build_digests(sections, tz),
+            "build": digest_builder(config),
+        }
+        parts.services.append(ChildSpec("alerts", AlerterActor, kwargs=kwargs))
     entries = schedule_entries(config)
     parts.schedule_clock = schedule_clock
     if entries:

@@ -65,6 +65,10 @@ class Summary:
     #: Live upgrades made while the company ran (``agent.upgraded``), and how many were rolled back.
     upgrades: list[dict[str, Any]] = field(default_factory=list)
     rollbacks: int = 0
+    #: Gated calls decided through the API (``approved``, ``denied``) and still waiting at the end.
+    approvals: dict[str, int] = field(default_factory=dict)
+    #: Alerts the local sink received (signature checked), by kind.
+    alerts_sent: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

@@ -94,6 +94,9 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
     if config.file.telemetry.capture_content:
         options["capture_content"] = True  # prompts, replies and tool arguments on the spans (redacted)
     options["policy"] = Policy(**section.policy.model_dump())
+    rules = [r.model_dump(exclude={"agent"}) for r in config.file.approvals if r.agent in (agent.name, "*")]
+    if rules:
+        options["approvals"] = rules
     if section.backoff is not None:
         options["backoff"] = Backoff(**section.backoff.model_dump())
     options.update(parts.agent_overrides.get(agent.name, {}))

@@ -24,6 +24,7 @@ from beamish._exceptions import BeamishError
 from beamish._net import is_loopback
 from beamish._redact import redact
 from beamish.company._status import DashboardSource, UnknownAgent
+from beamish.dashboard._decisions import LINK_PREFIX, decision_routes
 from beamish.dashboard._page import PAGE
 
 _COOKIE = "beamish_dashboard"
@@ -56,7 +57,8 @@ class _Guard:
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{host_header}":
             return PlainTextResponse("forbidden origin", status_code=403)
-        if self.token is not None and not self._token_ok(request):
+        signed = request.url.path.startswith(LINK_PREFIX)  # a decision link carries its own signature
+        if self.token is not None and not signed and not self._token_ok(request):
             return PlainTextResponse("a valid token is required", status_code=401)
         return None
 
@@ -75,8 +77,15 @@ class _Guard:
         return ok
 
 
-def create_app(source: DashboardSource, *, token: str | None = None, loopback_only: bool = True) -> ASGIApp:
-    """The dashboard as an ASGI app (served by the node, or mounted by the user)."""
+def create_app(
+    source: DashboardSource,
+    *,
+    token: str | None = None,
+    loopback_only: bool = True,
+    link_secret: str | None = None,
+) -> ASGIApp:
+    """The dashboard as an ASGI app (served by the node, or mounted by the user). ``link_secret``
+    signs decision links (default: the token); with neither, links are refused."""
 
     async def page(request: Request) -> Response:
         response = HTMLResponse(PAGE)
@@ -121,6 +130,7 @@ def create_app(source: DashboardSource, *, token: str | None = None, loopback_on
             Route("/api/tree", tree),
             Route("/api/events", events),
             Route("/api/agents/{agent}/resume", resume, methods=["POST"]),
+            *decision_routes(source, link_secret or token),
         ]
     )
     return _Guard(app, token=token, loopback_only=loopback_only)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import uvicorn
 
@@ -20,11 +21,18 @@ class DashboardServer:
     """
 
     def __init__(
-        self, source: DashboardSource, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None
+        self,
+        source: DashboardSource,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        token: str | None = None,
+        link_secret: str | None = None,
     ) -> None:
         check_bind(host, token)
         self.host, self.port, self.token = host, port, token
-        app = create_app(source, token=token, loopback_only=is_loopback(host))
+        secret = link_secret or os.environ.get("BEAMISH_LINK_SECRET")
+        app = create_app(source, token=token, loopback_only=is_loopback(host), link_secret=secret)
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
         )

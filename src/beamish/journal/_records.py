@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from beamish._exits import ExitReason
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "paused", "needs_attention"]
+RunStatus = Literal[
+    "queued", "running", "succeeded", "failed", "paused", "needs_attention", "awaiting_approval"
+]
 RUN_STATUSES: frozenset[str] = frozenset(
-    {"queued", "running", "succeeded", "failed", "paused", "needs_attention"}
+    {"queued", "running", "succeeded", "failed", "paused", "needs_attention", "awaiting_approval"}
 )
 #: Statuses a run never leaves by itself; prune may delete these.
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
