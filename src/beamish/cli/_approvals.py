@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from beamish.agent._gates import Gate, decide, pending_gates
-from beamish.cli._company import ConfigOption, JsonOption, fail, load, with_store
+from beamish.cli._common import ConfigOption, JsonOption, fail, load, with_store
 from beamish.cli._output import console, emit_json
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why: the model reads it with a denial.")]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from beamish.cli._company import ConfigOption, JsonOption, fail, load, with_store
+from beamish.cli._common import ConfigOption, JsonOption, fail, load, with_store
 from beamish.cli._journal import parse_duration
 from beamish.cli._output import console, emit_json
 from beamish.company._digest import build_digest

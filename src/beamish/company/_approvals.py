@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from beamish.agent._runs import runs_of
 from beamish.agent._gates import Gate, decide, get_gate, pending_gates
+from beamish.agent._runs import runs_of
 
 
 class ApprovalsMixin:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from beamish._events import Event
+from beamish.agent._gates import pending_gates
 from beamish.agent._tools import Tool
 from beamish.company._company import Company
 from beamish.company._config import CompanyConfig, load_config_data, schedule_entries
@@ -268,9 +269,6 @@ async def decide_posts(company: Company, decisions: Counter[str]) -> None:
 
 
 async def _pending(config: CompanyConfig) -> int:
-    from beamish.agent._gates import pending_gates
-    from beamish.journal import open_store
-
     store = await open_store(config.store_url)
     try:
         return len(await pending_gates(store))

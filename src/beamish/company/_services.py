@@ -12,7 +12,9 @@ from typing import Any
 
 from beamish._clock import Clock
 from beamish._net import free_port, is_loopback, url_host
+from beamish.company._alerter import AlerterActor, build_digests, build_routes, build_sinks
 from beamish.company._config import CompanyConfig, schedule_entries
+from beamish.company._digest import digest_builder
 from beamish.company._memory_service import MemoryService
 from beamish.company._memory_tools import MEMORY_TOOLS, TOKEN_ENV, URL_ENV
 from beamish.company._tree import CompanyParts
@@ -64,9 +66,6 @@ def company_parts(
     submit = LateSubmit()
     parts.on_start.append(submit.bind)
     if config.file.alerts:
-        from beamish.company._alerter import AlerterActor, build_digests, build_routes, build_sinks
-        from beamish.company._digest import digest_builder
-
         sections, tz = config.file.alerts, config.file.company.timezone
         kwargs = {
             "store": config.store_url,
