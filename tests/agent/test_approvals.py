@@ -17,9 +17,9 @@ import pytest
 
 import beamish
 from beamish import AgentSpec, ApprovalRule
-from beamish.errors import GateError
 from beamish.agent._gates import Gate, decide, expire_due, gate_at, get_gate
 from beamish.agent._messages import ModelRequest, ModelResponse, ToolCall
+from beamish.errors import GateError
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 from beamish.testing import FakeClock
