@@ -12,6 +12,7 @@ for. The store and poller live as long as a small keeper actor, a top-level acto
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
@@ -69,6 +70,8 @@ class Runs:
         #: Agent name → the spec it takes at its next (re)start in place of its child spec's
         #: (a live upgrade, ``beamish.upgrade``: OTP's changed child spec).
         self.upgrades: dict[str, AgentSpec] = {}
+        #: On a cluster: wakes an agent held by another node (the cluster registers it while it runs).
+        self.remote_wake: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def store_url(self) -> str:
@@ -202,7 +205,8 @@ class Runs:
             event = Event("run.submitted", run.run_id, {"run_id": run.run_id, "agent": agent})
             await store.append_event(event)
             self.node.emit(event)
-        self.wake(agent)
+        if not self.wake(agent) and self.remote_wake is not None:
+            await self.remote_wake(agent)
         return run.run_id
 
     async def result(self, run_id: str, timeout: float | None = None) -> RunResult:

@@ -101,6 +101,7 @@ class ClusterNode:
         self._placed = await self.node.start_supervisor(spec, name=f"placed@{self.node_id}")
         reg = runs_of(self.node)
         reg.remote.update(self._agents)
+        reg.remote_wake = self._wake_holder
         await self._event("cluster.node_joined", self.node_id, {"lease_s": self.lease_s})
         await self.tick()
         self._task = asyncio.create_task(self._run(), name=f"beamish-cluster-{self.node_id}")
@@ -110,6 +111,9 @@ class ClusterNode:
 
     async def stop(self) -> None:
         """Leave cleanly: stop the units, release their leases (others take them at once), mark stopped."""
+        runs = runs_of(self.node)
+        if runs.remote_wake == self._wake_holder:
+            runs.remote_wake = None
         for task in (self._placing, self._wakes):
             await cancel_and_wait(task)
         self._placing = self._wakes = None
@@ -154,13 +158,12 @@ class ClusterNode:
             raise SpecError(
                 f"no agent named {agent!r} in this cluster (known: {', '.join(sorted(self._agents))})"
             )
-        run, created = await self.store.create_run(agent, task, run_id=run_id)
-        if created:
-            await self.store.append_event(
-                Event("run.submitted", run.run_id, {"run_id": run.run_id, "agent": agent})
-            )
+        submitted: str = await self.node.submit(agent, task, run_id)  # the one path for a run
+        return submitted
+
+    async def _wake_holder(self, agent: str) -> None:
+        """Tell the node that holds ``agent`` (whichever it is) that a run was submitted to it."""
         await self.store.notify(WAKE_CHANNEL, agent)
-        return run.run_id
 
     async def _listen(self) -> None:
         """Wake local agents when another node submitted to them (the registry's poll is the fallback)."""
