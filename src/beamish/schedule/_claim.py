@@ -20,7 +20,7 @@ from beamish.journal._payload import canonical, encode, open_envelope
 from beamish.journal._runs import insert_run
 from beamish.journal._sql import Row, SyncTx, for_update_skip_locked
 from beamish.schedule._cron import Schedule
-from beamish.schedule._misfire import decide
+from beamish.schedule._misfire import Decision, decide
 
 MAX_ALL_PER_PASS = 1000  # policy "all" after a long outage: catch up in bounded passes
 
@@ -70,58 +70,15 @@ def _claim_one(
     sid = str(row["schedule_id"])
     schedule = schedule_from_spec(str(row["spec"]))
     cursor = datetime.fromtimestamp(float(row["cursor_at"]), UTC)
-    pending: list[datetime] = []
-    upcoming: datetime | None = None  # the first tick not yet due: it sets next_due_at
-    following: datetime | None = None  # the tick after it, when known
-    stored_next, stored_following = row["next_nominal_at"], row["following_at"]
-    if (
-        stored_next is not None
-        and stored_following is not None
-        and float(stored_next) > float(row["cursor_at"])
-        and schedule.due_time(sid, utc(stored_following)) > now
-    ):
-        # The usual case, precomputed by the last pass: exactly one tick is due.
-        pending.append(utc(stored_next))
-        upcoming = utc(stored_following)
-    else:
-        ticks = schedule.iter_fires(cursor)
-        for nominal in ticks:
-            if nominal > now or schedule.due_time(sid, nominal) > now:
-                upcoming = nominal
-                following = next(ticks, None)
-                break
-            pending.append(nominal)
-            if schedule.misfire == "all" and len(pending) >= MAX_ALL_PER_PASS:
-                break
+    pending, upcoming, following = _due_ticks(schedule, sid, row, now)
     now_ts = now.timestamp()
     for d in decide(schedule, sid, pending, now):
-        key = nominal_key(d.nominal)
-        rid = run_id_for(sid, d.nominal) if d.action == "fire" else None
-        status = "claimed" if d.action == "fire" else "missed"
-        won = tx.execute(
-            "INSERT INTO schedule_fires (schedule_id, nominal_fire_time, nominal_at, due_at, action, "
-            "status, run_id, agent, input, reason, claimed_by, claimed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (schedule_id, nominal_fire_time) DO NOTHING",
-            (sid, key, d.nominal.timestamp(), d.due.timestamp(), d.action, status, rid,
-             row["agent"], row["input"], d.reason, owner, now_ts),
-        )  # fmt: skip
-        if won != 1:
+        recorded = _record_decision(tx, row, d, owner, threshold, now_ts)
+        if recorded is None:
             continue  # another scheduler decided this tick
-        data = {
-            "nominal": key,
-            "due_at": d.due.timestamp(),
-            "late_s": round(d.late_s, 6),
-            "reason": d.reason,
-        }
-        if rid is not None:
-            fire = Fired(sid, key, rid, str(row["agent"]), _input(row["input"]), d.due.timestamp())
-            _insert_run(tx, fire, threshold, now_ts)
+        fire, event = recorded
+        if fire is not None:
             fired.append(fire)
-            event = Event("schedule.fired", sid, {**data, "run_id": rid, "agent": fire.agent}, now_ts)
-        else:
-            event = Event("schedule.missed", sid, data, now_ts)
-        insert_event(tx, event)
         events.append(event)
     last = pending[-1] if pending else cursor
     nxt = upcoming if upcoming is not None else schedule.next_fire(last)
@@ -131,6 +88,61 @@ def _claim_one(
         (last.timestamp(), schedule.due_time(sid, nxt).timestamp(), nxt.timestamp(),
          None if following is None else following.timestamp(), now_ts, sid),
     )  # fmt: skip
+
+
+def _due_ticks(
+    schedule: Schedule, sid: str, row: Row, now: datetime
+) -> tuple[list[datetime], datetime | None, datetime | None]:
+    """The ticks due now, the first tick not yet due (it sets ``next_due_at``) and the one after it
+    when known. The usual case, one due tick, was precomputed by the last pass and costs no cron walk."""
+    stored_next, stored_following = row["next_nominal_at"], row["following_at"]
+    if (
+        stored_next is not None
+        and stored_following is not None
+        and float(stored_next) > float(row["cursor_at"])
+        and schedule.due_time(sid, utc(stored_following)) > now
+    ):
+        return [utc(stored_next)], utc(stored_following), None
+    pending: list[datetime] = []
+    ticks = schedule.iter_fires(datetime.fromtimestamp(float(row["cursor_at"]), UTC))
+    for nominal in ticks:
+        if nominal > now or schedule.due_time(sid, nominal) > now:
+            return pending, nominal, next(ticks, None)
+        pending.append(nominal)
+        if schedule.misfire == "all" and len(pending) >= MAX_ALL_PER_PASS:
+            break
+    return pending, None, None
+
+
+def _record_decision(
+    tx: SyncTx, row: Row, d: Decision, owner: str, threshold: int, now_ts: float
+) -> tuple[Fired | None, Event] | None:
+    """Claim one tick's row (``None`` when another scheduler already decided it); a fired tick also
+    inserts its run in the same transaction, so a tick is exactly one run."""
+    sid = str(row["schedule_id"])
+    key = nominal_key(d.nominal)
+    rid = run_id_for(sid, d.nominal) if d.action == "fire" else None
+    status = "claimed" if d.action == "fire" else "missed"
+    won = tx.execute(
+        "INSERT INTO schedule_fires (schedule_id, nominal_fire_time, nominal_at, due_at, action, "
+        "status, run_id, agent, input, reason, claimed_by, claimed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (schedule_id, nominal_fire_time) DO NOTHING",
+        (sid, key, d.nominal.timestamp(), d.due.timestamp(), d.action, status, rid,
+         row["agent"], row["input"], d.reason, owner, now_ts),
+    )  # fmt: skip
+    if won != 1:
+        return None
+    data = {"nominal": key, "due_at": d.due.timestamp(), "late_s": round(d.late_s, 6), "reason": d.reason}
+    fire = None
+    if rid is not None:
+        fire = Fired(sid, key, rid, str(row["agent"]), _input(row["input"]), d.due.timestamp())
+        _insert_run(tx, fire, threshold, now_ts)
+        event = Event("schedule.fired", sid, {**data, "run_id": rid, "agent": fire.agent}, now_ts)
+    else:
+        event = Event("schedule.missed", sid, data, now_ts)
+    insert_event(tx, event)
+    return fire, event
 
 
 def reclaim_stale(
