@@ -128,15 +128,7 @@ class AgentSpec:
             parse_model_string(self.model)
         elif not callable(getattr(self.model, "complete", None)):
             raise SpecError(f"{owner}: model={self.model!r} is invalid: expected 'provider:model' or a Model")
-        if isinstance(self.tools, str | bytes) or not isinstance(self.tools, Sequence):
-            raise SpecError(f"{owner}: tools={self.tools!r} is invalid: expected a list")
-        object.__setattr__(self, "tools", tuple(self.tools))
-        names: set[str] = set()
-        for t in self.tools:
-            name = _tool_name(owner, t)
-            if name in names:
-                raise SpecError(f"{owner}: tools lists {name!r} twice")
-            names.add(name)
+        self._check_tools(owner)
         if self.isolation not in _ISOLATIONS:
             raise SpecError(f"{owner}: isolation={self.isolation!r} is invalid: expected 'task' or 'process'")
         if self.restart not in _RESTARTS:
@@ -148,14 +140,7 @@ class AgentSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(f"{owner}: {key}={value!r} is invalid: expected a whole number >= 1")
         _positive(owner, "consult_deadline_s", self.consult_deadline_s)
-        if self.consults is not None:
-            if isinstance(self.consults, str) or not all(isinstance(c, str) and c for c in self.consults):
-                raise SpecError(
-                    f"{owner}: consults={self.consults!r} is invalid: expected a list of agent names"
-                )
-            if "consult" not in self.tools:
-                raise SpecError(f"{owner}: consults is set but 'consult' is not among its tools")
-            object.__setattr__(self, "consults", tuple(self.consults))
+        self._check_consults(owner)
         _positive(owner, "shutdown", self.shutdown)
         for key in ("max_memory_mb", "hang_after_s"):
             if getattr(self, key) is not None:
@@ -167,16 +152,7 @@ class AgentSpec:
         object.__setattr__(self, "model_options", dict(self.model_options))
         if self.retry is not None and not isinstance(self.retry, RetryPolicy):
             raise SpecError(f"{owner}: retry={self.retry!r} is invalid: expected a RetryPolicy or None")
-        if self.entry is not None:
-            if not isinstance(self.entry, str) or ":" not in self.entry:
-                raise SpecError(
-                    f"{owner}: entry={self.entry!r} is invalid: expected 'package.module:function'"
-                )
-            if self.tools:
-                raise SpecError(
-                    f"{owner}: an entry agent's tools belong to its own code (journal them with "
-                    "beamish.step); leave tools empty"
-                )
+        self._check_entry(owner)
         if self.version is not None and (
             isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1
         ):
@@ -184,6 +160,37 @@ class AgentSpec:
         object.__setattr__(self, "approvals", parse_rules(self.approvals, owner))
         if self.isolation == "process" and not isinstance(self.model, str):
             raise SpecError(f"{owner}: a process-isolated agent needs its model as a 'provider:model' string")
+
+    def _check_tools(self, owner: str) -> None:
+        if isinstance(self.tools, str | bytes) or not isinstance(self.tools, Sequence):
+            raise SpecError(f"{owner}: tools={self.tools!r} is invalid: expected a list")
+        object.__setattr__(self, "tools", tuple(self.tools))
+        names: set[str] = set()
+        for t in self.tools:
+            name = _tool_name(owner, t)
+            if name in names:
+                raise SpecError(f"{owner}: tools lists {name!r} twice")
+            names.add(name)
+
+    def _check_consults(self, owner: str) -> None:
+        if self.consults is None:
+            return
+        if isinstance(self.consults, str) or not all(isinstance(c, str) and c for c in self.consults):
+            raise SpecError(f"{owner}: consults={self.consults!r} is invalid: expected a list of agent names")
+        if "consult" not in self.tools:
+            raise SpecError(f"{owner}: consults is set but 'consult' is not among its tools")
+        object.__setattr__(self, "consults", tuple(self.consults))
+
+    def _check_entry(self, owner: str) -> None:
+        if self.entry is None:
+            return
+        if not isinstance(self.entry, str) or ":" not in self.entry:
+            raise SpecError(f"{owner}: entry={self.entry!r} is invalid: expected 'package.module:function'")
+        if self.tools:
+            raise SpecError(
+                f"{owner}: an entry agent's tools belong to its own code (journal them with "
+                "beamish.step); leave tools empty"
+            )
 
     @property
     def process_hang_after_s(self) -> float | None:
