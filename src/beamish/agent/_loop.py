@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from beamish._exits import Crashed, ExitReason, Looping
 from beamish.agent._approval import AskHumanTool
 from beamish.agent._gate_step import is_gated, pass_gate
 from beamish.agent._hooks import AgentHooks, RunInfo
+from beamish.agent._loop_support import exit_reason_of, fill_chat, task_text
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import Tool, ToolContext, ToolSet
@@ -43,7 +44,7 @@ from beamish.agent.models._protocol import Model
 from beamish.agent.models._retry import RetryPolicy, WaitKind, complete_with_retries
 from beamish.journal import Lease, Run
 from beamish.journal._replay import RunJournal, StepResult
-from beamish.telemetry._otel import ChatRecord, NullTelemetry
+from beamish.telemetry._otel import NullTelemetry
 
 logger = logging.getLogger("beamish.agent")
 
@@ -128,9 +129,9 @@ class RunLoop:
             await self.hooks.after_run(info, "awaiting_approval")
             return Outcome("awaiting_approval")
         except PauseRun as signal:
-            outcome = Outcome("paused", reason=_reason(signal.reason))
+            outcome = Outcome("paused", reason=exit_reason_of(signal.reason))
         except AbortRun as signal:
-            outcome = Outcome("failed", reason=_reason(signal.reason))
+            outcome = Outcome("failed", reason=exit_reason_of(signal.reason))
         except UnknownOutcome as exc:
             # the journal parked the run as needs_attention and stored the event
             outcome = Outcome("needs_attention", reason=Crashed(exc))
@@ -186,7 +187,7 @@ class RunLoop:
 
     # -- the loop -----------------------------------------------------------------------------------
     async def _loop(self, run: Run, journal: RunJournal) -> str:
-        messages: list[Message] = [Message(role="user", text=_task_text(run.input))]
+        messages: list[Message] = [Message(role="user", text=task_text(run.input))]
         seq = 0
         nudge: str | None = None
         for _turn in range(self.spec.max_turns):
@@ -212,7 +213,7 @@ class RunLoop:
                     name=self.model.name,
                 )
                 response = ModelResponse.from_json(result.value)
-                _fill_chat(record, response, result)
+                fill_chat(record, response, result)
             messages.append(response.as_message())
             nudge = await self.hooks.after_step(info, "llm", self.model.name, response.text, False)
             seq += 1
@@ -311,17 +312,7 @@ class RunLoop:
             message = Message(role="tool", text=text, tool_call_id=call.id, is_error=is_error)
             return StepResult(value={"text": text, "is_error": is_error}, messages=[message.to_json()])
 
-        problem: str | None = None
-        target: Any = None
-        if call.arguments_error is not None:
-            problem = f"malformed call of tool {call.name!r}: {call.arguments_error}"
-        else:
-            try:
-                target = self.tools.get(call.name)
-                if isinstance(target, Tool | AskHumanTool):
-                    target.validate(call.arguments)
-            except ToolError as exc:
-                problem = str(exc)
+        target, problem = self._target(call)
         if problem is not None:
             refused = reply(problem, True)
 
@@ -354,28 +345,38 @@ class RunLoop:
 
             request = {"tool": call.name, "args": call.arguments}
             return await journal.model_step(seq, request, read, kind="tool", name=call.name)
-        else:
-            reconcile = None
-            if getattr(target, "reconcile_fn", None) is not None:
+        reconcile = self._reconciler(run, seq, call, target, reply)
+        return await journal.effect_step(seq, call.name, call.arguments, effect, perform, reconcile)
 
-                async def reconcile(key: str) -> StepResult | None:
-                    text = await target.run_reconcile(key)
-                    await self.store.append_event(
-                        Event(
-                            "step.reconciled",
-                            run.run_id,
-                            {
-                                "run_id": run.run_id,
-                                "seq": seq,
-                                "tool": call.name,
-                                "key": key,
-                                "reconciled": text is not None,
-                            },
-                        )
-                    )
-                    return None if text is None else reply(text, False)
+    def _target(self, call: ToolCall) -> tuple[Any, str | None]:
+        """The tool a call names, or why the call is refused (malformed, unknown, bad arguments)."""
+        if call.arguments_error is not None:
+            return None, f"malformed call of tool {call.name!r}: {call.arguments_error}"
+        try:
+            target = self.tools.get(call.name)
+            if isinstance(target, Tool | AskHumanTool):
+                target.validate(call.arguments)
+        except ToolError as exc:
+            return None, str(exc)
+        return target, None
 
-            return await journal.effect_step(seq, call.name, call.arguments, effect, perform, reconcile)
+    def _reconciler(
+        self, run: Run, seq: int, call: ToolCall, target: Any, reply: Callable[[str, bool], StepResult]
+    ) -> Callable[[str], Awaitable[StepResult | None]] | None:
+        """The tool's own check of whether an unsure effect happened (``None`` when it has none); each
+        check is an event, so an operator sees what was decided and why."""
+        if getattr(target, "reconcile_fn", None) is None:
+            return None
+
+        async def reconcile(key: str) -> StepResult | None:
+            text = await target.run_reconcile(key)
+            data = {"run_id": run.run_id, "seq": seq, "tool": call.name, "key": key}
+            await self.store.append_event(
+                Event("step.reconciled", run.run_id, {**data, "reconciled": text is not None})
+            )
+            return None if text is None else reply(text, False)
+
+        return reconcile
 
     async def _invoke(
         self, run: Run, seq: int, call: ToolCall, target: Any, attempt: int, key: str
@@ -401,28 +402,3 @@ class RunLoop:
             return str(exc), True
         except Exception as exc:
             return f"tool {call.name!r} failed: {type(exc).__name__}: {exc}", True
-
-
-def _fill_chat(record: ChatRecord, response: ModelResponse, result: StepResult) -> None:
-    usage = response.usage
-    record.input_tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
-    record.output_tokens = usage.output_tokens
-    record.cache_read_tokens = usage.cache_read_tokens
-    record.cache_write_tokens = usage.cache_write_tokens
-    record.cost_usd = result.cost_usd
-    record.response_model = response.model
-    record.finish_reasons = [response.stop_reason]
-    record.output = response.as_message().to_json()
-    record.replayed = result.replayed
-
-
-def _task_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("task"), str):
-        return str(value["task"])
-    return json.dumps(value, sort_keys=True)
-
-
-def _reason(value: Any) -> ExitReason:
-    return value if isinstance(value, ExitReason) else Crashed(str(value))
