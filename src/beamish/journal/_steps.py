@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from beamish._events import Event
@@ -11,6 +12,7 @@ from beamish.journal._base import StoreBase, check_epoch
 from beamish.journal._eventlog import insert_event, insert_ledger
 from beamish.journal._history import FULL, SEGMENT, load_history
 from beamish.journal._payload import (
+    Prepared,
     decode,
     envelope_ref,
     finite,
@@ -175,19 +177,8 @@ class StepsMixin(StoreBase):
         with ``snapshot_prev`` it is only the messages added since the snapshot at that step (-1:
         since the start), so snapshots store each message once.
         """
-        if kind not in STEP_KINDS:
-            raise SpecError(f"step kind {kind!r} is not one of {sorted(STEP_KINDS)}")
-        if phase not in STEP_PHASES:
-            raise SpecError(f"step phase {phase!r} is not one of {sorted(STEP_PHASES)}")
-        if effect is not None and effect not in EFFECTS:
-            raise SpecError(f"effect {effect!r} is not one of {sorted(EFFECTS)}")
-        if seq < 0:
-            raise SpecError(f"step seq must be ≥ 0, got {seq}")
-        if snapshot_prev is not None and not -1 <= snapshot_prev < seq:
-            raise SpecError(f"snapshot_prev must be -1 or an earlier step than {seq}, got {snapshot_prev}")
-        snap_format = FULL if snapshot_prev is None else SEGMENT
+        _check_step(kind, phase, effect, seq, snapshot_prev)
         cost = finite(cost_usd, "cost_usd")
-        rhash = request_hash or _hash(request)
         now = self.clock.time()
         threshold = self.payload_threshold
         error_json = None if error is None else json.dumps(error, sort_keys=True, default=str)
@@ -195,53 +186,22 @@ class StepsMixin(StoreBase):
         resp = None if response is None else prepare(response, threshold, "step response")
         delta = None if messages is None else prepare(messages, threshold, "messages")
         snap = None if snapshot is None else prepare(snapshot, threshold, "snapshot")
-        large = [p for p in (req, resp, delta, snap) if p is not None and p.body is not None]
         key = (idempotency_key or step_key(run_id, seq)) if effect is not None else None
         values = (
-            run_id, seq, kind, phase, name, effect, key, rhash, req.envelope,
+            run_id, seq, kind, phase, name, effect, key, request_hash or _hash(request), req.envelope,
             None if resp is None else resp.envelope, error_json, None if delta is None else delta.envelope,
             tokens_in, tokens_out, cost, epoch, now, None if phase == "intent" else now,
         )  # fmt: skip
-        ledger = phase == "done" and cost > 0
-
-        def work(tx: SyncTx) -> None:
-            agent = check_epoch(tx, run_id, epoch)
-            for p in large:
-                store_body(tx, run_id, p, now)
-            if tx.execute(_INSERT + (_ON_INTENT if phase == "intent" else _ON_FINISH), values) != 1:
-                if _written_before(tx, values, phase == "intent"):
-                    return
-                raise _already(run_id, seq)
-            if ledger:
-                insert_ledger(tx, at=now, agent=agent, amount_usd=cost, run_id=run_id, seq=seq,
-                              tokens_in=tokens_in, tokens_out=tokens_out, model=model)  # fmt: skip
-            if snap is not None:
-                tx.execute(
-                    "INSERT INTO snapshots (run_id, seq, messages, created_at, format, prev_seq) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO UPDATE SET "
-                    "messages = excluded.messages, format = excluded.format, prev_seq = excluded.prev_seq",
-                    (run_id, seq, snap.envelope, now, snap_format, snapshot_prev),
-                )
-            for event in events or ():
-                insert_event(tx, event)
-
-        def fast(tx: SyncTx) -> None:
-            """PostgreSQL, nothing but the step (and its ledger entry): one statement, one round trip."""
-            sql = _PG_FAST[(phase == "intent", ledger)]
-            extra = (now, run_id, seq, cost, tokens_in, tokens_out, model) if ledger else ()
-            row = tx.fetchone(sql, (run_id, epoch, *values, *extra))
-            if row is not None and row["n"] == 1:
-                return
-            if row is None or not row["fence_ok"]:
-                check_epoch(tx, run_id, epoch)  # raises RunNotFound or Fenced
-            if _written_before(tx, values, phase == "intent"):
-                return
-            raise _already(run_id, seq)
-
-        if self.dialect == "postgresql" and not large and snap is None and not events:
-            await self._backend.run_single(fast)
+        write = _StepWrite(
+            run_id, seq, epoch, phase == "intent", values, now,
+            large=tuple(p for p in (req, resp, delta, snap) if p is not None and p.body is not None),
+            ledger=(cost, tokens_in, tokens_out, model) if phase == "done" and cost > 0 else None,
+            snap=snap, snapshot_prev=snapshot_prev, events=tuple(events or ()),
+        )  # fmt: skip
+        if self.dialect == "postgresql" and not write.large and snap is None and not write.events:
+            await self._backend.run_single(write.fast)
         else:
-            await self.run(work)
+            await self.run(write.work)
 
     async def steps(self, run_id: str, *, since_seq: int = -1) -> list[Step]:
         """The run's steps after ``since_seq``, in order, payloads resolved."""
@@ -315,3 +275,71 @@ class StepsMixin(StoreBase):
 def _hash(request: Any) -> str:
     """``record_step``'s parameter of that name shadows :func:`request_hash`."""
     return request_hash(request)
+
+
+def _check_step(kind: str, phase: str, effect: str | None, seq: int, snapshot_prev: int | None) -> None:
+    if kind not in STEP_KINDS:
+        raise SpecError(f"step kind {kind!r} is not one of {sorted(STEP_KINDS)}")
+    if phase not in STEP_PHASES:
+        raise SpecError(f"step phase {phase!r} is not one of {sorted(STEP_PHASES)}")
+    if effect is not None and effect not in EFFECTS:
+        raise SpecError(f"effect {effect!r} is not one of {sorted(EFFECTS)}")
+    if seq < 0:
+        raise SpecError(f"step seq must be ≥ 0, got {seq}")
+    if snapshot_prev is not None and not -1 <= snapshot_prev < seq:
+        raise SpecError(f"snapshot_prev must be -1 or an earlier step than {seq}, got {snapshot_prev}")
+
+
+@dataclass(frozen=True)
+class _StepWrite:
+    """One step, prepared outside any transaction (payloads encoded, secrets masked), so the
+    transaction itself only writes: :meth:`work` on any backend, :meth:`fast` in one PostgreSQL round
+    trip when there is nothing but the step and its ledger entry."""
+
+    run_id: str
+    seq: int
+    epoch: int
+    intent: bool
+    values: tuple[Any, ...]
+    now: float
+    large: tuple[Prepared, ...]
+    ledger: tuple[float, int, int, str | None] | None  # cost, tokens in/out, model: a paid done step
+    snap: Prepared | None
+    snapshot_prev: int | None
+    events: tuple[Event, ...]
+
+    def work(self, tx: SyncTx) -> None:
+        run_id, seq, now = self.run_id, self.seq, self.now
+        agent = check_epoch(tx, run_id, self.epoch)
+        for p in self.large:
+            store_body(tx, run_id, p, now)
+        if tx.execute(_INSERT + (_ON_INTENT if self.intent else _ON_FINISH), self.values) != 1:
+            if _written_before(tx, self.values, self.intent):
+                return
+            raise _already(run_id, seq)
+        if self.ledger is not None:
+            cost, tokens_in, tokens_out, model = self.ledger
+            insert_ledger(tx, at=now, agent=agent, amount_usd=cost, run_id=run_id, seq=seq,
+                          tokens_in=tokens_in, tokens_out=tokens_out, model=model)  # fmt: skip
+        if self.snap is not None:
+            tx.execute(
+                "INSERT INTO snapshots (run_id, seq, messages, created_at, format, prev_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO UPDATE SET "
+                "messages = excluded.messages, format = excluded.format, prev_seq = excluded.prev_seq",
+                (run_id, seq, self.snap.envelope, now, FULL if self.snapshot_prev is None else SEGMENT,
+                 self.snapshot_prev),
+            )  # fmt: skip
+        for event in self.events:
+            insert_event(tx, event)
+
+    def fast(self, tx: SyncTx) -> None:
+        sql = _PG_FAST[(self.intent, self.ledger is not None)]
+        extra = (self.now, self.run_id, self.seq, *self.ledger) if self.ledger is not None else ()
+        row = tx.fetchone(sql, (self.run_id, self.epoch, *self.values, *extra))
+        if row is not None and row["n"] == 1:
+            return
+        if row is None or not row["fence_ok"]:
+            check_epoch(tx, self.run_id, self.epoch)  # raises RunNotFound or Fenced
+        if _written_before(tx, self.values, self.intent):
+            return
+        raise _already(self.run_id, self.seq)
