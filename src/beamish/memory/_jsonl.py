@@ -145,96 +145,109 @@ def parse(data: bytes, *, find_dangling: bool = False) -> Loaded:
     # name -> [first line number, entityType, observations, raw line or None, observation set or None]
     entities: dict[str, list[Any]] = {}
     relations: dict[tuple[str, str, str], tuple[int, bytes | None]] = {}
-    loads = json.loads
     if data.startswith(b"\xef\xbb\xbf"):  # a byte-order mark some editors add: not part of any line
         data = data[3:]
     for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode()
-        except UnicodeDecodeError:
-            reason = "not valid UTF-8"
-            loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
-            loaded.quarantine.append(_quarantine_record(number, raw, reason))
+        read = _read_line(number, raw, loaded)
+        if read is None:
             continue
-        if not text or text.isspace():
-            continue
-        try:
-            item = loads(text)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json can
-            reason = f"not JSON ({exc})"
-            item = _leading_object(text)
-            loaded.quarantine.append(_quarantine_record(number, raw, reason))
-            if item is None:
-                loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
-                continue
-            # a torn write appended to a file without a final newline: the line starts with a
-            # whole item that was acknowledged; keep it, and the line as it was in quarantine
-            detail = f"{reason}; its leading item kept, the line moved to quarantine"
-            loaded.repairs.append(Repair("corrupt_line", number, detail))
-        reason_or_none = _invalid_reason(item)
-        if reason_or_none is not None:
-            loaded.repairs.append(Repair("invalid_item", number, f"{reason_or_none}; moved to quarantine"))
-            loaded.quarantine.append(_quarantine_record(number, raw, reason_or_none))
-            continue
-        line = raw if _canonical(text, item) else None
-        extra = set(item) - _KNOWN_KEYS[item["type"]]
-        if extra:
-            # The file format has no place for them (the reference drops them on its next save):
-            # keep the whole line in quarantine so they are not lost.
-            reason = f"fields {sorted(extra)} are not part of the format"
-            loaded.repairs.append(
-                Repair("extra_fields", number, f"{reason}; original line kept in quarantine")
-            )
-            loaded.quarantine.append(_quarantine_record(number, raw, reason))
+        item, line = read
         if item["type"] == "entity":
-            name = item["name"]
-            known = entities.get(name)
-            if known is None:
-                entities[name] = [number, item["entityType"], item["observations"], line, None]
-                continue
-            first_line, first_type, observations, _, present = known
-            if present is None:
-                present = known[4] = set(observations)
-            added = 0
-            for o in item["observations"]:
-                if o not in present:
-                    present.add(o)
-                    observations.append(o)
-                    added += 1
-            known[3] = None  # merged: the kept line no longer holds everything
-            detail = f"entity {name!r} repeats line {first_line}; merged, {added} observation(s) added"
-            if item["entityType"] != first_type:
-                reason = f"duplicate of entity {name!r} with entityType {item['entityType']!r}"
-                detail += f"; its entityType {item['entityType']!r} differs, line kept in quarantine"
-                loaded.quarantine.append(_quarantine_record(number, raw, reason))
-            loaded.repairs.append(Repair("duplicate_entity", number, detail))
-        else:
-            triple = (item["from"], item["to"], item["relationType"])
-            if triple in relations:
-                loaded.repairs.append(
-                    Repair(
-                        "duplicate_relation",
-                        number,
-                        f"relation {triple!r} repeats line {relations[triple][0]}",
-                    )
-                )
-                continue
-            relations[triple] = (number, line)
+            _add_entity(entities, number, item, raw, line, loaded)
+            continue
+        triple = (item["from"], item["to"], item["relationType"])
+        if triple in relations:
+            detail = f"relation {triple!r} repeats line {relations[triple][0]}"
+            loaded.repairs.append(Repair("duplicate_relation", number, detail))
+            continue
+        relations[triple] = (number, line)
     for name, (_, entity_type, observations, line, _) in entities.items():
         graph.load_entity(name, entity_type, observations, line)
     for (source, target, relation_type), (_, line) in relations.items():
         graph.load_relation(source, target, relation_type, line)
     if find_dangling:
-        for (source, target, relation_type), (number, _) in relations.items():
-            missing = [end for end in (source, target) if end not in entities]
-            if missing:
-                loaded.dangling.append(
-                    (
-                        number,
-                        f"relation {(source, target, relation_type)!r} names no entity {', '.join(missing)}",
-                    )
-                )
+        loaded.dangling.extend(_dangling(relations, entities))
     return loaded
+
+
+def _read_line(number: int, raw: bytes, loaded: Loaded) -> tuple[dict[str, Any], bytes | None] | None:
+    """One line's item and, when it is already canonical, the line to keep as its encoding;
+    ``None`` for a blank line or one moved to quarantine (each repair noted in ``loaded``)."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        reason = "not valid UTF-8"
+        loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
+        loaded.quarantine.append(_quarantine_record(number, raw, reason))
+        return None
+    if not text or text.isspace():
+        return None
+    try:
+        item = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json can
+        reason = f"not JSON ({exc})"
+        item = _leading_object(text)
+        loaded.quarantine.append(_quarantine_record(number, raw, reason))
+        if item is None:
+            loaded.repairs.append(Repair("corrupt_line", number, f"{reason}; moved to quarantine"))
+            return None
+        # a torn write appended to a file without a final newline: the line starts with a
+        # whole item that was acknowledged; keep it, and the line as it was in quarantine
+        detail = f"{reason}; its leading item kept, the line moved to quarantine"
+        loaded.repairs.append(Repair("corrupt_line", number, detail))
+    reason_or_none = _invalid_reason(item)
+    if reason_or_none is not None:
+        loaded.repairs.append(Repair("invalid_item", number, f"{reason_or_none}; moved to quarantine"))
+        loaded.quarantine.append(_quarantine_record(number, raw, reason_or_none))
+        return None
+    extra = set(item) - _KNOWN_KEYS[item["type"]]
+    if extra:
+        # The file format has no place for them (the reference drops them on its next save):
+        # keep the whole line in quarantine so they are not lost.
+        reason = f"fields {sorted(extra)} are not part of the format"
+        loaded.repairs.append(Repair("extra_fields", number, f"{reason}; original line kept in quarantine"))
+        loaded.quarantine.append(_quarantine_record(number, raw, reason))
+    return item, (raw if _canonical(text, item) else None)
+
+
+def _add_entity(
+    entities: dict[str, list[Any]], number: int, item: dict[str, Any], raw: bytes, line: bytes | None,
+    loaded: Loaded,
+) -> None:  # fmt: skip
+    """Keep an entity's first line; a repeat merges its new observations into the first."""
+    name = item["name"]
+    known = entities.get(name)
+    if known is None:
+        entities[name] = [number, item["entityType"], item["observations"], line, None]
+        return
+    first_line, first_type, observations, _, present = known
+    if present is None:
+        present = known[4] = set(observations)
+    added = 0
+    for o in item["observations"]:
+        if o not in present:
+            present.add(o)
+            observations.append(o)
+            added += 1
+    known[3] = None  # merged: the kept line no longer holds everything
+    detail = f"entity {name!r} repeats line {first_line}; merged, {added} observation(s) added"
+    if item["entityType"] != first_type:
+        reason = f"duplicate of entity {name!r} with entityType {item['entityType']!r}"
+        detail += f"; its entityType {item['entityType']!r} differs, line kept in quarantine"
+        loaded.quarantine.append(_quarantine_record(number, raw, reason))
+    loaded.repairs.append(Repair("duplicate_entity", number, detail))
+
+
+def _dangling(
+    relations: dict[tuple[str, str, str], tuple[int, bytes | None]], entities: dict[str, list[Any]]
+) -> list[tuple[int, str]]:
+    out = []
+    for (source, target, relation_type), (number, _) in relations.items():
+        missing = [end for end in (source, target) if end not in entities]
+        if missing:
+            triple = (source, target, relation_type)
+            out.append((number, f"relation {triple!r} names no entity {', '.join(missing)}"))
+    return out
 
 
 def identity(st: os.stat_result) -> FileIdentity:
