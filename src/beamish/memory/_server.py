@@ -136,81 +136,100 @@ def build_server(graph: KnowledgeGraph, *, page_size: int | None = None) -> Serv
     if page_size is not None and page_size < 1:
         raise SpecError(f"page_size must be a positive number of entities, got {page_size!r}")
     tools = tool_definitions() if page_size is None else paged_definitions(tool_definitions())
-    subscribed: weakref.WeakSet[Connection] = weakref.WeakSet()
+    h = _Handlers(graph, page_size, tools)
+    server = _MemoryServer(
+        SERVER_NAME,
+        version=SERVER_VERSION,
+        on_list_tools=h.list_tools,
+        on_call_tool=h.call_tool,
+        on_list_resources=h.list_resources,
+        on_list_resource_templates=h.list_templates,
+        on_read_resource=h.read_resource,
+        on_subscribe_resource=h.subscribe,
+        on_unsubscribe_resource=h.unsubscribe,
+    )
+    server.middleware.append(_reference_param_errors)
+    server.middleware.append(_exact_tool_list(tools))
+    return server
 
-    async def notify_updated() -> None:
-        for connection in list(subscribed):
+
+class _Handlers:
+    """The MCP request handlers of one server over ``graph``; a mutating call notifies every
+    connection subscribed to the graph resource."""
+
+    def __init__(self, graph: KnowledgeGraph, page_size: int | None, tools: list[Any]) -> None:
+        self.graph, self.page_size, self.tools = graph, page_size, tools
+        self.subscribed: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+    async def notify_updated(self) -> None:
+        for connection in list(self.subscribed):
             if RESOURCE_URI in connection.state.get(_SUBSCRIPTIONS, ()):
                 await connection.send_resource_updated(RESOURCE_URI)
 
-    async def list_tools(ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None) -> Any:
-        return {"tools": tools}
+    async def list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
+    ) -> Any:
+        return {"tools": self.tools}
 
-    async def call_tool(ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams) -> Any:
-        arguments, offset = params.arguments, 0
+    async def call_tool(self, ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams) -> Any:
+        arguments, offset, paged = (
+            params.arguments,
+            0,
+            self.page_size is not None and params.name in PAGED_TOOLS,
+        )
         try:
-            if page_size is not None and params.name in PAGED_TOOLS:
+            if paged:
                 arguments, offset = take_cursor(arguments)
-            structured = await graph.call(params.name, arguments)
-            if page_size is not None and params.name in PAGED_TOOLS:
-                structured = page(structured, offset, page_size)
+            structured = await self.graph.call(params.name, arguments)
+            if paged:
+                assert self.page_size is not None
+                structured = page(structured, offset, self.page_size)
         except (MemoryGraphError, CursorError) as exc:
             return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
         if params.name in MUTATING:
-            await notify_updated()
+            await self.notify_updated()
         return {
             "content": [{"type": "text", "text": _text(params.name, structured)}],
             "structuredContent": structured,
         }
 
     async def list_resources(
-        ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
+        self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
     ) -> Any:
         return {"resources": [dict(_RESOURCE)]}
 
     async def list_templates(
-        ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
+        self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
     ) -> Any:
         return {"resourceTemplates": []}
 
-    async def read_resource(ctx: ServerRequestContext[Any, Any], params: ReadResourceRequestParams) -> Any:
+    async def read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: ReadResourceRequestParams
+    ) -> Any:
         uri = str(params.uri)
         if not _URL.match(uri):
             raise MCPError(code=-32603, message="Invalid URL")
         if uri != RESOURCE_URI:
             raise MCPError(code=-32602, message=f"MCP error -32602: Resource {uri} not found")
-        text = js_json(await graph.read_graph(), indent=2)
+        text = js_json(await self.graph.read_graph(), indent=2)
         return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
 
-    async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+    async def subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
+    ) -> EmptyResult:
         connection = _connection_of(ctx)
         if connection is not None:
             connection.state.setdefault(_SUBSCRIPTIONS, set()).add(str(params.uri))
-            subscribed.add(connection)
+            self.subscribed.add(connection)
         return EmptyResult()
 
     async def unsubscribe(
-        ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
+        self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
         connection = _connection_of(ctx)
         if connection is not None:
             connection.state.get(_SUBSCRIPTIONS, set()).discard(str(params.uri))
         return EmptyResult()
-
-    server = _MemoryServer(
-        SERVER_NAME,
-        version=SERVER_VERSION,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_templates,
-        on_read_resource=read_resource,
-        on_subscribe_resource=subscribe,
-        on_unsubscribe_resource=unsubscribe,
-    )
-    server.middleware.append(_reference_param_errors)
-    server.middleware.append(_exact_tool_list(tools))
-    return server
 
 
 class _MemoryServer(Server[Any]):
