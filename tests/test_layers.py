@@ -32,7 +32,11 @@ LAZY = {
         "dashboard",
         "beamish.dashboard",
     ): "starlette + uvicorn, only for `beamish dashboard`",
-    ("beamish.cli._demo", "demo.on_tick", "beamish.dashboard"): "starlette + uvicorn, only with --dashboard",
+    (
+        "beamish.cli._demo",
+        "_DemoScreen.on_tick",
+        "beamish.dashboard",
+    ): "starlette + uvicorn, only with --dashboard",
     (
         "beamish.cli._memory",
         "serve",

@@ -50,44 +50,19 @@ def demo(
     and the world's records disagree in any way (a step lost, an effect repeated or misattributed, a
     line that cannot be read).
     """
-    recent: deque[Text] = deque(maxlen=10)
+    screen = _DemoScreen(duration, dashboard_port)
     workdir = Path(__import__("tempfile").mkdtemp(prefix="beamish-demo-"))
-
-    def log(line: str) -> None:
-        recent.append(Text(line, style="bold yellow"))
-
-    settings = DemoSettings(duration_s=duration, seed=seed, workdir=workdir, log=log)
+    settings = DemoSettings(duration_s=duration, seed=seed, workdir=workdir, log=screen.log)
     _preflight(workdir, settings)
 
     def parts_factory(config: Any, clock: Any, _workdir: Path) -> Any:
         return company_parts(config, schedule_clock=clock, poll_s=60.0)
 
-    live: Live | None = None
-    subscribed: dict[str, Any] = {}
-    server: Any = None
-
-    async def on_tick(company: Any, elapsed: float) -> None:
-        nonlocal server
-        if "task" not in subscribed:
-            subscribed["task"] = asyncio.create_task(_collect(company, recent))
-            if dashboard_port is not None:
-                from beamish.dashboard import DashboardServer  # lazy: starlette + uvicorn
-
-                server = DashboardServer(company, port=dashboard_port)
-                url = await server.start()
-                log(f"dashboard at {url}")
-        if live is not None:
-            live.update(_screen(await company.tree(), recent, elapsed, duration))
-
     async def go() -> Any:
         try:
-            return await run_demo(settings, parts_factory=parts_factory, on_tick=on_tick)
+            return await run_demo(settings, parts_factory=parts_factory, on_tick=screen.on_tick)
         finally:
-            task = subscribed.get("task")
-            if task is not None:
-                task.cancel()
-            if server is not None:
-                await server.stop()
+            await screen.close()
 
     started = time.monotonic()
     if not as_json:
@@ -96,13 +71,13 @@ def demo(
             f"(working folder {escape(str(workdir))})",
             markup=True,
         )
-        live = Live(console=console, refresh_per_second=4, transient=False)
-        live.start()
+        screen.live = Live(console=console, refresh_per_second=4, transient=False)
+        screen.live.start()
     try:
         summary = asyncio.run(go())
     finally:
-        if live is not None:
-            live.stop()
+        if screen.live is not None:
+            screen.live.stop()
     data = summary.to_json()
     data["wall_s"] = round(time.monotonic() - started, 2)
     data["workdir"] = str(workdir) if keep else None
@@ -114,6 +89,38 @@ def demo(
         _print_summary(data)
     if not summary.agrees or summary.spend_past_cap:
         raise typer.Exit(1)
+
+
+class _DemoScreen:
+    """What the demo shows while it runs: the live tree with the last events, and the dashboard when
+    asked for; :meth:`close` stops what the first tick started."""
+
+    def __init__(self, duration: float, dashboard_port: int | None) -> None:
+        self.duration, self.dashboard_port = duration, dashboard_port
+        self.recent: deque[Text] = deque(maxlen=10)
+        self.live: Live | None = None
+        self.collector: asyncio.Task[Any] | None = None
+        self.server: Any = None
+
+    def log(self, line: str) -> None:
+        self.recent.append(Text(line, style="bold yellow"))
+
+    async def on_tick(self, company: Any, elapsed: float) -> None:
+        if self.collector is None:
+            self.collector = asyncio.create_task(_collect(company, self.recent))
+            if self.dashboard_port is not None:
+                from beamish.dashboard import DashboardServer  # lazy: starlette + uvicorn
+
+                self.server = DashboardServer(company, port=self.dashboard_port)
+                self.log(f"dashboard at {await self.server.start()}")
+        if self.live is not None:
+            self.live.update(_screen(await company.tree(), self.recent, elapsed, self.duration))
+
+    async def close(self) -> None:
+        if self.collector is not None:
+            self.collector.cancel()
+        if self.server is not None:
+            await self.server.stop()
 
 
 def _preflight(workdir: Path, settings: Any) -> None:
