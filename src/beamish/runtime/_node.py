@@ -7,7 +7,6 @@ extra loop hop), and the starter learns at once whether the actor started, faile
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
@@ -15,16 +14,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
 from beamish._clock import SYSTEM_CLOCK, Clock, SystemClock
-from beamish._events import Event
 from beamish._exceptions import ActorExited, NameTaken, SpecError, StartFailed
 from beamish._exits import Crashed, Killed, Shutdown
 from beamish.runtime._actor import Actor, Ignore
-from beamish.runtime._events import EventStream
+from beamish.runtime._events import NodeEvents
+from beamish.runtime._links import NodeLinks
 from beamish.runtime._loopwatch import LoopWatchdog, watch_loop
-from beamish.runtime._messages import Down
 from beamish.runtime._process import node_closed, start_process_child, warm
 from beamish.runtime._process import preload as preload_modules
-from beamish.runtime._ref import EXITED, INFO, ActorRef
+from beamish.runtime._ref import EXITED, ActorRef
 from beamish.runtime._specs import ISOLATIONS, ChildSpec, SupervisorSpec
 from beamish.runtime._supervisor import Supervisor
 from beamish.runtime._supervisor_ref import SupervisorRef
@@ -68,7 +66,7 @@ class _RegisterIsolation:
         return register
 
 
-class Node:
+class Node(NodeEvents, NodeLinks):
     """The runtime host: ``async with Node() as node`` … actors and supervisors live inside it.
 
     ``store`` is kept as :attr:`store_url` for the journal; ``clock`` drives restart windows,
@@ -114,11 +112,7 @@ class Node:
         self._names: dict[str, ActorRef] = {}
         self._top: dict[ActorRef, None] = {}
         self._isolation: dict[str, Starter] = {}
-        self._sinks: list[Callable[[Event], None]] = []
-        self._streams: set[EventStream] = set()
-        self._listening = False
-        self._pending: list[tuple[str, str, Any, float]] = []
-        self._flush_handle: asyncio.Handle | None = None
+        self._init_events()
         self._monitor_ids = itertools.count(1)
         self._closing = False
         self._runs: RunService | None = None
@@ -359,60 +353,6 @@ class Node:
                 assert reason is not None
                 self._event("actor.exited", self._subject(ref), lambda: {"reason": reason.to_json()})
 
-    # -- links and monitors -------------------------------------------------------------------------
-    def link(self, a: ActorRef, b: ActorRef) -> None:
-        """Link ``a`` and ``b`` (OTP ``link``): an abnormal exit of one is an exit signal to the other.
-
-        Linking to an actor that already exited delivers its exit at once.
-        """
-        if a is b:
-            return
-        if a._state == EXITED:
-            assert a._reason is not None
-            b._exit_signal(a, a._reason)
-            return
-        if b._state == EXITED:
-            assert b._reason is not None
-            a._exit_signal(b, b._reason)
-            return
-        if a._links is None:
-            a._links = set()
-        a._links.add(b)
-        if b._links is None:
-            b._links = set()
-        b._links.add(a)
-
-    def unlink(self, a: ActorRef, b: ActorRef) -> None:
-        """Remove the link between ``a`` and ``b`` (no-op if there is none)."""
-        if a._links:
-            a._links.discard(b)
-        if b._links:
-            b._links.discard(a)
-
-    def monitor(self, watcher: ActorRef, target: ActorRef) -> int:
-        """``watcher`` gets ``Down(target, reason, monitor_id)`` in ``handle_info`` when ``target`` exits.
-
-        Returns the monitor id; monitoring a dead actor delivers ``Down`` at once.
-        """
-        mid = next(self._monitor_ids)
-        if target._state == EXITED:
-            watcher._deliver(INFO, Down(target, target._reason or Killed(), mid), None)
-            return mid
-        if target._monitors is None:
-            target._monitors = {}
-        target._monitors[mid] = watcher
-        if watcher._watching is None:
-            watcher._watching = {}
-        watcher._watching[mid] = target
-        return mid
-
-    def demonitor(self, watcher: ActorRef, monitor_id: int) -> None:
-        """Cancel a monitor ``watcher`` holds; a ``Down`` already delivered stays in its mailbox."""
-        if watcher._watching:
-            target = watcher._watching.pop(monitor_id, None)
-            if target is not None and target._monitors:
-                target._monitors.pop(monitor_id, None)
-
     # -- timing -------------------------------------------------------------------------------------
     async def _wait_exit(self, ref: ActorRef, timeout: float | str | None) -> bool:
         """Wait for ``ref`` to exit; ``False`` if ``timeout`` (seconds on the node's clock) passed first."""
@@ -443,67 +383,3 @@ class Node:
             callback(*args)
 
         return self._loop.create_task(later())
-
-    # -- events -------------------------------------------------------------------------------------
-    def events(self) -> EventStream:
-        """An async iterator of every event from now on (close it, or use ``async with``)."""
-        self._bind()
-        return EventStream(self)
-
-    def add_event_sink(self, sink: Callable[[Event], None]) -> None:
-        """Call ``sink(event)`` for every event (e.g. the journal persisting them). Must not block."""
-        self._sinks.append(sink)
-        self._listening = True
-
-    def remove_event_sink(self, sink: Callable[[Event], None]) -> None:
-        """Stop calling ``sink``."""
-        with contextlib.suppress(ValueError):
-            self._sinks.remove(sink)
-        self._listening = bool(self._sinks or self._streams)
-
-    def emit(self, event: Event) -> None:
-        """Publish an event from any layer to every sink and stream, in order with the runtime's own."""
-        self._pending.append((event.kind, event.subject, event, event.at))
-        self._schedule_flush()
-
-    def _event(self, kind: str, subject: str, data: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
-        """Queue a runtime event; ``data`` may be a function, evaluated off the restart path."""
-        self._pending.append((kind, subject, data, self.clock.time()))
-        self._schedule_flush()
-
-    def _schedule_flush(self) -> None:
-        if self._flush_handle is None:
-            try:
-                loop = self._loop or asyncio.get_running_loop()
-            except RuntimeError:
-                self._flush()
-                return
-            self._flush_handle = loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_handle = None
-        pending, self._pending = self._pending, []
-        for kind, subject, data, at in pending:
-            if isinstance(data, Event):
-                event = data
-            else:
-                try:
-                    payload = data() if callable(data) else data
-                except Exception as exc:  # a reason that cannot serialise must not lose the event
-                    payload = {"error": f"{type(exc).__name__}: {exc}"}
-                event = Event(kind, subject, payload, at)
-            for sink in list(self._sinks):
-                try:
-                    sink(event)
-                except Exception as exc:
-                    logger.warning("event sink %r raised %s: %s", sink, type(exc).__name__, exc)
-            for stream in list(self._streams):
-                stream._push(event)
-
-    def _stream_closed(self, stream: EventStream) -> None:
-        self._streams.discard(stream)
-        self._listening = bool(self._sinks or self._streams)
-
-    def _stream_opened(self, stream: EventStream) -> None:
-        self._streams.add(stream)
-        self._listening = True
