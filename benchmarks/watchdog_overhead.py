@@ -39,11 +39,12 @@ from typing import Any
 import beamish
 from beamish._clock import SYSTEM_CLOCK
 from beamish.agent._budget import Budget
+from beamish.agent._guard import SemanticGuard, make_hooks
 from beamish.agent._hooks import NullHooks
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._ledger import MemoryLedger
 from beamish.agent._loop import RunLoop
-from beamish.agent._policy import Policy, SemanticGuard, make_hooks
+from beamish.agent._policy import Policy
 from beamish.agent._pricing import Price, PriceBook
 from beamish.agent._spec import AgentSpec
 from beamish.agent._store_ledger import StoreLedger

@@ -49,7 +49,7 @@ class WrappedHooks:
 
 def wrapped_hooks(spec: object, store: object, clock: object) -> WrappedHooks:
     """A hooks factory (by import path) that wraps the semantic guard."""
-    from beamish.agent._policy import make_hooks
+    from beamish.agent._guard import make_hooks
 
     return WrappedHooks(make_hooks(spec, store, clock))  # type: ignore[arg-type]
 
@@ -64,7 +64,7 @@ class CrashingHooks(WrappedHooks):
 
 
 def crashing_hooks(spec: object, store: object, clock: object) -> CrashingHooks:
-    from beamish.agent._policy import make_hooks
+    from beamish.agent._guard import make_hooks
 
     return CrashingHooks(make_hooks(spec, store, clock))  # type: ignore[arg-type]
 

@@ -14,11 +14,12 @@ from beamish._exceptions import PauseRun
 from beamish.agent._audit import audit_caps, audit_store
 from beamish.agent._bound import request_tokens_bound
 from beamish.agent._budget import Budget
+from beamish.agent._guard import SemanticGuard
 from beamish.agent._hooks import RunInfo
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._ledger import MemoryLedger
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from beamish.agent._policy import Policy, SemanticGuard
+from beamish.agent._policy import Policy
 from beamish.agent._pricing import Price, PriceBook
 from beamish.agent._watchdog import Watchdog
 from beamish.agent.models._protocol import ChunkCallback

@@ -25,11 +25,12 @@ from hypothesis import strategies as st
 
 from beamish.agent._bound import request_tokens_bound
 from beamish.agent._budget import Budget
+from beamish.agent._guard import SemanticGuard
 from beamish.agent._hooks import RunInfo
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._ledger import MemoryLedger, Reservation
 from beamish.agent._messages import Message, ModelRequest, ToolCall, ToolSchema, Usage
-from beamish.agent._policy import Policy, SemanticGuard
+from beamish.agent._policy import Policy
 from beamish.agent._pricing import ModelRates, Price, PriceBook
 from beamish.agent._watchdog import Watchdog
 from beamish.agent.models._anthropic import AnthropicModel

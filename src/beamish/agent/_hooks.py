@@ -8,7 +8,7 @@ never a crash.
 Which hooks an agent gets: ``AgentSpec.hooks`` (an ``AgentHooks`` factory, or its import path as
 ``"module:function"`` so a process-isolated agent can rebuild it), else, when the spec has a
 ``budget``, a ``watchdog`` or a ``policy`` (which those hooks apply) — every spec has a watchdog
-unless it says ``watchdog=None`` — the semantic guard (``beamish.agent._policy.make_hooks``), else
+unless it says ``watchdog=None`` — the semantic guard (``beamish.agent._guard.make_hooks``), else
 :class:`NullHooks`. A factory is called as ``factory(spec, store, clock)``. :func:`unprotected` says
 when the hooks an agent ends up with watch nothing.
 """
@@ -114,7 +114,7 @@ class NullHooks:
 
 
 #: Where the budget / watchdog / loop-detector hooks are made (imported only when a spec needs them).
-SEMANTIC_HOOKS = "beamish.agent._policy:make_hooks"
+SEMANTIC_HOOKS = "beamish.agent._guard:make_hooks"
 
 HooksFactory = Callable[["AgentSpec", Any, Clock], AgentHooks]
 
@@ -140,7 +140,7 @@ def resolve_hooks(spec: AgentSpec, store: Any, clock: Clock) -> AgentHooks:
         factory = import_path(factory, f"agent {spec.name!r}: hooks")
     if factory is None and any(x is not None for x in (spec.budget, spec.watchdog, spec.policy)):
         try:
-            semantic = importlib.import_module("beamish.agent._policy")
+            semantic = importlib.import_module("beamish.agent._guard")
         except ImportError:
             semantic = None
         factory = getattr(semantic, "make_hooks", None)
