@@ -133,8 +133,8 @@ def test_a_version_that_loops_overspends_or_crashes_more_than_before_is_judged(
     new: Tally, old: Tally, why: str
 ) -> None:
     trial = Trial("cfo", version=3, previous=2, started=0.0, until=300.0, baseline_crashes=0)
-    verdict_text = verdict(ProbationRules(), trial, new, old)
-    assert verdict_text is not None and why in verdict_text
+    found = verdict(ProbationRules(), trial, new, old)
+    assert found is not None and why in found.why
 
 
 @pytest.mark.parametrize(

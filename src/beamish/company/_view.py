@@ -117,6 +117,10 @@ def apply_event(root: TreeNode, event: Event) -> None:
     elif kind == "agent.rolled_back" and node.type == "agent":
         node.unprotected = None
         node.version = f"v{event.data.get('to')} (v{event.data.get('from')} rolled back)"
+    elif kind == "agent.flagged" and node.type == "agent":
+        node.version = (
+            f"v{event.data.get('version')} (by {event.data.get('author')}, flagged: {event.data.get('why')})"
+        )
     elif kind == "agent.drift" and node.type == "agent":
         node.drift = drift_text(event.data)
 

@@ -7,13 +7,18 @@ crashed or hung, and the agent's process exiting so), *loops* (runs paused or fa
 version's). The previous version is measured over the same time just before the upgrade (crashes) and
 over its last runs (run outcomes, spend). A version that does worse on any of them, by at least
 ``min_bad`` incidents, is rolled back; one that survives the window is kept.
+
+Overspending is judged by who wrote the version. A version an agent proposed goes back like any
+other; a person's own change (a ``reload`` of the config, an operator's upgrade) may well cost more on
+purpose — a dearer model, a raised price — so it is flagged (an ``agent.flagged`` event, a mark in
+``status``) and stays. Crashes and loops roll back anyone's version.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from beamish._events import Event
 
@@ -59,6 +64,19 @@ class Tally:
         }
 
 
+class Verdict(NamedTuple):
+    """Why a version on probation does worse than the one it replaced, and on which count."""
+
+    kind: Literal["crashes", "loops", "spend"]
+    why: str
+
+
+def by_agent(author: str) -> bool:
+    """Whether a version's author is an agent (``agent:<name>``, from ``propose_upgrade``); every
+    other author (``person``, ``config``, an operator's name) is a person."""
+    return author.startswith("agent:")
+
+
 @dataclass
 class Trial:
     """One upgrade on probation."""
@@ -73,6 +91,10 @@ class Trial:
     #: Store time from which the new version's runs count: a version made active again is judged on
     #: what it does now, not on the runs that got it rolled back before.
     since: float | None = None
+    #: Who rolled the version out: an agent's proposal is rolled back for overspending, a person's flagged.
+    author: str = "person"
+    #: Set once a person's version was flagged for overspending (flagged once per probation).
+    flagged: str | None = None
 
 
 @dataclass
@@ -135,24 +157,28 @@ async def tally_runs(
     return tally
 
 
-def verdict(rules: ProbationRules, trial: Trial, new: Tally, old: Tally) -> str | None:
-    """Why the new version must go back, or None while it does no worse than the previous one."""
+def verdict(rules: ProbationRules, trial: Trial, new: Tally, old: Tally) -> Verdict | None:
+    """Why the new version does worse than the previous one, or None while it does no worse.
+    Crashes and loops are judged before spend, so a version that does both goes back."""
     new.crashes += trial.crashes
     old.crashes += trial.baseline_crashes
     if new.crashes >= rules.min_bad and _rate(new.crashes, new) > _rate(old.crashes, old):
-        return (
+        return Verdict(
+            "crashes",
             f"version {trial.version} crashed {new.crashes} times in {new.runs} runs on probation "
-            f"(version {trial.previous}: {old.crashes} in its last {old.runs} runs)"
+            f"(version {trial.previous}: {old.crashes} in its last {old.runs} runs)",
         )
     if new.loops >= rules.min_bad and _rate(new.loops, new) > _rate(old.loops, old):
-        return (
+        return Verdict(
+            "loops",
             f"version {trial.version} looped in {new.loops} of {new.runs} runs "
-            f"(version {trial.previous}: {old.loops} of {old.runs})"
+            f"(version {trial.previous}: {old.loops} of {old.runs})",
         )
     if new.over_budget >= rules.min_bad and _rate(new.over_budget, new) > _rate(old.over_budget, old):
-        return (
+        return Verdict(
+            "spend",
             f"version {trial.version} overspent its budget in {new.over_budget} of {new.runs} runs "
-            f"(version {trial.previous}: {old.over_budget} of {old.runs})"
+            f"(version {trial.previous}: {old.over_budget} of {old.runs})",
         )
     if (
         new.runs >= rules.min_runs_for_spend
@@ -160,9 +186,10 @@ def verdict(rules: ProbationRules, trial: Trial, new: Tally, old: Tally) -> str 
         and old.mean_spend > 0
         and new.mean_spend > old.mean_spend * rules.spend_factor
     ):
-        return (
+        return Verdict(
+            "spend",
             f"version {trial.version} spends ${new.mean_spend:.4f} per run, more than "
-            f"{rules.spend_factor:g}x version {trial.previous}'s ${old.mean_spend:.4f}"
+            f"{rules.spend_factor:g}x version {trial.previous}'s ${old.mean_spend:.4f}",
         )
     return None
 

@@ -20,7 +20,7 @@ from beamish._exceptions import SpecError
 from beamish._tasks import cancel_and_wait
 from beamish.agent._runs import Runs, runs_of
 from beamish.agent._spec import AgentSpec
-from beamish.upgrade._probation import CrashLog, ProbationRules, Trial, tally_runs, verdict
+from beamish.upgrade._probation import CrashLog, ProbationRules, Trial, by_agent, tally_runs, verdict
 from beamish.upgrade._versions import AgentVersion, Versions, definition_of, diff, spec_of
 
 logger = logging.getLogger("beamish.upgrade")
@@ -129,7 +129,9 @@ class Upgrader:
             else:
                 self._registry().upgrades[spec.name] = spec_of(active)
                 if active.fallback is not None:  # on probation when the node stopped: still is
-                    await self._try(active, active.fallback, since=active.trial_since)
+                    await self._try(active, active.fallback, since=active.trial_since, author=active.author)
+                    if (active.detail or "").startswith("flagged: "):
+                        self.trials[spec.name].flagged = active.detail
                 await self.report_drift(spec.name)
         return self._registry().upgrades[spec.name]
 
@@ -186,7 +188,7 @@ class Upgrader:
         told = self._registry().upgrade(spec_of(version))
         prev = previous.version if previous is not None else None
         if prev is not None:
-            await self._try(version, prev, since=self.store.clock.time())
+            await self._try(version, prev, since=self.store.clock.time(), author=author)
         changed = [k for k, _, _ in diff(previous.definition, version.definition)] if previous else []
         await self._emit(
             Event(
@@ -206,7 +208,7 @@ class Upgrader:
         )
         await self.report_drift(version.agent)
 
-    async def _try(self, version: AgentVersion, fallback: int, *, since: float | None) -> None:
+    async def _try(self, version: AgentVersion, fallback: int, *, since: float | None, author: str) -> None:
         """Probation for ``version`` from now, against ``fallback``; noted in the store, so a restart
         within the window starts it again instead of dropping it."""
         now = self.clock.time()
@@ -219,6 +221,7 @@ class Upgrader:
             until=now + window,
             baseline_crashes=self.crashes.count(version.agent, now - window, now),
             since=since,
+            author=author,
         )
         at = since if since is not None else self.store.clock.time()
         await self.versions.put_on_probation(version.agent, version.version, fallback, at)
@@ -309,12 +312,28 @@ class Upgrader:
         for agent, trial in list(self.trials.items()):
             new = await tally_runs(self.store, agent, trial.version, since=trial.since)
             old = await tally_runs(self.store, agent, trial.previous)
-            why = verdict(self.rules, trial, new, old)
-            if why is not None:
-                await self.rollback(agent, why)
-            elif now >= trial.until:
+            found = verdict(self.rules, trial, new, old)
+            if found is not None and (found.kind != "spend" or by_agent(trial.author)):
+                await self.rollback(agent, found.why)
+            elif found is not None and trial.flagged is None:
+                await self._flag(trial, found.why)
+            elif found is None and now >= trial.until:
                 self.trials.pop(agent, None)
-                await self.versions.set_state(agent, trial.version, "active", "passed probation")
+                passed = "passed probation" + (f" ({trial.flagged})" if trial.flagged else "")
+                await self.versions.set_state(agent, trial.version, "active", passed)
+
+    async def _flag(self, trial: Trial, why: str) -> None:
+        """A person's version that overspends stays: the person chose it. Say so once, where
+        operators look (the event log, ``status``), and keep judging it for crashes and loops."""
+        trial.flagged = f"flagged: {why}"
+        await self.versions.note(trial.agent, trial.version, trial.flagged)
+        await self._emit(
+            Event(
+                "agent.flagged",
+                trial.agent,
+                {"agent": trial.agent, "version": trial.version, "author": trial.author, "why": why},
+            )
+        )
 
     async def _follow_store(self) -> None:
         """Take versions made active elsewhere (another node's rollout or rollback): the agent starts

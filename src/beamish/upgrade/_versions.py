@@ -310,6 +310,13 @@ class Versions:
             (state, detail, self.store.clock.time(), agent, version),
         )
 
+    async def note(self, agent: str, version: int, detail: str) -> None:
+        """Set ``version``'s detail and nothing else (its state and probation stay as they are)."""
+        await self.store.execute(
+            "UPDATE agent_versions SET detail = ?, changed_at = ? WHERE agent = ? AND version = ?",
+            (detail, self.store.clock.time(), agent, version),
+        )
+
     async def put_on_probation(self, agent: str, version: int, fallback: int, since: float) -> None:
         """Note that ``version`` is on probation against ``fallback`` (so a restart keeps it there)."""
         await self.store.execute(
