@@ -53,8 +53,19 @@ def run(
     lease: Annotated[
         float | None, typer.Option("--lease", help="Cluster lease period, seconds (default 10).")
     ] = None,
+    health: Annotated[
+        int | None,
+        typer.Option(
+            "--health", help="Serve /healthz and /readyz on this port (loopback).", min=0, max=65535
+        ),
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option("--health-host", help="Bind address of the probes (0.0.0.0 in a pod).")
+    ] = "127.0.0.1",
 ) -> None:
-    """Run the company until interrupted (Ctrl-C or SIGTERM stops it in order).
+    """Run the company until interrupted (Ctrl-C or SIGTERM stops it in order; SIGHUP reloads).
+
+    Under systemd, use Type=notify (READY/STOPPING, WatchdogSec= fed by the node's loop watchdog).
 
     With --store/--node-id, as one node of many sharing the agents (see `beamish node`).
     """
@@ -62,7 +73,13 @@ def run(
     try:
         run_async(
             lambda: run_company(
-                cfg, dashboard_port=dashboard_port, store_url=store, node_id=node_id, lease_s=lease
+                cfg,
+                dashboard_port=dashboard_port,
+                store_url=store,
+                node_id=node_id,
+                lease_s=lease,
+                health_port=health,
+                health_host=health_host,
             )
         )
     except typer.Exit:  # a RuntimeError too (click's): run_async has already said why

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from beamish._exceptions import BeamishError
+from beamish._proctitle import set_title
 from beamish._net import is_loopback, url_host
 from beamish.memory import KnowledgeGraph, check_file, quarantine_path, repair_file, resolve_memory_path
 
@@ -99,6 +100,7 @@ def serve(
             "(clients send it as 'Authorization: Bearer <token>')"
         )
     options = {"allowed_origins": allow_origin or [], "page_size": page_size, "token": token}
+    set_title(f"memory server {target.name}")
 
     async def run() -> None:
         graph = KnowledgeGraph(target, compact_idle_s=compact_idle)

@@ -13,6 +13,7 @@ import signal
 
 from rich.console import Console
 
+from beamish.company._host import ServiceHost, name_process
 from beamish._redact import redact_text
 from beamish.cluster._company import DEFAULT_LEASE_S, CompanyCluster
 from beamish.cluster._membership import default_node_id
@@ -28,11 +29,16 @@ async def run_company(
     store_url: str | None = None,
     node_id: str | None = None,
     lease_s: float | None = None,
+    health_port: int | None = None,
+    health_host: str = "127.0.0.1",
 ) -> None:
     """Start the company, serve until SIGINT/SIGTERM, stop it in order.
 
     With ``store_url`` or ``node_id`` the node joins a cluster on that store (see beamish.cluster).
+    Under systemd it speaks ``Type=notify``; SIGHUP reloads; ``health_port`` serves the probes
+    (see :mod:`beamish.company._host`).
     """
+    name_process(config.file.company.name)
     console = Console(highlight=False, markup=False, soft_wrap=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,6 +63,8 @@ async def run_company(
 
             server = DashboardServer(company, host=config.file.dashboard.host, port=dashboard_port)
             console.print(f"dashboard at {await server.start()}")
+        host = ServiceHost(company, health_host=health_host, health_port=health_port, say=console.print)
+        await host.start()
         console.print(
             f"company {config.file.company.name!r} running: {len(config.agents)} agents, "
             f"store {redact_text(config.store_url)}; Ctrl-C stops it"
@@ -65,5 +73,6 @@ async def run_company(
             await stop.wait()
         finally:
             console.print("stopping…")
+            await host.stop()
             if server is not None:
                 await server.stop()

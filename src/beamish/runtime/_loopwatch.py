@@ -11,6 +11,11 @@ consumers need no locks) and is delivered as soon as the loop runs again; a one-
 the innermost frame is logged from the thread at once (the stack at DEBUG), so a loop that never
 comes back is still visible. One report per stall.
 
+The same check drives liveness for whoever supervises the node from outside: each ``heartbeats``
+callback (systemd's ``WATCHDOG=1``) runs from the thread whenever it finds the loop responsive, so a
+loop that stalls stops the heartbeat and the service manager restarts the node; ``responsive()``
+answers ``/healthz``.
+
 Cost: one tick callback every ``interval_s`` on the loop (≈1 µs) and a thread that sleeps between
 checks; the thread only holds the GIL for the check itself.
 """
@@ -82,6 +87,8 @@ class LoopWatchdog:
         self.subject = subject
         self.actor_type = actor_type
         self.reports = 0
+        #: Called from the watchdog thread at each check that finds the loop responsive.
+        self.heartbeats: list[Callable[[], None]] = []
         self._last_tick = time.monotonic()
         self._loop_thread: int | None = None
         self._stop = threading.Event()
@@ -123,10 +130,24 @@ class LoopWatchdog:
                 continue
             last = self._last_tick
             blocked_for = time.monotonic() - last
-            if blocked_for <= self.threshold_s or reported_for == last:
+            if blocked_for <= self.threshold_s:
+                self._beat()
+                continue
+            if reported_for == last:
                 continue
             reported_for = last
             self._report(blocked_for)
+
+    def responsive(self) -> bool:
+        """Whether the loop ticked within the threshold (the liveness a probe asks about)."""
+        return time.monotonic() - self._last_tick <= self.threshold_s
+
+    def _beat(self) -> None:
+        for beat in list(self.heartbeats):
+            try:
+                beat()
+            except Exception:  # a heartbeat's failure must not end the watch
+                log.debug("loop heartbeat failed", exc_info=True)
 
     def _report(self, blocked_for: float) -> None:
         assert self._loop_thread is not None

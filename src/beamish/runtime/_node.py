@@ -147,6 +147,12 @@ class Node(NodeEvents, NodeLinks):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def loop_watchdog(self) -> LoopWatchdog | None:
+        """The watchdog on this node's loop while the node is entered (None with ``loop_watch_s=None``):
+        its ``heartbeats`` and ``responsive()`` tell a service manager and probes the loop is alive."""
+        return self._loop_watch
+
     def _bind(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()

@@ -31,6 +31,7 @@ from typing import Any
 
 from beamish._exceptions import IsolationError, StartFailed
 from beamish._exits import Crashed, ExitReason, MemoryExceeded, Shutdown, exit_from_json
+from beamish._proctitle import set_title
 from beamish.runtime._actor import Actor
 from beamish.runtime._node import Node
 from beamish.runtime._paths import resolve
@@ -66,6 +67,7 @@ class ChildHost:
         """Take on the request: name, heartbeat, memory limit (``RLIMIT_AS`` as the hard backstop)."""
         self.request = request
         self.node.name = f"process:{request.get('name', '?')}"
+        set_title(_role(request))
         self.hb_s = request.get("hb_s")
         self.limit_mb = request.get("max_memory_mb")
         if self.limit_mb is not None:
@@ -188,6 +190,13 @@ class ChildHost:
         await asyncio.wait_for(self.closed, 5.0)
 
 
+def _role(request: dict[str, Any]) -> str:
+    """What ``ps`` calls this child: ``agent ceo`` for an agent, ``process NAME`` for other actors."""
+    name = str(request.get("name", "?")).rsplit("/", 1)[-1]
+    is_agent = str(request.get("actor", "")).startswith("beamish.agent")
+    return f"agent {name}" if is_agent else f"process {name}"
+
+
 def run_spare(fd: int) -> int:
     """Entry point of a spare: its loop, node and socket transport are made now, before it is needed.
 
@@ -195,6 +204,7 @@ def run_spare(fd: int) -> int:
     frame to a process that is forked, connected and idle in its loop: no zygote round trip, no
     ``fork()``, nothing left to build but the actor itself.
     """
+    set_title("spare")
     return run_child(fd, None)
 
 

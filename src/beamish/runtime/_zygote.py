@@ -44,6 +44,7 @@ import sys
 import traceback
 from typing import Any
 
+from beamish._proctitle import set_title
 from beamish.runtime import _process_child
 from beamish.runtime._paths import resolve
 from beamish.runtime._wire import decode_body, encode_body
@@ -200,6 +201,7 @@ def main(argv: list[str]) -> None:
     except BaseException:
         zygote.send({"t": "failed", "error": traceback.format_exc()})
         return
+    set_title("template")  # after the warm-up, which rehearses a child (and names itself as one)
     gc.collect()
     gc.freeze()
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
