@@ -52,6 +52,19 @@ class Shutdown(ExitReason):
 
 
 @dataclass(frozen=True)
+class ManualPause(ExitReason):
+    """An operator paused the agent (``beamish pause``): its runs wait for ``resume``. Not a
+    ``shutdown``, which reads as if the node had stopped them."""
+
+    kind: ClassVar[str] = "paused"
+    normal: ClassVar[bool] = True
+    message: str = "paused by hand"
+
+    def _fields(self) -> dict[str, Any]:
+        return {"message": self.message}
+
+
+@dataclass(frozen=True)
 class Killed(ExitReason):
     """The actor was killed without a chance to clean up (brutal_kill, SIGKILL)."""
 
@@ -135,9 +148,20 @@ class OverBudget(ExitReason):
     limit: str = ""
     spent: float = 0.0
     cap: float = 0.0
+    #: What the reservation that did not fit asked for (0.0 when not known, e.g. an older journal).
+    needed: float = 0.0
+
+    @property
+    def message(self) -> str:
+        """The reservation that did not fit, in money: what an operator needs to raise a cap."""
+        left = max(self.cap - self.spent, 0.0)
+        text = f"{self.limit}: "
+        if self.needed:
+            text += f"needs ${_money(self.needed)} more, "
+        return text + f"${_money(left)} left of ${_money(self.cap)}"
 
     def _fields(self) -> dict[str, Any]:
-        return {"limit": self.limit, "spent": self.spent, "cap": self.cap}
+        return {"limit": self.limit, "spent": self.spent, "cap": self.cap, "needed": self.needed}
 
 
 @dataclass(frozen=True)
@@ -153,8 +177,14 @@ class MemoryExceeded(ExitReason):
 
 
 _KINDS: dict[str, type[ExitReason]] = {
-    cls.kind: cls for cls in (Normal, Shutdown, Killed, Crashed, Hung, Looping, OverBudget, MemoryExceeded)
+    cls.kind: cls
+    for cls in (Normal, Shutdown, ManualPause, Killed, Crashed, Hung, Looping, OverBudget, MemoryExceeded)
 }
+
+
+def _money(usd: float) -> str:
+    """Cents for sums of a cent or more, four decimals below (a model call often costs less)."""
+    return f"{usd:.2f}" if usd >= 0.01 or usd == 0 else f"{usd:.4f}"
 
 
 def exit_from_json(data: dict[str, Any]) -> ExitReason:

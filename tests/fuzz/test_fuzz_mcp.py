@@ -212,6 +212,6 @@ def test_the_stdio_server_answers_after_garbage_lines(tmp_path: Path) -> None:
     finally:
         server.stdin.close()
         server.wait(30)
-    assert replies[0]["result"]["serverInfo"]["name"] == "memory-server"
+    assert replies[0]["result"]["serverInfo"]["name"] == "beamish-memory"
     assert "names" in json.dumps(replies[5])  # the wrong type is named
     assert len(replies[6]["result"]["tools"]) == len(TOOLS)

@@ -140,7 +140,10 @@ class Refusal:
 
     def reason(self) -> OverBudget:
         return OverBudget(
-            limit=f"{self.scope}.{self.limit}", spent=nano_to_usd(self.spent), cap=nano_to_usd(self.cap)
+            limit=f"{self.scope}.{self.limit}",
+            spent=nano_to_usd(self.spent),
+            cap=nano_to_usd(self.cap),
+            needed=nano_to_usd(self.needed),
         )
 
     def evidence(self) -> dict[str, Any]:
@@ -151,6 +154,7 @@ class Refusal:
             "spent_usd": nano_to_usd(self.spent),
             "needed_usd": nano_to_usd(self.needed),
             "window_end": self.window_end,
+            "why": self.reason().message,
         }
 
 

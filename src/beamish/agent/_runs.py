@@ -21,7 +21,9 @@ from beamish._exits import ExitReason
 from beamish._tasks import cancel_and_wait
 from beamish.agent._agent import AgentActor
 from beamish.agent._gates import expire_due
+from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._results import FINAL_STATUSES, RunResult
+from beamish.agent._store_ledger import StoreLedger
 from beamish.journal import Store, open_store
 from beamish.runtime import Actor, ActorRef, ChildSpec, Node
 
@@ -234,12 +236,18 @@ class Runs:
             delay = min(delay * 2, 0.1)
 
     async def resume(self, agent: str) -> int:
-        """Queue the agent's paused runs again and tell it; returns how many runs were resumed."""
+        """Lift the agent's pauses, queue its paused runs again and tell it; returns how many runs
+        were resumed. One ``agent.resumed`` event says all of it: the pauses are lifted here, so the
+        agent, told to resume, finds none left to announce."""
         store = await self.store()
+        lifted: list[Event] = []
+        await BudgetKeeper(StoreLedger(store), self.node.clock, emit=lifted.append).resume_agent(agent)
         paused = await store.list_runs(agent=agent, status="paused", limit=10_000)
         for run in paused:
             await store.update_run(run.run_id, status="queued", reason=None)
-        event = Event("agent.resumed", agent, {"agent": agent, "runs": [r.run_id for r in paused]})
+        causes = sorted({str(e.data.get("cause")) for e in lifted if e.data.get("cause")})
+        data = {"agent": agent, "runs": [r.run_id for r in paused], "causes": causes}
+        event = Event("agent.resumed", agent, data)
         await store.append_event(event)
         self.node.emit(event)
         ref = self.refs.get(agent)

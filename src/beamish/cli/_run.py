@@ -13,7 +13,7 @@ import signal
 
 from rich.console import Console
 
-from beamish.company._host import ServiceHost, name_process
+from beamish.company._host import ServiceHost, name_process, plural
 from beamish._redact import redact_text
 from beamish.cluster._company import DEFAULT_LEASE_S, CompanyCluster
 from beamish.cluster._membership import default_node_id
@@ -66,7 +66,7 @@ async def run_company(
         host = ServiceHost(company, health_host=health_host, health_port=health_port, say=console.print)
         await host.start()
         console.print(
-            f"company {config.file.company.name!r} running: {len(config.agents)} agents, "
+            f"company {config.file.company.name!r} running: {plural(len(config.agents), 'agent')}, "
             f"store {redact_text(config.store_url)}; Ctrl-C stops it"
         )
         try:

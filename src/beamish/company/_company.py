@@ -18,7 +18,7 @@ from typing import Any
 from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import BeamishError
-from beamish._exits import Shutdown
+from beamish._exits import ManualPause
 from beamish._redact import install_log_redaction
 from beamish._tasks import cancel_and_wait
 from beamish.agent._budget import set_company_budget
@@ -223,7 +223,7 @@ class Company(ApprovalsMixin):
         self._known(agent)
 
         keeper = BudgetKeeper(StoreLedger(self.store), self.node.clock)
-        reason = Shutdown("paused by hand").to_json()
+        reason = ManualPause().to_json()
         await keeper.pause(PauseRecord(agent, "manual", reason, agent=agent, at=self.node.clock.time()))
         event = Event("agent.paused", agent, {"agent": agent, "cause": "manual"})
         await self.store.append_event(event)

@@ -56,7 +56,7 @@ class ServiceHost:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no SIGHUP off POSIX
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         name = self.company.config.file.company.name
-        self.notifier.ready(f"company {name!r} running: {len(self.company.config.agents)} agents")
+        self.notifier.ready(f"company {name!r} running: {plural(len(self.company.config.agents), 'agent')}")
 
     async def stop(self) -> None:
         self.notifier.stopping()
@@ -88,7 +88,7 @@ class ServiceHost:
             self.say(f"SIGHUP: reload refused, nothing was reloaded: {exc}")
         else:
             changed = sum(len(report.get(k, [])) for k in ("added", "removed", "upgraded"))
-            self.say(f"SIGHUP: config reloaded ({changed} {'change' if changed == 1 else 'changes'})")
+            self.say(f"SIGHUP: config reloaded ({plural(changed, 'change')})")
         finally:
             self.reloads += 1
             self.notifier.ready()
@@ -107,6 +107,11 @@ class ServiceHost:
         except Exception as exc:
             return f"the store does not answer: {type(exc).__name__}: {exc}"
         return None
+
+
+def plural(n: int, word: str) -> str:
+    """``1 agent``, ``2 agents``: a count with its noun (regular plurals only)."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def name_process(company_name: str) -> None:

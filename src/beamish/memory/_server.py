@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import weakref
+from importlib.metadata import version as _package_version
 from typing import Any
 
 import anyio
@@ -38,8 +39,11 @@ from beamish.memory._paging import PAGED_TOOLS, CursorError, page, paged_definit
 from beamish.memory._schema import MUTATING, RESOURCE_URI, tool_definitions
 from beamish.memory._store import KnowledgeGraph
 
-SERVER_NAME = "memory-server"
-SERVER_VERSION = "0.6.3"
+#: The server says it is beamish's (a client's logs should not blame the reference server for it);
+#: its tools, their schemas and their results stay the reference's, byte for byte.
+SERVER_NAME = "beamish-memory"
+SERVER_TITLE = "beamish knowledge-graph memory"
+SERVER_VERSION = _package_version("beamish")
 
 _RESOURCE = {
     "uri": RESOURCE_URI,
@@ -140,6 +144,7 @@ def build_server(graph: KnowledgeGraph, *, page_size: int | None = None) -> Serv
     server = _MemoryServer(
         SERVER_NAME,
         version=SERVER_VERSION,
+        title=SERVER_TITLE,
         on_list_tools=h.list_tools,
         on_call_tool=h.call_tool,
         on_list_resources=h.list_resources,
