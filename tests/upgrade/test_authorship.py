@@ -3,12 +3,18 @@ that makes runs dearer is flagged and stays; an agent's proposal that overspends
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
 from beamish.agent._control import result
+from beamish.cli._app import app
+from beamish.cli._render import tree_view
 from beamish.company._company import Company
 from beamish.company._tree import CompanyParts
 from beamish.testing import FakeClock
@@ -96,3 +102,41 @@ async def test_an_agents_proposal_that_overspends_is_still_rolled_back(tmp_path:
         assert "overspent its budget in 2 of 2 runs" in event.data["why"]
         kinds = [e.kind for _, e in await company.store.events(limit=5000)]
         assert "agent.flagged" not in kinds
+
+
+async def test_status_and_budget_show_the_running_versions_caps_and_prices_and_a_file_that_differs(
+    tmp_path: Path,
+) -> None:
+    model = script(tmp_path / "books.json", [_TURN])
+    toml = tmp_path / "beamish.toml"
+    accountant = {"instructions": "Book.", "model": model, "budget": {"per_run_usd": 0.05}}
+    cfg = write_company(toml, {"accountant": {**accountant, "price": _CHEAP}})
+    model = cfg.agents["accountant"].model  # the script's path, resolved beside the config
+    async with Company(cfg, parts=_parts(FakeClock(start=1_000.0))) as company:
+        dearer = {"input_per_mtok": 30.0, "output_per_mtok": 150.0}
+        write_company(toml, {"accountant": {**accountant, "price": dearer}})
+        await company.reload(str(toml))
+        node = {n.id: n for n in (await company.tree()).walk()}["accountant"]
+        assert node.running == {
+            "version": 2,
+            "caps": {"per_run_usd": 0.05},
+            "prices": {model: dearer},
+            "on_disk": [],
+        }
+        wider = {**accountant, "budget": {"per_run_usd": 0.1, "per_day_usd": 2.0}, "price": dearer}
+        write_company(toml, {"accountant": wider})  # edited, not reloaded: the node still runs v2
+        root = await company.tree()
+        node = {n.id: n for n in root.walk()}["accountant"]
+        assert node.running is not None
+        assert node.running["on_disk"] == ["per_run_usd $0.05 → $0.10", "per_day_usd none → $2.00"]
+        console = Console(width=400, record=True)
+        console.print(tree_view(root))
+        shown = console.export_text()
+        assert f"per_run $0.05; {model} $30/$150 per Mtok" in shown
+        assert "(beamish.toml on disk differs: per_run_usd $0.05 → $0.10, per_day_usd none → $2.00)" in shown
+    answer = await asyncio.to_thread(CliRunner().invoke, app, ["budget", "--json", "-c", str(toml)])
+    assert answer.exit_code == 0, answer.output
+    rows = {row["agent"]: row for row in json.loads(answer.output)}
+    assert rows["accountant"]["running"]["version"] == 2
+    assert rows["accountant"]["cap_per_day_usd"] is None  # the running version has no daily cap
+    assert rows["accountant"]["running"]["on_disk"][0] == "per_run_usd $0.05 → $0.10"

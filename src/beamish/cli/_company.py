@@ -20,13 +20,14 @@ from beamish._net import check_bind
 from beamish.cli._cluster import placement_table
 from beamish.cli._common import ConfigOption, JsonOption, _open_store, fail, load, run_async
 from beamish.cli._output import console, emit_json, err
-from beamish.cli._render import tree_view
+from beamish.cli._render import running_text, tree_view
 from beamish.cli._run import run_company
 from beamish.cli._setup import preflight
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlUnavailable, control_path, control_request
 from beamish.company._remote import RemoteView
 from beamish.company._status import TreeNode
+from beamish.company._running import RunningBudget, running_budgets
 from beamish.company._view import StoreView, _day_start
 
 
@@ -142,10 +143,10 @@ def _known_agent(cfg: CompanyConfig, agent: str) -> None:
 
 
 def budget(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = False) -> None:
-    """Spend today per agent and for the company, against the caps."""
+    """Spend today per agent and for the company, against the caps of the version that runs."""
     cfg = load(config)
 
-    async def go() -> dict[str, tuple[float, float]]:
+    async def go() -> tuple[dict[str, tuple[float, float]], dict[str, RunningBudget]]:
         store = await _open_store(cfg)
         try:
             since = _day_start(cfg)
@@ -153,25 +154,37 @@ def budget(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = Fa
                 name: (await store.spend(name, since=since), await store.spend(name)) for name in cfg.agents
             }
             out["(company)"] = (await store.spend(since=since), await store.spend())
-            return out
+            return out, await running_budgets(store, cfg.agents)
         finally:
             await store.close()
 
-    spend = run_async(go)
+    spend, running = run_async(go)
     rows = []
     for name, (today, total) in spend.items():
         section = cfg.agents[name].section.budget if name in cfg.agents else cfg.file.budget
-        rows.append((name, today, section.per_day_usd, total))
+        found = running.get(name)
+        cap = found.caps.get("per_day_usd") if found is not None else section.per_day_usd
+        rows.append((name, today, cap, total, found))
     if as_json:
         emit_json(
-            [{"agent": n, "today_usd": t, "cap_per_day_usd": c, "total_usd": tot} for n, t, c, tot in rows]
+            [
+                {
+                    "agent": n,
+                    "today_usd": t,
+                    "cap_per_day_usd": c,
+                    "total_usd": tot,
+                    "running": found.to_json() if found is not None else None,
+                }
+                for n, t, c, tot, found in rows
+            ]
         )
         return
-    table = Table("agent", "today", "cap/day", "total", box=None)
-    for name, today, cap, total in rows:
+    table = Table("agent", "today", "cap/day", "total", "running version: caps, prices", box=None)
+    for name, today, cap, total, found in rows:
         shown_cap = f"${cap:.2f}" if cap is not None else "none"
         style = "bold magenta" if cap is not None and today >= cap else ""
-        table.add_row(name, f"${today:.4f}", shown_cap, f"${total:.4f}", style=style)
+        runs = "" if found is None else f"v{found.version}: " + running_text(found.to_json())
+        table.add_row(name, f"${today:.4f}", shown_cap, f"${total:.4f}", runs, style=style)
     console.print(table)
 
 

@@ -11,6 +11,7 @@ from rich.tree import Tree
 
 from beamish._events import Event
 from beamish.company._status import TreeNode
+from beamish.company._running import caps_text, from_budget_json
 
 _STYLE = {
     "running": "green",
@@ -42,12 +43,22 @@ def _label(node: TreeNode) -> Text:
         facts.append(f"next {node.next_schedule}")
     if node.version:
         facts.append(node.version)
+    if node.running:
+        facts.append(running_text(node.running))
     if node.drift:
         facts.append(node.drift)
     if facts:
         text.append("  " + " · ".join(facts), style="dim")
     if node.unprotected:
         text.append(f"  UNPROTECTED ({node.unprotected})", style="bold red")
+    return text
+
+
+def running_text(running: dict[str, Any]) -> str:
+    """The running version's caps and prices, and what ``beamish.toml`` on disk would change."""
+    text = caps_text(from_budget_json({**running.get("caps", {}), "prices": running.get("prices", {})}))
+    if running.get("on_disk"):
+        text += f" (beamish.toml on disk differs: {', '.join(running['on_disk'])})"
     return text
 
 

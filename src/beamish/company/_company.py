@@ -34,7 +34,7 @@ from beamish.company._operate import restart_agent, start_agent, stop_agent
 from beamish.company._status import EventHub, TreeNode, UnknownAgent
 from beamish.company._tree import CompanyParts, build_tree, company_budget
 from beamish.company._upgrades import reload_company
-from beamish.company._view import _day_start, apply_event, next_fire, skeleton
+from beamish.company._view import _day_start, apply_event, next_fire, show_running, skeleton
 from beamish.journal import open_store
 from beamish.runtime import Node
 from beamish.telemetry import SentryReporter, Telemetry
@@ -207,6 +207,8 @@ class Company(ApprovalsMixin):
                 if spec is not None and spec.version is not None and node.version is None:
                     node.version = f"v{spec.version}"
         if reachable:  # during an outage a read would wait for the store: status answers without spend
+            with contextlib.suppress(Exception):
+                await show_running(root, self.store, self.config)
             since = _day_start(self.config)
             for node in root.walk():
                 if node.type == "agent":

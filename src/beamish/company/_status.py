@@ -39,6 +39,9 @@ class TreeNode:
     drift: str | None = None
     #: Why an agent runs with no watchdog and no loop detector (``watchdog=None``), or None.
     unprotected: str | None = None
+    #: The running version's budget: ``{"version", "caps", "prices", "on_disk"}`` (``on_disk``: how
+    #: ``beamish.toml`` on disk differs), or None where no version is recorded.
+    running: dict[str, Any] | None = None
     children: list[TreeNode] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -55,6 +58,7 @@ class TreeNode:
             "version": self.version,
             "drift": self.drift,
             "unprotected": self.unprotected,
+            "running": self.running,
             "children": [c.to_json() for c in self.children],
         }
 
@@ -73,6 +77,7 @@ class TreeNode:
             version=data.get("version"),
             drift=data.get("drift"),
             unprotected=data.get("unprotected"),
+            running=data.get("running"),
             children=[cls.from_json(c) for c in data.get("children", [])],
         )
 

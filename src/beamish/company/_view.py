@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from beamish._events import Event
-from beamish.company._config import CompanyConfig, schedule_entries
+from beamish.company._config import CompanyConfig, load_config, schedule_entries
 from beamish.company._status import State, TreeNode, UnknownAgent
+from beamish.company._running import running_budgets
 
 
 def skeleton(config: CompanyConfig, *, services: tuple[str, ...] = ()) -> TreeNode:
@@ -166,6 +167,7 @@ class StoreView:
             since = batch[-1][0] if batch else since
             if len(batch) < 5000:
                 break
+        await show_running(root, self.store, self.config)
         day_start = _day_start(self.config)
         for node in root.walk():
             if node.type == "agent":
@@ -198,6 +200,21 @@ class StoreView:
         if agent not in self.config.agents:
             raise UnknownAgent(agent)
         raise RuntimeError("no node is running this company: start it with `beamish run`, then resume")
+
+
+async def show_running(root: TreeNode, store: Any, config: CompanyConfig) -> None:
+    """Each agent's caps and prices as its running version has them (and the cap status compares
+    spend with), with what the file on disk would change."""
+    try:  # the file as it is now, not as the node last read it
+        agents = {**config.agents, **load_config(config.path).agents}
+    except Exception:
+        agents = config.agents
+    running = await running_budgets(store, agents)
+    for node in root.walk():
+        found = running.get(node.id) if node.type == "agent" else None
+        if found is not None:
+            node.running = found.to_json()
+            node.cap_usd = found.caps.get("per_day_usd")
 
 
 def _day_start(config: CompanyConfig) -> float:

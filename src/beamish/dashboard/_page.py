@@ -65,15 +65,26 @@ function el(tag, attrs, ...kids) {
 }
 function money(x) { return x === null || x === undefined ? "–" : "$" + Number(x).toFixed(4); }
 
+function usd(x) { return x >= 0.01 || x === 0 ? "$" + Number(x).toFixed(2) : "$" + x; }
+function runningText(r) {
+  // the caps and prices of the version that runs, and what beamish.toml on disk would change
+  const caps = Object.entries(r.caps || {}).map(([k, v]) => k.replace(/_usd$/, "") + " " + usd(v)).join(", ") || "no caps";
+  const prices = Object.entries(r.prices || {}).map(([m, p]) => m + " $" + p.input_per_mtok + "/$" + p.output_per_mtok + " per Mtok").join("; ");
+  let text = prices ? caps + "; " + prices : caps;
+  if (r.on_disk && r.on_disk.length) text += " (beamish.toml on disk differs: " + r.on_disk.join(", ") + ")";
+  return text;
+}
+
 function renderNode(n) {
   const meta = [];
   if (n.strategy) meta.push(n.strategy);
-  if (n.restarts) meta.push(n.restarts + " restarts");
+  if (n.restarts) meta.push(n.restarts + (n.restarts === 1 ? " restart" : " restarts"));
   if (n.last_exit) meta.push("last exit: " + n.last_exit);
   if (n.spent_usd !== null && n.spent_usd !== undefined) meta.push(money(n.spent_usd) + (n.cap_usd ? " / " + money(n.cap_usd) : ""));
   if (n.next_schedule) meta.push("next: " + n.next_schedule);
   if (n.version) meta.push(n.version);
   if (n.drift) meta.push(n.drift);
+  if (n.running) meta.push(runningText(n.running));
   const li = el("li", {"class": "node", "data-testid": "node-" + n.id, "data-state": n.state},
     el("span", {"class": "state " + n.state}, n.state), el("b", {}, n.id), el("span", {"class": "meta"}, meta.join(" · ")));
   if (n.unprotected) li.append(el("span", {"class": "unprotected", "data-testid": "unprotected-" + n.id}, "unprotected: " + n.unprotected));
