@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from _company_helpers import wait_for_control_socket
+from beamish.company._memory_service import free_port
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
@@ -55,12 +56,6 @@ def _messages(sock: socket.socket, until: str) -> list[str]:
     return seen
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _titles(pid: int) -> list[str]:
     """The command lines of ``pid`` and its descendants, as ``ps`` shows them."""
     out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True, check=True)
@@ -81,7 +76,7 @@ def test_run_names_its_processes_notifies_systemd_serves_probes_and_reloads_on_s
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(notify)
     sock.settimeout(30.0)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "400000", "COLUMNS": "200"}
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
@@ -128,3 +123,21 @@ def test_run_names_its_processes_notifies_systemd_serves_probes_and_reloads_on_s
         sock.close()
         os.unlink(notify)
         os.rmdir(folder)
+
+
+def test_the_memory_server_names_itself_in_ps(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [BEAMISH, "memory", "serve", "--http", f"127.0.0.1:{port}", "--file", str(tmp_path / "team.jsonl")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # "serving on …" comes only after the bind succeeded
+        assert "serving on" in line, line
+        assert _titles(proc.pid) == ["beamish: memory server team.jsonl"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
