@@ -154,11 +154,10 @@ class OverBudget(ExitReason):
     @property
     def message(self) -> str:
         """The reservation that did not fit, in money: what an operator needs to raise a cap."""
+        if not self.needed:  # written before reservations were recorded: what was spent
+            return f"{self.limit}: spent ${_money(self.spent)} of ${_money(self.cap)}"
         left = max(self.cap - self.spent, 0.0)
-        text = f"{self.limit}: "
-        if self.needed:
-            text += f"needs ${_money(self.needed)} more, "
-        return text + f"${_money(left)} left of ${_money(self.cap)}"
+        return f"{self.limit}: needs ${_money(self.needed)} more, ${_money(left)} left of ${_money(self.cap)}"
 
     def _fields(self) -> dict[str, Any]:
         return {"limit": self.limit, "spent": self.spent, "cap": self.cap, "needed": self.needed}
@@ -183,8 +182,9 @@ _KINDS: dict[str, type[ExitReason]] = {
 
 
 def _money(usd: float) -> str:
-    """Cents for sums of a cent or more, four decimals below (a model call often costs less)."""
-    return f"{usd:.2f}" if usd >= 0.01 or usd == 0 else f"{usd:.4f}"
+    """Cents for sums of a cent or more, two significant digits below (a model call often costs
+    less than a cent, and ``$0.00`` would hide it)."""
+    return f"{usd:.2f}" if usd >= 0.01 or usd == 0 else f"{usd:.2g}"
 
 
 def exit_from_json(data: dict[str, Any]) -> ExitReason:

@@ -197,7 +197,7 @@ def test_runs_shows_why_a_run_failed_or_paused() -> None:
     console.print(runs_table(runs))
     lines = console.export_text().splitlines()
     assert "crashed: ModelError: no script matches the task 'x'" in lines[1]
-    assert "over_budget: limit=per_day" in lines[2]
+    assert "over_budget: per_day: spent $0.30 of $0.25" in lines[2]
     assert lines[3].rstrip().endswith(":00")  # a run that succeeded has no why
 
 

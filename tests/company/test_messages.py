@@ -26,8 +26,10 @@ def test_an_over_budget_pause_names_the_reservation_that_did_not_fit() -> None:
     assert reason.message == "run.per_run_usd: needs $0.05 more, $0.03 left of $0.06"
     assert refusal.evidence()["why"] == reason.message
     assert exit_from_json(reason.to_json()) == reason
-    older = OverBudget(limit="agent.per_day_usd", spent=1.0, cap=1.0)  # written before `needed`
-    assert older.message == "agent.per_day_usd: $0.00 left of $1.00"
+    older = OverBudget(limit="agent.per_day_usd", spent=1.02, cap=1.0)  # written before `needed`
+    assert older.message == "agent.per_day_usd: spent $1.02 of $1.00"
+    tiny = OverBudget(limit="run.per_run_usd", spent=0.0, cap=0.001, needed=0.006166)
+    assert tiny.message == "run.per_run_usd: needs $0.0062 more, $0.001 left of $0.001"
 
 
 def test_a_manual_pause_round_trips_as_its_own_reason() -> None:
@@ -66,6 +68,12 @@ async def test_a_manual_pause_reads_as_such_and_one_resume_is_one_event(tmp_path
         events = [e for _, e in await company.store.events(limit=5000)]
         assert [e.kind for e in events].count("agent.resumed") == 1
         assert "shutdown" not in str([e.data for e in events if e.kind.endswith("paused")])
+        internal = [
+            e
+            for e in events
+            if e.subject.startswith("actor#") or str(e.data.get("actor", "")).startswith("_")
+        ]
+        assert internal == []  # events name what an operator runs, not beamish's plumbing
 
 
 async def _seen(company: Company, kind: str) -> None:

@@ -42,6 +42,8 @@ EXPIRE_EVERY_S = 1.0
 class _Keeper(Actor):
     """Owns the registry's poller and store for the node's lifetime."""
 
+    internal = True
+
     async def init(self, registry: Runs) -> None:
         self.registry = registry
         registry._poller = asyncio.ensure_future(registry._poll())

@@ -40,6 +40,9 @@ class Actor:
     trap_exits: bool = False
     #: Reported as the child's type in ``which_children``.
     child_type: ClassVar[str] = "worker"
+    #: True for beamish's own plumbing (a registry's poller): the node announces no
+    #: ``actor.started``/``actor.exited`` for it, so events name only what an operator runs.
+    internal: ClassVar[bool] = False
 
     _ref: ActorRef
     #: The ref class the node creates for this actor (supervisors get ``SupervisorRef``).

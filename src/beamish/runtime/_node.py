@@ -191,7 +191,7 @@ class Node(NodeEvents, NodeLinks):
         except Ignore:
             raise StartFailed(name or actor_cls.__name__, "ignore") from None
         self._top[ref] = None
-        if self._listening:
+        if self._listening and not actor_cls.internal:
             self._event("actor.started", self._subject(ref), {"actor": actor_cls.__qualname__})
         return ref
 
@@ -354,7 +354,7 @@ class Node(NodeEvents, NodeLinks):
             del self._names[name]
         if ref in self._top:
             del self._top[ref]
-            if self._listening:
+            if self._listening and not getattr(type(ref._actor), "internal", False):
                 reason = ref._reason
                 assert reason is not None
                 self._event("actor.exited", self._subject(ref), lambda: {"reason": reason.to_json()})
