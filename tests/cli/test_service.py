@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from _company_helpers import wait_for_control_socket
-from beamish.company._memory_service import free_port
+from beamish._net import free_port
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 

@@ -9,7 +9,6 @@ import pytest
 
 from beamish._exits import ManualPause, OverBudget, exit_from_json
 from beamish.agent._budget import Refusal
-from beamish.agent._control import result
 from beamish.agent._pricing import usd_to_nano
 from beamish.company import load_config
 from beamish.company._company import Company
@@ -56,14 +55,14 @@ async def test_a_manual_pause_reads_as_such_and_one_resume_is_one_event(tmp_path
     async with Company(cfg) as company:
         await company.pause("clerk")
         waiting = await company.submit("clerk", "File this.", "w1")
-        paused = await result(company.node, waiting, timeout=20)
+        paused = await company.node.result(waiting, timeout=20)
         assert paused.status == "paused"
         assert paused.reason is not None and paused.reason.kind == "paused"
         await asyncio.wait_for(_seen(company, "run.paused"), 20)  # the tree folds stored events in
         shown = {n.id: n for n in (await company.tree()).walk()}["clerk"]
         assert shown.state == "paused" and shown.last_exit == "paused"
         await company.resume("clerk")
-        assert (await result(company.node, waiting, timeout=20)).status == "succeeded"
+        assert (await company.node.result(waiting, timeout=20)).status == "succeeded"
         await asyncio.wait_for(_seen(company, "run.finished"), 20)
         events = [e for _, e in await company.store.events(limit=5000)]
         assert [e.kind for e in events].count("agent.resumed") == 1

@@ -12,13 +12,13 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from beamish.agent._control import result
 from beamish.cli._app import app
 from beamish.cli._render import tree_view
+from beamish.company import attach_upgrades
 from beamish.company._company import Company
 from beamish.company._tree import CompanyParts
 from beamish.testing import FakeClock
-from beamish.upgrade import ProbationRules, attach_upgrades
+from beamish.upgrade import ProbationRules
 
 from ._company import next_event, script, write_company
 
@@ -37,7 +37,7 @@ def _parts(clock: FakeClock) -> CompanyParts:
 
 async def _runs(company: Company, agent: str, tag: str, n: int) -> list[Any]:
     ids = [await company.submit(agent, f"Book day {i}.", f"{tag}-{i}") for i in range(n)]
-    return [await result(company.node, run_id, timeout=20) for run_id in ids]
+    return [await company.node.result(run_id, timeout=20) for run_id in ids]
 
 
 async def test_a_persons_reload_raising_a_price_is_flagged_not_rolled_back(tmp_path: Path) -> None:
@@ -89,8 +89,8 @@ async def test_an_agents_proposal_that_overspends_is_still_rolled_back(tmp_path:
     cfg = write_company(tmp_path / "beamish.toml", agents)
     async with Company(cfg, parts=_parts(FakeClock(start=1_000.0))) as company:
         assert {r.status for r in await _runs(company, "accountant", "before", 2)} == {"succeeded"}
-        done = await result(
-            company.node, await company.submit("improver", "Cut costs.", "improve"), timeout=20
+        done = await company.node.result(
+            await company.submit("improver", "Cut costs.", "improve"), timeout=20
         )
         assert "proposed version 2 of accountant" in str(done.output)
         await next_event(company, "agent.upgraded", lambda e: e.data["version"] == 2)

@@ -26,8 +26,8 @@ from beamish.cli._setup import preflight
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlUnavailable, control_path, control_request
 from beamish.company._remote import RemoteView
-from beamish.company._status import TreeNode
 from beamish.company._running import RunningBudget, running_budgets
+from beamish.company._status import TreeNode
 from beamish.company._view import StoreView, _day_start
 
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from beamish._exceptions import BeamishError
-from beamish._proctitle import set_title
 from beamish._net import is_loopback, url_host
+from beamish._proctitle import set_title
 from beamish.memory import KnowledgeGraph, check_file, quarantine_path, repair_file, resolve_memory_path
 
 if TYPE_CHECKING:

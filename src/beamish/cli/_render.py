@@ -10,8 +10,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from beamish._events import Event
-from beamish.company._status import TreeNode
 from beamish.company._running import caps_text, from_budget_json
+from beamish.company._status import TreeNode
 
 _STYLE = {
     "running": "green",

@@ -13,12 +13,12 @@ import signal
 
 from rich.console import Console
 
-from beamish.company._host import ServiceHost, name_process, plural
 from beamish._redact import redact_text
 from beamish.cluster._company import DEFAULT_LEASE_S, CompanyCluster
 from beamish.cluster._membership import default_node_id
 from beamish.company._company import Company
 from beamish.company._config import CompanyConfig
+from beamish.company._host import ServiceHost, name_process, plural
 from beamish.company._services import company_parts
 
 

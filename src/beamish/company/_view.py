@@ -14,8 +14,8 @@ from typing import Any
 
 from beamish._events import Event
 from beamish.company._config import CompanyConfig, load_config, schedule_entries
-from beamish.company._status import State, TreeNode, UnknownAgent
 from beamish.company._running import running_budgets
+from beamish.company._status import State, TreeNode, UnknownAgent
 
 
 def skeleton(config: CompanyConfig, *, services: tuple[str, ...] = ()) -> TreeNode:
