@@ -23,7 +23,11 @@ class FakeClock:
     """A clock that only moves when told to, or (``autojump``) when every task is waiting on it.
 
     ``await clock.sleep(s)`` parks the caller until ``advance`` moves time past its deadline.
+    A store opened with it reads lease, heartbeat and due times from it on PostgreSQL too
+    (``drives_store_time``), so a test can jump over a lease instead of waiting for the server's clock.
     """
+
+    drives_store_time = True
 
     def __init__(self, start: float = 0.0, wall_start: float = 1_767_225_600.0) -> None:
         self._now = start

@@ -13,13 +13,11 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from beamish.journal import Store
 from beamish.schedule import Schedule, Scheduler
-from beamish.testing import FakeClock
 
 MAIN = str(Path(__file__).with_name("_node_main.py"))
 
@@ -146,7 +144,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what:
 
 async def holders(store: Store) -> dict[str, str | None]:
     """Unit → the node holding it now (None when free or expired)."""
-    now = store.clock.time()
+    now = await store.read(store.tx_now)
     rows = await store.fetchall("SELECT name, owner, expires_at FROM leases WHERE name LIKE 'unit:%'")
     return {
         str(r["name"])[5:]: (str(r["owner"]) if r["owner"] and float(r["expires_at"]) > now else None)
@@ -162,11 +160,16 @@ async def statuses(store: Store) -> dict[str, str]:
 
 async def add_missed_schedule(store: Store, agent: str, minutes: int) -> None:
     """A per-minute schedule whose cursor is ``minutes`` ago with misfire ``all``: every node's
-    scheduler finds the same missed ticks due at once and races to fire them."""
-    clock = FakeClock()
-    clock.set_wall(datetime.now(UTC).timestamp() - 60 * minutes - 1)
-    sched = Scheduler(store, _no_submit, clock=clock)
+    scheduler finds the same missed ticks due at once and races to fire them. (Due-ness is read on
+    the database's clock, so the schedule is added now and its cursor moved back.)"""
+    sched = Scheduler(store, _no_submit)
     await sched.add("tick", Schedule("* * * * *", misfire="all", grace_s=86_400), agent, "scheduled post")
+    back = 60 * minutes + 1
+    await store.execute(
+        "UPDATE schedules SET cursor_at = cursor_at - ?, next_due_at = cursor_at - ?, "
+        "next_nominal_at = NULL, following_at = NULL WHERE schedule_id = 'tick'",
+        (back, back),
+    )
 
 
 async def _no_submit(agent: str, input: Any, *, run_id: str) -> object:

@@ -51,6 +51,26 @@ async def test_a_node_that_lost_a_units_lease_can_neither_claim_its_runs_nor_wri
         await store.close()
 
 
+async def test_a_run_is_not_claimed_under_a_lease_that_ran_out_though_nobody_took_it(
+    store_url: str,
+) -> None:
+    """A node cut off past its lease may still have an agent copy that has not stopped yet; even with
+    no other holder, the expired lease no longer entitles it to take a run."""
+    clock = FakeClock()
+    clock.set_wall(1_000.0)
+    store = await open_store(store_url, clock=clock)
+    try:
+        await store.run(lambda tx: placement.ensure_units(tx, ["ops"]))
+        [(_, lease)] = await store.run(lambda tx: placement.claim(tx, "n1", {"ops": ["ops"]}, 1, 1_000.0, 2.0))
+        run, _ = await store.create_run("ops", "task")
+        assert await store.claim_run(run.run_id, "ops@n1", lease=lease) == 1
+        clock.advance(2.0)
+        with pytest.raises(Fenced, match="has run out"):
+            await store.claim_run(run.run_id, "ops@n1", lease=lease)
+    finally:
+        await store.close()
+
+
 async def test_concurrent_claimers_skip_locked_rows_and_never_take_the_same_unit(pg_url: str) -> None:
     units = {f"u{i}": [f"a{i}"] for i in range(40)}
     stores: list[Store] = [await open_store(pg_url) for _ in range(4)]
@@ -135,11 +155,12 @@ async def test_a_third_node_joining_gets_a_share_until_no_node_holds_two_more_th
             await store.close()
 
 
-async def test_a_node_cut_off_from_the_store_stops_its_units_when_their_leases_run_out(
+async def test_a_node_cut_off_from_the_store_stops_its_units_before_their_leases_run_out(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Self-fencing: with no store, no renewal — and a unit whose lease has run out may already run
-    elsewhere, so it stops here even though nobody told this node."""
+    """Self-fencing: with no store, no renewal — and once a lease runs out the unit may start
+    elsewhere, so it stops here first, though nobody told this node (its reckoning counts from when
+    it sent the last renewal, on its own monotonic clock)."""
     units = [Unit(f"u{i}", ChildSpec(f"u{i}", Idle), ()) for i in range(2)]
     store = await open_store(pg_url)
     async with Node(name="a") as node:
@@ -147,7 +168,6 @@ async def test_a_node_cut_off_from_the_store_stops_its_units_when_their_leases_r
         try:
             await cluster.start()
             assert len(cluster.held) == 2
-            expiry = max(le.expires_at for le in cluster.held.values())
 
             async def unreachable(fn: object) -> None:
                 raise OSError("connection refused (the network is cut)")
@@ -159,7 +179,9 @@ async def test_a_node_cut_off_from_the_store_stops_its_units_when_their_leases_r
                 return not cluster.held and not await cluster._placed.which_children()
 
             await eventually(stopped, 5, "the units stopped")
-            assert store.clock.time() >= expiry  # not before the lease ran out
+            now = await store.read(store.tx_now)  # the database's clock, which decides expiry
+            rows = await store.fetchall("SELECT expires_at FROM leases WHERE name LIKE 'unit:%'")
+            assert now < min(float(r["expires_at"]) for r in rows)  # stopped within the lease
             monkeypatch.undo()
         finally:
             await cluster.stop()

@@ -36,7 +36,7 @@ async def _open(store: str | None, config: Path) -> Any:
     return await open_store(store if store else load(config).store_url)
 
 
-def nodes_table(nodes: list[Any], now: float) -> Table:
+def nodes_table(nodes: list[Any]) -> Table:
     """One row per node: state, liveness, heartbeat age, the units it holds."""
     table = Table(title="nodes")
     for col in ("node", "state", "host", "pid", "heartbeat", "lease", "holds"):
@@ -50,7 +50,7 @@ def nodes_table(nodes: list[Any], now: float) -> Table:
             state,
             n.host,
             str(n.pid),
-            f"{max(0.0, now - n.heartbeat_at):.1f}s ago",
+            f"{n.seen_s:.1f}s ago",
             f"{n.lease_s:g}s",
             ", ".join(n.units) or "-",
         )
@@ -72,7 +72,7 @@ def list_(store: StoreOption = None, config: ConfigOption = Path("beamish.toml")
     if not nodes:
         console.print("no node has joined a cluster on this store (start one: beamish run --node-id NAME)")
         return
-    console.print(nodes_table(nodes, time.time()))
+    console.print(nodes_table(nodes))
 
 
 @node_app.command()
@@ -121,7 +121,7 @@ def placement_table(store_url: str) -> Table | None:
             await opened.close()
 
     nodes = run_async(go)
-    return nodes_table(nodes, time.time()) if nodes else None
+    return nodes_table(nodes) if nodes else None
 
 
 def register(app: typer.Typer) -> None:

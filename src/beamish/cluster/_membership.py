@@ -1,6 +1,7 @@
 """The node registry: every node that joined the cluster has a row it keeps fresh with a heartbeat.
 
-A node is *live* while its last heartbeat is younger than its lease period; placement spreads units
+A node is *live* while its last heartbeat is younger than its lease period, both read on the store's
+clock (the database's on PostgreSQL: a node's own clock may be minutes off); placement spreads units
 over live nodes that are not draining. Rows of dead nodes stay (``beamish node list`` shows them as
 dead) until the same id joins again. ``request_drain`` is how another process (``beamish node drain``)
 asks a node to hand its agents over: the node reads the flag with its next heartbeat.
@@ -32,7 +33,8 @@ def check_node_id(node_id: str) -> str:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """One node as the store sees it. ``alive``: heartbeat within its lease period (as of reading)."""
+    """One node as the store sees it. ``alive``: heartbeat within its lease period (as of reading);
+    ``seen_s``: seconds since that heartbeat, on the store's clock."""
 
     node_id: str
     host: str
@@ -44,6 +46,7 @@ class NodeInfo:
     lease_s: float
     alive: bool
     units: tuple[str, ...] = field(default_factory=tuple)
+    seen_s: float = 0.0
 
     @property
     def serving(self) -> bool:
@@ -111,6 +114,7 @@ def fetch_nodes(tx: SyncTx, now: float, prefix: str) -> list[NodeInfo]:
             lease_s=float(r["lease_s"]),
             alive=float(r["heartbeat_at"]) + float(r["lease_s"]) > now and r["state"] != "stopped",
             units=tuple(held.get(str(r["node_id"]), ())),
+            seen_s=max(0.0, now - float(r["heartbeat_at"])),
         )
         for r in rows
     ]
@@ -118,8 +122,7 @@ def fetch_nodes(tx: SyncTx, now: float, prefix: str) -> list[NodeInfo]:
 
 async def list_nodes(store: Store, *, prefix: str = "unit:") -> list[NodeInfo]:
     """The cluster's nodes, as ``beamish node list`` prints them."""
-    now = store.clock.time()
-    return await store.read(lambda tx: fetch_nodes(tx, now, prefix))
+    return await store.read(lambda tx: fetch_nodes(tx, store.tx_now(tx), prefix))
 
 
 async def request_drain(store: Store, node_id: str) -> NodeInfo:

@@ -2,12 +2,15 @@
 
 N identical nodes run on one PostgreSQL store. Each has a :class:`ClusterNode` whose heartbeat, every
 ``lease_s / 3`` seconds, in one transaction marks its row alive and renews the leases it holds, and
-stops at once the units whose lease it lost (it was paused or cut off while another node took them:
-its copies must not go on) — or, when the store does not answer in time, the units whose lease ran out
-by its own clock. A separate placer task, woken by each heartbeat, claims the node's fair share of
-free or expired units and starts them under its own ``placed`` supervisor, hands one over while
-another node holds two fewer, and on a drain stops and releases its units one by one, so the others
-take them straight away. Starting a unit never delays a renewal.
+stops at once the units whose lease it lost (it was paused or cut off while another node took them: its
+copies must not go on). Expiry is decided on the store's clock (the database's on PostgreSQL), so nodes
+need not agree on the time; a node keeps its own, conservative reckoning on its monotonic clock from the
+moment it *sent* each renewal, and a guard stops a unit whose renewal is overdue before the store could
+count its lease as run out (a node cut off from the store stops acting within its lease). A separate
+placer task, woken by each heartbeat, claims the node's fair share of free or expired units and starts
+them under its own ``placed`` supervisor, hands one over while another node holds two fewer, and on a
+drain stops and releases its units one by one, so the others take them straight away. Starting a unit
+never delays a renewal.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,10 @@ from beamish.journal import Lease, Store, SyncTx
 from beamish.runtime import ChildSpec, Node, SupervisorRef, SupervisorSpec
 
 logger = logging.getLogger("beamish.cluster")
+
+#: How much of a lease a node acts on without a renewal; the rest covers stopping the unit and any
+#: difference in clock rates (not offsets) between this machine and the database.
+LAPSE_FRACTION = 0.8
 
 #: The NOTIFY channel a submission wakes the agent's holder on (polling is the fallback).
 WAKE_CHANNEL = "beamish_cluster_wake"
@@ -74,6 +81,10 @@ class ClusterNode:
         self.lease_s = float(lease_s)
         self.renew_every_s = self.lease_s / 3
         self.held: dict[str, Lease] = {}
+        #: Per held unit, the loop time by which it stops unless renewed: the renewal's send time plus
+        #: ``lapse_s``, earlier than the store's expiry (which counts from the renewal's arrival).
+        self.valid_until: dict[str, float] = {}
+        self.lapse_s = self.lease_s * LAPSE_FRACTION
         self.state = "live"
         self.drained = asyncio.Event()
         self.changed = asyncio.Event()  # set after every tick that changed what this node holds
@@ -82,6 +93,7 @@ class ClusterNode:
         self._task: asyncio.Task[None] | None = None
         self._wakes: asyncio.Task[None] | None = None
         self._placing: asyncio.Task[None] | None = None
+        self._guarding: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._drain_asked = False
         self._stopping: dict[str, asyncio.Task[None]] = {}
@@ -90,10 +102,9 @@ class ClusterNode:
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Join the cluster and take a first share of units before returning."""
-        now = self.store.clock.time()
 
         def join(tx: SyncTx) -> None:
-            members.register(tx, self.node_id, self.lease_s, now)
+            members.register(tx, self.node_id, self.lease_s, self.store.tx_now(tx))
             placement.ensure_units(tx, list(self.units))
 
         await self.store.run(join)
@@ -107,6 +118,7 @@ class ClusterNode:
         self._task = asyncio.create_task(self._run(), name=f"beamish-cluster-{self.node_id}")
         await self._place()  # a first share before returning; the placer takes over from here
         self._placing = asyncio.create_task(self._placer(), name=f"beamish-cluster-place-{self.node_id}")
+        self._guarding = asyncio.create_task(self._guard(), name=f"beamish-cluster-guard-{self.node_id}")
         self._wakes = asyncio.create_task(self._listen(), name=f"beamish-cluster-wake-{self.node_id}")
 
     async def stop(self) -> None:
@@ -121,11 +133,11 @@ class ClusterNode:
             await cancel_and_wait(stopping, grace_s=math.inf)  # a unit's stop already under way ends
         for unit in list(self.held):  # the heartbeat still renews what is not yet handed over
             await self._hand_over(unit)
-        await cancel_and_wait(self._task)
-        self._task = None
-        now = self.store.clock.time()
+        for task in (self._task, self._guarding):
+            await cancel_and_wait(task)
+        self._task = self._guarding = None
         with contextlib.suppress(Exception):
-            await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "stopped"))
+            await self.store.run(self._beat("stopped"))
         if self._placed is not None and self._placed.alive:
             await self._placed.stop()
         self._placed = None
@@ -137,17 +149,18 @@ class ClusterNode:
         self._kick.set()
         await self.drained.wait()
 
+    def _beat(self, state: str) -> Callable[[SyncTx], bool]:
+        return lambda tx: members.heartbeat(tx, self.node_id, self.store.tx_now(tx), state)
+
     async def _drain(self) -> None:
         self.state = "draining"
-        now = self.store.clock.time()
-        await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "draining"))
+        await self.store.run(self._beat("draining"))
         await self._event("cluster.draining", self.node_id, {"units": sorted(self.held)})
         for unit in list(self.held):
             await self._hand_over(unit)
         self.state = "drained"
         self._note_change()
-        now = self.store.clock.time()
-        await self.store.run(lambda tx: members.heartbeat(tx, self.node_id, now, "drained"))
+        await self.store.run(self._beat("drained"))
         await self._event("cluster.drained", self.node_id, {})
         self.drained.set()
 
@@ -192,9 +205,20 @@ class ClusterNode:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the store is unreachable: leases run out; stop what we hold
+            except Exception as exc:  # the store is unreachable: the guard stops what lapses
                 logger.warning("cluster %s: heartbeat failed: %s", self.node_id, exc)
-                self._expire_unrenewed()
+
+    async def _guard(self) -> None:
+        """Stop each unit whose renewal is overdue by this node's own monotonic reckoning: with no
+        store to ask, a lease that may have run out may already be held elsewhere."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            for unit, lease in list(self.held.items()):
+                if self.valid_until.get(unit, math.inf) <= now:
+                    self._lost(unit, lease, "its lease ran out while the store was unreachable")
+            soonest = min((self.valid_until.get(u, math.inf) for u in self.held), default=math.inf)
+            await asyncio.sleep(min(self.renew_every_s, max(0.001, soonest - now)))
 
     async def _placer(self) -> None:
         """Claims, starts, spreads and drains, one step at a time, whenever a heartbeat asks."""
@@ -214,10 +238,10 @@ class ClusterNode:
     async def tick(self) -> None:
         """One heartbeat: renew every held lease, give up at once what was lost, then ask the placer
         to drain (if asked) or take a fair share and spread."""
-        now = self.store.clock.time()
         held, state = dict(self.held), self.state
 
         def beat(tx: SyncTx) -> tuple[bool, dict[str, Lease], list[str]]:
+            now = self.store.tx_now(tx)
             drain = members.heartbeat(tx, self.node_id, now, state)
             kept, lost = placement.renew(tx, held, now + self.lease_s)
             return drain, kept, lost
@@ -225,11 +249,13 @@ class ClusterNode:
         if self._placed is None or not self._placed.alive:
             await self._replace_placed()
             return
-        # a store that hangs (a partition) counts as a failed beat: units whose lease ran out stop
+        # a store that hangs (a partition) counts as a failed beat; the guard stops what lapses
+        sent = asyncio.get_running_loop().time()
         drain, kept, lost = await asyncio.wait_for(self.store.run(beat), self.lease_s / 2)
         for unit, lease in kept.items():  # what the placer changed meanwhile keeps its own lease
             if unit in self.held and self.held[unit].epoch == lease.epoch:
                 self.held[unit] = lease
+                self.valid_until[unit] = sent + self.lapse_s
         for unit in lost:
             if unit in self.held and self.held[unit].epoch == held[unit].epoch:
                 self._lost(unit, held[unit], "another node holds it now")
@@ -252,10 +278,10 @@ class ClusterNode:
         self._placed = await self.node.start_supervisor(spec, name=None)
 
     async def _place(self) -> None:
-        now = self.store.clock.time()
         units = list(self.units)
 
         def look(tx: SyncTx) -> tuple[list[members.NodeInfo], dict[str, int]]:
+            now = self.store.tx_now(tx)
             return members.fetch_nodes(tx, now, placement.PREFIX), placement.load(tx, units, now)
 
         nodes, load = await self.store.read(look)
@@ -266,10 +292,12 @@ class ClusterNode:
             want = share - len(self.held)
 
             def take(tx: SyncTx) -> list[tuple[str, Lease]]:
+                now = self.store.tx_now(tx)
                 return placement.claim(tx, self.node_id, candidates, want, now, self.lease_s)
 
+            sent = asyncio.get_running_loop().time()
             for unit, lease in await self.store.run(take):
-                await self._start(unit, lease)
+                await self._start(unit, lease, sent + self.lapse_s)
         else:
             others = [load.get(n.node_id, 0) for n in serving if n.node_id != self.node_id]
             if others and len(self.held) - min(others) >= 2:
@@ -277,8 +305,9 @@ class ClusterNode:
                 # the spread, so this settles, e.g. 4 units on 3 nodes as 2/1/1, never bouncing.
                 await self._hand_over(sorted(self.held)[-1])
 
-    async def _start(self, unit: str, lease: Lease) -> None:
+    async def _start(self, unit: str, lease: Lease, valid_until: float) -> None:
         self.held[unit] = lease  # renewed from now on, while the unit starts
+        self.valid_until[unit] = valid_until
         self._note_change()
         stopping = self._stopping.get(unit)
         if stopping is not None:  # a copy we lost earlier is still being stopped
@@ -334,13 +363,6 @@ class ClusterNode:
                 self._stopping.pop(unit, None)
 
         self._stopping[unit] = asyncio.create_task(stop(), name=f"beamish-cluster-stop-{unit}")
-
-    def _expire_unrenewed(self) -> None:
-        """Without the store, leases lapse: stop units whose lease has run out by our own clock."""
-        now = self.store.clock.time()
-        for unit, lease in list(self.held.items()):
-            if lease.expires_at <= now:
-                self._lost(unit, lease, "its lease ran out while the store was unreachable")
 
     def _note_change(self) -> None:
         self.changed.set()

@@ -8,7 +8,7 @@ from typing import Protocol, TypeVar
 
 from beamish._clock import Clock
 from beamish._exceptions import Fenced, RunNotFound
-from beamish.journal._sql import AsyncTx, Dialect, SyncTx, for_share
+from beamish.journal._sql import AsyncTx, Dialect, SyncTx, database_now, for_share
 
 T = TypeVar("T")
 
@@ -35,11 +35,19 @@ class StoreBase:
     payload_threshold: int
     #: PostgreSQL: the schema the store lives in (``current_schema()``); SQLite: ``"main"``.
     schema: str = "main"
+    #: Whose clock decides lease expiries, heartbeats and due times: the database's on PostgreSQL
+    #: (nodes on many machines share it), the store's ``clock`` on SQLite (one machine) or when that
+    #: clock is a test's fake one (``drives_store_time``), so tests still jump over a lease.
+    db_time: bool = False
 
     @property
     def dialect(self) -> Dialect:
         """``"sqlite"`` or ``"postgresql"``: for the few statements that must differ."""
         return self._backend.dialect
+
+    def tx_now(self, tx: SyncTx) -> float:
+        """The time a lease or due-time decision inside ``tx`` is made at (see :attr:`db_time`)."""
+        return database_now(tx) if self.db_time else self.clock.time()
 
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn(tx)`` in one write transaction off the event loop (one thread hop)."""

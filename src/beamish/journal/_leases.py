@@ -3,7 +3,9 @@
 A lease's ``epoch`` grows every time a *different* holder takes it (or it is taken after expiring),
 so a zombie holder that lost it can be told apart: :meth:`renew_lease` raises Fenced. On PostgreSQL
 the rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent nodes never wait on
-each other; on SQLite ``BEGIN IMMEDIATE`` serialises claimers.
+each other; on SQLite ``BEGIN IMMEDIATE`` serialises claimers. Every expiry is decided on the
+database's clock on PostgreSQL (:meth:`~beamish.journal.Store.tx_now`), read inside the transaction
+that decides, so holders on many machines need not agree on the time.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class LeasesMixin(StoreBase):
             raise SpecError("a lease needs a name and an owner")
 
         def work(tx: SyncTx) -> Lease | None:
-            now = self.clock.time()
+            now = self.tx_now(tx)
             tx.execute(
                 "INSERT INTO leases (name, owner, epoch, expires_at) VALUES (?, NULL, 0, 0) "
                 "ON CONFLICT (name) DO NOTHING",
@@ -71,7 +73,7 @@ class LeasesMixin(StoreBase):
         _check_ttl(ttl_s)
 
         def work(tx: SyncTx) -> Lease:
-            now = self.clock.time()
+            now = self.tx_now(tx)
             n = tx.execute(
                 "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND epoch = ?",
                 (now + ttl_s, lease.name, lease.owner, lease.epoch),
@@ -98,14 +100,14 @@ class LeasesMixin(StoreBase):
 
     async def get_lease(self, name: str) -> Lease | None:
         """The lease's current holder, or None when free or expired."""
-        row = await self.read(
-            lambda tx: tx.fetchone(
-                "SELECT name, owner, epoch, expires_at FROM leases WHERE name = ?", (name,)
-            )
-        )
-        if row is None or row["owner"] is None or float(row["expires_at"]) <= self.clock.time():
-            return None
-        return _lease(row)
+
+        def look(tx: SyncTx) -> Lease | None:
+            row = tx.fetchone("SELECT name, owner, epoch, expires_at FROM leases WHERE name = ?", (name,))
+            if row is None or row["owner"] is None or float(row["expires_at"]) <= self.tx_now(tx):
+                return None
+            return _lease(row)
+
+        return await self.read(look)
 
     async def claim_expired_leases(
         self, owner: str, ttl_s: float, *, prefix: str = "", limit: int = 10
@@ -114,7 +116,7 @@ class LeasesMixin(StoreBase):
         _check_ttl(ttl_s)
 
         def work(tx: SyncTx) -> list[Lease]:
-            now = self.clock.time()
+            now = self.tx_now(tx)
             rows = tx.fetchall(
                 "SELECT name, epoch FROM leases WHERE expires_at <= ? AND name LIKE ? ESCAPE '\\' "
                 "ORDER BY name LIMIT ?" + for_update_skip_locked(tx.dialect),

@@ -187,21 +187,21 @@ class RunsMixin(StoreBase):
         """Take a run over: a new fencing epoch, returned. Writes with an older epoch are then Fenced.
 
         With ``lease`` (the lease its agent is held by on a cluster), the claim is granted only while
-        that lease is still held at that epoch — Fenced otherwise — so a node that lost the agent
-        cannot take a run back from the node that holds it now.
+        that lease is still held at that epoch and has not run out — Fenced otherwise — so a node
+        that lost the agent, or was cut off past its lease, cannot take a run.
         """
 
         def work(tx: SyncTx) -> int:
             if lease is not None:
                 held = tx.fetchone(
-                    "SELECT epoch FROM leases WHERE name = ? AND owner = ? AND epoch = ?"
+                    "SELECT expires_at FROM leases WHERE name = ? AND owner = ? AND epoch = ?"
                     + for_share(tx.dialect),
                     (lease.name, lease.owner, lease.epoch),
                 )
-                if held is None:
+                if held is None or float(held["expires_at"]) <= self.tx_now(tx):
                     raise Fenced(
                         f"run {run_id!r}: lease {lease.name!r} (epoch {lease.epoch}) is no longer held "
-                        f"by {lease.owner!r}; the run was not claimed"
+                        f"by {lease.owner!r} or has run out; the run was not claimed"
                     )
             n = tx.execute(
                 "UPDATE runs SET epoch = epoch + 1, lease_owner = ?, updated_at = ? WHERE run_id = ?",

@@ -76,6 +76,18 @@ def to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
+def database_now(tx: SyncTx) -> float:
+    """The database server's wall clock (``clock_timestamp()``), in epoch seconds, read in ``tx``.
+
+    Lease expiries, heartbeats and due times are decided on this one clock, so the nodes of a
+    cluster need not agree on the time (no NTP requirement): a node whose clock is minutes off
+    neither steals a live lease nor keeps one that ran out, nor fires a tick early or late.
+    """
+    row = tx.fetchone("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now")
+    assert row is not None
+    return float(row["now"])
+
+
 def for_share(dialect: Dialect) -> str:
     """Row-lock suffix that makes a read-then-write fence hold under PostgreSQL's READ COMMITTED."""
     return " FOR SHARE" if dialect == "postgresql" else ""

@@ -61,6 +61,7 @@ class Store(RunsMixin, StepsMixin, EventsMixin, LeasesMixin, PruneMixin):
         #: The URL with any password masked, for messages and displays.
         self.where = where
         self.clock = clock
+        self.db_time = backend.dialect == "postgresql" and not getattr(clock, "drives_store_time", False)
         self.payload_threshold = payload_threshold
         self.applied: list[str] = []
         self._listeners: dict[str, set[asyncio.Queue[str]]] = {}

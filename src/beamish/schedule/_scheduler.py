@@ -11,6 +11,10 @@ A pass has two steps, so a crash at any point loses nothing and repeats nothing:
    then mark the fires dispatched. A fire left ``claimed`` longer than ``dispatch_lease_s`` (its
    claimer died between the two steps) is re-claimed and dispatched by any scheduler: the same run_id,
    so still one run.
+
+Whether a tick is due is decided on the store's clock (the database's on PostgreSQL, read in the claim
+transaction), and the wait for the next one is measured against that clock too, so a node whose own
+clock is minutes off fires nothing early and nothing late.
 """
 
 from __future__ import annotations
@@ -115,9 +119,9 @@ class Scheduler:
             raise ScheduleError(f"schedule {schedule_id!r}: expected an agent name")
         spec = json.dumps(schedule.to_json(), sort_keys=True)
         body = envelope(input, f"schedule {schedule_id!r} input", error=ScheduleError)
-        now = self.clock.time()
 
         def work(tx: SyncTx) -> None:
+            now = self._now(tx)
             row = tx.fetchone("SELECT cursor_at FROM schedules WHERE schedule_id = ?", (schedule_id,))
             cursor = float(row["cursor_at"]) if row else now
             nxt = schedule.next_fire(datetime.fromtimestamp(cursor, UTC))
@@ -155,7 +159,7 @@ class Scheduler:
         n = await self.store.run(
             lambda tx: tx.execute(
                 "UPDATE schedules SET enabled = 0, next_due_at = NULL, updated_at = ? WHERE schedule_id = ?",
-                (self.clock.time(), schedule_id),
+                (self._now(tx), schedule_id),
             )
         )
         return n > 0
@@ -196,12 +200,11 @@ class Scheduler:
     async def run_pass(self) -> PassReport:
         """Claim every due tick, dispatch what this scheduler claimed, and rescue stale claims."""
         report = PassReport()
-        now = self.clock.time()
         # In chunks, each handed over as soon as it is claimed: the first of 1,000 ticks due at
         # 14:00 need not wait for the last one's claim.
         for _ in range(_MAX_CHUNKS_PER_PASS):
             fired, events, rows = await self.store.run(
-                lambda tx: claim(tx, now, _CLAIM_CHUNK, self.owner, self.store.payload_threshold)
+                lambda tx: claim(tx, self._now(tx), _CLAIM_CHUNK, self.owner, self.store.payload_threshold)
             )
             report.missed += sum(1 for e in events if e.kind == "schedule.missed")
             for event in events:
@@ -213,7 +216,7 @@ class Scheduler:
         await self._precompute()
         stale, parked = await self.store.run(
             lambda tx: reclaim_stale(
-                tx, self.clock.time(), self.owner, self.dispatch_lease_s, self.max_dispatch_attempts
+                tx, self._now(tx), self.owner, self.dispatch_lease_s, self.max_dispatch_attempts
             )
         )
         for event in parked:
@@ -284,13 +287,17 @@ class Scheduler:
 
         await self.store.run(store)
 
+    def _now(self, tx: SyncTx) -> float:
+        """The time due-ness is decided at: the database's (PostgreSQL), else this scheduler's clock."""
+        return self.store.tx_now(tx) if self.store.db_time else self.clock.time()
+
     async def _seconds_to_next_due(self) -> float:
-        row = await self.store.read(
-            lambda tx: tx.fetchone("SELECT MIN(next_due_at) AS t FROM schedules WHERE enabled = 1")
-        )
-        if row is None or row["t"] is None:
-            return self.poll_s
-        return min(self.poll_s, max(0.0, float(row["t"]) - self.clock.time()))
+        def look(tx: SyncTx) -> float | None:
+            row = tx.fetchone("SELECT MIN(next_due_at) AS t FROM schedules WHERE enabled = 1")
+            return None if row is None or row["t"] is None else float(row["t"]) - self._now(tx)
+
+        wait = await self.store.read(look)
+        return self.poll_s if wait is None else min(self.poll_s, max(0.0, wait))
 
     async def _wait(self, seconds: float) -> None:
         if seconds <= 0:
