@@ -7,9 +7,14 @@ intent and done, the new holder asks the log whether the effect happened instead
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import beamish
+
+#: Kept by a node process: unit → the lease epoch its copy here was started under, so each effect
+#: line names the node, the unit and the lease epoch it acted under.
+LEASES: dict[str, int] = {}
 
 
 def _log() -> Path:
@@ -20,7 +25,9 @@ def _log() -> Path:
 def post(text: str, ctx: beamish.ToolContext) -> str:
     """Post ``text`` (append one line keyed by the idempotency key)."""
     with _log().open("a") as f:  # one write() of one short line: O_APPEND keeps lines whole
-        f.write(f"{ctx.idempotency_key} {os.getpid()}\n")
+        epoch = LEASES.get(ctx.agent, -1)
+        node = os.environ.get("BEAMISH_TEST_NODE", "-")
+        f.write(f"{ctx.idempotency_key} {os.getpid()} {node} {ctx.agent} {epoch} {time.time():.6f}\n")
     return f"posted {ctx.idempotency_key}"
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import _effects
 from _effects import post
 
 from beamish import AgentSpec
@@ -48,21 +52,31 @@ async def main(cfg: dict[str, object]) -> None:
             )
             units.append(Unit(spec.name, spec.child_spec(), (spec.name,)))
         cluster = ClusterNode(node, store, units, node_id=node_id, lease_s=float(str(cfg["lease_s"])))
+        os.environ["BEAMISH_TEST_NODE"] = node_id
+        acquired = cluster._event
+
+        async def note(kind: str, subject: str, data: dict[str, object]) -> None:
+            if kind == "lease.acquired":  # before the unit's copy starts here, after any old one stopped
+                _effects.LEASES[subject] = int(str(data["epoch"]))
+            await acquired(kind, subject, data)
+
+        cluster._event = note  # type: ignore[method-assign]
         await cluster.start()
         scheduler = Scheduler(store, cluster.submit, owner=node_id, poll_s=0.2)
         ticking = asyncio.create_task(scheduler.run_forever())
-        say({"node": node_id, "held": sorted(cluster.held), "ready": True})
+        say({"node": node_id, "held": sorted(cluster.held), "ready": True, "t": time.time()})
         while not stop.is_set():
             changed = asyncio.ensure_future(cluster.changed.wait())
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait({changed, stopping}, return_when=asyncio.FIRST_COMPLETED)
             changed.cancel()
             stopping.cancel()
-            say({"node": node_id, "held": sorted(cluster.held), "state": cluster.state})
+            say({"node": node_id, "held": sorted(cluster.held), "state": cluster.state, "t": time.time()})
         ticking.cancel()
         await cluster.stop()
     await store.close()
 
 
 if __name__ == "__main__":
+    logging.basicConfig(format="%(created).3f %(name)s %(levelname)s %(message)s", level=logging.WARNING)
     asyncio.run(main(json.loads(sys.argv[1])))

@@ -13,7 +13,7 @@ from beamish.cluster import ClusterNode, Unit, list_nodes
 from beamish.cluster import _membership as members
 from beamish.cluster import _placement as placement
 from beamish.errors import Fenced
-from beamish.journal import Store, open_store
+from beamish.journal import Lease, Store, open_store
 from beamish.runtime import Actor, ChildSpec, Node
 from beamish.testing import FakeClock
 
@@ -24,15 +24,21 @@ class Idle(Actor):
     """A unit's stand-in: it only has to start and stop."""
 
 
-async def test_a_node_that_lost_a_units_lease_can_neither_claim_its_runs_nor_write_to_them(
-    store_url: str,
-) -> None:
+async def ops_held_by_n1(store_url: str) -> tuple[Store, FakeClock, Lease]:
+    """A store on a fake clock at 1 000 s whose unit ``ops`` node n1 has just claimed for 2 s."""
     clock = FakeClock()
     clock.set_wall(1_000.0)
     store = await open_store(store_url, clock=clock)
+    await store.run(lambda tx: placement.ensure_units(tx, ["ops"]))
+    [(_, lease)] = await store.run(lambda tx: placement.claim(tx, "n1", {"ops": ["ops"]}, 1, 1_000.0, 2.0))
+    return store, clock, lease
+
+
+async def test_a_node_that_lost_a_units_lease_can_neither_claim_its_runs_nor_write_to_them(
+    store_url: str,
+) -> None:
+    store, _clock, old = await ops_held_by_n1(store_url)
     try:
-        await store.run(lambda tx: placement.ensure_units(tx, ["ops"]))
-        [(_, old)] = await store.run(lambda tx: placement.claim(tx, "n1", {"ops": ["ops"]}, 1, 1_000.0, 2.0))
         run, _ = await store.create_run("ops", "task")
         epoch = await store.claim_run(run.run_id, "ops@n1", lease=old)
         await store.update_run(run.run_id, status="running", epoch=epoch)
@@ -56,12 +62,8 @@ async def test_a_run_is_not_claimed_under_a_lease_that_ran_out_though_nobody_too
 ) -> None:
     """A node cut off past its lease may still have an agent copy that has not stopped yet; even with
     no other holder, the expired lease no longer entitles it to take a run."""
-    clock = FakeClock()
-    clock.set_wall(1_000.0)
-    store = await open_store(store_url, clock=clock)
+    store, clock, lease = await ops_held_by_n1(store_url)
     try:
-        await store.run(lambda tx: placement.ensure_units(tx, ["ops"]))
-        [(_, lease)] = await store.run(lambda tx: placement.claim(tx, "n1", {"ops": ["ops"]}, 1, 1_000.0, 2.0))
         run, _ = await store.create_run("ops", "task")
         assert await store.claim_run(run.run_id, "ops@n1", lease=lease) == 1
         clock.advance(2.0)
