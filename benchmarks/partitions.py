@@ -35,6 +35,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -397,6 +398,7 @@ def check(h: dict[str, Any], suite: Suite, lease_s: float) -> dict[str, Any]:
         else None,
         "heal_to_done_s_max": round(max(suite.heal_to_done), 2) if suite.heal_to_done else None,
         "lease_s": lease_s,
+        "move_over_lease": round(moves[len(moves) // 2] / lease_s, 2) if moves else None,
     }
 
 
@@ -420,7 +422,10 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         left = await suite.teardown()
     figures["cleanup_left"] = left
     figures["nodes_killed_at_end"] = suite.killed
-    figures["workdir"] = str(workdir)
+    keep = args.keep or bool(figures["violations"])  # the logs of a failing run stay for a person
+    figures["workdir"] = str(workdir) if keep else None
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     return figures
 
 
@@ -434,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=2.0, help="seconds a schedule's faults span")
     parser.add_argument("--finish-timeout", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the node logs and effect log")
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
@@ -459,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  units of a node cut off longer than the lease ({f['cuts_longer_than_lease']} cuts, "
         f"{f['units_moved']} units) held elsewhere after median {f['move_s_median']} s, "
-        f"max {f['move_s_max']} s (lease {f['lease_s']} s)"
+        f"max {f['move_s_max']} s; median / lease {f['move_over_lease']}× (lease {f['lease_s']} s)"
     )
     print(f"  heal to every run done: median {f['heal_to_done_s_median']} s, max {f['heal_to_done_s_max']} s")
     print(f"  wall {f['wall_s']} s (setup {f['setup_s']} s); cleanup left: {f['cleanup_left'] or 'nothing'}")
