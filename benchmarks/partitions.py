@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  units of a node cut off longer than the lease ({f['cuts_longer_than_lease']} cuts, "
         f"{f['units_moved']} units) held elsewhere after median {f['move_s_median']} s, "
-        f"max {f['move_s_max']} s; median / lease {f['move_over_lease']}× (lease {f['lease_s']} s)"
+        f"max {f['move_s_max']} s; median / lease {f['move_over_lease']}x (lease {f['lease_s']} s)"
     )
     print(f"  heal to every run done: median {f['heal_to_done_s_median']} s, max {f['heal_to_done_s_max']} s")
     print(f"  wall {f['wall_s']} s (setup {f['setup_s']} s); cleanup left: {f['cleanup_left'] or 'nothing'}")
