@@ -96,12 +96,15 @@ async def test_an_agents_proposal_that_overspends_is_still_rolled_back(tmp_path:
         await next_event(company, "agent.upgraded", lambda e: e.data["version"] == 2)
         paused = await _runs(company, "accountant", "after", 2)
         assert {(r.status, getattr(r.reason, "kind", None)) for r in paused} == {("paused", "over_budget")}
-        await company.upgrader.check()
+        # two looks at once (the node's own watch and this one) judge the trial once
+        await asyncio.gather(company.upgrader.check(), company.upgrader.check())
         event = await next_event(company, "agent.rolled_back")
         assert (event.data["from"], event.data["to"]) == (2, 1)
         assert "overspent its budget in 2 of 2 runs" in event.data["why"]
         kinds = [e.kind for _, e in await company.store.events(limit=5000)]
-        assert "agent.flagged" not in kinds
+        assert "agent.flagged" not in kinds and kinds.count("agent.rolled_back") == 1
+        active = await company.upgrader.versions.active("accountant")
+        assert active is not None and active.version == 1
 
 
 async def test_status_and_budget_show_the_running_versions_caps_and_prices_and_a_file_that_differs(

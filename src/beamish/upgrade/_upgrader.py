@@ -226,11 +226,15 @@ class Upgrader:
         at = since if since is not None else self.store.clock.time()
         await self.versions.put_on_probation(version.agent, version.version, fallback, at)
 
-    async def rollback(self, agent: str, why: str) -> AgentVersion:
-        """Back to the version the current one replaced; the current one is marked rolled back."""
+    async def rollback(self, agent: str, why: str, *, only: int | None = None) -> AgentVersion:
+        """Back to the version the current one replaced; the current one is marked rolled back.
+        With ``only``, nothing happens unless version ``only`` is still the active one: two looks
+        that judged the same trial at once roll it back once, not it and then its predecessor."""
         async with self._lock:
-            trial = self.trials.pop(agent, None)
             active = await self.versions.active(agent)
+            if only is not None and (active is None or active.version != only):
+                return active if active is not None else await self.versions.get(agent, only)
+            trial = self.trials.pop(agent, None)
             if active is None:
                 raise SpecError(f"agent {agent!r} has no active version to roll back")
             target = trial.previous if trial is not None else None
@@ -314,7 +318,7 @@ class Upgrader:
             old = await tally_runs(self.store, agent, trial.previous)
             found = verdict(self.rules, trial, new, old)
             if found is not None and (found.kind != "spend" or by_agent(trial.author)):
-                await self.rollback(agent, found.why)
+                await self.rollback(agent, found.why, only=trial.version)
             elif found is not None and trial.flagged is None:
                 await self._flag(trial, found.why)
             elif found is None and now >= trial.until:
