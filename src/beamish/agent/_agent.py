@@ -1,10 +1,17 @@
-"""The agent actor: one per agent, serving its runs one at a time from the journal.
+"""The agent actor: one per agent, serving its runs from the journal, up to ``concurrency`` at once.
 
 It holds no run state of its own — runs live in the store — so a restart loses nothing: the new
 incarnation finds the runs that were queued or running and continues each from its journal. A
 ``("wake",)`` cast makes it look for work; it looks once when it starts, too (its starter sends the
 first wake). It runs as a task in the node or, with ``isolation="process"``, in its own process,
 where it rebuilds its spec, model and tools from JSON (so its class is importable by path).
+
+Runs in flight are asyncio tasks of the actor (in the node for a task agent, in the agent's one
+process for a process agent): a run waits on its model or its tools, rarely on the CPU, so tasks
+cost a few kilobytes each where a process per run would cost tens of megabytes. Each run has its own
+journal, watchdog state, loop detector and budget reservations. A crash that escapes one run ends
+the actor (its supervisor restarts it); the other runs in flight are cancelled with it and the new
+incarnation resumes every one of them from its journal.
 """
 
 from __future__ import annotations
@@ -17,12 +24,12 @@ from typing import Any
 
 from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._events import Event
-from beamish._exceptions import SpecError
-from beamish._exits import ExitReason, Shutdown
+from beamish._exceptions import SpecError, StopActor
+from beamish._exits import ExitReason, Killed, Shutdown
 from beamish.agent._approval import AskHumanTool
 from beamish.agent._consult import Consulter, ConsultTool, Wake
 from beamish.agent._hooks import resolve_hooks, unprotected
-from beamish.agent._loop import RunLoop
+from beamish.agent._loop import Outcome, RunLoop
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import Tool, ToolSet
 from beamish.agent.models._registry import make_model
@@ -33,11 +40,13 @@ from beamish.telemetry import Telemetry, otel_available
 
 logger = logging.getLogger("beamish.agent")
 
-#: How many pending runs one look at the store fetches.
-_BATCH = 20
+#: How long an exiting agent waits for its cancelled runs to unwind.
+_UNWIND_S = 1.0
+#: The agent's queue, in the order it serves it: runs interrupted mid-flight first (they held a slot),
+#: then by priority (higher first), then first in, first out.
 _PENDING = (
-    "SELECT run_id FROM runs WHERE agent = ? AND status IN ('queued', 'running') "
-    "ORDER BY created_at, run_id LIMIT ?"
+    "SELECT run_id, concurrency_key FROM runs WHERE agent = ? AND status IN ('queued', 'running') {keys}"
+    "ORDER BY CASE WHEN status = 'running' THEN 0 ELSE 1 END, priority DESC, created_at, run_id LIMIT ?"
 )
 
 
@@ -55,9 +64,12 @@ class AgentActor(Actor):
     ) -> None:
         """``lease``: ``[name, owner, epoch]`` of the cluster lease this agent is held by, if any."""
         self.clock = clock or SYSTEM_CLOCK
-        # one run at a time: a small pool keeps eight agents well inside PostgreSQL's connection limit
-        self.store = await open_store(store_url, clock=self.clock, pool_size=2)
+        # a small pool keeps eight agents well inside PostgreSQL's connection limit; runs in flight
+        # share it (a run spends most of its time waiting on its model, not on the store)
+        concurrency = spec.concurrency if isinstance(spec, AgentSpec) else int(spec.get("concurrency", 1))
+        self.store = await open_store(store_url, clock=self.clock, pool_size=min(2 + concurrency // 8, 8))
         self._build_args = (wake, telemetry, lease)
+        self._init_serving()
         await self._build(spec)
         self.served = 0
 
@@ -118,14 +130,17 @@ class AgentActor(Actor):
     async def handle_cast(self, message: Any) -> None:
         kind = message[0] if isinstance(message, list | tuple) and message else message
         if kind == "wake":
-            await self.drain()
+            self._skipped.clear()  # a run fenced off earlier may be ours again
+            await self._fill()
+        elif kind == "crashed" and self._crash is not None:
+            raise self._crash  # a run's crash ends the agent: its supervisor decides
         elif kind == "upgrade":
             await self._upgrade(message[1])
         elif kind == "resume":
             resume = getattr(self.hooks, "resume", None)
             if callable(resume):
                 await resume(self.spec.name)
-            await self.drain()
+            await self._fill()
         else:
             logger.warning("agent %s ignored the cast %r", self.spec.name, message)
 
@@ -136,6 +151,8 @@ class AgentActor(Actor):
                 "agent": self.spec.name,
                 "owner": self.owner,
                 "served": self.served,
+                "running": len(self._running),
+                "concurrency": self.spec.concurrency,
                 "model": self.model.name,
                 "unprotected": self.unprotected,
                 "store": self.store.outage.state,
@@ -145,26 +162,126 @@ class AgentActor(Actor):
             return self.served
         raise SpecError(f"agent {self.spec.name!r} does not answer {request!r}")
 
-    async def drain(self) -> None:
-        """Serve every run that is queued or was running when the agent last stopped, oldest first.
+    # -- serving runs -------------------------------------------------------------------------------
+    def _init_serving(self) -> None:
+        #: The runs in flight (each an asyncio task), by task.
+        self._running: dict[asyncio.Task[Outcome], str] = {}
+        self._keys: dict[asyncio.Task[Outcome], str | None] = {}  # and the concurrency key of each
+        self._skipped: set[str] = set()  # runs another owner took over (fenced), until the next wake
+        self._filling = asyncio.Lock()
+        self._filler: asyncio.Task[None] | None = None
+        self._again = False
+        self._hold = False  # set while an upgrade waits for the runs in flight
+        self._crash: BaseException | None = None
 
-        A run another owner took over (``fenced``) is skipped for the rest of this drain.
-        """
-        skipped: set[str] = set()
+    async def drain(self) -> None:
+        """Serve until no run is queued or running for this agent and none is in flight."""
         while True:
-            rows = await self.store.fetchall(_PENDING, (self.spec.name, _BATCH + len(skipped)))
-            pending = [str(r["run_id"]) for r in rows if str(r["run_id"]) not in skipped]
-            if not pending:
+            await self._fill()
+            if self._crash is not None:
+                raise self._crash
+            if not self._running:
                 return
-            for run_id in pending:
+            await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _fill(self) -> None:
+        """Start pending runs, oldest first, until ``concurrency`` are in flight or none is left.
+
+        Serialised: two fills at once could start the same run twice.
+        """
+        async with self._filling:
+            self._again = False
+            free = self.spec.concurrency - len(self._running)
+            if free <= 0 or self._hold or self._crash is not None:
+                return
+            busy = self._skipped | set(self._running.values())
+            keys = {key for key in self._keys.values() if key is not None}
+            marks = ", ".join("?" * len(keys))
+            sql = _PENDING.format(
+                keys=f"AND (concurrency_key IS NULL OR concurrency_key NOT IN ({marks})) " if keys else ""
+            )
+            rows = await self.store.fetchall(sql, (self.spec.name, *sorted(keys), free + len(busy)))
+            for row in rows:
+                run_id, key = str(row["run_id"]), row["concurrency_key"]
+                if run_id in busy or (key is not None and key in keys):
+                    continue
                 run = await self.store.get_run(run_id)
                 if run.status not in ("queued", "running") or await self._expired(run):
                     continue
-                outcome = await self.loop.execute(run)
-                if outcome.status == "fenced":
-                    skipped.add(run_id)
-                else:
-                    self.served += 1
+                task = asyncio.ensure_future(self.loop.execute(run))
+                self._running[task] = run_id
+                self._keys[task] = key
+                if key is not None:
+                    keys.add(key)
+                task.add_done_callback(self._finished)
+                if len(self._running) >= self.spec.concurrency:
+                    return
+
+    def _finished(self, task: asyncio.Task[Outcome]) -> None:
+        """A run's task ended: count it, or take its crash to the actor; then fill its slot."""
+        run_id = self._running.pop(task, None)
+        self._keys.pop(task, None)
+        if run_id is None:
+            return  # cancelled by the agent itself, which is stopping
+        if task.cancelled():  # from inside (a watchdog with no process to end): the agent goes too,
+            self._crashed(StopActor(Killed()))  # and its restart resumes the run from its journal
+            return
+        error = task.exception()
+        if error is not None:
+            self._crashed(error)
+            return
+        if task.result().status == "fenced":
+            self._skipped.add(run_id)
+        else:
+            self.served += 1
+        self._refill()
+
+    def _refill(self) -> None:
+        """Fill free slots in the background; many runs ending at once make one more look, not many."""
+        if self._hold or self._crash is not None:
+            return
+        if self._filler is not None and not self._filler.done():
+            self._again = True
+            return
+        self._filler = asyncio.ensure_future(self._fill_again())
+
+    async def _fill_again(self) -> None:
+        try:
+            await self._fill()
+            while self._again:
+                await self._fill()
+        except Exception as exc:  # the store failed under us: a crash of the agent, as inline it was
+            self._crashed(exc)
+
+    def _crashed(self, error: BaseException) -> None:
+        """Exit through the mailbox (so ``terminate`` runs and the supervisor sees the error); the
+        other runs in flight are cancelled then and resume from their journals after the restart."""
+        if self._crash is None:
+            self._crash = error
+            self.ref.cast(("crashed",))
+
+    async def _stop_runs(self) -> None:
+        for task in [*self._running, *([self._filler] if self._filler is not None else [])]:
+            task.cancel()
+        pending = [*self._running]
+        self._running.clear()
+        self._keys.clear()
+        if pending:  # bounded: a run stuck in a call that ignores cancellation must not hold the exit
+            await asyncio.wait(pending, timeout=_UNWIND_S)
+
+    async def _upgrade(self, spec: AgentSpec | dict[str, Any]) -> None:
+        """Take a new version of this agent's definition between runs: start no new run, let those
+        in flight finish on the version they began with, rebuild model, tools and loop from the new
+        one as a restart would, then serve."""
+        self._hold = True
+        try:
+            while self._running:
+                await asyncio.wait(list(self._running))
+            await self._close(keep_store=True)
+            await self._build(spec)
+        finally:
+            self._hold = False
+        await self._fill()
 
     async def _announce_unprotected(self) -> None:
         """An agent that runs with nothing watching for hangs, stalls or loops says so where its
@@ -175,13 +292,6 @@ class AgentActor(Actor):
         )
         data = {"agent": self.spec.name, "why": why, "budget": self.spec.budget is not None}
         await self.store.append_event(Event("agent.unprotected", self.spec.name, data, at=self.clock.time()))
-
-    async def _upgrade(self, spec: AgentSpec | dict[str, Any]) -> None:
-        """Take a new version of this agent's definition between two runs (a mailbox message is never
-        handled mid-run): rebuild model, tools and loop from it as a restart would, then serve."""
-        await self._close(keep_store=True)
-        await self._build(spec)
-        await self.drain()
 
     async def _expired(self, run: Run) -> bool:
         """A consult whose asker's deadline passed before it began is dropped, not paid for."""
@@ -211,6 +321,8 @@ class AgentActor(Actor):
         await self._close()
 
     async def _close(self, keep_store: bool = False) -> None:
+        if not keep_store:
+            await self._stop_runs()
         for source in self.sources:
             try:
                 await source.close()

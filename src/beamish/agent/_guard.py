@@ -8,6 +8,7 @@ reserved against the budget before it is sent and settled on its priced usage af
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -82,7 +83,8 @@ class SemanticGuard:
         self.on_process_failure: Callable[[ExitReason], None] | None = None
         #: read the company-wide caps from the store at each run (unless they were given outright)
         self.load_company = store is not None and keeper.company is None
-        self._state: _RunState | None = None
+        #: The runs in progress (an agent with ``concurrency > 1`` has several), by run id.
+        self._states: dict[str, _RunState] = {}
         self._pending: list[Event] = []
         self._budgeted = agent in keeper.budgets or keeper.company is not None
         keeper.emit = self._pending.append
@@ -131,7 +133,8 @@ class SemanticGuard:
             raise PauseRun(exit_from_json(record.reason))
         watch = RunWatch(self.watchdog, self.clock) if self.watchdog is not None else None
         state = _RunState(run.run_id, watch, LoopDetector() if watch else None, rates, _current())
-        self._state = state
+        self._states[run.run_id] = state
+        _CURRENT.set(state)  # the run's own task: heartbeats without a run id find their run by it
         if state.loops is not None:
             state.loops.on_input()
         if watch is not None:
@@ -209,7 +212,7 @@ class SemanticGuard:
         return await self._climb(state, run, found)
 
     async def after_run(self, run: RunInfo, status: str) -> None:
-        state, self._state = self._state, None
+        state = self._states.pop(run.run_id, None)
         if state is not None:
             if state.watch is not None:
                 state.watch.stop()
@@ -218,7 +221,8 @@ class SemanticGuard:
         await self._flush()
 
     def heartbeat(self, what: str) -> None:
-        watch = self._state.watch if self._state is not None else None
+        state = self._current()
+        watch = state.watch if state is not None else None
         if watch is not None:
             if what == "chunk":
                 watch.chunk()
@@ -226,9 +230,20 @@ class SemanticGuard:
                 watch.beat(what)
 
     def extend(self, seconds: float) -> None:
-        watch = self._state.watch if self._state is not None else None
+        state = self._current()
+        watch = state.watch if state is not None else None
         if watch is not None:
             watch.extend(seconds)
+
+    def _current(self) -> _RunState | None:
+        """The run a heartbeat comes from: the one whose task (or a thread it started) calls, or
+        the only run in progress."""
+        state = _CURRENT.get()
+        if state is not None and self._states.get(state.run_id) is state:
+            return state
+        if len(self._states) == 1:
+            return next(iter(self._states.values()))
+        return None
 
     def rate_limited(self, seconds: float) -> None:
         """Waiting out a 429 is back-pressure, not silence."""
@@ -269,8 +284,8 @@ class SemanticGuard:
             return replace(ModelRates.from_price(model, Price.free()), source="unpriced")
 
     def _run(self, run: RunInfo) -> _RunState:
-        state = self._state
-        if state is None or state.run_id != run.run_id:
+        state = self._states.get(run.run_id)
+        if state is None:
             raise RuntimeError(f"hooks called for run {run.run_id!r} outside before_run/after_run")
         return state
 
@@ -320,7 +335,8 @@ class SemanticGuard:
         restarted agent does not take it up again (``resume`` does, for a paused one)."""
         assert state.watch is not None  # only a watched run has a watcher
         verdict = await state.watch.watch(self.verdicts.append)
-        if verdict is None or self._state is not state or (state.task is not None and state.task.done()):
+        ended = self._states.get(state.run_id) is not state
+        if verdict is None or ended or (state.task is not None and state.task.done()):
             return  # the run ended without after_run (its agent crashed): nothing left to watch
         event = verdict.event(state.run_id, self.clock.time())
         if verdict.process_level:
@@ -357,6 +373,10 @@ class Escalated(Exception):
     def __init__(self, reason: ExitReason) -> None:
         self.reason = reason
         super().__init__(f"escalated: {reason!r}")
+
+
+#: The run state of the task a hook is called from (set by ``before_run`` in the run's task).
+_CURRENT: contextvars.ContextVar[_RunState | None] = contextvars.ContextVar("beamish_run", default=None)
 
 
 def _current() -> asyncio.Task[Any] | None:

@@ -199,12 +199,22 @@ class Runs:
             self.node.preload(*wanted)
 
     # -- runs ---------------------------------------------------------------------------------------
-    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
+    async def submit(
+        self,
+        agent: str,
+        task: Any,
+        run_id: str | None = None,
+        *,
+        priority: int = 0,
+        concurrency_key: str | None = None,
+    ) -> str:
         if agent not in self.specs and agent not in self.remote:
             known = ", ".join(sorted(self.specs)) or "none"
             raise SpecError(f"no agent named {agent!r} was started on this node (known: {known})")
         store = await self.store()
-        run, created = await store.create_run(agent, task, run_id=run_id)
+        run, created = await store.create_run(
+            agent, task, run_id=run_id, priority=priority, concurrency_key=concurrency_key
+        )
         if created:
             event = Event("run.submitted", run.run_id, {"run_id": run.run_id, "agent": agent})
             await store.append_event(event)

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from beamish.runtime import ActorRef, ChildSpec, Node
 
 _VERSION = 1
+#: The most runs one agent serves at once.
+MAX_CONCURRENCY = 10_000
 BUILTIN_TOOLS = ("consult", "ask_human")
 _ISOLATIONS = ("task", "process")
 _RESTARTS = ("permanent", "transient", "temporary")
@@ -88,6 +90,7 @@ class AgentSpec:
     spans — off by default. ``entry``: ``"package.module:function"``, an async ``(task, ctx) ->
     answer`` run in place of beamish's loop — an agent written with another framework, made durable
     through ``beamish.durable`` and ``beamish.step`` (``model`` then names the model it is priced by).
+    ``concurrency``: how many runs it serves at once (default 1).
     """
 
     name: str
@@ -112,6 +115,9 @@ class AgentSpec:
     max_memory_mb: float | None = None
     hang_after_s: float | None = None
     entry: str | None = None
+    #: How many runs the agent serves at once (each with its own journal, watchdog and budget
+    #: reservations), as asyncio tasks in its node or in its one process.
+    concurrency: int = 1
     #: Which stored version of the agent's definition this is (``beamish.upgrade``); runs record it.
     version: int | None = None
     #: ``ApprovalRule``s (or their mappings): tool calls of this agent that wait for a person first.
@@ -135,10 +141,15 @@ class AgentSpec:
             raise SpecError(
                 f"{owner}: restart={self.restart!r} is invalid: expected one of {list(_RESTARTS)}"
             )
-        for key in ("max_tokens", "max_turns"):
+        for key in ("max_tokens", "max_turns", "concurrency"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(f"{owner}: {key}={value!r} is invalid: expected a whole number >= 1")
+        if self.concurrency > MAX_CONCURRENCY:
+            raise SpecError(
+                f"{owner}: concurrency={self.concurrency!r} is invalid: at most {MAX_CONCURRENCY} "
+                "runs at once per agent (start more agents, or nodes, for more)"
+            )
         _positive(owner, "consult_deadline_s", self.consult_deadline_s)
         self._check_consults(owner)
         _positive(owner, "shutdown", self.shutdown)

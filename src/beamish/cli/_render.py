@@ -39,6 +39,8 @@ def _label(node: TreeNode) -> Text:
     if node.spent_usd is not None:
         cap = f" / ${node.cap_usd:.2f}" if node.cap_usd is not None else ""
         facts.append(f"${node.spent_usd:.4f}{cap}")
+    if node.queued or node.in_flight:
+        facts.append(f"queued {node.queued or 0} · running {node.in_flight or 0}")
     if node.next_schedule:
         facts.append(f"next {node.next_schedule}")
     if node.version:

@@ -34,7 +34,7 @@ from beamish.company._operate import restart_agent, start_agent, stop_agent
 from beamish.company._status import EventHub, TreeNode, UnknownAgent
 from beamish.company._tree import CompanyParts, build_tree, company_budget
 from beamish.company._upgrades import reload_company
-from beamish.company._view import _day_start, apply_event, next_fire, show_running, skeleton
+from beamish.company._view import _day_start, apply_event, fill_queues, next_fire, show_running, skeleton
 from beamish.journal import open_store
 from beamish.runtime import Node
 from beamish.telemetry import SentryReporter, Telemetry
@@ -210,6 +210,8 @@ class Company(ApprovalsMixin):
             with contextlib.suppress(Exception):
                 await show_running(root, self.store, self.config)
             since = _day_start(self.config)
+            with contextlib.suppress(Exception):
+                await fill_queues(root, self.store)
             for node in root.walk():
                 if node.type == "agent":
                     with contextlib.suppress(Exception):

@@ -121,6 +121,7 @@ class AgentSection(_Table):
     isolation: Isolation = "process"
     restart: RestartType = "permanent"
     max_memory_mb: Positive | None = None
+    concurrency: Annotated[int, Field(ge=1, le=10_000)] = 1
     max_tokens: Annotated[int, Field(ge=1)] = 1024
     budget: BudgetSection = Field(default_factory=BudgetSection)
     watchdog: WatchdogSection = Field(default_factory=WatchdogSection)

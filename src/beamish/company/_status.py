@@ -42,6 +42,9 @@ class TreeNode:
     #: The running version's budget: ``{"version", "caps", "prices", "on_disk"}`` (``on_disk``: how
     #: ``beamish.toml`` on disk differs), or None where no version is recorded.
     running: dict[str, Any] | None = None
+    #: An agent's queue: runs waiting, and runs in flight (``None``: not known, e.g. not an agent).
+    queued: int | None = None
+    in_flight: int | None = None
     children: list[TreeNode] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -58,6 +61,8 @@ class TreeNode:
             "version": self.version,
             "drift": self.drift,
             "unprotected": self.unprotected,
+            "queued": self.queued,
+            "in_flight": self.in_flight,
             "running": self.running,
             "children": [c.to_json() for c in self.children],
         }
@@ -77,6 +82,8 @@ class TreeNode:
             version=data.get("version"),
             drift=data.get("drift"),
             unprotected=data.get("unprotected"),
+            queued=data.get("queued"),
+            in_flight=data.get("in_flight"),
             running=data.get("running"),
             children=[cls.from_json(c) for c in data.get("children", [])],
         )

@@ -89,6 +89,7 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         "restart": section.restart,
         "max_tokens": section.max_tokens,
         "max_memory_mb": section.max_memory_mb,
+        "concurrency": section.concurrency,
         "hang_after_s": wd.hang_after_s if section.isolation == "process" else None,
     }
     if config.file.telemetry.capture_content:

@@ -169,6 +169,7 @@ class StoreView:
                 break
         await show_running(root, self.store, self.config)
         day_start = _day_start(self.config)
+        await fill_queues(root, self.store)
         for node in root.walk():
             if node.type == "agent":
                 node.spent_usd = await self.store.spend(node.id, since=day_start)
@@ -215,6 +216,13 @@ async def show_running(root: TreeNode, store: Any, config: CompanyConfig) -> Non
         if found is not None:
             node.running = found.to_json()
             node.cap_usd = found.caps.get("per_day_usd")
+async def fill_queues(root: TreeNode, store: Any) -> None:
+    """Each agent's queue from the runs table: how many runs wait, how many are in flight."""
+    counts = await store.queue_counts()
+    for node in root.walk():
+        if node.type == "agent":
+            found = counts.get(node.id, {})
+            node.queued, node.in_flight = found.get("queued", 0), found.get("running", 0)
 
 
 def _day_start(config: CompanyConfig) -> float:

@@ -81,6 +81,7 @@ function renderNode(n) {
   if (n.restarts) meta.push(n.restarts + (n.restarts === 1 ? " restart" : " restarts"));
   if (n.last_exit) meta.push("last exit: " + n.last_exit);
   if (n.spent_usd !== null && n.spent_usd !== undefined) meta.push(money(n.spent_usd) + (n.cap_usd ? " / " + money(n.cap_usd) : ""));
+  if (n.queued || n.in_flight) meta.push("queued " + (n.queued || 0) + " · running " + (n.in_flight || 0));
   if (n.next_schedule) meta.push("next: " + n.next_schedule);
   if (n.version) meta.push(n.version);
   if (n.drift) meta.push(n.drift);

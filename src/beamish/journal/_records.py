@@ -47,6 +47,9 @@ class Run:
     spend_usd: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: Its place in the agent's queue: higher priority first; one run in flight per concurrency key.
+    priority: int = 0
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from beamish.journal._sql import Row, SyncTx, for_share
 _UNSET: Any = object()
 _RUN_COLS = (
     "run_id, agent, input, status, output, reason, meta, lease_owner, epoch, created_at, updated_at, "
+    "priority, concurrency_key, "
     "superseded_spend + COALESCE((SELECT SUM(s.cost_usd) FROM steps s WHERE s.run_id = runs.run_id "
     "AND s.phase = 'done'), 0) AS spend_usd"
 )
@@ -26,6 +27,24 @@ def _check_status(status: str) -> str:
     if status not in RUN_STATUSES:
         raise SpecError(f"run status {status!r} is not one of {sorted(RUN_STATUSES)}")
     return status
+
+
+#: Priorities fit a 32-bit INTEGER column on every backend.
+PRIORITY_RANGE = (-1_000_000, 1_000_000)
+
+
+def check_queue_place(priority: object, concurrency_key: object) -> None:
+    """Refuse a priority or concurrency key the queue cannot order or compare, naming it."""
+    low, high = PRIORITY_RANGE
+    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
+        raise SpecError(f"priority={priority!r} is invalid: expected a whole number from {low} to {high}")
+    if concurrency_key is not None and (
+        not isinstance(concurrency_key, str) or not concurrency_key or len(concurrency_key) > 400
+    ):
+        raise SpecError(
+            f"concurrency_key={concurrency_key!r} is invalid: expected a non-empty string of at most "
+            "400 characters (or None)"
+        )
 
 
 def run_from_row(row: Row) -> Run:
@@ -48,6 +67,8 @@ def run_from_row(row: Row) -> Run:
         spend_usd=float(row["spend_usd"]),
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
+        priority=int(row["priority"]),
+        concurrency_key=row["concurrency_key"],
     )
 
 
@@ -59,14 +80,23 @@ def fetch_run(tx: SyncTx, run_id: str) -> Run:
 
 
 def insert_run(
-    tx: SyncTx, run_id: str, agent: str, input_text: str, meta_json: str, status: str, now: float
+    tx: SyncTx,
+    run_id: str,
+    agent: str,
+    input_text: str,
+    meta_json: str,
+    status: str,
+    now: float,
+    *,
+    priority: int = 0,
+    concurrency_key: str | None = None,
 ) -> bool:
     """The one INSERT of a run row (``Store.create_run`` and a schedule tick's claim use it); an
     existing ``run_id`` wins. Returns whether the row was created."""
     n = tx.execute(
-        "INSERT INTO runs (run_id, agent, input, status, meta, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-        (run_id, agent, input_text, status, meta_json, now, now),
+        "INSERT INTO runs (run_id, agent, input, status, meta, created_at, updated_at, priority, "
+        "concurrency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+        (run_id, agent, input_text, status, meta_json, now, now, priority, concurrency_key),
     )
     return n == 1
 
@@ -82,12 +112,16 @@ class RunsMixin(StoreBase):
         run_id: str | None = None,
         meta: dict[str, Any] | None = None,
         status: str = "queued",
+        priority: int = 0,
+        concurrency_key: str | None = None,
     ) -> tuple[Run, bool]:
         """Create a run, or return the existing one when ``run_id`` (the idempotency key) is taken.
 
         Returns ``(run, created)``; ``created`` is False when the run already existed (its stored
-        agent and input win: a retried submission must not rewrite a run).
+        agent and input win: a retried submission must not rewrite a run). ``priority`` (higher
+        first) and ``concurrency_key`` (one run in flight per key) place it in its agent's queue.
         """
+        check_queue_place(priority, concurrency_key)
         if not agent:
             raise SpecError("a run needs an agent name")
         rid = run_id if run_id is not None else uuid.uuid4().hex
@@ -99,7 +133,9 @@ class RunsMixin(StoreBase):
         now = self.clock.time()
 
         def work(tx: SyncTx) -> tuple[Run, bool]:
-            created = insert_run(tx, rid, agent, input_env, meta_json, status, now)
+            created = insert_run(
+                tx, rid, agent, input_env, meta_json, status, now, priority=priority, concurrency_key=concurrency_key
+            )
             return fetch_run(tx, rid), created
 
         return await self.run(work)
@@ -182,6 +218,20 @@ class RunsMixin(StoreBase):
             return fetch_run(tx, run_id)
 
         return await self.run(work)
+
+    async def queue_counts(self, agent: str | None = None) -> dict[str, dict[str, int]]:
+        """Per agent: how many runs wait in its queue (``queued``) and how many are ``running``."""
+        where, params = ("AND agent = ? ", (agent,)) if agent is not None else ("", ())
+        sql = (
+            "SELECT agent, status, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') "
+            f"{where}GROUP BY agent, status"
+        )
+        rows = await self.read(lambda tx: tx.fetchall(sql, params))
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows:
+            found = counts.setdefault(str(row["agent"]), {"queued": 0, "running": 0})
+            found[str(row["status"])] = int(row["n"])
+        return counts
 
     async def claim_run(self, run_id: str, owner: str, *, lease: Lease | None = None) -> int:
         """Take a run over: a new fencing epoch, returned. Writes with an older epoch are then Fenced.

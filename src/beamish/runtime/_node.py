@@ -37,7 +37,15 @@ class RunService(Protocol):
     """What ``node.submit/result/resume`` forward to: the agent layer's runs, registered on the node
     with :meth:`Node.register_runs` (the runtime itself knows nothing of agents)."""
 
-    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str: ...
+    async def submit(
+        self,
+        agent: str,
+        task: Any,
+        run_id: str | None = None,
+        *,
+        priority: int = 0,
+        concurrency_key: str | None = None,
+    ) -> str: ...
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any: ...
 
@@ -327,9 +335,21 @@ class Node(NodeEvents, NodeLinks):
         return ref
 
     # -- runs: the agent layer's API, reached through the node (see :attr:`runs`) -------------------------
-    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
-        """Give ``agent`` a task; returns the run_id (the idempotency key: the same id runs once)."""
-        return await self.runs.submit(agent, task, run_id)
+    async def submit(
+        self,
+        agent: str,
+        task: Any,
+        run_id: str | None = None,
+        *,
+        priority: int = 0,
+        concurrency_key: str | None = None,
+    ) -> str:
+        """Give ``agent`` a task; returns the run_id (the idempotency key: the same id runs once).
+
+        The run joins the agent's queue: higher ``priority`` first, first in first out within a
+        priority; runs sharing a ``concurrency_key`` (a customer, a repository) run one at a time.
+        """
+        return await self.runs.submit(agent, task, run_id, priority=priority, concurrency_key=concurrency_key)
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:
         """Wait until run ``run_id`` ends: its ``RunResult`` (``CallTimeout`` after ``timeout`` s)."""
