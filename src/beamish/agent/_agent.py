@@ -30,6 +30,7 @@ from beamish.agent._approval import AskHumanTool
 from beamish.agent._consult import Consulter, ConsultTool, Wake
 from beamish.agent._hooks import resolve_hooks, unprotected
 from beamish.agent._loop import Outcome, RunLoop
+from beamish.agent._ratelimit import RateLimiter
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import Tool, ToolSet
 from beamish.agent.models._registry import make_model
@@ -122,6 +123,7 @@ class AgentActor(Actor):
                 retry=self.spec.retry,
                 telemetry=telemetry if telemetry is not None else _default_telemetry(self.spec),
                 lease=None if lease is None else Lease(str(lease[0]), str(lease[1]), int(lease[2]), 0.0),
+                limiter=RateLimiter(self.store, self.clock),
             )
         except BaseException:
             await self._close()

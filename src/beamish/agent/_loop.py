@@ -38,6 +38,7 @@ from beamish.agent._gate_step import is_gated, pass_gate
 from beamish.agent._hooks import AgentHooks, RunInfo
 from beamish.agent._loop_support import exit_reason_of, fill_chat, task_text
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall
+from beamish.agent._ratelimit import RateLimiter
 from beamish.agent._spec import AgentSpec
 from beamish.agent._tools import Tool, ToolContext, ToolSet
 from beamish.agent.models._protocol import Model
@@ -79,8 +80,11 @@ class RunLoop:
         retry: RetryPolicy | None = None,
         telemetry: Any = None,
         lease: Lease | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.spec = spec
+        #: The store's provider rate limits, shared with every agent, process and node on it.
+        self.limiter = limiter
         #: On a cluster, the lease this agent is held by: runs are claimed only while it is held.
         self.lease = lease
         self.model = model
@@ -255,6 +259,10 @@ class RunLoop:
         return seq + 1, None
 
     async def _call_model(self, info: RunInfo, request: ModelRequest) -> StepResult:
+        permit = None
+        if self.limiter is not None:  # a burst waits its turn here instead of meeting the provider's 429
+            estimate = functools.partial(_estimate_tokens, request)
+            permit = await self.limiter.acquire(self.model.name, estimate, self.hooks.rate_limited)
         token = await self.hooks.before_model_call(info, request)
         try:
             response = await complete_with_retries(
@@ -270,6 +278,10 @@ class RunLoop:
             raise
         cost = await self.hooks.after_model_call(info, request, response, token)
         usage = response.usage
+        if permit is not None and self.limiter is not None:
+            await self.limiter.settle(
+                permit, usage.input_tokens + usage.cache_read_tokens + usage.output_tokens
+            )
         return StepResult(
             value=response.to_json(),
             messages=[response.as_message().to_json()],
@@ -282,6 +294,8 @@ class RunLoop:
     async def _on_wait(self, info: RunInfo, kind: WaitKind, seconds: float, error: ModelError) -> None:
         if kind == "rate_limited":
             self.hooks.rate_limited(seconds)
+            if self.limiter is not None and getattr(error, "retry_after_s", None) is not None:
+                await self.limiter.learn(self.model.name, seconds)
             await self.store.append_event(
                 Event(
                     "model.rate_limited",
@@ -402,3 +416,10 @@ class RunLoop:
             return str(exc), True
         except Exception as exc:
             return f"tool {call.name!r} failed: {type(exc).__name__}: {exc}", True
+
+
+def _estimate_tokens(request: ModelRequest) -> int:
+    """What a call may count against a tokens-per-minute limit: its prompt (about four bytes a
+    token) and the most it may answer."""
+    size = len(request.system) + sum(len(m.text) + len(str(m.tool_calls)) for m in request.messages)
+    return size // 4 + request.max_tokens

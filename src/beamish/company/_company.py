@@ -24,6 +24,7 @@ from beamish._tasks import cancel_and_wait
 from beamish.agent._budget import set_company_budget
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._ledger import PauseRecord
+from beamish.agent._ratelimit import set_rate_limits
 from beamish.agent._runs import runs_of
 from beamish.agent._store_ledger import StoreLedger
 from beamish.company._approvals import ApprovalsMixin
@@ -32,7 +33,7 @@ from beamish.company._control import ControlServer, _answers, control_path
 from beamish.company._eventwriter import EventWriter
 from beamish.company._operate import restart_agent, start_agent, stop_agent
 from beamish.company._status import EventHub, TreeNode, UnknownAgent
-from beamish.company._tree import CompanyParts, build_tree, company_budget
+from beamish.company._tree import CompanyParts, build_tree, company_budget, rate_limits
 from beamish.company._upgrades import reload_company
 from beamish.company._view import _day_start, apply_event, fill_queues, next_fire, show_running, skeleton
 from beamish.journal import open_store
@@ -99,6 +100,7 @@ class Company(ApprovalsMixin):
         try:
             # the config's company-wide caps, where every agent (any process, any node) reads them
             await set_company_budget(self.store, company_budget(self.config))
+            await set_rate_limits(self.store, rate_limits(self.config))
             self._telemetry = _telemetry_sinks(self.config)
             self.node = Node(self.config.store_url, self.clock, name=self._node_name)
             await self.node.__aenter__()

@@ -100,6 +100,14 @@ class ScheduleSection(_Table):
     jitter_s: NonNegative = 0.0
 
 
+class LimitSection(_Table):
+    """A provider's rate limits (``[limits.anthropic]``) or one model's
+    (``[limits."anthropic:claude-sonnet-4-5"]``), shared by every agent of the store."""
+
+    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+
+
 class PriceSection(_Table):
     """A price for a model genai-prices does not know (USD per million tokens)."""
 
@@ -222,5 +230,6 @@ class ConfigFile(_Table):
     agents: dict[str, AgentSection]
     approvals: list[ApprovalSection] = Field(default_factory=list)
     alerts: list[AlertSection] = Field(default_factory=list)
+    limits: dict[str, LimitSection] = Field(default_factory=dict)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     dashboard: DashboardSection = Field(default_factory=DashboardSection)

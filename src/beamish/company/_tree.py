@@ -131,6 +131,13 @@ def company_budget(config: CompanyConfig) -> Any:
     return Budget(**fields)
 
 
+def rate_limits(config: CompanyConfig) -> dict[str, Any]:
+    """The config's ``[limits]``, each a :class:`~beamish.agent._ratelimit.RateLimit`, by key."""
+    from beamish.agent._ratelimit import RateLimit
+
+    return {key: RateLimit(**section.model_dump()) for key, section in config.file.limits.items()}
+
+
 def build_tree(config: CompanyConfig, parts: CompanyParts) -> SupervisorSpec:
     """The root :class:`~beamish.SupervisorSpec` of the company."""
 
