@@ -67,13 +67,19 @@ async def test_a_store_from_an_older_beamish_is_upgraded_in_place(store_url: str
     await old.execute("ALTER TABLE runs DROP COLUMN generation")  # as journal/0001 left it
     await old.execute("ALTER TABLE snapshots DROP COLUMN format")
     await old.execute("ALTER TABLE snapshots DROP COLUMN prev_seq")
+    await old.execute("DROP INDEX runs_queue")
+    await old.execute("ALTER TABLE runs DROP COLUMN priority")
+    await old.execute("ALTER TABLE runs DROP COLUMN concurrency_key")
     await old.execute("UPDATE beamish_meta SET version = 1 WHERE component = 'journal'")
     await old.close()
     new = await open_store(store_url)
     try:
         assert "journal/0002_generation" in new.applied
         assert "journal/0003_snapshot_segments" in new.applied
-        assert (await new.get_run("r")).input == {"kept": True}
+        assert "journal/0004_queue" in new.applied
+        run = await new.get_run("r")
+        assert run.input == {"kept": True}
+        assert (run.priority, run.concurrency_key) == (0, None)  # the queue's defaults
         row = await new.fetchone("SELECT generation FROM runs WHERE run_id = ?", ["r"])
         assert row == {"generation": 0}
     finally:
