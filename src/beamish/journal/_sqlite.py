@@ -27,6 +27,20 @@ T = TypeVar("T")
 #: ``PRAGMA application_id`` of a beamish store ("bmsh"): tells our files from foreign SQLite files.
 APPLICATION_ID = 0x626D7368
 _BUSY_TIMEOUT_MS = 10_000
+#: The most writes one group commit covers.
+_GROUP_MAX = 256
+
+
+def _settle_all(
+    batch: list[tuple[Any, asyncio.Future[Any]]], outcomes: list[tuple[Any, BaseException | None]]
+) -> None:
+    for (_, fut), (result, error) in zip(batch, outcomes, strict=True):
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(error)
 
 
 #: Primary result codes of a file that cannot be written *now*: another process holds the lock past
@@ -176,6 +190,9 @@ class SqliteBackend:
         self._writer = WorkerPool(1, "beamish-sqlite-writer", initializer=self._connect)
         self._readers = WorkerPool(readers, "beamish-sqlite-reader", initializer=self._connect_reader)
         self._write_lock = asyncio.Lock()
+        #: Writes waiting for the next group commit, and the task that commits them.
+        self._pending: list[tuple[Callable[[SyncTx], Any], asyncio.Future[Any]]] = []
+        self._committer: asyncio.Future[None] | None = None
         self._closed = False
 
     @staticmethod
@@ -250,11 +267,64 @@ class SqliteBackend:
                 conn.rollback()
 
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
-        """Run ``fn`` in one write transaction on the writer thread."""
+        """Run ``fn`` in a write transaction on the writer thread.
+
+        Group commit: writes that arrive while one commits share the next commit, each in its own
+        savepoint (one that fails is rolled back alone), and each caller hears back only after the
+        COMMIT — the fsync — that covers its write. Many runs at once then pay one fsync per group.
+        """
         self._check_open()
         refuse_nested(self.path)
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, fut))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_pending())
+        return await fut
+
+    async def _commit_pending(self) -> None:
         async with self._write_lock:
-            return await self._writer.call(self._in_tx, fn)
+            while self._pending:
+                batch = [job for job in self._pending[:_GROUP_MAX] if not job[1].cancelled()]
+                del self._pending[:_GROUP_MAX]
+                if self._closed:
+                    _settle_all(batch, [(None, StoreError(f"{self.path}: the store is closed"))] * len(batch))
+                    continue
+                outcomes: list[tuple[Any, BaseException | None]] = []
+                try:
+                    if len(batch) == 1:
+                        fn = batch[0][0]
+                        try:
+                            outcomes = [(await self._writer.call(self._in_tx, fn), None)]
+                        except Exception as exc:
+                            outcomes = [(None, exc)]
+                    elif batch:
+                        outcomes = await self._writer.call(self._in_group, [fn for fn, _ in batch])
+                except BaseException as exc:  # the commit failed (or we are cancelled): every write with it
+                    outcomes = [(None, exc)] * len(batch)
+                    if not isinstance(exc, Exception):
+                        _settle_all(batch, outcomes)
+                        raise
+                _settle_all(batch, outcomes)
+
+    def _in_group(self, fns: list[Callable[[SyncTx], Any]]) -> list[tuple[Any, BaseException | None]]:
+        conn = self._conn()
+        tx = SqliteTx(conn, self.path)
+        tx.execute("BEGIN IMMEDIATE")
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            for i, fn in enumerate(fns):
+                tx.execute(f"SAVEPOINT g{i}")
+                try:
+                    outcomes.append((fn(tx), None))
+                except Exception as exc:
+                    tx.execute(f"ROLLBACK TO g{i}")
+                    outcomes.append((None, exc))
+                tx.execute(f"RELEASE g{i}")
+            tx.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return outcomes
 
     run_single = run
 
