@@ -40,7 +40,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "an unknown top-level table",
         {**config(), "stores": {}},
         "stores: unknown key (did you mean 'store'? expected one of: company, store, memory, budget, tree, agents, "
-        "approvals, alerts, telemetry, dashboard)",
+        "approvals, alerts, limits, telemetry, dashboard)",
     ),
     (
         "a typo in a budget key",
