@@ -338,7 +338,7 @@ def spawn_case(case: str, n: int, base_url: str, latency: float) -> dict[str, An
         env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if done.returncode != 0:
-        print(f"  {case} n={n}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        print(f"  {case} n={n}: failed:\n{done.stderr.strip()[-3000:]}", file=sys.stderr)
         return None
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

@@ -44,9 +44,11 @@ logger = logging.getLogger("beamish.agent")
 #: How long an exiting agent waits for its cancelled runs to unwind.
 _UNWIND_S = 1.0
 #: The agent's queue, in the order it serves it: runs interrupted mid-flight first (they held a slot),
-#: then by priority (higher first), then first in, first out.
+#: then by priority (higher first), then first in, first out. Runs this incarnation has claimed (its
+#: own in flight) are left out, so a look at the queue costs what is waiting, not what is running.
 _PENDING = (
-    "SELECT run_id, concurrency_key FROM runs WHERE agent = ? AND status IN ('queued', 'running') {keys}"
+    "SELECT run_id, concurrency_key FROM runs WHERE agent = ? AND status IN ('queued', 'running') "
+    "AND (lease_owner IS NULL OR lease_owner <> ?) {keys}"
     "ORDER BY CASE WHEN status = 'running' THEN 0 ELSE 1 END, priority DESC, created_at, run_id LIMIT ?"
 )
 
@@ -202,7 +204,10 @@ class AgentActor(Actor):
             sql = _PENDING.format(
                 keys=f"AND (concurrency_key IS NULL OR concurrency_key NOT IN ({marks})) " if keys else ""
             )
-            rows = await self.store.fetchall(sql, (self.spec.name, *sorted(keys), free + len(busy)))
+            # runs in flight not yet claimed may still be listed: room for them too
+            rows = await self.store.fetchall(
+                sql, (self.spec.name, self.owner, *sorted(keys), free + len(busy))
+            )
             for row in rows:
                 run_id, key = str(row["run_id"]), row["concurrency_key"]
                 if run_id in busy or (key is not None and key in keys):
