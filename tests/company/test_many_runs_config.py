@@ -48,10 +48,10 @@ async def test_concurrency_and_limits_from_the_config_are_in_force_and_the_queue
         "scripted": (50, 40_000)
     }
     async with Company(cfg, parts=company_parts(cfg)) as company:
-        from beamish.agent._control import registry
+        from beamish.agent._runs import runs_of
 
         assert company.node is not None and company.store is not None
-        assert registry(company.node).specs["support"].concurrency == 4
+        assert runs_of(company.node).specs["support"].concurrency == 4
         row = await company.store.fetchone(
             "SELECT requests_per_minute FROM rate_limits WHERE key = 'scripted'"
         )

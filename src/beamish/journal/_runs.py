@@ -134,7 +134,15 @@ class RunsMixin(StoreBase):
 
         def work(tx: SyncTx) -> tuple[Run, bool]:
             created = insert_run(
-                tx, rid, agent, input_env, meta_json, status, now, priority=priority, concurrency_key=concurrency_key
+                tx,
+                rid,
+                agent,
+                input_env,
+                meta_json,
+                status,
+                now,
+                priority=priority,
+                concurrency_key=concurrency_key,
             )
             return fetch_run(tx, rid), created
 
