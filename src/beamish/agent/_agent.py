@@ -44,11 +44,11 @@ logger = logging.getLogger("beamish.agent")
 #: How long an exiting agent waits for its cancelled runs to unwind.
 _UNWIND_S = 1.0
 #: The agent's queue, in the order it serves it: runs interrupted mid-flight first (they held a slot),
-#: then by priority (higher first), then first in, first out. Runs this incarnation has claimed (its
+#: then by priority (higher first), then first in, first out. Runs this incarnation is running (its
 #: own in flight) are left out, so a look at the queue costs what is waiting, not what is running.
 _PENDING = (
     "SELECT run_id, concurrency_key FROM runs WHERE agent = ? AND status IN ('queued', 'running') "
-    "AND (lease_owner IS NULL OR lease_owner <> ?) {keys}"
+    "AND NOT (status = 'running' AND lease_owner IS NOT NULL AND lease_owner = ?) {keys}"
     "ORDER BY CASE WHEN status = 'running' THEN 0 ELSE 1 END, priority DESC, created_at, run_id LIMIT ?"
 )
 
