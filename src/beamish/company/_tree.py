@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from beamish.agent._budget import LIMITS, Budget
 from beamish.agent._policy import Policy
 from beamish.agent._pricing import Price
+from beamish.agent._ratelimit import RateLimit
 from beamish.agent._spec import AgentSpec
 from beamish.agent._watchdog import Watchdog
 from beamish.company._config import AgentConfig, CompanyConfig
@@ -131,10 +132,8 @@ def company_budget(config: CompanyConfig) -> Any:
     return Budget(**fields)
 
 
-def rate_limits(config: CompanyConfig) -> dict[str, Any]:
+def rate_limits(config: CompanyConfig) -> dict[str, RateLimit]:
     """The config's ``[limits]``, each a :class:`~beamish.agent._ratelimit.RateLimit`, by key."""
-    from beamish.agent._ratelimit import RateLimit
-
     return {key: RateLimit(**section.model_dump()) for key, section in config.file.limits.items()}
 
 
