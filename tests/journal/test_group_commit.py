@@ -20,7 +20,7 @@ class Refused(Exception):
 
 async def test_concurrent_writes_share_commits_and_a_failing_one_is_rolled_back_alone(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path}/j.db")
-    backend: Any = store._backend
+    backend: Any = getattr(store._backend, "raw", store._backend)  # the SQLite backend under its guard
     groups: list[int] = []
     in_group = backend._in_group
 
