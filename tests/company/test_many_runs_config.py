@@ -58,7 +58,7 @@ async def test_concurrency_and_limits_from_the_config_are_in_force_and_the_queue
         assert row is not None and row["requests_per_minute"] == 50
         tree = await company.tree()
     support = next(n for n in tree.walk() if n.id == "support")
-    assert (support.queued, support.running) == (0, 0)
+    assert (support.queued, support.in_flight) == (0, 0)
     # with no node running, status reads the queue from the store
     store = await open_store(cfg.store_url)
     try:
@@ -70,7 +70,7 @@ async def test_concurrency_and_limits_from_the_config_are_in_force_and_the_queue
     finally:
         await store.close()
     support = next(n for n in tree.walk() if n.id == "support")
-    assert (support.queued, support.running) == (2, 1)
+    assert (support.queued, support.in_flight) == (2, 1)
     assert TreeNode.from_json(support.to_json()) == support
     assert "queued 2 · running 1" in str(_label(support))
 

@@ -216,6 +216,8 @@ async def show_running(root: TreeNode, store: Any, config: CompanyConfig) -> Non
         if found is not None:
             node.running = found.to_json()
             node.cap_usd = found.caps.get("per_day_usd")
+
+
 async def fill_queues(root: TreeNode, store: Any) -> None:
     """Each agent's queue from the runs table: how many runs wait, how many are in flight."""
     counts = await store.queue_counts()
