@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from _dashboard_company import CompanySource
 
 from beamish._events import Event
+from beamish.agent._gates import GatePolicy, get_gate, open_gate
+from beamish.company._approvals import ApprovalsMixin
 from beamish.dashboard import DashboardServer
+from beamish.journal import open_store
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -132,3 +137,55 @@ async def test_a_live_company_paused_by_hand_is_resumed_from_the_page(
         await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "running")
         assert (await company.node.result(run_id, timeout=20)).status == "succeeded"
         await expect(page.get_by_test_id("spend-ceo")).to_contain_text("$0.0")
+
+
+async def test_a_person_approves_one_call_and_denies_another_with_a_note_from_the_page(
+    browser: object, tmp_path: Path
+) -> None:
+    from playwright.async_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    store = await open_store(f"sqlite:///{tmp_path}/j.db")
+    gates = []
+    for run_id, text in (("r1", "launch day"), ("r2", "cheap shot at a rival")):
+        await store.create_run("marketing", text, run_id=run_id)
+        epoch = await store.claim_run(run_id, "test")
+        gates.append(
+            await open_gate(
+                store,
+                run_id=run_id,
+                epoch=epoch,
+                seq=1,
+                kind="approval",
+                tool="post",
+                args={"text": text},
+                policy=GatePolicy(approvers=("alice",)),
+            )
+        )
+    source = _GatedCompany(store)
+    try:
+        async with DashboardServer(source, port=0) as server:
+            page = await browser.new_page()
+            await page.goto(server.url + "/")
+            first, second = (g.gate_id for g in gates)
+            await expect(page.get_by_test_id(f"gate-{first}")).to_contain_text("launch day")
+            await expect(page.get_by_test_id(f"gate-{second}")).to_contain_text("alice may decide")
+            await page.get_by_test_id("by").fill("alice")
+            await page.get_by_test_id(f"approve-{first}").click()
+            await expect(page.get_by_test_id(f"gate-{first}")).to_have_count(0)
+            await page.get_by_test_id(f"note-{second}").fill("not our tone")
+            await page.get_by_test_id(f"deny-{second}").click()
+            await expect(page.get_by_test_id("approvals-none")).to_be_visible()
+        decided = [await get_gate(store, g.gate_id) for g in gates]
+        assert [(g.status, g.decided_by) for g in decided] == [("approved", "alice"), ("denied", "alice")]
+        assert decided[1].note == "not our tone"
+    finally:
+        await store.close()
+
+
+class _GatedCompany(CompanySource, ApprovalsMixin):
+    """The test company's tree, with the approvals API over a real store (no node to wake)."""
+
+    def __init__(self, store: Any) -> None:
+        CompanySource.__init__(self)
+        self.store, self.node = store, None

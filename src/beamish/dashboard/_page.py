@@ -38,6 +38,10 @@ PAGE = """<!doctype html>
     <ul class="tree" id="tree" data-testid="tree"></ul>
     <h2>Paused or looping agents</h2>
     <table id="paused" data-testid="paused"><tbody></tbody></table>
+    <h2>Awaiting a person</h2>
+    <p id="approvals-none" data-testid="approvals-none">nothing is waiting</p>
+    <label id="decider">deciding as <input id="by" data-testid="by" size="12" placeholder="your name"></label>
+    <table id="approvals" data-testid="approvals"><tbody></tbody></table>
     <h2>Spend per agent</h2>
     <table id="spend" data-testid="spend"><thead><tr><th>agent</th><th>spent</th><th>cap</th></tr></thead>
     <tbody></tbody></table>
@@ -121,8 +125,43 @@ async function refresh() {
     el("tr", {"data-testid": "spend-" + n.id}, el("td", {}, n.id), el("td", {}, money(n.spent_usd)), el("td", {}, money(n.cap_usd)))));
 }
 
+function gateCall(g) {
+  return g.kind === "question" ? "asks: " + ((g.args || {}).question || "") : g.tool + "(" + JSON.stringify(g.args) + ")";
+}
+async function decide(g, decision, text) {
+  const by = document.getElementById("by").value.trim();
+  if (!by) { alert("say who decides: fill in 'deciding as'"); return; }
+  localStorage.setItem("beamish-by", by);
+  const body = {by};
+  if (decision === "answer") body.answer = text; else if (text) body.note = text;
+  const r = await fetch("/api/approvals/" + encodeURIComponent(g.gate_id) + "/" + decision + q,
+    {method: "POST", headers: Object.assign({"Content-Type": "application/json"}, headers), body: JSON.stringify(body)});
+  if (!r.ok) { const b = await r.json().catch(() => ({})); alert(decision + " failed: " + (b.error || r.status)); }
+  await refreshApprovals();
+}
+function gateRow(g) {
+  const note = el("input", {"data-testid": "note-" + g.gate_id, placeholder: g.kind === "question" ? "answer" : "note (optional)", size: 14});
+  const cost = "$" + Number(g.cost_usd || 0).toFixed(4) + " so far";
+  const who = g.approvers && g.approvers.length ? "· " + g.approvers.join(", ") + " may decide" : "";
+  const buttons = g.kind === "question"
+    ? [el("button", {"data-testid": "answer-" + g.gate_id, onclick: () => decide(g, "answer", note.value)}, "answer")]
+    : [el("button", {"data-testid": "approve-" + g.gate_id, onclick: () => decide(g, "approve", note.value)}, "approve"),
+       el("button", {"data-testid": "deny-" + g.gate_id, onclick: () => decide(g, "deny", note.value)}, "deny")];
+  return el("tr", {"data-testid": "gate-" + g.gate_id},
+    el("td", {}, el("b", {}, g.agent), el("div", {"class": "meta"}, gateCall(g)), el("div", {"class": "meta"}, cost + " " + who)),
+    el("td", {}, note, ...buttons));
+}
+async function refreshApprovals() {
+  const r = await fetch("/api/approvals" + q, {headers});
+  if (!r.ok) return;
+  const gates = (await r.json()).filter(g => g.status === "pending");
+  document.querySelector("#approvals tbody").replaceChildren(...gates.map(gateRow));
+  document.getElementById("approvals-none").hidden = gates.length > 0;
+}
+document.getElementById("by").value = localStorage.getItem("beamish-by") || "";
+
 let pending = null;
-function soon() { if (!pending) pending = setTimeout(() => { pending = null; refresh(); }, 150); }
+function soon() { if (!pending) pending = setTimeout(() => { pending = null; refresh(); refreshApprovals(); }, 150); }
 
 const box = document.getElementById("events");
 const source = new EventSource("/api/events" + q);
@@ -138,7 +177,9 @@ source.addEventListener("beamish", (m) => {
   soon();
 });
 refresh();
+refreshApprovals();
 setInterval(refresh, 5000);
+setInterval(refreshApprovals, 5000);
 </script>
 </body>
 </html>
