@@ -141,7 +141,11 @@ def _bare(cls: type, **attrs: Any) -> Any:
 
 def _cluster_node(**tasks: Any) -> ClusterNode:
     store = SimpleNamespace(clock=FakeClock(), run=_fails)
-    attrs = {"_placing": None, "_wakes": None, "_stopping": {}, "held": {}, "_task": None, "_placed": None}
+    runs = _bare(Runs, remote_wake=None)
+    attrs = {
+        "_placing": None, "_wakes": None, "_stopping": {}, "held": {}, "_task": None, "_placed": None,
+        "_guarding": None, "_wake_holder": object(), "node": SimpleNamespace(runs=runs, name="n1"),
+    }  # fmt: skip
     return _bare(ClusterNode, store=store, node_id="n1", **{**attrs, **tasks})  # type: ignore[no-any-return]
 
 
