@@ -327,3 +327,60 @@ async def test_a_run_is_claimed_only_while_the_agents_lease_is_held(store: Store
     with pytest.raises(Fenced, match="no longer held"):
         await store.claim_run("r", "node-a", lease=lease)
     assert await store.claim_run("r", "node-b", lease=taken) == 2
+
+
+async def test_an_effect_is_performed_only_while_the_agents_lease_holds(store: Store, clock: Any) -> None:
+    """On a cluster the lease is read after the intent: a node that lost it leaves the effect to the
+    next holder (Fenced, nothing performed), whose reconcile then finds it was never done."""
+    await store.create_run("ceo", "go", run_id="r")
+    lease = await store.acquire_lease("agent:ceo", "node-a", ttl_s=10)
+    assert lease is not None
+    epoch = await store.claim_run("r", "node-a", lease=lease)
+    j = await RunJournal.open(store, "r", epoch)
+    j.lease = lease
+    performed: list[str] = []
+
+    async def perform(key: str) -> str:
+        performed.append(key)
+        return "posted"
+
+    assert (await j.effect_step(0, "post", {"n": 0}, "once", perform)).value == "posted"
+    assert performed == ["r:0"]
+    clock.advance(11)  # node-a was cut off past its lease; node-b takes the agent
+    taken = await store.acquire_lease("agent:ceo", "node-b", ttl_s=10)
+    assert taken is not None and taken.epoch == lease.epoch + 1
+    with pytest.raises(Fenced, match="no longer held here"):
+        await j.effect_step(1, "post", {"n": 1}, "once", perform)
+    assert performed == ["r:0"]  # the stale holder wrote its intent but did not act
+    epoch = await store.claim_run("r", "node-b", lease=taken)
+    resumed = await RunJournal.open(store, "r", epoch)
+    resumed.lease = taken
+    reconciled: list[str] = []
+
+    def never_done(key: str) -> None:
+        reconciled.append(key)
+
+    assert (await resumed.effect_step(1, "post", {"n": 1}, "once", perform, never_done)).value == "posted"
+    assert (reconciled, performed) == (["r:1"], ["r:0", "r:1"])
+
+
+async def test_a_slow_answer_about_the_lease_is_asked_again(store: Store, monkeypatch: Any) -> None:
+    await store.create_run("ceo", "go", run_id="r")
+    lease = await store.acquire_lease("agent:ceo", "node-a", ttl_s=10)
+    assert lease is not None
+    j = await RunJournal.open(store, "r", await store.claim_run("r", "node-a", lease=lease))
+    j.lease = lease
+    answers = iter([1e-12, 10.0])  # the first answer came later than the lease it reported
+    asked: list[str] = []
+
+    async def lease_left(held: Any) -> float:
+        asked.append(held.name)
+        return next(answers)
+
+    monkeypatch.setattr(store, "lease_left", lease_left)
+
+    async def perform(key: str) -> str:
+        return "posted"
+
+    assert (await j.effect_step(0, "post", {}, "once", perform)).value == "posted"
+    assert asked == ["agent:ceo", "agent:ceo"]

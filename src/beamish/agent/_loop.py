@@ -119,6 +119,7 @@ class RunLoop:
             started["version"] = self.spec.version
         await self.store.append_event(Event("run.started", run.run_id, started))
         journal = await RunJournal.open(self.store, run.run_id, epoch)
+        journal.lease = self.lease
         info = RunInfo(agent=self.spec.name, run_id=run.run_id, seq=0, model=self.model.name)
         outcome: Outcome
         span = self.telemetry.invoke_agent(self.spec.name, run.run_id, model=self.model.name, task=run.input)

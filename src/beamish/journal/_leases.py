@@ -109,6 +109,20 @@ class LeasesMixin(StoreBase):
 
         return await self.read(look)
 
+    async def lease_left(self, lease: Lease) -> float | None:
+        """Seconds ``lease`` has left on the store's clock, or None when it is no longer held at its
+        epoch by its owner (released, run out, or taken)."""
+
+        def look(tx: SyncTx) -> float | None:
+            row = tx.fetchone(
+                "SELECT expires_at FROM leases WHERE name = ? AND owner = ? AND epoch = ?",
+                (lease.name, lease.owner, lease.epoch),
+            )
+            left = None if row is None else float(row["expires_at"]) - self.tx_now(tx)
+            return left if left is not None and left > 0 else None
+
+        return await self.read(look)
+
     async def claim_expired_leases(
         self, owner: str, ttl_s: float, *, prefix: str = "", limit: int = 10
     ) -> list[Lease]:

@@ -14,6 +14,13 @@ step). For step ``seq``:
   (:class:`~beamish.errors.UnknownOutcome`). The key is the one recorded on the step: ``perform``,
   ``reconcile`` and the step row always carry the same string.
 
+On a cluster the journal carries the lease its agent is held by, and an effect is performed only
+while that lease surely holds (:meth:`RunJournal.hold_lease`): its time left is read on the store's
+clock after the intent is written, and the effect starts before :data:`LEASE_MARGIN` of it has passed
+on this machine. A node whose intent's reply was held by a partition past the lease leaves the effect
+to the lease's next holder (Fenced), whose reconcile settles it: fencing holds for the effect itself,
+not only for the journal's rows.
+
 A request whose hash differs from the recorded one at step N is a *divergence*: a ``step.divergence``
 event names the run, the step and what differs (both requests summarised), then the recorded steps
 from N on are **discarded** (their spend stays on the run) and the run continues live from N. Replayed
@@ -32,17 +39,18 @@ before.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from beamish._events import Event
-from beamish._exceptions import SpecError, ToolError, UnknownOutcome
+from beamish._exceptions import Fenced, SpecError, ToolError, UnknownOutcome
 from beamish.journal._divergence import clip, differences, summarize
 from beamish.journal._history import load_history
 from beamish.journal._payload import request_hash
-from beamish.journal._records import EFFECTS, Step, step_key
+from beamish.journal._records import EFFECTS, Lease, Step, step_key
 from beamish.journal._reqhash import Hashed, RequestHasher, hash_version, list_differences
 from beamish.journal._sql import SyncTx
 from beamish.journal._steps import load_steps
@@ -68,6 +76,11 @@ class StepResult:
 Perform = Callable[[], Awaitable[Any]]
 PerformEffect = Callable[[str], Awaitable[Any]]
 Reconcile = Callable[[str], Any]
+
+
+#: The share of a lease's time left (read on the store's clock) within which an effect may start on
+#: this machine; the rest covers a difference in clock rates between this machine and the store.
+LEASE_MARGIN = 0.8
 
 
 def _as_result(value: Any) -> StepResult:
@@ -99,6 +112,8 @@ class RunJournal:
         self._snaps: dict[int, int] = {}
         #: Divergences so far (stored on the run): part of new idempotency keys once above 0.
         self.generation = 0
+        #: On a cluster, the lease the run's agent is held by: effects happen only while it holds.
+        self.lease: Lease | None = None
 
     @classmethod
     async def open(
@@ -230,6 +245,8 @@ class RunJournal:
             if outcome is not None:
                 await self._finish(seq, kind, name, effect, request, rhash, "done", outcome, key=key)
                 return outcome
+        if effect != "read":
+            await self.hold_lease(seq, name)
         try:
             result = _as_result(await perform(key))
         except Exception as exc:
@@ -238,6 +255,23 @@ class RunJournal:
             raise
         await self._finish(seq, kind, name, effect, request, rhash, "done", result, key=key)
         return result
+
+    async def hold_lease(self, seq: int, name: str) -> None:
+        """Return only if this node's lease on the agent holds for a while yet (see the module);
+        Fenced otherwise, before the effect of step ``seq`` (tool ``name``) is performed."""
+        if self.lease is None:
+            return
+        clock = asyncio.get_running_loop()
+        while True:  # a slow answer proves nothing either way: ask again while the lease is ours
+            asked = clock.time()
+            left = await self.store.lease_left(self.lease)
+            if left is None or clock.time() - asked < left * LEASE_MARGIN:
+                break
+        if left is None:
+            raise Fenced(
+                f"run {self.run_id!r} step {seq}: lease {self.lease.name!r} (epoch {self.lease.epoch}) "
+                f"is no longer held here, so tool {name!r} does not act; the lease's next holder settles it"
+            )
 
     async def _reconcile(
         self, seq: int, kind: str, name: str, request: Any, rhash: str, key: str, reconcile: Reconcile | None
