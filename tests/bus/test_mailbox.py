@@ -94,8 +94,11 @@ async def test_a_message_survives_its_consumers_crash_and_is_handled_once(store_
             sys.executable, WORKER, store_url, "tasks", cwd=str(Path(WORKER).parent)
         )
         assert await asyncio.wait_for(proc.wait(), 30) == -signal.SIGKILL
-        # The crashed consumer holds the lease for 30 s; the survivor's clock is past it.
+        # The crashed consumer holds the lease for 30 s; the store's clock (driven by the test) is
+        # past it. On the database's own clock a node whose clock runs ahead could not take it.
         clock = FakeClock(wall_start=time.time() + 31)
+        await store.close()
+        store = await opened(store_url, clock)
         survivor = Mailboxes(store, clock=clock, owner="survivor")
         msg = await survivor.receive("tasks", timeout=5)
         assert (msg.key, msg.attempts) == ("weekly-2026-23", 2)
@@ -106,6 +109,22 @@ async def test_a_message_survives_its_consumers_crash_and_is_handled_once(store_
         assert [r["attempt"] for r in handled] == [1, 2]  # delivered twice …
         assert [r["idem_key"] for r in effects] == ["weekly-2026-23"]  # … its effect happened once
         assert await survivor.claim("tasks") is None
+    finally:
+        await store.close()
+
+
+async def test_a_node_whose_clock_runs_ahead_does_not_take_a_leased_message(pg_url: str) -> None:
+    """On PostgreSQL the lease is decided on the database's clock: a consumer on a node five minutes
+    ahead finds the message still leased (on its own clock the lease ran out long ago)."""
+    store = await open_store(pg_url)
+    try:
+        await store.run(lambda tx: tx.execute("DELETE FROM mailbox WHERE box = ?", ("skew",)))
+        honest = Mailboxes(store, owner="honest", lease_s=30)
+        await honest.put("skew", "one", key="k")
+        assert (msg := await honest.claim("skew")) is not None
+        ahead = Mailboxes(store, clock=FakeClock(wall_start=time.time() + 300), owner="ahead")
+        assert await ahead.claim("skew") is None
+        assert await honest.ack(msg)
     finally:
         await store.close()
 

@@ -10,6 +10,10 @@ never handed out again until ``retry`` puts it back.
 ``request`` / ``reply`` is the consult shape: the request carries a deadline; a reply after it is
 dropped (``reply`` returns False) and the asker gets :class:`~beamish.errors.ConsultDeadline`, never a late
 answer. Either the asker got the reply or the reply was dropped: one row decides, atomically.
+
+Leases and deadlines are decided inside the transaction that writes them, on the database's clock on
+PostgreSQL (as the cluster's leases are), so nodes whose clocks disagree neither steal a consumer's
+message early nor keep one past its lease.
 """
 
 from __future__ import annotations
@@ -87,18 +91,28 @@ class Mailboxes:
 
     # --- sending ------------------------------------------------------------------------------------
 
-    async def put(self, box: str, payload: Any, *, key: str, deadline_at: float | None = None) -> int:
-        """Insert a message (or find the one already sent with ``key``); returns its id."""
+    async def put(
+        self,
+        box: str,
+        payload: Any,
+        *,
+        key: str,
+        deadline_at: float | None = None,
+        deadline_s: float | None = None,
+    ) -> int:
+        """Insert a message (or find the one already sent with ``key``); returns its id. A deadline is
+        an absolute ``deadline_at`` or ``deadline_s`` from now on the store's clock."""
         _check_name("box", box)
         _check_name("key", key)
         body = envelope(payload, f"message to {box!r}")
-        now = self.clock.time()
 
         def work(tx: SyncTx) -> tuple[int, bool]:
+            now = self._now(tx)
+            deadline = deadline_at if deadline_s is None else now + deadline_s
             row = tx.fetchone(
                 "INSERT INTO mailbox (box, idem_key, payload, status, deadline_at, created_at) "
                 "VALUES (?, ?, ?, 'ready', ?, ?) ON CONFLICT (box, idem_key) DO NOTHING RETURNING id",
-                (box, key, body, deadline_at, now),
+                (box, key, body, deadline, now),
             )
             if row is None:
                 found = tx.fetchone("SELECT id FROM mailbox WHERE box = ? AND idem_key = ?", (box, key))
@@ -117,9 +131,9 @@ class Mailboxes:
     async def claim(self, box: str, *, lease_s: float | None = None) -> Message | None:
         """Take the oldest available message of ``box`` under a lease, or None if there is none."""
         lease = self.lease_s if lease_s is None else lease_s
-        now = self.clock.time()
 
         def work(tx: SyncTx) -> Message | None:
+            now = self._now(tx)
             # A message whose consumers keep dying with it is set aside, not handed out forever.
             tx.execute(
                 "UPDATE mailbox SET status = 'dead', finished_at = ? WHERE box = ? AND status = 'claimed' "
@@ -190,11 +204,11 @@ class Mailboxes:
 
     async def extend(self, message: Message, lease_s: float | None = None) -> bool:
         """Renew the lease of a message still being worked on. False if it was lost."""
-        until = self.clock.time() + (self.lease_s if lease_s is None else lease_s)
+        lease = self.lease_s if lease_s is None else lease_s
         n = await self.store.run(
             lambda tx: tx.execute(
                 "UPDATE mailbox SET lease_until = ? WHERE id = ? AND status = 'claimed' AND lease_owner = ?",
-                (until, message.id, self.owner),
+                (self._now(tx) + lease, message.id, self.owner),
             )
         )
         return n == 1
@@ -237,7 +251,10 @@ class Mailboxes:
         if deadline_s <= 0:
             raise SpecError(f"deadline_s: expected a number of seconds > 0, got {deadline_s!r}")
         self.waker.start()
-        mid = await self.put(box, payload, key=key, deadline_at=self.clock.time() + deadline_s)
+        # the stored deadline is on the store's clock (it decides whether a reply is late); this
+        # process waits by its own monotonic reckoning of the same span
+        mid = await self.put(box, payload, key=key, deadline_s=deadline_s)
+        deadline = self.clock.time() + deadline_s
         while True:
             seen = self.waker.generation
             row = await self.store.fetchone(_REQUEST_STATE, (mid,))
@@ -245,7 +262,6 @@ class Mailboxes:
                 raise StoreError(f"request {mid} to {box!r} vanished from the store")
             if row["status"] == "replied":
                 return open_envelope(row["reply"], "mailbox")
-            deadline = float(row["deadline_at"]) if row["deadline_at"] is not None else self.clock.time()
             if row["status"] == "expired" or self.clock.time() >= deadline:
                 if await self._expire(mid):
                     raise ConsultDeadline(f"no reply from {box!r} within {deadline_s}s (request {key!r})")
@@ -253,12 +269,11 @@ class Mailboxes:
             await self.waker.wait(min(self.poll_s, deadline - self.clock.time()), since=seen)
 
     async def _expire(self, mid: int) -> bool:
-        now = self.clock.time()
         n = await self.store.run(
             lambda tx: tx.execute(
                 "UPDATE mailbox SET status = 'expired', finished_at = ? "
                 "WHERE id = ? AND status IN ('ready', 'claimed')",
-                (now, mid),
+                (self._now(tx), mid),
             )
         )
         if n:
@@ -269,18 +284,17 @@ class Mailboxes:
     # --- internals ----------------------------------------------------------------------------------
 
     async def _finish(self, message: Message, status: str, reply: str | None) -> bool:
-        now = self.clock.time()
         sql = (
             "UPDATE mailbox SET status = ?, reply = ?, finished_at = ? "
             "WHERE id = ? AND status = 'claimed' AND lease_owner = ?"
         )
-        params: list[Any] = [status, reply, now, message.id, self.owner]
         if status == "replied":
             sql += " AND (deadline_at IS NULL OR deadline_at >= ?)"
-            params.append(now)
 
         def work(tx: SyncTx) -> int:
-            n = tx.execute(sql, params)
+            now = self._now(tx)
+            params: list[Any] = [status, reply, now, message.id, self.owner]
+            n = tx.execute(sql, [*params, now] if status == "replied" else params)
             if n:
                 self._notify_in(tx, message.id)
             return n
@@ -289,6 +303,11 @@ class Mailboxes:
         if n:
             await self._notify_after(message.id)
         return n == 1
+
+    def _now(self, tx: SyncTx) -> float:
+        """The time a lease or deadline decision inside ``tx`` is made at: the database's clock on
+        PostgreSQL (nodes need not agree on the time), else this mailbox's clock."""
+        return self.store.tx_now(tx) if self.store.db_time else self.clock.time()
 
     def _notify_in(self, tx: SyncTx, mid: int) -> None:
         """On PostgreSQL, NOTIFY inside the transaction: delivered only if and when it commits."""
