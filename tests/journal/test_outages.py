@@ -8,6 +8,7 @@ under a running node, are in ``tests/reliability/test_store_outages.py``.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,7 @@ from beamish.journal._outage import OK, RETRYING, UNAVAILABLE, OutageGuard, Outa
 from beamish.journal._postgres import is_unavailable as pg_unavailable
 from beamish.journal._sql import SyncTx
 from beamish.journal._sqlite import is_unavailable as sqlite_unavailable
-from beamish.testing import FakeClock, settle
+from beamish.testing import FakeClock, settle, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 T = TypeVar("T")
@@ -295,3 +296,46 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_unseen(pg_url:
         assert store.outage.recovered == 0, "a dead idle connection is no outage: it is replaced"
     finally:
         await store.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+
+
+async def test_a_store_opened_during_an_outage_waits_for_it(pg_url: str, caplog: Any) -> None:
+    """An agent (re)started while PostgreSQL is down waits for it instead of crashing: the server is
+    reached through a port where nothing listens at first, then a forwarder to the real one."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(pg_url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
+    with pytest.raises(StoreUnavailable, match="cannot connect"):
+        await open_store(url)  # without wait: one clear error, at once
+    policy = OutagePolicy(probe_every_s=0.05)
+    opening = asyncio.create_task(open_store(url, wait=True, outage=policy))
+    await wait_for(lambda: "waiting for it" in caplog.text, 20, "the store's outage noticed at opening")
+    assert not opening.done()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port or 5432)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    server = await asyncio.start_server(forward, "127.0.0.1", port)
+    try:
+        store = await asyncio.wait_for(opening, 30)
+        try:
+            assert await store.fetchone("SELECT 1 AS one") == {"one": 1}
+        finally:
+            await store.close()
+    finally:
+        server.close()

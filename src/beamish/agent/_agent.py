@@ -70,7 +70,9 @@ class AgentActor(Actor):
         # a small pool keeps eight agents well inside PostgreSQL's connection limit; runs in flight
         # share it (a run spends most of its time waiting on its model, not on the store)
         concurrency = spec.concurrency if isinstance(spec, AgentSpec) else int(spec.get("concurrency", 1))
-        self.store = await open_store(store_url, clock=self.clock, pool_size=min(2 + concurrency // 8, 8))
+        self.store = await open_store(
+            store_url, clock=self.clock, pool_size=min(2 + concurrency // 8, 8), wait=True
+        )
         self._build_args = (wake, telemetry, lease)
         self._init_serving()
         await self._build(spec)

@@ -89,7 +89,7 @@ class Runs:
     async def store(self) -> Store:
         async with self._opening:
             if self._store is None:
-                self._store = await open_store(self.store_url)
+                self._store = await open_store(self.store_url, wait=True)
             if self._keeper is None or not self._keeper.alive:
                 self._keeper = await self.node.spawn(_Keeper, self)
             return self._store

@@ -197,12 +197,13 @@ class PostgresBackend:
         except psycopg.Error as exc:
             self._pool.close()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StoreError(f"{self.where}: cannot connect to PostgreSQL: {reason}") from exc
+            fault = StoreUnavailable if is_unavailable(exc) else StoreError
+            raise fault(f"{self.where}: cannot connect to PostgreSQL: {reason}") from exc
         try:
             self._pool.open(wait=True, timeout=timeout)
         except psycopg_pool.PoolTimeout as exc:
             self._pool.close()
-            raise StoreError(f"{self.where}: cannot connect to PostgreSQL within {timeout}s") from exc
+            raise StoreUnavailable(f"{self.where}: cannot connect to PostgreSQL within {timeout}s") from exc
 
     async def open(self) -> None:
         await self._exec.call(self.open_blocking)

@@ -177,6 +177,7 @@ async def open_store(
     payload_threshold: int = DEFAULT_THRESHOLD,
     pool_size: int = 4,
     outage: OutagePolicy | None = None,
+    wait: bool = False,
 ) -> Store:
     """Open (creating and migrating as needed) the store at ``url``.
 
@@ -184,17 +185,37 @@ async def open_store(
     URL, e.g. ``?options=-csearch_path%3Dmyschema``). A file that is not a beamish store raises
     :class:`~beamish.errors.CorruptStore`, one from a newer beamish
     :class:`~beamish.errors.StoreVersionError`; either way it is left untouched. ``outage`` says how
-    work rides out the database's outages (:class:`OutagePolicy`); the store must be reachable to open.
+    work rides out the database's outages (:class:`OutagePolicy`). The store must be reachable to
+    open, unless ``wait``: then an outage at opening (the server down or restarting) is waited out
+    as work waits one out — what an agent restarted during an outage does, instead of crashing.
     """
     if not isinstance(url, str):
         raise SpecError(f"a store URL must be a string, got {type(url).__name__}")
     if payload_threshold < 64:
         raise SpecError(f"payload_threshold must be ≥ 64 bytes, got {payload_threshold}")
-    if url.startswith("sqlite:///"):
-        return await _open_sqlite(url, clock, payload_threshold, outage)
-    if url.startswith(("postgresql://", "postgres://")):
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise SpecError(f"unknown store URL {url!r}: use sqlite:///path.db or postgresql://…")
+
+    async def attempt() -> Store:
+        if url.startswith("sqlite:///"):
+            return await _open_sqlite(url, clock, payload_threshold, outage)
         return await _open_postgres(url, clock, payload_threshold, pool_size, outage)
-    raise SpecError(f"unknown store URL {url!r}: use sqlite:///path.db or postgresql://…")
+
+    if not wait:
+        return await attempt()
+    policy = outage or OutagePolicy()
+    waited, pause = 0.0, policy.first_retry_s
+    while True:
+        try:
+            return await attempt()
+        except StoreUnavailable as exc:
+            if policy.give_up_after_s is not None and waited >= policy.give_up_after_s:
+                raise
+            if waited == 0.0:
+                logger.warning("store unavailable at opening; waiting for it: %s", exc)
+        await asyncio.sleep(pause)  # the real time: the database returns on its own schedule
+        waited += pause
+        pause = min(pause * 2, policy.probe_every_s)
 
 
 async def _open_sqlite(url: str, clock: Clock, threshold: int, outage: OutagePolicy | None) -> Store:
