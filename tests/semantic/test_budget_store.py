@@ -253,7 +253,7 @@ async def test_each_window_sums_only_its_own_rows_through_an_index(store_url: st
             Window(None, None, day, day + 86_400, 1, "per_day_usd", 0.8),
             Window("a", None, None, None, 1, "total_usd", 0.8),
         ]
-        sums = await store.read(lambda tx: _StoreTx(tx).spent_all(windows))
+        sums = await store.read(lambda tx: _StoreTx(tx, store).spent_all(windows))
         assert sums == [usd_to_nano(v) for v in (0.75, 0.375, 1.375, 0.875)]
         if store.dialect == "sqlite":  # the planner's choice, which SQLite makes without statistics
             plans: list[str] = []
@@ -266,7 +266,7 @@ async def test_each_window_sums_only_its_own_rows_through_an_index(store_url: st
                     plans.extend(r["detail"] for r in self.tx.fetchall("EXPLAIN QUERY PLAN " + sql, params))
                     return self.tx.fetchone(sql, params)
 
-            await store.read(lambda tx: _StoreTx(Explain(tx)).spent_all(windows))
+            await store.read(lambda tx: _StoreTx(Explain(tx), store).spent_all(windows))
             searches = [p for p in plans if p.startswith("SEARCH")]
             assert searches == [
                 "SEARCH ledger USING INDEX ledger_run (run_id=?)",
@@ -274,3 +274,23 @@ async def test_each_window_sums_only_its_own_rows_through_an_index(store_url: st
                 "SEARCH ledger USING INDEX budget_ledger_kind_at (kind=? AND at>? AND at<?)",
                 "SEARCH ledger USING INDEX ledger_agent_at (agent=?)",
             ]
+
+
+async def test_a_reservation_expires_on_the_databases_clock_not_a_skewed_nodes(pg_url: str) -> None:
+    """Node A reserves for a minute; node B's clock runs five minutes ahead. On PostgreSQL the expiry
+    is decided on the database's clock, so B still counts A's money as held (on B's own clock the
+    reservation ran out four minutes ago, and B would spend it again)."""
+    import time
+
+    from beamish.agent._ledger import Window
+    from beamish.agent._store_ledger import _StoreTx
+
+    async with await open_store(pg_url) as store:
+        await store.execute("DELETE FROM budget_reservations WHERE agent = 'skewed'")
+        a = BudgetKeeper(StoreLedger(store), FakeClock(wall_start=time.time()), reservation_ttl_s=60)
+        reservation = await a.reserve("skewed", "r1", 9 * CENT)
+        window = Window("skewed", None, None, None, 10 * CENT, "total_usd", 0.8)
+        ahead = time.time() + 300
+        held = await store.read(lambda tx: _StoreTx(tx, store).held(window, ahead))
+        assert held == 9 * CENT
+        await a.settle(reservation, 9 * CENT)

@@ -49,7 +49,7 @@ class StoreLedger:
             def unit(tx: Any) -> T:
                 if tx.dialect == "postgresql":
                     tx.execute("UPDATE budget_lock SET n = n + 1 WHERE id = 1")
-                return fn(_StoreTx(tx))
+                return fn(_StoreTx(tx, self.store))
 
             result: T = await self.store.run(unit)
             return result
@@ -143,8 +143,21 @@ def _where(window: Window, prefix: str = "") -> tuple[str, list[Any]]:
 
 
 class _StoreTx:
-    def __init__(self, tx: Any) -> None:
+    """Budget windows are calendar spans on the node's clock; a reservation's expiry is a lease,
+    decided on the database's clock on PostgreSQL, so nodes whose clocks disagree neither drop
+    another's reservation early (and overspend) nor keep it past its time."""
+
+    def __init__(self, tx: Any, store: Any) -> None:
         self._tx = tx
+        self._store = store if getattr(store, "db_time", False) else None
+        self._db_now: float | None = None
+
+    def _now(self, node_now: float) -> float:
+        if self._store is None:
+            return node_now
+        if self._db_now is None:  # read once per transaction, only when an expiry is decided
+            self._db_now = float(self._store.tx_now(self._tx))
+        return self._db_now
 
     def spent_all(self, windows: Sequence[Window]) -> list[int]:
         """One statement (one snapshot), one sum per window: each sum is a range on an index
@@ -170,7 +183,7 @@ class _StoreTx:
         if not windows:
             return []
         sql, params = _sums_sql(windows, "r.", column="r.amount_nano")
-        params.append(now)
+        params.append(self._now(now))
         row = self._tx.fetchone(
             f"SELECT {sql} FROM budget_reservations r WHERE r.expires_at > ? "
             f"AND NOT EXISTS ({_JOURNALED}) AND ({_any(windows, 'r.', params)})",
@@ -190,7 +203,7 @@ class _StoreTx:
         row = self._tx.fetchone(
             "SELECT COALESCE(SUM(r.amount_nano), 0) AS s FROM budget_reservations r "
             "WHERE r.expires_at > ? AND NOT EXISTS (" + _JOURNALED + ")" + where,
-            [now, *params],
+            [self._now(now), *params],
         )
         return int(row["s"]) if row else 0
 
@@ -206,12 +219,13 @@ class _StoreTx:
             self._tx.execute(
                 "DELETE FROM budget_reservations WHERE expires_at <= ? OR id IN (SELECT r.id FROM "
                 "budget_reservations r WHERE r.seq IS NOT NULL AND EXISTS (" + _JOURNALED + "))",
-                (r.at,),
+                (self._now(r.at),),
             )
+        expires = self._now(r.at) + (r.expires_at - r.at)
         self._tx.execute(
             "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at, seq) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (r.id, r.agent, r.run_id, r.amount, r.at, r.expires_at, r.seq),
+            (r.id, r.agent, r.run_id, r.amount, r.at, expires, r.seq),
         )
 
     def settle(self, reservation_id: str, spend: Spend) -> None:
@@ -229,7 +243,15 @@ class _StoreTx:
                 self._tx.execute(
                     "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at, seq) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (spend.id, spend.agent, spend.run_id, spend.amount, spend.at, spend.at + 900, spend.seq),
+                    (
+                        spend.id,
+                        spend.agent,
+                        spend.run_id,
+                        spend.amount,
+                        spend.at,
+                        self._now(spend.at) + 900,
+                        spend.seq,
+                    ),
                 )
             return
         self.release(reservation_id)
@@ -271,7 +293,7 @@ class _LocalTx(_StoreTx):
     """Spend and pauses in the store, reservations in this process's memory."""
 
     def __init__(self, tx: Any, reservations: dict[str, Reservation], released: list[str]) -> None:
-        super().__init__(tx)
+        super().__init__(tx, None)  # local reservations live on this process's clock
         self._r = reservations
         self._released = released
 
