@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from beamish import Crashed, Hung, Killed, Looping, MemoryExceeded, Normal, OverBudget, Shutdown
+from beamish import ContextFull, Crashed, Hung, Killed, Looping, MemoryExceeded, Normal, OverBudget, Shutdown
 from beamish.runtime import exit_from_json
 
 
@@ -19,6 +19,7 @@ from beamish.runtime import exit_from_json
         Looping(pattern="same_action_same_result", detail="search(x) x4", from_step=7),
         OverBudget(limit="per_day_usd", spent=3.01, cap=3.0),
         MemoryExceeded(limit_mb=64, used_mb=80.5),
+        ContextFull(window=200_000, tokens=200_512, model="anthropic:x", policy="fail", detail="full"),
     ],
 )
 def test_exit_reason_round_trips_through_json(reason: object) -> None:

@@ -8,6 +8,7 @@ lower-level API (clocks, child counts, event streams, ``exit_from_json``, ``watc
 
 from beamish import errors as errors
 from beamish._exits import (
+    ContextFull,
     Crashed,
     ExitReason,
     Hung,
@@ -22,6 +23,7 @@ from beamish._exports import claim_public_module as _claim_public_module
 from beamish._version import __version__
 from beamish.agent._approval import ApprovalRule
 from beamish.agent._budget import Budget
+from beamish.agent._context import ContextLimit
 from beamish.agent._gates import Gate
 from beamish.agent._mcp_tools import McpServer
 from beamish.agent._policy import Policy
@@ -70,6 +72,8 @@ __all__ = [
     "CallTimeout",
     "ChildSpec",
     "ConfigError",
+    "ContextFull",
+    "ContextLimit",
     "Crashed",
     "Down",
     "Exit",

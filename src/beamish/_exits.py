@@ -175,9 +175,42 @@ class MemoryExceeded(ExitReason):
         return {"limit_mb": self.limit_mb, "used_mb": self.used_mb}
 
 
+@dataclass(frozen=True)
+class ContextFull(ExitReason):
+    """A run's next model request would not fit its model's context window: ``window`` tokens,
+    ``tokens`` needed (input and output cap), the agent's context ``policy`` and why (``detail``)."""
+
+    kind: ClassVar[str] = "context_full"
+    window: int = 0
+    tokens: int = 0
+    model: str = ""
+    policy: str = ""
+    detail: str = ""
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "detail": self.detail,
+            "window": self.window,
+            "tokens": self.tokens,
+            "model": self.model,
+            "policy": self.policy,
+        }
+
+
 _KINDS: dict[str, type[ExitReason]] = {
     cls.kind: cls
-    for cls in (Normal, Shutdown, ManualPause, Killed, Crashed, Hung, Looping, OverBudget, MemoryExceeded)
+    for cls in (
+        Normal,
+        Shutdown,
+        ManualPause,
+        Killed,
+        Crashed,
+        Hung,
+        Looping,
+        OverBudget,
+        MemoryExceeded,
+        ContextFull,
+    )
 }
 
 

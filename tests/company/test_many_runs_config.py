@@ -86,3 +86,17 @@ def test_a_bad_limit_in_the_config_is_named(tmp_path: Path) -> None:
     data["limits"]["scripted"]["requests_per_minute"] = 0
     with pytest.raises(ConfigError, match=r"limits\.scripted\.requests_per_minute"):
         load_config_data(data, tmp_path / "beamish.toml")
+
+
+def test_the_context_table_of_an_agent_becomes_its_context_limit(tmp_path: Path) -> None:
+    from beamish import ContextLimit
+    from beamish.company._tree import agent_spec
+
+    context = {"window": 32_000, "threshold": 0.7, "policy": "trim", "keep_turns": 6}
+    cfg = load_config_data(_data(tmp_path, context=context), tmp_path / "beamish.toml")
+    spec = agent_spec(cfg.agents["support"], cfg, company_parts(cfg))
+    assert spec.context == ContextLimit(window=32_000, threshold=0.7, policy="trim", keep_turns=6)
+    default = load_config_data(_data(tmp_path), tmp_path / "beamish.toml")
+    assert agent_spec(default.agents["support"], default, company_parts(default)).context == ContextLimit()
+    with pytest.raises(ConfigError, match=r"agents\.support\.context\.policy"):
+        load_config_data(_data(tmp_path, context={"policy": "shrink"}), tmp_path / "beamish.toml")

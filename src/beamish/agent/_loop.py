@@ -34,6 +34,7 @@ from beamish._exceptions import (
 )
 from beamish._exits import Crashed, ExitReason, Looping
 from beamish.agent._approval import AskHumanTool
+from beamish.agent._compaction import ContextKeeper
 from beamish.agent._gate_step import is_gated, pass_gate
 from beamish.agent._hooks import AgentHooks, RunInfo
 from beamish.agent._loop_support import exit_reason_of, fill_chat, task_text
@@ -195,14 +196,11 @@ class RunLoop:
         messages: list[Message] = [Message(role="user", text=task_text(run.input))]
         seq = 0
         nudge: str | None = None
+        context = ContextKeeper(self, run, journal)  # the conversation stays inside the model's window
         for _turn in range(self.spec.max_turns):
             seq, nudge = await self._maybe_nudge(run, journal, seq, messages, nudge)
-            request = ModelRequest(
-                system=self.spec.instructions,
-                messages=tuple(messages),
-                tools=self._schemas,
-                max_tokens=self.spec.max_tokens,
-            )
+            seq = await context.fit(seq, messages)
+            request = context.request(messages)
             info = self._info(run, journal, seq)
             wire = request.to_json()
             with self.telemetry.chat(

@@ -165,16 +165,21 @@ class ToolSchema:
 
 @dataclass(frozen=True)
 class ModelRequest:
-    """Everything one model call sends: system prompt, conversation, tools and the output cap."""
+    """Everything one model call sends: system prompt, conversation, tools and the output cap.
+
+    ``compacted_turns``: model answers that compaction folded out of ``messages`` into a summary
+    (see ``beamish.agent._context``); :attr:`turn` counts them, adapters send nothing for them.
+    """
 
     system: str
     messages: tuple[Message, ...]
     tools: tuple[ToolSchema, ...] = ()
     max_tokens: int = 4096
     temperature: float | None = None
+    compacted_turns: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "v": _VERSION,
             "system": self.system,
             "messages": [m.to_json() for m in self.messages],
@@ -182,6 +187,9 @@ class ModelRequest:
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
+        if self.compacted_turns:  # absent when 0: requests of uncompacted runs hash as before
+            data["compacted_turns"] = self.compacted_turns
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelRequest:
@@ -192,6 +200,7 @@ class ModelRequest:
             tools=tuple(ToolSchema.from_json(t) for t in data.get("tools", ())),
             max_tokens=int(data.get("max_tokens", 4096)),
             temperature=data.get("temperature"),
+            compacted_turns=int(data.get("compacted_turns", 0)),
         )
 
     def fingerprint(self) -> str:
@@ -201,8 +210,9 @@ class ModelRequest:
 
     @property
     def turn(self) -> int:
-        """How many assistant turns the conversation already holds (0 for the first call)."""
-        return sum(1 for m in self.messages if m.role == "assistant")
+        """How many assistant turns the conversation already holds (0 for the first call), those
+        folded away by compaction included."""
+        return self.compacted_turns + sum(1 for m in self.messages if m.role == "assistant")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from beamish._exceptions import SpecError
 from beamish.agent._approval import parse_rules
+from beamish.agent._context import ContextLimit
 from beamish.agent._hooks import import_path
 from beamish.agent._mcp_tools import McpServer
 from beamish.agent._tools import Tool
@@ -40,6 +41,8 @@ _ISOLATIONS = ("task", "process")
 _RESTARTS = ("permanent", "transient", "temporary")
 #: Every agent's watchdog unless its author says ``watchdog=None`` (then it runs unprotected).
 PROTECTED = Watchdog()
+#: Every agent's context management unless its author says ``context=None``.
+DEFAULT_CONTEXT = ContextLimit()
 
 
 def tool_path(tool: Tool) -> str:
@@ -90,7 +93,10 @@ class AgentSpec:
     spans — off by default. ``entry``: ``"package.module:function"``, an async ``(task, ctx) ->
     answer`` run in place of beamish's loop — an agent written with another framework, made durable
     through ``beamish.durable`` and ``beamish.step`` (``model`` then names the model it is priced by).
-    ``concurrency``: how many runs it serves at once (default 1).
+    ``concurrency``: how many runs it serves at once (default 1). ``context``: a ``ContextLimit``
+    — the model's context window (from genai-prices unless given) and the policy as the
+    conversation fills it: ``"compact"`` (default: summarize older turns, a journaled ``compact``
+    step), ``"trim"`` or ``"fail"``; ``context=None`` leaves the conversation unmanaged.
     """
 
     name: str
@@ -122,6 +128,9 @@ class AgentSpec:
     version: int | None = None
     #: ``ApprovalRule``s (or their mappings): tool calls of this agent that wait for a person first.
     approvals: Sequence[Any] = ()
+    #: ``ContextLimit`` (or its mapping): the model's context window and what the agent does as its
+    #: conversation fills it (compact by default); ``None`` leaves the conversation unmanaged.
+    context: Any = DEFAULT_CONTEXT
 
     #: Reported as the child's type in ``which_children``.
     child_type = "worker"
@@ -158,6 +167,10 @@ class AgentSpec:
                 _positive(owner, key, getattr(self, key))
         if isinstance(self.watchdog, Mapping):
             object.__setattr__(self, "watchdog", Watchdog.from_mapping(self.watchdog, f"{owner}: watchdog"))
+        if isinstance(self.context, Mapping):
+            object.__setattr__(self, "context", ContextLimit.from_mapping(self.context, f"{owner}: context"))
+        if self.context is not None and not isinstance(self.context, ContextLimit):
+            raise SpecError(f"{owner}: context={self.context!r} is invalid: expected a ContextLimit or None")
         if not isinstance(self.model_options, Mapping):
             raise SpecError(f"{owner}: model_options={self.model_options!r} is invalid: expected a mapping")
         object.__setattr__(self, "model_options", dict(self.model_options))
@@ -282,7 +295,7 @@ class AgentSpec:
                 value = [_tool_to_json(t) for t in value]
             elif f.name == "approvals":
                 value = [rule.to_json() for rule in value]
-            elif f.name in ("budget", "watchdog", "policy", "backoff", "retry"):
+            elif f.name in ("budget", "watchdog", "policy", "backoff", "retry", "context"):
                 value = _object_to_json(self.name, f.name, value)
             elif f.name == "hooks" and value is not None and not isinstance(value, str):
                 raise SpecError(f"AgentSpec {self.name!r}: hooks must be an import path to cross a process")
@@ -299,8 +312,9 @@ class AgentSpec:
             raise SpecError(f"AgentSpec JSON has unknown keys {sorted(unknown)}")
         values = {k: v for k, v in data.items() if k != "v"}
         values["tools"] = [_tool_from_json(t) for t in values.get("tools", ())]
-        for key in ("budget", "watchdog", "policy", "backoff", "retry"):
-            values[key] = _object_from_json(values.get(key))
+        for key in ("budget", "watchdog", "policy", "backoff", "retry", "context"):
+            if key in values or key != "context":  # a spec from before ``context`` keeps its default
+                values[key] = _object_from_json(values.get(key))
         return cls(**values)
 
 

@@ -48,7 +48,14 @@ def print_timeline(timeline: Timeline, *, full: bool = False) -> None:
 def _step_line(step: StepView, full: bool) -> Text:
     line = Text(f"  #{step.seq:<3} ")
     line.append(f"{step.kind:<6}", style="cyan")
-    if step.kind == "llm":
+    if step.kind == "compact":
+        line.append(f" {step.name}({_text(step.arguments, full)})")
+        if step.model is not None:
+            tokens = f"in {step.tokens_in} out {step.tokens_out}"
+            line.append(f"  {tokens}  ${step.cost_usd:.6f}", style="dim")
+        if step.result is not None:
+            line.append(f"  → {_text(shorten(step.result, full), full)}")
+    elif step.kind == "llm":
         line.append(f" {step.model}")
         tokens = f"in {step.tokens_in} out {step.tokens_out}"
         if step.cache_read or step.cache_write:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from beamish.agent import _watchdog
+from beamish.agent import _context, _watchdog
 from beamish.agent.models._settings import FIRST_CHUNK_S, NEXT_CHUNK_S
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
@@ -70,6 +70,18 @@ class WatchdogSection(_Table):
     max_wall_s: Positive | None = None
     first_chunk_s: Positive = FIRST_CHUNK_S
     next_chunk_s: Positive = NEXT_CHUNK_S
+
+
+class ContextSection(_Table):
+    """``[agents.NAME.context]``: the model's context window in tokens (default: genai-prices'),
+    the share of it a request may need before ``policy`` acts, the policy (``compact`` summarizes
+    older turns with a model call, ``trim`` drops them, ``fail`` ends the run) and the recent turns
+    kept verbatim: ``beamish.ContextLimit``."""
+
+    window: Annotated[int, Field(ge=64)] | None = None
+    threshold: Annotated[float, Field(gt=0, le=1)] = _context.THRESHOLD
+    policy: Literal["compact", "trim", "fail"] = "compact"
+    keep_turns: Annotated[int, Field(ge=1)] = _context.KEEP_TURNS
 
 
 class PolicySection(_Table):
@@ -134,6 +146,7 @@ class AgentSection(_Table):
     budget: BudgetSection = Field(default_factory=BudgetSection)
     watchdog: WatchdogSection = Field(default_factory=WatchdogSection)
     policy: PolicySection = Field(default_factory=PolicySection)
+    context: ContextSection = Field(default_factory=ContextSection)
     backoff: BackoffSection | None = None
     schedules: list[ScheduleSection] = Field(default_factory=list)
     price: PriceSection | None = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from beamish.agent._budget import LIMITS, Budget
+from beamish.agent._context import ContextLimit
 from beamish.agent._policy import Policy
 from beamish.agent._pricing import Price
 from beamish.agent._ratelimit import RateLimit
@@ -96,6 +97,7 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
     if config.file.telemetry.capture_content:
         options["capture_content"] = True  # prompts, replies and tool arguments on the spans (redacted)
     options["policy"] = Policy(**section.policy.model_dump())
+    options["context"] = ContextLimit(**section.context.model_dump())
     rules = [r.model_dump(exclude={"agent"}) for r in config.file.approvals if r.agent in (agent.name, "*")]
     if rules:
         options["approvals"] = rules

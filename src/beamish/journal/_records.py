@@ -15,8 +15,8 @@ RUN_STATUSES: frozenset[str] = frozenset(
 )
 #: Statuses a run never leaves by itself; prune may delete these.
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
-StepKind = Literal["llm", "tool", "consult", "sleep", "signal"]
-STEP_KINDS: frozenset[str] = frozenset({"llm", "tool", "consult", "sleep", "signal"})
+StepKind = Literal["llm", "tool", "consult", "sleep", "signal", "compact"]
+STEP_KINDS: frozenset[str] = frozenset({"llm", "tool", "consult", "sleep", "signal", "compact"})
 StepPhase = Literal["intent", "done", "error", "unknown"]
 STEP_PHASES: frozenset[str] = frozenset({"intent", "done", "error", "unknown"})
 Effect = Literal["read", "idempotent", "once"]

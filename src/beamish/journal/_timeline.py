@@ -53,7 +53,7 @@ class StepView:
             "latency_s": None if self.latency_s is None else round(self.latency_s, 4),
             "cost_usd": self.cost_usd,
         }
-        if self.kind == "llm":
+        if self.kind in ("llm", "compact"):
             data.update(
                 model=self.model,
                 tokens={
@@ -211,6 +211,8 @@ def _view(step: Step, marks: tuple[str, ...], began: float) -> StepView:
     request = step.request if isinstance(step.request, dict) else {}
     if isinstance(request.get("skeleton"), dict):  # a hashed request's summary (see journal._reqhash)
         request = request["skeleton"]
+    if step.kind == "compact":
+        return _compact_view(step, request, marks, error, latency)
     arguments = request.get("args", request.get("nudge", step.request))
     return StepView(
         step.seq,
@@ -223,6 +225,35 @@ def _view(step: Step, marks: tuple[str, ...], began: float) -> StepView:
         error=error,
         effect=step.effect,
         idempotency_key=step.idempotency_key,
+        latency_s=latency,
+        marks=marks,
+    )
+
+
+def _compact_view(
+    step: Step, request: dict[str, Any], marks: tuple[str, ...], error: str | None, latency: float | None
+) -> StepView:
+    """A compaction (``agent._compaction``): what it folded, and the summary it wrote (or what a
+    trim dropped), priced like the model call it was."""
+    response = step.response if isinstance(step.response, dict) else {}
+    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    assert isinstance(usage, dict)
+    keys = ("folded", "pinned", "chunk", "lines", "tokens_before")
+    arguments = {k: request[k] for k in keys if k in request}
+    result = response.get("text") if "text" in response else response or None
+    model = response.get("model") or (None if step.name == "trim" else step.name)
+    return StepView(
+        step.seq,
+        step.kind,
+        step.name,
+        step.phase,
+        model=None if model is None else str(model),
+        tokens_in=int(usage.get("input_tokens", step.tokens_in)),
+        tokens_out=int(usage.get("output_tokens", step.tokens_out)),
+        cost_usd=step.cost_usd,
+        arguments=arguments,
+        result=redact(result),
+        error=error,
         latency_s=latency,
         marks=marks,
     )

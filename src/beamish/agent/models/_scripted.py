@@ -20,8 +20,16 @@ run), ``{"fault": "timeout"}``, ``{"fault": "hang"}`` (no first chunk, ever) and
 File formats, by suffix: ``.json`` (a list of turns, ``{"turns": [...]}`` or
 ``{"scripts": [{"when": ..., "turns": [...]}, ...]}``), ``.jsonl`` (one turn per line) and
 ``.toml`` (``[[turns]]`` or ``[[scripts]]`` with ``[[scripts.turns]]``). A top-level ``call_log``
-(a file path) gets one JSON line per call — attempts included, each played fault named (``"fault"``)
-— so a test can count the calls made and the faults played across processes and restarts.
+(a file path) gets one JSON line per call — attempts included, each played fault named (``"fault"``),
+with the input tokens it was sent (``"tokens"``) — so a test can count the calls made and the faults
+played across processes and restarts.
+
+A top-level ``context_window`` (tokens) declares a window, as a provider's model has one: a request
+whose input and ``max_tokens`` need more is refused as a provider refuses it (400 "prompt is too
+long", logged with ``"over_window": true``). A compaction call (``beamish.agent._context``) is not
+a turn of the script: it is answered with the top-level ``summary`` text (``{chars}`` is the size
+of what it was asked to fold; default ``"(scripted summary of {chars} characters)"``) and logged
+with ``"compact": true``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from typing import Any
 from beamish._clock import SYSTEM_CLOCK, Clock
 from beamish._exceptions import ModelError, ModelTimeout, RateLimited, SpecError
 from beamish.agent._bound import register_input_counter, sent_bytes
+from beamish.agent._context import is_compaction
 from beamish.agent._messages import ModelRequest, ModelResponse, ToolCall, Usage
 from beamish.agent.models._errors import error_for_status
 from beamish.agent.models._protocol import ChunkCallback, guard_stream
@@ -135,6 +144,23 @@ def load_script(path: str | Path) -> tuple[tuple[_Script, ...], str | None]:
     return tuple(scripts), call_log
 
 
+def script_options(path: str | Path) -> tuple[int | None, str]:
+    """A script file's ``context_window`` (None: unlimited) and ``summary`` text."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    data: Any = tomllib.loads(text) if p.suffix == ".toml" else None
+    if p.suffix == ".json":
+        data = json.loads(text)
+    data = data if isinstance(data, dict) else {}
+    window = data.get("context_window")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+        raise SpecError(f"scripted model: {p}: context_window must be a whole number of tokens >= 1")
+    summary = data.get("summary", "(scripted summary of {chars} characters)")
+    if not isinstance(summary, str):
+        raise SpecError(f"scripted model: {p}: summary must be text")
+    return window, summary
+
+
 #: The options a scripted model takes: no key, URL or client, and no stall limit unless one is set
 #: (a script answers at once; a test that plays a stall sets one).
 OPTIONS = ("first_chunk_timeout_s", "next_chunk_timeout_s", "clock")
@@ -157,6 +183,8 @@ class ScriptedModel:
         self.model = str(path)
         self.name = f"scripted:{path}"
         self.scripts, self.call_log = load_script(self.path)
+        #: The window this model declares (the script's ``context_window``), None for unlimited.
+        self.context_window, self._summary = script_options(self.path)
         self.first_chunk_timeout_s = first_chunk_timeout_s
         self.next_chunk_timeout_s = next_chunk_timeout_s
         self._clock = clock
@@ -188,6 +216,8 @@ class ScriptedModel:
     def input_tokens(self, request: ModelRequest) -> int | None:
         """The input tokens the answer to ``request`` will report: this model's offline token
         counter, which a budget reserves by (None when no turn answers it: the call will fail)."""
+        if is_compaction(request):
+            return _input_tokens(request)
         try:
             _, _, turn = self._turn_for(request)
         except ModelError:
@@ -201,6 +231,9 @@ class ScriptedModel:
         self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
     ) -> ModelResponse:
         self.calls += 1
+        self._check_window(request)
+        if is_compaction(request):
+            return self._summarize(request)
         task = next((m.text for m in request.messages if m.role == "user"), "")
         index, n, turn = self._turn_for(request)
         attempt = self._attempts.get((index, n), 0)
@@ -208,6 +241,7 @@ class ScriptedModel:
         fault = turn.faults[attempt] if attempt < len(turn.faults) else None
         if self.call_log is not None:
             entry: dict[str, Any] = {"script": index, "turn": n, "pid": os.getpid()}
+            entry.update(tokens=self.input_tokens(request), max_tokens=request.max_tokens)
             if fault is not None:
                 entry["fault"] = dict(fault)
             with open(self.call_log, "a", encoding="utf-8") as log:
@@ -244,6 +278,35 @@ class ScriptedModel:
             stop_reason=turn.stop_reason or ("tool_use" if calls else "end_turn"),
             model=self.name,
         )
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        if self.call_log is not None:
+            with open(self.call_log, "a", encoding="utf-8") as log:
+                log.write(json.dumps({**entry, "pid": os.getpid()}) + "\n")
+
+    def _check_window(self, request: ModelRequest) -> None:
+        """Refuse a request over the declared window, as a provider does (400, not retried)."""
+        if self.context_window is None:
+            return
+        tokens = self.input_tokens(request) or _input_tokens(request)
+        if tokens + request.max_tokens > self.context_window:
+            self._log({"over_window": True, "tokens": tokens, "max_tokens": request.max_tokens})
+            raise error_for_status(
+                self.name,
+                400,
+                message=f"prompt is too long: {tokens} tokens + max_tokens {request.max_tokens} > "
+                f"the {self.context_window}-token context window",
+            )
+
+    def _summarize(self, request: ModelRequest) -> ModelResponse:
+        """A compaction call's answer: the script's ``summary`` text, deterministic by the request."""
+        chars = sum(len(m.text) for m in request.messages)
+        tokens = _input_tokens(request)
+        self._log({"compact": True, "tokens": tokens, "max_tokens": request.max_tokens})
+        text = self._summary.replace("{chars}", str(chars))
+        output = min(max(1, len(text.encode()) // 4), max(1, request.max_tokens))
+        usage = Usage(input_tokens=tokens, output_tokens=output)
+        return ModelResponse(text=text, usage=usage, stop_reason="end_turn", model=self.name)
 
     async def _chunks(self, text: str, fault: str | None) -> AsyncIterator[str]:
         if fault == "hang":

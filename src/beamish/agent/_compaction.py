@@ -1,0 +1,234 @@
+"""Keeping a run's conversation inside its model's context window, step by step (see :mod:`._context`).
+
+Before each model call the loop asks :meth:`ContextKeeper.fit`. Below the threshold it returns at
+once. Above it, the agent's policy acts, as journaled steps of kind ``compact``:
+
+- ``compact``: the older turns are summarized by the agent's own model, through the loop's model
+  call (so the call is priced, budgeted, rate-limited and retried like any other). The journaled
+  request is the compaction call's fingerprint with what is folded, so a resumed run that reaches
+  the same point gets the same summary back from the journal and pays nothing; a fold too big for
+  one call is summarized in chunks, one step each, each folding into the summary so far.
+- ``trim``: the older turns are dropped (one step, no model call).
+- ``fail``: the run ends with :class:`~beamish.ContextFull`.
+
+Each fold performed live stores a ``run.compacted`` event: the policy, the steps, the messages
+folded, the tokens before and after and the tokens saved. The conversation that results keeps the
+task, a summary (or a note of what was dropped), the pinned tool pairs and the recent turns; a model
+request counts the turns folded away (``ModelRequest.compacted_turns``), so a turn's number stays the
+same. A request that would still need more than the window is never sent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NoReturn
+
+from beamish._events import Event
+from beamish._exceptions import AbortRun
+from beamish._exits import ContextFull
+from beamish.agent._context import (
+    COMPACT_SYSTEM,
+    TARGET,
+    TRIMMED_NOTE,
+    ContextLimit,
+    Fold,
+    compaction_prompt,
+    input_tokens,
+    plan_fold,
+    previous_summary,
+    render,
+    resolve_window,
+    summary_message,
+)
+from beamish.agent._messages import Message, ModelRequest, ModelResponse
+from beamish.journal import Run
+from beamish.journal._replay import RunJournal, StepResult
+
+
+class ContextKeeper:
+    """One run's context management: when to fold, what, and the journaled steps that do it.
+
+    ``loop`` is the agent's ``RunLoop`` (its spec, model, tools, store and model call are used).
+    """
+
+    def __init__(self, loop: Any, run: Run, journal: RunJournal) -> None:
+        self.loop = loop
+        self.run = run
+        self.run_id = run.run_id
+        self.journal = journal
+        spec = loop.spec
+        limit = getattr(spec, "context", None)
+        self.limit: ContextLimit | None = limit if isinstance(limit, ContextLimit) else None
+        self.model_name: str = loop.model.name
+        self.window = None if self.limit is None else resolve_window(self.limit, loop.model, self.model_name)
+        #: Model answers folded away so far: requests count them in ``turn``.
+        self.compacted_turns = 0
+        #: Compactions and trims this run has done (live or replayed).
+        self.folds = 0
+
+    def request(self, messages: list[Message], *, compacted_turns: int | None = None) -> ModelRequest:
+        spec = self.loop.spec
+        return ModelRequest(
+            system=spec.instructions,
+            messages=tuple(messages),
+            tools=self.loop._schemas,
+            max_tokens=spec.max_tokens,
+            compacted_turns=self.compacted_turns if compacted_turns is None else compacted_turns,
+        )
+
+    def needs(self, request: ModelRequest) -> int:
+        """The tokens of the window ``request`` takes: its input and its output cap."""
+        return input_tokens(self.model_name, request) + request.max_tokens
+
+    async def fit(self, seq: int, messages: list[Message]) -> int:
+        """Make the next request fit (folding ``messages`` in place); the next step number."""
+        if self.limit is None or self.window is None:
+            return seq
+        limit, window = self.limit, self.window
+        before = self.needs(self.request(messages))
+        if before <= limit.threshold * window:
+            return seq
+        if limit.policy == "fail":
+            why = f"the conversation reached the {limit.threshold:.0%} threshold and the policy is 'fail'"
+            self._full(before, why)
+        base = self.needs(self.request(messages[:1]))
+        summary_cap = self._summary_cap()
+        budget = math.floor(TARGET * limit.threshold * window) - base
+        if limit.policy == "compact":
+            budget -= summary_cap
+        fold = plan_fold(messages, limit.keep_turns, max(budget, 0))
+        if fold is None:
+            if before <= window:
+                return seq  # past the threshold, but nothing older to fold and it still fits
+            self._full(before, "nothing older is left to fold")
+        least = self.needs(self.request([fold.task, *fold.pinned, *fold.kept]))
+        if least > window:  # no summary can help: say so before paying for one
+            self._full(least, "the recent turns alone do not fit")
+        start = seq
+        if limit.policy == "trim":
+            folded_text = TRIMMED_NOTE.format(n=len(fold.folded))
+            new = [fold.task, Message(role="user", text=folded_text), *fold.pinned, *fold.kept]
+            seq, live = await self._trim_step(seq, fold, before, new)
+        else:
+            summary, seq, live, cost = await self._compact_steps(seq, fold, before, summary_cap)
+            new = [fold.task, summary_message(summary), *fold.pinned, *fold.kept]
+        turns_before = sum(1 for m in messages if m.role == "assistant")
+        turns_after = sum(1 for m in new if m.role == "assistant")
+        folded_turns = self.compacted_turns + turns_before - turns_after
+        after = self.needs(self.request(new, compacted_turns=folded_turns))
+        if after > window:
+            self._full(after, f"still too big after {limit.policy} (the recent turns alone)")
+        self.compacted_turns += turns_before - turns_after
+        self.folds += 1
+        messages[:] = new
+        if live:
+            data = {
+                "run_id": self.run_id,
+                "policy": limit.policy,
+                "model": self.model_name,
+                "window": window,
+                "from_seq": start,
+                "to_seq": seq - 1,
+                "messages_folded": len(fold.folded),
+                "messages_pinned": len(fold.pinned),
+                "messages_kept": len(fold.kept),
+                "tokens_before": before,
+                "tokens_after": after,
+                "tokens_saved": before - after,
+            }
+            if limit.policy == "compact":
+                data["cost_usd"] = cost
+            await self.loop.store.append_event(Event("run.compacted", self.run_id, data))
+        return seq
+
+    def _summary_cap(self) -> int:
+        """The output cap of a compaction call: the agent's, at most an eighth of the window."""
+        assert self.window is not None
+        return max(64, min(int(self.loop.spec.max_tokens), self.window // 8))
+
+    def _full(self, needed: int, why: str) -> NoReturn:
+        assert self.limit is not None and self.window is not None
+        raise AbortRun(
+            ContextFull(
+                window=self.window,
+                tokens=needed,
+                model=self.model_name,
+                policy=self.limit.policy,
+                detail=f"a request to {self.model_name} would need {needed} tokens of its "
+                f"{self.window}-token context window: {why}",
+            )
+        )
+
+    async def _trim_step(self, seq: int, fold: Fold, before: int, new: list[Message]) -> tuple[int, bool]:
+        meta = {
+            "compact": "trim",
+            "folded": len(fold.folded),
+            "pinned": len(fold.pinned),
+            "tokens_before": before,
+        }
+
+        async def trim() -> StepResult:
+            return StepResult(value={"trimmed": len(fold.folded), "kept": len(new)})
+
+        result = await self.journal.model_step(seq, meta, trim, kind="compact", name="trim")
+        return seq + 1, not result.replayed
+
+    async def _compact_steps(
+        self, seq: int, fold: Fold, before: int, summary_cap: int
+    ) -> tuple[str, int, bool, float]:
+        """Summarize ``fold.folded`` into the summary so far, in as many calls as it takes."""
+        assert self.limit is not None and self.window is not None
+        summary, rest = previous_summary(fold.folded)
+        lines = [render(m) for m in rest]
+        limit = math.floor(self.limit.threshold * self.window)
+        live, cost, chunk = False, 0.0, 0
+        while lines or chunk == 0:
+            take = len(lines)
+            request = self._compact_request(fold.task.text, summary, lines[:take], summary_cap)
+            while take > 1 and self.needs(request) > limit:
+                take = max(1, take // 2)
+                request = self._compact_request(fold.task.text, summary, lines[:take], summary_cap)
+            while self.needs(request) > limit:  # one message too big to quote whole: cut it
+                line = lines[0]
+                if len(line) < 400:
+                    self._full(self.needs(request), "a compaction call cannot fit the task and one message")
+                lines[0] = line[: len(line) // 2] + " …[cut]"
+                request = self._compact_request(fold.task.text, summary, lines[:take], summary_cap)
+            meta = {  # flat and small: the journal keeps it whole for `beamish show`
+                "compact": "summarize",
+                "model": self.model_name,
+                "folded": len(fold.folded),
+                "chunk": chunk,
+                "lines": take,
+                "tokens_before": before,
+                "fingerprint": request.fingerprint(),
+            }
+            info = self.loop._info(self.run, self.journal, seq)
+
+            async def perform(request: ModelRequest = request, info: Any = info) -> StepResult:
+                result: StepResult = await self.loop._call_model(info, request)
+                return StepResult(
+                    value=result.value,
+                    messages=[],
+                    tokens_in=result.tokens_in,
+                    tokens_out=result.tokens_out,
+                    cost_usd=result.cost_usd,
+                    model=result.model,
+                )
+
+            result = await self.journal.model_step(seq, meta, perform, kind="compact", name=self.model_name)
+            summary = ModelResponse.from_json(result.value).text.strip()
+            live = live or not result.replayed
+            cost += result.cost_usd
+            lines = lines[take:]
+            seq += 1
+            chunk += 1
+        return summary or "", seq, live, cost
+
+    @staticmethod
+    def _compact_request(task: str, summary: str | None, lines: list[str], cap: int) -> ModelRequest:
+        return ModelRequest(
+            system=COMPACT_SYSTEM,
+            messages=(Message(role="user", text=compaction_prompt(task, summary, lines)),),
+            max_tokens=cap,
+        )
