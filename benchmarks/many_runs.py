@@ -120,8 +120,15 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
 
 def _tree(pid: int) -> list[int]:
     found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # gone since
+        return found
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # a thread that ended meanwhile
+            continue
         for child in children:
             found += _tree(int(child))
     return found
@@ -277,7 +284,6 @@ def case_dbos(n: int, db: str, base_url: str, latency: float) -> dict[str, Any]:
 
     DBOS(config={"name": "many-runs-bench", "system_database_url": f"sqlite:///{db}"})
     client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
-    queue = Queue("bench", concurrency=n, polling_interval_sec=0.05)
 
     @DBOS.step()
     async def model(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -301,6 +307,10 @@ def case_dbos(n: int, db: str, base_url: str, latency: float) -> dict[str, Any]:
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": text})
 
     DBOS.launch()
+    if hasattr(DBOS, "register_queue"):  # DBOS 3.4 declares queues in the system database
+        queue = DBOS.register_queue("bench", concurrency=n, polling_interval_sec=0.05)
+    else:
+        queue = Queue("bench", concurrency=n, polling_interval_sec=0.05)
 
     async def main() -> dict[str, Any]:
         warm = await queue.enqueue_async(run, "warm up")

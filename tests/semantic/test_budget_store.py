@@ -294,3 +294,33 @@ async def test_a_reservation_expires_on_the_databases_clock_not_a_skewed_nodes(p
         held = await store.read(lambda tx: _StoreTx(tx, store).held(window, ahead))
         assert held == 9 * CENT
         await a.settle(reservation, 9 * CENT)
+
+
+async def test_held_counts_a_reservation_until_the_journal_records_its_step_probing_by_run(
+    store_url: str,
+) -> None:
+    from beamish.agent._ledger import Window
+    from beamish.agent._store_ledger import _JOURNALED, _StoreTx
+
+    async with await open_store(store_url) as store:
+        for i, run_id in enumerate(("r1", "r2")):
+            await store.execute(
+                "INSERT INTO budget_reservations (id, agent, run_id, amount_nano, at, expires_at, seq) "
+                "VALUES (?, 'a', ?, ?, 10.0, 1000.0, 0)",
+                (f"res-{i}", run_id, (i + 1) * CENT),
+            )
+        await store.execute(  # r1's step is journaled: its reservation no longer counts
+            "INSERT INTO ledger (at, agent, run_id, seq, kind, amount_usd, note) "
+            "VALUES (11.0, 'a', 'r1', 0, 'spend', 0.01, '')"
+        )
+        windows = [Window("a", None, None, None, 1, "total_usd", 0.8)]
+        assert await store.read(lambda tx: _StoreTx(tx, None).held_all(windows, 20.0)) == [2 * CENT]
+        # the bound still counts it: it may only ever be more than what is held
+        assert await store.read(lambda tx: _StoreTx(tx, None).held_bound_all(windows, 20.0)) == [3 * CENT]
+        if store.dialect == "sqlite":
+            probe = f"SELECT 1 FROM budget_reservations r WHERE NOT EXISTS ({_JOURNALED})"
+            plan = await store.read(
+                lambda tx: [r["detail"] for r in tx.fetchall("EXPLAIN QUERY PLAN " + probe)]
+            )
+            # a run's few rows, not every spend row of the ledger for each reservation
+            assert "SEARCH l USING INDEX ledger_run (run_id=?)" in plan

@@ -259,9 +259,15 @@ class BudgetKeeper:
         if record is not None:
             return record
         windows = self._windows(agent, run_id, now)
-        # held before spent: a step journaled in between is then counted twice (safe), never missed
-        helds = tx.held_all([w for _, _, w in windows], now)
-        spents = tx.spent_all([w for _, _, w in windows])
+        wins = [w for _, _, w in windows]
+        # held before spent: a step journaled in between is then counted twice (safe), never missed.
+        # First with a bound of what is held (no probe of the journal per reservation): far from
+        # the caps it settles the check; near one, the exact sums decide.
+        helds = tx.held_bound_all(wins, now)
+        spents = tx.spent_all(wins)
+        if any(s + h + amount > w.cap for w, s, h in zip(wins, spents, helds, strict=True)):
+            helds = tx.held_all(wins, now)
+            spents = tx.spent_all(wins)
         for (scope, subject, window), spent in zip(windows, spents, strict=True):
             self._warn(scope, subject, window, spent, agent, run_id, now, events)
             if spent + amount > window.cap:

@@ -137,6 +137,11 @@ class LedgerTx(Protocol):
         """:meth:`held` of each window, in one go."""
         ...
 
+    def held_bound_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        """At least :meth:`held_all` of each window, and cheaper: it may still count reservations
+        whose spend is already recorded (what a check far from its caps needs to know)."""
+        ...
+
     def get_pauses(self, subjects: Sequence[str]) -> dict[str, PauseRecord]:
         """The pauses of those ``subjects`` that have one."""
         ...
@@ -199,6 +204,9 @@ class _MemoryTx:
 
     def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
         return [self.held(w, now) for w in windows]
+
+    def held_bound_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        return self.held_all(windows, now)
 
     def get_pauses(self, subjects: Sequence[str]) -> dict[str, PauseRecord]:
         pauses = self._l._pauses

@@ -94,8 +94,10 @@ class _ReadOnly:
         raise _NeedsWrite(sql)
 
 
-#: The journal has written the spend row of reservation ``r``'s step.
-_JOURNALED = "SELECT 1 FROM ledger l WHERE l.kind = 'spend' AND l.run_id = r.run_id AND l.seq = r.seq"
+#: The journal has written the spend row of reservation ``r``'s step. ``kind || ''`` keeps the
+#: probe on ``ledger_run`` (a run's few rows): on ``(kind, at)`` SQLite, which keeps no statistics,
+#: scanned every spend row of the ledger for each reservation (0.5 s a check at 1,000 in flight).
+_JOURNALED = "SELECT 1 FROM ledger l WHERE l.kind || '' = 'spend' AND l.run_id = r.run_id AND l.seq = r.seq"
 
 
 _SPENT = "SELECT COALESCE(SUM(amount_usd), 0) FROM ledger WHERE kind = 'spend'"
@@ -180,13 +182,21 @@ class _StoreTx:
         return [usd_to_nano(float((row or {}).get(f"s{i}") or 0)) for i in range(len(windows))]
 
     def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        return self._held_sums(windows, now, f"AND NOT EXISTS ({_JOURNALED}) ")
+
+    def held_bound_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        # the unexpired rows without asking the journal which of them it has recorded: one pass
+        # over the reservations instead of a probe of the ledger for each
+        return self._held_sums(windows, now, "")
+
+    def _held_sums(self, windows: Sequence[Window], now: float, journaled: str) -> list[int]:
         if not windows:
             return []
         sql, params = _sums_sql(windows, "r.", column="r.amount_nano")
         params.append(self._now(now))
         row = self._tx.fetchone(
             f"SELECT {sql} FROM budget_reservations r WHERE r.expires_at > ? "
-            f"AND NOT EXISTS ({_JOURNALED}) AND ({_any(windows, 'r.', params)})",
+            f"{journaled}AND ({_any(windows, 'r.', params)})",
             params,
         )
         return [int((row or {}).get(f"s{i}") or 0) for i in range(len(windows))]
@@ -317,6 +327,9 @@ class _LocalTx(_StoreTx):
 
     def held(self, window: Window, now: float) -> int:
         return self.held_all([window], now)[0]
+
+    def held_bound_all(self, windows: Sequence[Window], now: float) -> list[int]:
+        return self.held_all(windows, now)
 
     def held_all(self, windows: Sequence[Window], now: float) -> list[int]:
         live = self._live(now)  # once for every window
