@@ -66,3 +66,52 @@ def test_show_prints_each_step_its_marks_and_the_runs_error(tmp_path: Path) -> N
     assert lines[5].strip() == "(--full for the whole error)"
     full = runner.invoke(app, ["show", "r1", "-c", str(config), "--full"]).output
     assert "second line of the story" in full
+
+
+async def _record_compactions(url: str) -> None:
+    store = await open_store(url)
+    try:
+        await store.create_run("assistant", "Research", run_id="r2")
+        epoch = await store.claim_run("r2", "node")
+        meta = {
+            "compact": "summarize",
+            "model": "anthropic:claude-haiku-4-5",
+            "folded": 64,
+            "chunk": 0,
+            "lines": 64,
+            "tokens_before": 160_512,
+            "fingerprint": "ab" * 32,
+        }
+        response = {
+            "text": "Looked up 63 topics; ORD-1 was created.",
+            "tool_calls": [],
+            "usage": {"input_tokens": 41_000, "output_tokens": 300},
+            "model": "anthropic:claude-haiku-4-5",
+        }
+        await store.record_step(
+            "r2", 0, epoch, kind="compact", phase="done", name="anthropic:claude-haiku-4-5",
+            request={"v": 2, "skeleton": meta, "lists": {}}, response=response, tokens_in=41_000,
+            tokens_out=300, cost_usd=0.0425,
+        )  # fmt: skip
+        trim = {"compact": "trim", "folded": 12, "pinned": 2, "tokens_before": 161_000}
+        await store.record_step(
+            "r2", 1, epoch, kind="compact", phase="done", name="trim",
+            request={"v": 2, "skeleton": trim, "lists": {}}, response={"trimmed": 12, "kept": 9},
+        )  # fmt: skip
+        await store.update_run("r2", status="succeeded", output="ok", epoch=epoch)
+    finally:
+        await store.close()
+
+
+def test_show_prints_a_compaction_with_what_it_folded_and_what_it_cost(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path / "co")]).exit_code == 0
+    config = tmp_path / "co" / "beamish.toml"
+    asyncio.run(_record_compactions(load_config(config).store_url))
+    result = runner.invoke(app, ["show", "r2", "-c", str(config), "--full"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[2].lstrip().startswith("#0   compact anthropic:claude-haiku-4-5(")
+    assert '"folded": 64' in lines[2] and '"tokens_before": 160512' in lines[2]
+    assert "in 41000 out 300  $0.042500  → Looked up 63 topics; ORD-1 was created." in lines[2]
+    assert lines[3].lstrip().startswith("#1   compact trim(")
+    assert '"pinned": 2' in lines[3] and '"trimmed": 12' in lines[3]
