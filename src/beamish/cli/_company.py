@@ -25,7 +25,7 @@ from beamish.cli._run import run_company
 from beamish.cli._setup import preflight
 from beamish.company._config import CompanyConfig
 from beamish.company._control import ControlUnavailable, control_path, control_request
-from beamish.company._remote import RemoteView
+from beamish.company._remote import NodeOrStore
 from beamish.company._running import RunningBudget, running_budgets
 from beamish.company._status import TreeNode
 from beamish.company._view import StoreView, _day_start
@@ -209,16 +209,10 @@ def dashboard(
 
     async def go() -> None:
         path = control_path(cfg.store_url, cfg.base_dir)
-        store = None
-        source: Any
-        try:
-            await control_request(path, {"op": "ping"})
-            source = RemoteView(path)
-            where = "live from the running node"
-        except ControlUnavailable:
-            store = await _open_store(cfg)
-            source = StoreView(cfg, store)
-            where = "read-only from the store (no node is running)"
+        store = await _open_store(cfg)
+        source = NodeOrStore(path, cfg, store)
+        live, _ = await source.node_status()
+        where = "live from the running node" if live else "read-only from the store until a node runs"
         server = DashboardServer(
             source, host=host, port=port if port is not None else section.port, token=token
         )
@@ -228,8 +222,7 @@ def dashboard(
             await asyncio.Event().wait()
         finally:
             await server.stop()
-            if store is not None:
-                await store.close()
+            await store.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         run_async(go)

@@ -159,6 +159,12 @@ class Company(ApprovalsMixin):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def clock_note(self) -> str | None:
+        """What the dashboard says about a scheduler clock that is not the wall's (the demo's)."""
+        label = getattr(self.parts.schedule_clock, "label", None)
+        return label if isinstance(label, str) else None
+
     # -- events -------------------------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
         """Node sink. Runtime events are stored here; other layers store their own (their agents may

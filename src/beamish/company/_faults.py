@@ -37,6 +37,15 @@ class AcceleratedClock:
         self._t0: float | None = None
         self._wall0 = start_wall
 
+    @property
+    def label(self) -> str:
+        """How the dashboard names this clock, so no one reads its times as the wall's."""
+        start = time.strftime("%H:%M UTC", time.gmtime(self._wall0))
+        return (
+            f"Demo: the schedules run on a simulated clock, {self.speed:g} times real time from {start}. "
+            "Next fires and a scheduled run's creation time are on that clock; event times are real."
+        )
+
     def monotonic(self) -> float:
         return time.monotonic()
 

@@ -1,40 +1,48 @@
 # ruff: noqa: E501, RUF001  (an embedded HTML/JS document, not Python)
-"""The dashboard page: one self-contained HTML document (no external assets, works offline)."""
+"""The overview page: one self-contained HTML document (no external assets, works offline) that
+draws the live tree, held agents, approvals, spend and events from the JSON API."""
 
-PAGE = """<!doctype html>
+from beamish.dashboard._html import CSS, STATUS_SCRIPT, clock_banner, header
+
+_HEAD = (
+    """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>beamish</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d1d1f; background: #fafafa; }
-  h1 { font-size: 1.3rem; margin: 0 0 1rem; }
-  h2 { font-size: 1rem; margin: 1.2rem 0 .4rem; }
-  main { display: grid; grid-template-columns: minmax(22rem, 1fr) minmax(22rem, 1fr); gap: 1.5rem; }
+"""
+    + CSS
+    + """
+  main { display: grid; grid-template-columns: minmax(22rem, 1fr) minmax(22rem, 1fr); gap: 1.5rem; padding: 1rem 1.5rem 2rem; }
+  @media (max-width: 60rem) { main { grid-template-columns: 1fr; } }
   ul.tree, ul.tree ul { list-style: none; padding-left: 1.1rem; margin: 0; }
   ul.tree { padding-left: 0; }
   .node { padding: .15rem 0; }
   .state { display: inline-block; min-width: 6.5rem; font-size: .8rem; padding: 0 .35rem; border-radius: 3px;
            margin-right: .4rem; text-align: center; }
   .running { background: #d9f2dd; } .restarting { background: #fff1c2; } .paused, .over_budget { background: #ffd9c2; }
-  .looping { background: #f7c8e0; } .stopped { background: #e4e4e4; }
+  .looping { background: #f7c8e0; } .stopped { background: #e4e4e4; } .store_unavailable { background: #f8d0cb; }
   .meta { color: #666; font-size: .85rem; margin-left: .4rem; }
   .unprotected { color: #b00020; font-weight: 600; font-size: .85rem; margin-left: .4rem; }
-  table { border-collapse: collapse; width: 100%; }
-  td, th { text-align: left; padding: .2rem .5rem; border-bottom: 1px solid #e5e5e5; }
-  #events { max-height: 32rem; overflow: auto; font: 12px/1.4 ui-monospace, monospace; background: #fff;
-            border: 1px solid #e5e5e5; padding: .4rem; }
-  #events div { white-space: nowrap; }
+  #events { max-height: 40rem; overflow: auto; background: #fff; border: 1px solid #e5e5e5; padding: .3rem .5rem; }
+  .ev { padding: .25rem 0; border-bottom: 1px solid #f0f0f0; overflow-wrap: anywhere; }
+  .ev .t { font-family: ui-monospace, monospace; font-size: 12px; color: #666; margin-right: .4rem; }
+  .ev .k { font-weight: 600; margin-right: .4rem; }
+  .ev .s { font-family: ui-monospace, monospace; font-size: 12px; margin-right: .4rem; }
+  .ev .sum { color: #444; }
+  .ev pre { margin: .2rem 0 0; }
   button { cursor: pointer; }
-  #status { color: #666; font-size: .85rem; }
 </style>
 </head>
 <body>
-<h1>beamish <span id="status" data-testid="status">connecting…</span></h1>
-<main>
+"""
+)
+
+PAGE_BODY = """<main>
   <section>
-    <h2>Supervision tree</h2>
+    <h2 style="margin-top:0">Supervision tree</h2>
     <ul class="tree" id="tree" data-testid="tree"></ul>
     <h2>Paused or looping agents</h2>
     <table id="paused" data-testid="paused"><tbody></tbody></table>
@@ -47,7 +55,7 @@ PAGE = """<!doctype html>
     <tbody></tbody></table>
   </section>
   <section>
-    <h2>Live events</h2>
+    <h2 style="margin-top:0">Live events <a href="/events" style="font-weight:normal;font-size:.85rem">all events, filterable →</a></h2>
     <div id="events" data-testid="events"></div>
   </section>
 </main>
@@ -111,7 +119,7 @@ async function resume(agent) {
 
 async function refresh() {
   const r = await fetch("/api/tree" + q, {headers});
-  if (!r.ok) { document.getElementById("status").textContent = "error " + r.status; return; }
+  if (!r.ok) { if (window.beamishStatus) window.beamishStatus(); return; }
   const root = await r.json();
   const tree = document.getElementById("tree");
   tree.replaceChildren(renderNode(root));
@@ -164,14 +172,23 @@ let pending = null;
 function soon() { if (!pending) pending = setTimeout(() => { pending = null; refresh(); refreshApprovals(); }, 150); }
 
 const box = document.getElementById("events");
+const seen = new Set();
 const source = new EventSource("/api/events" + q);
-source.onopen = () => { document.getElementById("status").textContent = "live"; };
-source.onerror = () => { document.getElementById("status").textContent = "reconnecting…"; };
+source.onopen = () => { if (window.beamishStatus) window.beamishStatus(); };
+source.onerror = () => { if (window.beamishStatus) window.beamishStatus(); };
 source.addEventListener("beamish", (m) => {
   const ev = JSON.parse(m.data);
+  const key = ev.at + "|" + ev.kind + "|" + ev.subject;
+  if (seen.has(key)) return;  // a reconnect replays the recent ones
+  seen.add(key);
   const t = new Date(ev.at * 1000).toISOString().slice(11, 19);
-  const line = el("div", {"data-testid": "event", "data-kind": ev.kind}, t + "  " + ev.kind + "  " + ev.subject +
-    (ev.data && Object.keys(ev.data).length ? "  " + JSON.stringify(ev.data) : ""));
+  const subject = ev.data && ev.data.run_id === ev.subject
+    ? el("a", {"class": "s", href: "/runs/" + encodeURIComponent(ev.subject)}, ev.subject)
+    : el("span", {"class": "s"}, ev.subject);
+  const line = el("div", {"class": "ev", "data-testid": "event", "data-kind": ev.kind},
+    el("span", {"class": "t"}, t), el("span", {"class": "k"}, ev.kind), subject,
+    el("span", {"class": "sum"}, ev.summary || ""),
+    el("details", {}, el("summary", {}, "JSON"), el("pre", {}, JSON.stringify(ev, null, 2))));
   box.prepend(line);
   while (box.childElementCount > 500) box.lastElementChild.remove();
   soon();
@@ -184,3 +201,16 @@ setInterval(refreshApprovals, 5000);
 </body>
 </html>
 """
+
+
+def overview_page(clock_note: str | None = None) -> str:
+    """The overview, with the navigation, the node banner and the simulated clock's note if any."""
+    return (
+        _HEAD
+        + header("/")
+        + clock_banner(clock_note)
+        + PAGE_BODY.replace("</body>", STATUS_SCRIPT + "</body>")
+    )
+
+
+PAGE = overview_page()

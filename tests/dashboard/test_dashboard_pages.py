@@ -1,0 +1,172 @@
+"""The server-rendered pages over HTTP: runs (held first, filtered, paged), a run's timeline as
+``beamish show`` has it, events filtered with their JSON, the charts and the company's caps; all of
+it escaped. And the fallback: with the node stopped the pages read the store and say so."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _dashboard_company import CompanySource
+from _dashboard_store import HOSTILE, PLAIN_RUNS, SECRET, filled_store
+
+from beamish.company import load_config_data
+from beamish.company._control import ControlServer
+from beamish.company._remote import NodeOrStore
+from beamish.dashboard import create_app
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Any]:
+    found = await filled_store(tmp_path / "j.db")
+    yield found
+    await found.close()
+
+
+def client(source: Any, store: Any = None) -> httpx.AsyncClient:
+    app = create_app(source, store=store)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765")
+
+
+def run_ids(page: str) -> list[str]:
+    return [part.split('"', 1)[0] for part in page.split('<a href="/runs/')[1:]]
+
+
+async def test_runs_list_held_runs_first_then_the_newest_a_page_at_a_time(store: Any) -> None:
+    async with client(CompanySource(), store) as c:
+        first = (await c.get("/runs")).text
+        second = (await c.get("/runs?page=2")).text
+    ids = run_ids(first)
+    assert ids[:2] == ["r-attention", "r-held"] or ids[:2] == ["r-held", "r-attention"]
+    assert ids[2] == "r-timeline" and len(ids) == 50
+    assert f"page 1 of 2 · {PLAIN_RUNS + 4} runs" in first and "older →" in first
+    assert len(run_ids(second)) == PLAIN_RUNS + 4 - 50 and "← newer" in second
+    assert not set(ids) & set(run_ids(second))
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("agent=coo", {"r-held", "r-attention"}),
+        ("status=failed", {"r-timeline"}),
+        ("agent=coo&status=paused", {"r-held"}),
+    ],
+)
+async def test_runs_filter_by_agent_and_status(store: Any, query: str, expected: set[str]) -> None:
+    async with client(CompanySource(), store) as c:
+        page = (await c.get(f"/runs?{query}")).text
+    assert set(run_ids(page)) == expected
+
+
+async def test_the_run_page_shows_what_beamish_show_shows(store: Any) -> None:
+    async with client(CompanySource(), store) as c:
+        r = await c.get("/runs/r-timeline")
+    assert r.status_code == 200
+    page = html.unescape(r.text)
+    assert "anthropic:claude-haiku-4-5" in page and "in 120 · out 30 · cache 800r/5w" in page
+    assert "$0.001200" in page  # the model call's cost
+    assert 'approve_spend({"item": "laptops"})' in page  # what the model asked for
+    assert "approve_spend" in page and "once" in page and "r-timeline:1" in page  # effect and key
+    for mark in ("replayed", "diverged", "nudged"):
+        assert f'data-testid="mark-{mark}"' in page
+    assert "the bank said no" in page and "line two" in page  # the reason, in full
+    assert SECRET not in page and "[redacted]" in page
+    assert HOSTILE not in r.text  # the task is escaped
+
+
+async def test_an_unknown_run_is_a_404_page(store: Any) -> None:
+    async with client(CompanySource(), store) as c:
+        r = await c.get("/runs/no-such-run")
+    assert r.status_code == 404 and "Not found" in r.text
+
+
+async def test_hostile_names_are_escaped_on_every_page(store: Any) -> None:
+    async with client(CompanySource(), store) as c:
+        for path in (
+            "/runs",
+            "/runs/r-hostile",
+            "/events",
+            f"/events?agent={HOSTILE}",
+            "/charts",
+            "/company",
+        ):
+            r = await c.get(path)
+            assert r.status_code == 200, path
+            assert HOSTILE not in r.text, path
+            assert html.escape(HOSTILE) in r.text or path in ("/charts", "/company"), path
+
+
+async def test_events_are_filtered_by_kind_and_agent_with_their_json_on_demand(store: Any) -> None:
+    async with client(CompanySource(), store) as c:
+        restarts = (await c.get("/events?kind=child.restarted")).text
+        about_cfo = (await c.get("/events?agent=cfo")).text
+        about_lawyer = (await c.get("/events?agent=lawyer&kind=agent.rolled_back")).text
+    assert restarts.count('data-testid="event-row"') == 3
+    assert "restarts: 3" in restarts and "<details><summary>JSON</summary>" in restarts
+    assert about_cfo.count('data-kind="child.restarted"') == 3 and 'data-kind="run.started"' in about_cfo
+    assert 'data-kind="agent.upgraded"' not in about_cfo
+    assert about_lawyer.count('data-testid="event-row"') == 1
+
+
+async def test_the_charts_draw_spend_against_the_caps_runs_and_restarts(store: Any) -> None:
+    async with client(CompanySource(), store) as c:
+        page = (await c.get("/charts")).text
+    for chart in ("chart-day", "chart-month", "chart-agents", "chart-runs", "chart-restarts"):
+        assert f'data-testid="{chart}"' in page
+    assert 'data-cap="day cap"' in page and 'data-cap="month cap"' in page
+    assert "company $1.00" in page  # 0.4 + 0.25 + 0.35 and a model call's 0.0012
+    assert 'data-group="cfo"' in page and 'data-group="succeeded"' in page
+
+
+async def test_the_company_page_shows_caps_upgrades_and_rollbacks(store: Any) -> None:
+    async with client(CompanySource(), store) as c:
+        page = html.unescape((await c.get("/company")).text)
+    assert "$1.0012" in page  # 0.4 + 0.25 + 0.35 on the ledger, and the model call's 0.0012
+    assert "$2.00" in page and "$40.00" in page
+    assert 'data-kind="agent.upgraded"' in page and "v1 → v2" in page and "agent:improver" in page
+    assert 'data-kind="agent.rolled_back"' in page and "v2 → v1" in page
+
+
+async def test_without_a_store_the_pages_say_so(source: CompanySource) -> None:
+    async with client(source) as c:
+        r = await c.get("/runs")
+    assert r.status_code == 200 and 'data-testid="no-store"' in r.text
+
+
+@pytest.mark.timeout(30)
+async def test_with_the_node_stopped_the_dashboard_reads_the_store_and_recovers_when_it_returns(
+    store: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "x.json").write_text('{"turns": [{"text": "ok"}]}')
+    agent = {"instructions": "x", "model": "scripted:x.json"}
+    data = {"store": {"url": f"sqlite:///{tmp_path}/j.db"}, "memory": {"enabled": False},
+            "agents": {"ceo": agent, "cfo": agent}}  # fmt: skip
+    config = load_config_data(data, tmp_path / "beamish.toml")
+    path = tmp_path / "node.sock"
+    source = NodeOrStore(path, config, store)
+    async with client(source) as c:
+        down = (await c.get("/api/status")).json()
+        tree = await c.get("/api/tree")
+        runs = await c.get("/runs")
+        assert down["live"] is False
+        assert tree.status_code == 200 and {n["id"] for n in tree.json()["children"]} == {"ceo", "cfo"}
+        assert runs.status_code == 200 and 'data-testid="node-banner">The node is not running' in runs.text
+        assert (await c.post("/api/agents/ceo/resume")).status_code == 409  # read-only, said why
+        node = ControlServer(CompanySource(), path)
+        await node.start()
+        try:
+            up = (await c.get("/api/status")).json()
+            live_tree = (await c.get("/api/tree")).json()
+            runs_live = (await c.get("/runs")).text
+        finally:
+            await node.stop()
+        assert up["live"] is True and live_tree["children"][1]["id"] == "finance"
+        assert 'data-testid="node-banner" hidden>' in runs_live
+        assert (await c.get("/api/status")).json()["live"] is False  # stopped again
+        assert (await c.get("/api/tree")).status_code == 200
