@@ -47,7 +47,7 @@ _MINIMAL_TOML = '''\
 #   beamish run -c {config}        # run it until Ctrl-C
 #   beamish submit {agent} "{task}" --wait -c {config}
 #
-# Relative paths resolve beside this file. Every key is documented in the README ("Configuration").
+# Relative paths resolve beside this file. Every key: docs/reference/config.md.
 
 [company]
 name = "{name}"

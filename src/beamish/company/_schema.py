@@ -131,7 +131,7 @@ class AgentSection(_Table):
     """An agent: beamish's loop (``instructions``) or the user's own code (``entry``), never both.
 
     ``model`` stays required for an ``entry`` agent: its requests through ``beamish.durable`` are
-    priced and budgeted by it.
+    priced and budgeted by the model each names, and by this one when a request names none.
     """
 
     instructions: str | None = None
