@@ -51,11 +51,16 @@ async def runs_body(store: Any, *, agent: str | None, status: str | None, page: 
         begun = found.started.get(run.run_id, run.created_at)
         end = now if run.status in _RUNNING else run.updated_at
         took = duration(end - begun) if run.status != "queued" else "–"
+        started = (
+            when(begun)
+            if run.status != "queued"
+            else f'<span class="muted">queued {when(run.created_at)}</span>'
+        )
         rows.append(
             f'<tr data-testid="run-row" data-status="{escape(run.status)}">'
             f'<td class="mono"><a href="{link("/runs/" + run.run_id)}">{escape(run.run_id)}</a></td>'
             f'<td class=nowrap><a href="{link("/runs", agent=run.agent)}">{escape(run.agent)}</a></td>'
-            f"<td>{pill(run.status)}</td><td class=num>{when(begun)}</td>"
+            f"<td>{pill(run.status)}</td><td class=num>{started}</td>"
             f"<td class=num>{took}</td><td class=num>{money(run.spend_usd)}</td>"
             f"<td>{escape(reason_text(run.reason))}</td></tr>"
         )
@@ -90,12 +95,13 @@ async def runs_body(store: Any, *, agent: str | None, status: str | None, page: 
     )
 
 
-def _value(short_value: Any, full_value: Any) -> str:
-    """A value as ``beamish show`` shortens it, with the whole of it on demand when that differs."""
+def _value(short_value: Any, full_value: Any, head: str = "", tail: str = "") -> str:
+    """A value as ``beamish show`` shortens it (between ``head`` and ``tail``, markup), with the
+    whole of it on demand when that differs."""
     if short_value is None:
-        return ""
+        return head + tail
     shown = short_value if isinstance(short_value, str) else short(short_value, 10_000)
-    body = f'<span class="mono">{escape(shown)}</span>'
+    body = f'<div>{head}<span class="mono">{escape(shown)}</span>{tail}</div>'
     full = full_value if isinstance(full_value, str) else short(full_value, 1_000_000)
     if full != shown:
         body += f"<details><summary>all of it</summary><pre>{escape(full)}</pre></details>"
@@ -123,7 +129,7 @@ def _step_row(step: dict[str, Any], full: dict[str, Any]) -> str:
         else:
             outcome = _value(step["result"], full["result"])
     else:
-        what = f"<b>{escape(step['name'])}</b>(" + _value(step["arguments"], full["arguments"]) + ")"
+        what = _value(step["arguments"], full["arguments"], f"<b>{escape(step['name'])}</b>(", ")")
         detail = ""
         if step.get("effect"):
             detail = f'<span class="pill">{escape(step["effect"])}</span> key <span class="mono">{escape(str(step["idempotency_key"]))}</span>'
@@ -168,8 +174,8 @@ async def run_body(store: Any, run_id: str) -> str | None:
     kv = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     steps = "".join(_step_row(s, f) for s, f in zip(data["steps"], full["steps"], strict=True))
     table = (
-        '<table data-testid="timeline"><thead><tr><th class=num>step</th><th>kind</th><th>call</th>'
-        "<th>result</th><th class=num>cost</th><th class=num>took</th></tr></thead>"
+        '<table data-testid="timeline"><thead><tr><th class=num>step</th><th>kind</th><th style="width:42%">call</th>'
+        '<th style="width:34%">result</th><th class=num>cost</th><th class=num>took</th></tr></thead>'
         f"<tbody>{steps}</tbody></table>"
         if steps
         else '<p class="muted">No steps recorded.</p>'

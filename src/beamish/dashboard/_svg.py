@@ -71,15 +71,20 @@ def _axes(lo: float, hi: float, top: float, ylabel: str = "") -> list[str]:
     for i in range(5):
         value = top * i / 4
         y = _y(value, top)
-        label = money(value) if ylabel == "$" else f"{value:g}"
+        digits = 2 if top >= 2 else 3 if top >= 0.02 else 5
+        label = f"${value:.{digits}f}" if ylabel == "$" else f"{value:g}"
         parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{W - RIGHT}" y2="{y:.1f}" stroke="#eee"/>')
         parts.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{escape(label)}</text>'
         )
     span = hi - lo
+    shown = ""
     for i in range(5):
         at = lo + span * i / 4
         x = _x(at, lo, hi)
+        if clock(at, span) == shown:
+            continue  # a span of seconds: no tick says the same time twice
+        shown = clock(at, span)
         parts.append(
             f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" text-anchor="middle" class="tick">'
             f"{escape(clock(at, span))}</text>"
@@ -190,6 +195,10 @@ def stacked_bars(
     size = bucket or pick_bucket(first, last)
     lo = math.floor(first / size) * size
     hi = (math.floor(last / size) + 1) * size
+    missing = 12 - int((hi - lo) // size)  # a bar or two would fill the chart: widen it, centred
+    if missing > 0:
+        lo -= (missing // 2) * size
+        hi += (missing - missing // 2) * size
     counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     groups: dict[str, int] = defaultdict(int)
     for at, group in items:
