@@ -131,6 +131,15 @@ class UnknownOutcome(RunError):
     """
 
 
+class DeadlineMissed(RunError):
+    """A run ended after its deadline (``deadline`` in epoch seconds, ``late_s`` how late): it is
+    parked as ``needs_attention`` and alerted, never silently late."""
+
+    def __init__(self, message: str, deadline: float = 0.0, late_s: float = 0.0) -> None:
+        self.deadline, self.late_s = deadline, late_s
+        super().__init__(message)
+
+
 class ToolError(BeamishError):
     """A tool failed, or the agent is not allowed to call it. The model sees the message."""
 

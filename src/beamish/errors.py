@@ -30,6 +30,7 @@ The tree::
     │   ├── RunNotFound                   no such run
     │   ├── Divergence                    a replayed request differs from the journal (informational)
     │   ├── UnknownOutcome                a once tool's effect may or may not have happened: needs attention
+    │   ├── DeadlineMissed                a run ended after its deadline: needs attention, alerted
     │   └── GateError                     a decision on a gate is refused (unknown, decided, not yours)
     ├── ToolError                         a tool failed or is not allowed (the model sees the text)
     ├── ConsultError
@@ -65,6 +66,7 @@ from beamish._exceptions import (
     ConsultDeadline,
     ConsultError,
     CorruptStore,
+    DeadlineMissed,
     Divergence,
     Fenced,
     GateError,
@@ -112,6 +114,7 @@ __all__ = [
     "ConsultDeadline",
     "ConsultError",
     "CorruptStore",
+    "DeadlineMissed",
     "Divergence",
     "Fenced",
     "GateError",

@@ -27,6 +27,7 @@ from beamish._events import Event
 from beamish._exceptions import SpecError, StopActor
 from beamish._exits import ExitReason, Killed, Shutdown
 from beamish.agent._approval import AskHumanTool
+from beamish.agent._breaker import Breaker
 from beamish.agent._consult import Consulter, ConsultTool, Wake
 from beamish.agent._hooks import resolve_hooks, unprotected
 from beamish.agent._loop import Outcome, RunLoop
@@ -85,12 +86,12 @@ class AgentActor(Actor):
         self.owner = f"{self.spec.name}@{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sources: list[Any] = []
         try:
-            options = {**ModelSettings.for_watchdog(self.spec.watchdog), **self.spec.model_options}
-            self.model = (
-                make_model(self.spec.model, **options)
-                if isinstance(self.spec.model, str)
-                else self.spec.model
-            )
+            defaults = ModelSettings.for_watchdog(self.spec.watchdog)
+            self.models = [
+                make_model(m, **{**defaults, **self.spec.options_for(m)}) if isinstance(m, str) else m
+                for m in self.spec.models
+            ]
+            self.model = self.models[0]
             tools = ToolSet(self.spec.name)
             consulter = None
             for entry in self.spec.tools:
@@ -128,6 +129,8 @@ class AgentActor(Actor):
                 telemetry=telemetry if telemetry is not None else _default_telemetry(self.spec),
                 lease=None if lease is None else Lease(str(lease[0]), str(lease[1]), int(lease[2]), 0.0),
                 limiter=RateLimiter(self.store, self.clock),
+                fallbacks=self.models[1:],
+                breaker=Breaker(self.store, self.clock, self.spec.breaker, owner=self.owner),
             )
         except BaseException:
             await self._close()
@@ -337,8 +340,7 @@ class AgentActor(Actor):
                 await source.close()
             except Exception as exc:
                 logger.warning("agent %s: closing a tool source failed: %s", self.spec.name, exc)
-        model = getattr(self, "model", None)
-        if model is not None:
+        for model in getattr(self, "models", ()):
             await model.aclose()
         if not keep_store:
             await self.store.close()

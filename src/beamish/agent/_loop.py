@@ -16,7 +16,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from beamish._events import Event
 from beamish._exceptions import (
     AbortRun,
     AwaitHuman,
+    DeadlineMissed,
     Fenced,
     ModelError,
     ModelUnavailable,
@@ -34,7 +35,10 @@ from beamish._exceptions import (
 )
 from beamish._exits import Crashed, ExitReason, Looping
 from beamish.agent._approval import AskHumanTool
+from beamish.agent._breaker import Breaker
 from beamish.agent._compaction import ContextKeeper
+from beamish.agent._deadline import deadline_of, missed, missed_event
+from beamish.agent._fallback import Fallbacks, Guard
 from beamish.agent._gate_step import is_gated, pass_gate
 from beamish.agent._hooks import AgentHooks, RunInfo
 from beamish.agent._loop_support import exit_reason_of, fill_chat, task_text
@@ -82,6 +86,8 @@ class RunLoop:
         telemetry: Any = None,
         lease: Lease | None = None,
         limiter: RateLimiter | None = None,
+        fallbacks: Sequence[Model] = (),
+        breaker: Breaker | None = None,
     ) -> None:
         self.spec = spec
         #: The store's provider rate limits, shared with every agent, process and node on it.
@@ -97,6 +103,10 @@ class RunLoop:
         self.consulter = consulter
         self.retry = retry or RetryPolicy()
         self._schemas = tools.schemas()
+        #: The agent's models in order, each step tried on the next when one is down (``_fallback``).
+        self.fallbacks = Fallbacks([model, *fallbacks], clock, breaker, emit=store.append_event)
+        #: The deadline of each run in flight (epoch seconds), read from its meta when it starts.
+        self._deadlines: dict[str, float] = {}
         #: ``beamish.telemetry.Telemetry`` (spans ``invoke_agent``/``chat``/``execute_tool``) or off.
         self.telemetry: Any = telemetry if telemetry is not None else NullTelemetry()
 
@@ -119,6 +129,9 @@ class RunLoop:
         if self.spec.version is not None:
             started["version"] = self.spec.version
         await self.store.append_event(Event("run.started", run.run_id, started))
+        deadline = deadline_of(run.meta)
+        if deadline is not None:
+            self._deadlines[run.run_id] = deadline
         journal = await RunJournal.open(self.store, run.run_id, epoch)
         journal.lease = self.lease
         info = RunInfo(agent=self.spec.name, run_id=run.run_id, seq=0, model=self.model.name)
@@ -146,17 +159,30 @@ class RunLoop:
             return Outcome("fenced")
         except ModelUnavailable as exc:
             # an outage is a crash: by default the agent restarts after its supervisor's backoff
-            # and the run resumes later; on_crash="stop"/"pause" keeps it to this run
-            outcome = self._crashed(info, exc)
+            # and the run resumes later; on_crash="stop"/"pause" keeps it to this run; past the
+            # run's deadline it waits for a person instead
+            late = missed(run.meta, self.clock.time(), f"failed ({exc})")
+            outcome = self._crashed(info, exc) if late is None else self._late(late)
         except ModelError as exc:
             # the provider refused this request (a 4xx): the same request gets the same answer
             outcome = Outcome("failed", reason=Crashed(exc))
         except Exception as exc:
             outcome = self._crashed(info, exc)
+        finally:
+            self._deadlines.pop(run.run_id, None)
+        if outcome.status in ("succeeded", "failed"):
+            what = "answered" if outcome.status == "succeeded" else "failed"
+            late = missed(run.meta, self.clock.time(), what)
+            if late is not None:
+                outcome = self._late(late, outcome.output)
         await journal.flush()
         await self._store_outcome(run, epoch, journal, outcome)
         await self.hooks.after_run(info, outcome.status)
         return outcome
+
+    def _late(self, error: Exception, output: Any = None) -> Outcome:
+        """A run past its deadline: parked for a person (its answer, if any, kept), and alerted."""
+        return Outcome("needs_attention", output=output, reason=Crashed(error))
 
     def _crashed(self, info: RunInfo, exc: Exception) -> Outcome:
         """A crash escaping the run: the agent's ``on_crash`` may keep it to the run (``stop``: the
@@ -177,7 +203,14 @@ class RunLoop:
         kind = {"paused": "run.paused", "needs_attention": "run.needs_attention"}.get(
             outcome.status, "run.finished"
         )
-        if outcome.status == "needs_attention":
+        late = outcome.reason.error if isinstance(outcome.reason, Crashed) else None
+        if isinstance(late, DeadlineMissed):
+            await self.store.update_run(
+                run.run_id, status=outcome.status, output=outcome.output, reason=outcome.reason, meta=meta,
+                epoch=epoch,
+            )  # fmt: skip
+            await self.store.append_event(missed_event(run.run_id, run.agent, late, self.clock.time()))
+        elif outcome.status == "needs_attention":
             await self.store.update_run(run.run_id, reason=outcome.reason, meta=meta, epoch=epoch)
         else:
             await self.store.update_run(
@@ -258,19 +291,33 @@ class RunLoop:
         return seq + 1, None
 
     async def _call_model(self, info: RunInfo, request: ModelRequest) -> StepResult:
+        """The step on the agent's first model that answers (see ``_fallback``)."""
+        deadline = self._deadlines.get(info.run_id)
+        attempt = functools.partial(self._call_one, request)
+        return await self.fallbacks.call(info, self.retry, deadline, attempt)
+
+    async def _call_one(
+        self, request: ModelRequest, info: RunInfo, model: Model, policy: RetryPolicy, guard: Guard
+    ) -> StepResult:
+        """One model's call with its retries: rate-limited, budgeted and priced as that model."""
         permit = None
         if self.limiter is not None:  # a burst waits its turn here instead of meeting the provider's 429
             estimate = functools.partial(_estimate_tokens, request)
-            permit = await self.limiter.acquire(self.model.name, estimate, self.hooks.rate_limited)
+            permit = await self.limiter.acquire(model.name, estimate, self.hooks.rate_limited)
         token = await self.hooks.before_model_call(info, request)
+
+        async def on_wait(kind: WaitKind, seconds: float, error: ModelError) -> None:
+            await guard(kind, seconds, error)  # may leave this model for the next one
+            await self._on_wait(info, kind, seconds, error)
+
         try:
             response = await complete_with_retries(
-                self.model,
+                model,
                 request,
-                policy=self.retry,
+                policy=policy,
                 clock=self.clock,
                 on_chunk=lambda: self.hooks.heartbeat("chunk"),
-                on_wait=lambda kind, seconds, error: self._on_wait(info, kind, seconds, error),
+                on_wait=on_wait,
             )
         except BaseException as exc:
             await self.hooks.model_call_failed(info, request, token, exc)
@@ -287,14 +334,14 @@ class RunLoop:
             tokens_in=usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
             tokens_out=usage.output_tokens,
             cost_usd=float(cost or 0.0),
-            model=self.model.name,
+            model=model.name,
         )
 
     async def _on_wait(self, info: RunInfo, kind: WaitKind, seconds: float, error: ModelError) -> None:
         if kind == "rate_limited":
             self.hooks.rate_limited(seconds)
             if self.limiter is not None and getattr(error, "retry_after_s", None) is not None:
-                await self.limiter.learn(self.model.name, seconds)
+                await self.limiter.learn(info.model, seconds)
             await self.store.append_event(
                 Event(
                     "model.rate_limited",

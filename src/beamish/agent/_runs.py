@@ -20,6 +20,7 @@ from beamish._exceptions import CallTimeout, SpecError
 from beamish._exits import ExitReason
 from beamish._tasks import cancel_and_wait
 from beamish.agent._agent import AgentActor
+from beamish.agent._deadline import deadline_meta, parse_deadline
 from beamish.agent._gates import expire_due
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._results import FINAL_STATUSES, RunResult
@@ -207,13 +208,16 @@ class Runs:
         *,
         priority: int = 0,
         concurrency_key: str | None = None,
+        deadline: float | str | None = None,
     ) -> str:
+        seconds = parse_deadline(deadline)
         if agent not in self.specs and agent not in self.remote:
             known = ", ".join(sorted(self.specs)) or "none"
             raise SpecError(f"no agent named {agent!r} was started on this node (known: {known})")
         store = await self.store()
+        meta = deadline_meta(store.clock.time(), seconds)
         run, created = await store.create_run(
-            agent, task, run_id=run_id, priority=priority, concurrency_key=concurrency_key
+            agent, task, run_id=run_id, priority=priority, concurrency_key=concurrency_key, meta=meta or None
         )
         if created:
             event = Event("run.submitted", run.run_id, {"run_id": run.run_id, "agent": agent})

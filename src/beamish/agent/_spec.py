@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from beamish._exceptions import SpecError
 from beamish.agent._approval import parse_rules
+from beamish.agent._breaker import BreakerPolicy
 from beamish.agent._context import ContextLimit
 from beamish.agent._hooks import import_path
 from beamish.agent._mcp_tools import McpServer
@@ -76,7 +77,9 @@ class AgentSpec:
     """An agent: its name, instructions, model, tools and limits.
 
     ``model``: ``"anthropic:<model>"``, ``"openai:<model>"`` or ``"scripted:<file>"`` (or a ``Model``
-    object, for task isolation only); ``model_options`` are passed to it (``base_url``, timeouts).
+    object, for task isolation only), or an ordered list of them: a step whose model is down (its
+    retries spent, or its circuit breaker open, see ``breaker``) goes to the next. ``model_options``
+    are passed to every model (``base_url``, timeouts); under a model's own name, to that one only.
     ``tools``: ``@beamish.tool`` functions, ``"consult"``, MCP servers (``McpServer``).
     ``isolation``: ``"process"`` (default: its own OS process) or ``"task"``.
     ``budget``, ``watchdog``, ``policy``: semantic supervision (``beamish.Budget``, ``beamish.Watchdog``,
@@ -128,6 +131,8 @@ class AgentSpec:
     version: int | None = None
     #: ``ApprovalRule``s (or their mappings): tool calls of this agent that wait for a person first.
     approvals: Sequence[Any] = ()
+    #: When a model's circuit breaker opens and probes (``beamish.BreakerPolicy``; None: defaults).
+    breaker: Any = None
     #: ``ContextLimit`` (or its mapping): the model's context window and what the agent does as its
     #: conversation fills it (compact by default); ``None`` leaves the conversation unmanaged.
     context: Any = DEFAULT_CONTEXT
@@ -139,10 +144,7 @@ class AgentSpec:
         owner = f"AgentSpec {self.name!r}"
         if not isinstance(self.name, str) or not self.name or not self.name.replace("-", "_").isidentifier():
             raise SpecError(f"AgentSpec: name={self.name!r} is invalid: expected a word like 'marketing'")
-        if isinstance(self.model, str):
-            parse_model_string(self.model)
-        elif not callable(getattr(self.model, "complete", None)):
-            raise SpecError(f"{owner}: model={self.model!r} is invalid: expected 'provider:model' or a Model")
+        self._check_models(owner)
         self._check_tools(owner)
         if self.isolation not in _ISOLATIONS:
             raise SpecError(f"{owner}: isolation={self.isolation!r} is invalid: expected 'task' or 'process'")
@@ -182,8 +184,50 @@ class AgentSpec:
         ):
             raise SpecError(f"{owner}: version={self.version!r} is invalid: expected a whole number >= 1")
         object.__setattr__(self, "approvals", parse_rules(self.approvals, owner))
-        if self.isolation == "process" and not isinstance(self.model, str):
+        if self.isolation == "process" and not all(isinstance(m, str) for m in self.models):
             raise SpecError(f"{owner}: a process-isolated agent needs its model as a 'provider:model' string")
+        if isinstance(self.breaker, Mapping):
+            object.__setattr__(self, "breaker", BreakerPolicy.from_mapping(self.breaker))
+        if self.breaker is not None and not isinstance(self.breaker, BreakerPolicy):
+            raise SpecError(f"{owner}: breaker={self.breaker!r} is invalid: expected a BreakerPolicy or None")
+
+    def _check_models(self, owner: str) -> None:
+        """One model, or an ordered list of them (the first, then its fallbacks); a one-item list is
+        that model."""
+        models = self.model
+        if isinstance(models, list | tuple):
+            if not models:
+                raise SpecError(f"{owner}: model=[] is invalid: expected at least one model")
+            models = tuple(models)
+            object.__setattr__(self, "model", models[0] if len(models) == 1 else models)
+        else:
+            models = (models,)
+        for m in models:
+            if isinstance(m, str):
+                parse_model_string(m)
+            elif not callable(getattr(m, "complete", None)):
+                raise SpecError(f"{owner}: model={m!r} is invalid: expected 'provider:model' or a Model")
+        names = [m if isinstance(m, str) else getattr(m, "name", repr(m)) for m in models]
+        if len(set(names)) != len(names):
+            raise SpecError(f"{owner}: model lists a model twice: {names}")
+
+    @property
+    def models(self) -> tuple[Any, ...]:
+        """The agent's models in order: the first answers, the others are its fallbacks."""
+        return self.model if isinstance(self.model, tuple) else (self.model,)
+
+    @property
+    def primary_model(self) -> str:
+        """The first model's registry name (what the agent is priced and shown by first)."""
+        first = self.models[0]
+        return first if isinstance(first, str) else str(getattr(first, "name", first))
+
+    def options_for(self, model: str) -> dict[str, Any]:
+        """``model_options`` for one of the agent's models: the shared ones, and under the model's
+        own name (``{"openai:gpt-4o": {"base_url": …}}``) its own, which win."""
+        shared = {k: v for k, v in self.model_options.items() if k not in self.models}
+        own = self.model_options.get(model)
+        return {**shared, **(dict(own) if isinstance(own, Mapping) else {})}
 
     def _check_tools(self, owner: str) -> None:
         if isinstance(self.tools, str | bytes) or not isinstance(self.tools, Sequence):
@@ -258,12 +302,13 @@ class AgentSpec:
         modules = ["beamish.agent._agent"]
         if self.entry is not None:
             modules += ["beamish.byo._entry", self.entry.partition(":")[0]]
-        provider = parse_model_string(self.model)[0] if isinstance(self.model, str) else None
-        modules += {
-            "anthropic": ["anthropic", "beamish.agent.models._anthropic"],
-            "openai": ["openai", "beamish.agent.models._openai"],
-            "scripted": ["beamish.agent.models._scripted"],
-        }.get(provider or "", [])
+        for model in self.models:
+            provider = parse_model_string(model)[0] if isinstance(model, str) else None
+            modules += {
+                "anthropic": ["anthropic", "beamish.agent.models._anthropic"],
+                "openai": ["openai", "beamish.agent.models._openai"],
+                "scripted": ["beamish.agent.models._scripted"],
+            }.get(provider or "", [])
         for t in self.tools:
             if isinstance(t, Tool):
                 modules.append(tool_path(t).partition(":")[0])
@@ -286,7 +331,7 @@ class AgentSpec:
     # -- JSON ---------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The spec as JSON, for a process-isolated agent to rebuild (``from_json``)."""
-        if not isinstance(self.model, str):
+        if not all(isinstance(m, str) for m in self.models):
             raise SpecError(f"AgentSpec {self.name!r}: a Model object cannot cross a process; use a string")
         data: dict[str, Any] = {"v": _VERSION}
         for f in fields(self):
@@ -295,8 +340,10 @@ class AgentSpec:
                 value = [_tool_to_json(t) for t in value]
             elif f.name == "approvals":
                 value = [rule.to_json() for rule in value]
-            elif f.name in ("budget", "watchdog", "policy", "backoff", "retry", "context"):
+            elif f.name in ("budget", "watchdog", "policy", "backoff", "retry", "context", "breaker"):
                 value = _object_to_json(self.name, f.name, value)
+            elif f.name == "model" and isinstance(value, tuple):
+                value = list(value)
             elif f.name == "hooks" and value is not None and not isinstance(value, str):
                 raise SpecError(f"AgentSpec {self.name!r}: hooks must be an import path to cross a process")
             data[f.name] = value
@@ -312,7 +359,7 @@ class AgentSpec:
             raise SpecError(f"AgentSpec JSON has unknown keys {sorted(unknown)}")
         values = {k: v for k, v in data.items() if k != "v"}
         values["tools"] = [_tool_from_json(t) for t in values.get("tools", ())]
-        for key in ("budget", "watchdog", "policy", "backoff", "retry", "context"):
+        for key in ("budget", "watchdog", "policy", "backoff", "retry", "context", "breaker"):
             if key in values or key != "context":  # a spec from before ``context`` keeps its default
                 values[key] = _object_from_json(values.get(key))
         return cls(**values)

@@ -20,6 +20,8 @@ import typer
 from rich.markup import escape
 
 from beamish._events import Event
+from beamish._exceptions import SpecError
+from beamish.agent._deadline import parse_deadline
 from beamish.cli._common import ConfigOption, JsonOption, _open_store, fail, load, run_async, with_store
 from beamish.cli._company import _known_agent, ask_node
 from beamish.cli._journal import parse_duration
@@ -79,6 +81,10 @@ def submit(
     timeout: Annotated[
         float | None, typer.Option(help="With --wait: give up after this many seconds (exit 124).")
     ] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(help="Must be done within this (5m, 90s): falls back sooner, else needs attention."),
+    ] = None,
 ) -> None:
     """Give an agent a task on the running node; prints the run id (or, with --wait, its output)."""
     if not task.strip():
@@ -87,11 +93,15 @@ def submit(
         )
     if timeout is not None and timeout <= 0:
         raise fail(f"--timeout: expected a number of seconds above 0, got {timeout}", 2)
+    if deadline is not None:
+        try:
+            parse_deadline(deadline, "--deadline")
+        except SpecError as exc:
+            raise fail(str(exc), 2) from None
     cfg = load(config)
     _known_agent(cfg, agent)
-    reply = ask_node(
-        cfg, {"op": "submit", "agent": agent, "task": task, "run_id": run_id}, what=f"submit {agent}"
-    )
+    request = {"op": "submit", "agent": agent, "task": task, "run_id": run_id, "deadline": deadline}
+    reply = ask_node(cfg, request, what=f"submit {agent}")
     submitted = str(reply["run_id"])
     if not wait:
         console.print(submitted)

@@ -165,13 +165,16 @@ class ClusterNode:
         self.drained.set()
 
     # -- runs -----------------------------------------------------------------------------------------
-    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
-        """Give ``agent`` a task wherever it is held; ``run_id`` is the idempotency key."""
+    async def submit(
+        self, agent: str, task: Any, run_id: str | None = None, *, deadline: float | str | None = None
+    ) -> str:
+        """Give ``agent`` a task wherever it is held; ``run_id`` is the idempotency key; ``deadline``
+        (seconds or ``"5m"`` from now) is when it must be done by."""
         if agent not in self._agents:
             raise SpecError(
                 f"no agent named {agent!r} in this cluster (known: {', '.join(sorted(self._agents))})"
             )
-        submitted: str = await self.node.submit(agent, task, run_id)  # the one path for a run
+        submitted: str = await self.node.submit(agent, task, run_id, deadline=deadline)  # the one path
         return submitted
 
     async def _wake_holder(self, agent: str) -> None:

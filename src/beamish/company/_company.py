@@ -275,10 +275,13 @@ class Company(ApprovalsMixin):
         await restart_agent(self.root, agent)
         self._stopped.discard(agent)
 
-    async def submit(self, agent: str, task: Any, run_id: str | None = None) -> str:
-        """Give ``agent`` a task; ``run_id`` is the idempotency key (the same id is the same run)."""
+    async def submit(
+        self, agent: str, task: Any, run_id: str | None = None, *, deadline: float | str | None = None
+    ) -> str:
+        """Give ``agent`` a task; ``run_id`` is the idempotency key (the same id is the same run);
+        ``deadline`` (seconds or ``"5m"`` from now) is when it must be done by."""
         self._known(agent)
-        submitted: str = await self.node.submit(agent, task, run_id)
+        submitted: str = await self.node.submit(agent, task, run_id, deadline=deadline)
         return submitted
 
     async def reload(

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from beamish._exceptions import ConfigError, ScheduleError, SpecError
 from beamish._redact import redact_text
+from beamish.agent._deadline import parse_deadline
 from beamish.agent._policy import Policy
 from beamish.agent._tools import Tool
 from beamish.company._errors import describe
@@ -45,6 +46,12 @@ class AgentConfig:
     model: str
     tools: tuple[Any, ...]
     group: str | None
+    #: The models a step goes to, in order, when ``model`` is down.
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.model, *self.fallbacks)
 
 
 @dataclass(frozen=True)
@@ -123,9 +130,12 @@ def validate_config_data(
     agents: dict[str, AgentConfig] = {}
     for name, section in file.agents.items():
         _check_agent(name, section, file, base, problems)
-        model = _model(name, section.model, base, problems)
+        listed = [section.model] if isinstance(section.model, str) else section.model
+        models = [_model(name, m, base, problems) for m in listed]
+        if len(set(models)) != len(models):
+            problems.append((f"agents.{name}.model", f"lists a model twice: {listed}"))
         tools = tuple(_tool(name, i, t, file, base, problems) for i, t in enumerate(section.tools))
-        agents[name] = AgentConfig(name, section, model, tools, groups.get(name))
+        agents[name] = AgentConfig(name, section, models[0], tools, groups.get(name), tuple(models[1:]))
     for i, rule in enumerate(file.approvals):
         if rule.agent != "*" and rule.agent not in file.agents:
             known = ", ".join(file.agents)
@@ -225,6 +235,12 @@ def _check_agent(
             except ScheduleError as exc:
                 found = [str(exc).removeprefix("cron: ")]
         problems.extend((f"{at}.cron", problem) for problem in found)
+        try:
+            parse_deadline(sched.deadline, "deadline")
+        except SpecError as exc:
+            problems.append(
+                (f"{at}.deadline", str(exc).removeprefix(f"deadline={sched.deadline!r} is invalid: "))
+            )
         _check_zone(f"{at}.tz", sched.tz, problems)
         sid = schedule_id(name, i, sched)
         if sid in seen:
@@ -280,6 +296,7 @@ def schedule_of(section: ScheduleSection) -> Schedule:
         misfire=section.misfire,
         grace_s=section.grace_s,
         jitter_s=section.jitter_s,
+        deadline_s=parse_deadline(section.deadline),
     )
 
 

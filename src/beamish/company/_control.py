@@ -124,7 +124,10 @@ class ControlServer:
             if submit is None:
                 raise ValueError("this node does not take runs")
             run_id = request.get("run_id")
-            return {"run_id": await submit(str(request.get("agent", "")), request.get("task"), run_id)}
+            extra = {"deadline": request["deadline"]} if request.get("deadline") is not None else {}
+            return {
+                "run_id": await submit(str(request.get("agent", "")), request.get("task"), run_id, **extra)
+            }
         if op == "reload":
             reload = getattr(self.target, "reload", None)
             if reload is None:

@@ -27,9 +27,10 @@ def missing_credentials(config: CompanyConfig, environ: Mapping[str, str]) -> di
     for name, agent in config.agents.items():
         if agent.section.entry is not None:
             continue  # an entry agent's own code makes its clients, with whatever credentials it holds
-        key = missing_key(agent.model, environ)  # None for the scripted model: it needs nothing
-        if key is not None:
-            missing.setdefault(key, []).append(name)
+        for model in agent.models:  # a fallback that cannot be called is no fallback
+            key = missing_key(model, environ)  # None for the scripted model: it needs nothing
+            if key is not None and name not in missing.get(key, []):
+                missing.setdefault(key, []).append(name)
     return missing
 
 

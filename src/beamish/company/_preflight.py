@@ -86,7 +86,8 @@ def check_data(
     problems: list[Problem] = []
     agents = data.get("agents")
     for name, agent in (agents if isinstance(agents, dict) else {}).items():
-        if isinstance(agent, dict) and isinstance(agent.get("model"), str):
+        model = agent.get("model") if isinstance(agent, dict) else None
+        if isinstance(model, str) or (isinstance(model, list) and all(isinstance(m, str) for m in model)):
             problems.extend(_agent_problems(str(name), agent, environ))
     problems.extend(_store_problems(data.get("store"), base))
     if servers:
@@ -95,8 +96,17 @@ def check_data(
 
 
 def _agent_problems(name: str, agent: dict[str, Any], environ: Mapping[str, str]) -> list[Problem]:
+    listed = agent["model"] if isinstance(agent["model"], list) else [agent["model"]]
+    problems: list[Problem] = []
+    for i, model in enumerate(listed):  # the fallbacks too: one that cannot be called is no fallback
+        problems += _model_problems(name, agent, str(model), environ, priced=i == 0)
+    return problems
+
+
+def _model_problems(
+    name: str, agent: dict[str, Any], model: str, environ: Mapping[str, str], *, priced: bool
+) -> list[Problem]:
     where = f"agents.{name}"
-    model: str = agent["model"]
     provider = model.partition(":")[0]
     problems: list[Problem] = []
     if provider in _SDKS:
@@ -109,7 +119,7 @@ def _agent_problems(name: str, agent: dict[str, Any], environ: Mapping[str, str]
                     f"pip install 'beamish[{extra}]'",
                 )
             )
-    if agent.get("price") is None:
+    if agent.get("price") is None or not priced:
         unpriced = _unpriced(model)
         if unpriced is not None:
             problems.append(Problem(f"{where}.price", unpriced, f"add to [{where}]: {PRICE_FIX}"))

@@ -110,6 +110,17 @@ class ScheduleSection(_Table):
     misfire: Misfire = "once"
     grace_s: NonNegative = 3600.0
     jitter_s: NonNegative = 0.0
+    #: Each tick's run must be done this long after its nominal time ("5m", "90s" or seconds).
+    deadline: str | float | None = None
+
+
+class BreakerSection(_Table):
+    """When a model's circuit breaker opens (failed attempts in a row), how long before one probe,
+    and how long a probe may take (``beamish.BreakerPolicy``'s defaults)."""
+
+    failures: Annotated[int, Field(ge=1)] = 5
+    cooldown_s: Positive = 30.0
+    probe_timeout_s: Positive = 120.0
 
 
 class LimitSection(_Table):
@@ -136,7 +147,8 @@ class AgentSection(_Table):
 
     instructions: str | None = None
     entry: str | None = None
-    model: str
+    #: One model, or a list: the first, then the fallbacks a step goes to when a model is down.
+    model: str | Annotated[list[str], Field(min_length=1)]
     tools: list[str] = Field(default_factory=list)
     isolation: Isolation = "process"
     restart: RestartType = "permanent"
@@ -148,6 +160,7 @@ class AgentSection(_Table):
     policy: PolicySection = Field(default_factory=PolicySection)
     context: ContextSection = Field(default_factory=ContextSection)
     backoff: BackoffSection | None = None
+    breaker: BreakerSection | None = None
     schedules: list[ScheduleSection] = Field(default_factory=list)
     price: PriceSection | None = None
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from beamish.agent._breaker import BreakerPolicy
 from beamish.agent._budget import LIMITS, Budget
 from beamish.agent._context import ContextLimit
 from beamish.agent._policy import Policy
@@ -83,7 +84,7 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         "name": agent.name,
         "instructions": section.instructions or "",
         "entry": section.entry,
-        "model": agent.model,
+        "model": list(agent.models) if agent.fallbacks else agent.model,
         "tools": tools,
         "budget": agent_budget(agent, config),
         "watchdog": Watchdog(**wd.model_dump()),
@@ -103,6 +104,8 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
         options["approvals"] = rules
     if section.backoff is not None:
         options["backoff"] = Backoff(**section.backoff.model_dump())
+    if section.breaker is not None:
+        options["breaker"] = BreakerPolicy(**section.breaker.model_dump())
     options.update(parts.agent_overrides.get(agent.name, {}))
     return AgentSpec(**options)
 

@@ -199,6 +199,8 @@ class RunJournal:
             return self._replay(step)
         result = _as_result(await perform())
         summary = summarize(request) if hashed is None else hashed.summary()
+        if kind == "llm" and result.model:
+            name = result.model  # the model that answered (an agent's fallback, maybe)
         await self._finish(seq, kind, name, None, summary, rhash, "done", result)
         if hashed is not None:
             self._hasher.stored(hashed)

@@ -45,6 +45,7 @@ class RunService(Protocol):
         *,
         priority: int = 0,
         concurrency_key: str | None = None,
+        deadline: float | str | None = None,
     ) -> str: ...
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any: ...
@@ -343,13 +344,18 @@ class Node(NodeEvents, NodeLinks):
         *,
         priority: int = 0,
         concurrency_key: str | None = None,
+        deadline: float | str | None = None,
     ) -> str:
         """Give ``agent`` a task; returns the run_id (the idempotency key: the same id runs once).
 
         The run joins the agent's queue: higher ``priority`` first, first in first out within a
         priority; runs sharing a ``concurrency_key`` (a customer, a repository) run one at a time.
+        ``deadline`` (seconds, or ``"5m"``, from now): the run leaves a failing model for its
+        fallback sooner as it nears, and a run that misses it is ``needs_attention`` and alerted.
         """
-        return await self.runs.submit(agent, task, run_id, priority=priority, concurrency_key=concurrency_key)
+        return await self.runs.submit(
+            agent, task, run_id, priority=priority, concurrency_key=concurrency_key, deadline=deadline
+        )
 
     async def result(self, run_id: str, timeout: float | None = None) -> Any:
         """Wait until run ``run_id`` ends: its ``RunResult`` (``CallTimeout`` after ``timeout`` s)."""

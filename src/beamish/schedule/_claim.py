@@ -15,6 +15,7 @@ from typing import Any
 
 from beamish._events import Event
 from beamish._exceptions import ScheduleError
+from beamish.agent._deadline import deadline_meta
 from beamish.journal._eventlog import insert_event
 from beamish.journal._payload import canonical, encode, open_envelope
 from beamish.journal._runs import insert_run
@@ -73,7 +74,7 @@ def _claim_one(
     pending, upcoming, following = _due_ticks(schedule, sid, row, now)
     now_ts = now.timestamp()
     for d in decide(schedule, sid, pending, now):
-        recorded = _record_decision(tx, row, d, owner, threshold, now_ts)
+        recorded = _record_decision(tx, row, d, owner, threshold, now_ts, schedule.deadline_s)
         if recorded is None:
             continue  # another scheduler decided this tick
         fire, event = recorded
@@ -115,7 +116,7 @@ def _due_ticks(
 
 
 def _record_decision(
-    tx: SyncTx, row: Row, d: Decision, owner: str, threshold: int, now_ts: float
+    tx: SyncTx, row: Row, d: Decision, owner: str, threshold: int, now_ts: float, deadline_s: float | None
 ) -> tuple[Fired | None, Event] | None:
     """Claim one tick's row (``None`` when another scheduler already decided it); a fired tick also
     inserts its run in the same transaction, so a tick is exactly one run."""
@@ -137,7 +138,7 @@ def _record_decision(
     fire = None
     if rid is not None:
         fire = Fired(sid, key, rid, str(row["agent"]), _input(row["input"]), d.due.timestamp())
-        _insert_run(tx, fire, threshold, now_ts)
+        _insert_run(tx, fire, threshold, now_ts, deadline_meta(d.nominal.timestamp(), deadline_s))
         event = Event("schedule.fired", sid, {**data, "run_id": rid, "agent": fire.agent}, now_ts)
     else:
         event = Event("schedule.missed", sid, data, now_ts)
@@ -202,9 +203,11 @@ def _park(tx: SyncTx, row: Row, now_ts: float) -> Event:
     return event
 
 
-def _insert_run(tx: SyncTx, fire: Fired, threshold: int, now: float) -> None:
-    """The tick's run, created with its claim (the journal's run row; an existing run_id wins)."""
+def _insert_run(tx: SyncTx, fire: Fired, threshold: int, now: float, deadline: dict[str, Any]) -> None:
+    """The tick's run, created with its claim (the journal's run row; an existing run_id wins);
+    with the schedule's deadline, the time it must be done by."""
     meta = {"schedule_id": fire.schedule_id, "nominal": fire.nominal_fire_time, "due_at": fire.due_at}
+    meta.update(deadline)
     body = encode(tx, fire.run_id, fire.input, threshold, now, f"schedule {fire.schedule_id!r} input")
     insert_run(tx, fire.run_id, fire.agent, body, canonical(meta, "run meta"), "queued", now)
 

@@ -54,6 +54,9 @@ class Schedule:
     (the scheduler was down): ``"once"`` runs the latest of them once, ``"skip"`` runs none, ``"all"``
     runs each. ``jitter_s`` spreads the due time of each tick by a deterministic offset in
     ``[0, jitter_s)`` (the same on every node), so many schedules at 14:00 do not stampede.
+    ``deadline_s``: each tick's run must be done this long after its nominal time; it leaves a
+    failing model for its fallback sooner as the deadline nears, and a run that misses it waits for
+    a person (``needs_attention``) and is alerted.
     """
 
     cron: str
@@ -61,6 +64,7 @@ class Schedule:
     misfire: Misfire = "once"
     grace_s: float = 3600.0
     jitter_s: float = 0.0
+    deadline_s: float | None = None
     _expr: str = field(init=False, repr=False, compare=False)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     _fixed: bool = field(init=False, repr=False, compare=False)
@@ -89,6 +93,12 @@ class Schedule:
             raise ScheduleError(f"grace_s: expected a number of seconds >= 0, got {self.grace_s!r}")
         if not (isinstance(self.jitter_s, int | float) and self.jitter_s >= 0):
             raise ScheduleError(f"jitter_s: expected a number of seconds >= 0, got {self.jitter_s!r}")
+        if self.deadline_s is not None and not (
+            isinstance(self.deadline_s, int | float)
+            and not isinstance(self.deadline_s, bool)
+            and self.deadline_s > 0
+        ):
+            raise ScheduleError(f"deadline_s: expected a number of seconds > 0, got {self.deadline_s!r}")
         object.__setattr__(self, "_expr", expr)
         object.__setattr__(self, "_template", template)
         object.__setattr__(self, "_zone", zone)
@@ -179,7 +189,7 @@ class Schedule:
         return best
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "v": 1,
             "cron": self.cron,
             "tz": self.tz,
@@ -187,6 +197,9 @@ class Schedule:
             "grace_s": self.grace_s,
             "jitter_s": self.jitter_s,
         }
+        if self.deadline_s is not None:  # absent otherwise: records written before deadlines read the same
+            data["deadline_s"] = self.deadline_s
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Schedule:
@@ -202,8 +215,16 @@ class Schedule:
             raise ScheduleError(
                 f"schedule record: grace_s and jitter_s must be numbers, got {grace!r}, {jitter!r}"
             )
+        deadline = data.get("deadline_s")
+        if deadline is not None and not isinstance(deadline, int | float):
+            raise ScheduleError(f"schedule record: deadline_s must be a number, got {deadline!r}")
         return cls(
-            cron=str(data["cron"]), tz=str(data["tz"]), misfire=misfire, grace_s=grace, jitter_s=jitter
+            cron=str(data["cron"]),
+            tz=str(data["tz"]),
+            misfire=misfire,
+            grace_s=grace,
+            jitter_s=jitter,
+            deadline_s=deadline,
         )
 
     def _wall_times(self, wall_start: datetime) -> Iterator[datetime]:
