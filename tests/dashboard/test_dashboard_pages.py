@@ -136,7 +136,9 @@ async def test_the_company_page_shows_caps_upgrades_and_rollbacks(store: Any) ->
 async def test_without_a_store_the_pages_say_so(source: CompanySource) -> None:
     async with client(source) as c:
         r = await c.get("/runs")
+        gates = await c.get("/api/approvals")
     assert r.status_code == 200 and 'data-testid="no-store"' in r.text
+    assert gates.json() == []  # a source without gates has none waiting
 
 
 @pytest.mark.timeout(30)
@@ -158,6 +160,7 @@ async def test_with_the_node_stopped_the_dashboard_reads_the_store_and_recovers_
         assert tree.status_code == 200 and {n["id"] for n in tree.json()["children"]} == {"ceo", "cfo"}
         assert runs.status_code == 200 and 'data-testid="node-banner">The node is not running' in runs.text
         assert (await c.post("/api/agents/ceo/resume")).status_code == 409  # read-only, said why
+        assert (await c.get("/api/approvals")).json() == []  # decided in the store, node or not
         node = ControlServer(CompanySource(), path)
         await node.start()
         try:
@@ -170,3 +173,26 @@ async def test_with_the_node_stopped_the_dashboard_reads_the_store_and_recovers_
         assert 'data-testid="node-banner" hidden>' in runs_live
         assert (await c.get("/api/status")).json()["live"] is False  # stopped again
         assert (await c.get("/api/tree")).status_code == 200
+
+
+@pytest.mark.timeout(20)
+async def test_while_the_node_is_down_events_come_from_the_store_until_it_answers_again(
+    store: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "x.json").write_text('{"turns": [{"text": "ok"}]}')
+    data = {"store": {"url": "sqlite:///j.db"}, "memory": {"enabled": False},
+            "agents": {"ceo": {"instructions": "x", "model": "scripted:x.json"}}}  # fmt: skip
+    config = load_config_data(data, tmp_path / "beamish.toml")
+    path = tmp_path / "node.sock"
+    source = NodeOrStore(path, config, store, recheck_s=0.05)
+    stream = source.events(replay=3)
+    seen = [await anext(stream) for _ in range(3)]  # the store's latest three
+    assert [e.kind for e in seen] == ["agent.upgraded", "agent.rolled_back", "run.finished"]
+    assert source.live is False
+    node = ControlServer(CompanySource(), path)
+    await node.start()
+    try:
+        rest = [e async for e in stream]  # the stream ends once the node answers: the page reconnects
+    finally:
+        await node.stop()
+    assert rest == [] and source.live is True

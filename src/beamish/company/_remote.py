@@ -13,6 +13,7 @@ from typing import Any
 
 from beamish._events import Event
 from beamish._tasks import cancel_and_wait
+from beamish.company._approvals import ApprovalsMixin
 from beamish.company._control import ControlUnavailable, control_events, control_request
 from beamish.company._status import TreeNode, UnknownAgent
 from beamish.company._view import StoreView
@@ -46,13 +47,16 @@ class RemoteView:
 _GONE = (ControlUnavailable, OSError, TimeoutError)
 
 
-class NodeOrStore:
+class NodeOrStore(ApprovalsMixin):
     """The running node while it answers, the store (read-only) while it does not, and the node
     again once it is back: ``beamish dashboard`` survives the node's stops and restarts.
 
     ``node_status`` tells the dashboard which of the two it reads; ``store`` is what the runs,
-    events and charts pages read either way.
+    events and charts pages read either way. Approvals are decided in the store, as any process
+    with the store may (the node running the agent picks the run up as it wakes).
     """
+
+    node = None  # not in this process: the approvals API has no node to wake
 
     def __init__(self, path: Path, config: Any, store: Any, *, recheck_s: float = 2.0) -> None:
         self.remote = RemoteView(path)

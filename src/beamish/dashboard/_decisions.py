@@ -27,6 +27,8 @@ def decision_routes(source: Any, link_secret: str | None) -> list[Route]:
     """Routes over ``source`` (a company: ``approvals``, ``gate``, ``approve`` …)."""
 
     async def listing(request: Request) -> Response:
+        if not hasattr(source, "approvals"):
+            return JSONResponse([])  # a source without gates has none waiting
         gates = await source.approvals()
         return JSONResponse(redact([g.to_json() for g in gates]))
 

@@ -182,7 +182,8 @@ def short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_SKIP = ("v",)
+#: The data keys a summary starts with, when present: what a person asks first.
+_FIRST = ("agent", "status", "reason", "why", "limit", "version", "from", "to", "id", "restarts")
 
 
 def event_summary(event: Event) -> str:
@@ -191,30 +192,17 @@ def event_summary(event: Event) -> str:
     if not isinstance(data, dict):
         return short(data, 160)
     parts = []
-    for key in ("agent", "status", "reason", "why", "limit", "version", "from", "to", "id", "restarts"):
-        if (
-            key in data
-            and data[key] not in (None, "", [], {})
-            and not (key in ("id", "agent") and data[key] == event.subject)
-        ):
-            parts.append(f"{key}: {short(data[key])}")
+    for key in _FIRST:
+        value = data.get(key)
+        if value not in (None, "", [], {}) and not (key in ("id", "agent") and value == event.subject):
+            parts.append(f"{key}: {short(value)}")
     for key, value in data.items():
-        if key in _SKIP or key in (
-            "agent",
-            "status",
-            "reason",
-            "why",
-            "limit",
-            "version",
-            "from",
-            "to",
-            "id",
-            "restarts",
-        ):
+        if key in _FIRST or key == "v" or value in (None, "", [], {}):
             continue
         if key == "run_id" and value == event.subject:
             continue
-        if value in (None, "", [], {}):
+        if key.endswith("_at") and isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(f"{key.removesuffix('_at')}: {when(value)}")
             continue
         parts.append(f"{key}: {short(value, 60)}")
     text = " · ".join(parts)

@@ -45,6 +45,7 @@ PAGE_BODY = """<main>
     <h2 style="margin-top:0">Supervision tree</h2>
     <ul class="tree" id="tree" data-testid="tree"></ul>
     <h2>Paused or looping agents</h2>
+    <p id="held-none" data-testid="held-none" class="muted">none: every agent runs</p>
     <table id="paused" data-testid="paused"><tbody></tbody></table>
     <h2>Awaiting a person</h2>
     <p id="approvals-none" data-testid="approvals-none">nothing is waiting</p>
@@ -128,6 +129,7 @@ async function refresh() {
   paused.replaceChildren(...nodes.filter(n => HELD.has(n.state)).map(n =>
     el("tr", {"data-testid": "held-" + n.id}, el("td", {}, n.id), el("td", {}, n.state),
        el("td", {}, el("button", {"data-testid": "resume-" + n.id, onclick: () => resume(n.id)}, "resume")))));
+  document.getElementById("held-none").hidden = paused.childElementCount > 0;
   const spend = document.querySelector("#spend tbody");
   spend.replaceChildren(...nodes.filter(n => n.spent_usd !== null && n.spent_usd !== undefined).map(n =>
     el("tr", {"data-testid": "spend-" + n.id}, el("td", {}, n.id), el("td", {}, money(n.spent_usd)), el("td", {}, money(n.cap_usd)))));
