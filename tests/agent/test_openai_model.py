@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
 from beamish.agent._messages import Message, ModelRequest, ToolCall, ToolSchema, Usage
 from beamish.agent.models._openai import OpenAIModel
 from beamish.agent.models._registry import make_model
 from beamish.agent.models._retry import RetryPolicy, complete_with_retries
-from beamish.errors import ModelServerError, ModelTimeout, ModelUnavailable, RateLimited
+from beamish.errors import ModelError, ModelServerError, ModelTimeout, ModelUnavailable, RateLimited
 
 from ._clocks import RecordingClock
 from ._wire import Reply, WireServer, openai_completion, openai_error, openai_stream
@@ -182,3 +185,57 @@ async def test_the_registry_builds_an_openai_model_that_reaches_a_compatible_ser
         await model.aclose()
     assert response.text == "local hello"
     assert server.requests[0].body["model"] == "local-model"
+
+
+async def test_non_streaming_completion_reads_cached_tokens_and_sends_tools_as_built() -> None:
+    usage = {"prompt_tokens": 50, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 20}}
+    async with WireServer() as server:
+        server.queue(Reply(body=openai_completion("Rain.", [], usage)))
+        model = _model(server, stream=False)
+        response = await model.complete(_request())
+        await model.aclose()
+    assert (response.text, response.stop_reason) == ("Rain.", "end_turn")
+    assert response.usage == Usage(input_tokens=30, output_tokens=5, cache_read_tokens=20)
+    sent = server.requests[0]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers.get("authorization") == "Bearer sk-test"
+    assert sent.body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "description": WEATHER.description,
+                "parameters": WEATHER.parameters,
+            },
+        }
+    ]
+
+
+@pytest.mark.parametrize("body", ["not a completion", {"id": "x", "choices": []}])
+async def test_a_completion_without_choices_is_a_model_error(body: object) -> None:
+    async with WireServer() as server:
+        server.queue(Reply(body=body))
+        model = _model(server, stream=False)
+        with pytest.raises(ModelError, match="no choices"):
+            await model.complete(_request())
+        await model.aclose()
+
+
+async def test_warming_builds_one_client_on_a_thread_that_the_first_calls_share() -> None:
+    usage = {"prompt_tokens": 5, "completion_tokens": 1}
+    async with WireServer() as server:
+        server.queue(*(Reply(body=openai_completion("ok", [], usage)) for _ in range(2)))
+        model = _model(server, stream=False)
+        built_on_loop: list[bool] = []
+        new_client = model._new_client
+
+        def counted(sdk: object) -> object:
+            built_on_loop.append(threading.current_thread() is threading.main_thread())
+            return new_client(sdk)
+
+        model._new_client = counted  # type: ignore[method-assign]
+        model.warm()
+        answers = await asyncio.gather(model.complete(_request()), model.complete(_request()))
+        await model.aclose()
+    assert [a.text for a in answers] == ["ok", "ok"]
+    assert built_on_loop == [False]  # one client, built off the loop

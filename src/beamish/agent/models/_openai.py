@@ -46,17 +46,28 @@ def to_openai_messages(system: str, messages: tuple[Message, ...]) -> list[dict[
     return out
 
 
+def _field(data: Any, name: str) -> Any:
+    """``name`` of a decoded JSON object or of the SDK's model of it."""
+    return data.get(name) if isinstance(data, dict) else getattr(data, name, None)
+
+
 def _usage(data: Any) -> Usage:
     if data is None:
         return Usage()
-    prompt = int(getattr(data, "prompt_tokens", 0) or 0)
-    details = getattr(data, "prompt_tokens_details", None)
-    cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
+    prompt = int(_field(data, "prompt_tokens") or 0)
+    details = _field(data, "prompt_tokens_details")
+    cached = int(_field(details, "cached_tokens") or 0) if details is not None else 0
     return Usage(
         input_tokens=max(0, prompt - cached),
-        output_tokens=int(getattr(data, "completion_tokens", 0) or 0),
+        output_tokens=int(_field(data, "completion_tokens") or 0),
         cache_read_tokens=cached,
     )
+
+
+def _arguments(call: dict[str, Any]) -> str | None:
+    """A call's argument text (a server that sends them as an object has them re-encoded)."""
+    arguments = (call.get("function") or {}).get("arguments")
+    return arguments if arguments is None or isinstance(arguments, str) else json.dumps(arguments)
 
 
 class OpenAIModel(SdkModel):
@@ -103,30 +114,48 @@ class OpenAIModel(SdkModel):
             params["temperature"] = request.temperature
         return params
 
+    # The SDK's client posts the request (its auth, headers, errors and timeouts) but the body goes
+    # as built and the answer is read as JSON: ``chat.completions.create`` walks every message and
+    # tool schema against its typed parameters and builds a model of the answer, about 0.9 ms of a
+    # call's 1.7 ms of CPU, for plain JSON that needs neither.
+
     async def _create(self, client: Any, params: dict[str, Any]) -> Any:
-        return await client.chat.completions.create(**params)
+        raw = await client.post("/chat/completions", body=params, cast_to=bytes)
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ModelError(f"{self.name}: the completion is not JSON: {raw[:200]!r}") from exc
 
     def _from_response(self, completion: Any) -> ModelResponse:
-        if not completion.choices:
+        choices = completion.get("choices") if isinstance(completion, dict) else None
+        if not choices:
             raise ModelError(f"{self.name}: the completion has no choices")
-        choice = completion.choices[0]
+        choice = choices[0]
+        message = choice.get("message") or {}
         calls = tuple(
-            ToolCall.parse(c.id, c.function.name, c.function.arguments)
-            for c in (choice.message.tool_calls or ())
+            ToolCall.parse(c.get("id") or "", (c.get("function") or {}).get("name") or "", _arguments(c))
+            for c in (message.get("tool_calls") or ())
         )
+        finish = str(choice.get("finish_reason"))
         return ModelResponse(
-            text=choice.message.content or "",
+            text=message.get("content") or "",
             tool_calls=calls,
-            usage=_usage(completion.usage),
-            stop_reason=_STOP.get(str(choice.finish_reason), str(choice.finish_reason)),
+            usage=_usage(completion.get("usage")),
+            stop_reason=_STOP.get(finish, finish),
             model=self.name,
         )
 
     async def _complete_streaming(
         self, client: Any, params: dict[str, Any], on_chunk: ChunkCallback | None
     ) -> ModelResponse:
-        stream = await client.chat.completions.create(
-            **params, stream=True, stream_options={"include_usage": True}
+        sdk = self._sdk()
+        chat = sdk.types.chat
+        stream = await client.post(
+            "/chat/completions",
+            body={**params, "stream": True, "stream_options": {"include_usage": True}},
+            cast_to=chat.ChatCompletion,
+            stream=True,
+            stream_cls=sdk.AsyncStream[chat.ChatCompletionChunk],
         )
         texts: list[str] = []
         calls: dict[int, dict[str, Any]] = {}

@@ -7,6 +7,8 @@ how the client is opened and closed is one policy, kept here so the two cannot d
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -46,6 +48,24 @@ class SdkModel(ABC):
         self._base_url = settings.base_url
         self._timeout = settings.request_timeout_s
         self._client = settings.client
+        self._warming: asyncio.Future[Any] | None = None
+
+    def warm(self) -> None:
+        """Import the SDK and open the client on a thread, from the agent's start.
+
+        The SDK's imports and the client's TLS context take 0.25-0.6 s of CPU: done by the first
+        call they would stall the node's loop, and every other run and agent on it, that long.
+        """
+        if self._client is None and self._warming is None:
+            self._warming = asyncio.ensure_future(asyncio.to_thread(self._get_client))
+
+    async def _warmed(self) -> None:
+        """Wait for :meth:`warm` (its failure is the call's to raise, so it is ignored here)."""
+        warming = self._warming
+        if warming is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(warming)  # every call waits for it; a cancelled one leaves it be
+            self._warming = None
 
     def _sdk(self) -> Any:
         try:
@@ -91,6 +111,8 @@ class SdkModel(ABC):
     async def complete(
         self, request: ModelRequest, *, on_chunk: ChunkCallback | None = None
     ) -> ModelResponse:
+        if self._warming is not None:
+            await self._warmed()
         sdk = self._sdk()
         client = self._get_client()
         params = self._params(request)
@@ -112,6 +134,7 @@ class SdkModel(ABC):
             raise mapped from exc
 
     async def aclose(self) -> None:
+        await self._warmed()
         if self._client is not None:
             await self._client.close()
             self._client = None
