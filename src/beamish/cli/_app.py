@@ -37,6 +37,7 @@ def version() -> None:
 from beamish.cli import (  # noqa: E402
     _agents,
     _approvals,
+    _backup,
     _cluster,
     _company,
     _demo,
@@ -57,6 +58,7 @@ _approvals.register(app)
 _digest.register(app)
 _demo.register(app)
 _upgrade.register(app)
+_backup.register(app)
 app.add_typer(_journal.journal_app)
 app.add_typer(_memory.app)
 app.add_typer(_schedules.schedules_app)

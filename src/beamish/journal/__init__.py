@@ -5,6 +5,7 @@ journal (and, after a restart, replay) each model and tool step.
 """
 
 from beamish._exports import claim_public_module as _claim_public_module
+from beamish.journal._backup import BackupReport, backup_store, restore_store
 from beamish.journal._outage import Outage, OutagePolicy
 from beamish.journal._records import Lease, LedgerEntry, PruneReport, Run, Step
 from beamish.journal._replay import RunJournal, StepResult
@@ -13,6 +14,7 @@ from beamish.journal._store import Store, open_store
 
 __all__ = [
     "AsyncTx",
+    "BackupReport",
     "Lease",
     "LedgerEntry",
     "Outage",
@@ -24,7 +26,9 @@ __all__ = [
     "StepResult",
     "Store",
     "SyncTx",
+    "backup_store",
     "open_store",
+    "restore_store",
 ]
 
 
