@@ -20,10 +20,10 @@ LAZY = {
         "__getattr__",
         "beamish.memory._server",
     ): "the MCP SDK (~1.8 s); KnowledgeGraph users skip it",
-    ("beamish.company._memory_service", "MemoryService.init", "beamish.memory._server"): (
+    ("beamish.company._memory_service", "MemoryService._serve", "beamish.memory._server"): (
         "the MCP SDK (~1.8 s), first imported in a worker thread so the node's loop never stalls"
     ),
-    ("beamish.company._memory_service", "MemoryService.init", "beamish._serve"): (
+    ("beamish.company._memory_service", "MemoryService._serve", "beamish._serve"): (
         "uvicorn (~0.1 s), only when the memory server starts"
     ),
     ("beamish.cli._run", "run_company", "beamish.dashboard"): "starlette + uvicorn, only with --dashboard",
@@ -37,6 +37,10 @@ LAZY = {
         "_DemoScreen.on_tick",
         "beamish.dashboard",
     ): "starlette + uvicorn, only with --dashboard",
+    ("beamish.cli", "main", "beamish.cli._app"): (
+        "typer and every command's imports, after `beamish run` prestarted its process template"
+    ),
+    ("beamish.cli", "__getattr__", "beamish.cli._app"): "the typer app, loaded on first use (see main)",
     (
         "beamish.cli._memory",
         "serve",

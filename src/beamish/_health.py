@@ -15,6 +15,8 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 
+from beamish._net import listen
+
 #: ``ready()`` answers None when ready, else why not (one line).
 ReadyProbe = Callable[[], Awaitable[str | None]]
 _READ_LIMIT_S = 5.0
@@ -31,7 +33,9 @@ class HealthServer:
 
     async def start(self) -> str:
         """Bind and serve; returns the base URL (the port is the bound one, for port 0)."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        fix = "stop that process, or pass another --health PORT (0 picks a free one)"
+        sock = listen(self.host, self.port, "health probes", fix)
+        self._server = await asyncio.start_server(self._serve, sock=sock)
         self.port = int(self._server.sockets[0].getsockname()[1])
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"

@@ -2,15 +2,17 @@
 
 A server bound to loopback serves without a token and accepts only loopback ``Host`` headers; any
 other bind needs a token. The dashboard, the memory server and the company that starts it must agree
-on where that line is, so they all ask :func:`is_loopback`.
+on where that line is, so they all ask :func:`is_loopback`. Each binds with :func:`listen`, which says
+in one line which port is taken and what to do, instead of a server library's ``[Errno 98]`` log.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 
-from beamish._exceptions import SpecError
+from beamish._exceptions import BeamishError, SpecError
 
 
 def is_loopback(host: str) -> bool:
@@ -49,3 +51,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+_WHY = {
+    errno.EADDRINUSE: "the port is already in use (another process listens on it)",
+    errno.EADDRNOTAVAIL: "the address is not one of this machine's",
+    errno.EACCES: "permission denied (a port below 1024 needs privileges)",
+}
+
+
+def listen(host: str, port: int, what: str, fix: str) -> socket.socket:
+    """A non-blocking TCP socket listening on ``host:port`` for ``what``; when it cannot be bound, a
+    :class:`BeamishError` of one line naming the address, why, and ``fix`` (what the operator can do)."""
+    bare = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((bare, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        why = _WHY.get(exc.errno or 0, exc.strerror or str(exc))
+        raise BeamishError(f"{what}: cannot listen on {url_host(host)}:{port}: {why}; {fix}") from None
+    sock.setblocking(False)
+    return sock

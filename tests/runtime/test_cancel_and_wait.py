@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from contextvars import Context
 from pathlib import Path
@@ -193,6 +194,7 @@ USES: dict[str, Callable[[Path, Stubborn], Callable[[], Awaitable[Any]]]] = {
         lambda: _bare(
             MemoryService,
             server=SimpleNamespace(should_exit=False, force_exit=False),
+            sock=socket.socket(),
             task=t,
             polite_s=0.0,
             graph=SimpleNamespace(aclose=_nothing),

@@ -42,6 +42,8 @@ class Echo(Actor):
         if request == "stop":
             self.stop()
             return "stopping"
+        if isinstance(request, dict) and "env" in request:
+            return os.environ.get(request["env"])
         if isinstance(request, dict) and "module_loaded" in request:
             return request["module_loaded"] in sys.modules
         if isinstance(request, dict) and "grow" in request:  # keep request["grow"] MiB more

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from beamish._exceptions import BeamishError, ConfigError
+from beamish._exceptions import BeamishError, ConfigError, StartFailed
 from beamish.cli._output import err
 from beamish.company._config import CompanyConfig, load_config
 from beamish.journal import open_store
@@ -57,7 +57,16 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(fn())  # type: ignore[arg-type]
     except BeamishError as exc:
-        raise fail(str(exc)) from None
+        raise fail(_said(exc)) from None
+
+
+def _said(exc: BeamishError) -> str:
+    """A child that could not start for a reason beamish words itself (a taken port): that reason
+    alone, not wrapped in the supervisor's ``child 'memory' failed to start: Crashed('…')``."""
+    error = getattr(getattr(exc, "reason", None), "error", None)
+    if isinstance(exc, StartFailed) and isinstance(error, BeamishError):
+        return _said(error)
+    return str(exc)
 
 
 async def _open_store(config: CompanyConfig) -> Any:

@@ -38,6 +38,7 @@ from beamish.company._upgrades import reload_company
 from beamish.company._view import _day_start, apply_event, fill_queues, next_fire, show_running, skeleton
 from beamish.journal import open_store
 from beamish.runtime import Node
+from beamish.runtime._zygote_client import discard_prestarted
 from beamish.telemetry import SentryReporter, Telemetry
 
 logger = logging.getLogger("beamish.company")
@@ -352,8 +353,10 @@ def _importable(module: str) -> bool:
 
 
 async def _warm_process_template(node: Any, config: CompanyConfig) -> None:
-    """Start the node's process template (and its imports) before any agent's hang timer runs."""
+    """Start the node's process template (and its imports) before any agent's hang timer runs;
+    ``beamish run`` started one already (adopted here), or stop that one if no agent needs it."""
     if not any(a.section.isolation == "process" for a in config.agents.values()):
+        discard_prestarted()
         return
     await node.warm_processes()
 

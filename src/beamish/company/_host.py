@@ -6,6 +6,13 @@ process (``beamish: node (solo)``), says ``READY=1`` once the tree serves and ``
 begins to stop, pings systemd's watchdog from the node's loop watchdog (so a stalled loop stops the
 pings), serves ``/healthz`` and ``/readyz`` when asked, and reloads the config on SIGHUP as
 ``beamish reload`` would (author ``person``).
+
+Two kinds of "ready": ``READY=1`` says the node takes work — the store is open, every agent of the
+tree has started, the control channel answers — so ``systemctl start`` returns as soon as runs are
+served, without waiting for the memory server's slow first import (an agent's memory call made
+meanwhile waits on the server's bound port). ``/readyz`` says everything the config declares serves:
+the tree is up, the store answers, and the memory server (when there is one) serves — it answers
+503 with the reason (``the memory server is starting``) until then.
 """
 
 from __future__ import annotations
@@ -106,7 +113,23 @@ class ServiceHost:
             await asyncio.wait_for(self.company.store.execute("SELECT 1"), 2.0)
         except Exception as exc:
             return f"the store does not answer: {type(exc).__name__}: {exc}"
-        return None
+        return await _memory_unready(root)
+
+
+async def _memory_unready(root: Any) -> str | None:
+    """Why the company's memory server does not serve yet, or None (also when there is none)."""
+    for info in await root.which_children():
+        if str(info.id) != "memory":
+            continue
+        if info.ref is None or getattr(info, "restarting", False):
+            return "the memory server is restarting"
+        try:
+            serving = await info.ref.call(("serving",), timeout=2.0)
+        except Exception as exc:
+            return f"the memory server does not answer: {type(exc).__name__}: {exc}"
+        if not serving:
+            return "the memory server is starting"
+    return None
 
 
 def plural(n: int, word: str) -> str:

@@ -15,7 +15,7 @@ from beamish._net import free_port, is_loopback, url_host
 from beamish.company._alerter import AlerterActor, build_digests, build_routes, build_sinks
 from beamish.company._config import CompanyConfig, schedule_entries
 from beamish.company._digest import digest_builder
-from beamish.company._memory_service import MemoryService
+from beamish.company._memory_service import MemoryService, ServeGate
 from beamish.company._memory_tools import MEMORY_TOOLS, TOKEN_ENV, URL_ENV
 from beamish.company._tree import CompanyParts
 from beamish.company._upgrades import attach_upgrades
@@ -46,11 +46,13 @@ def company_parts(
     if config.file.memory.enabled:
         memory = config.file.memory
         port = memory.port or free_port(memory.host)
+        gate = ServeGate()  # the MCP SDK's import waits until the agents have started
+        parts.on_started.append(lambda _company: gate.open())
         parts.services.append(
             ChildSpec(
                 "memory",
                 MemoryService,
-                kwargs={"file": str(config.memory_file), "host": memory.host, "port": port},
+                kwargs={"file": str(config.memory_file), "host": memory.host, "port": port, "gate": gate},
             )
         )
         # agents (and their processes, forked later) find the shared server here

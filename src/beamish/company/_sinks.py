@@ -15,12 +15,13 @@ import smtplib
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from beamish._redact import redact, redact_text
 from beamish.company._outbox import Alert
+
+if TYPE_CHECKING:
+    import httpx
 
 SIGNATURE_HEADER = "X-Beamish-Signature"
 TIMESTAMP_HEADER = "X-Beamish-Timestamp"
@@ -66,20 +67,27 @@ def payload(alert: Alert, links: dict[str, str] | None = None) -> dict[str, Any]
 
 class _Http:
     """One HTTP client per sink, made in a worker thread: building its TLS context takes a quarter
-    of a second, which must not block the node's event loop."""
+    of a second, which must not block the node's event loop (nor must importing httpx, which a
+    company without HTTP alerts never does)."""
 
     timeout_s: float
     _client: httpx.AsyncClient | None = None
 
     async def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = await asyncio.to_thread(httpx.AsyncClient, timeout=self.timeout_s)
+            self._client = await asyncio.to_thread(_client, self.timeout_s)
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+
+def _client(timeout_s: float) -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(timeout=timeout_s)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -32,8 +32,8 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from beamish._exceptions import BeamishError, MemoryGraphError, SpecError
-from beamish._net import is_loopback, url_host
+from beamish._exceptions import MemoryGraphError, SpecError
+from beamish._net import is_loopback, listen, url_host
 from beamish.memory._graph import js_json
 from beamish.memory._paging import PAGED_TOOLS, CursorError, page, paged_definitions, take_cursor
 from beamish.memory._schema import MUTATING, RESOURCE_URI, tool_definitions
@@ -338,18 +338,16 @@ async def serve_http(
     app = http_app(
         graph, host=host, path=path, allowed_origins=allowed_origins, page_size=page_size, token=token
     )
+    # bound here, not by uvicorn: a taken port is one line naming it, not uvicorn's [Errno 98] log
+    sock = listen(host, port, "memory server", "stop that process, or pass another --http HOST:PORT")
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
 
     async def serve() -> None:
-        # uvicorn calls sys.exit() when it cannot bind; inside a task that would end the process
-        # with a traceback. An ordinary error names the address instead.
         try:
-            await server.serve()
-        except SystemExit as exc:
-            raise BeamishError(
-                f"memory server: cannot serve on {host}:{port}: the address is in use or not available"
-            ) from exc
+            await server.serve(sockets=[sock])
+        finally:
+            sock.close()
 
     if started is None:
         await serve()

@@ -16,7 +16,8 @@ the node over a ``SOCK_SEQPACKET`` socket, one JSON object per datagram:
 * node → zygote: ``{"t": "spawn", "id", "actor": "module:qualname", ...}`` with one file descriptor
   attached (``SCM_RIGHTS``): the child's end of its own stream socket to the node;
   ``{"t": "spare", "id"}`` likewise, for a spare that reads its request as the first frame on that
-  socket; ``{"t": "preload", "modules"}``; ``{"t": "stop"}``.
+  socket; ``{"t": "preload", "modules"}``; ``{"t": "stop"}``. A spawn, spare or preload also
+  carries ``path`` and ``env`` when the node's sys.path or environment changed since it last said.
 * zygote → node: ``{"t": "ready", "pid"}``, ``{"t": "spawned", "id", "pid"}``,
   ``{"t": "failed", "error"}`` (a preload module could not be imported),
   ``{"t": "spawn_failed", "id", "error"}`` (the module could not be imported; traceback text), and
@@ -94,6 +95,7 @@ class _Zygote:
                 if message["t"] in ("spawn", "spare"):
                     self.spawn(message, fds)
                 elif message["t"] == "preload":
+                    _follow(message)
                     self.preload(message["modules"])
                 else:
                     for fd in fds:
@@ -117,8 +119,7 @@ class _Zygote:
         """Fork a child on the socket passed along: one that starts at once (``spawn``), or a spare
         that makes its loop and then waits on that socket for its start frame (``spare``)."""
         request_id = message["id"]
-        if "path" in message:  # the node's sys.path changed since we started
-            sys.path[:] = message["path"]
+        _follow(message)
         if len(fds) != 1:
             for fd in fds:
                 os.close(fd)
@@ -176,6 +177,16 @@ class _Zygote:
             traceback.print_exc()
         finally:
             _exit(code)
+
+
+def _follow(message: dict[str, Any]) -> None:
+    """Take on the node's sys.path and environment where they changed since we started."""
+    if "path" in message:
+        sys.path[:] = message["path"]
+    if "env" in message:
+        os.environ.clear()
+        os.environ.update(message["env"])
+        set_title("template")  # the company's name (the title's scope) may have come with it
 
 
 def _exit(code: int) -> None:

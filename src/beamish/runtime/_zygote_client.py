@@ -4,6 +4,9 @@ One :class:`ZygoteClient` per node. It starts the zygote as a fresh interpreter 
 interpreter start process isolation ever pays), then each :meth:`spawn` hands the zygote one end of a
 new stream socket and gets back the child's pid. The zygote also reports every child's exit status,
 which is how a SIGKILLed child is told apart from one that exited by itself.
+
+A command can :func:`prestart` the zygote before its own imports (``beamish run`` does): the first
+node of the process adopts it, so the template warms up on another core while the command loads.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class ZygoteClient:
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
         self._sent_path: list[str] = []
+        self._sent_env: dict[str, str] = {}
         self._imported: set[str] = set(preload)
         self._generation = 0
         self._spare: tuple[int, socket.socket, int] | None = None
@@ -67,21 +71,16 @@ class ZygoteClient:
     async def _start(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._sent_path = list(sys.path)
-        argv = [
-            sys.executable,
-            "-c",
-            "import sys; from beamish.runtime._zygote import main; main(sys.argv[1:])",
-            str(theirs.fileno()),
-            str(os.getpid()),
-            json.dumps(self._sent_path),
-            json.dumps(list(self.preload)),
-        ]
-        try:
-            self._proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), start_new_session=True)
-        finally:
-            theirs.close()
+        early = _PRESTARTED.pop() if _PRESTARTED else None
+        if early is not None:  # started before the node existed: adopt it, teach it what it lacks
+            self._proc, ours, self._sent_path, self._sent_env, imported = early
+            missing = [m for m in self.preload if m not in imported]
+            changes = self._changes()
+            if missing or changes:
+                with contextlib.suppress(OSError):  # a dead zygote is seen as EOF below
+                    ours.send(encode_body({"t": "preload", "modules": missing, **changes}))
+        else:
+            self._proc, ours, self._sent_path, self._sent_env = _launch(self.preload)
         self._ctl = ours
         self._ready = loop.create_future()
         loop.add_reader(ours.fileno(), self._on_readable)
@@ -177,9 +176,7 @@ class ZygoteClient:
         """Ask the zygote to fork a child (``spawn``) or a spare (``spare``) on a new socket."""
         assert self._ctl is not None and self._loop is not None
         request_id = next(self._ids)
-        if sys.path != self._sent_path:
-            message = {**message, "path": list(sys.path)}
-            self._sent_path = list(sys.path)
+        message = {**message, **self._changes()}
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         future: asyncio.Future[int] = self._loop.create_future()
         self._spawning[request_id] = future
@@ -249,7 +246,20 @@ class ZygoteClient:
         if self.running:
             with contextlib.suppress(OSError):
                 assert self._ctl is not None
-                self._ctl.send(encode_body({"t": "preload", "modules": list(modules)}))
+                # the modules may live on a path added since
+                message = {"t": "preload", "modules": list(modules), **self._changes()}
+                self._ctl.send(encode_body(message))
+
+    def _changes(self) -> dict[str, Any]:
+        """This process's sys.path and environment where they changed since the zygote last heard
+        them: a child must see what the node set up (a path for the user's tools, the memory
+        server's URL) even when the zygote started before it did."""
+        changes: dict[str, Any] = {}
+        if sys.path != self._sent_path:
+            changes["path"] = self._sent_path = list(sys.path)
+        if os.environ != self._sent_env:
+            changes["env"] = self._sent_env = dict(os.environ)
+        return changes
 
     def forget(self, pid: int) -> None:
         """Nobody will ask how ``pid`` ended (its exit frame said so): drop what waits for it."""
@@ -280,3 +290,59 @@ class ZygoteClient:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+
+
+def _launch(
+    preload: tuple[str, ...],
+) -> tuple[subprocess.Popen[bytes], socket.socket, list[str], dict[str, str]]:
+    """Start a zygote (a fresh interpreter) on a new control socket; it says ``ready`` when warm."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    path, env = list(sys.path), dict(os.environ)
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys; from beamish.runtime._zygote import main; main(sys.argv[1:])",
+        str(theirs.fileno()),
+        str(os.getpid()),
+        json.dumps(path),
+        json.dumps(list(preload)),
+    ]
+    try:
+        proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), start_new_session=True)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return proc, ours, path, env
+
+
+#: At most one zygote started ahead of any node (:func:`prestart`): its process, control socket,
+#: the sys.path and environment it started with, and its preloads.
+_PRESTARTED: list[
+    tuple[subprocess.Popen[bytes], socket.socket, list[str], dict[str, str], tuple[str, ...]]
+] = []
+
+
+def prestart(preload: tuple[str, ...] = ()) -> None:
+    """Start a zygote now, for the first node of this process that needs one to adopt.
+
+    A command that will run process children calls it first thing, before its own heavy imports:
+    the template's interpreter start and imports (a third of a second or more) then overlap the
+    command's, on another core, instead of following them. Call it before any thread starts.
+    """
+    if not _PRESTARTED:
+        proc, ours, path, env = _launch(preload)
+        _PRESTARTED.append((proc, ours, path, env, preload))
+
+
+def discard_prestarted() -> None:
+    """Stop a prestarted zygote no node adopted (the company runs no process child)."""
+    while _PRESTARTED:
+        proc, ours, *_ = _PRESTARTED.pop()
+        ours.close()  # EOF: the zygote exits
+        try:
+            proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
