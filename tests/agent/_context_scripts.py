@@ -24,7 +24,13 @@ def long_turns(n: int, *, hold_at: int | None = None, words: int = 24) -> list[d
 
 
 def write_long_script(
-    directory: Path, name: str, n: int, *, window: int | None, hold_at: int | None = None
+    directory: Path,
+    name: str,
+    n: int,
+    *,
+    window: int | None,
+    hold_at: int | None = None,
+    counter_scale: float = 1.0,
 ) -> Path:
     path = directory / f"{name}.json"
     data: dict[str, Any] = {
@@ -34,5 +40,7 @@ def write_long_script(
     }
     if window is not None:
         data["context_window"] = window
+    if counter_scale != 1.0:
+        data["counter_scale"] = counter_scale  # the model's own count falls short of what it bills
     path.write_text(json.dumps(data))
     return path

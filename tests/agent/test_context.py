@@ -102,6 +102,35 @@ async def test_the_same_run_without_context_management_is_refused_by_the_window(
     assert [c for c in calls_made(script) if c.get("over_window")]
 
 
+@pytest.mark.parametrize("policy", ["compact", "trim"])
+async def test_a_count_that_falls_short_costs_one_refusal_then_the_run_folds_and_goes_on(
+    tmp_path: Path, policy: str
+) -> None:
+    # the model's own counter reports half of what it bills: the first request over the real
+    # window is refused (unbilled); the agent learns the scale from the refusal, folds, finishes
+    script = write_long_script(tmp_path, "short", TURNS, window=WINDOW, counter_scale=0.5)
+    store_url = f"sqlite:///{tmp_path}/j.db"
+    spec = _agent(script, context=ContextLimit(policy=policy))  # type: ignore[arg-type]
+    result = await _run(store_url, spec, "short")
+    assert result.status == "succeeded", result.reason
+    calls = calls_made(script)
+    refused = [c for c in calls if c.get("over_window")]
+    assert len(refused) == 1, "one refusal teaches the scale; no request is refused twice"
+    _never_over([c for c in calls if not c.get("over_window")], WINDOW)
+    assert [c["turn"] for c in calls if "turn" in c] == list(range(TURNS + 1))
+    async with await open_store(store_url) as store:
+        events = [e.data for _, e in await store.events(0, kinds=["run.compacted"], subject="short")]
+    assert events[0]["why"] == "provider_refused" and events[0]["scale"] >= 2.0
+    assert {e["why"] for e in events[1:]} == {"threshold"} and len(events) > 1
+
+
+async def test_the_fail_policy_names_a_providers_refusal_for_length(tmp_path: Path) -> None:
+    script = write_long_script(tmp_path, "short", TURNS, window=WINDOW, counter_scale=0.5)
+    result = await _run(f"sqlite:///{tmp_path}/j.db", _agent(script, context={"policy": "fail"}), "f")
+    assert isinstance(result.reason, ContextFull)
+    assert "the provider refused it as too long" in result.reason.detail
+
+
 async def test_the_trim_policy_drops_older_turns_without_a_model_call(tmp_path: Path) -> None:
     script = write_long_script(tmp_path, "long", TURNS, window=WINDOW)
     store_url = f"sqlite:///{tmp_path}/j.db"

@@ -57,7 +57,8 @@ def _spec(provider: str, server: WireServer, **kw: Any) -> AgentSpec:
 
 
 CLIENT_ERRORS = [
-    ("anthropic", 400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
+    # ("prompt is too long" is the context window's business: tests/agent/test_context_wire.py)
+    ("anthropic", 400, "invalid_request_error", "messages: roles must alternate"),
     ("anthropic", 401, "authentication_error", "invalid x-api-key"),
     ("anthropic", 404, "not_found_error", "model: claude-haiku-4-5"),
     ("openai", 400, "invalid_request_error", "Unsupported parameter: 'max_tokens'"),

@@ -11,8 +11,15 @@ once. Above it, the agent's policy acts, as journaled steps of kind ``compact``:
 - ``trim``: the older turns are dropped (one step, no model call).
 - ``fail``: the run ends with :class:`~beamish.ContextFull`.
 
+A provider that refuses a request as too long (the count fell short: an estimate's error) is not a
+failed run: the refusal names the tokens the request took, later counts are scaled by what was
+missed, and the conversation is folded at once. The scale is stored in the fold's step, and a
+replaying run follows its journal (a recorded ``compact`` step is folded again, with its scale), so
+a fold that followed a refusal the journal never saw replays at the same step.
+
 Each fold performed live stores a ``run.compacted`` event: the policy, the steps, the messages
-folded, the tokens before and after and the tokens saved. The conversation that results keeps the
+folded, the tokens before and after, the tokens saved and ``why`` (``threshold`` or
+``provider_refused``). The conversation that results keeps the
 task, a summary (or a note of what was dropped), the pinned tool pairs and the recent turns; a model
 request counts the turns folded away (``ModelRequest.compacted_turns``), so a turn's number stays the
 same. A request that would still need more than the window is never sent.
@@ -21,10 +28,11 @@ same. A request that would still need more than the window is never sent.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, NoReturn
 
 from beamish._events import Event
-from beamish._exceptions import AbortRun
+from beamish._exceptions import AbortRun, ModelRejected
 from beamish._exits import ContextFull
 from beamish.agent._context import (
     COMPACT_SYSTEM,
@@ -43,6 +51,14 @@ from beamish.agent._context import (
 from beamish.agent._messages import Message, ModelRequest, ModelResponse
 from beamish.journal import Run
 from beamish.journal._replay import RunJournal, StepResult
+
+#: How providers word a refusal for length (Anthropic, OpenAI and compatible servers, the scripted model).
+_TOO_LONG = re.compile(
+    r"prompt is too long|context.length|context window|maximum context|too many tokens|input is too long"
+    r"|reduce the length",
+    re.IGNORECASE,
+)
+_TOKENS = re.compile(r"(\d[\d,]*)\s*(?:tokens|-token)")
 
 
 class ContextKeeper:
@@ -65,6 +81,9 @@ class ContextKeeper:
         self.compacted_turns = 0
         #: Compactions and trims this run has done (live or replayed).
         self.folds = 0
+        #: What counts are multiplied by: 1 until a provider refuses a request the count said fit.
+        self.scale = 1.0
+        self._last_input = 0
 
     def request(self, messages: list[Message], *, compacted_turns: int | None = None) -> ModelRequest:
         spec = self.loop.spec
@@ -77,19 +96,50 @@ class ContextKeeper:
         )
 
     def needs(self, request: ModelRequest) -> int:
-        """The tokens of the window ``request`` takes: its input and its output cap."""
-        return input_tokens(self.model_name, request) + request.max_tokens
+        """The tokens of the window ``request`` takes: its input (times :attr:`scale`, learned from
+        a provider that refused a request the count said would fit) and its output cap."""
+        return math.ceil(input_tokens(self.model_name, request) * self.scale) + request.max_tokens
 
-    async def fit(self, seq: int, messages: list[Message]) -> int:
-        """Make the next request fit (folding ``messages`` in place); the next step number."""
+    def overflowed(self, error: BaseException) -> bool:
+        """True when ``error`` is the provider refusing a request as too long for the window: the
+        count was short, and :meth:`fit` with ``refused=error`` folds the conversation anyway."""
+        if self.limit is None or self.window is None or not isinstance(error, ModelRejected):
+            return False
+        return error.status in (400, 413) and _TOO_LONG.search(str(error)) is not None
+
+    def _learn(self, error: BaseException) -> None:
+        """Scale later counts by what the refusal says the request took (its largest "N tokens"),
+        at least 10 % more than before: the same request must not be refused twice."""
+        said = [int(n.replace(",", "")) for n in _TOKENS.findall(str(error))]
+        counted = max(1, self._last_input)
+        wanted = max(said) / counted if said else 0.0
+        self.scale = round(max(self.scale * 1.1, wanted * 1.05), 4)
+
+    async def fit(self, seq: int, messages: list[Message], *, refused: BaseException | None = None) -> int:
+        """Make the next request fit (folding ``messages`` in place); the next step number.
+
+        ``refused``: the provider's refusal of the last request as too long (see :meth:`overflowed`);
+        the fold then happens whatever the count says. A replayed run follows its journal: a
+        recorded ``compact`` step at ``seq`` is folded again (and free), with the scale it recorded.
+        """
         if self.limit is None or self.window is None:
             return seq
         limit, window = self.limit, self.window
+        recorded = self.journal.recorded(seq)
+        replaying = recorded is not None and recorded.kind == "compact"
+        if refused is not None:
+            self._learn(refused)
+        elif replaying and recorded is not None and isinstance(recorded.response, dict):
+            self.scale = float(recorded.response.get("context_scale", self.scale))
+        self._last_input = input_tokens(self.model_name, self.request(messages))
         before = self.needs(self.request(messages))
-        if before <= limit.threshold * window:
+        forced = refused is not None or replaying
+        if before <= limit.threshold * window and not forced:
             return seq
         if limit.policy == "fail":
             why = f"the conversation reached the {limit.threshold:.0%} threshold and the policy is 'fail'"
+            if refused is not None:
+                why = f"the provider refused it as too long and the policy is 'fail' ({refused})"
             self._full(before, why)
         base = self.needs(self.request(messages[:1]))
         summary_cap = self._summary_cap()
@@ -98,9 +148,10 @@ class ContextKeeper:
             budget -= summary_cap
         fold = plan_fold(messages, limit.keep_turns, max(budget, 0))
         if fold is None:
-            if before <= window:
+            if before <= window and refused is None:
                 return seq  # past the threshold, but nothing older to fold and it still fits
-            self._full(before, "nothing older is left to fold")
+            why = "nothing older is left to fold"
+            self._full(before, why if refused is None else f"the provider refused it ({refused}); {why}")
         least = self.needs(self.request([fold.task, *fold.pinned, *fold.kept]))
         if least > window:  # no summary can help: say so before paying for one
             self._full(least, "the recent turns alone do not fit")
@@ -135,6 +186,8 @@ class ContextKeeper:
                 "tokens_before": before,
                 "tokens_after": after,
                 "tokens_saved": before - after,
+                "why": "threshold" if refused is None else "provider_refused",
+                "scale": self.scale,
             }
             if limit.policy == "compact":
                 data["cost_usd"] = cost
@@ -168,7 +221,8 @@ class ContextKeeper:
         }
 
         async def trim() -> StepResult:
-            return StepResult(value={"trimmed": len(fold.folded), "kept": len(new)})
+            value = {"trimmed": len(fold.folded), "kept": len(new), "context_scale": self.scale}
+            return StepResult(value=value)
 
         result = await self.journal.model_step(seq, meta, trim, kind="compact", name="trim")
         return seq + 1, not result.replayed
@@ -208,7 +262,7 @@ class ContextKeeper:
             async def perform(request: ModelRequest = request, info: Any = info) -> StepResult:
                 result: StepResult = await self.loop._call_model(info, request)
                 return StepResult(
-                    value=result.value,
+                    value={**result.value, "context_scale": self.scale},
                     messages=[],
                     tokens_in=result.tokens_in,
                     tokens_out=result.tokens_out,

@@ -30,6 +30,9 @@ and the run dies. :class:`ContextLimit` (``AgentSpec.context``, ``[agents.NAME.c
   results those turns still refer to (by call id, or by an identifier such as ``ORD-1234`` or a URL
   quoted from the result); a tool call and its result are never separated. A request that would
   still need more than the window is never sent: the run ends with ``ContextFull`` instead.
+- **A short count** shows as the provider refusing a request for its length (unbilled): the agent
+  scales its later counts by what the refusal says it under-counted and folds at once (see
+  :meth:`~beamish.agent._compaction.ContextKeeper.fit`).
 
 This module is pure (no journal, no I/O): :mod:`._compaction` performs the steps.
 """

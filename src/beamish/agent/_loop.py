@@ -28,6 +28,7 @@ from beamish._exceptions import (
     DeadlineMissed,
     Fenced,
     ModelError,
+    ModelRejected,
     ModelUnavailable,
     PauseRun,
     ToolError,
@@ -236,20 +237,26 @@ class RunLoop:
             request = context.request(messages)
             info = self._info(run, journal, seq)
             wire = request.to_json()
-            with self.telemetry.chat(
-                self.model.name,
-                messages=wire["messages"],
-                max_tokens=request.max_tokens,
-                step=seq,
-            ) as record:
-                result = await journal.model_step(
-                    seq,
-                    wire,
-                    functools.partial(self._call_model, info, request),
-                    name=self.model.name,
-                )
-                response = ModelResponse.from_json(result.value)
-                fill_chat(record, response, result)
+            try:
+                with self.telemetry.chat(
+                    self.model.name,
+                    messages=wire["messages"],
+                    max_tokens=request.max_tokens,
+                    step=seq,
+                ) as record:
+                    result = await journal.model_step(
+                        seq,
+                        wire,
+                        functools.partial(self._call_model, info, request),
+                        name=self.model.name,
+                    )
+                    response = ModelResponse.from_json(result.value)
+                    fill_chat(record, response, result)
+            except ModelRejected as exc:
+                if not context.overflowed(exc):  # refused for its length: the count was short
+                    raise
+                seq = await context.fit(seq, messages, refused=exc)
+                continue
             messages.append(response.as_message())
             nudge = await self.hooks.after_step(info, "llm", self.model.name, response.text, False)
             seq += 1

@@ -29,7 +29,9 @@ whose input and ``max_tokens`` need more is refused as a provider refuses it (40
 long", logged with ``"over_window": true``). A compaction call (``beamish.agent._context``) is not
 a turn of the script: it is answered with the top-level ``summary`` text (``{chars}`` is the size
 of what it was asked to fold; default ``"(scripted summary of {chars} characters)"``) and logged
-with ``"compact": true``.
+with ``"compact": true``. A top-level ``counter_scale`` (default 1) makes the offline counter this
+model offers report that share of the tokens it bills and checks against its window: a count that
+falls short, as an estimate can, for testing what happens then (a budget reserves short too).
 """
 
 from __future__ import annotations
@@ -144,8 +146,8 @@ def load_script(path: str | Path) -> tuple[tuple[_Script, ...], str | None]:
     return tuple(scripts), call_log
 
 
-def script_options(path: str | Path) -> tuple[int | None, str]:
-    """A script file's ``context_window`` (None: unlimited) and ``summary`` text."""
+def script_options(path: str | Path) -> tuple[int | None, str, float]:
+    """A script file's ``context_window`` (None: unlimited), ``summary`` text and ``counter_scale``."""
     p = Path(path)
     text = p.read_text(encoding="utf-8")
     data: Any = tomllib.loads(text) if p.suffix == ".toml" else None
@@ -158,7 +160,10 @@ def script_options(path: str | Path) -> tuple[int | None, str]:
     summary = data.get("summary", "(scripted summary of {chars} characters)")
     if not isinstance(summary, str):
         raise SpecError(f"scripted model: {p}: summary must be text")
-    return window, summary
+    scale = data.get("counter_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
+        raise SpecError(f"scripted model: {p}: counter_scale must be a number, 0 < x <= 1")
+    return window, summary, float(scale)
 
 
 #: The options a scripted model takes: no key, URL or client, and no stall limit unless one is set
@@ -184,7 +189,7 @@ class ScriptedModel:
         self.name = f"scripted:{path}"
         self.scripts, self.call_log = load_script(self.path)
         #: The window this model declares (the script's ``context_window``), None for unlimited.
-        self.context_window, self._summary = script_options(self.path)
+        self.context_window, self._summary, self._counter_scale = script_options(self.path)
         self.first_chunk_timeout_s = first_chunk_timeout_s
         self.next_chunk_timeout_s = next_chunk_timeout_s
         self._clock = clock
@@ -215,7 +220,14 @@ class ScriptedModel:
 
     def input_tokens(self, request: ModelRequest) -> int | None:
         """The input tokens the answer to ``request`` will report: this model's offline token
-        counter, which a budget reserves by (None when no turn answers it: the call will fail)."""
+        counter, which a budget reserves by (None when no turn answers it: the call will fail);
+        ``counter_scale`` of them when the script sets one."""
+        billed = self._billed_tokens(request)
+        if billed is None or self._counter_scale == 1.0:
+            return billed
+        return max(1, int(billed * self._counter_scale))
+
+    def _billed_tokens(self, request: ModelRequest) -> int | None:
         if is_compaction(request):
             return _input_tokens(request)
         try:
@@ -241,7 +253,7 @@ class ScriptedModel:
         fault = turn.faults[attempt] if attempt < len(turn.faults) else None
         if self.call_log is not None:
             entry: dict[str, Any] = {"script": index, "turn": n, "pid": os.getpid()}
-            entry.update(tokens=self.input_tokens(request), max_tokens=request.max_tokens)
+            entry.update(tokens=self._billed_tokens(request), max_tokens=request.max_tokens)
             if fault is not None:
                 entry["fault"] = dict(fault)
             with open(self.call_log, "a", encoding="utf-8") as log:
@@ -288,7 +300,7 @@ class ScriptedModel:
         """Refuse a request over the declared window, as a provider does (400, not retried)."""
         if self.context_window is None:
             return
-        tokens = self.input_tokens(request) or _input_tokens(request)
+        tokens = self._billed_tokens(request) or _input_tokens(request)
         if tokens + request.max_tokens > self.context_window:
             self._log({"over_window": True, "tokens": tokens, "max_tokens": request.max_tokens})
             raise error_for_status(
