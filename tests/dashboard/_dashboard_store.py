@@ -3,7 +3,6 @@ step, restarts, upgrades and a rollback, spend on the ledger and the company's c
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from beamish import Budget
@@ -67,8 +66,8 @@ async def the_timeline_run(store: Any) -> None:
     )
 
 
-async def filled_store(path: Path) -> Any:
-    store = await open_store(f"sqlite:///{path}")
+async def filled_store(url: str) -> Any:
+    store = await open_store(url)
     for i in range(PLAIN_RUNS):
         await store.create_run("ceo", f"plan {i}", run_id=f"r-plain-{i:02d}")
         await store.update_run(f"r-plain-{i:02d}", status="succeeded", output=f"done {i}")

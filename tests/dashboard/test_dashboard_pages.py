@@ -23,8 +23,9 @@ pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Any]:
-    found = await filled_store(tmp_path / "j.db")
+async def store(store_url: str) -> AsyncIterator[Any]:
+    """The filled store on SQLite and on PostgreSQL: the pages' queries run on both."""
+    found = await filled_store(store_url)
     yield found
     await found.close()
 

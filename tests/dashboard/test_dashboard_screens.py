@@ -75,7 +75,7 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[str, CompanySource]]:
-    store = await filled_store(tmp_path_factory.mktemp("screens") / "j.db")
+    store = await filled_store(f"sqlite:///{tmp_path_factory.mktemp('screens')}/j.db")
     source = CompanySource()
     source.store = store  # type: ignore[attr-defined]
     long = "a report line that goes on " * 12
@@ -187,6 +187,10 @@ async def test_runs_are_filtered_and_a_run_opens_from_the_list(
     from playwright.async_api import expect
 
     page = await browser.new_page()
+    await page.goto(served[0] + "/")
+    await page.get_by_test_id("node-ceo").get_by_role("link", name="ceo").click()  # an agent's runs
+    await expect(page).to_have_url(served[0] + "/runs?agent=ceo")
+    await expect(page.get_by_test_id("run-row")).to_have_count(50)
     await page.goto(served[0] + "/runs")
     await expect(page.get_by_test_id("run-row").first).to_have_attribute("data-status", "needs_attention")
     await page.get_by_test_id("filter-status").select_option("failed")

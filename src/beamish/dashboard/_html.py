@@ -194,7 +194,8 @@ def event_summary(event: Event) -> str:
     parts = []
     for key in _FIRST:
         value = data.get(key)
-        if value not in (None, "", [], {}) and not (key in ("id", "agent") and value == event.subject):
+        named = key in ("id", "agent") and event.subject.rsplit("/", 1)[-1] == value  # said by the subject
+        if value not in (None, "", [], {}) and not named:
             parts.append(f"{key}: {short(value)}")
     for key, value in data.items():
         if key in _FIRST or key == "v" or value in (None, "", [], {}):

@@ -100,7 +100,8 @@ function renderNode(n) {
   if (n.drift) meta.push(n.drift);
   if (n.running) meta.push(runningText(n.running));
   const li = el("li", {"class": "node", "data-testid": "node-" + n.id, "data-state": n.state},
-    el("span", {"class": "state " + n.state}, n.state), el("b", {}, n.id), el("span", {"class": "meta"}, meta.join(" · ")));
+    el("span", {"class": "state " + n.state}, n.state),
+    n.type === "agent" ? el("a", {href: "/runs?agent=" + encodeURIComponent(n.id), title: "its runs"}, el("b", {}, n.id)) : el("b", {}, n.id), el("span", {"class": "meta"}, meta.join(" · ")));
   if (n.unprotected) li.append(el("span", {"class": "unprotected", "data-testid": "unprotected-" + n.id}, "unprotected: " + n.unprotected));
   if (n.children && n.children.length) {
     const ul = el("ul", {});
