@@ -215,7 +215,7 @@ class Runs:
             known = ", ".join(sorted(self.specs)) or "none"
             raise SpecError(f"no agent named {agent!r} was started on this node (known: {known})")
         store = await self.store()
-        meta = deadline_meta(store.clock.time(), seconds)
+        meta = deadline_meta(self.node.clock.time(), seconds)  # the clock its agents read
         run, created = await store.create_run(
             agent, task, run_id=run_id, priority=priority, concurrency_key=concurrency_key, meta=meta or None
         )

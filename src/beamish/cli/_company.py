@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from beamish._exceptions import BeamishError
 from beamish._net import check_bind
+from beamish.agent._breaker import BreakerState, breaker_states
 from beamish.cli._cluster import placement_table
 from beamish.cli._common import ConfigOption, JsonOption, _open_store, fail, load, run_async
 from beamish.cli._output import console, emit_json, err
@@ -109,18 +111,47 @@ def status(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = Fa
                 await store.close()
 
     root, live = run_async(go)
+    breakers = _breakers(cfg)
 
     if as_json:
-        emit_json({"running": live, "config": str(cfg.path), "tree": root.to_json()})
+        data = {"running": live, "config": str(cfg.path), "tree": root.to_json()}
+        emit_json({**data, "breakers": [b.to_json() for b in breakers]})
     else:
         console.print(tree_view(root))
         placed = placement_table(cfg.store_url)
         if placed is not None:  # a cluster: which node holds which agent
             console.print(placed)
+        if breakers:  # a provider that is failing: its agents go to their fallbacks
+            console.print(_breaker_table(breakers))
         if not live:
             console.print("(no node is running: facts read from the store)", style="dim")
     if not live:
         raise typer.Exit(EXIT_NOT_RUNNING)
+
+
+def _breakers(cfg: CompanyConfig) -> list[BreakerState]:
+    """The models whose circuit breaker is open, probing, or counting failures (read from the store)."""
+
+    async def go() -> list[BreakerState]:
+        store = await _open_store(cfg)
+        try:
+            return await breaker_states(store)
+        finally:
+            await store.close()
+
+    found: list[BreakerState] = run_async(go)
+    return found
+
+
+def _breaker_table(breakers: list[BreakerState]) -> Table:
+    table = Table(title="circuit breakers", title_justify="left")
+    for column in ("model", "state", "failures in a row", "opened"):
+        table.add_column(column)
+    for b in breakers:
+        opened = datetime.fromtimestamp(b.opened_at, UTC).strftime("%H:%M:%S UTC") if b.opened_at else ""
+        style = "red" if b.state == "open" else "yellow"
+        table.add_row(b.key, f"[{style}]{b.state}[/]", str(b.failures), opened)
+    return table
 
 
 def ask_node(cfg: CompanyConfig, request: dict[str, Any], *, what: str, timeout: float = 5.0) -> Any:
