@@ -38,7 +38,7 @@ def _agent(script: Path, **kw: Any) -> AgentSpec:
     return AgentSpec(
         name="researcher",
         instructions="You research.",
-        model=f"scripted:{script}",
+        model=kw.pop("model", f"scripted:{script}"),
         tools=[ft.lookup],
         isolation="task",
         watchdog=Watchdog(max_steps=None),
@@ -173,6 +173,18 @@ async def test_a_configured_window_overrides_the_models(tmp_path: Path) -> None:
     calls = calls_made(script)
     _never_over(calls, 1200)
     assert [c for c in calls if c.get("compact")]
+
+
+async def test_with_fallback_models_the_smallest_window_among_them_is_kept(tmp_path: Path) -> None:
+    primary = write_long_script(tmp_path, "primary", 60, window=None)  # declares no window
+    fallback = write_long_script(tmp_path, "fallback", 60, window=2500)
+    spec = _agent(primary, model=[f"scripted:{primary}", f"scripted:{fallback}"])
+    result = await _run(f"sqlite:///{tmp_path}/j.db", spec, "fallbacks")
+    assert result.status == "succeeded", result.reason
+    calls = calls_made(primary)
+    assert not calls_made(fallback), "the primary answered every step"
+    assert [c for c in calls if c.get("compact")], "folded to fit the fallback's window"
+    _never_over(calls, 2500)
 
 
 async def test_a_last_turn_too_big_for_the_window_fails_the_run_instead_of_being_sent(tmp_path: Path) -> None:

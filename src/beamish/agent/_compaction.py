@@ -76,7 +76,10 @@ class ContextKeeper:
         limit = getattr(spec, "context", None)
         self.limit: ContextLimit | None = limit if isinstance(limit, ContextLimit) else None
         self.model_name: str = loop.model.name
-        self.window = None if self.limit is None else resolve_window(self.limit, loop.model, self.model_name)
+        fallbacks = getattr(getattr(loop, "fallbacks", None), "models", None)
+        #: The agent's models (its fallbacks too): a request must fit whichever one answers it.
+        self.models: list[Any] = list(fallbacks) if fallbacks else [loop.model]
+        self.window = None if self.limit is None else self._window(self.limit)
         #: Model answers folded away so far: requests count them in ``turn``.
         self.compacted_turns = 0
         #: Compactions and trims this run has done (live or replayed).
@@ -95,10 +98,19 @@ class ContextKeeper:
             compacted_turns=self.compacted_turns if compacted_turns is None else compacted_turns,
         )
 
+    def _window(self, limit: ContextLimit) -> int | None:
+        """The smallest window of the agent's models that has one (the configured one if set)."""
+        known = [w for m in self.models if (w := resolve_window(limit, m, m.name)) is not None]
+        return min(known) if known else None
+
+    def _input(self, request: ModelRequest) -> int:
+        """The input tokens of ``request`` by the most cautious of the agent's models' counts."""
+        return max(input_tokens(m.name, request) for m in self.models)
+
     def needs(self, request: ModelRequest) -> int:
         """The tokens of the window ``request`` takes: its input (times :attr:`scale`, learned from
         a provider that refused a request the count said would fit) and its output cap."""
-        return math.ceil(input_tokens(self.model_name, request) * self.scale) + request.max_tokens
+        return math.ceil(self._input(request) * self.scale) + request.max_tokens
 
     def overflowed(self, error: BaseException) -> bool:
         """True when ``error`` is the provider refusing a request as too long for the window: the
@@ -131,7 +143,7 @@ class ContextKeeper:
             self._learn(refused)
         elif replaying and recorded is not None and isinstance(recorded.response, dict):
             self.scale = float(recorded.response.get("context_scale", self.scale))
-        self._last_input = input_tokens(self.model_name, self.request(messages))
+        self._last_input = self._input(self.request(messages))
         before = self.needs(self.request(messages))
         forced = refused is not None or replaying
         if before <= limit.threshold * window and not forced:

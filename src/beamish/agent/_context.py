@@ -6,8 +6,9 @@ and the run dies. :class:`ContextLimit` (``AgentSpec.context``, ``[agents.NAME.c
 
 - **The window** is ``ContextLimit.window`` when set, else what the model declares (a scripted
   model's ``context_window``), else the offline ``genai-prices`` data's ``context_window`` for the
-  model. A model none of them knows (an OpenAI-compatible local server, say) is not managed: set
-  ``window`` for it.
+  model; with fallback models, the smallest of theirs (a request must fit whichever answers). A
+  model none of them knows (an OpenAI-compatible local server, say) is not managed: set ``window``
+  for it.
 - **Counting.** A request *needs* its input tokens plus its ``max_tokens`` (OpenAI and Anthropic
   both refuse a request whose input and output cap do not fit together). The input is counted by the
   model's own offline counter where it has one (the scripted model's is exact: it is what it
