@@ -20,6 +20,8 @@ OUTCOME_COLOURS = {
     "running": "#2f6db3",
     "queued": "#8fa8c8",
 }
+#: The most groups a bar chart stacks (the rest are one "other" group).
+MAX_GROUPS = 8
 #: Bucket sizes a bar chart may use, smallest first (it picks the first giving at most 48 bars).
 BUCKETS = (10, 60, 300, 900, 3600, 4 * 3600, 86400)
 
@@ -142,10 +144,9 @@ def spend_lines(
     for i, (name, line) in enumerate(sorted(series.items(), key=lambda kv: -kv[1][-1][1] if kv[1] else 0)):
         colour = PALETTE[i % len(PALETTE)] if name != "company" else "#1d1d1f"
         coords = [(_x(lo, lo, hi), _y(0, top))]
-        for at, total in line:
-            x = _x(at, lo, hi)
+        for x, y in _per_pixel(line, lo, hi, top):
             coords.append((x, coords[-1][1]))
-            coords.append((x, _y(total, top)))
+            coords.append((x, y))
         coords.append((_x(hi, lo, hi), coords[-1][1]))
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         width = 2.5 if name == "company" else 1.6
@@ -164,6 +165,21 @@ def spend_lines(
         legend.append((f"{name} {money(cap)}", "#b8423c", True))
     body.extend(_legend(legend))
     return _frame(title, body, testid)
+
+
+def _per_pixel(
+    line: list[tuple[float, float]], lo: float, hi: float, top: float
+) -> list[tuple[float, float]]:
+    """The line's last value in each pixel column: a day of ledger entries draws in a few hundred
+    points instead of tens of thousands (the picture is the same)."""
+    out: list[tuple[float, float]] = []
+    for at, total in line:
+        x, y = round(_x(at, lo, hi)), _y(total, top)
+        if out and out[-1][0] == x:
+            out[-1] = (x, y)
+        else:
+            out.append((x, y))
+    return out
 
 
 def pick_bucket(lo: float, hi: float) -> int:
@@ -191,6 +207,12 @@ def stacked_bars(
     size it chose (the caller names it in the title: runs per hour, per minute …)."""
     if not items:
         return empty(title, testid, nothing), bucket or 3600
+    tally: dict[str, int] = defaultdict(int)
+    for _, group in items:
+        tally[group] += 1
+    if len(tally) > MAX_GROUPS:  # the most frequent keep their colour, the rest are "other"
+        kept = set(sorted(tally, key=lambda g: -tally[g])[: MAX_GROUPS - 1])
+        items = [(at, group if group in kept else "other") for at, group in items]
     first, last = min(a for a, _ in items), max(a for a, _ in items)
     size = bucket or pick_bucket(first, last)
     lo = math.floor(first / size) * size
