@@ -143,8 +143,9 @@ class ContextKeeper:
             self._learn(refused)
         elif replaying and recorded is not None and isinstance(recorded.response, dict):
             self.scale = float(recorded.response.get("context_scale", self.scale))
-        self._last_input = self._input(self.request(messages))
-        before = self.needs(self.request(messages))
+        request = self.request(messages)
+        self._last_input = self._input(request)
+        before = math.ceil(self._last_input * self.scale) + request.max_tokens
         forced = refused is not None or replaying
         if before <= limit.threshold * window and not forced:
             return seq
@@ -168,6 +169,7 @@ class ContextKeeper:
         if least > window:  # no summary can help: say so before paying for one
             self._full(least, "the recent turns alone do not fit")
         start = seq
+        cost = 0.0
         if limit.policy == "trim":
             folded_text = TRIMMED_NOTE.format(n=len(fold.folded))
             new = [fold.task, Message(role="user", text=folded_text), *fold.pinned, *fold.kept]
@@ -184,27 +186,35 @@ class ContextKeeper:
         self.compacted_turns += turns_before - turns_after
         self.folds += 1
         messages[:] = new
-        if live:
-            data = {
-                "run_id": self.run_id,
-                "policy": limit.policy,
-                "model": self.model_name,
-                "window": window,
-                "from_seq": start,
-                "to_seq": seq - 1,
-                "messages_folded": len(fold.folded),
-                "messages_pinned": len(fold.pinned),
-                "messages_kept": len(fold.kept),
-                "tokens_before": before,
-                "tokens_after": after,
-                "tokens_saved": before - after,
-                "why": "threshold" if refused is None else "provider_refused",
-                "scale": self.scale,
-            }
-            if limit.policy == "compact":
-                data["cost_usd"] = cost
-            await self.loop.store.append_event(Event("run.compacted", self.run_id, data))
+        if live:  # a replayed fold was announced by the incarnation that made it
+            why = "threshold" if refused is None else "provider_refused"
+            await self._announce(fold, (start, seq - 1), (before, after), why, cost)
         return seq
+
+    async def _announce(
+        self, fold: Fold, steps: tuple[int, int], tokens: tuple[int, int], why: str, cost: float
+    ) -> None:
+        """The ``run.compacted`` event of a fold made live."""
+        assert self.limit is not None
+        data: dict[str, Any] = {
+            "run_id": self.run_id,
+            "policy": self.limit.policy,
+            "model": self.model_name,
+            "window": self.window,
+            "from_seq": steps[0],
+            "to_seq": steps[1],
+            "messages_folded": len(fold.folded),
+            "messages_pinned": len(fold.pinned),
+            "messages_kept": len(fold.kept),
+            "tokens_before": tokens[0],
+            "tokens_after": tokens[1],
+            "tokens_saved": tokens[0] - tokens[1],
+            "why": why,
+            "scale": self.scale,
+        }
+        if self.limit.policy == "compact":
+            data["cost_usd"] = cost
+        await self.loop.store.append_event(Event("run.compacted", self.run_id, data))
 
     def _summary_cap(self) -> int:
         """The output cap of a compaction call: the agent's, at most an eighth of the window."""
