@@ -13,6 +13,8 @@ from beamish.journal import open_store
 
 SECRET = "sk-ant-api03-" + "x" * 40
 HOSTILE = "<script>alert('x')</script>"
+#: A run id a URL must quote to reach.
+ODD_ID = "odd/id?x=1#y%2F"
 #: How many plain succeeded runs the store holds besides the special ones (more than a page).
 PLAIN_RUNS = 55
 
@@ -76,6 +78,7 @@ async def filled_store(url: str) -> Any:
     await store.create_run("coo", "the books", run_id="r-attention")
     await store.update_run("r-attention", status="needs_attention")
     await store.create_run(HOSTILE, HOSTILE, run_id="r-hostile")
+    await store.create_run("ceo", "an odd id", run_id=ODD_ID)
     await the_timeline_run(store)
     for agent, amount in (("ceo", 0.4), ("cfo", 0.25), ("ceo", 0.35)):
         await store.add_ledger(agent, amount)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from _dashboard_company import CompanySource
-from _dashboard_store import HOSTILE, PLAIN_RUNS, SECRET, filled_store
+from _dashboard_store import HOSTILE, ODD_ID, PLAIN_RUNS, SECRET, filled_store
 
 from beamish.company import load_config_data
 from beamish.company._control import ControlServer
@@ -46,8 +46,8 @@ async def test_runs_list_held_runs_first_then_the_newest_a_page_at_a_time(store:
     ids = run_ids(first)
     assert ids[:2] == ["r-attention", "r-held"] or ids[:2] == ["r-held", "r-attention"]
     assert ids[2] == "r-timeline" and len(ids) == 50
-    assert f"page 1 of 2 · {PLAIN_RUNS + 4} runs" in first and "older →" in first
-    assert len(run_ids(second)) == PLAIN_RUNS + 4 - 50 and "← newer" in second
+    assert f"page 1 of 2 · {PLAIN_RUNS + 5} runs" in first and "older →" in first
+    assert len(run_ids(second)) == PLAIN_RUNS + 5 - 50 and "← newer" in second
     assert not set(ids) & set(run_ids(second))
 
 
@@ -79,6 +79,14 @@ async def test_the_run_page_shows_what_beamish_show_shows(store: Any) -> None:
     assert "the bank said no" in page and "line two" in page  # the reason, in full
     assert SECRET not in page and "[redacted]" in page
     assert HOSTILE not in r.text  # the task is escaped
+
+
+async def test_a_run_whose_id_a_url_must_quote_opens_from_its_link(store: Any) -> None:
+    async with client(CompanySource(), store) as c:
+        listing = (await c.get("/runs?status=queued&agent=ceo")).text
+        (href,) = run_ids(listing)
+        r = await c.get("/runs/" + html.unescape(href))
+    assert r.status_code == 200 and html.escape(ODD_ID) in r.text
 
 
 async def test_an_unknown_run_is_a_404_page(store: Any) -> None:

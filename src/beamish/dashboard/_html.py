@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from beamish._events import Event
 from beamish._redact import redact
@@ -218,6 +218,11 @@ def link(path: str, **params: Any) -> str:
     """``path`` with the non-empty ``params`` as its query, escaped for an attribute."""
     kept = {k: v for k, v in params.items() if v not in (None, "")}
     return escape(path + ("?" + urlencode(kept) if kept else ""))
+
+
+def run_link(run_id: str) -> str:
+    """The run's page, whatever its id holds (``/``, ``?``, ``#``, ``%``)."""
+    return escape("/runs/" + quote(run_id, safe=":@-._~"))
 
 
 def pill(status: str) -> str:

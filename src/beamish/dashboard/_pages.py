@@ -22,6 +22,7 @@ from beamish.dashboard._html import (
     money,
     pill,
     reason_text,
+    run_link,
     short,
     when,
 )
@@ -58,7 +59,7 @@ async def runs_body(store: Any, *, agent: str | None, status: str | None, page: 
         )
         rows.append(
             f'<tr data-testid="run-row" data-status="{escape(run.status)}">'
-            f'<td class="mono"><a href="{link("/runs/" + run.run_id)}">{escape(run.run_id)}</a></td>'
+            f'<td class="mono"><a href="{run_link(run.run_id)}">{escape(run.run_id)}</a></td>'
             f'<td class=nowrap><a href="{link("/runs", agent=run.agent)}">{escape(run.agent)}</a></td>'
             f"<td>{pill(run.status)}</td><td class=num>{started}</td>"
             f"<td class=num>{took}</td><td class=num>{money(run.spend_usd)}</td>"
@@ -232,7 +233,7 @@ async def events_body(store: Any, *, kind: str | None, agent: str | None, before
 def _subject_link(event: Any) -> str:
     """A run's events link to the run's page."""
     if event.data.get("run_id") == event.subject:
-        return f'<a href="{link("/runs/" + event.subject)}">{escape(event.subject)}</a>'
+        return f'<a href="{run_link(event.subject)}">{escape(event.subject)}</a>'
     return escape(event.subject)
 
 
