@@ -22,6 +22,7 @@ from beamish._exits import (
 from beamish._exports import claim_public_module as _claim_public_module
 from beamish._version import __version__
 from beamish.agent._approval import ApprovalRule
+from beamish.agent._breaker import BreakerPolicy
 from beamish.agent._budget import Budget
 from beamish.agent._context import ContextLimit
 from beamish.agent._gates import Gate
@@ -68,6 +69,7 @@ __all__ = [
     "ApprovalRule",
     "Backoff",
     "BeamishError",
+    "BreakerPolicy",
     "Budget",
     "CallTimeout",
     "ChildSpec",

@@ -133,7 +133,8 @@ class Fallbacks:
         self, info: RunInfo, model: Model, index: int, why: str, error: BaseException | None
     ) -> None:
         to = self.models[index + 1].name
-        logger.warning("run %s step %d: %s → %s (%s)", info.run_id, info.seq, model.name, to, why)
+        level = logging.INFO if error is None else logging.WARNING  # an open breaker's skip is routine
+        logger.log(level, "run %s step %d: %s → %s (%s)", info.run_id, info.seq, model.name, to, why)
         if self.emit is None:
             return
         data: dict[str, Any] = {

@@ -31,6 +31,7 @@ DEFAULT_KINDS: dict[str, str] = {
     "supervisor.escalated": "critical",
     "supervisor.auto_shutdown": "critical",
     "lease.lost": "critical",
+    "breaker.opened": "warning",
     "memory.repaired": "warning",
 }
 SEVERITIES = ("info", "warning", "critical")

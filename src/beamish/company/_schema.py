@@ -184,7 +184,8 @@ class AlertSection(_Table):
     """``[[alerts]]``: a sink (``webhook``, ``slack`` or ``email``) and the events routed to it.
 
     ``events`` defaults to what needs a person (approvals, questions, over-budget and loop pauses,
-    needs-attention, supervisor escalation, a lost lease, a memory repair). ``quiet_hours``
+    needs-attention and missed deadlines, supervisor escalation, a lost lease, a memory repair, an
+    open circuit breaker). ``quiet_hours``
     (``"22:00-07:00"`` in the company's time zone) holds all but critical alerts for the digest.
     Secrets are named by environment variable (``secret_env``, ``password_env``), never written here.
     """
