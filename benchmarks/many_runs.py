@@ -15,9 +15,16 @@ Peers on the same workload, the same server and the same store, as ratios:
 - DBOS (if installed): a workflow of the same steps on a DBOS queue with ``concurrency = N``, its
   system database on SQLite.
 
-Usage: ``python benchmarks/many_runs.py [--sizes 10,100] [--full] [--pg] [--latency 0.2]``.
+Usage: ``python benchmarks/many_runs.py [--sizes 10,100] [--full] [--pg] [--latency 0.2] [--cases …]``.
 ``--full`` adds N = 1,000; ``--pg`` adds PostgreSQL for beamish (``BEAMISH_BENCH_PG``, default
-the local test database). Ends with one JSON line of figures and targets.
+the local test database); ``--cases`` keeps only the named cases. Ends with one JSON line of figures
+and targets.
+
+Per case, besides the totals: the overhead per step p50/p99 (each run's own wall time past its three
+model latencies, per step, under the load of the others), the CPU per step p50/p99 of ``--solo``
+runs one at a time (first size only; for process isolation read from /proc in 10 ms ticks), and
+the worst lateness of a 5 ms timer on the node's loop while the agent starts and makes its first
+model call (beside that of the idle loop, the host's own).
 """
 
 from __future__ import annotations
@@ -455,6 +462,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument(
+        "--cases", help="only these cases, comma-separated (e.g. beamish-task-sqlite,langgraph)"
+    )
+    parser.add_argument(
         "--solo", type=int, default=5, help="runs one at a time first, for CPU per step p50/p99 (first size)"
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -477,6 +487,9 @@ def main() -> None:
         if args.no_peers
         else [p for p, m in (("langgraph", "langgraph.checkpoint.sqlite"), ("dbos", "dbos")) if available(m)]
     )
+    if args.cases:
+        chosen = set(args.cases.split(","))
+        cases, peers = [c for c in cases if c in chosen], [p for p in peers if p in chosen]
     server, base_url = start_server(args.latency)
     results: dict[str, dict[str, Any]] = {}
     try:

@@ -181,3 +181,32 @@ async def test_n_runs_of_a_sigkilled_process_agent_all_finish_with_each_once_eff
     for run_id in run_ids:
         published = [e for e in ft.effects(run_id) if e.startswith("publish ")]
         assert len(published) == 1, "every once effect happens once"
+
+
+class WarmedModel(GatedModel):
+    """A gated model with a warm-up (the SDK adapters import and open their client on a thread)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open.set()
+        self.warming: asyncio.Future[None] | None = None
+
+    def warm(self) -> asyncio.Future[None]:
+        self.warming = asyncio.get_running_loop().create_future()
+        return self.warming
+
+
+async def test_an_agent_starts_its_runs_once_its_model_has_warmed_up(tmp_path: Path) -> None:
+    model = WarmedModel()
+    spec = _task_agent(model, concurrency=2, budget=Budget(prices={"scripted:*": Price.free()}))
+    async with Node(store=f"sqlite:///{tmp_path}/j.db") as node:
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        ids = [await node.submit("support", f"customer {i}") for i in range(2)]
+        await wait_for(lambda: model.warming is not None, timeout=10, what="the warm-up started")
+        with pytest.raises(TimeoutError):  # no run calls the model while it warms up
+            await wait_for(lambda: model.calls > 0, timeout=1.0, what="a call before the warm-up ended")
+        assert model.warming is not None
+        model.warming.set_result(None)
+        results = [await node.result(i, timeout=10) for i in ids]
+    assert [r.status for r in results] == ["succeeded"] * 2
+    assert model.calls == 2

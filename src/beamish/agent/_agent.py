@@ -17,6 +17,7 @@ incarnation resumes every one of them from its journal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -141,17 +142,20 @@ class AgentActor(Actor):
     def _warm_up(self) -> None:
         """Start, on threads, what the first run would otherwise do on the node's loop: the model
         SDK's imports and client (its TLS context), the model's context window from genai-prices'
-        data. Each is 0.05-0.6 s of CPU that would stall every run and agent on the loop."""
+        data. Each is 0.05-0.6 s of CPU that would stall every run and agent on the loop; the
+        first runs wait for them (see :meth:`_fill`) rather than block on their import locks."""
         warm = getattr(self.model, "warm", None)
         if callable(warm):
-            warm()
+            started = warm()
+            if isinstance(started, asyncio.Future):
+                self._warming.append(started)
         limit = self.spec.context
         if isinstance(limit, ContextLimit) and limit.window is None:
             window = asyncio.ensure_future(
                 asyncio.to_thread(resolve_window, limit, self.model, self.model.name)
             )
-            self._warming = window  # held until done; a failure is the first run's to meet and raise
             window.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._warming.append(window)  # a failure is the first run's to meet and raise
 
     async def handle_cast(self, message: Any) -> None:
         kind = message[0] if isinstance(message, list | tuple) and message else message
@@ -199,6 +203,7 @@ class AgentActor(Actor):
         self._again = False
         self._hold = False  # set while an upgrade waits for the runs in flight
         self._crash: BaseException | None = None
+        self._warming: list[asyncio.Future[Any]] = []  # see _warm_up
 
     async def drain(self) -> None:
         """Serve until no run is queued or running for this agent and none is in flight."""
@@ -216,6 +221,10 @@ class AgentActor(Actor):
         Serialised: two fills at once could start the same run twice.
         """
         async with self._filling:
+            while self._warming:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._warming[0])
+                self._warming.pop(0)
             self._again = False
             free = self.spec.concurrency - len(self._running)
             if free <= 0 or self._hold or self._crash is not None:

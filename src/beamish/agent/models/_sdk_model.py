@@ -50,14 +50,17 @@ class SdkModel(ABC):
         self._client = settings.client
         self._warming: asyncio.Future[Any] | None = None
 
-    def warm(self) -> None:
+    def warm(self) -> asyncio.Future[Any] | None:
         """Import the SDK and open the client on a thread, from the agent's start.
 
         The SDK's imports and the client's TLS context take 0.25-0.6 s of CPU: done by the first
         call they would stall the node's loop, and every other run and agent on it, that long.
+        Returns what to await for it (None: nothing to do).
         """
         if self._client is None and self._warming is None:
             self._warming = asyncio.ensure_future(asyncio.to_thread(self._get_client))
+            self._warming.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return self._warming
 
     async def _warmed(self) -> None:
         """Wait for :meth:`warm` (its failure is the call's to raise, so it is ignored here)."""
