@@ -115,7 +115,7 @@ class NodeOrStore(ApprovalsMixin):
                     task.result()
                     return
         finally:
-            await cancel_and_wait(task, grace_s=2)
+            await cancel_and_wait(task, timeout_s=2)
 
     async def resume(self, agent: str) -> None:
         try:
