@@ -35,6 +35,7 @@ KINDS = frozenset(
         "run.paused",
         "run.resumed",
         "run.needs_attention",
+        "run.overdue",
         "run.refused",
         "run.cancelled",
         "step.replayed",

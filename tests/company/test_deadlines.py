@@ -12,6 +12,7 @@ import pytest
 from _receivers import Receiver
 
 from beamish import AgentSpec, SpecError
+from beamish.agent._deadline import sweep_overdue
 from beamish.company._alerter import Alerter
 from beamish.company._config import load_config
 from beamish.company._outbox import Route
@@ -119,3 +120,46 @@ deadline = "5m"
     path.write_text(good.replace('deadline = "5m"', 'deadline = "whenever"'))
     with pytest.raises(ConfigError, match=r"agents\.poster\.schedules\[0\]\.deadline"):
         load_config(path)
+
+
+async def test_runs_not_done_by_their_deadline_are_flagged_at_the_deadline_not_at_their_end(
+    tmp_path: Path,
+) -> None:
+    """One run holds the agent (its model takes 10 minutes); the next waits in the queue. Past their
+    deadlines the queued one is parked for a person and the running one raises ``run.overdue``."""
+    clock = FakeClock()
+    url = f"sqlite:///{tmp_path}/j.db"
+    spec = AgentSpec(
+        name="poster",
+        instructions="Post the update.",
+        model=f"scripted:{_script(tmp_path, 600.0)}",
+        model_options={"clock": clock},
+        isolation="task",
+        watchdog=None,
+    )
+    async with Node(store=url, clock=clock) as node:
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        store = await open_store(url, clock=clock)
+        try:
+            busy = await node.submit("poster", "post the long one", deadline="20s")
+            await wait_for(lambda: clock.sleepers > 0, what="the first run's model call")
+            queued = await node.submit("poster", "post the next one", deadline="30s")
+            clock.advance(31.0)
+
+            async def flagged() -> bool:
+                return (await store.get_run(queued)).status == "needs_attention"
+
+            for _ in range(100):  # the node's sweep runs about once a second: wait for it, bounded
+                if await flagged():
+                    break
+                await asyncio.sleep(0.05)
+            assert await sweep_overdue(store, clock.time()) == [], "a second sweep finds nothing new"
+            waiting, running = await store.get_run(queued), await store.get_run(busy)
+            kinds = [(e.kind, e.subject) for _, e in await store.events() if e.kind.startswith("run.")]
+        finally:
+            await store.close()
+    assert waiting.status == "needs_attention"
+    assert "had not started" in str(waiting.reason) and "missed its deadline" in str(waiting.reason)
+    assert running.status == "running" and "overdue_at" in running.meta
+    assert ("run.needs_attention", queued) in kinds
+    assert kinds.count(("run.overdue", busy)) == 1

@@ -4,11 +4,15 @@ time, ``submit(..., deadline=300)``), kept in its meta as ``deadline`` (epoch se
 While it runs, a near deadline makes the run leave a failing model for its fallback sooner
 (:mod:`beamish.agent._fallback`). A run that ends after it — answered late, or failed with its
 providers down — is parked as ``needs_attention`` with the reason, and its ``run.needs_attention``
-event goes to the alert sinks: a scheduled run is never silently late.
+event goes to the alert sinks: a scheduled run is never silently late. A run that has not ended
+when its deadline passes is not left to be found out at its end (:func:`sweep_overdue`): one still
+queued is parked as ``needs_attention`` (nobody started it in time; a person may retry it), and one
+still running raises a ``run.overdue`` alert once.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, datetime
@@ -16,6 +20,9 @@ from typing import Any
 
 from beamish._events import Event
 from beamish._exceptions import DeadlineMissed, SpecError
+from beamish._exits import Crashed
+from beamish.journal._eventlog import insert_event
+from beamish.journal._payload import canonical, masked
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -88,3 +95,51 @@ def _span(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f}s"
+
+
+#: Queued and running runs with a deadline in their meta (the meta is JSON text on both backends).
+_PENDING = (
+    "SELECT run_id, agent, status, meta FROM runs WHERE status IN ('queued', 'running') "
+    "AND meta LIKE '%\"deadline\"%'"
+)
+
+
+async def sweep_overdue(store: Any, now: float) -> list[Event]:
+    """Runs whose deadline passed before they ended: a queued one is parked as ``needs_attention``
+    (``run.needs_attention``), a running one gets ``run.overdue`` once (``overdue_at`` in its meta).
+    Each change is conditional on the row as read, so nodes sweeping together act once."""
+
+    def work(tx: Any) -> list[Event]:
+        events: list[Event] = []
+        for row in tx.fetchall(_PENDING):
+            meta = json.loads(row["meta"])
+            deadline = deadline_of(meta)
+            if deadline is None or now <= deadline or "overdue_at" in meta:
+                continue
+            rid, agent = str(row["run_id"]), str(row["agent"])
+            if row["status"] == "queued":
+                error = missed(meta, now, "had not started")
+                assert error is not None
+                reason = masked(Crashed(error).to_json(), "exit reason")
+                if tx.execute(
+                    "UPDATE runs SET status = 'needs_attention', reason = ?, updated_at = ? "
+                    "WHERE run_id = ? AND status = 'queued'",
+                    (reason, now, rid),
+                ):
+                    events.append(missed_event(rid, agent, error, now))
+                continue
+            stamped = canonical({**meta, "overdue_at": now}, "run meta")
+            if tx.execute(
+                "UPDATE runs SET meta = ? WHERE run_id = ? AND status = 'running' AND meta = ?",
+                (stamped, rid, row["meta"]),
+            ):
+                late = missed(meta, now, "is still running")
+                assert late is not None
+                data = {"run_id": rid, "agent": agent, "why": str(late), "deadline": late.deadline}
+                events.append(Event("run.overdue", rid, data, at=now))
+        for event in events:
+            insert_event(tx, event)
+        return events
+
+    found: list[Event] = await store.run(work)
+    return found

@@ -20,7 +20,7 @@ from beamish._exceptions import CallTimeout, SpecError
 from beamish._exits import ExitReason
 from beamish._tasks import cancel_and_wait
 from beamish.agent._agent import AgentActor
-from beamish.agent._deadline import deadline_meta, parse_deadline
+from beamish.agent._deadline import deadline_meta, parse_deadline, sweep_overdue
 from beamish.agent._gates import expire_due
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._results import FINAL_STATUSES, RunResult
@@ -123,6 +123,8 @@ class Runs:
                 if loop.time() - expired_at >= EXPIRE_EVERY_S:
                     expired_at = loop.time()
                     await expire_due(self._store)
+                    for event in await sweep_overdue(self._store, self.node.clock.time()):
+                        self.node.emit(event)
                 rows = await self._store.fetchall("SELECT DISTINCT agent FROM runs WHERE status = 'queued'")
             except Exception:
                 continue  # the store is closing, or briefly unreachable: look again next time

@@ -28,6 +28,7 @@ DEFAULT_KINDS: dict[str, str] = {
     "budget.exceeded": "warning",
     "loop.detected": "warning",
     "run.needs_attention": "critical",
+    "run.overdue": "critical",
     "supervisor.escalated": "critical",
     "supervisor.auto_shutdown": "critical",
     "lease.lost": "critical",
