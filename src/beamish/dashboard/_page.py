@@ -45,7 +45,7 @@ PAGE_BODY = """<main>
     <h2 style="margin-top:0">Supervision tree</h2>
     <ul class="tree" id="tree" data-testid="tree"></ul>
     <h2>Paused or looping agents</h2>
-    <p id="held-none" data-testid="held-none" class="muted">none: every agent runs</p>
+    <p id="held-none" data-testid="held-none" class="muted">no agent is paused or looping</p>
     <table id="paused" data-testid="paused"><tbody></tbody></table>
     <h2>Awaiting a person</h2>
     <p id="approvals-none" data-testid="approvals-none">nothing is waiting</p>
