@@ -12,14 +12,8 @@ from typing import Any
 import pytest
 
 from beamish import AgentSpec, ContextFull, ContextLimit, SpecError, Watchdog
-from beamish.agent._context import (
-    BYTES_PER_TOKEN,
-    estimate_tokens,
-    handles,
-    plan_fold,
-    resolve_window,
-)
-from beamish.agent._messages import Message, ModelRequest, ToolCall
+from beamish.agent._context import handles, plan_fold, resolve_window
+from beamish.agent._messages import Message, ToolCall
 from beamish.journal import open_store
 from beamish.journal._timeline import run_timeline
 from beamish.runtime import Node, SupervisorSpec, exit_from_json
@@ -278,14 +272,6 @@ def test_an_older_tool_result_the_recent_turns_still_quote_is_kept_verbatim() ->
     assert "sunny and warm today" in [m.text for m in fold.folded]
     assert "ORD-20931" in handles("created order ORD-20931 for desk")
     assert handles("plain words only, nothing special here") == set()
-
-
-def test_the_estimate_counts_every_three_bytes_a_token_and_framing_on_top() -> None:
-    text = "héllo wörld " * 500
-    request = ModelRequest(system="sys", messages=(Message(role="user", text=text),))
-    assert estimate_tokens(request) >= len(("sys" + text).encode()) / BYTES_PER_TOKEN
-    bigger = ModelRequest(system="sys", messages=(Message(role="user", text=text * 2),))
-    assert estimate_tokens(bigger) > estimate_tokens(request)
 
 
 def test_the_window_comes_from_config_then_the_model_then_the_price_data() -> None:

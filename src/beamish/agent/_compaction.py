@@ -41,7 +41,6 @@ from beamish.agent._context import (
     ContextLimit,
     Fold,
     compaction_prompt,
-    input_tokens,
     plan_fold,
     previous_summary,
     render,
@@ -49,6 +48,7 @@ from beamish.agent._context import (
     summary_message,
 )
 from beamish.agent._messages import Message, ModelRequest, ModelResponse
+from beamish.agent._tokens import input_tokens
 from beamish.journal import Run
 from beamish.journal._replay import RunJournal, StepResult
 
