@@ -87,8 +87,8 @@ def cli_markdown() -> str:
         if hasattr(command, "commands"):
             subs = [n for n, c in sorted(command.commands.items()) if not c.hidden]
             out.append("Commands: " + ", ".join(f"`{n}`" for n in subs) + ".\n")
-            continue
-        out.append(f"```text\n{path} {_usage(command, path)}\n```\n")
+        else:
+            out.append(f"```text\n{path} {_usage(command, path)}\n```\n")
         rows = []
         for param in command.params:
             if param.name == "help" or getattr(param, "hidden", False):

@@ -9,6 +9,8 @@ API key in the environment; ``toml`` blocks are validated by the config loader (
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shlex
 import subprocess
@@ -138,3 +140,35 @@ def test_the_examples_that_do_not_run_are_few_and_say_why() -> None:
     assert len(skipped) <= SKIPS_ALLOWED, [f"{e.id}: {e.arg}" for e in skipped]
     ran = [e for e in EXAMPLES if e.lang in ("python", "toml") and e.marker != "skip"]
     assert len(ran) >= 15  # the docs are mostly examples that run
+
+
+@pytest.mark.parametrize("example", _of("json"))
+def test_json_example_parses_and_its_stdio_mcp_servers_start(example: Example, tmp_path: Path) -> None:
+    """An ``mcpServers`` snippet (Claude Desktop, Claude Code) starts as written: the command, with
+    this machine's ``beamish`` and a file in a temporary folder for the paths, answers ``tools/list``."""
+    data = json.loads(example.code)
+    servers = data.get("mcpServers", {}) if isinstance(data, dict) else {}
+    for name, server in servers.items():
+        if "command" not in server:
+            assert server.get("type") == "http" and server["url"].endswith("/mcp"), name
+            continue
+        assert Path(server["command"]).name == "beamish", name
+        memory = tmp_path / f"{name}.jsonl"
+        args = [str(memory) if a.endswith(".jsonl") else a for a in server.get("args", [])]
+        env = {k: str(memory) if v.endswith(".jsonl") else v for k, v in server.get("env", {}).items()}
+        tools = asyncio.run(_list_tools([str(Path(sys.executable).parent / "beamish"), *args], env))
+        assert len(tools) == 9 and "create_entities" in tools, tools
+
+
+async def _list_tools(command: list[str], env: dict[str, str]) -> list[str]:
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=command[0], args=command[1:], env={**_env(), **env})
+    with open(os.devnull, "w") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as streams,
+            ClientSession(*streams) as session,
+        ):
+            await session.initialize()
+            return [tool.name for tool in (await session.list_tools()).tools]
