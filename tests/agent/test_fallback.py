@@ -4,6 +4,7 @@ cuts the primary's retries short, and a killed agent replays the fallback's reco
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -137,3 +138,30 @@ async def test_a_killed_agent_replays_the_fallbacks_answer_and_pays_for_it_once(
         (1, "tool", "lookup"),
         (2, "llm", f"scripted:{fallback}"),
     ]
+
+
+def test_a_spec_with_fallbacks_crosses_a_process_and_bad_lists_are_refused() -> None:
+    from beamish import BreakerPolicy, SpecError
+
+    spec = AgentSpec(
+        name="poster",
+        instructions="x",
+        model=["anthropic:claude-sonnet-4-5", "openai:gpt-4o"],
+        model_options={"max_retries": 0, "openai:gpt-4o": {"base_url": "http://127.0.0.1:9/v1"}},
+        breaker={"failures": 2, "cooldown_s": 10},
+    )
+    again = AgentSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    assert again == spec and again.breaker == BreakerPolicy(failures=2, cooldown_s=10)
+    assert again.models == ("anthropic:claude-sonnet-4-5", "openai:gpt-4o")
+    assert again.options_for("openai:gpt-4o") == {"max_retries": 0, "base_url": "http://127.0.0.1:9/v1"}
+    assert again.options_for("anthropic:claude-sonnet-4-5") == {"max_retries": 0}
+    assert AgentSpec(name="a", instructions="x", model=["openai:gpt-4o"]).model == "openai:gpt-4o"
+    for bad, match in (
+        ([], "at least one"),
+        (["openai:gpt-4o", "openai:gpt-4o"], "twice"),
+        (["nope"], "provider"),
+    ):
+        with pytest.raises(SpecError, match=match):
+            AgentSpec(name="a", instructions="x", model=bad)
+    with pytest.raises(SpecError, match="failures"):
+        AgentSpec(name="a", instructions="x", model="openai:gpt-4o", breaker={"failures": 0})

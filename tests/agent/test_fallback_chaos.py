@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,10 +60,10 @@ async def _pump(clock: FakeClock, done: asyncio.Future[Any]) -> None:
     await wait_for(step, timeout=30, what="the tick's run to end")
 
 
-async def test_every_tick_succeeds_through_the_fallback_while_the_primary_is_down(tmp_path: Path) -> None:
+async def test_every_tick_succeeds_through_the_fallback_while_the_primary_is_down(store_url: str) -> None:
     clock = FakeClock()
     clock.set_wall(T0.timestamp())
-    url = f"sqlite:///{tmp_path}/j.db"
+    url = store_url
     down = True
     async with WireServer() as anthropic, WireServer() as openai:
 

@@ -172,7 +172,8 @@ class RunLoop:
         finally:
             self._deadlines.pop(run.run_id, None)
         if outcome.status in ("succeeded", "failed"):
-            what = "answered" if outcome.status == "succeeded" else "failed"
+            why = getattr(outcome.reason, "message", None) or getattr(outcome.reason, "kind", "")
+            what = "answered" if outcome.status == "succeeded" else f"failed ({why})"
             late = missed(run.meta, self.clock.time(), what)
             if late is not None:
                 outcome = self._late(late, outcome.output)
