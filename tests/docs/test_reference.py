@@ -104,3 +104,13 @@ def test_the_site_builds_strict_and_the_api_page_documents_every_public_name(tmp
     missing = [n for n in beamish.__all__ if n != "__version__" and f"beamish.{n}" not in anchors]
     assert not missing, missing
     assert "beamish.agent._" not in "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
+
+
+def test_the_readme_stays_short_and_points_into_the_docs() -> None:
+    """The README is the front door (≤ ~250 lines); guides, reference and figures live in docs/."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250, "the README grew past 250 lines: move the detail into docs/"
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert headings[:2] == ["On a fresh machine", "Why"] and "Your first agent" in headings
+    for link in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert (ROOT / link).exists(), link
