@@ -81,6 +81,33 @@ async def test_the_run_page_shows_what_beamish_show_shows(store: Any) -> None:
     assert HOSTILE not in r.text  # the task is escaped
 
 
+async def test_the_run_page_shows_a_compaction_with_what_it_folded_and_cost(store_url: str) -> None:
+    from beamish.journal import open_store
+
+    store = await open_store(store_url)
+    try:
+        await store.create_run("writer", "Research", run_id="r-compact")
+        epoch = await store.claim_run("r-compact", "node")
+        meta = {
+            "compact": "summarize",
+            "model": "anthropic:claude-haiku-4-5",
+            "folded": 64,
+            "tokens_before": 9,
+        }
+        response = {"text": "Looked up 63 topics.", "usage": {"input_tokens": 4100, "output_tokens": 300}}
+        await store.record_step(
+            "r-compact", 0, epoch, kind="compact", phase="done", name="anthropic:claude-haiku-4-5",
+            request={"v": 2, "skeleton": meta, "lists": {}}, response=response, cost_usd=0.0425,
+        )  # fmt: skip
+        async with client(CompanySource(), store) as c:
+            page = html.unescape((await c.get("/runs/r-compact")).text)
+    finally:
+        await store.close()
+    assert 'data-kind="compact"' in page and '"folded": 64' in page
+    assert "anthropic:claude-haiku-4-5 · in 4100 · out 300" in page
+    assert "Looked up 63 topics." in page and "$0.042500" in page
+
+
 async def test_a_run_whose_id_a_url_must_quote_opens_from_its_link(store: Any) -> None:
     async with client(CompanySource(), store) as c:
         listing = (await c.get("/runs?status=queued&agent=ceo")).text

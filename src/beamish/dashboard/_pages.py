@@ -132,6 +132,8 @@ def _step_row(step: dict[str, Any], full: dict[str, Any]) -> str:
     else:
         what = _value(step["arguments"], full["arguments"], f"<b>{escape(step['name'])}</b>(", ")")
         detail = ""
+        if step["kind"] == "compact" and step.get("model"):  # a fold paid as a model call
+            detail = f"{escape(str(step['model']))} · in {step['tokens']['in']} · out {step['tokens']['out']}"
         if step.get("effect"):
             detail = f'<span class="pill">{escape(step["effect"])}</span> key <span class="mono">{escape(str(step["idempotency_key"]))}</span>'
         outcome = _value(step["result"], full["result"])
