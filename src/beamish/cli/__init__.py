@@ -17,9 +17,10 @@ AGENT_MODULES = ("beamish.agent._agent", "beamish.agent._loop", "beamish.agent.m
 
 
 def main() -> None:
-    """The console script. ``beamish run`` starts its agents' process template first thing, so the
-    template's interpreter start and imports overlap the command line's own (see ``prestart``)."""
-    if sys.argv[1:2] == ["run"]:
+    """The console script. ``beamish run`` (and ``demo``) starts its agents' process template first
+    thing, so the template's interpreter start and imports overlap the command line's own (see
+    ``prestart``)."""
+    if sys.argv[1:2] in (["run"], ["demo"]):
         prestart(AGENT_MODULES)
     from beamish.cli._app import main as app_main  # lazy: typer and all commands, after the prestart
 
