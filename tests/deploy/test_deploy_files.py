@@ -2,8 +2,9 @@
 
 - the systemd unit with ``systemd-analyze verify`` (every key known, the command executable) and
   ``systemd-analyze security --offline`` (its exposure score), plus the directives the docs promise;
-- the Kubernetes manifests parsed, and checked field by field for what a Deployment needs (no remote
-  schema: the machine has no network to fetch one and no cluster to ask);
+- the Kubernetes manifests validated, strictly, against the Kubernetes API's schemas bundled with
+  ``kubernetes-validate`` (offline: no schema is fetched, no cluster asked), and checked field by
+  field for what the guide promises (probes, the Secret, the options);
 - the compose file parsed and checked (services, the image, the commands name real options);
 - every ``beamish.toml`` they carry loaded by the config loader;
 - the Dockerfile read for the properties the docs promise (multi-stage, slim, non-root).
@@ -121,6 +122,24 @@ def test_every_kubernetes_object_has_the_fields_the_api_requires() -> None:
     for doc in docs:
         assert doc["apiVersion"] in {"v1", "apps/v1"}, doc["apiVersion"]
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"])
+
+
+def test_the_manifests_validate_strictly_against_the_kubernetes_schemas() -> None:
+    import kubernetes_validate
+
+    version = "1.30.0"  # the oldest minor the manifests claim to fit; the newest bundled too
+    for doc in _manifests():
+        for k8s in (version, kubernetes_validate.latest_version()):
+            kubernetes_validate.validate(doc, k8s, strict=True)
+
+
+def test_a_mistyped_manifest_field_would_be_caught() -> None:
+    import kubernetes_validate
+
+    (deployment,) = [d for d in _manifests() if d["kind"] == "Deployment"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["periodSecs"] = 10
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
 
 
 def test_the_deployment_probes_healthz_and_readyz_and_reads_the_store_from_a_secret() -> None:
