@@ -88,6 +88,20 @@ async def test_a_300_step_run_on_a_small_window_compacts_and_never_sends_a_reque
     assert str(shown[0]["result"]).startswith("Earlier turns looked up")
 
 
+async def test_a_fold_too_big_for_one_call_is_summarized_in_chunks_each_inside_the_window(
+    tmp_path: Path,
+) -> None:
+    script = write_long_script(tmp_path, "long", 80, window=WINDOW)
+    limit = ContextLimit(threshold=0.95, keep_turns=1)  # the fold is nearly the whole window
+    store_url = f"sqlite:///{tmp_path}/j.db"
+    result = await _run(store_url, _agent(script, context=limit), "chunked")
+    assert result.status == "succeeded", result.reason
+    _never_over(calls_made(script), WINDOW)
+    async with await open_store(store_url) as store:
+        events = [e.data for _, e in await store.events(0, kinds=["run.compacted"], subject="chunked")]
+    assert events and all(e["to_seq"] > e["from_seq"] for e in events), "each fold took two calls or more"
+
+
 async def test_the_same_run_without_context_management_is_refused_by_the_window(tmp_path: Path) -> None:
     script = write_long_script(tmp_path, "long", TURNS, window=WINDOW)
     result = await _run(f"sqlite:///{tmp_path}/j.db", _agent(script, context=None), "unmanaged")

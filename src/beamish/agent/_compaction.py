@@ -256,7 +256,7 @@ class ContextKeeper:
         assert self.limit is not None and self.window is not None
         summary, rest = previous_summary(fold.folded)
         lines = [render(m) for m in rest]
-        limit = math.floor(self.limit.threshold * self.window)
+        limit = self.window  # the call must fit the window; the threshold is for the conversation
         live, cost, chunk = False, 0.0, 0
         while lines or chunk == 0:
             take = len(lines)
