@@ -103,7 +103,15 @@ def test_the_site_builds_strict_and_the_api_page_documents_every_public_name(tmp
     anchors = set(re.findall(r'id="(beamish\.[\w.]+)"', api))
     missing = [n for n in beamish.__all__ if n != "__version__" and f"beamish.{n}" not in anchors]
     assert not missing, missing
-    assert "beamish.agent._" not in "".join(p.read_text() for p in (ROOT / "docs").rglob("*.md"))
+
+
+def test_no_page_tells_users_to_import_a_private_module() -> None:
+    """``beamish.x._y`` is private; a page may point at a source file (``beamish/agent/_x.py``) to read,
+    never at a private module to import or call."""
+    pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
+    private = re.compile(r"beamish(\.[a-z]\w*)*\._[a-z]\w*")
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in pages for m in private.finditer(p.read_text())]
+    assert not found, found
 
 
 def test_the_readme_stays_short_and_points_into_the_docs() -> None:
