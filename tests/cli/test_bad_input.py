@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from beamish._exits import Crashed
 from beamish.cli import app
+from beamish.cli._common import _said
+from beamish.errors import BeamishError, StartFailed
 
 pytestmark = pytest.mark.timeout(60)
 runner = CliRunner()
@@ -207,3 +210,12 @@ def test_run_with_its_memory_port_taken_says_which_port_and_what_to_do(minimal: 
         "process listens on it); stop that process, or set another [memory] port in beamish.toml (or "
         "none, for a free one)"
     ]
+
+
+def test_a_child_that_did_not_start_is_said_in_one_line_naming_it() -> None:
+    taken = BeamishError("memory server: cannot listen on 127.0.0.1:1: the port is already in use")
+    assert _said(StartFailed("memory", Crashed(taken))) == str(taken)
+    other = BeamishError("no key")
+    assert _said(StartFailed("root", Crashed(StartFailed("ceo", Crashed(other))))) == (
+        "child 'ceo' did not start: no key"
+    )

@@ -61,11 +61,15 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def _said(exc: BeamishError) -> str:
-    """A child that could not start for a reason beamish words itself (a taken port): that reason
-    alone, not wrapped in the supervisor's ``child 'memory' failed to start: Crashed('…')``."""
+    """A child that could not start for a reason beamish words itself (a taken port): that reason,
+    not wrapped in the supervisor's ``child 'memory' failed to start: Crashed('…')`` (the child is
+    named when the reason does not name it)."""
     error = getattr(getattr(exc, "reason", None), "error", None)
+    if isinstance(exc, StartFailed) and isinstance(error, StartFailed):
+        return _said(error)  # a supervisor's child's child: the one that did not start is named
     if isinstance(exc, StartFailed) and isinstance(error, BeamishError):
-        return _said(error)
+        inner = _said(error)
+        return inner if str(exc.child_id) in inner else f"child {exc.child_id!r} did not start: {inner}"
     return str(exc)
 
 
