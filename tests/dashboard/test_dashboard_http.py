@@ -163,5 +163,9 @@ async def test_a_port_in_use_fails_the_start_with_an_error_not_a_process_exit(so
         taken.listen()
         port = taken.getsockname()[1]
         server = DashboardServer(source, port=port)
-        with pytest.raises(BeamishError, match=f"cannot serve on 127.0.0.1:{port}"):
+        with pytest.raises(BeamishError) as refused:
             await server.start()
+    assert str(refused.value) == (
+        f"dashboard: cannot listen on 127.0.0.1:{port}: the port is already in use (another process "
+        "listens on it); stop that process, or choose another port for it"
+    )

@@ -7,7 +7,7 @@ import os
 
 import uvicorn
 
-from beamish._net import check_bind, is_loopback
+from beamish._net import check_bind, is_loopback, listen
 from beamish._serve import EmbeddedServer
 from beamish._tasks import cancel_and_wait
 from beamish.company._status import DashboardSource
@@ -45,8 +45,10 @@ class DashboardServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> str:
-        """Start serving; returns the URL once the socket is listening."""
-        self._task = asyncio.create_task(self._server.serve(), name="beamish-dashboard")
+        """Start serving; returns the URL once the socket is listening. A port that cannot be bound
+        is one line naming it (not uvicorn's ``[Errno 98]`` log)."""
+        sock = listen(self.host, self.port, "dashboard", "stop that process, or choose another port for it")
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="beamish-dashboard")
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # surfaces the bind error
