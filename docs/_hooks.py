@@ -171,7 +171,8 @@ def _type_name(annotation: Any) -> str:
     if origin is typing.Literal:
         return " \\| ".join(repr(a).replace("'", '"') for a in args)
     if origin in (typing.Union, types.UnionType):
-        return " \\| ".join(_type_name(a) for a in args if a is not type(None)) + " (optional)"
+        shown = " \\| ".join(_type_name(a) for a in args if a is not type(None))
+        return shown + " (optional)" if type(None) in args else shown
     if origin in (list, dict):
         inner = ", ".join(_type_name(a) for a in args)
         return f"{origin.__name__}[{inner}]"
@@ -204,10 +205,10 @@ MEANINGS = {
     "memory.host": "bind address; beyond loopback a bearer token is required (`BEAMISH_MEMORY_TOKEN`, "
     "else one made for the run)",
     "memory.port": "`0`: a free port",
-    "budget.per_run_usd": "company-wide cap per run",
-    "budget.per_day_usd": "company-wide cap per local day",
-    "budget.per_month_usd": "company-wide cap per local month",
-    "budget.total_usd": "company-wide cap for all time",
+    "budget.per_run_usd": "cap per run",
+    "budget.per_day_usd": "cap per local day",
+    "budget.per_month_usd": "cap per local month",
+    "budget.total_usd": "cap for all time",
     "budget.tz": "the zone of the budget's days and months (default: the company's)",
     "budget.warn_at": "fraction of a cap at which a `budget.warning` event is sent",
     "tree.strategy": "the root supervisor's strategy",
@@ -217,8 +218,8 @@ MEANINGS = {
     "agents.NAME.instructions": "the system prompt of beamish's loop",
     "agents.NAME.entry": "`module:function`: your own async `(task, ctx) -> answer` instead of beamish's "
     "loop ([Bring your own agent](../guides/byo.md))",
-    "agents.NAME.model": "`anthropic:MODEL`, `openai:MODEL` or `scripted:FILE`; for an `entry` agent, the "
-    "price used for a request that names no model",
+    "agents.NAME.model": "`anthropic:MODEL`, `openai:MODEL` or `scripted:FILE`, or an ordered list of them "
+    "(fallbacks); for an `entry` agent, the price of a request that names no model",
     "agents.NAME.tools": "`memory`, `consult`, `ask_human`, or `module:function` import paths of "
     "`@beamish.tool` functions (this file's folder is on the path)",
     "agents.NAME.isolation": "`process`: its own OS process; `task`: an asyncio task in the node",
@@ -231,6 +232,20 @@ MEANINGS = {
     "agents.NAME.schedules[].misfire": "late ticks beyond `grace_s`: `skip`, `once` (the latest) or `all`",
     "agents.NAME.price.input_per_mtok": "USD per million input tokens, for a model genai-prices lacks",
     "agents.NAME.price.output_per_mtok": "USD per million output tokens",
+    "agents.NAME.watchdog.hang_after_s": "seconds without a step, chunk or `ctx.progress()`: a hang (the "
+    "process is restarted, the run resumes)",
+    "agents.NAME.watchdog.max_steps": 'steps a run may take before it ends `Looping("max_steps")`',
+    "agents.NAME.watchdog.max_wall_s": 'seconds a run may take before it ends `Looping("max_wall_s")`',
+    "agents.NAME.watchdog.first_chunk_s": "a stream's wait for its first chunk (a retried timeout past it)",
+    "agents.NAME.watchdog.next_chunk_s": "a model stream's wait between chunks",
+    "agents.NAME.policy.on_crash": "an exception escaping a run: restart, pause, stop or escalate",
+    "agents.NAME.policy.on_hang": "a hang (the process always ends): restart, pause, stop or escalate",
+    "agents.NAME.policy.on_loop": "a detected loop: pause, stop or escalate (not restart)",
+    "agents.NAME.policy.on_budget": "a cap reached: pause, stop or escalate (not restart)",
+    "agents.NAME.backoff.min_s": "first restart delay",
+    "agents.NAME.backoff.max_s": "largest restart delay",
+    "agents.NAME.backoff.jitter": "random share added to each delay",
+    "agents.NAME.backoff.reset_after_s": "uptime after which the delay starts over",
     "limits.NAME.requests_per_minute": "`NAME` is a provider (`anthropic`) or `provider:model`",
     "telemetry.otel": "lifecycle events as OpenTelemetry metrics (the `otel` extra)",
     "telemetry.capture_content": "prompts, replies and tool arguments in spans (secrets still masked)",
@@ -255,10 +270,15 @@ def config_markdown() -> str:
             out.append(docs[table] + "\n")
         out.append("| key | type | default | meaning |\n| --- | --- | --- | --- |")
         for path, kind, default, described in rows:
-            meaning = _cell(described or MEANINGS.get(path, ""))
+            meaning = _cell(described or MEANINGS.get(path) or MEANINGS.get(_company_level(path), ""))
             out.append(f"| `{path.rsplit('.', 1)[-1]}` | {kind} | {default} | {meaning} |")
         out.append("")
     return "\n".join(out)
+
+
+def _company_level(path: str) -> str:
+    """``agents.NAME.budget.per_run_usd`` means what ``budget.per_run_usd`` means, for one agent."""
+    return path.removeprefix("agents.NAME.")
 
 
 def _table_docs(model: Any, prefix: str = "") -> dict[str, str]:
