@@ -95,7 +95,8 @@ class AgentSpec:
     replies and tool arguments (redacted) on the OpenTelemetry
     spans — off by default. ``entry``: ``"package.module:function"``, an async ``(task, ctx) ->
     answer`` run in place of beamish's loop — an agent written with another framework, made durable
-    through ``beamish.durable`` and ``beamish.step`` (``model`` then names the model it is priced by).
+    through ``beamish.durable`` and ``beamish.step`` (each request is priced by the model it names;
+    ``model`` prices one that names none).
     ``concurrency``: how many runs it serves at once (default 1). ``context``: a ``ContextLimit``
     — the model's context window (from genai-prices unless given) and the policy as the
     conversation fills it: ``"compact"`` (default: summarize older turns, a journaled ``compact``
