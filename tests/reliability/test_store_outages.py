@@ -105,7 +105,7 @@ async def disk_full(directory: Path, down_s: float) -> AsyncIterator[Window]:
     filler = directory / "filler"
     started = time.monotonic()
     try:
-        with filler.open("wb") as f:
+        with filler.open("wb", buffering=0) as f:  # unbuffered: nothing left to flush at close
             chunk = b"\0" * (64 * 1024)
             while True:
                 try:
