@@ -73,7 +73,9 @@ async def test_a_run_that_answers_after_its_deadline_needs_attention_and_is_aler
     assert result.status == "needs_attention"
     assert run.output == "posted", "the late answer is kept for the person who looks"
     assert "missed its deadline" in str(run.reason) and "60.0s after it was due" in str(run.reason)
-    (alert,) = [a for a in alerts if a["kind"] == "run.needs_attention"]
+    found = [a for a in alerts if a["kind"] == "run.needs_attention"]
+    assert len(found) == 1, [(a["kind"], a.get("subject")) for a in alerts]
+    (alert,) = found
     assert alert["severity"] == "critical"
     assert "missed its deadline" in json.dumps(alert)
     assert alert["event"]["data"]["late_s"] >= 30.0, "the model took 90 s of a 60 s deadline"

@@ -205,14 +205,14 @@ class RunLoop:
         kind = {"paused": "run.paused", "needs_attention": "run.needs_attention"}.get(
             outcome.status, "run.finished"
         )
+        # the status and its event in one transaction: whoever sees the run end sees why
         late = outcome.reason.error if isinstance(outcome.reason, Crashed) else None
         if isinstance(late, DeadlineMissed):
             await self.store.update_run(
                 run.run_id, status=outcome.status, output=outcome.output, reason=outcome.reason, meta=meta,
-                epoch=epoch,
+                epoch=epoch, events=[missed_event(run.run_id, run.agent, late, self.clock.time())],
             )  # fmt: skip
-            await self.store.append_event(missed_event(run.run_id, run.agent, late, self.clock.time()))
-        elif outcome.status == "needs_attention":
+        elif outcome.status == "needs_attention":  # the journal parked it and stored its event
             await self.store.update_run(run.run_id, reason=outcome.reason, meta=meta, epoch=epoch)
         else:
             await self.store.update_run(
@@ -222,9 +222,8 @@ class RunLoop:
                 reason=outcome.reason,
                 meta=meta,
                 epoch=epoch,
+                events=[Event(kind, run.run_id, data)],
             )
-        if kind != "run.needs_attention":
-            await self.store.append_event(Event(kind, run.run_id, data))
 
     # -- the loop -----------------------------------------------------------------------------------
     async def _loop(self, run: Run, journal: RunJournal) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from beamish._events import Event
 from beamish._exceptions import CorruptStore, Fenced, RunNotFound, SpecError
 from beamish._exits import ExitReason, exit_from_json
 from beamish.journal._base import StoreBase, check_epoch
+from beamish.journal._eventlog import insert_event
 from beamish.journal._payload import canonical, decode, envelope, masked
 from beamish.journal._records import RUN_STATUSES, Lease, Run
 from beamish.journal._sql import Row, SyncTx, for_share
@@ -193,8 +195,10 @@ class RunsMixin(StoreBase):
         reason: ExitReason | None = _UNSET,
         meta: dict[str, Any] | None = None,
         epoch: int | None = None,
+        events: Sequence[Event] = (),
     ) -> Run:
-        """Change a run's status, output, exit reason or meta (merged). With ``epoch``, fenced."""
+        """Change a run's status, output, exit reason or meta (merged). With ``epoch``, fenced.
+        ``events`` are stored in the same transaction: whoever sees the new status sees them too."""
         sets: list[str] = ["updated_at = ?"]
         params: list[Any] = [self.clock.time()]
         if status is not None:
@@ -223,6 +227,8 @@ class RunsMixin(StoreBase):
             n = tx.execute(f"UPDATE runs SET {', '.join(all_sets)} WHERE run_id = ?", (*all_params, run_id))
             if n == 0:
                 raise RunNotFound(f"no run {run_id!r}")
+            for event in events:
+                insert_event(tx, event)
             return fetch_run(tx, run_id)
 
         return await self.run(work)
