@@ -335,6 +335,8 @@ class RunLoop:
             await self.limiter.settle(
                 permit, usage.input_tokens + usage.cache_read_tokens + usage.output_tokens
             )
+        if self.limiter is not None and response.rate_hint is not None:
+            await self.limiter.heed(model.name, response.rate_hint)  # used up: wait before the 429
         return StepResult(
             value=response.to_json(),
             messages=[response.as_message().to_json()],

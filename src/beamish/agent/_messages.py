@@ -216,6 +216,38 @@ class ModelRequest:
 
 
 @dataclass(frozen=True)
+class RateHint:
+    """What a provider's rate-limit headers said of the caller's allowance, on a successful answer.
+
+    ``*_remaining`` is what is left, ``*_reset_s`` how long until it is whole again, ``*_limit`` the
+    allowance itself (``None``: not said). Tokens are the tightest of the token kinds a provider
+    counts (Anthropic counts input and output tokens apart). Never journaled: a replayed answer has
+    no headers.
+    """
+
+    requests_remaining: int | None = None
+    requests_reset_s: float | None = None
+    requests_limit: int | None = None
+    tokens_remaining: int | None = None
+    tokens_reset_s: float | None = None
+    tokens_limit: int | None = None
+
+    @property
+    def blocked_for_s(self) -> float | None:
+        """How long every caller should wait: the reset of an allowance that is used up (``None``:
+        there is room, or the provider did not say when there will be)."""
+        waits = [
+            reset
+            for remaining, reset in (
+                (self.requests_remaining, self.requests_reset_s),
+                (self.tokens_remaining, self.tokens_reset_s),
+            )
+            if remaining is not None and remaining <= 0 and reset is not None
+        ]
+        return max(waits) if waits else None
+
+
+@dataclass(frozen=True)
 class ModelResponse:
     """One model answer: text and/or tool calls, why it stopped, and its usage."""
 
@@ -224,6 +256,8 @@ class ModelResponse:
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = "end_turn"
     model: str = ""
+    #: The provider's rate-limit headers on this answer (live calls only; not part of its JSON).
+    rate_hint: RateHint | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

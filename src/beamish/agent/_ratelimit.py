@@ -6,9 +6,12 @@ in ``rate_limit_log`` for every limited key it falls under (``"anthropic:claude-
 ``"anthropic"``), granted only while the last minute's rows leave room for one more request and its
 estimated tokens. Otherwise the call waits, on the injected clock, until the oldest row ages out. A
 429's ``Retry-After`` is learned as ``blocked_until`` on the model's key, so every agent waits it out
-instead of hitting the same wall. The check and the insert are one store transaction: SQLite's
-writer lock serialises them, and on PostgreSQL each limited key's row is locked ``FOR UPDATE``, so
-two nodes never both take the last slot of a window.
+instead of hitting the same wall; so is the reset of an allowance that a successful answer's
+rate-limit headers say is used up (``remaining`` 0), so the wall is not hit at all. The limit those
+headers announce is not adopted as the key's limit: its window is the provider's (OpenAI's may be a
+day) and it may be shared with callers beamish does not see. The check and the insert are one store
+transaction: SQLite's writer lock serialises them, and on PostgreSQL each limited key's row is
+locked ``FOR UPDATE``, so two nodes never both take the last slot of a window.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from beamish._clock import Clock
 from beamish._exceptions import SpecError
+from beamish.agent._messages import RateHint
 
 #: The window providers count in.
 WINDOW_S = 60.0
@@ -131,6 +135,13 @@ class RateLimiter:
             (model, until),
         )
         self._limited.add(model)
+
+    async def heed(self, model: str, hint: RateHint | None) -> None:
+        """A successful answer's headers said an allowance is used up: learned as a ``Retry-After``
+        of its reset. Nothing is written (no store round trip) while there is room."""
+        wait = hint.blocked_for_s if hint is not None else None
+        if wait is not None:
+            await self.learn(model, wait)
 
 
 def _try(keys: list[str], tokens: int, now: float, tx: Any) -> Permit | float:

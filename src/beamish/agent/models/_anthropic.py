@@ -6,6 +6,7 @@ The SDK's own retries are off (``max_retries=0``): retries belong to :mod:`._ret
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from beamish.agent._messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
@@ -97,8 +98,10 @@ class AnthropicModel(SdkModel):
             params["cache_control"] = {"type": "ephemeral"}
         return params
 
-    async def _create(self, client: Any, params: dict[str, Any]) -> Any:
-        return await client.messages.create(**params)
+    async def _create(self, client: Any, params: dict[str, Any]) -> tuple[Any, Any]:
+        raw = await client.messages.with_raw_response.create(**params)
+        message = raw.parse()  # awaited in newer SDKs (AsyncAPIResponse), not in older
+        return (await message if inspect.isawaitable(message) else message), raw.headers
 
     def _from_response(self, message: Any) -> ModelResponse:
         texts: list[str] = []
@@ -164,5 +167,10 @@ class AnthropicModel(SdkModel):
             ToolCall.parse(b["id"], b["name"], "".join(b["json"])) for _, b in sorted(blocks.items())
         )
         return ModelResponse(
-            text="".join(texts), tool_calls=calls, usage=usage, stop_reason=stop_reason, model=self.name
+            text="".join(texts),
+            tool_calls=calls,
+            usage=usage,
+            stop_reason=stop_reason,
+            model=self.name,
+            rate_hint=self._hint(stream.response.headers),
         )

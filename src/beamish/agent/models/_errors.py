@@ -4,17 +4,22 @@ Both official SDKs raise the same shapes (``RateLimitError``, ``APIStatusError``
 ``APIConnectionError``), so one function maps them, and :func:`error_for_status` classifies every
 error answer (the scripted model's scripted ones too) by its HTTP status: only 429, 408, 409 and
 5xx are worth another attempt; any other 4xx is the request's own fault and fails the run with the
-provider's message.
+provider's message. :func:`rate_hint` reads the rate-limit headers of a successful answer, so a used-up
+allowance is waited out before the provider has to say 429.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
+import re
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from beamish._exceptions import ModelError, ModelRejected, ModelServerError, ModelTimeout, RateLimited
+from beamish.agent._messages import RateHint
 
 _SERVER_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "server_error", "internal_server_error"})
 #: 4xx answers that say "try again", as the SDKs' own retry rules have it (429 is back-pressure).
@@ -43,6 +48,96 @@ def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = N
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+#: A Go-style duration as OpenAI sends its resets: ``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``.
+_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h|d))+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: The longest reset believed: a later one (a garbled date) would stop a model for good.
+MAX_RESET_S = 86400.0
+#: (limit, remaining, reset) headers of each allowance, OpenAI's then Anthropic's.
+_REQUEST_HEADERS = (
+    ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    (
+        "anthropic-ratelimit-requests-limit",
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+    ),
+)
+_TOKEN_HEADERS = (
+    ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    *(
+        (
+            f"anthropic-ratelimit-{kind}-limit",
+            f"anthropic-ratelimit-{kind}-remaining",
+            f"anthropic-ratelimit-{kind}-reset",
+        )
+        for kind in ("tokens", "input-tokens", "output-tokens")
+    ),
+)
+
+
+def reset_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds until a rate limit resets: a duration (OpenAI's ``6m0s``), plain seconds, or an
+    RFC 3339 time (Anthropic's), against wall time ``now``; ``None`` when unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        if _DURATION.fullmatch(text):
+            seconds = sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(text))
+        else:
+            try:
+                when = datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RESET_S)
+
+
+def _count(value: str | None) -> int | None:
+    try:
+        count = int(value.strip()) if value else None
+    except ValueError:
+        return None
+    return count if count is not None and count >= 0 else None
+
+
+def _tightest(
+    headers: Mapping[str, str], names: tuple[tuple[str, str, str], ...], now: float | None
+) -> tuple[int, float | None, int | None] | None:
+    """(remaining, reset, limit) of the allowance with least left (the later reset on a tie)."""
+    found = []
+    for limit, remaining, reset in names:
+        left = _count(headers.get(remaining))
+        if left is not None:
+            found.append((left, reset_seconds(headers.get(reset), now), _count(headers.get(limit))))
+    return min(found, key=lambda f: (f[0], -(f[1] or 0.0))) if found else None
+
+
+def rate_hint(headers: Mapping[str, str] | None, now: float | None = None) -> RateHint | None:
+    """The rate-limit headers of a successful answer (OpenAI's ``x-ratelimit-*``, Anthropic's
+    ``anthropic-ratelimit-*``), resets in seconds from wall time ``now``; ``None`` when there are
+    none, or none readable. A header that does not parse is as if absent."""
+    if not headers:
+        return None
+    ours = {k.lower(): v for k, v in headers.items() if "ratelimit" in k.lower()}  # one pass over them
+    if not ours:
+        return None
+    requests = _tightest(ours, _REQUEST_HEADERS, now)
+    tokens = _tightest(ours, _TOKEN_HEADERS, now)
+    if requests is None and tokens is None:
+        return None
+    r_left, r_reset, r_limit = requests or (None, None, None)
+    t_left, t_reset, t_limit = tokens or (None, None, None)
+    return RateHint(r_left, r_reset, r_limit, t_left, t_reset, t_limit)
 
 
 def _body_error(body: Any) -> dict[str, Any]:

@@ -2,21 +2,23 @@
 
 The Anthropic and OpenAI adapters differ in their wire formats only; how a call is made (streamed or
 not), how the SDK's and the transport's errors become :class:`~beamish.ModelError` subclasses, and
-how the client is opened and closed is one policy, kept here so the two cannot drift apart.
+how the client is opened and closed is one policy, kept here so the two cannot drift apart. So is
+reading a successful answer's rate-limit headers into its ``rate_hint``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any
 
 from beamish._exceptions import ModelError, SpecError
-from beamish.agent._messages import ModelRequest, ModelResponse
-from beamish.agent.models._errors import translate_sdk_error, translate_transport_error
+from beamish.agent._messages import ModelRequest, ModelResponse, RateHint
+from beamish.agent.models._errors import rate_hint, translate_sdk_error, translate_transport_error
 from beamish.agent.models._protocol import ChunkCallback, guard_stream
 from beamish.agent.models._settings import ModelSettings
 
@@ -26,8 +28,8 @@ class SdkModel(ABC):
 
     Settings shared by every adapter are a :class:`ModelSettings`; a subclass takes its own extras
     by name and the rest as options. Subclasses build the request (``_params``), make one unstreamed
-    call (``_create``) and read its result (``_from_response``), and read a stream
-    (``_complete_streaming``).
+    call (``_create``, which also hands back the answer's headers) and read its result
+    (``_from_response``), and read a stream (``_complete_streaming``, its hint from :meth:`_hint`).
     """
 
     provider: str
@@ -89,6 +91,10 @@ class SdkModel(ABC):
             what=f"{self.name} stream",
         )
 
+    def _hint(self, headers: Any) -> RateHint | None:
+        """The rate-limit headers of a successful answer (resets read on this model's clock)."""
+        return rate_hint(headers, self._clock.time()) if headers else None
+
     def _get_client(self) -> Any:
         if self._client is None:
             self._client = self._new_client(self._sdk())
@@ -101,7 +107,8 @@ class SdkModel(ABC):
     def _params(self, request: ModelRequest) -> dict[str, Any]: ...
 
     @abstractmethod
-    async def _create(self, client: Any, params: dict[str, Any]) -> Any: ...
+    async def _create(self, client: Any, params: dict[str, Any]) -> tuple[Any, Any]:
+        """The answer to one unstreamed call and the HTTP headers it came with."""
 
     @abstractmethod
     def _from_response(self, response: Any) -> ModelResponse: ...
@@ -121,10 +128,12 @@ class SdkModel(ABC):
         params = self._params(request)
         try:
             if not self.stream:
-                response = await self._create(client, params)
+                answer, headers = await self._create(client, params)
                 if on_chunk is not None:
                     on_chunk()
-                return self._from_response(response)
+                response = self._from_response(answer)
+                hint = self._hint(headers)
+                return response if hint is None else dataclasses.replace(response, rate_hint=hint)
             return await self._complete_streaming(client, params, on_chunk)
         except ModelError:
             raise
