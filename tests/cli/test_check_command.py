@@ -240,3 +240,36 @@ def test_the_solo_template_copies_no_state_of_a_run_of_the_example(
     assert (tmp_path / "co" / "solo_tools.py").is_file() and (
         tmp_path / "co" / "scripts" / "ceo.json"
     ).is_file()
+
+
+def test_a_bad_context_policy_is_not_given_the_agents_policy_as_its_fix(
+    tmp_path: Path, no_keys: None
+) -> None:
+    config = _minimal_with_store(tmp_path, "sqlite:///beamish.db")
+    config.write_text(config.read_text().replace("tools = [", 'context = { policy = "squash" }\ntools = ['))
+    result = runner.invoke(app, ["check", "-c", str(config)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{config}: agents.assistant.context.policy: expected one of 'compact', 'trim' or 'fail', "
+        "got 'squash'"
+    ]
+
+
+def test_an_unpriced_scripted_fallback_is_one_line_naming_it_not_a_repeat_of_the_first_models(
+    tmp_path: Path, no_keys: None
+) -> None:
+    config = _minimal_with_store(tmp_path, "sqlite:///beamish.db")
+    (config.parent / "scripts" / "backup.json").write_text(json.dumps({"turns": [{"text": "ok"}]}))
+    config.write_text(
+        config.read_text().replace(
+            'model = "scripted:scripts/assistant.json"',
+            'model = ["scripted:scripts/assistant.json", "scripted:scripts/backup.json"]',
+        )
+    )
+    result = runner.invoke(app, ["check", "-c", str(config)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{config}: agents.assistant.model[1]: the fallback 'scripted:scripts/backup.json' has no price "
+        "([agents.assistant] price prices only the first model); fix: list a fallback genai-prices knows, "
+        "or build the agent in Python with Budget(prices={MODEL: Price(…)})"
+    ]

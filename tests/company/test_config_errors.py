@@ -102,6 +102,29 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "agents.ceo.model: expected 'anthropic:MODEL', 'openai:MODEL' or 'scripted:FILE', got 'gemini:pro'",
     ),
     (
+        "a fallback list with a model that is not a string",
+        agent(model=["anthropic:claude-sonnet-4-5", 5]),
+        "agents.ceo.model[1]: expected a string, got 5",
+    ),
+    (
+        "a fallback list with a model without a provider",
+        agent(model=["anthropic:claude-sonnet-4-5", "gpt-4o"]),
+        "agents.ceo.model[1]: expected 'anthropic:MODEL', 'openai:MODEL' or 'scripted:FILE', got 'gpt-4o'",
+    ),
+    ("an empty fallback list", agent(model=[]), "agents.ceo.model: expected at least 1 entry, got none"),
+    ("a model that is a number", agent(model=5), "agents.ceo.model: expected a string or a list, got 5"),
+    (
+        "a schedule deadline in words",
+        agent(schedules=[{"cron": "0 9 * * *", "task": "t", "deadline": "5 minutes"}]),
+        "agents.ceo.schedules[0].deadline: expected a duration above zero such as '5m', '90s' or 300, "
+        "got '5 minutes'",
+    ),
+    (
+        "a schedule deadline that is a list",
+        agent(schedules=[{"cron": "0 9 * * *", "task": "t", "deadline": [5]}]),
+        "agents.ceo.schedules[0].deadline: expected a string or a number, got a list",
+    ),
+    (
         "a bad cron expression",
         agent(schedules=[{"cron": "every day", "task": "t"}]),
         "agents.ceo.schedules[0].cron: expected 5 fields (minute hour day month weekday), got 'every day'",

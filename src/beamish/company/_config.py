@@ -131,7 +131,11 @@ def validate_config_data(
     for name, section in file.agents.items():
         _check_agent(name, section, file, base, problems)
         listed = [section.model] if isinstance(section.model, str) else section.model
-        models = [_model(name, m, base, problems) for m in listed]
+        keys = [
+            f"agents.{name}.model" + ("" if listed is not section.model else f"[{i}]")
+            for i in range(len(listed))
+        ]
+        models = [_model(key, m, base, problems) for key, m in zip(keys, listed, strict=True)]
         if len(set(models)) != len(models):
             problems.append((f"agents.{name}.model", f"lists a model twice: {listed}"))
         tools = tuple(_tool(name, i, t, file, base, problems) for i, t in enumerate(section.tools))
@@ -239,7 +243,11 @@ def _check_agent(
             parse_deadline(sched.deadline, "deadline")
         except SpecError as exc:
             problems.append(
-                (f"{at}.deadline", str(exc).removeprefix(f"deadline={sched.deadline!r} is invalid: "))
+                (
+                    f"{at}.deadline",
+                    str(exc).removeprefix(f"deadline={sched.deadline!r} is invalid: ")
+                    + f", got {sched.deadline!r}",
+                )
             )
         _check_zone(f"{at}.tz", sched.tz, problems)
         sid = schedule_id(name, i, sched)
@@ -318,8 +326,9 @@ def _check_zone(where: str, zone: str, problems: list[tuple[str, str]]) -> None:
         problems.append((where, f"expected an IANA time zone such as 'UTC' or 'Europe/Lisbon', got {zone!r}"))
 
 
-def _model(agent: str, model: str, base: Path, problems: list[tuple[str, str]]) -> str:
-    where = f"agents.{agent}.model"
+def _model(where: str, model: str, base: Path, problems: list[tuple[str, str]]) -> str:
+    """``model`` checked and resolved (a script's path beside the config); ``where`` names it: the
+    key, or the key and its place in a list of fallbacks."""
     provider, sep, rest = model.partition(":")
     if not sep or provider not in MODEL_PROVIDERS or not rest:
         expected = "expected 'anthropic:MODEL', 'openai:MODEL' or 'scripted:FILE'"

@@ -107,9 +107,89 @@ def _expected(error: Any, root: type[BaseModel]) -> str:
         return f"expected a list, got {got}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"expected a table, got {got}"
+    if kind == "too_short":
+        least, length = ctx.get("min_length"), ctx.get("actual_length")
+        return f"expected at least {least} {'entry' if least == 1 else 'entries'}, got {length or 'none'}"
     return str(error["msg"])
 
 
 def describe(exc: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:
     """``(key path, expectation)`` for each error, in the file's order as pydantic reports it."""
-    return [(key_path(e["loc"]), _expected(e, root)) for e in exc.errors()]
+    out: list[tuple[str, str]] = []
+    for error in _without_union_tags(list(exc.errors()), root):
+        line = (key_path(error["loc"]), _expected(error, root))
+        if line not in out:
+            out.append(line)
+    return out
+
+
+#: Errors that say only "not this type": the value never reached the member's own checks.
+_WRONG_TYPE = {
+    "string_type": "a string",
+    "float_type": "a number",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
+
+
+def _without_union_tags(errors: list[Any], root: type[BaseModel]) -> list[Any]:
+    """A key whose type is a union (``model``: a string or a list) gets one error per member, each
+    under the member's tag (``model.str``, ``model.list[str][1]``). Keep the member the value was
+    meant for — the one that got past its type check — with the tag dropped; when none did, one
+    error: "expected a string or a list"."""
+    by_key: dict[tuple[Any, ...], list[tuple[Any, int]]] = {}
+    out: list[Any] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        at = _union_tag_at(root, loc)
+        if at is None:
+            out.append(error)
+            continue
+        key = loc[:at]
+        if key not in by_key:
+            by_key[key] = []
+            out.append(key)  # a placeholder: the key's errors go where its first one was
+        by_key[key].append((error, at))
+    result: list[Any] = []
+    for item in out:
+        if not isinstance(item, tuple):
+            result.append(item)
+            continue
+        members = by_key[item]
+        deeper = [
+            {**e, "loc": e["loc"][:at] + e["loc"][at + 1 :]}
+            for e, at in members
+            if len(e["loc"]) > at + 1 or e["type"] not in _WRONG_TYPE
+        ]
+        if deeper:
+            result.extend(deeper)
+            continue
+        wanted = list(dict.fromkeys(_WRONG_TYPE[e["type"]] for e, _ in members))
+        first = members[0][0]
+        msg = f"expected {' or '.join(wanted)}, got {_shown(first.get('input'))}"
+        result.append({"type": "union_types", "loc": item, "msg": msg, "input": first.get("input")})
+    return result
+
+
+def _union_tag_at(root: type[BaseModel], loc: Sequence[str | int]) -> int | None:
+    """The index in ``loc`` of a union member's tag, or None when the path crosses no union."""
+    current: Any = root
+    for i, part in enumerate(loc):
+        current = _strip_optional(current)
+        if typing.get_origin(current) is typing.Annotated:
+            current = typing.get_args(current)[0]
+        if isinstance(current, types.UnionType) or typing.get_origin(current) is typing.Union:
+            return i if isinstance(part, str) else None
+        if isinstance(part, int):
+            current = _unwrap(current, list)
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return None
+            current = field.annotation
+        else:
+            current = _unwrap(current, dict)
+    return None

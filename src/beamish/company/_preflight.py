@@ -99,13 +99,15 @@ def _agent_problems(name: str, agent: dict[str, Any], environ: Mapping[str, str]
     listed = agent["model"] if isinstance(agent["model"], list) else [agent["model"]]
     problems: list[Problem] = []
     for i, model in enumerate(listed):  # the fallbacks too: one that cannot be called is no fallback
-        problems += _model_problems(name, agent, str(model), environ, priced=i == 0)
+        problems += _model_problems(name, agent, str(model), environ, i)
     return problems
 
 
 def _model_problems(
-    name: str, agent: dict[str, Any], model: str, environ: Mapping[str, str], *, priced: bool
+    name: str, agent: dict[str, Any], model: str, environ: Mapping[str, str], index: int
 ) -> list[Problem]:
+    """What stops ``model``, the agent's ``index``-th (0: its first, priced by its ``price``)."""
+    priced = index == 0
     where = f"agents.{name}"
     provider = model.partition(":")[0]
     problems: list[Problem] = []
@@ -119,10 +121,18 @@ def _model_problems(
                     f"pip install 'beamish[{extra}]'",
                 )
             )
-    if agent.get("price") is None or not priced:
-        unpriced = _unpriced(model)
-        if unpriced is not None:
-            problems.append(Problem(f"{where}.price", unpriced, f"add to [{where}]: {PRICE_FIX}"))
+    unpriced = _unpriced(model) if agent.get("price") is None or not priced else None
+    if unpriced is not None and priced:
+        problems.append(Problem(f"{where}.price", unpriced, f"add to [{where}]: {PRICE_FIX}"))
+    elif unpriced is not None:  # a fallback: the agent's one price is its first model's
+        problems.append(
+            Problem(
+                f"{where}.model[{index}]",
+                f"the fallback {model!r} has no price ([{where}] price prices only the first model)",
+                "list a fallback genai-prices knows, or build the agent in Python with "
+                "Budget(prices={MODEL: Price(…)})",
+            )
+        )
     key = None if agent.get("entry") else missing_key(model, environ)
     if key is not None:
         fix = f"export {key}=…"
@@ -234,7 +244,7 @@ def _loader_fix(where: str, what: str) -> str:
     """A fix for the loader's problems where the message alone does not show the TOML to write."""
     if where.endswith(".cron"):
         return 'cron = "MIN HOUR DAY MONTH WEEKDAY", e.g. cron = "0 9 * * 1-5" (09:00 on weekdays)'
-    if ".policy" in where:
+    if ".policy" in where and ".context." not in where:  # the agent's policy, not its context's
         return (
             'policy = { on_crash = "restart", on_hang = "restart", on_loop = "pause", on_budget = "pause" }'
         )
