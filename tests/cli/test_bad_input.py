@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from typer.testing import CliRunner
 from beamish._exits import Crashed
 from beamish.cli import app
 from beamish.cli._common import _said
+from beamish.company._control import control_path
 from beamish.errors import BeamishError, StartFailed
 
 pytestmark = pytest.mark.timeout(60)
@@ -219,3 +223,92 @@ def test_a_child_that_did_not_start_is_said_in_one_line_naming_it() -> None:
     assert _said(StartFailed("root", Crashed(StartFailed("ceo", Crashed(other))))) == (
         "child 'ceo' did not start: no key"
     )
+
+
+@pytest.fixture
+def backed_up(minimal: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The minimal company with a store and a backup of it: (config, backup)."""
+    assert runner.invoke(app, ["runs", "-c", str(minimal)]).exit_code == 0  # the store, made
+    done = runner.invoke(app, ["backup", str(tmp_path / "b.db"), "-c", str(minimal)])
+    assert done.exit_code == 0, done.output
+    return minimal, tmp_path / "b.db"
+
+
+@pytest.mark.parametrize(
+    ("dest", "message"),
+    [
+        (
+            "nowhere/b.db",
+            "{tmp}/nowhere/b.db: the folder {tmp}/nowhere does not exist; create it (mkdir -p {tmp}/nowhere) "
+            "or name a file in an existing folder",
+        ),
+        ("", "{tmp} is a folder: name the backup file, e.g. {tmp}/beamish-backup.db"),
+        ("co/beamish.db", "{tmp}/co/beamish.db is the store itself: name another file for the backup"),
+    ],
+    ids=["missing folder", "a folder", "the store itself"],
+)
+def test_a_backup_to_a_place_it_cannot_go_is_one_line_and_the_store_is_untouched(
+    backed_up: tuple[Path, Path], tmp_path: Path, dest: str, message: str
+) -> None:
+    config, _ = backed_up
+    store = config.parent / "beamish.db"
+    before = store.read_bytes()
+    result = runner.invoke(
+        app, ["backup", str(tmp_path / dest) if dest else str(tmp_path), "-c", str(config)]
+    )
+    assert result.exit_code == 1
+    assert one_line(result) == "error: " + message.format(tmp=tmp_path)
+    assert store.read_bytes() == before and not (tmp_path / "nowhere").exists()
+
+
+@contextlib.contextmanager
+def _a_node_answering_on(path: Path) -> Iterator[None]:
+    """A stand-in for a running node: its control socket answers every request "ok"."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b'{"ok": true, "result": "pong"}\n')
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+
+
+def test_a_restore_under_a_running_node_is_refused_and_the_store_is_untouched(
+    backed_up: tuple[Path, Path],
+) -> None:
+    config, backup = backed_up
+    store = config.parent / "beamish.db"
+    before = store.read_bytes()
+    sock = control_path(f"sqlite:///{store}", config.parent)
+    with _a_node_answering_on(sock):
+        result = runner.invoke(app, ["restore", str(backup), "--replace", "-c", str(config)])
+    assert result.exit_code == 1
+    assert one_line(result) == (
+        f"error: a node is running this company (it answers on {sock}): stop it first (Ctrl-C, or "
+        "systemctl stop), then restore"
+    )
+    assert store.read_bytes() == before
+
+
+def test_a_restore_says_what_it_restored_into_which_store(backed_up: tuple[Path, Path]) -> None:
+    config, backup = backed_up
+    result = runner.invoke(app, ["restore", str(backup), "--replace", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert one_line(result).startswith(f"restored {backup} into {config.parent / 'beamish.db'}: 0 runs, ")

@@ -8,13 +8,15 @@ from typing import Annotated
 
 import typer
 
+from beamish._exceptions import StoreError
 from beamish.cli._common import ConfigOption, JsonOption, load, run_async
 from beamish.cli._output import console, emit_json
+from beamish.company._control import _answers, control_path
 from beamish.journal._backup import BackupReport, backup_store, restore_store
 
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", help="The store's URL (default: the config's [store] url)."),
+    typer.Option("--store", help="The store's URL (default: the url in the config's store table)."),
 ]
 
 
@@ -22,14 +24,26 @@ def _url(store: str | None, config: Path) -> str:
     return store if store is not None else load(config).store_url
 
 
-def _report(verb: str, report: BackupReport, json: bool) -> None:
+async def _refuse_if_running(url: str, config: Path, store: str | None) -> None:
+    """A restore under a running node swaps the file beneath its open journal: refused."""
+    base = load(config).base_dir if store is None else Path.cwd()
+    sock = control_path(url, base)
+    if await _answers(sock):
+        raise StoreError(
+            f"a node is running this company (it answers on {sock}): stop it first (Ctrl-C, or "
+            "systemctl stop), then restore"
+        )
+
+
+def _report(verb: str, report: BackupReport, json: bool, source: Path | None = None) -> None:
     if json:
         emit_json(dataclasses.asdict(report))
         return
     where = f" (schema {report.schema})" if report.schema else ""
-    console.print(
-        f"{verb} {report.path}: {report.runs} runs, {report.bytes:,} bytes, {report.backend}{where}"
-    )
+    what = f"{verb} {report.path}"  # a backup's file; a restore's store (PostgreSQL: its backup)
+    if source is not None:
+        what = f"{verb} {source}" + (f" into {report.path}" if report.backend == "sqlite" else "")
+    console.print(f"{what}: {report.runs} runs, {report.bytes:,} bytes, {report.backend}{where}")
 
 
 def register(app: typer.Typer) -> None:
@@ -62,4 +76,9 @@ def register(app: typer.Typer) -> None:
         SQLite: the backup is checked, and an existing store is replaced only with --replace.
         PostgreSQL: pg_restore --clean of the schema."""
         url = _url(store, config)
-        _report("restored from", run_async(lambda: restore_store(source, url, replace=replace)), json)
+
+        async def go() -> BackupReport:
+            await _refuse_if_running(url, config, store)
+            return await restore_store(source, url, replace=replace)
+
+        _report("restored", run_async(go), json, source)

@@ -45,8 +45,18 @@ class BackupReport:
 async def backup_store(url: str, dest: str | Path) -> BackupReport:
     """Copy the store at ``url`` to the file ``dest``, online; :class:`StoreError` when it cannot."""
     target = Path(dest).expanduser()
+    if target.is_dir():
+        raise StoreError(f"{target} is a folder: name the backup file, e.g. {target / 'beamish-backup.db'}")
+    if not target.parent.is_dir():
+        raise StoreError(
+            f"{target}: the folder {target.parent} does not exist; create it (mkdir -p {target.parent}) "
+            "or name a file in an existing folder"
+        )
     if url.startswith("sqlite:///"):
-        return await asyncio.to_thread(_sqlite_backup, sqlite_path(url), target)
+        store = Path(sqlite_path(url))
+        if target.resolve() == store.resolve():
+            raise StoreError(f"{target} is the store itself: name another file for the backup")
+        return await asyncio.to_thread(_sqlite_backup, str(store), target)
     if url.startswith(("postgresql://", "postgres://")):
         return await _pg_backup(url, target)
     raise StoreError(f"unknown store URL {redact_text(url)!r}: use sqlite:///path.db or postgresql://…")
@@ -55,6 +65,8 @@ async def backup_store(url: str, dest: str | Path) -> BackupReport:
 async def restore_store(source: str | Path, url: str, *, replace: bool = False) -> BackupReport:
     """Put the backup ``source`` back as the store at ``url`` (the company stopped)."""
     backup = Path(source).expanduser()
+    if backup.is_dir():
+        raise StoreError(f"{backup} is a folder: name the backup file `beamish backup` wrote")
     if not backup.is_file():
         raise StoreError(f"{backup}: no such backup file")
     if url.startswith("sqlite:///"):
