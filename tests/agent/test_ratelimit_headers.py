@@ -1,7 +1,8 @@
 """A successful answer's rate-limit headers are learned before the provider has to say 429: OpenAI's
 ``x-ratelimit-*`` and Anthropic's ``anthropic-ratelimit-*``, read through the real SDKs from a local
 server speaking their wire formats; a used-up allowance holds every agent of the store until its
-reset (on the injected clock), and missing or malformed headers change nothing."""
+reset (on the injected clock), and missing or malformed headers change nothing. A 429 without
+``Retry-After`` waits for the reset its rate-limit headers name."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from beamish.agent._messages import Message, ModelRequest, RateHint
 from beamish.agent.models._errors import MAX_RESET_S, rate_hint, reset_seconds
 from beamish.agent.models._registry import make_model
 from beamish.agent.models._retry import RetryPolicy
+from beamish.errors import RateLimited
 from beamish.journal import open_store
 from beamish.runtime import Node, SupervisorSpec
 from beamish.testing import FakeClock, settle, wait_for
@@ -275,3 +277,28 @@ async def test_no_or_malformed_headers_change_nothing(
             assert await _blocks(url, clock) == []
     assert (first.output, second.output) == ("first", "second")
     assert clock.monotonic() == 0.0, "the second call did not wait"
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "3s"}, 3.0),
+        ({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1m30s"}, 90.0),
+        ({"retry-after": "5", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "3s"}, 5),
+        ({"x-ratelimit-remaining-requests": "4", "x-ratelimit-reset-requests": "3s"}, None),
+        ({}, None),
+    ],
+    ids=["requests", "tokens", "retry-after-wins", "room-left", "none"],
+)
+async def test_a_429_without_retry_after_waits_for_the_reset_its_headers_name(
+    headers: dict[str, str], wait: float | None
+) -> None:
+    request = ModelRequest(system="", messages=(Message(role="user", text="hi"),), max_tokens=16)
+    body = {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}
+    async with WireServer() as server:
+        server.queue(Reply(status=429, body=body, headers=headers))
+        model = make_model("openai:gpt-4o-mini", base_url=f"{server.url}/v1", api_key="test-key")
+        with pytest.raises(RateLimited) as caught:
+            await model.complete(request)
+        await model.aclose()
+    assert caught.value.retry_after_s == wait

@@ -199,12 +199,16 @@ def translate_sdk_error(exc: Exception, sdk: Any, who: str) -> ModelError:
     message = _body_message(body) or getattr(exc, "message", None) or str(exc)
     if isinstance(exc, sdk.APIStatusError):
         headers = exc.response.headers if getattr(exc, "response", None) is not None else None
+        wait = retry_after_seconds(headers)
+        if wait is None:  # no Retry-After: the reset of an allowance the rate-limit headers say is used up
+            hint = rate_hint(headers)
+            wait = hint.blocked_for_s if hint is not None else None
         return error_for_status(
             who,
             int(exc.status_code),
             kind=_body_error_type(body),
             message=message,
-            retry_after_s=retry_after_seconds(headers),
+            retry_after_s=wait,
         )
     if isinstance(exc, sdk.APIError):  # an error event inside a stream: no status of its own
         return error_for_status(who, None, kind=_body_error_type(body), message=message)
