@@ -71,7 +71,7 @@ async def test_the_run_page_shows_what_beamish_show_shows(store: Any) -> None:
     assert r.status_code == 200
     page = html.unescape(r.text)
     assert "anthropic:claude-haiku-4-5" in page and "in 120 · out 30 · cache 800r/5w" in page
-    assert "$0.001200" in page  # the model call's cost
+    assert "$0.0012<" in page  # the model call's cost, not $0.001200
     assert 'approve_spend({"item": "laptops"})' in page  # what the model asked for
     assert "approve_spend" in page and "once" in page and "r-timeline:1" in page  # effect and key
     for mark in ("replayed", "diverged", "nudged"):
@@ -104,8 +104,8 @@ async def test_the_run_page_shows_a_compaction_with_what_it_folded_and_cost(stor
     finally:
         await store.close()
     assert 'data-kind="compact"' in page and '"folded": 64' in page
-    assert "anthropic:claude-haiku-4-5 · in 4100 · out 300" in page
-    assert "Looked up 63 topics." in page and "$0.042500" in page
+    assert "anthropic:claude-haiku-4-5 · tokens in 4100 · out 300" in page
+    assert "Looked up 63 topics." in page and "$0.0425<" in page
 
 
 async def test_a_run_whose_id_a_url_must_quote_opens_from_its_link(store: Any) -> None:
@@ -116,10 +116,51 @@ async def test_a_run_whose_id_a_url_must_quote_opens_from_its_link(store: Any) -
     assert r.status_code == 200 and html.escape(ODD_ID) in r.text
 
 
-async def test_an_unknown_run_is_a_404_page(store: Any) -> None:
+async def test_an_unknown_run_is_a_404_page_with_a_way_back(store: Any) -> None:
     async with client(CompanySource(), store) as c:
         r = await c.get("/runs/no-such-run")
     assert r.status_code == 404 and "Not found" in r.text
+    assert "No run has the id &#x27;no-such-run&#x27;" in r.text and '<a href="/runs">All runs</a>' in r.text
+
+
+async def test_runs_waiting_for_a_person_come_first_and_say_what_to_do(store: Any) -> None:
+    await store.create_run("marketing", "post it", run_id="r-gated")
+    await store.update_run("r-gated", status="awaiting_approval")
+    async with client(CompanySource(), store) as c:
+        listing = (await c.get("/runs")).text
+        gated = (await c.get("/runs/r-gated")).text
+        held = (await c.get("/runs/r-held")).text
+        done = (await c.get("/runs/r-plain-00")).text
+    assert "r-gated" in run_ids(listing)[:3] and "waits for a person to approve a call" in listing
+    assert 'data-testid="run-next"' in gated and "Awaiting a person" in gated
+    assert "<code>beamish resume coo</code>" in held
+    assert 'data-testid="run-next"' not in done
+
+
+async def test_an_empty_store_says_no_runs_yet_and_a_filter_says_nothing_matches(tmp_path: Path) -> None:
+    from beamish.journal import open_store
+
+    empty = await open_store(f"sqlite:///{tmp_path}/empty.db")
+    try:
+        async with client(CompanySource(), empty) as c:
+            first = (await c.get("/runs")).text
+            filtered = (await c.get("/runs?status=failed")).text
+    finally:
+        await empty.close()
+    assert "No runs yet" in first and "beamish submit" in first
+    assert "No run matches these filters." in filtered
+
+
+def test_money_and_event_numbers_read_as_a_person_writes_them() -> None:
+    from beamish._events import Event
+    from beamish.dashboard._html import event_summary, money
+
+    assert [money(3.0), money(0.0156), money(0.192, 6), money(0.0), money(None)] == [
+        "$3.00", "$0.0156", "$0.192", "$0.00", "\u2013"
+    ]  # fmt: skip
+    data = {"late_s": 0.077738, "delay_s": 0.11519092166825762, "cost_usd": 0.000333, "ratio": 1 / 3}
+    summary = event_summary(Event("schedule.fired", "s", data))
+    assert summary == "late: 78 ms · delay: 115 ms · cost: $0.000333 · ratio: 0.333333"
 
 
 async def test_hostile_names_are_escaped_on_every_page(store: Any) -> None:

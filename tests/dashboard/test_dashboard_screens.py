@@ -170,6 +170,19 @@ async def test_each_page_renders_is_not_blank_and_stays_on_this_machine(
     await page.close()
 
 
+async def test_on_a_phone_no_page_runs_off_the_right_edge(
+    browser: Any, served: tuple[str, CompanySource]
+) -> None:
+    """390 px wide: wide tables scroll inside their own box, charts shrink to fit."""
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    for path, ready in PAGES:
+        await page.goto(served[0] + path)
+        await page.get_by_test_id(ready[0]).first.wait_for()
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path}: the page runs {overflow}px off the right edge of a phone"
+    await page.close()
+
+
 async def test_the_checks_catch_a_blank_page_and_a_request_off_the_machine(browser: Any) -> None:
     page = await browser.new_page(viewport={"width": 800, "height": 600})
     visit = await Visit(page).start()
@@ -236,10 +249,13 @@ async def test_a_stopped_node_is_said_and_the_page_recovers_when_it_returns(
             await page.goto(server.url + "/")
             await expect(page.get_by_test_id("node-finance")).to_be_visible()  # the node's tree
             await expect(page.get_by_test_id("status")).to_have_text("live")
+            await expect(page.get_by_test_id("resume-cfo")).to_be_enabled()
             await node.stop()
             await page.evaluate("window.beamishStatus()")
             await expect(page.get_by_test_id("node-banner")).to_contain_text("The node is not running")
             await expect(page.get_by_test_id("status")).to_have_text("node stopped: read-only")
+            # a resume needs the node: its buttons cannot be pressed while it is stopped
+            await expect(page.locator("button[data-needs-node]:enabled")).to_have_count(0)
             await page.reload()  # the tree now comes from the store: the config's agents, stopped
             await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "stopped")
             await page.goto(server.url + "/runs")

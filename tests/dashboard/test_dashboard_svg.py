@@ -34,3 +34,12 @@ def test_names_in_a_picture_are_escaped() -> None:
 def test_no_data_says_so_instead_of_an_empty_frame() -> None:
     assert "no spend recorded" in svg.spend_lines("s", {}, {}, start=0.0, end=10.0, testid="s")
     assert "nothing here" in svg.stacked_bars("r", [], testid="r", nothing="nothing here")[0]
+
+
+def test_a_count_axis_has_whole_ticks_and_a_dollar_axis_says_its_cents() -> None:
+    drawn, _ = svg.stacked_bars("runs", [(1000.0, "succeeded")] * 5, testid="r")
+    ticks = [part.split("<", 1)[0] for part in drawn.split('class="tick">')[1:5]]
+    assert ticks == ["0", "2", "4", "6"]  # not 1.25, 2.5, 3.75
+    line = svg.spend_lines("s", {"a": [(10.0, 0.046)]}, {}, start=0.0, end=20.0, testid="s")
+    assert "$0.0125" in line and "$0.013" not in line.replace("$0.0125", "")
+    assert "a $0.046<" in line  # the legend writes dollars as the tables do

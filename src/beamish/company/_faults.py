@@ -43,7 +43,8 @@ class AcceleratedClock:
         start = time.strftime("%H:%M UTC", time.gmtime(self._wall0))
         return (
             f"Demo: the schedules run on a simulated clock, {self.speed:g} times real time from {start}. "
-            "Next fires and a scheduled run's creation time are on that clock; event times are real."
+            "Next fires, a scheduled run's creation time and the schedule.fired and schedule.missed "
+            "events' times are on that clock; other times are real."
         )
 
     def monotonic(self) -> float:

@@ -166,7 +166,11 @@ def create_app(
         return JSONResponse({"resumed": agent})
 
     async def render(
-        request: Request, title: str, active: str, body: Callable[[Any], Awaitable[str | None]]
+        request: Request,
+        title: str,
+        active: str,
+        body: Callable[[Any], Awaitable[str | None]],
+        missing: str | None = None,
     ) -> Response:
         live, detail = await node_status()
         found = current_store()
@@ -182,7 +186,8 @@ def create_app(
                     503,
                 )
         if content is None:
-            content, code = f"<h1>Not found</h1><p>There is no {html.escape(title)}.</p>", 404
+            back = '<p><a href="/runs">All runs</a> · <a href="/">Overview</a></p>'
+            content, code = f"<h1>Not found</h1><p>{html.escape(missing or title)}</p>{back}", 404
         shown = layout(title, active, content, live=live, detail=detail, clock_note=clock_note())
         return with_cookie(request, HTMLResponse(shown, status_code=code))
 
@@ -195,7 +200,13 @@ def create_app(
 
     async def run_html(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        return await render(request, f"Run {run_id}", "/runs", lambda st: run_body(st, run_id))
+        return await render(
+            request,
+            f"Run {run_id}",
+            "/runs",
+            lambda st: run_body(st, run_id),
+            missing=f"No run has the id {run_id!r} in this store.",
+        )
 
     async def events_html(request: Request) -> Response:
         q = request.query_params

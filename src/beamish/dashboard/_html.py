@@ -41,13 +41,13 @@ CSS = """
   .muted { color: #666; }
   .pill { display: inline-block; font-size: .78rem; padding: 0 .4rem; border-radius: 3px; background: #e4e4e4; white-space: nowrap; }
   .pill.succeeded { background: #d9f2dd; } .pill.failed, .pill.needs_attention { background: #f8d0cb; }
-  .pill.paused { background: #ffe2c7; } .pill.running { background: #d8e6f8; } .pill.queued { background: #ececec; }
+  .pill.paused, .pill.awaiting_approval { background: #ffe2c7; } .pill.running { background: #d8e6f8; } .pill.queued { background: #ececec; }
   .mark { display: inline-block; white-space: nowrap; font-size: .75rem; padding: 0 .35rem; margin-left: .3rem; border-radius: 3px; background: #fff1c2; color: #6b5200; }
   form.filters { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; margin: 0 0 .8rem; }
   form.filters label { display: flex; flex-direction: column; font-size: .8rem; color: #555; }
   .pager { margin: .7rem 0; display: flex; gap: 1rem; align-items: center; }
   details summary { cursor: pointer; color: #1f5fa8; font-size: .82rem; }
-  .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(30rem, 1fr)); gap: 1rem 1.5rem; }
+  .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(30rem, 100%), 1fr)); gap: 1rem 1.5rem; }
   figure { margin: 0; background: #fff; border: 1px solid #e5e5e5; padding: .5rem .6rem; }
   figcaption { font-weight: 600; margin-bottom: .3rem; }
   svg.chart { width: 100%; height: auto; display: block; }
@@ -57,6 +57,16 @@ CSS = """
   .bar.over span { background: #b8423c; } .bar.near span { background: #d9822b; }
   .kv { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0 0 1rem; }
   .kv dt { color: #555; } .kv dd { margin: 0; overflow-wrap: anywhere; }
+  .hint { margin: 0 0 1rem; padding: .45rem .7rem; background: #fff6e5; border-left: 3px solid #d9822b; }
+  /* a table wider than a phone scrolls inside its box, instead of squeezing its columns to a letter
+     or pushing the page off the screen */
+  .scroll { overflow-x: auto; }
+  @media (max-width: 40rem) {
+    header, .banner, .wrap { padding-left: .75rem; padding-right: .75rem; }
+    .scroll > table { min-width: 36rem; }
+    .runid { display: inline-block; max-width: 11rem; overflow: hidden; text-overflow: ellipsis;
+             white-space: nowrap; vertical-align: bottom; }
+  }
 """
 
 STATUS_SCRIPT = """
@@ -66,15 +76,23 @@ STATUS_SCRIPT = """
   const params = new URLSearchParams(location.search);
   const token = params.get("token");
   const q = token ? "?token=" + encodeURIComponent(token) : "";
+  let asked = 0, shown = 0;
   async function check() {
+    const mine = ++asked;
     let text = "live", down = false, detail = "";
     try {
       const r = await fetch("/api/status" + q);
       const s = await r.json();
       if (!s.live) { text = "node stopped: read-only"; down = true; detail = s.detail || ""; }
     } catch (e) { text = "dashboard unreachable"; down = true; }
+    if (mine < shown) return;  // a slower, older answer must not undo a newer one
+    shown = mine;
     const el = document.getElementById("status");
     el.textContent = text; el.className = down ? "down" : "";
+    for (const b of document.querySelectorAll("button[data-needs-node]")) {
+      b.disabled = down;
+      b.title = down ? "the node is not running: start it to resume" : "";
+    }
     const banner = document.getElementById("node-banner");
     banner.hidden = !down;
     if (down) banner.textContent = "The node is not running" + (detail ? " (" + detail + ")" : "") +
@@ -154,7 +172,18 @@ def duration(seconds: float | None) -> str:
 
 
 def money(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None else f"${value:.{digits}f}"
+    """Dollars to at most ``digits`` decimals and at least two: ``$3.00``, ``$0.0156``, ``$0.192``
+    (not ``$0.192000``), ``$0.00``."""
+    if value is None:
+        return "–"
+    text = f"{value:.{max(digits, 2)}f}"
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.rstrip('0').ljust(2, '0')}"
+
+
+def table(markup: str) -> str:
+    """A table in a box that scrolls sideways on a narrow screen (the page itself never does)."""
+    return f'<div class="scroll">{markup}</div>'
 
 
 def reason_text(reason: Any) -> str:
@@ -166,7 +195,11 @@ def reason_text(reason: Any) -> str:
     detail = (
         message.splitlines()[0]
         if message
-        else ", ".join(f"{k}={short(v)}" for k, v in fields.items() if v not in (None, ""))
+        else ", ".join(
+            f"{k}={short(round(v, 6) if isinstance(v, float) else v)}"
+            for k, v in fields.items()
+            if v not in (None, "")
+        )
     )
     text = f"{reason.kind}: {detail}" if detail else str(reason.kind)
     return str(redact(text if len(text) <= 140 else text[:139] + "…"))
@@ -202,9 +235,18 @@ def event_summary(event: Event) -> str:
             continue
         if key == "run_id" and value == event.subject:
             continue
-        if key.endswith("_at") and isinstance(value, int | float) and not isinstance(value, bool):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if key.endswith("_at") and number:
             parts.append(f"{key.removesuffix('_at')}: {when(value)}")
             continue
+        if key.endswith("_s") and number:  # late_s, delay_s: a duration, not 0.11519092166825762
+            parts.append(f"{key.removesuffix('_s')}: {duration(value)}")
+            continue
+        if key.endswith("_usd") and number:
+            parts.append(f"{key.removesuffix('_usd')}: {money(value, 6)}")
+            continue
+        if isinstance(value, float):
+            value = round(value, 6)
         parts.append(f"{key}: {short(value, 60)}")
     text = " · ".join(parts)
     return text if len(text) <= 240 else text[:239] + "…"

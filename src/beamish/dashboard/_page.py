@@ -49,14 +49,14 @@ PAGE_BODY = """<main>
     <table id="paused" data-testid="paused"><tbody></tbody></table>
     <h2>Awaiting a person</h2>
     <p id="approvals-none" data-testid="approvals-none">nothing is waiting</p>
-    <label id="decider">deciding as <input id="by" data-testid="by" size="12" placeholder="your name"></label>
+    <label id="decider" hidden>deciding as <input id="by" data-testid="by" size="12" placeholder="your name"></label>
     <table id="approvals" data-testid="approvals"><tbody></tbody></table>
     <h2>Spend per agent</h2>
-    <table id="spend" data-testid="spend"><thead><tr><th>agent</th><th>spent</th><th>cap</th></tr></thead>
+    <table id="spend" data-testid="spend"><thead><tr><th>agent</th><th>spent today</th><th>cap per day</th></tr></thead>
     <tbody></tbody></table>
   </section>
   <section>
-    <h2 style="margin-top:0">Live events <a href="/events" style="font-weight:normal;font-size:.85rem">all events, filterable →</a></h2>
+    <h2 style="margin-top:0">Live events <span class="meta" style="font-weight:normal">times in UTC</span> <a href="/events" style="font-weight:normal;font-size:.85rem">all events, filterable →</a></h2>
     <div id="events" data-testid="events"></div>
   </section>
 </main>
@@ -76,7 +76,14 @@ function el(tag, attrs, ...kids) {
   for (const k of kids) e.append(k);
   return e;
 }
-function money(x) { return x === null || x === undefined ? "–" : "$" + Number(x).toFixed(4); }
+// as the server-rendered pages write dollars: at most four decimals, at least two ($3.00, $0.0156)
+function money(x) {
+  if (x === null || x === undefined) return "–";
+  const [whole, cents] = Number(x).toFixed(4).split(".");
+  return "$" + whole + "." + cents.replace(/0+$/, "").padEnd(2, "0");
+}
+// the node answers the buttons that change it; while it is stopped they cannot work
+function nodeDown() { return document.getElementById("status").classList.contains("down"); }
 
 function usd(x) { return x >= 0.01 || x === 0 ? "$" + Number(x).toFixed(2) : "$" + x; }
 function runningText(r) {
@@ -129,7 +136,8 @@ async function refresh() {
   const paused = document.querySelector("#paused tbody");
   paused.replaceChildren(...nodes.filter(n => HELD.has(n.state)).map(n =>
     el("tr", {"data-testid": "held-" + n.id}, el("td", {}, n.id), el("td", {}, n.state),
-       el("td", {}, el("button", {"data-testid": "resume-" + n.id, onclick: () => resume(n.id)}, "resume")))));
+       el("td", {}, el("button", {"data-testid": "resume-" + n.id, "data-needs-node": "1", disabled: nodeDown(),
+         title: nodeDown() ? "the node is not running: start it to resume" : "", onclick: () => resume(n.id)}, "resume")))));
   document.getElementById("held-none").hidden = paused.childElementCount > 0;
   const spend = document.querySelector("#spend tbody");
   spend.replaceChildren(...nodes.filter(n => n.spent_usd !== null && n.spent_usd !== undefined).map(n =>
@@ -152,7 +160,7 @@ async function decide(g, decision, text) {
 }
 function gateRow(g) {
   const note = el("input", {"data-testid": "note-" + g.gate_id, placeholder: g.kind === "question" ? "answer" : "note (optional)", size: 14});
-  const cost = "$" + Number(g.cost_usd || 0).toFixed(4) + " so far";
+  const cost = money(g.cost_usd || 0) + " so far";
   const who = g.approvers && g.approvers.length ? "· " + g.approvers.join(", ") + " may decide" : "";
   const buttons = g.kind === "question"
     ? [el("button", {"data-testid": "answer-" + g.gate_id, onclick: () => decide(g, "answer", note.value)}, "answer")]
@@ -168,6 +176,7 @@ async function refreshApprovals() {
   const gates = (await r.json()).filter(g => g.status === "pending");
   document.querySelector("#approvals tbody").replaceChildren(...gates.map(gateRow));
   document.getElementById("approvals-none").hidden = gates.length > 0;
+  document.getElementById("decider").hidden = gates.length === 0;
 }
 document.getElementById("by").value = localStorage.getItem("beamish-by") || "";
 

@@ -24,6 +24,7 @@ from beamish.dashboard._html import (
     reason_text,
     run_link,
     short,
+    table,
     when,
 )
 from beamish.journal._records import RUN_STATUSES
@@ -59,20 +60,25 @@ async def runs_body(store: Any, *, agent: str | None, status: str | None, page: 
         )
         rows.append(
             f'<tr data-testid="run-row" data-status="{escape(run.status)}">'
-            f'<td class="mono"><a href="{run_link(run.run_id)}">{escape(run.run_id)}</a></td>'
+            f'<td class="mono"><a href="{run_link(run.run_id)}" class="runid" title="{escape(run.run_id)}">{escape(run.run_id)}</a></td>'
             f'<td class=nowrap><a href="{link("/runs", agent=run.agent)}">{escape(run.agent)}</a></td>'
             f"<td>{pill(run.status)}</td><td class=num>{started}</td>"
             f"<td class=num>{took}</td><td class=num>{money(run.spend_usd)}</td>"
-            f"<td>{escape(reason_text(run.reason))}</td></tr>"
+            f"<td>{escape(_why(run))}</td></tr>"
         )
-    table = (
+    listing = table(
         '<table data-testid="runs"><thead><tr><th>run</th><th>agent</th><th>status</th><th class=num>started (UTC)</th>'
         "<th class=num>duration</th><th class=num>cost</th><th>exit reason</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
     )
     if not rows:
-        table = '<p class="muted" data-testid="runs-none">No run matches.</p>'
+        listing = (
+            '<p class="muted" data-testid="runs-none">No run matches these filters.</p>'
+            if agent or status
+            else '<p class="muted" data-testid="runs-none">No runs yet: a run appears here once an agent '
+            "is given a task (<code>beamish submit AGENT TASK</code>) or a schedule fires.</p>"
+        )
     pager = []
     if found.page > 1:
         pager.append(
@@ -91,9 +97,40 @@ async def runs_body(store: Any, *, agent: str | None, status: str | None, page: 
     )
     return (
         "<h1>Runs</h1>"
-        '<p class="muted">Paused runs and runs that need attention come first, then the newest.</p>'
-        f"{filters}{table}<div class=pager>{''.join(pager)}</div>"
+        '<p class="muted">Runs that wait for a person (paused, awaiting approval, needing attention) '
+        "come first, then the newest.</p>"
+        f"{filters}{listing}<div class=pager>{''.join(pager)}</div>"
     )
+
+
+def _why(run: Any) -> str:
+    """The list's "exit reason" column: why a run ended, or what it waits for."""
+    if run.status == "awaiting_approval":
+        return "waits for a person to approve a call (Overview, or beamish approvals)"
+    return reason_text(run.reason)
+
+
+def _next_step(run: Any) -> str:
+    """What a person can do about a run that waits for one."""
+    agent = escape(run.agent)
+    if run.status == "awaiting_approval":
+        text = (
+            'It waits for a person: approve or deny its call under "Awaiting a person" on the '
+            '<a href="/">Overview</a>, or with <code>beamish approvals</code>.'
+        )
+    elif run.status == "paused":
+        text = (
+            f"Paused: it continues where it stopped once <b>{agent}</b> is resumed (the resume button on the "
+            f'<a href="/">Overview</a>, or <code>beamish resume {agent}</code>).'
+        )
+    elif run.status == "needs_attention":
+        text = (
+            "It needs attention: read the reason below, then retry it with "
+            f"<code>beamish retry {escape(run.run_id)}</code> or cancel it."
+        )
+    else:
+        return ""
+    return f'<p class="hint" data-testid="run-next">{text}</p>'
 
 
 def _value(short_value: Any, full_value: Any, head: str = "", tail: str = "") -> str:
@@ -116,7 +153,7 @@ def _step_row(step: dict[str, Any], full: dict[str, Any]) -> str:
     if step["kind"] == "llm":
         tokens = step["tokens"]
         what = f"<b>{escape(str(step['model']))}</b>"
-        detail = f"in {tokens['in']} · out {tokens['out']}"
+        detail = f"tokens in {tokens['in']} · out {tokens['out']}"
         if tokens["cache_read"] or tokens["cache_write"]:
             detail += f" · cache {tokens['cache_read']}r/{tokens['cache_write']}w"
         result = full["result"]
@@ -133,7 +170,7 @@ def _step_row(step: dict[str, Any], full: dict[str, Any]) -> str:
         what = _value(step["arguments"], full["arguments"], f"<b>{escape(step['name'])}</b>(", ")")
         detail = ""
         if step["kind"] == "compact" and step.get("model"):  # a fold paid as a model call
-            detail = f"{escape(str(step['model']))} · in {step['tokens']['in']} · out {step['tokens']['out']}"
+            detail = f"{escape(str(step['model']))} · tokens in {step['tokens']['in']} · out {step['tokens']['out']}"
         if step.get("effect"):
             detail = f'<span class="pill">{escape(step["effect"])}</span> key <span class="mono">{escape(str(step["idempotency_key"]))}</span>'
         outcome = _value(step["result"], full["result"])
@@ -176,13 +213,13 @@ async def run_body(store: Any, run_id: str) -> str | None:
     )
     kv = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     steps = "".join(_step_row(s, f) for s, f in zip(data["steps"], full["steps"], strict=True))
-    table = (
+    timeline_html = table(
         '<table data-testid="timeline"><thead><tr><th class=num>step</th><th>kind</th><th style="width:42%">call</th>'
         '<th style="width:34%">result</th><th class=num>cost</th><th class=num>took</th></tr></thead>'
         f"<tbody>{steps}</tbody></table>"
-        if steps
-        else '<p class="muted">No steps recorded.</p>'
     )
+    if not steps:
+        timeline_html = '<p class="muted">No steps recorded.</p>'
     end_parts = []
     if timeline.error is not None:
         end_parts.append(f'<h2>Reason</h2><pre data-testid="run-error">{escape(timeline.error)}</pre>')
@@ -195,7 +232,7 @@ async def run_body(store: Any, run_id: str) -> str | None:
     events = f'<p><a href="{link("/events", agent=run_id)}">events about this run</a></p>'
     return (
         f'<h1 data-testid="run-id">Run <span class="mono" style="font-size:1rem">{escape(run.run_id)}</span></h1><dl class="kv" data-testid="run-facts">{kv}</dl>'
-        f"<h2>Timeline</h2>{table}{''.join(end_parts)}{total}{events}"
+        f"{_next_step(run)}<h2>Timeline</h2>{timeline_html}{''.join(end_parts)}{total}{events}"
     )
 
 
@@ -210,9 +247,11 @@ async def events_body(store: Any, *, kind: str | None, agent: str | None, before
             f"<td>{escape(event_summary(event))}<details><summary>JSON</summary>"
             f'<pre data-testid="event-json">{escape(event_json(event))}</pre></details></td></tr>'
         )
-    table = (
-        '<table data-testid="events"><thead><tr><th class=num>time (UTC)</th><th>kind</th><th>subject</th>'
-        f"<th>summary</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    listing = (
+        table(
+            '<table data-testid="events"><thead><tr><th class=num>time (UTC)</th><th>kind</th><th>subject</th>'
+            f"<th>summary</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
         if rows
         else '<p class="muted" data-testid="events-none">No event matches.</p>'
     )
@@ -229,7 +268,7 @@ async def events_body(store: Any, *, kind: str | None, agent: str | None, before
         f'<label>agent or run<input name="agent" value="{escape(agent or "")}" data-testid="filter-agent" size="18"></label>'
         '<button type="submit">filter</button></form>'
     )
-    return f"<h1>Events</h1>{filters}{table}<div class=pager>{''.join(pager)}</div>"
+    return f"<h1>Events</h1>{filters}{listing}<div class=pager>{''.join(pager)}</div>"
 
 
 def _subject_link(event: Any) -> str:
@@ -327,8 +366,10 @@ async def company_body(
     )
     spend = (
         f"<h2>Company spend against its caps</h2><p class=muted>Days and months begin at midnight {escape(caps.tz)}.</p>"
-        '<table data-testid="company-caps"><thead><tr><th>window</th><th class=num>spent</th><th class=num>cap</th>'
-        f"<th>share of the cap</th></tr></thead><tbody>{rows}</tbody></table>"
+        + table(
+            '<table data-testid="company-caps"><thead><tr><th>window</th><th class=num>spent</th><th class=num>cap</th>'
+            f"<th>share of the cap</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     )
     agent_rows = "".join(
         f'<tr data-testid="agent-spend-{escape(name)}"><td><a href="{link("/runs", agent=name)}">{escape(name)}</a></td>'
@@ -336,8 +377,7 @@ async def company_body(
         for name, spent, cap in agents
     )
     if agent_rows:
-        spend += (
-            "<h2>Each agent today against its day cap</h2>"
+        spend += "<h2>Each agent today against its day cap</h2>" + table(
             '<table data-testid="agent-caps"><thead><tr><th>agent</th><th class=num>spent today</th><th class=num>cap/day</th>'
             f"<th>share of the cap</th></tr></thead><tbody>{agent_rows}</tbody></table>"
         )
@@ -350,8 +390,10 @@ async def company_body(
         for e in reversed(upgrades)
     )
     upgrades_html = "<h2>Upgrades and rollbacks</h2>" + (
-        '<table data-testid="upgrades"><thead><tr><th class=num>time (UTC)</th><th>what</th><th>agent</th><th>version</th>'
-        f"<th>by</th><th>why</th></tr></thead><tbody>{up_rows}</tbody></table>"
+        table(
+            '<table data-testid="upgrades"><thead><tr><th class=num>time (UTC)</th><th>what</th><th>agent</th><th>version</th>'
+            f"<th>by</th><th>why</th></tr></thead><tbody>{up_rows}</tbody></table>"
+        )
         if up_rows
         else '<p class="muted" data-testid="upgrades-none">No upgrade or rollback yet.</p>'
     )
@@ -370,9 +412,11 @@ async def company_body(
         "<h2>Schedules and their next fires</h2>"
         + clock
         + (
-            '<table data-testid="schedules"><thead><tr><th>schedule</th><th>agent</th><th>cron</th><th>zone</th>'
-            "<th class=num>next fire</th><th class=num>fired</th><th class=num>missed</th><th class=num>succeeded</th>"
-            f"</tr></thead><tbody>{sched_rows}</tbody></table>"
+            table(
+                '<table data-testid="schedules"><thead><tr><th>schedule</th><th>agent</th><th>cron</th><th>zone</th>'
+                "<th class=num>next fire</th><th class=num>fired</th><th class=num>missed</th><th class=num>succeeded</th>"
+                f"</tr></thead><tbody>{sched_rows}</tbody></table>"
+            )
             if sched_rows
             else '<p class="muted" data-testid="schedules-none">No schedule stored (they are stored when the company first runs).</p>'
         )

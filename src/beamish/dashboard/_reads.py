@@ -20,7 +20,7 @@ from beamish.journal._runs import _RUN_COLS, run_from_row
 from beamish.schedule._history import ScheduleInfo, list_schedules
 
 #: Statuses that wait for a person: listed first.
-HELD = ("paused", "needs_attention")
+HELD = ("paused", "awaiting_approval", "needs_attention")
 RUNS_PER_PAGE = 50
 EVENTS_PER_PAGE = 100
 #: The kinds a restart picture counts, and the upgrades section lists.
@@ -53,7 +53,8 @@ async def first_starts(store: Any, run_ids: list[str]) -> dict[str, float]:
 
 
 async def runs_page(store: Any, *, agent: str | None, status: str | None, page: int) -> RunsPage:
-    """One page of runs: held ones (paused, needs attention) first, then newest first."""
+    """One page of runs: held ones (paused, awaiting approval, needing attention) first, then newest
+    first."""
     where: list[str] = []
     params: list[Any] = []
     if agent:

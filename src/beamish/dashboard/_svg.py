@@ -45,8 +45,27 @@ def _nice(value: float) -> float:
     return 10 * power
 
 
+def _whole_top(value: float) -> int:
+    """The top of a count axis: four equal whole steps (a count of runs is never 3.75)."""
+    need = max(value, 1) / 4
+    if need <= 5:
+        return 4 * math.ceil(need)
+    return 4 * math.ceil(_nice(need))  # 10, 20, 25, 50, 100 … per step
+
+
 def money(value: float) -> str:
-    return f"${value:.2f}" if value >= 1 or value == 0 else f"${value:.4f}".rstrip("0")
+    """As the pages write dollars (at most four decimals, at least two): the legend says what the
+    tables say."""
+    whole, _, cents = f"{value:.4f}".partition(".")
+    return f"${whole}.{cents.rstrip('0').ljust(2, '0')}"
+
+
+def _tick_money(value: float, step: float) -> str:
+    """A dollar tick with as many decimals as the step needs ($0.0125, not a rounded $0.013)."""
+    digits = 2
+    while digits < 6 and abs(round(step, digits) - step) > step * 1e-9:
+        digits += 1
+    return f"${value:.{digits}f}"
 
 
 def clock(at: float, span: float) -> str:
@@ -73,8 +92,7 @@ def _axes(lo: float, hi: float, top: float, ylabel: str = "") -> list[str]:
     for i in range(5):
         value = top * i / 4
         y = _y(value, top)
-        digits = 2 if top >= 2 else 3 if top >= 0.02 else 5
-        label = f"${value:.{digits}f}" if ylabel == "$" else f"{value:g}"
+        label = _tick_money(value, top / 4) if ylabel == "$" else f"{value:g}"
         parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{W - RIGHT}" y2="{y:.1f}" stroke="#eee"/>')
         parts.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{escape(label)}</text>'
@@ -230,7 +248,7 @@ def stacked_bars(
     palette = dict(colours or {})
     for i, group in enumerate(g for g in order if g not in palette):
         palette[group] = PALETTE[i % len(PALETTE)]
-    top = _nice(max(sum(c.values()) for c in counts.values()) * 1.05)
+    top = _whole_top(max(sum(c.values()) for c in counts.values()))
     body = _axes(lo, hi, top)
     n = max(1, int((hi - lo) // size))
     width = (W - LEFT - RIGHT) / n
