@@ -255,9 +255,12 @@ def test_a_bad_context_policy_is_not_given_the_agents_policy_as_its_fix(
     ]
 
 
-def test_an_unpriced_scripted_fallback_is_one_line_naming_it_not_a_repeat_of_the_first_models(
+def test_a_scripted_fallback_is_priced_by_the_agents_price_and_checks_clean(
     tmp_path: Path, no_keys: None
 ) -> None:
+    from beamish.company import load_config
+    from beamish.company._tree import agent_budget
+
     config = _minimal_with_store(tmp_path, "sqlite:///beamish.db")
     (config.parent / "scripts" / "backup.json").write_text(json.dumps({"turns": [{"text": "ok"}]}))
     config.write_text(
@@ -267,9 +270,30 @@ def test_an_unpriced_scripted_fallback_is_one_line_naming_it_not_a_repeat_of_the
         )
     )
     result = runner.invoke(app, ["check", "-c", str(config)])
+    assert (result.exit_code, result.output.splitlines()) == (0, [f"{config}: ok"])
+    loaded = load_config(config)
+    prices = agent_budget(loaded.agents["assistant"], loaded).prices
+    assert set(prices) == {
+        f"scripted:{config.parent / 'scripts' / name}" for name in ("assistant.json", "backup.json")
+    }
+
+
+def test_an_unpriced_fallback_is_one_line_naming_it_not_a_repeat_of_the_first_models(
+    tmp_path: Path, no_keys: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    config = _minimal_with_store(tmp_path, "sqlite:///beamish.db")
+    config.write_text(
+        config.read_text().replace(
+            'model = "scripted:scripts/assistant.json"',
+            'model = ["scripted:scripts/assistant.json", "openai:my-local-model"]',
+        )
+    )
+    result = runner.invoke(app, ["check", "-c", str(config)])
     assert result.exit_code == 1
-    assert result.output.splitlines() == [
-        f"{config}: agents.assistant.model[1]: the fallback 'scripted:scripts/backup.json' has no price "
+    priced = [line for line in result.output.splitlines() if "price" in line]
+    assert priced == [
+        f"{config}: agents.assistant.model[1]: the fallback 'openai:my-local-model' has no price "
         "([agents.assistant] price prices only the first model); fix: list a fallback genai-prices knows, "
         "or build the agent in Python with Budget(prices={MODEL: Price(…)})"
     ]

@@ -107,7 +107,7 @@ def _model_problems(
     name: str, agent: dict[str, Any], model: str, environ: Mapping[str, str], index: int
 ) -> list[Problem]:
     """What stops ``model``, the agent's ``index``-th (0: its first, priced by its ``price``)."""
-    priced = index == 0
+    priced = index == 0 or model.startswith("scripted:")  # the agent's price covers its scripts
     where = f"agents.{name}"
     provider = model.partition(":")[0]
     problems: list[Problem] = []

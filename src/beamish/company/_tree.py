@@ -116,8 +116,10 @@ def agent_budget(agent: AgentConfig, config: CompanyConfig) -> Any:
     section = agent.section
     fields = section.budget.model_dump(exclude_none=True)
     fields.setdefault("tz", config.file.budget.tz or config.file.company.timezone)
-    if section.price is not None:
-        fields["prices"] = {agent.model: Price(**section.price.model_dump())}
+    if section.price is not None:  # the first model's price; a scripted fallback costs the same
+        price = Price(**section.price.model_dump())
+        scripted = [m for m in agent.fallbacks if m.startswith("scripted:")]
+        fields["prices"] = {model: price for model in (agent.model, *scripted)}
     return Budget(**fields)
 
 
