@@ -138,3 +138,33 @@ def test_a_breaker_policy_names_its_bad_value() -> None:
     with pytest.raises(SpecError, match="unknown keys"):
         BreakerPolicy.from_mapping({"failure": 3})
     assert BreakerPolicy.from_mapping(POLICY.to_json()) == POLICY
+
+
+async def test_a_clean_breaker_is_trusted_briefly_and_a_local_failure_ends_the_trust(store_url: str) -> None:
+    """A model seen closed and clean costs no store read per call for ``CLEAN_TRUST_S``: another
+    node's opening is seen once that ends; a failure seen here ends it at once."""
+    from beamish.agent._breaker import CLEAN_TRUST_S
+
+    clock = FakeClock()
+    stores = [await open_store(store_url, clock=clock) for _ in range(2)]
+    try:
+        here, there = (Breaker(s, clock, POLICY, owner=f"node{i}") for i, s in enumerate(stores))
+        assert await here.admit(KEY) == "closed"
+        for _ in range(3):
+            await there.failed(KEY, "529")
+        assert await there.admit(KEY) == "open"
+        assert await here.admit(KEY) == "closed", "trusted: not read again yet"
+        clock.advance(CLEAN_TRUST_S)
+        assert await here.admit(KEY) == "open", "the trust ended: the open breaker is seen"
+
+        clock.advance(POLICY.cooldown_s)
+        assert await there.admit(KEY) == "probe"
+        await there.succeeded(KEY)
+        assert await here.admit(KEY) == "closed"
+        await here.failed(KEY, "timeout")
+        for _ in range(2):
+            await there.failed(KEY, "timeout")
+        assert await here.admit(KEY) == "open", "a failure seen here: read again at once"
+    finally:
+        for store in stores:
+            await store.close()

@@ -39,6 +39,7 @@ from beamish.agent._tools import Tool, ToolSet
 from beamish.agent.models._registry import make_model
 from beamish.agent.models._settings import ModelSettings
 from beamish.journal import Lease, Run, open_store
+from beamish.journal._runs import RUN_COLUMNS, run_from_row
 from beamish.runtime import Actor
 from beamish.telemetry import Telemetry, otel_available
 
@@ -50,7 +51,7 @@ _UNWIND_S = 1.0
 #: then by priority (higher first), then first in, first out. Runs this incarnation is running (its
 #: own in flight) are left out, so a look at the queue costs what is waiting, not what is running.
 _PENDING = (
-    "SELECT run_id, concurrency_key FROM runs WHERE agent = ? AND status IN ('queued', 'running') "
+    f"SELECT {RUN_COLUMNS} FROM runs WHERE agent = ? AND status IN ('queued', 'running') "
     "AND NOT (status = 'running' AND lease_owner IS NOT NULL AND lease_owner = ?) {keys}"
     "ORDER BY CASE WHEN status = 'running' THEN 0 ELSE 1 END, priority DESC, created_at, run_id LIMIT ?"
 )
@@ -243,7 +244,7 @@ class AgentActor(Actor):
                 run_id, key = str(row["run_id"]), row["concurrency_key"]
                 if run_id in busy or (key is not None and key in keys):
                     continue
-                run = await self.store.get_run(run_id)
+                run = run_from_row(row)  # as listed: claiming it is what decides
                 if run.status not in ("queued", "running") or await self._expired(run):
                     continue
                 task = asyncio.ensure_future(self.loop.execute(run))
@@ -337,13 +338,9 @@ class AgentActor(Actor):
         if run.status != "queued" or not isinstance(deadline, int | float) or self.clock.time() < deadline:
             return False
         reason = Shutdown("the consult deadline passed before the run started")
-        await self.store.update_run(run.run_id, status="failed", reason=reason)
-        await self.store.append_event(
-            Event(
-                "run.finished",
-                run.run_id,
-                {"run_id": run.run_id, "status": "failed", "reason": reason.to_json()},
-            )
+        data = {"run_id": run.run_id, "status": "failed", "reason": reason.to_json()}
+        await self.store.update_run(
+            run.run_id, status="failed", reason=reason, events=[Event("run.finished", run.run_id, data)]
         )
         return True
 

@@ -9,6 +9,11 @@ model while the others keep to the fallback; a success **closes** it, a failure 
 another cool-down. A probe that never reports (its caller died) is handed to another caller after
 ``probe_timeout_s``. ``breaker.opened`` and ``breaker.closed`` are events. Each decision is one
 store transaction (the row is locked ``FOR UPDATE`` on PostgreSQL), so two nodes never both probe.
+
+A breaker seen closed and clean is trusted for :data:`CLEAN_TRUST_S` without reading the store
+again (a healthy model's calls cost no round trip each), unless a failure of that model is seen
+here first: another agent's failures open it here at most that much later. Open and half-open
+breakers are always read, so the probe stays one caller's.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from beamish._clock import Clock
 from beamish._events import Event
 from beamish._exceptions import SpecError
 from beamish.journal._eventlog import insert_event
+
+#: How long a breaker seen closed with no failures is taken as still so without reading the store.
+CLEAN_TRUST_S = 1.0
 
 Admission = Literal["closed", "probe", "open"]
 State = Literal["closed", "open", "half_open"]
@@ -85,17 +93,27 @@ class Breaker:
         self.owner = owner
         #: Keys this agent last saw with failures or not closed: a success must write there.
         self._dirty: set[str] = set()
+        #: Keys last read closed and clean → until when (the clock's time) that is trusted.
+        self._clean_until: dict[str, float] = {}
+        #: Failures seen here so far (a read begun before one must not be trusted after it).
+        self._failures_seen = 0
 
     async def admit(self, key: str) -> Admission:
         """Whether a call of ``key`` may go: ``closed`` (go), ``probe`` (go, as the one half-open
         probe: report its outcome), ``open`` (do not: use the fallback)."""
         now = self.clock.time()
+        if now < self._clean_until.get(key, -math.inf):
+            return "closed"
+        seen = self._failures_seen
         row = await self.store.fetchone(
             "SELECT state, failures, opened_at, probe_until FROM breakers WHERE key = ?", (key,)
         )
         if row is None or (row["state"] == "closed" and int(row["failures"]) == 0):
             self._dirty.discard(key)
+            if seen == self._failures_seen:
+                self._clean_until[key] = now + CLEAN_TRUST_S
             return "closed"
+        self._clean_until.pop(key, None)
         self._dirty.add(key)
         if row["state"] == "closed":
             return "closed"
@@ -107,6 +125,8 @@ class Breaker:
     async def failed(self, key: str, error: BaseException | str) -> bool:
         """One failed attempt of ``key``; True when the breaker is open after it."""
         self._dirty.add(key)
+        self._failures_seen += 1
+        self._clean_until.pop(key, None)
         work = functools.partial(_fail, key, self.clock.time(), self.policy, self.owner, str(error)[:300])
         opened: bool = await self.store.run(work)
         return opened

@@ -109,37 +109,39 @@ async def sweep_overdue(store: Any, now: float) -> list[Event]:
     (``run.needs_attention``), a running one gets ``run.overdue`` once (``overdue_at`` in its meta).
     Each change is conditional on the row as read, so nodes sweeping together act once."""
 
-    def work(tx: Any) -> list[Event]:
-        events: list[Event] = []
-        for row in tx.fetchall(_PENDING):
-            meta = json.loads(row["meta"])
-            deadline = deadline_of(meta)
-            if deadline is None or now <= deadline or "overdue_at" in meta:
-                continue
-            rid, agent = str(row["run_id"]), str(row["agent"])
-            if row["status"] == "queued":
-                error = missed(meta, now, "had not started")
-                assert error is not None
-                reason = masked(Crashed(error).to_json(), "exit reason")
-                if tx.execute(
-                    "UPDATE runs SET status = 'needs_attention', reason = ?, updated_at = ? "
-                    "WHERE run_id = ? AND status = 'queued'",
-                    (reason, now, rid),
-                ):
-                    events.append(missed_event(rid, agent, error, now))
-                continue
-            stamped = canonical({**meta, "overdue_at": now}, "run meta")
-            if tx.execute(
-                "UPDATE runs SET meta = ? WHERE run_id = ? AND status = 'running' AND meta = ?",
-                (stamped, rid, row["meta"]),
-            ):
-                late = missed(meta, now, "is still running")
-                assert late is not None
-                data = {"run_id": rid, "agent": agent, "why": str(late), "deadline": late.deadline}
-                events.append(Event("run.overdue", rid, data, at=now))
-        for event in events:
-            insert_event(tx, event)
-        return events
-
-    found: list[Event] = await store.run(work)
+    found: list[Event] = await store.run(lambda tx: sweep_overdue_in(tx, now))
     return found
+
+
+def sweep_overdue_in(tx: Any, now: float) -> list[Event]:
+    """:func:`sweep_overdue` inside the caller's transaction ``tx`` (the node's poller shares one)."""
+    events: list[Event] = []
+    for row in tx.fetchall(_PENDING):
+        meta = json.loads(row["meta"])
+        deadline = deadline_of(meta)
+        if deadline is None or now <= deadline or "overdue_at" in meta:
+            continue
+        rid, agent = str(row["run_id"]), str(row["agent"])
+        if row["status"] == "queued":
+            error = missed(meta, now, "had not started")
+            assert error is not None
+            reason = masked(Crashed(error).to_json(), "exit reason")
+            if tx.execute(
+                "UPDATE runs SET status = 'needs_attention', reason = ?, updated_at = ? "
+                "WHERE run_id = ? AND status = 'queued'",
+                (reason, now, rid),
+            ):
+                events.append(missed_event(rid, agent, error, now))
+            continue
+        stamped = canonical({**meta, "overdue_at": now}, "run meta")
+        if tx.execute(
+            "UPDATE runs SET meta = ? WHERE run_id = ? AND status = 'running' AND meta = ?",
+            (stamped, rid, row["meta"]),
+        ):
+            late = missed(meta, now, "is still running")
+            assert late is not None
+            data = {"run_id": rid, "agent": agent, "why": str(late), "deadline": late.deadline}
+            events.append(Event("run.overdue", rid, data, at=now))
+    for event in events:
+        insert_event(tx, event)
+    return events

@@ -256,29 +256,30 @@ async def expire_due(store: Any) -> list[Gate]:
     """Apply the expiry policy of every pending gate whose time is up: ``escalate`` once (the
     approvers become ``escalate_to`` for another period), else deny. Returns the gates changed."""
     now = store.clock.time()
-
-    def work(tx: SyncTx) -> list[Gate]:
-        rows = tx.fetchall(
-            f"SELECT {_COLS} FROM gates WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at",
-            (now,),
-        )
-        changed: list[Gate] = []
-        for gate in (_gate(r) for r in rows):
-            if gate.on_expiry == "escalate" and not gate.escalated and gate.escalate_to:
-                tx.execute(
-                    "UPDATE gates SET approvers = ?, escalated = 1, expires_at = ? WHERE gate_id = ?",
-                    (json.dumps(list(gate.escalate_to)), now + gate.ttl_s, gate.gate_id),
-                )
-                escalated = _fetch(tx, gate.gate_id)
-                insert_event(tx, Event("approval.escalated", gate.run_id, escalated.to_json(), at=now))
-                changed.append(escalated)
-                continue
-            what = "approval" if gate.kind == "approval" else "answer"
-            note = f"no {what} before the gate expired"
-            decision: Decision = "deny" if gate.kind == "approval" else "answer"
-            answer = None if gate.kind == "approval" else f"(no answer: {note})"
-            changed.append(_decide(tx, gate.gate_id, decision, EXPIRY, note, None, answer, now))
-        return changed
-
-    result: list[Gate] = await store.run(work)
+    result: list[Gate] = await store.run(lambda tx: expire_due_in(tx, now))
     return result
+
+
+def expire_due_in(tx: SyncTx, now: float) -> list[Gate]:
+    """:func:`expire_due` inside the caller's transaction ``tx`` (the node's poller shares one)."""
+    rows = tx.fetchall(
+        f"SELECT {_COLS} FROM gates WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at",
+        (now,),
+    )
+    changed: list[Gate] = []
+    for gate in (_gate(r) for r in rows):
+        if gate.on_expiry == "escalate" and not gate.escalated and gate.escalate_to:
+            tx.execute(
+                "UPDATE gates SET approvers = ?, escalated = 1, expires_at = ? WHERE gate_id = ?",
+                (json.dumps(list(gate.escalate_to)), now + gate.ttl_s, gate.gate_id),
+            )
+            escalated = _fetch(tx, gate.gate_id)
+            insert_event(tx, Event("approval.escalated", gate.run_id, escalated.to_json(), at=now))
+            changed.append(escalated)
+            continue
+        what = "approval" if gate.kind == "approval" else "answer"
+        note = f"no {what} before the gate expired"
+        decision: Decision = "deny" if gate.kind == "approval" else "answer"
+        answer = None if gate.kind == "approval" else f"(no answer: {note})"
+        changed.append(_decide(tx, gate.gate_id, decision, EXPIRY, note, None, answer, now))
+    return changed

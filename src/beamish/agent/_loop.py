@@ -113,23 +113,27 @@ class RunLoop:
 
     async def execute(self, run: Run) -> Outcome:
         """Claim ``run`` (a new fencing epoch), replay its journal, finish it live, store the outcome."""
-        try:
-            epoch = await self.store.claim_run(run.run_id, self.owner, lease=self.lease)
+        # a run keeps the agent version it first started on (an upgrade never lands mid-run)
+        first = self.spec.version is not None and "agent_version" not in run.meta
+
+        def started(epoch: int) -> list[Event]:
+            data = {"run_id": run.run_id, "agent": run.agent, "epoch": epoch}
+            if self.spec.version is not None:
+                data["version"] = self.spec.version
+            return [Event("run.started", run.run_id, data)]
+
+        try:  # the claim, the status and run.started: one transaction
+            epoch = await self.store.claim_run(
+                run.run_id,
+                self.owner,
+                lease=self.lease,
+                status="running",
+                meta={"agent_version": self.spec.version} if first else None,
+                events=started,
+            )
         except Fenced:
             logger.warning("run %s not claimed: this node no longer holds agent %s", run.run_id, run.agent)
             return Outcome("fenced")
-        # a run keeps the agent version it first started on (an upgrade never lands mid-run)
-        first = self.spec.version is not None and "agent_version" not in run.meta
-        await self.store.update_run(
-            run.run_id,
-            status="running",
-            epoch=epoch,
-            meta={"agent_version": self.spec.version} if first else None,
-        )
-        started = {"run_id": run.run_id, "agent": run.agent, "epoch": epoch}
-        if self.spec.version is not None:
-            started["version"] = self.spec.version
-        await self.store.append_event(Event("run.started", run.run_id, started))
         deadline = deadline_of(run.meta)
         if deadline is not None:
             self._deadlines[run.run_id] = deadline

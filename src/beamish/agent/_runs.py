@@ -12,6 +12,8 @@ for. The store and poller live as long as a small keeper actor, a top-level acto
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,19 +22,26 @@ from beamish._exceptions import CallTimeout, SpecError
 from beamish._exits import ExitReason
 from beamish._tasks import cancel_and_wait
 from beamish.agent._agent import AgentActor
-from beamish.agent._deadline import deadline_meta, parse_deadline, sweep_overdue
-from beamish.agent._gates import expire_due
+from beamish.agent._deadline import deadline_meta, parse_deadline, sweep_overdue_in
+from beamish.agent._gates import expire_due_in
 from beamish.agent._keeper import BudgetKeeper
 from beamish.agent._results import FINAL_STATUSES, RunResult
 from beamish.agent._store_ledger import StoreLedger
 from beamish.journal import Store, open_store
+from beamish.journal._runs import run_changed, watch_run
+from beamish.journal._sql import Row, SyncTx
 from beamish.runtime import Actor, ActorRef, ChildSpec, Node
 
 if TYPE_CHECKING:
     from beamish.agent._spec import AgentSpec
 
-#: How often the poller looks for runs queued for this node's agents (consults from other processes).
-POLL_S = 0.1
+#: How often the poller looks for runs queued for this node's agents by other processes (a process
+#: agent's consult, an approval decided elsewhere); a run submitted in this process wakes its agent
+#: at once, so this is only the cross-process path's latency (an idle node's cost is this poll).
+POLL_S = 0.5
+#: How often ``result`` reads a run that a task agent of this node serves: its end wakes the wait
+#: in-process, so the read is only the fallback for an end written by another process.
+LOCAL_RESULT_POLL_S = 1.0
 #: The poller wakes one agent at most this often (a busy agent need not collect a pile of wakes).
 WAKE_EVERY_S = 0.5
 #: How often the poller applies the expiry policy of gates whose time is up (any node may: the
@@ -117,17 +126,21 @@ class Runs:
         expired_at = 0.0
         while True:
             await asyncio.sleep(POLL_S)
-            if not self.refs or self._store is None:
+            store = self._store
+            if not self.refs or store is None:
                 continue
+            sweep = loop.time() - expired_at >= EXPIRE_EVERY_S
+            if sweep:
+                expired_at = loop.time()
+            look = functools.partial(_look, sweep, store.clock.time(), self.node.clock.time())
             try:
-                if loop.time() - expired_at >= EXPIRE_EVERY_S:
-                    expired_at = loop.time()
-                    await expire_due(self._store)
-                    for event in await sweep_overdue(self._store, self.node.clock.time()):
-                        self.node.emit(event)
-                rows = await self._store.fetchall("SELECT DISTINCT agent FROM runs WHERE status = 'queued'")
+                events, rows = await (store.run(look) if sweep else store.read(look))
             except Exception:
                 continue  # the store is closing, or briefly unreachable: look again next time
+            for event in events:
+                if event.kind == "run.needs_attention":
+                    run_changed(event.subject)
+                self.node.emit(event)
             for row in rows:
                 agent = str(row["agent"])
                 if agent in self.refs and loop.time() - self._last_wake.get(agent, 0.0) >= WAKE_EVERY_S:
@@ -218,13 +231,23 @@ class Runs:
             raise SpecError(f"no agent named {agent!r} was started on this node (known: {known})")
         store = await self.store()
         meta = deadline_meta(self.node.clock.time(), seconds)  # the clock its agents read
+        submitted: list[Event] = []
+
+        def events(rid: str) -> list[Event]:  # stored with the run, in its transaction
+            submitted[:] = [Event("run.submitted", rid, {"run_id": rid, "agent": agent})]
+            return submitted
+
         run, created = await store.create_run(
-            agent, task, run_id=run_id, priority=priority, concurrency_key=concurrency_key, meta=meta or None
+            agent,
+            task,
+            run_id=run_id,
+            priority=priority,
+            concurrency_key=concurrency_key,
+            meta=meta or None,
+            events=events,
         )
         if created:
-            event = Event("run.submitted", run.run_id, {"run_id": run.run_id, "agent": agent})
-            await store.append_event(event)
-            self.node.emit(event)
+            self.node.emit(submitted[0])
         if not self.wake(agent) and self.remote_wake is not None:
             await self.remote_wake(agent)
         return run.run_id
@@ -234,24 +257,36 @@ class Runs:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.005
-        while True:
-            run = await store.get_run(run_id)
-            if run.status in FINAL_STATUSES:
-                return RunResult(
-                    run_id=run.run_id,
-                    agent=run.agent,
-                    status=run.status,  # type: ignore[arg-type]
-                    output=run.output,
-                    reason=run.reason,
-                    model_calls=int(run.meta.get("model_calls", 0)),
-                    replayed_calls=int(run.meta.get("replayed_calls", 0)),
-                    cost_usd=run.spend_usd,
-                )
-            if deadline is not None and loop.time() >= deadline:
-                raise CallTimeout(f"run {run_id!r} is still {run.status} after {timeout}s")
-            wait = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, 0.1)
+        # a run ended by a Store of this process (a task agent's) wakes the wait at once; one
+        # ended elsewhere (a process agent, another node) is found by reading, backing off
+        with watch_run(run_id) as changed:
+            while True:
+                changed.clear()
+                run = await store.get_run(run_id)
+                if run.status in FINAL_STATUSES:
+                    return RunResult(
+                        run_id=run.run_id,
+                        agent=run.agent,
+                        status=run.status,  # type: ignore[arg-type]
+                        output=run.output,
+                        reason=run.reason,
+                        model_calls=int(run.meta.get("model_calls", 0)),
+                        replayed_calls=int(run.meta.get("replayed_calls", 0)),
+                        cost_usd=run.spend_usd,
+                    )
+                if deadline is not None and loop.time() >= deadline:
+                    raise CallTimeout(f"run {run_id!r} is still {run.status} after {timeout}s")
+                if self._ends_here(run.agent):
+                    delay = max(delay, LOCAL_RESULT_POLL_S)  # its end wakes us: reading is the fallback
+                wait = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), wait)
+                delay = min(delay * 2, LOCAL_RESULT_POLL_S if self._ends_here(run.agent) else 0.1)
+
+    def _ends_here(self, agent: str) -> bool:
+        """Whether ``agent``'s runs end in this process (a live task agent of this node)."""
+        spec, ref = self.specs.get(agent), self.refs.get(agent)
+        return spec is not None and spec.isolation == "task" and ref is not None and ref.alive
 
     async def resume(self, agent: str) -> int:
         """Lift the agent's pauses, queue its paused runs again and tell it; returns how many runs
@@ -272,6 +307,16 @@ class Runs:
         if ref is not None and ref.alive:
             ref.cast(("resume",))
         return len(paused)
+
+
+def _look(sweep: bool, gate_now: float, run_now: float, tx: SyncTx) -> tuple[list[Event], list[Row]]:
+    """The poller's one transaction: expired gates and overdue runs (``sweep``), then the agents
+    with queued runs."""
+    events: list[Event] = []
+    if sweep:
+        expire_due_in(tx, gate_now)
+        events = sweep_overdue_in(tx, run_now)
+    return events, tx.fetchall("SELECT DISTINCT agent FROM runs WHERE status = 'queued'")
 
 
 def runs_of(node: Node) -> Runs:

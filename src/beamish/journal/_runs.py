@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from beamish._events import Event
@@ -17,12 +19,49 @@ from beamish.journal._records import RUN_STATUSES, Lease, Run
 from beamish.journal._sql import Row, SyncTx, for_share
 
 _UNSET: Any = object()
-_RUN_COLS = (
+#: A run row's columns as :func:`run_from_row` reads them (``SELECT {RUN_COLUMNS} FROM runs``).
+RUN_COLUMNS = _RUN_COLS = (
     "run_id, agent, input, status, output, reason, meta, lease_owner, epoch, created_at, updated_at, "
     "priority, concurrency_key, "
     "superseded_spend + COALESCE((SELECT SUM(s.cost_usd) FROM steps s WHERE s.run_id = runs.run_id "
     "AND s.phase = 'done'), 0) AS spend_usd"
 )
+
+
+#: In-process wakes on a run's status change: run_id → the events of those waiting for it (with
+#: their loops). Every Store of the process signals here, so a waiter learns of a run that ends
+#: under another Store instance of the same process at once; other processes are found by reading.
+_watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+
+@contextlib.contextmanager
+def watch_run(run_id: str) -> Iterator[asyncio.Event]:
+    """An event set whenever a Store of this process changes ``run_id``'s status (a hint: read
+    the run to know what it is now; a change made by another process sets nothing)."""
+    entry = (asyncio.get_running_loop(), asyncio.Event())
+    _watchers.setdefault(run_id, set()).add(entry)
+    try:
+        yield entry[1]
+    finally:
+        found = _watchers.get(run_id)
+        if found is not None:
+            found.discard(entry)
+            if not found:
+                del _watchers[run_id]
+
+
+def run_changed(run_id: str) -> None:
+    """Wake this process's waiters on ``run_id`` (see :func:`watch_run`); call after the commit."""
+    for loop, event in tuple(_watchers.get(run_id, ())):
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is running:
+            event.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # that loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(event.set)
 
 
 def _check_status(status: str) -> str:
@@ -116,12 +155,14 @@ class RunsMixin(StoreBase):
         status: str = "queued",
         priority: int = 0,
         concurrency_key: str | None = None,
+        events: Callable[[str], Sequence[Event]] | None = None,
     ) -> tuple[Run, bool]:
         """Create a run, or return the existing one when ``run_id`` (the idempotency key) is taken.
 
         Returns ``(run, created)``; ``created`` is False when the run already existed (its stored
         agent and input win: a retried submission must not rewrite a run). ``priority`` (higher
         first) and ``concurrency_key`` (one run in flight per key) place it in its agent's queue.
+        ``events(run_id)`` are stored in the same transaction when (only when) the run is created.
         """
         check_queue_place(priority, concurrency_key)
         if not agent:
@@ -146,6 +187,9 @@ class RunsMixin(StoreBase):
                 priority=priority,
                 concurrency_key=concurrency_key,
             )
+            if created and events is not None:
+                for event in events(rid):
+                    insert_event(tx, event)
             return fetch_run(tx, rid), created
 
         return await self.run(work)
@@ -231,7 +275,10 @@ class RunsMixin(StoreBase):
                 insert_event(tx, event)
             return fetch_run(tx, run_id)
 
-        return await self.run(work)
+        run = await self.run(work)
+        if status is not None and status != "running":  # nobody waits for a run to start
+            run_changed(run_id)
+        return run
 
     async def queue_counts(self, agent: str | None = None) -> dict[str, dict[str, int]]:
         """Per agent: how many runs wait in its queue (``queued``) and how many are ``running``."""
@@ -247,13 +294,26 @@ class RunsMixin(StoreBase):
             found[str(row["status"])] = int(row["n"])
         return counts
 
-    async def claim_run(self, run_id: str, owner: str, *, lease: Lease | None = None) -> int:
+    async def claim_run(
+        self,
+        run_id: str,
+        owner: str,
+        *,
+        lease: Lease | None = None,
+        status: str | None = None,
+        meta: dict[str, Any] | None = None,
+        events: Callable[[int], Sequence[Event]] | None = None,
+    ) -> int:
         """Take a run over: a new fencing epoch, returned. Writes with an older epoch are then Fenced.
 
         With ``lease`` (the lease its agent is held by on a cluster), the claim is granted only while
         that lease is still held at that epoch and has not run out — Fenced otherwise — so a node
-        that lost the agent, or was cut off past its lease, cannot take a run.
+        that lost the agent, or was cut off past its lease, cannot take a run. ``status``, ``meta``
+        (merged) and ``events(epoch)`` are written in the same transaction (a run's start is one).
         """
+        if status is not None:
+            _check_status(status)
+        meta_json = None if not meta else canonical(meta, "run meta")
 
         def work(tx: SyncTx) -> int:
             if lease is not None:
@@ -267,14 +327,20 @@ class RunsMixin(StoreBase):
                         f"run {run_id!r}: lease {lease.name!r} (epoch {lease.epoch}) is no longer held "
                         f"by {lease.owner!r} or has run out; the run was not claimed"
                     )
-            n = tx.execute(
-                "UPDATE runs SET epoch = epoch + 1, lease_owner = ?, updated_at = ? WHERE run_id = ?",
-                (owner, self.clock.time(), run_id),
-            )
+            sets, params = "epoch = epoch + 1, lease_owner = ?, updated_at = ?", [owner, self.clock.time()]
+            if status is not None:
+                sets, params = f"{sets}, status = ?", [*params, status]
+            n = tx.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", (*params, run_id))
             if n == 0:
                 raise RunNotFound(f"no run {run_id!r}")
-            row = tx.fetchone("SELECT epoch FROM runs WHERE run_id = ?", (run_id,))
+            row = tx.fetchone("SELECT epoch, meta FROM runs WHERE run_id = ?", (run_id,))
             assert row is not None
-            return int(row["epoch"])
+            if meta_json is not None:
+                merged = canonical({**json.loads(row["meta"]), **json.loads(meta_json)}, "run meta")
+                tx.execute("UPDATE runs SET meta = ? WHERE run_id = ?", (merged, run_id))
+            epoch = int(row["epoch"])
+            for event in events(epoch) if events is not None else ():
+                insert_event(tx, event)
+            return epoch
 
         return await self.run(work)
