@@ -312,3 +312,10 @@ def test_a_restore_says_what_it_restored_into_which_store(backed_up: tuple[Path,
     result = runner.invoke(app, ["restore", str(backup), "--replace", "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert one_line(result).startswith(f"restored {backup} into {config.parent / 'beamish.db'}: 0 runs, ")
+
+
+@pytest.mark.parametrize("command", ["show", "cancel", "retry"])
+def test_a_run_id_that_is_not_there_says_where_the_real_ones_are(minimal: Path, command: str) -> None:
+    result = runner.invoke(app, [command, "21731af6", "-c", str(minimal)])
+    assert result.exit_code == 1
+    assert one_line(result) == "error: no run '21731af6'; `beamish runs` lists the recent ones"

@@ -109,6 +109,6 @@ def answer(
     config: ConfigOption = Path("beamish.toml"),
     by: ByOption = None,
 ) -> None:
-    """Answer an agent's question (``ask_human``); its run resumes with the answer."""
+    """Answer an agent's question (`ask_human`); its run resumes with the answer."""
     gate = _decide(config, gate_id, "answer", by=_who(by), answer=text)
     console.print(f"answered {gate.gate_id} (run {gate.run_id}) as {gate.decided_by}")

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from beamish._exceptions import BeamishError, ConfigError, StartFailed
+from beamish._exceptions import BeamishError, ConfigError, RunNotFound, StartFailed
 from beamish.cli._output import err
 from beamish.company._config import CompanyConfig, load_config
 from beamish.journal import open_store
@@ -70,6 +70,8 @@ def _said(exc: BeamishError) -> str:
     if isinstance(exc, StartFailed) and isinstance(error, BeamishError):
         inner = _said(error)
         return inner if str(exc.child_id) in inner else f"child {exc.child_id!r} did not start: {inner}"
+    if isinstance(exc, RunNotFound):  # a mistyped or truncated id: where the real ones are
+        return f"{exc}; `beamish runs` lists the recent ones"
     return str(exc)
 
 
