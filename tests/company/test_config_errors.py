@@ -102,6 +102,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "agents.ceo.model: expected 'anthropic:MODEL', 'openai:MODEL' or 'scripted:FILE', got 'gemini:pro'",
     ),
     (
+        "an agent's key below its [agents.X.context] header",
+        agent(context={"policy": "trim", "schedules": []}),
+        "agents.ceo.context.schedules: unknown key ('schedules' is a key of [agents.ceo]: the keys below a "
+        "[agents.ceo.context] header are its own; move [agents.ceo.context] after them)",
+    ),
+    (
         "a fallback list with a model that is not a string",
         agent(model=["anthropic:claude-sonnet-4-5", 5]),
         "agents.ceo.model[1]: expected a string, got 5",

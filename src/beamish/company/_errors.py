@@ -87,6 +87,16 @@ def _expected(error: Any, root: type[BaseModel]) -> str:
         known = ", ".join(holder.model_fields) if holder else ""
         close = difflib.get_close_matches(str(loc[-1]), list(holder.model_fields), n=1) if holder else []
         hint = f"did you mean {close[0]!r}? " if close else ""
+        nested = len(loc) >= 3 and isinstance(loc[-2], str) and holder is not None  # [a.b.c], not [[…]]
+        parent = _model_at(root, loc[:-2]) if nested else None
+        if not close and parent is not None and loc[-1] in parent.model_fields:
+            # TOML: every key below a [table] header is the table's, so a sub-table written between
+            # its parent's keys takes the ones that follow it
+            table, above = key_path(loc[:-1]), key_path(loc[:-2])
+            return (
+                f"unknown key ({loc[-1]!r} is a key of [{above}]: the keys below a [{table}] header are "
+                f"its own; move [{table}] after them)"
+            )
         return f"unknown key ({hint}expected one of: {known})" if known else "unknown key"
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected')}, got {got}"
