@@ -69,9 +69,12 @@ def listen(host: str, port: int, what: str, fix: str) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((bare, port))
         sock.listen(128)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535 (or below 0)
         sock.close()
-        why = _WHY.get(exc.errno or 0, exc.strerror or str(exc))
+        if isinstance(exc, OverflowError):
+            why, fix = "the port is out of range", "choose a port from 0 to 65535"
+        else:
+            why = _WHY.get(exc.errno or 0, exc.strerror or str(exc))
         raise BeamishError(f"{what}: cannot listen on {url_host(host)}:{port}: {why}; {fix}") from None
     sock.setblocking(False)
     return sock

@@ -319,3 +319,26 @@ def test_a_run_id_that_is_not_there_says_where_the_real_ones_are(minimal: Path, 
     result = runner.invoke(app, [command, "21731af6", "-c", str(minimal)])
     assert result.exit_code == 1
     assert one_line(result) == "error: no run '21731af6'; `beamish runs` lists the recent ones"
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [(["run", "--dashboard", "99999"], "--dashboard"), (["dashboard", "--port", "99999"], "--port")],
+)
+def test_a_dashboard_port_out_of_range_is_a_usage_error_not_a_traceback(
+    minimal: Path, command: list[str], option: str
+) -> None:
+    result = runner.invoke(app, [*command, "-c", str(minimal)])
+    assert result.exit_code == 2
+    assert one_line(result).startswith(f"error: beamish {command[0]}: invalid value for '{option}'")
+
+
+def test_listening_on_a_port_out_of_range_is_one_line_naming_the_range() -> None:
+    from beamish._net import listen
+
+    with pytest.raises(BeamishError) as info:
+        listen("127.0.0.1", 99999, "health probes", "pass another --health PORT")
+    assert str(info.value) == (
+        "health probes: cannot listen on 127.0.0.1:99999: the port is out of range; "
+        "choose a port from 0 to 65535"
+    )

@@ -45,7 +45,10 @@ def run(
     ] = None,
     config: ConfigOption = Path("beamish.toml"),
     dashboard_port: Annotated[
-        int | None, typer.Option("--dashboard", help="Also serve the dashboard on this port (loopback).")
+        int | None,
+        typer.Option(
+            "--dashboard", help="Also serve the dashboard on this port (loopback).", min=0, max=65535
+        ),
     ] = None,
     store: Annotated[
         str | None, typer.Option("--store", help="Join a cluster on this store (postgresql://…).")
@@ -222,7 +225,9 @@ def budget(config: ConfigOption = Path("beamish.toml"), as_json: JsonOption = Fa
 def dashboard(
     config: ConfigOption = Path("beamish.toml"),
     host: Annotated[str | None, typer.Option(help="Bind address (loopback unless told otherwise).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default from the config, 8765).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default from the config, 8765).", min=0, max=65535)
+    ] = None,
     token: Annotated[str | None, typer.Option(help="Required for a non-loopback bind.")] = None,
 ) -> None:
     """Serve the web dashboard (live from the running node, or read-only from the store)."""
