@@ -134,7 +134,13 @@ async def test_a_live_company_paused_by_hand_is_resumed_from_the_page(
         assert (await company.node.result(run_id, timeout=20)).status == "paused"
         await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "paused")
         await expect(page.locator('[data-testid="event"][data-kind="run.paused"]')).to_have_count(1)
-        await page.get_by_test_id("resume-ceo").click()
+        await expect(page.get_by_test_id("resume-ceo")).to_be_visible()
+        # the paused run's own page resumes it too (an agent may be running while an old run waits)
+        await page.goto(server.url + "/runs/" + run_id)
+        await expect(page.get_by_test_id("run-next")).to_contain_text("Paused")
+        async with page.expect_navigation():  # resumed, the page reloads
+            await page.get_by_test_id("resume-run").click()
+        await page.goto(server.url + "/")
         await expect(page.get_by_test_id("node-ceo")).to_have_attribute("data-state", "running")
         assert (await company.node.result(run_id, timeout=20)).status == "succeeded"
         await expect(page.get_by_test_id("spend-ceo")).to_contain_text("$0.0")

@@ -106,6 +106,7 @@ async def test_the_run_page_shows_a_compaction_with_what_it_folded_and_cost(stor
     assert 'data-kind="compact"' in page and '"folded": 64' in page
     assert "anthropic:claude-haiku-4-5 · tokens in 4100 · out 300" in page
     assert "Looked up 63 topics." in page and "$0.0425<" in page
+    assert "total $0.0425 over 1 step<" in page
 
 
 async def test_a_run_whose_id_a_url_must_quote_opens_from_its_link(store: Any) -> None:
@@ -133,7 +134,7 @@ async def test_runs_waiting_for_a_person_come_first_and_say_what_to_do(store: An
         done = (await c.get("/runs/r-plain-00")).text
     assert "r-gated" in run_ids(listing)[:3] and "waits for a person to approve a call" in listing
     assert 'data-testid="run-next"' in gated and "Awaiting a person" in gated
-    assert "<code>beamish resume coo</code>" in held
+    assert "<code>beamish resume coo</code>" in held and 'data-resume="coo"' in held
     assert 'data-testid="run-next"' not in done
 
 

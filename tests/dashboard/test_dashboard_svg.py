@@ -43,3 +43,11 @@ def test_a_count_axis_has_whole_ticks_and_a_dollar_axis_says_its_cents() -> None
     line = svg.spend_lines("s", {"a": [(10.0, 0.046)]}, {}, start=0.0, end=20.0, testid="s")
     assert "$0.0125" in line and "$0.013" not in line.replace("$0.0125", "")
     assert "a $0.046<" in line  # the legend writes dollars as the tables do
+
+
+def test_a_long_legend_label_is_cut_to_fit_and_whole_on_hover() -> None:
+    drawn, _ = svg.stacked_bars(
+        "runs", [(1.0, "awaiting_approval")] * 2, testid="r", colours=svg.OUTCOME_COLOURS
+    )
+    assert "<title>awaiting_approval (2)</title>awaiting_approval…" in drawn
+    assert 'fill="#c1579a" data-group="awaiting_approval"' in drawn  # its own colour, not running's

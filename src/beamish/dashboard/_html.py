@@ -99,6 +99,16 @@ STATUS_SCRIPT = """
       ": this page shows what the store holds, read-only, and reconnects by itself when the node is back.";
   }
   window.beamishStatus = check;
+  // a resume button on a server-rendered page (a paused run's): the node resumes the agent
+  for (const button of document.querySelectorAll("button[data-resume]")) {
+    button.onclick = async () => {
+      const headers = token ? {"Authorization": "Bearer " + token} : {};
+      const agent = encodeURIComponent(button.dataset.resume);
+      const r = await fetch("/api/agents/" + agent + "/resume" + q, {method: "POST", headers});
+      if (!r.ok) { const b = await r.json().catch(() => ({})); alert("resume failed: " + (b.error || r.status)); }
+      else location.reload();
+    };
+  }
   check();
   setInterval(check, 5000);
 })();

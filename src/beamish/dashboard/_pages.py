@@ -120,8 +120,9 @@ def _next_step(run: Any) -> str:
         )
     elif run.status == "paused":
         text = (
-            f"Paused: it continues where it stopped once <b>{agent}</b> is resumed (the resume button on the "
-            f'<a href="/">Overview</a>, or <code>beamish resume {agent}</code>).'
+            f"Paused: it continues where it stopped once <b>{agent}</b> is resumed "
+            f'<button data-resume="{agent}" data-needs-node="1" data-testid="resume-run">resume {agent}</button> '
+            f"(or <code>beamish resume {agent}</code>)."
         )
     elif run.status == "needs_attention":
         text = (
@@ -228,7 +229,10 @@ async def run_body(store: Any, run_id: str) -> str | None:
     if run.output is not None:
         output = full["output"] if isinstance(full["output"], str) else short(full["output"], 1_000_000)
         end_parts.append(f'<h2>Output</h2><pre data-testid="run-output">{escape(output)}</pre>')
-    total = f'<p class="muted">total {money(run.spend_usd, 6)} over {len(timeline.steps)} steps</p>'
+    count = len(timeline.steps)
+    total = (
+        f'<p class="muted">total {money(run.spend_usd, 6)} over {count} step{"" if count == 1 else "s"}</p>'
+    )
     events = f'<p><a href="{link("/events", agent=run_id)}">events about this run</a></p>'
     return (
         f'<h1 data-testid="run-id">Run <span class="mono" style="font-size:1rem">{escape(run.run_id)}</span></h1><dl class="kv" data-testid="run-facts">{kv}</dl>'

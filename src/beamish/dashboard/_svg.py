@@ -17,9 +17,12 @@ OUTCOME_COLOURS = {
     "failed": "#b8423c",
     "needs_attention": "#e0533d",
     "paused": "#d9822b",
+    "awaiting_approval": "#c1579a",
     "running": "#2f6db3",
     "queued": "#8fa8c8",
 }
+#: The longest legend label that fits beside the plot (a longer one is cut, whole on hover).
+LEGEND_CHARS = 19
 #: The most groups a bar chart stacks (the rest are one "other" group).
 MAX_GROUPS = 8
 #: Bucket sizes a bar chart may use, smallest first (it picks the first giving at most 48 bars).
@@ -121,7 +124,9 @@ def _legend(entries: list[tuple[str, str, bool]]) -> list[str]:
             f'<line x1="{W - RIGHT + 10}" y1="{y}" x2="{W - RIGHT + 28}" y2="{y}" stroke="{colour}" '
             f'stroke-width="3"{dash}/>'
         )
-        parts.append(f'<text x="{W - RIGHT + 33}" y="{y + 4}" class="legend">{escape(label)}</text>')
+        shown = label if len(label) <= LEGEND_CHARS else label[: LEGEND_CHARS - 1].rstrip() + "…"
+        whole = f"<title>{escape(label)}</title>" if shown != label else ""  # on hover
+        parts.append(f'<text x="{W - RIGHT + 33}" y="{y + 4}" class="legend">{whole}{escape(shown)}</text>')
     return parts
 
 
