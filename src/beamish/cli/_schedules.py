@@ -17,7 +17,9 @@ from beamish.cli._output import console, emit_json, err
 from beamish.schedule._history import fire_history, list_schedules, prune_fires
 
 schedules_app = typer.Typer(
-    name="schedules", help="Schedules: list them, one schedule's ticks, prune old ticks.", no_args_is_help=True
+    name="schedules",
+    help="Schedules: list them, one schedule's ticks, prune old ticks.",
+    no_args_is_help=True,
 )
 
 
