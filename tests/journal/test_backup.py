@@ -119,7 +119,7 @@ def test_beamish_backup_and_restore_commands_round_trip(tmp_path: Path) -> None:
     target = f"sqlite:///{tmp_path}/restored.db"
     done = runner.invoke(app, ["restore", str(tmp_path / "b.db"), "--store", target])
     assert done.exit_code == 0, done.output
-    assert "1 runs" in done.output
+    assert ": 1 run, " in done.output
     again = runner.invoke(app, ["restore", str(tmp_path / "b.db"), "--store", target])
     assert again.exit_code == 1 and "--replace" in again.output
     assert asyncio.run(_runs(target)) == {"r-1"}

@@ -43,7 +43,8 @@ def _report(verb: str, report: BackupReport, json: bool, source: Path | None = N
     what = f"{verb} {report.path}"  # a backup's file; a restore's store (PostgreSQL: its backup)
     if source is not None:
         what = f"{verb} {source}" + (f" into {report.path}" if report.backend == "sqlite" else "")
-    console.print(f"{what}: {report.runs} runs, {report.bytes:,} bytes, {report.backend}{where}")
+    runs = f"{report.runs} run" + ("" if report.runs == 1 else "s")
+    console.print(f"{what}: {runs}, {report.bytes:,} bytes, {report.backend}{where}")
 
 
 def register(app: typer.Typer) -> None:
