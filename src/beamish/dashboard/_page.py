@@ -197,11 +197,14 @@ source.addEventListener("beamish", (m) => {
   const subject = ev.data && ev.data.run_id === ev.subject
     ? el("a", {"class": "s", href: "/runs/" + encodeURIComponent(ev.subject)}, ev.subject)
     : el("span", {"class": "s"}, ev.subject);
-  const line = el("div", {"class": "ev", "data-testid": "event", "data-kind": ev.kind},
+  const line = el("div", {"class": "ev", "data-testid": "event", "data-kind": ev.kind, "data-at": String(ev.at)},
     el("span", {"class": "t"}, t), el("span", {"class": "k"}, ev.kind), subject,
     el("span", {"class": "sum"}, ev.summary || ""),
     el("details", {}, el("summary", {}, "JSON"), el("pre", {}, JSON.stringify(ev, null, 2))));
-  box.prepend(line);
+  // newest first: a reconnect replays events older than those shown, which go below them
+  let after = box.firstElementChild;
+  while (after && Number(after.dataset.at) > ev.at) after = after.nextElementSibling;
+  box.insertBefore(line, after);
   while (box.childElementCount > 500) box.lastElementChild.remove();
   soon();
 });
