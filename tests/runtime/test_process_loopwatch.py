@@ -58,6 +58,25 @@ async def test_a_loop_that_keeps_turning_is_never_reported() -> None:
     assert events == [] and watchdog.reports == 0 and ticks > 10
 
 
+@pytest.mark.timeout(10)
+async def test_an_idle_loop_is_not_woken_by_its_watchdog_and_stays_responsive() -> None:
+    """An idle node costs no CPU for being watched: the thread sees the loop waiting in its
+    selector and asks it for nothing."""
+    loop = asyncio.get_running_loop()
+    events: list[Event] = []
+    watchdog = LoopWatchdog(loop, events.append, threshold_s=0.02)
+    asked: list[float] = []
+    tick = watchdog._tick
+    watchdog._tick = lambda: (asked.append(time.monotonic()), tick())  # type: ignore[method-assign]
+    watchdog.start()
+    try:
+        await asyncio.sleep(0.3)  # idle: about 30 checks
+        assert watchdog.responsive()
+    finally:
+        watchdog.stop()
+    assert asked == [] and events == []
+
+
 def test_a_threshold_that_is_not_positive_is_refused() -> None:
     loop = asyncio.new_event_loop()
     try:

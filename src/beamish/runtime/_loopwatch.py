@@ -2,25 +2,24 @@
 
 Every actor of a node shares one asyncio loop, so one callback that calls ``time.sleep`` or spins on
 the CPU stalls them all — heartbeats, timeouts and supervisors included. The loop cannot see that
-about itself, so a thread watches: the loop stamps a tick every ``interval_s``; when the thread finds
-the stamp older than ``threshold_s`` it takes the loop thread's stack at that moment
-(``sys._current_frames``), finds the actor whose callback is on it, and reports a
-``node.loop_blocked`` :class:`~beamish._events.Event` with the actor's name, how long the loop had
-been blocked and the stack. The event is handed to the loop with ``call_soon_threadsafe`` (so
-consumers need no locks) and is delivered as soon as the loop runs again; a one-line warning naming
-the innermost frame is logged from the thread at once (the stack at DEBUG), so a loop that never
-comes back is still visible. One report per stall.
+about itself, so a thread watches: every ``interval_s`` (half the threshold) it looks at the loop's
+thread: one waiting in its selector is idle, not blocked; one running callbacks is asked to run one
+more (a tick that stamps the time). When the thread finds the stamp older than ``threshold_s`` it
+takes the loop thread's stack at that moment (``sys._current_frames``), finds the actor whose
+callback is on it, and reports a ``node.loop_blocked`` :class:`~beamish._events.Event` with the
+actor's name, how long the loop had been blocked and the stack. The event is handed to the loop with
+``call_soon_threadsafe`` (so consumers need no locks) and is delivered as soon as the loop runs
+again; a one-line warning naming the innermost frame is logged from the thread at once (the stack at
+DEBUG), so a loop that never comes back is still visible. One report per stall.
 
 The same check drives liveness for whoever supervises the node from outside: each ``heartbeats``
 callback (systemd's ``WATCHDOG=1``) runs from the thread whenever it finds the loop responsive, so a
 loop that stalls stops the heartbeat and the service manager restarts the node; ``responsive()``
 answers ``/healthz``.
 
-Cost: one tick callback every ``interval_s`` (half the threshold) on the loop and a thread that
-sleeps between checks; the thread only holds the GIL for the check itself. Each wake-up of either
-costs an idle node CPU, so they are as sparse as the threshold allows: a stale tick is only a stall
-when the loop's thread is not waiting in its selector (a host too loaded to run the timer on time
-has not blocked the loop).
+Cost: a thread that sleeps between checks and holds the GIL for the check itself; an idle loop is
+never woken for it (a timer tick on the loop would wake an idle node several times a second), a
+busy one runs one tick callback per check.
 """
 
 from __future__ import annotations
@@ -97,7 +96,8 @@ class LoopWatchdog:
         self._loop_thread: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        #: A tick was asked of the loop and has not run yet.
+        self._asked = False
 
     def start(self) -> None:
         """Start watching; call from the loop's own thread."""
@@ -105,42 +105,44 @@ class LoopWatchdog:
             return
         self._loop_thread = threading.get_ident()
         self._last_tick = time.monotonic()
-        self._tick()
         self._thread = threading.Thread(target=self._watch, name="beamish-loop-watchdog", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread and the ticks; idempotent."""
+        """Stop the thread; idempotent."""
         self._stop.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
         self._thread = None
 
     def _tick(self) -> None:
+        """On the loop: it ran a callback the watch asked for, so it was not blocked."""
         self._last_tick = time.monotonic()
-        if not self._stop.is_set() and not self.loop.is_closed():
-            self._timer = self.loop.call_later(self.interval_s, self._tick)
+        self._asked = False
 
     def _watch(self) -> None:
         reported_for: float | None = None
         while not self._stop.wait(self.interval_s):
             if self.loop.is_closed():
                 return
-            if not self.loop.is_running():
-                self._last_tick = time.monotonic()  # stopped between run_until_complete calls: not blocked
+            if not self.loop.is_running() or self._selecting():
+                # stopped between run_until_complete calls, or waiting for I/O or a timer: not
+                # blocked, and nothing to wake the loop for
+                self._last_tick = time.monotonic()
+                self._beat()
                 continue
+            if not self._asked:  # running callbacks: ask it to run one more, which stamps the tick
+                self._asked = True
+                try:
+                    self.loop.call_soon_threadsafe(self._tick)
+                except RuntimeError:  # it closed meanwhile
+                    return
             last = self._last_tick
             blocked_for = time.monotonic() - last
             if blocked_for <= self.threshold_s:
                 self._beat()
                 continue
             if reported_for == last:
-                continue
-            if self._selecting():
-                self._beat()  # waiting for I/O or a timer, so not blocked: the host ran the tick late
                 continue
             reported_for = last
             self._report(blocked_for)
