@@ -200,6 +200,7 @@ async def test_the_charts_draw_spend_against_the_caps_runs_and_restarts(store: A
     assert 'data-cap="day cap"' in page and 'data-cap="month cap"' in page
     assert "company $1.00" in page  # 0.4 + 0.25 + 0.35 and a model call's 0.0012
     assert 'data-group="cfo"' in page and 'data-group="succeeded"' in page
+    assert "Runs created per " in page  # by creation time: a scheduled run's is its tick's
 
 
 async def test_the_company_page_shows_caps_upgrades_and_rollbacks(store: Any) -> None:

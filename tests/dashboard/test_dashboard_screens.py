@@ -175,11 +175,14 @@ async def test_on_a_phone_no_page_runs_off_the_right_edge(
 ) -> None:
     """390 px wide: wide tables scroll inside their own box, charts shrink to fit."""
     page = await browser.new_page(viewport={"width": 390, "height": 844})
-    for path, ready in PAGES:
+    for path, ready in [*PAGES, ("/events", ["events"])]:  # the events last, for the check below
         await page.goto(served[0] + path)
         await page.get_by_test_id(ready[0]).first.wait_for()
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path}: the page runs {overflow}px off the right edge of a phone"
+    # an event's summary, the part one reads, is on the screen without scrolling sideways
+    summary = await page.get_by_test_id("event-row").first.locator("td").last.bounding_box()
+    assert summary is not None and summary["x"] + summary["width"] <= 390
     await page.close()
 
 

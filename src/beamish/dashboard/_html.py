@@ -64,6 +64,12 @@ CSS = """
   @media (max-width: 40rem) {
     header, .banner, .wrap { padding-left: .75rem; padding-right: .75rem; }
     .scroll > table { min-width: 36rem; }
+    /* a list of events reads as lines on a phone: time, kind, subject, then the summary below */
+    .scroll > table.stack { min-width: 0; }
+    table.stack, table.stack tbody { display: block; } table.stack thead { display: none; }
+    table.stack tr { display: block; border-bottom: 1px solid #e7e7e7; padding: .3rem .4rem; }
+    table.stack td { display: inline; border: 0; padding: 0 .5rem 0 0; }
+    table.stack td:last-child { display: block; padding: .15rem 0 0; }
     .runid { display: inline-block; max-width: 11rem; overflow: hidden; text-overflow: ellipsis;
              white-space: nowrap; vertical-align: bottom; }
   }

@@ -253,7 +253,7 @@ async def events_body(store: Any, *, kind: str | None, agent: str | None, before
         )
     listing = (
         table(
-            '<table data-testid="events"><thead><tr><th class=num>time (UTC)</th><th>kind</th><th>subject</th>'
+            '<table class="stack" data-testid="events"><thead><tr><th class=num>time (UTC)</th><th>kind</th><th>subject</th>'
             f"<th>summary</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         )
         if rows
@@ -272,7 +272,7 @@ async def events_body(store: Any, *, kind: str | None, agent: str | None, before
         f'<label>agent or run<input name="agent" value="{escape(agent or "")}" data-testid="filter-agent" size="18"></label>'
         '<button type="submit">filter</button></form>'
     )
-    return f"<h1>Events</h1>{filters}{listing}<div class=pager>{''.join(pager)}</div>"
+    return f"<h1>Events</h1><p class=muted>Newest first; times in UTC.</p>{filters}{listing}<div class=pager>{''.join(pager)}</div>"
 
 
 def _subject_link(event: Any) -> str:
@@ -337,7 +337,7 @@ async def charts_body(store: Any) -> str:
         colours=svg.OUTCOME_COLOURS,
         nothing="no run in the last 24 hours",
     )
-    figures.append((f"Runs per {svg.bucket_name(size)} by outcome (last 24 h)", picture))
+    figures.append((f"Runs created per {svg.bucket_name(size)}, by outcome (last 24 h)", picture))
     restarts = await reads.kind_events(store, (reads.RESTART,), since=since, limit=5000)
     items = [(e.at, str(e.data.get("id") or e.subject.rsplit("/", 1)[-1])) for e in restarts]
     picture, size = svg.stacked_bars(
