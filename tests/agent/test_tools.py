@@ -178,3 +178,27 @@ def test_results_render_as_text() -> None:
     assert render_result("plain") == "plain"
     assert render_result({"a": 1}) == '{"a": 1}'
     assert render_result(Address(city="Oslo")) == '{"city":"Oslo","zip":null}'
+
+
+async def test_a_tool_whose_lease_may_have_run_out_does_not_act_when_its_thread_starts() -> None:
+    """On a cluster a tool carries the time before which it may act; a worker thread that starts it
+    later (a busy executor) finds it passed, and the tool's own code never runs."""
+    ran: list[str] = []
+
+    @beamish.tool(effect="once")
+    def post(text: str) -> str:
+        """Post it."""
+        ran.append(text)
+        return "posted"
+
+    import time
+
+    from beamish.errors import Fenced
+
+    late = ToolContext(run_id="r", agent="a", tool="post", seq=0, _act_before=time.monotonic() - 0.001)
+    with pytest.raises(Fenced, match="did not act"):
+        await post.invoke({"text": "hi"}, late)
+    assert ran == []
+    in_time = ToolContext(run_id="r", agent="a", tool="post", seq=0, _act_before=time.monotonic() + 60)
+    assert await post.invoke({"text": "hi"}, in_time) == "posted"
+    assert ran == ["hi"]

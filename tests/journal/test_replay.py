@@ -384,3 +384,17 @@ async def test_a_slow_answer_about_the_lease_is_asked_again(store: Store, monkey
 
     assert (await j.effect_step(0, "post", {}, "once", perform)).value == "posted"
     assert asked == ["agent:ceo", "agent:ceo"]
+
+
+async def test_an_effect_fenced_as_it_starts_is_not_recorded_as_an_error(store: Store) -> None:
+    """A tool that finds, as its own code starts, that the lease may have run out raises Fenced: the
+    step keeps its intent (the next holder reconciles it), never an error the run would replay."""
+    await store.create_run("ceo", "go", run_id="r")
+    j = await RunJournal.open(store, "r", await store.claim_run("r", "node-a"))
+
+    async def perform(key: str) -> str:
+        raise Fenced("the lease may have run out before the call could start")
+
+    with pytest.raises(Fenced):
+        await j.effect_step(0, "post", {}, "once", perform)
+    assert [(s.seq, s.phase) for s in await store.steps("r")] == [(0, "intent")]

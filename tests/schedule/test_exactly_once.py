@@ -101,7 +101,11 @@ async def check_each_tick_ran_once(url: str) -> dict[str, int]:
 
 async def race_two_schedulers(url: str) -> None:
     await prepare(url)
-    procs = [await spawn(url, "node-a"), await spawn(url, "node-b")]
+    # Each worker walks its own fake clock, and under load one may run hours of scheduler time ahead:
+    # a dispatch lease shorter than the whole walk would let it re-dispatch a tick the slower one is
+    # still handing over (the same run_id, harmless, but this test counts hand-overs).
+    lease = str(60 * (STEPS + 60))
+    procs = [await spawn(url, "node-a", "0", lease), await spawn(url, "node-b", "0", lease)]
     await start(*procs)
     codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 60)
     assert codes == [0, 0]

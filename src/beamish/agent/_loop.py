@@ -407,7 +407,7 @@ class RunLoop:
         attempt = 1 if journal.recorded(seq) is None else 2
 
         async def perform(key: str) -> StepResult:
-            text, is_error = await self._invoke(run, seq, call, target, attempt, key)
+            text, is_error = await self._invoke(run, seq, call, target, attempt, key, journal.act_before)
             return reply(text, is_error)
 
         effect = getattr(target, "effect", "read")
@@ -452,7 +452,14 @@ class RunLoop:
         return reconcile
 
     async def _invoke(
-        self, run: Run, seq: int, call: ToolCall, target: Any, attempt: int, key: str
+        self,
+        run: Run,
+        seq: int,
+        call: ToolCall,
+        target: Any,
+        attempt: int,
+        key: str,
+        act_before: float | None = None,
     ) -> tuple[str, bool]:
         """Run a tool with the journal's ``key``; any exception it raises is its result, as an error
         the model reads."""
@@ -468,9 +475,12 @@ class RunLoop:
             _loop=asyncio.get_running_loop(),
             _loop_thread=threading.get_ident(),
             store=self.store,
+            _act_before=act_before,
         )
         try:
             return await target.invoke(call.arguments, ctx), False
+        except Fenced:
+            raise  # the lease may have run out before the tool could start: it did not act
         except ToolError as exc:
             return str(exc), True
         except Exception as exc:

@@ -21,13 +21,14 @@ import inspect
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_type_hints, overload
 
 import pydantic
 
-from beamish._exceptions import SpecError, ToolError
+from beamish._exceptions import Fenced, SpecError, ToolError
 from beamish.agent._messages import ToolSchema
 from beamish.journal._records import step_key
 
@@ -64,10 +65,21 @@ class ToolContext:
     _on_extend: Callable[[float], None] | None = field(default=None, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _loop_thread: int | None = field(default=None, repr=False)
+    #: On a cluster, the monotonic time before which an effect may start (the lease surely holds).
+    _act_before: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.idempotency_key:
             self.idempotency_key = step_key(self.run_id, self.seq)
+
+    def check_fence(self) -> None:
+        """Raise Fenced if this node's lease on the agent may have run out: checked at the moment
+        the tool's own code starts (a worker thread may start it late), not only when it was asked."""
+        if self._act_before is not None and time.monotonic() >= self._act_before:
+            raise Fenced(
+                f"tool {self.tool!r} did not act: the lease on agent {self.agent!r} may have run out "
+                "before the call could start; the lease's next holder settles it"
+            )
 
     def progress(self, note: str | None = None) -> None:
         """Tell the watchdog this tool is alive (call it from long loops)."""
@@ -215,9 +227,15 @@ class Tool:
         if self.context_param is not None:
             kwargs[self.context_param] = ctx
         if self.is_async:
+            ctx.check_fence()
             result = await self.fn(**kwargs)
         else:
-            result = await asyncio.to_thread(self.fn, **kwargs)
+
+            def call() -> Any:
+                ctx.check_fence()
+                return self.fn(**kwargs)
+
+            result = await asyncio.to_thread(call)
         return render_result(result)
 
     async def run_reconcile(self, key: str) -> str | None:

@@ -114,6 +114,9 @@ class RunJournal:
         self.generation = 0
         #: On a cluster, the lease the run's agent is held by: effects happen only while it holds.
         self.lease: Lease | None = None
+        #: After :meth:`hold_lease`: the monotonic time (the loop's clock) before which the effect
+        #: must start; the tool checks it again when its own code starts.
+        self.act_before: float | None = None
 
     @classmethod
     async def open(
@@ -251,6 +254,8 @@ class RunJournal:
             await self.hold_lease(seq, name)
         try:
             result = _as_result(await perform(key))
+        except Fenced:
+            raise  # not performed: the lease's next holder settles the step, nothing is recorded
         except Exception as exc:
             error = {"type": type(exc).__name__, "message": str(exc)}
             await self._finish(seq, kind, name, effect, request, rhash, "error", StepResult(), error, key=key)
@@ -269,6 +274,7 @@ class RunJournal:
             left = await self.store.lease_left(self.lease)
             if left is None or clock.time() - asked < left * LEASE_MARGIN:
                 break
+        self.act_before = None if left is None else asked + left * LEASE_MARGIN
         if left is None:
             raise Fenced(
                 f"run {self.run_id!r} step {seq}: lease {self.lease.name!r} (epoch {self.lease.epoch}) "

@@ -88,7 +88,9 @@ def _entry(node: Node) -> _NodeProcesses:
     entry = _ZYGOTES.get(node)
     if entry is None:
         entry = _ZYGOTES[node] = _NodeProcesses(node)
-    elif entry.client.closed:  # the zygote died (it was killed): start a new one
+        return entry
+    entry.client.check_alive()
+    if entry.client.closed:  # the zygote died (it was killed): start a new one
         entry.client = ZygoteClient(preload=entry.client.preload)
     return entry
 

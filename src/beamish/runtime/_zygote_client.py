@@ -54,6 +54,12 @@ class ZygoteClient:
         """True once the zygote was stopped or was found dead; a closed client never restarts."""
         return self._closed
 
+    def check_alive(self) -> None:
+        """Close a zygote that died but whose end this loop has not read yet (a busy loop reads it
+        late): a restart must not take a spare forked by a dead zygote, which dies with it."""
+        if not self._closed and self._proc is not None and self._proc.poll() is not None:
+            self._lost(f"the zygote exited (exit code {self._proc.returncode})")
+
     @property
     def running(self) -> bool:
         return self._ctl is not None and not self._closed
