@@ -79,6 +79,10 @@ async def test_the_tree_renders_events_appear_live_and_resume_works(browser: obj
         await expect(page.get_by_test_id("held-cfo")).to_have_count(0)
         await expect(page.locator('[data-testid="event"][data-kind="agent.resumed"]')).to_contain_text("cfo")
         assert source.resumed == ["cfo"]
+    # the dashboard itself gone (the demo ended): the page says that, not that the store is shown
+    await page.evaluate("window.beamishStatus()")
+    await expect(page.get_by_test_id("status")).to_have_text("dashboard unreachable")
+    await expect(page.get_by_test_id("node-banner")).to_contain_text("The dashboard does not answer")
 
 
 async def test_with_a_token_the_page_works_when_opened_with_it_and_not_without(browser: object) -> None:

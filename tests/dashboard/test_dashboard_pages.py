@@ -210,6 +210,7 @@ async def test_the_company_page_shows_caps_upgrades_and_rollbacks(store: Any) ->
     assert "$2.00" in page and "$40.00" in page
     assert 'data-kind="agent.upgraded"' in page and "v1 → v2" in page and "agent:improver" in page
     assert 'data-kind="agent.rolled_back"' in page and "v2 → v1" in page
+    assert "No schedule stored" in page  # the empty state says why, not an empty table
 
 
 async def test_without_a_store_the_pages_say_so(source: CompanySource) -> None:

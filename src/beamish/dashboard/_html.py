@@ -85,12 +85,12 @@ STATUS_SCRIPT = """
   let asked = 0, shown = 0;
   async function check() {
     const mine = ++asked;
-    let text = "live", down = false, detail = "";
+    let text = "live", down = false, detail = "", gone = false;
     try {
       const r = await fetch("/api/status" + q);
       const s = await r.json();
       if (!s.live) { text = "node stopped: read-only"; down = true; detail = s.detail || ""; }
-    } catch (e) { text = "dashboard unreachable"; down = true; }
+    } catch (e) { text = "dashboard unreachable"; down = true; gone = true; }
     if (mine < shown) return;  // a slower, older answer must not undo a newer one
     shown = mine;
     const el = document.getElementById("status");
@@ -101,7 +101,9 @@ STATUS_SCRIPT = """
     }
     const banner = document.getElementById("node-banner");
     banner.hidden = !down;
-    if (down) banner.textContent = "The node is not running" + (detail ? " (" + detail + ")" : "") +
+    if (gone) banner.textContent = "The dashboard does not answer (its process stopped, or the " +
+      "network is down): what this page shows is as of then, and it reconnects by itself when the dashboard is back.";
+    else if (down) banner.textContent = "The node is not running" + (detail ? " (" + detail + ")" : "") +
       ": this page shows what the store holds, read-only, and reconnects by itself when the node is back.";
   }
   window.beamishStatus = check;

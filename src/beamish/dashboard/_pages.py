@@ -405,7 +405,7 @@ async def company_body(
     sched_rows = "".join(
         f'<tr data-testid="schedule-{escape(i.schedule_id)}"><td>{escape(i.schedule_id)}</td>'
         f'<td><a href="{link("/runs", agent=i.agent)}">{escape(i.agent)}</a></td>'
-        f"<td class=mono>{escape(str(i.spec.get('cron')))}</td><td>{escape(str(i.spec.get('tz')))}</td>"
+        f"<td class='mono nowrap'>{escape(str(i.spec.get('cron')))}</td><td>{escape(str(i.spec.get('tz')))}</td>"
         f"<td class=num>{when(i.next_due_at) + ' UTC' if i.enabled else 'disabled'}</td>"
         f"<td class=num>{i.rate.due - i.rate.missed}</td><td class=num>{i.rate.missed}</td>"
         f"<td class=num>{'–' if i.rate.rate is None else f'{i.rate.rate:.0%}'}</td></tr>"
