@@ -68,10 +68,19 @@ async def test_a_signed_link_decides_once_and_a_get_decides_nothing(gated: tuple
         assert (await get_gate(store, gate_id)).status == "pending"
         first = await c.post(f"/links/{token}")
         again = await c.post(f"/links/{token}")
-    assert first.status_code == 200
+    assert first.status_code == 200 and "Approved by alice" in first.text
+    assert 'name="viewport"' in shown.text  # opened from a notification, often on a phone
     assert again.status_code == 409 and "already decided" in again.text
     gate = await get_gate(store, gate_id)
     assert (gate.status, gate.decided_by) == ("approved", "alice")
+
+
+async def test_a_deny_link_says_denied(gated: tuple[Any, str]) -> None:
+    store, gate_id = gated
+    token = sign_link(SECRET, gate_id, "deny", by="alice", expires_at=time.time() + 600)
+    async with client(store, token=TOKEN, link_secret=SECRET) as c:
+        r = await c.post(f"/links/{token}")
+    assert r.status_code == 200 and "Denied by alice" in r.text and "denyd" not in r.text
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ that fetches the link therefore decides nothing.
 from __future__ import annotations
 
 import html
+import json
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from starlette.routing import Route
 from beamish._exceptions import BeamishError
 from beamish._redact import redact
 from beamish.agent._links import verify_link
+from beamish.dashboard._html import plain_page
 
 LINK_PREFIX = "/links/"
 _DECISIONS = ("approve", "deny", "edit", "answer")
@@ -54,24 +56,39 @@ def decision_routes(source: Any, link_secret: str | None) -> list[Route]:
             claim = verify_link(link_secret or "", token, time.time())
             gate = await source.gate(claim.gate_id)
         except BeamishError as exc:
-            return HTMLResponse(f"<p>{html.escape(str(exc))}</p>", 403)
+            return _said("This link does not work", str(exc), 403)
+        call = html.escape(f"{gate.tool}({json.dumps(redact(gate.args), ensure_ascii=False)})")
+        about = f"<h1>{html.escape(gate.agent)} asks to call</h1><pre>{call}</pre>"
         if request.method == "GET":
-            shown = html.escape(f"{gate.agent}: {gate.tool}({redact(gate.args)})")
             return HTMLResponse(
-                f"<p>{shown}</p><form method='post'><button>{claim.decision} as "
-                f"{html.escape(claim.by)}</button></form>"
+                plain_page(
+                    "Decide",
+                    f"{about}<form method='post'><button>{html.escape(claim.decision)} as "
+                    f"{html.escape(claim.by)}</button></form>",
+                )
             )
         try:
             await _apply(source, claim.gate_id, claim.decision, {"by": claim.by})
         except BeamishError as exc:
-            return HTMLResponse(f"<p>{html.escape(str(exc))}</p>", 409)
-        return HTMLResponse(f"<p>{html.escape(claim.decision)}d {html.escape(claim.gate_id)}</p>")
+            return _said("Nothing was changed", str(exc), 409)
+        done = _DONE.get(claim.decision, claim.decision)
+        return HTMLResponse(
+            plain_page(done, f"{about}<p>{done} by {html.escape(claim.by)}; its run resumes.</p>")
+        )
 
     return [
         Route("/api/approvals", listing),
         Route("/api/approvals/{gate}/{decision}", decide, methods=["POST"]),
         Route(LINK_PREFIX + "{token}", link, methods=["GET", "POST"]),
     ]
+
+
+#: What a decision link's page says once it decided.
+_DONE = {"approve": "Approved", "deny": "Denied", "edit": "Edited", "answer": "Answered"}
+
+
+def _said(title: str, why: str, status: int) -> Response:
+    return HTMLResponse(plain_page(title, f"<h1>{title}</h1><p>{html.escape(redact(why))}</p>"), status)
 
 
 async def _apply(source: Any, gate_id: str, decision: str, body: dict[str, Any]) -> Any:

@@ -171,6 +171,18 @@ def layout(
     )
 
 
+def plain_page(title: str, body: str) -> str:
+    """A page outside the dashboard's navigation (a signed decision link, opened from a
+    notification, often on a phone): the same look, no script, no links that need the token."""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)} · beamish</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<style>{CSS}</style></head><body><header><b>beamish</b></header><div class="wrap">{body}</div>'
+        "</body></html>"
+    )
+
+
 def when(ts: float | None) -> str:
     if ts is None:
         return "–"
