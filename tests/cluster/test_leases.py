@@ -218,3 +218,31 @@ async def test_bad_cluster_settings_are_refused_by_name() -> None:
 
 def test_the_fair_share_spreads_units_as_evenly_as_possible() -> None:
     assert [placement.fair_share(7, n) for n in (0, 1, 2, 3, 7, 8)] == [7, 7, 4, 3, 1, 1]
+
+
+async def test_a_clusters_agent_started_without_a_lease_here_claims_no_run(
+    store_url: str, tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cluster's agent whose copy starts on a node that holds no lease for it (its supervisor
+    restarted it while the unit was being stopped) is fenced like a stale holder: it claims nothing."""
+    import json
+    from pathlib import Path
+
+    from beamish import AgentSpec
+    from beamish.agent._runs import runs_of
+    from beamish.runtime import SupervisorSpec
+    from beamish.testing import wait_for
+
+    script = Path(str(tmp_path)) / "ops.json"
+    script.write_text(json.dumps({"turns": [{"text": "done"}]}))
+    spec = AgentSpec("ops", "Do it.", f"scripted:{script}", isolation="task")
+    async with Node(store=store_url) as node:
+        runs_of(node).remote.add("ops")  # a cluster's agent; this node holds no lease for it
+        await node.start_supervisor(SupervisorSpec([spec.child_spec()]))
+        run_id = await node.submit("ops", "task")
+        await wait_for(lambda: "not claimed" in caplog.text, 10, "the claim to be refused")
+        store = await open_store(store_url)
+        try:
+            assert (await store.get_run(run_id)).status == "queued"
+        finally:
+            await store.close()

@@ -151,6 +151,11 @@ class Runs:
         await self.store()
         held = self.leases.get(spec.name)
         fence = None if held is None else [held.name, held.owner, held.epoch]
+        if fence is None and spec.name in self.remote:
+            # a cluster's agent that this node holds no lease for (its supervisor restarted it while
+            # the unit was being stopped): a lease no row matches, so it claims no run and performs
+            # no effect until the unit's copy is stopped
+            fence = [f"(no lease here for {spec.name})", "", -1]
         if spec.isolation == "task":
             kwargs = {
                 "clock": self.node.clock,
