@@ -180,6 +180,11 @@ async def test_on_a_phone_no_page_runs_off_the_right_edge(
         await page.get_by_test_id(ready[0]).first.wait_for()
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path}: the page runs {overflow}px off the right edge of a phone"
+        if path == "/charts":  # whole on the screen, its text grown so that it stays legible
+            chart = await page.get_by_test_id("chart-day").bounding_box()
+            assert chart is not None and chart["x"] + chart["width"] <= 390
+            size = await page.locator("svg .tick").first.evaluate("e => getComputedStyle(e).fontSize")
+            assert size == "12px"
     # an event's summary, the part one reads, is on the screen without scrolling sideways
     summary = await page.get_by_test_id("event-row").first.locator("td").last.bounding_box()
     assert summary is not None and summary["x"] + summary["width"] <= 390

@@ -49,5 +49,5 @@ def test_a_long_legend_label_is_cut_to_fit_and_whole_on_hover() -> None:
     drawn, _ = svg.stacked_bars(
         "runs", [(1.0, "awaiting_approval")] * 2, testid="r", colours=svg.OUTCOME_COLOURS
     )
-    assert "<title>awaiting_approval (2)</title>awaiting_approval…" in drawn
+    assert "<title>awaiting_approval (2)</title>awaiting_approv…" in drawn
     assert 'fill="#c1579a" data-group="awaiting_approval"' in drawn  # its own colour, not running's

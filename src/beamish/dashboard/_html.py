@@ -64,6 +64,8 @@ CSS = """
   @media (max-width: 40rem) {
     header, .banner, .wrap { padding-left: .75rem; padding-right: .75rem; }
     .scroll > table { min-width: 36rem; }
+    /* a chart shrinks to a phone's width whole (pinch to zoom); its text grows to stay legible */
+    svg .tick, svg .legend { font-size: 12px; } svg .empty { font-size: 20px; }
     /* a list of events reads as lines on a phone: time, kind, subject, then the summary below */
     .scroll > table.stack { min-width: 0; }
     table.stack, table.stack tbody { display: block; } table.stack thead { display: none; }

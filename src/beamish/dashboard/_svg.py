@@ -22,7 +22,7 @@ OUTCOME_COLOURS = {
     "queued": "#8fa8c8",
 }
 #: The longest legend label that fits beside the plot (a longer one is cut, whole on hover).
-LEGEND_CHARS = 19
+LEGEND_CHARS = 16
 #: The most groups a bar chart stacks (the rest are one "other" group).
 MAX_GROUPS = 8
 #: Bucket sizes a bar chart may use, smallest first (it picks the first giving at most 48 bars).
