@@ -122,8 +122,9 @@ class RunLoop:
                 data["version"] = self.spec.version
             return [Event("run.started", run.run_id, data)]
 
-        try:  # the claim, the status and run.started: one transaction
-            epoch = await self.store.claim_run(
+        try:  # the claim, the status, run.started and reading the journal: one transaction
+            journal = await RunJournal.claim(
+                self.store,
                 run.run_id,
                 self.owner,
                 lease=self.lease,
@@ -134,10 +135,10 @@ class RunLoop:
         except Fenced:
             logger.warning("run %s not claimed: this node no longer holds agent %s", run.run_id, run.agent)
             return Outcome("fenced")
+        epoch = journal.epoch
         deadline = deadline_of(run.meta)
         if deadline is not None:
             self._deadlines[run.run_id] = deadline
-        journal = await RunJournal.open(self.store, run.run_id, epoch)
         journal.lease = self.lease
         info = RunInfo(agent=self.spec.name, run_id=run.run_id, seq=0, model=self.model.name)
         outcome: Outcome
@@ -201,32 +202,42 @@ class RunLoop:
         return Outcome("failed" if action == "stop" else "paused", reason=Crashed(exc))
 
     async def _store_outcome(self, run: Run, epoch: int, journal: RunJournal, outcome: Outcome) -> None:
-        row = await self.store.fetchone(_LLM_STEPS, (run.run_id,))
-        meta = {"model_calls": int(row["n"]) if row else 0, "replayed_calls": journal.replayed_calls}
-        data: dict[str, Any] = {"run_id": run.run_id, "agent": run.agent, "status": outcome.status, **meta}
-        if outcome.reason is not None:
-            data["reason"] = outcome.reason.to_json()
+        meta: dict[str, Any] = {"replayed_calls": journal.replayed_calls}
+
+        def counted(tx: Any) -> dict[str, Any]:  # read in the outcome's own transaction
+            row = tx.fetchone(_LLM_STEPS, (run.run_id,))
+            meta["model_calls"] = int(row["n"]) if row else 0
+            return meta
+
         kind = {"paused": "run.paused", "needs_attention": "run.needs_attention"}.get(
             outcome.status, "run.finished"
         )
+
+        def finished(tx: Any) -> list[Event]:
+            data: dict[str, Any] = {"run_id": run.run_id, "agent": run.agent, "status": outcome.status}
+            data.update(model_calls=meta["model_calls"], replayed_calls=meta["replayed_calls"])
+            if outcome.reason is not None:
+                data["reason"] = outcome.reason.to_json()
+            return [Event(kind, run.run_id, data)]
+
         # the status and its event in one transaction: whoever sees the run end sees why
         late = outcome.reason.error if isinstance(outcome.reason, Crashed) else None
         if isinstance(late, DeadlineMissed):
             await self.store.update_run(
-                run.run_id, status=outcome.status, output=outcome.output, reason=outcome.reason, meta=meta,
+                run.run_id, status=outcome.status, output=outcome.output, reason=outcome.reason, meta=counted,
                 epoch=epoch, events=[missed_event(run.run_id, run.agent, late, self.clock.time())],
             )  # fmt: skip
         elif outcome.status == "needs_attention":  # the journal parked it and stored its event
-            await self.store.update_run(run.run_id, reason=outcome.reason, meta=meta, epoch=epoch)
+            await self.store.update_run(run.run_id, reason=outcome.reason, meta=counted, epoch=epoch)
         else:
             await self.store.update_run(
                 run.run_id,
                 status=outcome.status,
                 output=outcome.output,
                 reason=outcome.reason,
-                meta=meta,
+                meta=counted,
                 epoch=epoch,
-                events=[Event(kind, run.run_id, data)],
+                events=finished,
             )
 
     # -- the loop -----------------------------------------------------------------------------------

@@ -40,8 +40,9 @@ before.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -126,28 +127,46 @@ class RunJournal:
         0; ``replay=False``: the latest snapshot and the steps after it, for a loop that continues
         from :attr:`next_seq` with :attr:`messages`."""
         journal = cls(store, run_id, epoch, snapshot_every=snapshot_every)
-
-        def work(tx: SyncTx) -> tuple[int, int, list[Any], list[int], list[Step]]:
-            row = tx.fetchone("SELECT generation FROM runs WHERE run_id = ?", (run_id,))
-            generation = 0 if row is None else int(row["generation"])
-            base_seq, snaps = -1, []
-            base_messages: list[Any] = []
-            if replay:
-                rows = tx.fetchall("SELECT seq FROM snapshots WHERE run_id = ?", (run_id,))
-                snaps = [int(r["seq"]) for r in rows]
-            else:
-                base_messages, base_seq = load_history(tx, run_id)
-            steps = load_steps(tx, run_id, base_seq, requests=False)
-            return generation, base_seq, base_messages, snaps, steps
-
-        journal.generation, journal._base_seq, journal._base_messages, snaps, steps = await store.read(work)
-        journal._recorded = {s.seq: s for s in steps}
-        journal._rebuild_messages(upto=None)
-        if journal._base_seq >= 0:
-            journal._snaps[journal._base_seq] = len(journal._base_messages)
-        if snaps:
-            journal._count_snapshots(set(snaps))
+        journal._install(await store.read(functools.partial(_load, run_id, replay)))
         return journal
+
+    @classmethod
+    async def claim(
+        cls,
+        store: Store,
+        run_id: str,
+        owner: str,
+        *,
+        lease: Lease | None = None,
+        status: str | None = None,
+        meta: dict[str, Any] | None = None,
+        events: Callable[[int], Sequence[Event]] | None = None,
+        snapshot_every: int = 25,
+    ) -> RunJournal:
+        """Claim the run (``Store.claim_run``) and load its journal for a replay from step 0, in one
+        transaction; the journal's :attr:`epoch` is the new one."""
+        epoch, loaded = await store.claim_run_and(
+            run_id,
+            owner,
+            lambda tx, _epoch: _load(run_id, True, tx),
+            lease=lease,
+            status=status,
+            meta=meta,
+            events=events,
+        )
+        assert loaded is not None
+        journal = cls(store, run_id, epoch, snapshot_every=snapshot_every)
+        journal._install(loaded)
+        return journal
+
+    def _install(self, loaded: _Loaded) -> None:
+        self.generation, self._base_seq, self._base_messages, snaps, steps = loaded
+        self._recorded = {s.seq: s for s in steps}
+        self._rebuild_messages(upto=None)
+        if self._base_seq >= 0:
+            self._snaps[self._base_seq] = len(self._base_messages)
+        if snaps:
+            self._count_snapshots(set(snaps))
 
     def _count_snapshots(self, seqs: set[int]) -> None:
         """How many messages the history holds through each snapshot in ``seqs`` (from the deltas)."""
@@ -455,3 +474,22 @@ class RunJournal:
             events=self._pending_events(),
             idempotency_key=None if effect is None else key or self.key(seq),
         )
+
+
+_Loaded = tuple[int, int, list[Any], list[int], list[Step]]
+
+
+def _load(run_id: str, replay: bool, tx: SyncTx) -> _Loaded:
+    """A run's journal as stored: its generation, the snapshot it continues from (``replay=False``)
+    or every snapshot's step (``replay=True``), and its steps."""
+    row = tx.fetchone("SELECT generation FROM runs WHERE run_id = ?", (run_id,))
+    generation = 0 if row is None else int(row["generation"])
+    base_seq, snaps = -1, []
+    base_messages: list[Any] = []
+    if replay:
+        rows = tx.fetchall("SELECT seq FROM snapshots WHERE run_id = ?", (run_id,))
+        snaps = [int(r["seq"]) for r in rows]
+    else:
+        base_messages, base_seq = load_history(tx, run_id)
+    steps = load_steps(tx, run_id, base_seq, requests=False)
+    return generation, base_seq, base_messages, snaps, steps

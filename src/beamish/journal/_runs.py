@@ -7,7 +7,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from beamish._events import Event
 from beamish._exceptions import CorruptStore, Fenced, RunNotFound, SpecError
@@ -18,6 +18,7 @@ from beamish.journal._payload import canonical, decode, envelope, masked
 from beamish.journal._records import RUN_STATUSES, Lease, Run
 from beamish.journal._sql import Row, SyncTx, for_share
 
+T = TypeVar("T")
 _UNSET: Any = object()
 #: A run row's columns as :func:`run_from_row` reads them (``SELECT {RUN_COLUMNS} FROM runs``).
 RUN_COLUMNS = _RUN_COLS = (
@@ -237,12 +238,14 @@ class RunsMixin(StoreBase):
         status: str | None = None,
         output: Any = _UNSET,
         reason: ExitReason | None = _UNSET,
-        meta: dict[str, Any] | None = None,
+        meta: dict[str, Any] | Callable[[SyncTx], dict[str, Any]] | None = None,
         epoch: int | None = None,
-        events: Sequence[Event] = (),
+        events: Sequence[Event] | Callable[[SyncTx], Sequence[Event]] = (),
     ) -> Run:
         """Change a run's status, output, exit reason or meta (merged). With ``epoch``, fenced.
-        ``events`` are stored in the same transaction: whoever sees the new status sees them too."""
+        ``events`` are stored in the same transaction: whoever sees the new status sees them too.
+        ``meta`` and ``events`` may be functions of the transaction (what they say is read in it);
+        ``meta`` is called first."""
         sets: list[str] = ["updated_at = ?"]
         params: list[Any] = [self.clock.time()]
         if status is not None:
@@ -261,17 +264,18 @@ class RunsMixin(StoreBase):
             if epoch is not None:
                 check_epoch(tx, run_id, epoch)
             all_sets, all_params = list(sets), list(params)
-            if meta:
+            changes = meta(tx) if callable(meta) else meta
+            if changes:
                 row = tx.fetchone("SELECT meta FROM runs WHERE run_id = ?", (run_id,))
                 if row is None:
                     raise RunNotFound(f"no run {run_id!r}")
-                merged = {**json.loads(row["meta"]), **meta}
+                merged = {**json.loads(row["meta"]), **changes}
                 all_sets.append("meta = ?")
                 all_params.append(canonical(merged, "run meta"))
             n = tx.execute(f"UPDATE runs SET {', '.join(all_sets)} WHERE run_id = ?", (*all_params, run_id))
             if n == 0:
                 raise RunNotFound(f"no run {run_id!r}")
-            for event in events:
+            for event in events(tx) if callable(events) else events:
                 insert_event(tx, event)
             return fetch_run(tx, run_id)
 
@@ -311,11 +315,29 @@ class RunsMixin(StoreBase):
         that lost the agent, or was cut off past its lease, cannot take a run. ``status``, ``meta``
         (merged) and ``events(epoch)`` are written in the same transaction (a run's start is one).
         """
+        epoch, _ = await self.claim_run_and(
+            run_id, owner, None, lease=lease, status=status, meta=meta, events=events
+        )
+        return epoch
+
+    async def claim_run_and(
+        self,
+        run_id: str,
+        owner: str,
+        then: Callable[[SyncTx, int], T] | None,
+        *,
+        lease: Lease | None = None,
+        status: str | None = None,
+        meta: dict[str, Any] | None = None,
+        events: Callable[[int], Sequence[Event]] | None = None,
+    ) -> tuple[int, T | None]:
+        """:meth:`claim_run`, then ``then(tx, epoch)`` in the same transaction (e.g. loading the
+        run's journal: one round trip for a run's start); returns the epoch and what ``then`` did."""
         if status is not None:
             _check_status(status)
         meta_json = None if not meta else canonical(meta, "run meta")
 
-        def work(tx: SyncTx) -> int:
+        def work(tx: SyncTx) -> tuple[int, T | None]:
             if lease is not None:
                 held = tx.fetchone(
                     "SELECT expires_at FROM leases WHERE name = ? AND owner = ? AND epoch = ?"
@@ -341,6 +363,6 @@ class RunsMixin(StoreBase):
             epoch = int(row["epoch"])
             for event in events(epoch) if events is not None else ():
                 insert_event(tx, event)
-            return epoch
+            return epoch, None if then is None else then(tx, epoch)
 
         return await self.run(work)
