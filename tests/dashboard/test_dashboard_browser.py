@@ -69,10 +69,14 @@ async def test_the_tree_renders_events_appear_live_and_resume_works(browser: obj
         await expect(page.locator('[data-testid="event"][data-kind="child.exited"]')).to_contain_text(
             "accountant"
         )
-        # an older event (a reconnect replays those) goes below the newer ones, not on top
-        source.hub.publish(Event("child.started", "accountant", {}, 1.0))
+        # live, the newest arrival is on top whatever its time says (the demo's simulated clock)
+        source.hub.publish(Event("agent.paused", "accountant", {}, 1.0))
+        await expect(page.get_by_test_id("event").first).to_have_attribute("data-kind", "agent.paused")
+        # a reconnect replays events before the ones shown: not seen yet, they go below them
+        await page.evaluate("source.onopen()")
+        source.hub.publish(Event("child.started", "accountant", {}, 0.5))
         await expect(page.get_by_test_id("event").last).to_have_attribute("data-kind", "child.started")
-        await expect(page.get_by_test_id("event").first).to_have_attribute("data-kind", "child.exited")
+        await expect(page.get_by_test_id("event").first).to_have_attribute("data-kind", "agent.paused")
         # resume the paused CFO from the page
         await page.get_by_test_id("resume-cfo").click()
         await expect(page.get_by_test_id("node-cfo")).to_have_attribute("data-state", "running")

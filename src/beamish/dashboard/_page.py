@@ -184,27 +184,38 @@ let pending = null;
 function soon() { if (!pending) pending = setTimeout(() => { pending = null; refresh(); refreshApprovals(); }, 150); }
 
 const box = document.getElementById("events");
-const seen = new Set();
+const seen = new Map();  // key -> its line (null once the line is dropped)
+// Newest first, in the order the stream says (not by time: the demo's schedule events carry its
+// simulated clock). A stream, on each (re)connect, first replays recent events oldest first: an
+// event not shown yet goes just above the last one this stream placed or had already shown, and
+// one older than all of those goes to the bottom. The replay arrives as a burst on connecting;
+// after it, each arrival goes on top.
+let cursor = null, burstEnds = 0;
 const source = new EventSource("/api/events" + q);
-source.onopen = () => { if (window.beamishStatus) window.beamishStatus(); };
+source.onopen = () => {
+  cursor = null; burstEnds = performance.now() + 1000;
+  if (window.beamishStatus) window.beamishStatus();
+};
 source.onerror = () => { if (window.beamishStatus) window.beamishStatus(); };
 source.addEventListener("beamish", (m) => {
   const ev = JSON.parse(m.data);
   const key = ev.at + "|" + ev.kind + "|" + ev.subject;
-  if (seen.has(key)) return;  // a reconnect replays the recent ones
-  seen.add(key);
+  if (performance.now() > burstEnds) cursor = box.firstElementChild;
+  if (seen.has(key)) {  // a reconnect replays the recent ones: shown already, it marks the place
+    if (seen.get(key) && seen.get(key).isConnected) cursor = seen.get(key);
+    return;
+  }
   const t = new Date(ev.at * 1000).toISOString().slice(11, 19);
   const subject = ev.data && ev.data.run_id === ev.subject
     ? el("a", {"class": "s", href: "/runs/" + encodeURIComponent(ev.subject)}, ev.subject)
     : el("span", {"class": "s"}, ev.subject);
-  const line = el("div", {"class": "ev", "data-testid": "event", "data-kind": ev.kind, "data-at": String(ev.at)},
+  const line = el("div", {"class": "ev", "data-testid": "event", "data-kind": ev.kind},
     el("span", {"class": "t"}, t), el("span", {"class": "k"}, ev.kind), subject,
     el("span", {"class": "sum"}, ev.summary || ""),
     el("details", {}, el("summary", {}, "JSON"), el("pre", {}, JSON.stringify(ev, null, 2))));
-  // newest first: a reconnect replays events older than those shown, which go below them
-  let after = box.firstElementChild;
-  while (after && Number(after.dataset.at) > ev.at) after = after.nextElementSibling;
-  box.insertBefore(line, after);
+  box.insertBefore(line, cursor);  // null: at the bottom
+  cursor = line;
+  seen.set(key, line);
   while (box.childElementCount > 500) box.lastElementChild.remove();
   soon();
 });
