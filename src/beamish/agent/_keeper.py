@@ -156,9 +156,10 @@ class BudgetKeeper:
         subjects = (COMPANY, agent, *((f"run:{run_id}",) if run_id else ()))
 
         def check(tx: LedgerTx) -> PauseRecord | None:
+            events.clear()  # a read tried first and run again as a write reports once
             return self._first_pause(tx, subjects, now, events)
 
-        found = await self.ledger.run(check)
+        found = await self.ledger.read_first(check)  # a pause to lift is rare: read first
         self._emit_all(events)
         return found
 

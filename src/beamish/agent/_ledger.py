@@ -171,6 +171,11 @@ class Ledger(Protocol):
         """Run ``fn(tx)`` atomically: every other transaction sees all of it or none."""
         ...
 
+    async def read_first(self, fn: Callable[[LedgerTx], T]) -> T:
+        """:meth:`run` for a transaction that rarely writes: tried on a read snapshot (no writer
+        lock, no commit) and run again as :meth:`run` only if it has to write."""
+        ...
+
 
 class MemoryLedger:
     """The ledger in this process's memory: for tests, the benchmark, and nodes without a store.
@@ -193,6 +198,9 @@ class MemoryLedger:
     async def run(self, fn: Callable[[LedgerTx], T]) -> T:
         with self._lock:
             return fn(self._tx)
+
+    async def read_first(self, fn: Callable[[LedgerTx], T]) -> T:
+        return await self.run(fn)
 
 
 class _MemoryTx:

@@ -72,6 +72,15 @@ class StoreLedger:
                 local.pop(reservation_id, None)
         return result
 
+    async def read_first(self, fn: Callable[[LedgerTx], T]) -> T:
+        if self._local is not None:
+            return await self.run(fn)  # already tried on a read snapshot first
+        try:
+            result: T = await self.store.read(lambda tx: fn(_StoreTx(_ReadOnly(tx), self.store)))
+        except _NeedsWrite:
+            return await self.run(fn)
+        return result
+
 
 class _NeedsWrite(Exception):
     """A ledger transaction tried on a read snapshot has to write: it is run again as a write."""
