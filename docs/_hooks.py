@@ -230,8 +230,12 @@ MEANINGS = {
     "agents.NAME.schedules[].cron": "five-field cron",
     "agents.NAME.schedules[].task": "the task each fire submits",
     "agents.NAME.schedules[].misfire": "late ticks beyond `grace_s`: `skip`, `once` (the latest) or `all`",
-    "agents.NAME.price.input_per_mtok": "USD per million input tokens, for a model genai-prices lacks",
+    "agents.NAME.price.input_per_mtok": "USD per million input tokens of the first model (and scripted "
+    "fallbacks), for a model genai-prices lacks; other fallbacks: `prices`",
     "agents.NAME.price.output_per_mtok": "USD per million output tokens",
+    "agents.NAME.prices.NAME.input_per_mtok": "`NAME` is one of the agent's models (quoted: "
+    '`"openai:my-local-model"`), typically a fallback genai-prices lacks; USD per million input tokens',
+    "agents.NAME.prices.NAME.output_per_mtok": "USD per million output tokens",
     "agents.NAME.watchdog.hang_after_s": "seconds without a step, chunk or `ctx.progress()`: a hang (the "
     "process is restarted, the run resumes)",
     "agents.NAME.watchdog.max_steps": 'steps a run may take before it ends `Looping("max_steps")`',

@@ -72,6 +72,33 @@ async def test_a_step_whose_retries_are_spent_goes_to_the_fallback_and_show_name
     assert "529" in event.data["error"]
 
 
+async def test_a_fallback_priced_by_the_configs_prices_table_is_charged_its_own_price(tmp_path: Path) -> None:
+    from beamish.company import load_config
+    from beamish.company._tree import agent_budget
+
+    primary = write_script(tmp_path, "primary", [{"text": "from the primary", "faults": _down(3)}])
+    usage = {"input_tokens": 1000, "output_tokens": 100}
+    fallback = write_script(tmp_path, "fallback", [{"text": "from the fallback", "usage": usage}])
+    config = tmp_path / "beamish.toml"
+    config.write_text(
+        "[agents.poster]\n"
+        'instructions = "Post the update."\n'
+        'model = ["scripted:primary.json", "scripted:fallback.json"]\n'
+        "price = { input_per_mtok = 100.0, output_per_mtok = 100.0 }\n"
+        'prices = { "scripted:fallback.json" = { input_per_mtok = 2.0, output_per_mtok = 10.0 } }\n'
+    )
+    loaded = load_config(config)
+    spec = _agent(primary, fallback, budget=agent_budget(loaded.agents["poster"], loaded))
+    result, steps, _ = await _run(tmp_path, spec)
+    assert result.status == "succeeded" and [s.name for s in steps] == [f"scripted:{fallback}"]
+    async with await open_store(f"sqlite:///{tmp_path}/j.db") as store:
+        run = await store.get_run(result.run_id)
+        ledger = await store.fetchall("SELECT model, amount_usd FROM ledger WHERE kind = 'spend'")
+    cost = 1000 * 2.0 / 1e6 + 100 * 10.0 / 1e6  # the table's price, not the first model's
+    assert run is not None and run.spend_usd == pytest.approx(cost)
+    assert [(r["model"], pytest.approx(r["amount_usd"])) for r in ledger] == [(f"scripted:{fallback}", cost)]
+
+
 async def test_a_refusal_does_not_fall_back(tmp_path: Path) -> None:
     refusal = [{"fault": "client_error", "status": 400, "message": "prompt is too long"}]
     primary = write_script(tmp_path, "primary", [{"text": "never", "faults": refusal}])

@@ -294,6 +294,22 @@ def test_an_unpriced_fallback_is_one_line_naming_it_not_a_repeat_of_the_first_mo
     priced = [line for line in result.output.splitlines() if "price" in line]
     assert priced == [
         f"{config}: agents.assistant.model[1]: the fallback 'openai:my-local-model' has no price "
-        "([agents.assistant] price prices only the first model); fix: list a fallback genai-prices knows, "
-        "or build the agent in Python with Budget(prices={MODEL: Price(…)})"
+        "([agents.assistant] price prices only the first model); fix: add to [agents.assistant]: "
+        'prices = { "openai:my-local-model" = { input_per_mtok = …, output_per_mtok = … } }'
     ]
+
+
+def test_the_fix_for_an_unpriced_fallback_makes_the_config_check_clean(
+    tmp_path: Path, no_keys: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    config = _minimal_with_store(tmp_path, "sqlite:///beamish.db")
+    config.write_text(
+        config.read_text().replace(
+            'model = "scripted:scripts/assistant.json"',
+            'model = ["scripted:scripts/assistant.json", "openai:my-local-model"]\n'
+            'prices = { "openai:my-local-model" = { input_per_mtok = 0.0, output_per_mtok = 0.0 } }',
+        )
+    )
+    result = runner.invoke(app, ["check", "-c", str(config)])
+    assert (result.exit_code, result.output.splitlines()) == (0, [f"{config}: ok"])

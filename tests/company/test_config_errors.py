@@ -259,6 +259,27 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         "agents.CEO: expected a lowercase name (a-z, 0-9, _ or -, starting with a letter)",
     ),
     (
+        "a prices key the agent does not name (a typo)",
+        agent(
+            model=["anthropic:claude-sonnet-4-5", "openai:my-local-model"],
+            prices={"openai:my-locl-model": {"input_per_mtok": 0, "output_per_mtok": 0}},
+        ),
+        """agents.ceo.prices."openai:my-locl-model": prices a model the agent does not name (its models: ['anthropic:claude-sonnet-4-5', 'openai:my-local-model'])""",
+    ),
+    (
+        "the first model priced by price and by prices",
+        agent(
+            price={"input_per_mtok": 1, "output_per_mtok": 2},
+            prices={"anthropic:claude-sonnet-4-5": {"input_per_mtok": 1, "output_per_mtok": 2}},
+        ),
+        """agents.ceo.prices."anthropic:claude-sonnet-4-5": the first model is priced twice (price and prices): keep one""",
+    ),
+    (
+        "a prices entry without its output price",
+        agent(prices={"anthropic:claude-sonnet-4-5": {"input_per_mtok": 1}}),
+        "agents.ceo.prices.anthropic:claude-sonnet-4-5.output_per_mtok: required key is missing",
+    ),
+    (
         "a port out of range",
         config(dashboard={"port": 70000}),
         "dashboard.port: expected a number ≤ 65535, got 70000",
@@ -377,3 +398,30 @@ def test_alert_sinks_become_the_alerts_service(tmp_path: Path) -> None:
     (service,) = [s for s in company_parts(cfg).services if s.id == "alerts"]
     (route,) = service.kwargs["routes"]
     assert (route.sink, route.quiet, route.tz) == ("ops", (22 * 60, 7 * 60), "Europe/Paris")
+
+
+def test_a_prices_table_prices_each_model_it_names_and_round_trips_through_the_budgets_json(
+    tmp_path: Path,
+) -> None:
+    from beamish import Budget, Price
+    from beamish.company._tree import agent_budget
+
+    (tmp_path / "primary.json").write_text('{"turns": []}')
+    (tmp_path / "backup.json").write_text('{"turns": []}')
+    source = tmp_path / "beamish.toml"
+    source.write_text(
+        "[agents.ceo]\n"
+        'instructions = "Run the company."\n'
+        'model = ["scripted:primary.json", "scripted:backup.json", "openai:my-local-model"]\n'
+        "price = { input_per_mtok = 1.0, output_per_mtok = 2.0 }\n"
+        'prices = { "openai:my-local-model" = { input_per_mtok = 0.0, output_per_mtok = 0.0 }, '
+        '"scripted:backup.json" = { input_per_mtok = 0.5, output_per_mtok = 0.25 } }\n'
+    )
+    loaded = load_config(source)
+    budget = agent_budget(loaded.agents["ceo"], loaded)
+    assert budget.prices == {
+        f"scripted:{tmp_path}/primary.json": Price(1.0, 2.0),
+        f"scripted:{tmp_path}/backup.json": Price(0.5, 0.25),
+        "openai:my-local-model": Price(0.0, 0.0),
+    }, "price keeps the first model; the table prices the rest, a scripted key resolved as the model"
+    assert Budget.from_mapping(budget.to_json()).prices == budget.prices

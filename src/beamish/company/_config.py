@@ -27,7 +27,7 @@ from beamish.agent._deadline import parse_deadline
 from beamish.agent._policy import Policy
 from beamish.agent._tools import Tool
 from beamish.company._errors import describe
-from beamish.company._schema import AgentSection, ConfigFile, ScheduleSection
+from beamish.company._schema import AgentSection, ConfigFile, PriceSection, ScheduleSection
 from beamish.schedule._cron import Schedule
 from beamish.schedule._fields import cron_problems
 
@@ -48,6 +48,8 @@ class AgentConfig:
     group: str | None
     #: The models a step goes to, in order, when ``model`` is down.
     fallbacks: tuple[str, ...] = ()
+    #: The ``prices`` table by resolved model name (a script's path made absolute, as ``model``'s).
+    prices: Mapping[str, PriceSection] = field(default_factory=dict, hash=False)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -139,7 +141,10 @@ def validate_config_data(
         if len(set(models)) != len(models):
             problems.append((f"agents.{name}.model", f"lists a model twice: {listed}"))
         tools = tuple(_tool(name, i, t, file, base, problems) for i, t in enumerate(section.tools))
-        agents[name] = AgentConfig(name, section, models[0], tools, groups.get(name), tuple(models[1:]))
+        prices = _prices(name, section, listed, models, base, problems)
+        agents[name] = AgentConfig(
+            name, section, models[0], tools, groups.get(name), tuple(models[1:]), prices
+        )
     for i, rule in enumerate(file.approvals):
         if rule.agent != "*" and rule.agent not in file.agents:
             known = ", ".join(file.agents)
@@ -324,6 +329,32 @@ def _check_zone(where: str, zone: str, problems: list[tuple[str, str]]) -> None:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         problems.append((where, f"expected an IANA time zone such as 'UTC' or 'Europe/Lisbon', got {zone!r}"))
+
+
+def _prices(
+    name: str,
+    section: AgentSection,
+    listed: list[str],
+    models: list[str],
+    base: Path,
+    problems: list[tuple[str, str]],
+) -> dict[str, PriceSection]:
+    """The agent's ``prices`` table by resolved model name. A key must name one of its models (a typo
+    must not leave a fallback unpriced), except for an ``entry`` agent, whose code may name others."""
+    out: dict[str, PriceSection] = {}
+    for key, price in section.prices.items():
+        where = f'agents.{name}.prices."{key}"'
+        if key in listed:
+            model = models[listed.index(key)]
+        elif section.entry is None:
+            problems.append((where, f"prices a model the agent does not name (its models: {listed})"))
+            continue
+        else:
+            model = _model(where, key, base, problems)
+        if model == models[0] and section.price is not None:
+            problems.append((where, "the first model is priced twice (price and prices): keep one"))
+        out[model] = price
+    return out
 
 
 def _model(where: str, model: str, base: Path, problems: list[tuple[str, str]]) -> str:

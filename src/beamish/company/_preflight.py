@@ -11,6 +11,7 @@ command). ``run``, ``demo`` and ``reload`` run the same check (without starting 
 from __future__ import annotations
 
 import importlib.util
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from beamish.schedule._fields import cron_problems
 
 #: The SDK module each provider needs, and the extra that installs it.
 _SDKS = {"anthropic": ("anthropic", "anthropic"), "openai": ("openai", "openai")}
-PRICE_FIX = "price = { input_per_mtok = …, output_per_mtok = … }"
+_PRICE = "{ input_per_mtok = …, output_per_mtok = … }"
+PRICE_FIX = f"price = {_PRICE}"
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,11 @@ def _agent_problems(name: str, agent: dict[str, Any], environ: Mapping[str, str]
 def _model_problems(
     name: str, agent: dict[str, Any], model: str, environ: Mapping[str, str], index: int
 ) -> list[Problem]:
-    """What stops ``model``, the agent's ``index``-th (0: its first, priced by its ``price``)."""
+    """What stops ``model``, the agent's ``index``-th (0: its first, priced by its ``price``; any, by
+    its ``prices`` table)."""
     priced = index == 0 or model.startswith("scripted:")  # the agent's price covers its scripts
+    table = agent.get("prices")
+    in_table = isinstance(table, dict) and model in table
     where = f"agents.{name}"
     provider = model.partition(":")[0]
     problems: list[Problem] = []
@@ -121,7 +126,8 @@ def _model_problems(
                     f"pip install 'beamish[{extra}]'",
                 )
             )
-    unpriced = _unpriced(model) if agent.get("price") is None or not priced else None
+    covered = in_table or (priced and agent.get("price") is not None)
+    unpriced = None if covered else _unpriced(model)
     if unpriced is not None and priced:
         problems.append(Problem(f"{where}.price", unpriced, f"add to [{where}]: {PRICE_FIX}"))
     elif unpriced is not None:  # a fallback: the agent's one price is its first model's
@@ -129,8 +135,7 @@ def _model_problems(
             Problem(
                 f"{where}.model[{index}]",
                 f"the fallback {model!r} has no price ([{where}] price prices only the first model)",
-                "list a fallback genai-prices knows, or build the agent in Python with "
-                "Budget(prices={MODEL: Price(…)})",
+                f"add to [{where}]: prices = {{ {json.dumps(model)} = {_PRICE} }}",
             )
         )
     key = None if agent.get("entry") else missing_key(model, environ)

@@ -51,12 +51,14 @@ def differences(agent: AgentConfig, running: RunningBudget) -> list[str]:
         now = running.caps.get(limit)
         if disk != now:
             out.append(f"{limit} {_usd(now)} → {_usd(disk)}")
-    price = agent.section.price
-    if price is not None:
-        now_price = running.prices.get(agent.model, {})
+    wanted = {} if agent.section.price is None else {agent.model: agent.section.price}
+    wanted.update(agent.prices)
+    for model, price in wanted.items():
+        now_price = running.prices.get(model, {})
+        named = "" if model == agent.model else f"{model} "  # the first model's, as before the table
         for key in ("input_per_mtok", "output_per_mtok"):
             if now_price.get(key) != getattr(price, key):
-                out.append(f"{key} {_usd(now_price.get(key))} → {_usd(getattr(price, key))}")
+                out.append(f"{named}{key} {_usd(now_price.get(key))} → {_usd(getattr(price, key))}")
     return out
 
 

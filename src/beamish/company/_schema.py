@@ -163,6 +163,9 @@ class AgentSection(_Table):
     breaker: BreakerSection | None = None
     schedules: list[ScheduleSection] = Field(default_factory=list)
     price: PriceSection | None = None
+    #: A price per model the agent names (``{ "openai:my-local-model" = { input_per_mtok = …, … } }``):
+    #: for a fallback genai-prices lacks; ``price`` stays the first model's.
+    prices: dict[str, PriceSection] = Field(default_factory=dict)
 
 
 class ApprovalSection(_Table):

@@ -112,14 +112,18 @@ def agent_spec(agent: AgentConfig, config: CompanyConfig, parts: CompanyParts) -
 
 def agent_budget(agent: AgentConfig, config: CompanyConfig) -> Any:
     """The :class:`~beamish.Budget` of one configured agent: its caps, in the company's time zone
-    unless the config names one, with its configured price."""
+    unless the config names one, with its configured prices (``price``, then the ``prices`` table)."""
     section = agent.section
     fields = section.budget.model_dump(exclude_none=True)
     fields.setdefault("tz", config.file.budget.tz or config.file.company.timezone)
+    prices: dict[str, Price] = {}
     if section.price is not None:  # the first model's price; a scripted fallback costs the same
         price = Price(**section.price.model_dump())
         scripted = [m for m in agent.fallbacks if m.startswith("scripted:")]
-        fields["prices"] = {model: price for model in (agent.model, *scripted)}
+        prices = {model: price for model in (agent.model, *scripted)}
+    prices.update({model: Price(**p.model_dump()) for model, p in agent.prices.items()})
+    if prices:
+        fields["prices"] = prices
     return Budget(**fields)
 
 
