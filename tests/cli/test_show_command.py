@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,27 @@ def test_show_prints_a_compaction_with_what_it_folded_and_what_it_cost(tmp_path:
     assert "in 41000 out 300  $0.042500  → Looked up 63 topics; ORD-1 was created." in lines[2]
     assert lines[3].lstrip().startswith("#1   compact trim(")
     assert '"pinned": 2' in lines[3] and '"trimmed": 12' in lines[3]
+
+
+DEADLINE = 1_796_000_000.0  # epoch seconds, as a run's meta keeps it
+
+
+async def _record_deadlines(url: str) -> None:
+    store = await open_store(url)
+    try:
+        await store.create_run("assistant", "Post it", run_id="due", meta={"deadline": DEADLINE})
+        await store.create_run("assistant", "Post it", run_id="whenever")
+    finally:
+        await store.close()
+
+
+def test_show_puts_a_runs_deadline_in_its_header_and_none_when_it_has_none(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path / "co")]).exit_code == 0
+    config = tmp_path / "co" / "beamish.toml"
+    asyncio.run(_record_deadlines(load_config(config).store_url))
+    due = runner.invoke(app, ["show", "due", "-c", str(config)])
+    assert due.exit_code == 0, due.output
+    shown = datetime.fromtimestamp(DEADLINE).strftime("%Y-%m-%d %H:%M:%S")
+    assert due.output.splitlines()[0].endswith(f"  deadline {shown}")
+    whenever = runner.invoke(app, ["show", "whenever", "-c", str(config)])
+    assert whenever.exit_code == 0 and "deadline" not in whenever.output.splitlines()[0]

@@ -28,6 +28,9 @@ def print_timeline(timeline: Timeline, *, full: bool = False) -> None:
     head.append(f"  ${run.spend_usd:.4f}  {when}")
     if data["version"] is not None:
         head.append(f"  v{data['version']}")
+    deadline = run.meta.get("deadline")
+    if isinstance(deadline, int | float) and not isinstance(deadline, bool):
+        head.append(f"  deadline {datetime.fromtimestamp(deadline).strftime('%Y-%m-%d %H:%M:%S')}")
     console.print(head)
     console.print(Text("task: ", style="bold") + Text(_text(data["task"], full)))
     if not timeline.steps:
