@@ -247,7 +247,7 @@ def test_each_config_problem_is_one_whole_line_with_a_hint_for_a_typo(company: P
     result = runner.invoke(app, ["run", str(company)])
     assert result.exit_code == 2
     line = next(ln for ln in result.output.splitlines() if "agents.ceo.schedule" in ln)
-    assert line.startswith(str(company)) and line.endswith("schedules, price)")
+    assert line.startswith(str(company)) and line.endswith("schedules, price, prices)")
     assert "did you mean 'schedules'?" in line
 
 
