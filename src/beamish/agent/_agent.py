@@ -74,8 +74,10 @@ class AgentActor(Actor):
         # a small pool keeps eight agents well inside PostgreSQL's connection limit; runs in flight
         # share it (a run spends most of its time waiting on its model, not on the store)
         concurrency = spec.concurrency if isinstance(spec, AgentSpec) else int(spec.get("concurrency", 1))
+        # one node waits out an outage at the agent's start; a cluster's agent fails its start at once,
+        # so its node's placer is not held up and the unit's lease goes back for whoever can reach it
         self.store = await open_store(
-            store_url, clock=self.clock, pool_size=min(2 + concurrency // 8, 8), wait=True
+            store_url, clock=self.clock, pool_size=min(2 + concurrency // 8, 8), wait=lease is None
         )
         self._build_args = (wake, telemetry, lease)
         self._init_serving()

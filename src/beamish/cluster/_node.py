@@ -315,6 +315,12 @@ class ClusterNode:
         stopping = self._stopping.get(unit)
         if stopping is not None:  # a copy we lost earlier is still being stopped
             await asyncio.shield(stopping)
+        held = self.held.get(unit)
+        if held is None or held.epoch != lease.epoch:  # lost while the old copy was stopping
+            return
+        if asyncio.get_running_loop().time() >= self.valid_until.get(unit, valid_until):
+            self._lost(unit, held, "its lease ran out before its copy could start")  # may be taken
+            return
         reg = runs_of(self.node)
         for agent in self.units[unit].agents:
             reg.leases[agent] = lease
