@@ -307,7 +307,7 @@ class Mailboxes:
     def _now(self, tx: SyncTx) -> float:
         """The time a lease or deadline decision inside ``tx`` is made at: the database's clock on
         PostgreSQL (nodes need not agree on the time), else this mailbox's clock."""
-        return self.store.tx_now(tx) if self.store.db_time else self.clock.time()
+        return self.store.decide_now(tx, self.clock)
 
     def _notify_in(self, tx: SyncTx, mid: int) -> None:
         """On PostgreSQL, NOTIFY inside the transaction: delivered only if and when it commits."""

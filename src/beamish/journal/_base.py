@@ -49,6 +49,11 @@ class StoreBase:
         """The time a lease or due-time decision inside ``tx`` is made at (see :attr:`db_time`)."""
         return database_now(tx) if self.db_time else self.clock.time()
 
+    def decide_now(self, tx: SyncTx, clock: Clock) -> float:
+        """The time a lease or due-time decision inside ``tx`` is made at for a component that keeps
+        its own ``clock`` (a scheduler, a mailbox): the database's on PostgreSQL, else that clock."""
+        return database_now(tx) if self.db_time else clock.time()
+
     async def run(self, fn: Callable[[SyncTx], T]) -> T:
         """Run ``fn(tx)`` in one write transaction off the event loop (one thread hop)."""
         return await self._backend.run(fn)

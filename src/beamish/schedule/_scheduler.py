@@ -289,7 +289,7 @@ class Scheduler:
 
     def _now(self, tx: SyncTx) -> float:
         """The time due-ness is decided at: the database's (PostgreSQL), else this scheduler's clock."""
-        return self.store.tx_now(tx) if self.store.db_time else self.clock.time()
+        return self.store.decide_now(tx, self.clock)
 
     async def _seconds_to_next_due(self) -> float:
         def look(tx: SyncTx) -> float | None:
