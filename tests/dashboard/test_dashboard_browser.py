@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _browser import chromium
 from _dashboard_company import CompanySource
 
 from beamish._events import Event
@@ -19,31 +18,11 @@ from beamish.journal import open_store
 
 pytestmark = pytest.mark.timeout(60)
 
-CHROMIUM = os.environ.get("BEAMISH_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 
 @pytest.fixture
 async def browser() -> AsyncIterator[object]:
-    if not shutil.which(CHROMIUM):
-        if os.environ.get("BEAMISH_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{CHROMIUM} is required in CI (Debian package 'chromium') but absent")
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 async def test_the_tree_renders_events_appear_live_and_resume_works(browser: object) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
+from _browser import chromium
 from _dashboard_company import CompanySource
 from _dashboard_store import filled_store
 
@@ -25,15 +25,6 @@ from beamish.dashboard import DashboardServer
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
 
-CHROMIUM = os.environ.get("BEAMISH_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 LOCAL = ("127.0.0.1", "localhost", "::1")
 
 #: Colour statistics of a PNG, computed by the browser itself (no imaging library needed).
@@ -59,18 +50,8 @@ _PIXELS = """async (b64) => {
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Any]:
-    if not shutil.which(CHROMIUM):
-        if os.environ.get("BEAMISH_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{CHROMIUM} is required in CI (Debian package 'chromium') but absent")
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
+    async with chromium() as b:
+        yield b
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
